@@ -1,0 +1,166 @@
+//! Process creation and replacement: clone3, execve, setns, unshare, _exit.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use crate::{check, Result};
+
+/// Extra clone3 arguments beyond the namespace flags.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CloneArgs<'a> {
+    /// `CLONE_NEW*` and other `CLONE_*` flags.
+    pub flags: u64,
+    /// Place the child directly into this cgroup v2 directory (`CLONE_INTO_CGROUP`).
+    pub into_cgroup: Option<BorrowedFd<'a>>,
+}
+
+/// Where the calling code now runs after [`clone3`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Forked {
+    Parent { child: i32 },
+    Child,
+}
+
+/// `CLONE_INTO_CGROUP` (Linux 5.7); libc's constant has the wrong width.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+#[repr(C)]
+#[derive(Default)]
+struct RawCloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Forks the calling process with clone3, like `fork()` but with namespace
+/// flags and `CLONE_INTO_CGROUP`. Falls back to clone(2) where clone3 is missing.
+///
+/// The caller must be single-threaded: the child gets a copy of the
+/// address space, and any lock held by another thread would stay locked
+/// forever in the child. berth's runtime never starts threads before this.
+pub fn clone3(args: CloneArgs<'_>) -> Result<Forked> {
+    let mut raw = RawCloneArgs {
+        flags: args.flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = args.into_cgroup {
+        raw.flags |= CLONE_INTO_CGROUP;
+        raw.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork:
+    // the child continues on a copy of our stack. `raw` outlives the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut raw as *mut RawCloneArgs,
+            std::mem::size_of::<RawCloneArgs>(),
+        )
+    };
+    let ret = match check(ret) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) && args.into_cgroup.is_none() => {
+            // SAFETY: as above; clone(2) with a null stack is fork-like.
+            check(unsafe {
+                libc::syscall(
+                    libc::SYS_clone,
+                    args.flags | libc::SIGCHLD as u64,
+                    0usize,
+                    0usize,
+                    0usize,
+                    0usize,
+                )
+            })?
+        }
+        other => other?,
+    };
+    Ok(if ret == 0 {
+        Forked::Child
+    } else {
+        Forked::Parent { child: ret as i32 }
+    })
+}
+
+/// Replaces the process image. Returns only on failure.
+pub fn execve(path: &CStr, argv: &[&CStr], envp: &[&CStr]) -> std::io::Error {
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    // SAFETY: all pointers come from live CStrs and both arrays are NULL-terminated.
+    unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
+    std::io::Error::last_os_error()
+}
+
+/// Leaves the process at once, without running destructors or atexit
+/// handlers: the right exit for a forked child that failed.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no Rust state.
+    unsafe { libc::_exit(code) }
+}
+
+/// Joins the namespace behind `fd` (`nstype` is a `CLONE_NEW*` flag or 0).
+pub fn setns(fd: BorrowedFd<'_>, nstype: libc::c_int) -> Result<()> {
+    // SAFETY: plain syscall on a valid fd.
+    check(unsafe { libc::setns(fd.as_raw_fd(), nstype) } as libc::c_long).map(drop)
+}
+
+/// Moves the calling process into new namespaces.
+pub fn unshare(flags: libc::c_int) -> Result<()> {
+    // SAFETY: plain syscall; the process is single-threaded when berth calls it.
+    check(unsafe { libc::unshare(flags) } as libc::c_long).map(drop)
+}
+
+/// `prctl` with integer arguments.
+pub fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> Result<libc::c_int> {
+    // SAFETY: integer-only prctl options read no memory of ours.
+    check(unsafe { libc::prctl(option, arg2, arg3, 0, 0) } as libc::c_long).map(|r| r as libc::c_int)
+}
+
+/// Sets an rlimit of the calling process.
+pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `lim` is a valid rlimit for the duration of the call.
+    check(unsafe { libc::setrlimit(resource as _, &lim) } as libc::c_long).map(drop)
+}
+
+/// Creates a new session; the caller becomes its leader.
+pub fn setsid() -> Result<()> {
+    // SAFETY: plain syscall.
+    check(unsafe { libc::setsid() } as libc::c_long).map(drop)
+}
+
+/// Makes `fd` (a terminal) the controlling terminal of the calling session leader.
+pub fn set_controlling_terminal(fd: BorrowedFd<'_>) -> Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) } as libc::c_long).map(drop)
+}
+
+/// Sets the size of a terminal.
+pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize that lives for the call.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) } as libc::c_long).map(drop)
+}
+
+/// Closes every fd from `first` upwards, or marks them close-on-exec.
+pub fn close_range(first: u32, cloexec_only: bool) -> Result<()> {
+    let flags = if cloexec_only { libc::CLOSE_RANGE_CLOEXEC } else { 0 };
+    // SAFETY: close_range only affects our fd table; callers own every fd >= first.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, flags) }).map(drop)
+}
