@@ -40,7 +40,7 @@ pub fn workspace_root() -> PathBuf {
 /// The normal (non-dev) dependency graph of the workspace: package name -> names it depends on.
 fn dependency_graph(root: &Path) -> Result<(BTreeMap<String, BTreeSet<String>>, BTreeSet<String>)> {
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--offline", "--manifest-path"])
+        .args(["metadata", "--format-version", "1", "--manifest-path"])
         .arg(root.join("Cargo.toml"))
         .output()
         .context("running cargo metadata")?;
