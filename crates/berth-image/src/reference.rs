@@ -200,6 +200,16 @@ impl Reference {
         self
     }
 
+    /// What `docker pull` fetches: a reference with both a tag and a digest
+    /// loses the tag (the digest pins the content); one with neither gets
+    /// `latest`.
+    pub fn pull_target(&self) -> Reference {
+        match &self.digest {
+            Some(d) => self.repository_only().with_digest(d.clone()),
+            None => self.clone().with_default_tag(),
+        }
+    }
+
     /// Replaces the tag (validated with docker's tag rule).
     pub fn with_tag(mut self, tag: &str) -> Result<Reference, ReferenceError> {
         if !valid_tag(tag) {
@@ -575,6 +585,14 @@ mod tests {
                 .tag(),
             None
         );
+    }
+
+    #[test]
+    fn pull_target_prefers_the_digest() {
+        let r = parse(&format!("busybox:1.36@{D}"));
+        assert_eq!(r.pull_target().to_string(), format!("docker.io/library/busybox@{D}"));
+        assert_eq!(parse("busybox").pull_target().familiar(), "busybox:latest");
+        assert_eq!(parse("busybox:1").pull_target().familiar(), "busybox:1");
     }
 
     #[test]
