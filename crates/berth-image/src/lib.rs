@@ -4,8 +4,10 @@
 //!
 //! Everything here is synchronous; the daemon calls it from blocking threads.
 
+pub mod content;
 pub mod digest;
 pub mod reference;
 
+pub use content::{BlobInfo, Committed, ContentError, ContentStore, IngestStatus, Writer};
 pub use digest::{Algorithm, Digest, DigestError, Digester, HashingWriter, VerifyingReader};
 pub use reference::{Reference, ReferenceError};

@@ -590,7 +590,10 @@ mod tests {
     #[test]
     fn pull_target_prefers_the_digest() {
         let r = parse(&format!("busybox:1.36@{D}"));
-        assert_eq!(r.pull_target().to_string(), format!("docker.io/library/busybox@{D}"));
+        assert_eq!(
+            r.pull_target().to_string(),
+            format!("docker.io/library/busybox@{D}")
+        );
         assert_eq!(parse("busybox").pull_target().familiar(), "busybox:latest");
         assert_eq!(parse("busybox:1").pull_target().familiar(), "busybox:1");
     }
