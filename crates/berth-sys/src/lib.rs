@@ -8,6 +8,7 @@ pub mod caps;
 pub mod ids;
 pub mod mount;
 pub mod process;
+pub mod seccomp;
 
 pub use std::io::Result;
 
