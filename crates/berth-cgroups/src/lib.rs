@@ -1,0 +1,186 @@
+#![forbid(unsafe_code)]
+//! berth's cgroup library for the OCI runtime: our own thin cgroupfs code
+//! for cgroup v1, v2 and hybrid hosts. Synchronous on purpose: the runtime
+//! forks and clones, and must not link an async runtime.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), berth_cgroups::Error> {
+//! let layout = berth_cgroups::detect()?;
+//! let cg = berth_cgroups::manager(&layout, None, "my-container")?; // /berth/my-container
+//! cg.create()?;
+//! cg.add_process(1234)?;
+//! # Ok(()) }
+//! ```
+//!
+//! Everything a spec asks for is validated before anything is written
+//! (see `plan`), and every resource error names the spec field.
+
+mod cgpath;
+pub mod convert;
+mod devices;
+mod error;
+mod fsutil;
+mod hugetlb;
+mod layout;
+mod plan;
+mod procfs;
+pub mod stats;
+mod v1;
+mod v2;
+
+use std::path::PathBuf;
+
+use oci_spec::runtime::LinuxResources;
+
+pub use cgpath::DEFAULT_PARENT;
+pub use error::Error;
+pub use layout::{detect, Layout, UnifiedHierarchy, V1Hierarchy};
+pub use stats::Stats;
+
+/// What the freezer reports for a cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum FreezerState {
+    Thawed,
+    /// Freezing has been requested and not all tasks are frozen yet.
+    Freezing,
+    Frozen,
+}
+
+/// One container's cgroup, on whatever layout the host has.
+pub trait CgroupManager: Send + Sync {
+    /// Creates every directory the container needs; idempotent.
+    fn create(&self) -> Result<(), Error>;
+    /// Moves a process (the container's init, or an `exec`ed process) in.
+    fn add_process(&self, pid: i32) -> Result<(), Error>;
+    /// Validates all of `r`, then writes it. An invalid or unsupported value
+    /// is an error naming the field and nothing is written.
+    fn apply(&self, r: &LinuxResources) -> Result<(), Error>;
+    /// Freezes every process and waits until the kernel reports frozen.
+    fn freeze(&self) -> Result<(), Error>;
+    fn thaw(&self) -> Result<(), Error>;
+    fn freezer_state(&self) -> Result<FreezerState, Error>;
+    /// Every process in the cgroup and in cgroups below it, sorted.
+    fn pids(&self) -> Result<Vec<i32>, Error>;
+    fn stats(&self) -> Result<Stats, Error>;
+    /// Removes the cgroup (and any below it); Ok if already gone. Fails with
+    /// [`Error::Busy`] while processes remain.
+    fn destroy(&self) -> Result<(), Error>;
+    /// How many times the kernel's OOM killer killed a process in here.
+    fn oom_kill_count(&self) -> Result<u64, Error>;
+    /// The cgroup2 directory to clone into (CLONE_INTO_CGROUP), only on a
+    /// pure v2 host where that single directory is the whole cgroup.
+    fn v2_dir(&self) -> Option<PathBuf>;
+    /// Every directory this cgroup occupies (for diagnostics and leak checks).
+    fn paths(&self) -> Vec<PathBuf>;
+}
+
+/// The manager for a container's cgroup. `cgroups_path` is the spec's
+/// `linux.cgroupsPath`: absolute from each hierarchy's root, relative from
+/// the runtime's own cgroup, `None` for `/berth/<container_id>`.
+pub fn manager(
+    layout: &Layout,
+    cgroups_path: Option<&str>,
+    container_id: &str,
+) -> Result<Box<dyn CgroupManager>, Error> {
+    let path = cgpath::parse(cgroups_path, container_id)?;
+    match layout {
+        Layout::V2 { unified } => Ok(Box::new(v2::V2Manager {
+            cg: v2::V2Cgroup {
+                mount_point: unified.mount_point.clone(),
+                dir: path.v2_dir(unified)?,
+            },
+        })),
+        Layout::V1 { hierarchies } | Layout::Hybrid { hierarchies, .. } => {
+            let dirs = hierarchies
+                .iter()
+                .map(|h| Ok((h.clone(), path.v1_dir(h)?)))
+                .collect::<Result<Vec<_>, Error>>()?;
+            let unified = match layout.unified() {
+                Some(u) => Some((
+                    v2::V2Cgroup {
+                        mount_point: u.mount_point.clone(),
+                        dir: path.v2_dir(u)?,
+                    },
+                    u.controllers.clone(),
+                )),
+                None => None,
+            };
+            Ok(Box::new(v1::V1Manager {
+                dirs,
+                unified,
+                layout: layout.to_string(),
+            }))
+        }
+    }
+}
+
+/// Settings in `r` that berth accepts and deliberately does not apply, for
+/// the runtime to warn about. As runc 1.2+: `memory.kernel` and
+/// `memory.kernelTCP` (kernel memory limits are deprecated since Linux 5.4,
+/// absent in cgroup v2, and could wedge a cgroup), and `memory.useHierarchy`
+/// (always on in current kernels).
+pub fn ignored_settings(r: &LinuxResources) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if let Some(m) = r.memory() {
+        if m.kernel().is_some() {
+            out.push("linux.resources.memory.kernel");
+        }
+        if m.kernel_tcp().is_some() {
+            out.push("linux.resources.memory.kernelTCP");
+        }
+        if m.use_hierarchy().is_some() {
+            out.push("linux.resources.memory.useHierarchy");
+        }
+    }
+    out
+}
+
+pub(crate) fn check_pid(pid: i32) -> Result<(), Error> {
+    if pid <= 0 {
+        return Err(Error::InvalidPid { pid });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_memory_is_reported_as_ignored() {
+        let r: LinuxResources =
+            serde_json::from_str(r#"{"memory":{"limit":1048576,"kernel":1,"kernelTCP":2}}"#)
+                .unwrap();
+        assert_eq!(
+            ignored_settings(&r),
+            vec![
+                "linux.resources.memory.kernel",
+                "linux.resources.memory.kernelTCP"
+            ]
+        );
+        assert!(ignored_settings(&LinuxResources::default()).is_empty());
+    }
+
+    #[test]
+    fn manager_rejects_bad_paths_before_touching_anything() {
+        let layout = Layout::V2 {
+            unified: UnifiedHierarchy {
+                mount_point: "/nonexistent/cgroup".into(),
+                mount_root: "/".into(),
+                own_path: "/".into(),
+                controllers: vec![],
+            },
+        };
+        assert!(matches!(
+            manager(&layout, Some("a:b:c"), "x"),
+            Err(Error::Systemd { .. })
+        ));
+        assert!(manager(&layout, Some("/a/../../b"), "x").is_err());
+        let m = manager(&layout, None, "x").unwrap();
+        assert_eq!(
+            m.v2_dir(),
+            Some(PathBuf::from("/nonexistent/cgroup/berth/x"))
+        );
+        assert!(matches!(m.add_process(0), Err(Error::InvalidPid { .. })));
+    }
+}
