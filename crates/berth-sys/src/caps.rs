@@ -19,7 +19,12 @@ pub fn clear_ambient() -> Result<()> {
 }
 
 pub fn raise_ambient(cap: u32) -> Result<()> {
-    prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as _, cap as _).map(drop)
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_RAISE as _,
+        cap as _,
+    )
+    .map(drop)
 }
 
 /// Sets the effective, permitted and inheritable sets (bit masks) of the calling thread.

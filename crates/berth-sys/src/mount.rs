@@ -26,7 +26,8 @@ pub fn open_tree_clone(path: &std::ffi::CStr, recursive: bool) -> Result<OwnedFd
         flags |= AT_RECURSIVE;
     }
     // SAFETY: path is a valid C string; the returned fd is owned by us.
-    let fd = check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })?;
+    let fd =
+        check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })?;
     // SAFETY: the kernel returned a new fd.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }

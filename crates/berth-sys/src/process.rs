@@ -121,7 +121,8 @@ pub fn unshare(flags: libc::c_int) -> Result<()> {
 /// `prctl` with integer arguments.
 pub fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> Result<libc::c_int> {
     // SAFETY: integer-only prctl options read no memory of ours.
-    check(unsafe { libc::prctl(option, arg2, arg3, 0, 0) } as libc::c_long).map(|r| r as libc::c_int)
+    check(unsafe { libc::prctl(option, arg2, arg3, 0, 0) } as libc::c_long)
+        .map(|r| r as libc::c_int)
 }
 
 /// Sets an rlimit of the calling process.
@@ -160,7 +161,32 @@ pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<()> {
 
 /// Closes every fd from `first` upwards, or marks them close-on-exec.
 pub fn close_range(first: u32, cloexec_only: bool) -> Result<()> {
-    let flags = if cloexec_only { libc::CLOSE_RANGE_CLOEXEC } else { 0 };
+    let flags = if cloexec_only {
+        libc::CLOSE_RANGE_CLOEXEC
+    } else {
+        0
+    };
     // SAFETY: close_range only affects our fd table; callers own every fd >= first.
     check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, flags) }).map(drop)
+}
+
+/// Clears FD_CLOEXEC on a raw fd number that the caller handed us to pass
+/// through (runc's `--preserve-fds`). EBADF if it is not open.
+pub fn clear_cloexec(fd: i32) -> Result<()> {
+    // SAFETY: fcntl on an arbitrary number is harmless; a closed one is EBADF.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } as libc::c_long).map(drop)
+}
+
+/// Joins a new anonymous session keyring (KEYCTL_JOIN_SESSION_KEYRING).
+pub fn join_session_keyring() -> Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: a null name asks for a new anonymous keyring; no memory is read.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    })
+    .map(drop)
 }

@@ -1,0 +1,142 @@
+//! Linux capabilities: names, and applying the five OCI sets.
+
+use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities};
+
+/// Capability names in kernel number order (CAP_CHOWN is 0).
+pub const NAMES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The kernel number of a capability name (with or without the CAP_ prefix).
+pub fn number(name: &str) -> Option<u32> {
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    NAMES.iter().position(|n| *n == full).map(|i| i as u32)
+}
+
+fn cap_number(cap: &Capability) -> Option<u32> {
+    let name = serde_json::to_value(cap).ok()?;
+    number(name.as_str()?)
+}
+
+/// A set as a bit mask, ignoring capabilities this kernel does not have.
+pub fn mask(set: &Option<Capabilities>, last_cap: u32) -> u64 {
+    set.iter()
+        .flatten()
+        .filter_map(cap_number)
+        .filter(|n| *n <= last_cap)
+        .fold(0u64, |m, n| m | (1u64 << n))
+}
+
+/// The five sets as masks, computed in the parent so the child only makes syscalls.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CapPlan {
+    pub bounding: u64,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub ambient: u64,
+    pub last_cap: u32,
+}
+
+impl CapPlan {
+    pub fn new(caps: &LinuxCapabilities) -> CapPlan {
+        let last_cap = berth_sys::caps::last_cap();
+        CapPlan {
+            bounding: mask(caps.bounding(), last_cap),
+            effective: mask(caps.effective(), last_cap),
+            permitted: mask(caps.permitted(), last_cap),
+            inheritable: mask(caps.inheritable(), last_cap),
+            ambient: mask(caps.ambient(), last_cap),
+            last_cap,
+        }
+    }
+
+    /// Drops everything outside the bounding set; needs CAP_SETPCAP, so it
+    /// runs before the identity change.
+    pub fn apply_bounding(&self) -> std::io::Result<()> {
+        for cap in 0..=self.last_cap {
+            if self.bounding & (1 << cap) == 0 {
+                berth_sys::caps::drop_bounding(cap)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets effective/permitted/inheritable and raises the ambient set.
+    pub fn apply_sets(&self) -> std::io::Result<()> {
+        berth_sys::caps::capset(self.effective, self.permitted, self.inheritable)?;
+        berth_sys::caps::clear_ambient()?;
+        for cap in 0..=self.last_cap {
+            if self.ambient & (1 << cap) != 0 {
+                // Raising fails unless the cap is permitted and inheritable;
+                // runc ignores such entries, and so do we.
+                let _ = berth_sys::caps::raise_ambient(cap);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(number("CAP_CHOWN"), Some(0));
+        assert_eq!(number("net_raw"), Some(13));
+        assert_eq!(number("CAP_CHECKPOINT_RESTORE"), Some(40));
+        assert_eq!(number("CAP_NOPE"), None);
+    }
+
+    #[test]
+    fn masks_use_kernel_numbers() {
+        let set: Capabilities = [Capability::Chown, Capability::Kill].into_iter().collect();
+        assert_eq!(mask(&Some(set), 40), 0b100001);
+    }
+}

@@ -1,0 +1,262 @@
+//! Loading and validating a bundle's config.json.
+//!
+//! Everything that can be checked before any process exists is checked
+//! here, so that a bad config fails in the parent with a message naming the
+//! field, and nothing is left behind.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::error::{Error, Result};
+
+/// The ociVersion range berth implements: 1.0.x to 1.3.x.
+const SUPPORTED_MAJOR: u64 = 1;
+const MAX_MINOR: u64 = 3;
+/// A config.json larger than this is rejected before parsing.
+const MAX_CONFIG_SIZE: u64 = 16 << 20;
+
+/// A parsed config.json with the bundle it came from.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub spec: Spec,
+    /// The root filesystem, absolute and canonical.
+    pub rootfs: PathBuf,
+}
+
+impl Bundle {
+    /// Reads `<dir>/config.json`, checks it, and resolves the rootfs.
+    pub fn load(dir: &Path) -> Result<Bundle> {
+        let dir = std::fs::canonicalize(dir).map_err(|e| Error::InvalidConfig {
+            path: dir.to_path_buf(),
+            message: format!("cannot open the bundle directory: {e}"),
+        })?;
+        let path = dir.join("config.json");
+        let spec = parse_spec_file(&path)?;
+        validate(&spec, &path)?;
+        let root = spec.root().as_ref().expect("validated: root is present");
+        let rootfs = if root.path().is_absolute() {
+            root.path().clone()
+        } else {
+            dir.join(root.path())
+        };
+        let rootfs = std::fs::canonicalize(&rootfs).map_err(|e| Error::InvalidConfig {
+            path: path.clone(),
+            message: format!("root.path: rootfs {rootfs:?} cannot be used: {e}"),
+        })?;
+        if !rootfs.is_dir() {
+            return Err(Error::InvalidConfig {
+                path,
+                message: format!("root.path: rootfs {rootfs:?} is not a directory"),
+            });
+        }
+        Ok(Bundle { dir, spec, rootfs })
+    }
+}
+
+/// Parses a config.json, naming the JSON path of any type error.
+pub fn parse_spec_file(path: &Path) -> Result<Spec> {
+    let invalid = |message: String| Error::InvalidConfig {
+        path: path.to_path_buf(),
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| invalid(format!("cannot read: {e}")))?;
+    if meta.len() > MAX_CONFIG_SIZE {
+        return Err(invalid(format!(
+            "is {} bytes; the limit is {MAX_CONFIG_SIZE}",
+            meta.len()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| invalid(format!("cannot read: {e}")))?;
+    parse_spec(&bytes).map_err(invalid)
+}
+
+/// Parses config.json bytes; the error names the field (`process.user.uid: ...`).
+pub fn parse_spec(bytes: &[u8]) -> std::result::Result<Spec, String> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        if field == "." {
+            format!("invalid JSON: {}", e.inner())
+        } else {
+            format!("{field}: {}", e.inner())
+        }
+    })
+}
+
+/// Checks what serde cannot: versions, required fields, values we cannot honour.
+pub fn validate(spec: &Spec, path: &Path) -> Result<()> {
+    let invalid = |message: String| Error::InvalidConfig {
+        path: path.to_path_buf(),
+        message,
+    };
+    check_version(spec.version()).map_err(invalid)?;
+    if spec.root().is_none() {
+        return Err(invalid(
+            "root: missing; the bundle must name its root filesystem".into(),
+        ));
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("process: missing; nothing to run".into()))?;
+    match process.args() {
+        Some(args) if !args.is_empty() => {}
+        _ => {
+            return Err(invalid(
+                "process.args: must contain at least one element".into(),
+            ))
+        }
+    }
+    if !process.cwd().is_absolute() {
+        return Err(invalid(format!(
+            "process.cwd: {:?} must be an absolute path",
+            process.cwd()
+        )));
+    }
+    if let Some(linux) = spec.linux() {
+        let mut seen = Vec::new();
+        for ns in linux.namespaces().iter().flatten() {
+            if seen.contains(&ns.typ()) {
+                return Err(invalid(format!(
+                    "linux.namespaces: {} is listed twice",
+                    ns.typ()
+                )));
+            }
+            seen.push(ns.typ());
+            if ns.typ() == LinuxNamespaceType::Time {
+                return Err(Error::unsupported(
+                    "linux.namespaces",
+                    "time namespaces are not supported yet",
+                ));
+            }
+        }
+        let has_userns = seen.contains(&LinuxNamespaceType::User);
+        let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+            || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+        if has_maps && !has_userns {
+            return Err(invalid(
+                "linux.uidMappings: mappings are given but there is no user namespace".into(),
+            ));
+        }
+        if linux.intel_rdt().is_some() {
+            return Err(Error::unsupported(
+                "linux.intelRdt",
+                "Intel RDT is not supported",
+            ));
+        }
+        if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            return Err(Error::unsupported(
+                "linux.netDevices",
+                "moving net devices is not supported yet",
+            ));
+        }
+        if linux.memory_policy().is_some() {
+            return Err(Error::unsupported(
+                "linux.memoryPolicy",
+                "memory policies are not supported yet",
+            ));
+        }
+        if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
+            return Err(Error::unsupported(
+                "linux.timeOffsets",
+                "time namespaces are not supported yet",
+            ));
+        }
+        if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) {
+            return Err(Error::unsupported(
+                "linux.mountLabel",
+                "SELinux is not supported",
+            ));
+        }
+        if let Some(p) = linux.rootfs_propagation() {
+            crate::mounts::propagation_flag(p)
+                .ok_or_else(|| invalid(format!("linux.rootfsPropagation: unknown value {p:?}")))?;
+        }
+        for (key, _) in linux.sysctl().iter().flatten() {
+            crate::sysctl::check_allowed(key, &seen).map_err(invalid)?;
+        }
+    }
+    if process
+        .selinux_label()
+        .as_ref()
+        .is_some_and(|l| !l.is_empty())
+    {
+        return Err(Error::unsupported(
+            "process.selinuxLabel",
+            "SELinux is not supported",
+        ));
+    }
+    if process.scheduler().is_some() {
+        return Err(Error::unsupported(
+            "process.scheduler",
+            "scheduler settings are not supported yet",
+        ));
+    }
+    if process.exec_cpu_affinity().is_some() {
+        return Err(Error::unsupported(
+            "process.execCPUAffinity",
+            "not supported yet",
+        ));
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if !m.destination().is_absolute() {
+            return Err(invalid(format!(
+                "mounts[{i}].destination: {:?} must be an absolute path",
+                m.destination()
+            )));
+        }
+        crate::mounts::MountOptions::parse(m.options().as_deref().unwrap_or_default())
+            .map_err(|e| invalid(format!("mounts[{i}].options: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Accepts ociVersion 1.0.x up to 1.3.x (with pre-release suffixes such as "1.0.2-dev").
+pub fn check_version(version: &str) -> std::result::Result<(), String> {
+    let core = version.split(['-', '+']).next().unwrap_or_default();
+    let parts: Vec<Option<u64>> = core.split('.').map(|p| p.parse().ok()).collect();
+    match parts.as_slice() {
+        [Some(SUPPORTED_MAJOR), Some(minor), Some(_)] if *minor <= MAX_MINOR => Ok(()),
+        _ => Err(format!(
+            "ociVersion: {version:?} is not supported; berth implements 1.0.0 to 1.{MAX_MINOR}.x"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        for ok in ["1.0.0", "1.0.2-dev", "1.1.0", "1.2.0", "1.3.0-rc.1"] {
+            assert!(check_version(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "2.0.0", "1.4.0", "0.9.0", "one"] {
+            assert!(check_version(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let err = parse_spec(
+            br#"{"ociVersion":"1.0.0","process":{"user":{"uid":"root","gid":0},"cwd":"/"}}"#,
+        )
+        .unwrap_err();
+        assert!(err.starts_with("process.user.uid: invalid type"), "{err}");
+    }
+
+    #[test]
+    fn missing_required_field_is_named() {
+        let err = parse_spec(br#"{"ociVersion":"1.0.0","process":{"cwd":"/"}}"#).unwrap_err();
+        assert!(err.contains("missing field `user`"), "{err}");
+    }
+
+    #[test]
+    fn bad_json_is_reported() {
+        let err = parse_spec(b"{not json").unwrap_err();
+        assert!(err.starts_with("invalid JSON"), "{err}");
+    }
+}

@@ -1,0 +1,150 @@
+//! Running another process inside a running container (`runc exec`).
+//!
+//! The new process joins every namespace of the container's init (user
+//! namespace first) and its cgroup, gets the container's seccomp filter,
+//! and the identity, capabilities and limits of its own process spec.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use crate::container::Container;
+use crate::error::{Error, IoContext, Result};
+use crate::init::{self, InitContext};
+use crate::namespaces::NsPlan;
+use crate::process::ProcessPlan;
+use crate::state::Status;
+use crate::sync::{self, Msg};
+
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    pub process: Process,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+}
+
+impl Container {
+    /// Starts `opts.process` in the container and returns its pid once it
+    /// has exec'd (or the error that kept it from doing so). The process is
+    /// a child of the caller, who should wait for it.
+    pub fn exec(&self, opts: &ExecOptions) -> Result<i32> {
+        match self.status() {
+            Status::Running | Status::Created => {}
+            s => {
+                return Err(Error::WrongState {
+                    id: self.id().to_string(),
+                    status: s.to_string(),
+                    message: "cannot exec in a container that is not running".into(),
+                })
+            }
+        }
+        let spec = &self.record.spec;
+        let linux = spec.linux().clone().unwrap_or_default();
+        let types: Vec<LinuxNamespaceType> = linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .map(|n| n.typ())
+            .collect();
+        let ns = NsPlan::join_process(self.record.pid, &types)?;
+        let seccomp = match linux.seccomp() {
+            Some(profile) => Some(
+                berth_seccomp::compile_cached(profile, &self.root().join(".seccomp-cache"))
+                    .map_err(|e| Error::Seccomp(e.to_string()))?,
+            ),
+            None => None,
+        };
+        if opts.process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
+            return Err(Error::InvalidArgument(
+                "a terminal needs --console-socket".into(),
+            ));
+        }
+        let process = ProcessPlan::new(&opts.process, seccomp, opts.preserve_fds)?;
+        let console = opts
+            .console_socket
+            .as_deref()
+            .map(crate::container::connect_console)
+            .transpose()?;
+        let cgroup = self.cgroup_manager()?;
+        let (parent_end, child_end) = sync::channel()?;
+        let state = self.record.oci_state(Status::Running);
+        let forked = berth_sys::process::clone3(berth_sys::process::CloneArgs::default())
+            .ctx(|| "creating the exec process")?;
+        let child = match forked {
+            berth_sys::process::Forked::Child => {
+                drop(parent_end);
+                init::run(InitContext {
+                    spec,
+                    rootfs: &self.record.rootfs,
+                    ns: &ns,
+                    process: &process,
+                    sync: &child_end,
+                    exec_fifo: None,
+                    console_socket: console.as_ref(),
+                    no_pivot: false,
+                    no_new_keyring: true,
+                    cgroup_mounts: Vec::new(),
+                    has_create_runtime_hooks: false,
+                    state,
+                })
+            }
+            berth_sys::process::Forked::Parent { child } => child,
+        };
+        drop(child_end);
+        drop(console);
+        let reap = |pid: i32| {
+            if let Some(p) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty());
+            }
+        };
+        let fail = |e: Error, pids: &[i32]| {
+            for pid in pids {
+                if let Some(p) = rustix::process::Pid::from_raw(*pid) {
+                    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                }
+                reap(*pid);
+            }
+            e
+        };
+        if let Err(e) = cgroup.add_process(child) {
+            return Err(fail(Error::Cgroup(e.to_string()), &[child]));
+        }
+        if let Err(e) = parent_end.send(&Msg::Go) {
+            return Err(fail(e, &[child]));
+        }
+        let mut pid = child;
+        loop {
+            match parent_end.recv() {
+                Ok(Some(Msg::InitPid(p))) => {
+                    pid = p;
+                    reap(child);
+                }
+                // The channel closes on exec (it is close-on-exec): success.
+                Ok(None) => break,
+                Ok(Some(Msg::Error(e))) => return Err(fail(Error::Init(e), &[pid])),
+                Ok(Some(other)) => {
+                    return Err(fail(
+                        Error::Init(format!("unexpected message {other:?}")),
+                        &[pid],
+                    ))
+                }
+                Err(e) => return Err(fail(e, &[pid])),
+            }
+        }
+        if let Some(pid_file) = &opts.pid_file {
+            crate::state::write_atomic(&absolute(pid_file)?, pid.to_string().as_bytes(), 0o644)?;
+        }
+        Ok(pid)
+    }
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    if p.is_absolute() {
+        Ok(p.to_path_buf())
+    } else {
+        Ok(std::env::current_dir()
+            .ctx(|| "getting the working directory")?
+            .join(p))
+    }
+}

@@ -1,0 +1,293 @@
+//! The child side of create and exec: everything between clone3 and execve.
+//!
+//! This code runs in a forked copy of the runtime. It must not return into
+//! the caller's code: it either execs the container's program or exits.
+//! Failures before the parent stops listening go back over the sync channel
+//! as one message; later ones go to stderr.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::namespaces::NsPlan;
+use crate::process::ProcessPlan;
+use crate::rootfs::{self, CgroupMount, RootfsPlan};
+use crate::state::OciState;
+use crate::sync::{Channel, Msg};
+
+pub struct InitContext<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub ns: &'a NsPlan,
+    pub process: &'a ProcessPlan,
+    pub sync: &'a Channel,
+    /// The exec fifo (opened O_RDWR); None for exec, which starts at once.
+    pub exec_fifo: Option<&'a OwnedFd>,
+    pub console_socket: Option<&'a OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub cgroup_mounts: Vec<CgroupMount>,
+    pub has_create_runtime_hooks: bool,
+    /// The state handed to createContainer/startContainer hooks and seccomp agents.
+    pub state: OciState,
+}
+
+type Res<T = ()> = Result<T, String>;
+
+/// Never returns: execs the container process or exits.
+pub fn run(ctx: InitContext<'_>) -> ! {
+    let err = match setup(&ctx) {
+        Ok(Stage::Exit) => berth_sys::process::exit_now(0),
+        Ok(Stage::Exec(path, listener)) => {
+            if let (Some(fd), Some(seccomp)) = (
+                listener,
+                ctx.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+            ) {
+                if let Some(path) = seccomp.listener_path() {
+                    let meta = seccomp.listener_metadata().as_deref();
+                    if let Err(e) = berth_seccomp::send_listener(path, meta, &ctx.state, fd.as_fd())
+                    {
+                        report(&ctx, format!("sending the seccomp listener: {e}"));
+                        berth_sys::process::exit_now(1);
+                    }
+                }
+            }
+            if let Err(e) = ctx.process.seal_fds() {
+                report(&ctx, format!("closing inherited file descriptors: {e}"));
+                berth_sys::process::exit_now(1);
+            }
+            ctx.process.exec(&path)
+        }
+        Err(e) => e,
+    };
+    report(&ctx, err);
+    berth_sys::process::exit_now(if ctx.exec_fifo.is_some() { 1 } else { 127 })
+}
+
+/// Sends the error to the parent if it still listens, else prints it.
+fn report(ctx: &InitContext<'_>, message: String) {
+    if ctx.sync.send(&Msg::Error(message.clone())).is_err() {
+        eprintln!("berth-runtime: {message}");
+    }
+}
+
+enum Stage {
+    /// This process was only the first of two forks: its job is done.
+    Exit,
+    Exec(std::ffi::CString, Option<OwnedFd>),
+}
+
+fn setup(ctx: &InitContext<'_>) -> Res<Stage> {
+    let die_with_parent =
+        || berth_sys::process::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as _, 0).map(drop);
+    die_with_parent().map_err(|e| format!("PR_SET_PDEATHSIG: {e}"))?;
+    ctx.sync.expect(&Msg::Go).map_err(|e| e.to_string())?;
+    enter_namespaces(ctx)?;
+    if ctx.ns.needs_fork {
+        match berth_sys::process::clone3(berth_sys::process::CloneArgs {
+            flags: libc::CLONE_PARENT as u64,
+            into_cgroup: None,
+        })
+        .map_err(|e| format!("forking into the pid namespace: {e}"))?
+        {
+            berth_sys::process::Forked::Parent { child } => {
+                ctx.sync
+                    .send(&Msg::InitPid(child))
+                    .map_err(|e| e.to_string())?;
+                return Ok(Stage::Exit);
+            }
+            berth_sys::process::Forked::Child => {
+                die_with_parent().map_err(|e| format!("PR_SET_PDEATHSIG: {e}"))?;
+            }
+        }
+    }
+    let is_init = ctx.exec_fifo.is_some();
+    if is_init {
+        if !ctx.no_new_keyring {
+            join_session_keyring(ctx.spec)?;
+        }
+        prepare_container(ctx)?;
+    }
+    ctx.process.setup_privileged(ctx.console_socket)?;
+    let exe = ctx.process.resolve_executable()?;
+    let cwd_done = ctx
+        .process
+        .chdir()
+        .map_err(|e| format!("process.cwd: chdir to {:?}: {e}", ctx.process.cwd))?;
+    let mut listener = None;
+    if let Some(fifo) = ctx.exec_fifo {
+        berth_sys::process::prctl(libc::PR_SET_PDEATHSIG, 0, 0)
+            .map_err(|e| format!("PR_SET_PDEATHSIG: {e}"))?;
+        ctx.sync.send(&Msg::Ready).map_err(|e| e.to_string())?;
+        wait_for_start(fifo)?;
+        let mut state = ctx.state.clone();
+        state.status = crate::state::Status::Running;
+        let hooks = ctx
+            .spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.start_container().clone())
+            .unwrap_or_default();
+        crate::hooks::run_all("startContainer", &hooks, &state).map_err(|e| e.to_string())?;
+    }
+    if let Some(fd) = ctx.process.drop_privileges(cwd_done)? {
+        listener = Some(fd);
+    }
+    if let Some(fd) = ctx.process.load_late_seccomp()? {
+        listener = Some(fd);
+    }
+    Ok(Stage::Exec(exe, listener))
+}
+
+fn enter_namespaces(ctx: &InitContext<'_>) -> Res {
+    let ns = ctx.ns;
+    for (fd, t) in ns
+        .joins
+        .iter()
+        .filter(|(_, t)| *t == LinuxNamespaceType::User)
+    {
+        berth_sys::process::setns(fd.as_fd(), crate::namespaces::flag(*t))
+            .map_err(|e| format!("joining the user namespace: {e}"))?;
+    }
+    if ns.new_userns && !ns.userns_in_clone() {
+        berth_sys::process::unshare(libc::CLONE_NEWUSER)
+            .map_err(|e| format!("creating a user namespace: {e}"))?;
+        ctx.sync
+            .send(&Msg::MapsRequest)
+            .map_err(|e| e.to_string())?;
+        ctx.sync.expect(&Msg::MapsDone).map_err(|e| e.to_string())?;
+    }
+    if ns.has_userns {
+        berth_sys::ids::setresgid(0)
+            .map_err(|e| format!("becoming gid 0 in the user namespace (is it mapped?): {e}"))?;
+        berth_sys::ids::setresuid(0)
+            .map_err(|e| format!("becoming uid 0 in the user namespace (is it mapped?): {e}"))?;
+    }
+    for (fd, t) in ns
+        .joins
+        .iter()
+        .filter(|(_, t)| *t != LinuxNamespaceType::User)
+    {
+        berth_sys::process::setns(fd.as_fd(), crate::namespaces::flag(*t))
+            .map_err(|e| format!("joining the {t} namespace: {e}"))?;
+    }
+    let unshare = ns.unshare_flags & !libc::CLONE_NEWUSER;
+    if unshare != 0 {
+        berth_sys::process::unshare(unshare).map_err(|e| format!("creating namespaces: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The container's own world: rootfs, hooks, pivot_root, hostname, sysctls.
+fn prepare_container(ctx: &InitContext<'_>) -> Res {
+    let spec = ctx.spec;
+    if ctx.ns.has_mountns {
+        rootfs::prepare(&RootfsPlan {
+            spec,
+            rootfs: ctx.rootfs,
+            in_userns: ctx.ns.has_userns,
+            new_cgroupns: ctx.ns.new_cgroupns,
+            cgroup_mounts: ctx.cgroup_mounts.clone(),
+        })?;
+        ensure_cwd(ctx)?;
+    }
+    if ctx.has_create_runtime_hooks {
+        ctx.sync
+            .send(&Msg::RunCreateRuntimeHooks)
+            .map_err(|e| e.to_string())?;
+        ctx.sync
+            .expect(&Msg::HooksDone)
+            .map_err(|e| e.to_string())?;
+    }
+    let hooks = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().clone())
+        .unwrap_or_default();
+    crate::hooks::run_all("createContainer", &hooks, &ctx.state).map_err(|e| e.to_string())?;
+    if ctx.ns.has_mountns {
+        rootfs::enter(ctx.rootfs, ctx.no_pivot)?;
+        rootfs::finish(spec, ctx.ns.has_userns)?;
+    }
+    if let Some(name) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        if !ctx.ns.has_utsns {
+            return Err(
+                "hostname: setting a hostname needs a UTS namespace of the container's own".into(),
+            );
+        }
+        rustix::system::sethostname(name.as_bytes())
+            .map_err(|e| format!("hostname: {}", std::io::Error::from(e)))?;
+    }
+    if let Some(name) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
+        if !ctx.ns.has_utsns {
+            return Err(
+                "domainname: setting a domainname needs a UTS namespace of the container's own"
+                    .into(),
+            );
+        }
+        rustix::system::setdomainname(name.as_bytes())
+            .map_err(|e| format!("domainname: {}", std::io::Error::from(e)))?;
+    }
+    for (key, value) in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        crate::sysctl::write(key, value)
+            .map_err(|e| format!("linux.sysctl: {key}={value}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// runc creates a missing working directory inside the rootfs; so do we.
+fn ensure_cwd(ctx: &InitContext<'_>) -> Res {
+    let root = rustix::fs::open(
+        ctx.rootfs,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| format!("opening the rootfs: {}", std::io::Error::from(e)))?;
+    crate::paths::mkdir_all_in_root(root.as_fd(), &ctx.process.cwd, crate::paths::Leaf::Dir)
+        .map(drop)
+        .map_err(|e| {
+            format!(
+                "process.cwd: creating {:?}: {}",
+                ctx.process.cwd,
+                std::io::Error::from(e)
+            )
+        })
+}
+
+/// A fresh session keyring, so containers do not share the host's keys.
+fn join_session_keyring(spec: &Spec) -> Res {
+    let _ = spec;
+    match berth_sys::process::join_session_keyring() {
+        Ok(()) => Ok(()),
+        // Kernels without keyrings, or a user namespace that may not: runc goes on too.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS) | Some(libc::EACCES) | Some(libc::EPERM)
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(format!("creating a session keyring: {e}")),
+    }
+}
+
+/// Blocks until `start` writes a byte into the exec fifo.
+fn wait_for_start(fifo: &OwnedFd) -> Res {
+    let mut buf = [0u8; 1];
+    loop {
+        match rustix::io::read(fifo, &mut buf) {
+            Ok(1) => return Ok(()),
+            Ok(_) => return Err("the exec fifo was closed before start".into()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(format!("waiting for start: {}", std::io::Error::from(e))),
+        }
+    }
+}

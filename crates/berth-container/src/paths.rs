@@ -1,0 +1,162 @@
+//! Resolving container paths without ever leaving the container's root.
+//!
+//! Every path that comes from a config or from inside the container is
+//! resolved with openat2(RESOLVE_IN_ROOT) against a directory fd of the
+//! root, so `..` and symlinks (absolute or relative) stay inside it. Mounts
+//! then target the resolved fd through /proc/self/fd/N, which the kernel
+//! follows to exactly that dentry: a symlink swapped in later cannot
+//! redirect the mount (CVE-2021-30465).
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+/// Opens `path` (taken as relative to `root`) inside `root` with `flags`.
+pub fn open_in_root(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    flags: OFlags,
+) -> rustix::io::Result<OwnedFd> {
+    let rel = relative(path);
+    loop {
+        match rustix::fs::openat2(root, &rel, flags | OFlags::CLOEXEC, Mode::empty(), RESOLVE) {
+            Err(Errno::AGAIN) | Err(Errno::INTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// `path` without its leading `/` (and `.` for the root itself).
+pub fn relative(path: &Path) -> PathBuf {
+    let rel: PathBuf = path
+        .components()
+        .filter(|c| !matches!(c, Component::RootDir | Component::CurDir))
+        .collect();
+    if rel.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        rel
+    }
+}
+
+/// What to create at the end of a path that does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leaf {
+    Dir,
+    File,
+}
+
+/// Resolves `path` inside `root`, creating missing directories (and the
+/// leaf as a dir or an empty file) one component at a time, each creation
+/// relative to an fd that was itself resolved inside the root. Returns an
+/// O_PATH fd to the leaf.
+pub fn mkdir_all_in_root(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    leaf: Leaf,
+) -> rustix::io::Result<OwnedFd> {
+    let rel = relative(path);
+    if let Ok(fd) = open_in_root(root, &rel, OFlags::PATH) {
+        return Ok(fd);
+    }
+    let mut parent = open_in_root(root, Path::new("."), OFlags::PATH | OFlags::DIRECTORY)?;
+    let comps: Vec<Component> = rel.components().collect();
+    let mut so_far = PathBuf::new();
+    for (i, comp) in comps.iter().enumerate() {
+        so_far.push(comp);
+        let is_leaf = i + 1 == comps.len();
+        match open_in_root(root, &so_far, OFlags::PATH) {
+            Ok(fd) => {
+                parent = fd;
+                continue;
+            }
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(e),
+        }
+        let name = match comp {
+            Component::Normal(n) => *n,
+            // `..` that leads nowhere: RESOLVE_IN_ROOT already clamps it; skip.
+            _ => continue,
+        };
+        if is_leaf && leaf == Leaf::File {
+            // O_PATH fds cannot be used as dirfd for creation; reopen as a directory.
+            let dir = reopen_dir(parent.as_fd())?;
+            let fd = rustix::fs::openat(
+                &dir,
+                name,
+                OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                Mode::from_raw_mode(0o644),
+            );
+            match fd {
+                Ok(_) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(e),
+            }
+        } else {
+            let dir = reopen_dir(parent.as_fd())?;
+            match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        parent = open_in_root(root, &so_far, OFlags::PATH)?;
+    }
+    Ok(parent)
+}
+
+/// Turns an O_PATH directory fd into one usable as a dirfd for *at calls.
+pub fn reopen_dir(fd: BorrowedFd<'_>) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat(
+        fd,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// The magic-link path that names exactly what `fd` refers to.
+pub fn proc_fd_path(fd: BorrowedFd<'_>) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn symlinks_cannot_escape() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root_dir = tmp.path().join("root");
+        std::fs::create_dir(&root_dir).unwrap();
+        symlink("/", root_dir.join("escape")).unwrap();
+        symlink("../../../..", root_dir.join("up")).unwrap();
+        let root =
+            rustix::fs::open(&root_dir, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        mkdir_all_in_root(
+            root.as_fd(),
+            Path::new("/escape/tmp/berth-escape-test"),
+            Leaf::Dir,
+        )
+        .unwrap();
+        mkdir_all_in_root(
+            root.as_fd(),
+            Path::new("up/etc/berth-escape-file"),
+            Leaf::File,
+        )
+        .unwrap();
+        assert!(root_dir.join("tmp/berth-escape-test").is_dir());
+        assert!(root_dir.join("etc/berth-escape-file").is_file());
+        assert!(!Path::new("/tmp/berth-escape-test").exists());
+        assert!(!Path::new("/etc/berth-escape-file").exists());
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(relative(Path::new("/")), PathBuf::from("."));
+        assert_eq!(relative(Path::new("/a/./b")), PathBuf::from("a/b"));
+    }
+}

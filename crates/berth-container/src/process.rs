@@ -1,0 +1,329 @@
+//! The process a container runs (its init's program, or an exec'd one):
+//! everything about it is computed in the parent into a [`ProcessPlan`],
+//! so the child after fork only makes system calls in a fixed order.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{PosixRlimitType, Process};
+
+use crate::caps::CapPlan;
+use crate::error::{Error, Result};
+
+/// Where a program is looked up when the process has no PATH.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+pub struct ProcessPlan {
+    pub args: Vec<CString>,
+    pub env: Vec<CString>,
+    pub cwd: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub umask: Option<u32>,
+    pub caps: Option<CapPlan>,
+    pub rlimits: Vec<(u32, u64, u64)>,
+    pub no_new_privileges: bool,
+    pub oom_score_adj: Option<i32>,
+    pub terminal: bool,
+    pub console_size: Option<(u16, u16)>,
+    pub seccomp: Option<berth_seccomp::CompiledFilter>,
+    /// Extra fds (3..3+N) passed through to the process.
+    pub preserve_fds: u32,
+}
+
+fn cstring(what: &str, s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::InvalidArgument(format!("{what} {s:?} contains a NUL byte")))
+}
+
+impl ProcessPlan {
+    pub fn new(
+        p: &Process,
+        seccomp: Option<berth_seccomp::CompiledFilter>,
+        preserve_fds: u32,
+    ) -> Result<ProcessPlan> {
+        let args = p
+            .args()
+            .as_ref()
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| Error::InvalidArgument("process.args must not be empty".into()))?
+            .iter()
+            .map(|a| cstring("process.args entry", a))
+            .collect::<Result<Vec<_>>>()?;
+        let env = p
+            .env()
+            .iter()
+            .flatten()
+            .map(|e| cstring("process.env entry", e))
+            .collect::<Result<Vec<_>>>()?;
+        let mut rlimits = Vec::new();
+        for r in p.rlimits().iter().flatten() {
+            if r.soft() > r.hard() {
+                return Err(Error::InvalidArgument(format!(
+                    "process.rlimits: {:?} soft limit {} is above its hard limit {}",
+                    r.typ(),
+                    r.soft(),
+                    r.hard()
+                )));
+            }
+            rlimits.push((rlimit_resource(r.typ()), r.soft(), r.hard()));
+        }
+        let user = p.user();
+        Ok(ProcessPlan {
+            args,
+            env,
+            cwd: p.cwd().clone(),
+            uid: user.uid(),
+            gid: user.gid(),
+            additional_gids: user.additional_gids().clone().unwrap_or_default(),
+            umask: user.umask(),
+            caps: p.capabilities().as_ref().map(CapPlan::new),
+            rlimits,
+            no_new_privileges: p.no_new_privileges().unwrap_or(false),
+            oom_score_adj: p.oom_score_adj(),
+            terminal: p.terminal().unwrap_or(false),
+            console_size: p.console_size().as_ref().map(|b| {
+                (
+                    b.height().min(u16::MAX as u64) as u16,
+                    b.width().min(u16::MAX as u64) as u16,
+                )
+            }),
+            seccomp,
+            preserve_fds,
+        })
+    }
+
+    /// The value of PATH in the process's environment.
+    fn path_var(&self) -> String {
+        self.env
+            .iter()
+            .filter_map(|e| e.to_str().ok())
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or(DEFAULT_PATH)
+            .to_string()
+    }
+
+    /// Finds the program to exec, as exec.LookPath does, inside the
+    /// container (so call it after pivot_root or setns).
+    pub fn resolve_executable(&self) -> std::result::Result<CString, String> {
+        let prog = self.args[0]
+            .to_str()
+            .map_err(|_| "process.args[0] is not UTF-8".to_string())?;
+        let is_exec = |p: &Path| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        };
+        if prog.contains('/') {
+            let p = if Path::new(prog).is_absolute() {
+                PathBuf::from(prog)
+            } else {
+                self.cwd.join(prog)
+            };
+            return if is_exec(&p) {
+                Ok(CString::new(p.into_os_string().into_encoded_bytes())
+                    .expect("no NUL: came from a CString"))
+            } else if p.exists() {
+                Err(format!("exec: {prog:?}: permission denied"))
+            } else {
+                Err(format!("exec: {prog:?}: no such file or directory"))
+            };
+        }
+        for dir in self.path_var().split(':') {
+            let dir = if dir.is_empty() { "." } else { dir };
+            let candidate = Path::new(dir).join(prog);
+            if is_exec(&candidate) {
+                return Ok(
+                    CString::new(candidate.into_os_string().into_encoded_bytes()).expect("no NUL"),
+                );
+            }
+        }
+        Err(format!(
+            "exec: {prog:?}: executable file not found in $PATH"
+        ))
+    }
+
+    /// Terminal, rlimits and oom score: what must happen while still root.
+    pub fn setup_privileged(
+        &self,
+        console_socket: Option<&OwnedFd>,
+    ) -> std::result::Result<(), String> {
+        berth_sys::process::setsid().map_err(|e| format!("setsid: {e}"))?;
+        if self.terminal {
+            let socket = console_socket
+                .ok_or("process.terminal is true but no --console-socket was given")?;
+            let (master, slave) =
+                crate::console::open_pty().map_err(|e| format!("creating a pty: {e}"))?;
+            crate::console::send_fd(socket.as_fd(), master.as_fd(), "/dev/ptmx")
+                .map_err(|e| format!("sending the pty to the console socket: {e}"))?;
+            drop(master);
+            crate::console::become_terminal(&slave, self.console_size)
+                .map_err(|e| format!("setting up the terminal: {e}"))?;
+        }
+        if let Some(adj) = self.oom_score_adj {
+            std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
+                format!("process.oomScoreAdj: writing {adj}: {e} (lowering the score needs CAP_SYS_RESOURCE)")
+            })?;
+        }
+        for (res, soft, hard) in &self.rlimits {
+            berth_sys::process::setrlimit(*res, *soft, *hard).map_err(|e| {
+                format!(
+                    "process.rlimits: setting {} to {soft}/{hard}: {e} (raising a hard limit needs CAP_SYS_RESOURCE)",
+                    rlimit_name(*res)
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Changes to the target directory; first as root (which may see more),
+    /// and again after the identity change if that failed for permissions.
+    pub fn chdir(&self) -> std::io::Result<bool> {
+        match rustix::process::chdir(&self.cwd) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::ACCESS) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Identity, capabilities, no_new_privs and seccomp, in the order that
+    /// lets each step still have the privilege it needs.
+    pub fn drop_privileges(&self, cwd_done: bool) -> std::result::Result<Option<OwnedFd>, String> {
+        let mut listener = None;
+        if let Some(caps) = &self.caps {
+            caps.apply_bounding()
+                .map_err(|e| format!("dropping bounding capabilities: {e}"))?;
+        }
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
+        // the identity change below may take away: load it first.
+        if !self.no_new_privileges {
+            if let Some(filter) = &self.seccomp {
+                listener = filter
+                    .load()
+                    .map_err(|e| format!("loading the seccomp filter: {e}"))?;
+            }
+        }
+        berth_sys::process::prctl(libc::PR_SET_KEEPCAPS, 1, 0)
+            .map_err(|e| format!("PR_SET_KEEPCAPS: {e}"))?;
+        let setgroups_allowed =
+            std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");
+        if setgroups_allowed {
+            berth_sys::ids::setgroups(&self.additional_gids).map_err(|e| {
+                format!("setting additional groups {:?}: {e}", self.additional_gids)
+            })?;
+        } else if !self.additional_gids.is_empty() {
+            return Err(
+                "process.user.additionalGids: setgroups is denied in this user namespace".into(),
+            );
+        }
+        berth_sys::ids::setresgid(self.gid).map_err(|e| {
+            format!(
+                "setting gid {}: {e} (is it mapped in the user namespace?)",
+                self.gid
+            )
+        })?;
+        berth_sys::ids::setresuid(self.uid).map_err(|e| {
+            format!(
+                "setting uid {}: {e} (is it mapped in the user namespace?)",
+                self.uid
+            )
+        })?;
+        berth_sys::process::prctl(libc::PR_SET_KEEPCAPS, 0, 0)
+            .map_err(|e| format!("PR_SET_KEEPCAPS: {e}"))?;
+        if !cwd_done {
+            rustix::process::chdir(&self.cwd).map_err(|e| {
+                format!(
+                    "process.cwd: chdir to {:?}: {}",
+                    self.cwd,
+                    std::io::Error::from(e)
+                )
+            })?;
+        }
+        if let Some(caps) = &self.caps {
+            caps.apply_sets()
+                .map_err(|e| format!("setting capabilities: {e}"))?;
+        }
+        if self.no_new_privileges {
+            berth_sys::process::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0)
+                .map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {e}"))?;
+        }
+        if let Some(umask) = self.umask {
+            rustix::process::umask(rustix::fs::Mode::from_raw_mode(umask & 0o777));
+        }
+        Ok(listener)
+    }
+
+    /// With no_new_privs the filter goes last, so nothing berth still has
+    /// to do is subject to it.
+    pub fn load_late_seccomp(&self) -> std::result::Result<Option<OwnedFd>, String> {
+        match (&self.seccomp, self.no_new_privileges) {
+            (Some(filter), true) => filter
+                .load()
+                .map_err(|e| format!("loading the seccomp filter: {e}")),
+            _ => Ok(None),
+        }
+    }
+
+    /// Closes (on exec) every fd the process must not inherit: CVE-2024-21626
+    /// leaked a host directory fd into containers this way.
+    pub fn seal_fds(&self) -> std::io::Result<()> {
+        let first = 3 + self.preserve_fds;
+        for fd in 3..first {
+            // The caller's fds must survive exec even if they were marked CLOEXEC.
+            let _ = berth_sys::process::clear_cloexec(fd as i32);
+        }
+        berth_sys::process::close_range(first, true)
+    }
+
+    /// Replaces the process; returns only the error.
+    pub fn exec(&self, path: &CString) -> String {
+        let argv: Vec<&std::ffi::CStr> = self.args.iter().map(|a| a.as_c_str()).collect();
+        let envp: Vec<&std::ffi::CStr> = self.env.iter().map(|e| e.as_c_str()).collect();
+        let err = berth_sys::process::execve(path, &argv, &envp);
+        format!("exec {:?}: {err}", self.args[0])
+    }
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> u32 {
+    use PosixRlimitType as T;
+    (match t {
+        T::RlimitCpu => libc::RLIMIT_CPU,
+        T::RlimitFsize => libc::RLIMIT_FSIZE,
+        T::RlimitData => libc::RLIMIT_DATA,
+        T::RlimitStack => libc::RLIMIT_STACK,
+        T::RlimitCore => libc::RLIMIT_CORE,
+        T::RlimitRss => libc::RLIMIT_RSS,
+        T::RlimitNproc => libc::RLIMIT_NPROC,
+        T::RlimitNofile => libc::RLIMIT_NOFILE,
+        T::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        T::RlimitAs => libc::RLIMIT_AS,
+        T::RlimitLocks => libc::RLIMIT_LOCKS,
+        T::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        T::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        T::RlimitNice => libc::RLIMIT_NICE,
+        T::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        T::RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as u32
+}
+
+fn rlimit_name(res: u32) -> &'static str {
+    const NAMES: &[&str] = &[
+        "RLIMIT_CPU",
+        "RLIMIT_FSIZE",
+        "RLIMIT_DATA",
+        "RLIMIT_STACK",
+        "RLIMIT_CORE",
+        "RLIMIT_RSS",
+        "RLIMIT_NPROC",
+        "RLIMIT_NOFILE",
+        "RLIMIT_MEMLOCK",
+        "RLIMIT_AS",
+        "RLIMIT_LOCKS",
+        "RLIMIT_SIGPENDING",
+        "RLIMIT_MSGQUEUE",
+        "RLIMIT_NICE",
+        "RLIMIT_RTPRIO",
+        "RLIMIT_RTTIME",
+    ];
+    NAMES.get(res as usize).copied().unwrap_or("RLIMIT_?")
+}
