@@ -10,6 +10,10 @@
 //! runtime: send_listener(path, metadata, state, fd)         (SCMP_ACT_NOTIFY only)
 //! ```
 //!
+//! Docker-format profiles (`archMap`, `includes`, `excludes`) are resolved
+//! to an OCI section for one container with [`docker_to_oci`]; raw OCI JSON
+//! is read with [`parse_profile`], whose errors name the offending field.
+//!
 //! Semantics follow runc: SCMP_ACT_KILL is KILL_THREAD; ERRNO and TRACE
 //! default to EPERM; unknown syscall names are skipped with a warning;
 //! rules equal to the default action are dropped; several conditions on
@@ -18,6 +22,7 @@
 
 mod cache;
 mod compile;
+mod docker;
 mod error;
 mod filter;
 mod json;
@@ -25,6 +30,7 @@ mod listener;
 mod plan;
 
 pub use cache::compile_cached;
+pub use docker::{docker_to_oci, DockerTarget};
 pub use error::Error;
 pub use filter::CompiledFilter;
 pub use json::parse_profile;
