@@ -459,15 +459,16 @@ fn create_devices(
             bind_host_device(root, &path)?;
             continue;
         }
-        let file_type =
-            match typ {
-                LinuxDeviceType::C | LinuxDeviceType::U => FileType::CharacterDevice,
-                LinuxDeviceType::B => FileType::BlockDevice,
-                LinuxDeviceType::P => FileType::Fifo,
-                LinuxDeviceType::A => return Err(format!(
+        let file_type = match typ {
+            LinuxDeviceType::C | LinuxDeviceType::U => FileType::CharacterDevice,
+            LinuxDeviceType::B => FileType::BlockDevice,
+            LinuxDeviceType::P => FileType::Fifo,
+            LinuxDeviceType::A => {
+                return Err(format!(
                     "linux.devices: {path:?} has type \"a\", which is only valid in cgroup rules"
-                )),
-            };
+                ))
+            }
+        };
         let parent = path.parent().unwrap_or(Path::new("/dev"));
         let name = path
             .file_name()

@@ -253,7 +253,6 @@ pub struct UpdateArgs {
 }
 
 fn main() {
-    // A closed stdout (`berth-runtime list | head`) ends us quietly.
     let cli = Cli::parse();
     let log = logging::Log {
         file: cli.log.clone(),
@@ -262,10 +261,21 @@ fn main() {
     };
     let code = match commands::run(&cli, &log) {
         Ok(code) => code,
+        // A closed stdout (`berth-runtime list | head`) ends us quietly.
+        Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
             log.error(&format!("{e:#}"));
             1
         }
     };
     std::process::exit(code);
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
 }

@@ -47,9 +47,16 @@ struct RawCloneArgs {
 /// address space, and any lock held by another thread would stay locked
 /// forever in the child. berth's runtime never starts threads before this.
 pub fn clone3(args: CloneArgs<'_>) -> Result<Forked> {
+    // With CLONE_PARENT the kernel requires exit_signal 0: the child
+    // inherits the caller's exit signal instead.
+    let exit_signal = if args.flags & libc::CLONE_PARENT as u64 != 0 {
+        0
+    } else {
+        libc::SIGCHLD as u64
+    };
     let mut raw = RawCloneArgs {
         flags: args.flags,
-        exit_signal: libc::SIGCHLD as u64,
+        exit_signal,
         ..Default::default()
     };
     if let Some(fd) = args.into_cgroup {
