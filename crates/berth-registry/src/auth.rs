@@ -22,7 +22,10 @@ const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum AuthMode {
     Basic,
-    Bearer { realm: String, service: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -52,7 +55,11 @@ pub(crate) fn identity(creds: Option<&Credentials>) -> String {
         None => String::from("anonymous"),
         Some(c) => {
             let mut h = Sha256::new();
-            for part in [c.username.as_str(), c.password.as_str(), c.identity_token.as_deref().unwrap_or("")] {
+            for part in [
+                c.username.as_str(),
+                c.password.as_str(),
+                c.identity_token.as_deref().unwrap_or(""),
+            ] {
                 h.update((part.len() as u64).to_le_bytes());
                 h.update(part.as_bytes());
             }
@@ -78,8 +85,17 @@ impl AuthState {
         self.modes.lock().await.insert(host.to_string(), mode);
     }
 
-    pub(crate) async fn token(&self, host: &str, scopes: &[String], identity: &str) -> Option<String> {
-        let key = TokenKey { host: host.into(), scopes: scope_key(scopes), identity: identity.into() };
+    pub(crate) async fn token(
+        &self,
+        host: &str,
+        scopes: &[String],
+        identity: &str,
+    ) -> Option<String> {
+        let key = TokenKey {
+            host: host.into(),
+            scopes: scope_key(scopes),
+            identity: identity.into(),
+        };
         let mut tokens = self.tokens.lock().await;
         match tokens.get(&key) {
             Some(t) if t.refresh_at > Instant::now() => Some(t.token.clone()),
@@ -104,14 +120,28 @@ impl AuthState {
         if usable < Duration::from_secs(1) {
             return;
         }
-        let key = TokenKey { host: host.into(), scopes: scope_key(scopes), identity: identity.into() };
+        let key = TokenKey {
+            host: host.into(),
+            scopes: scope_key(scopes),
+            identity: identity.into(),
+        };
         let mut tokens = self.tokens.lock().await;
         tokens.retain(|_, t| t.refresh_at > Instant::now());
-        tokens.insert(key, CachedToken { token, refresh_at: Instant::now() + usable });
+        tokens.insert(
+            key,
+            CachedToken {
+                token,
+                refresh_at: Instant::now() + usable,
+            },
+        );
     }
 
     pub(crate) async fn forget_token(&self, host: &str, scopes: &[String], identity: &str) {
-        let key = TokenKey { host: host.into(), scopes: scope_key(scopes), identity: identity.into() };
+        let key = TokenKey {
+            host: host.into(),
+            scopes: scope_key(scopes),
+            identity: identity.into(),
+        };
         self.tokens.lock().await.remove(&key);
     }
 }
@@ -132,11 +162,19 @@ pub(crate) struct TokenResponse {
 impl TokenResponse {
     /// The token and how long it lives, or `None` when the answer holds no token.
     pub(crate) fn into_token(self) -> Option<(String, Duration, Option<String>)> {
-        let token = if self.token.is_empty() { self.access_token } else { self.token };
+        let token = if self.token.is_empty() {
+            self.access_token
+        } else {
+            self.token
+        };
         if token.is_empty() {
             return None;
         }
-        let lifetime = self.expires_in.filter(|s| *s > 0).map(Duration::from_secs).unwrap_or(DEFAULT_TOKEN_LIFETIME);
+        let lifetime = self
+            .expires_in
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
         Some((token, lifetime, self.refresh_token))
     }
 }
@@ -144,7 +182,10 @@ impl TokenResponse {
 /// `Authorization: Basic ...` for a username and password.
 pub(crate) fn basic_header(creds: &Credentials) -> String {
     let raw = format!("{}:{}", creds.username, creds.password);
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
 }
 
 #[cfg(test)]
@@ -157,9 +198,14 @@ mod tests {
         let a = identity(Some(&Credentials::basic("a", "1")));
         let b = identity(Some(&Credentials::basic("a", "2")));
         assert_ne!(a, b);
-        let scopes = vec!["repository:x:pull".to_string(), "repository:y:pull".to_string()];
+        let scopes = vec![
+            "repository:x:pull".to_string(),
+            "repository:y:pull".to_string(),
+        ];
         let reversed: Vec<String> = scopes.iter().rev().cloned().collect();
-        state.store_token("h", &scopes, &a, "T".into(), Duration::from_secs(60)).await;
+        state
+            .store_token("h", &scopes, &a, "T".into(), Duration::from_secs(60))
+            .await;
         assert_eq!(state.token("h", &reversed, &a).await.as_deref(), Some("T"));
         assert_eq!(state.token("h", &reversed, &b).await, None);
         assert_eq!(state.token("h", &scopes[..1], &a).await, None);
@@ -167,16 +213,24 @@ mod tests {
         state.forget_token("h", &scopes, &a).await;
         assert_eq!(state.token("h", &scopes, &a).await, None);
         // A token too short-lived to use is not cached.
-        state.store_token("h", &scopes, &a, "T".into(), Duration::from_millis(500)).await;
+        state
+            .store_token("h", &scopes, &a, "T".into(), Duration::from_millis(500))
+            .await;
         assert_eq!(state.token("h", &scopes, &a).await, None);
     }
 
     #[test]
     fn token_response_spellings() {
         let r: TokenResponse = serde_json::from_str(r#"{"token":"t","expires_in":300}"#).unwrap();
-        assert_eq!(r.into_token().map(|t| (t.0, t.1)), Some(("t".into(), Duration::from_secs(300))));
+        assert_eq!(
+            r.into_token().map(|t| (t.0, t.1)),
+            Some(("t".into(), Duration::from_secs(300)))
+        );
         let r: TokenResponse = serde_json::from_str(r#"{"access_token":"a"}"#).unwrap();
-        assert_eq!(r.into_token().map(|t| (t.0, t.1)), Some(("a".into(), DEFAULT_TOKEN_LIFETIME)));
+        assert_eq!(
+            r.into_token().map(|t| (t.0, t.1)),
+            Some(("a".into(), DEFAULT_TOKEN_LIFETIME))
+        );
         let r: TokenResponse = serde_json::from_str(r#"{}"#).unwrap();
         assert!(r.into_token().is_none());
     }

@@ -47,11 +47,22 @@ fn content_range_start(resp: &Response) -> Option<u64> {
 
 impl Client {
     /// HEAD on a blob: its size, or `None` when the repository does not have it.
-    pub async fn head_blob(&self, repo: &Reference, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+    pub async fn head_blob(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+    ) -> Result<Option<u64>, RegistryError> {
         let registry = repo.domain();
         let target = Target::pull(registry, repo.repository());
         let mut last = None;
-        for ep in self.pull_endpoints(registry).await? {
+        for candidate in self.pull_endpoints(registry).await {
+            let ep = match self.resolve(registry, candidate).await {
+                Ok(ep) => ep,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
             match self.head_blob_at(&target, &ep, digest).await {
                 Ok(found) => return Ok(found),
                 Err(e) => last = Some(e),
@@ -60,7 +71,12 @@ impl Client {
         Err(last.expect("pull_endpoints returns at least one endpoint"))
     }
 
-    async fn head_blob_at(&self, target: &Target<'_>, ep: &Endpoint, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+    async fn head_blob_at(
+        &self,
+        target: &Target<'_>,
+        ep: &Endpoint,
+        digest: &Digest,
+    ) -> Result<Option<u64>, RegistryError> {
         let url = ep.url(&format!("v2/{}/blobs/{digest}", target.repository));
         let resp = self.send(target, ep, |http| http.head(url.clone())).await?;
         match resp.status() {
@@ -69,10 +85,14 @@ impl Client {
                     .get(CONTENT_LENGTH)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| target.error(format!("HEAD {digest} answered without a Content-Length")))?,
+                    .ok_or_else(|| {
+                        target.error(format!("HEAD {digest} answered without a Content-Length"))
+                    })?,
             )),
             StatusCode::NOT_FOUND => Ok(None),
-            _ => Err(self.status_error(target, &Method::HEAD, &format!("blob {digest}"), resp).await),
+            _ => Err(self
+                .status_error(target, &Method::HEAD, &format!("blob {digest}"), resp)
+                .await),
         }
     }
 
@@ -97,8 +117,14 @@ impl Client {
         let registry = repo.domain();
         let target = Target::pull(registry, repo.repository());
         let mut state = match resume {
-            Some(r) => Download { digester: r.digester, written: r.offset },
-            None => Download { digester: Digester::new(digest.algorithm()), written: 0 },
+            Some(r) => Download {
+                digester: r.digester,
+                written: r.offset,
+            },
+            None => Download {
+                digester: Digester::new(digest.algorithm()),
+                written: 0,
+            },
         };
         let size_error = |actual: u64| RegistryError::SizeMismatch {
             registry: registry.into(),
@@ -111,8 +137,18 @@ impl Client {
             return Err(size_error(state.written));
         }
         let mut last = None;
-        for ep in self.pull_endpoints(registry).await? {
-            match self.fetch_from(&target, &ep, digest, expected_size, &mut state, sink).await {
+        for candidate in self.pull_endpoints(registry).await {
+            let ep = match self.resolve(registry, candidate).await {
+                Ok(ep) => ep,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            match self
+                .fetch_from(&target, &ep, digest, expected_size, &mut state, sink)
+                .await
+            {
                 Ok(()) => {
                     if let Some(expected) = expected_size {
                         if state.written != expected {
@@ -137,7 +173,9 @@ impl Client {
                     return Ok(state.written);
                 }
                 // Verification and local failures do not get better on a mirror.
-                Err(e @ (RegistryError::SizeMismatch { .. } | RegistryError::Sink { .. })) => return Err(e),
+                Err(e @ (RegistryError::SizeMismatch { .. } | RegistryError::Sink { .. })) => {
+                    return Err(e)
+                }
                 Err(e) => {
                     tracing::debug!(host = %ep.host, error = %e, "blob fetch failed");
                     last = Some(e);
@@ -185,15 +223,23 @@ impl Client {
                     Some(start) if start == offset => 0,
                     other => {
                         return Err(target.error(format!(
-                            "asked for {digest} from byte {offset}, got a range starting at {other:?}"
-                        )))
+                        "asked for {digest} from byte {offset}, got a range starting at {other:?}"
+                    )))
                     }
                 },
                 StatusCode::RANGE_NOT_SATISFIABLE if offset > 0 => return Ok(()),
-                _ => return Err(self.status_error(target, &Method::GET, &format!("blob {digest}"), resp).await),
+                _ => {
+                    return Err(self
+                        .status_error(target, &Method::GET, &format!("blob {digest}"), resp)
+                        .await)
+                }
             };
             if let (Some(expected), Some(len)) = (expected_size, resp.content_length()) {
-                let total = if resp.status() == StatusCode::OK { len } else { len + offset };
+                let total = if resp.status() == StatusCode::OK {
+                    len
+                } else {
+                    len + offset
+                };
                 if total != expected {
                     return Err(RegistryError::SizeMismatch {
                         registry: target.registry.into(),
@@ -230,12 +276,14 @@ impl Client {
                         actual: new_total,
                     });
                 }
-                sink.write_all(data).await.map_err(|source| RegistryError::Sink {
-                    registry: target.registry.into(),
-                    repository: target.repository.into(),
-                    digest: digest.to_string(),
-                    source,
-                })?;
+                sink.write_all(data)
+                    .await
+                    .map_err(|source| RegistryError::Sink {
+                        registry: target.registry.into(),
+                        repository: target.repository.into(),
+                        digest: digest.to_string(),
+                        source,
+                    })?;
                 state.digester.update(data);
                 state.written = new_total;
             };
@@ -268,7 +316,10 @@ impl Client {
         digest: &Digest,
         max_size: u64,
     ) -> Result<Bytes, RegistryError> {
-        let mut buf = BoundedBuf { data: Vec::new(), limit: max_size };
+        let mut buf = BoundedBuf {
+            data: Vec::new(),
+            limit: max_size,
+        };
         match self.fetch_blob(repo, digest, None, None, &mut buf).await {
             Ok(_) => Ok(Bytes::from(buf.data)),
             Err(RegistryError::Sink { .. }) => Err(RegistryError::TooLarge {
@@ -309,16 +360,30 @@ impl Client {
             )));
         }
         let mut start = ep.url(&format!("v2/{}/blobs/uploads/", target.repository));
-        let mount = mount_from.filter(|m| m.domain() == registry && m.repository() != repo.repository());
+        let mount =
+            mount_from.filter(|m| m.domain() == registry && m.repository() != repo.repository());
         if let Some(from) = mount {
-            target.scopes.push(format!("repository:{}:pull", from.repository()));
-            start.query_pairs_mut().append_pair("mount", &digest.to_string()).append_pair("from", from.repository());
+            target
+                .scopes
+                .push(format!("repository:{}:pull", from.repository()));
+            start
+                .query_pairs_mut()
+                .append_pair("mount", &digest.to_string())
+                .append_pair("from", from.repository());
         }
-        let resp = self.send(&target, &ep, |http| http.post(start.clone()).header(CONTENT_LENGTH, "0")).await?;
+        let resp = self
+            .send(&target, &ep, |http| {
+                http.post(start.clone()).header(CONTENT_LENGTH, "0")
+            })
+            .await?;
         match resp.status() {
             StatusCode::CREATED if mount.is_some() => return Ok(PushedBlob::Mounted),
             StatusCode::ACCEPTED => {}
-            _ => return Err(self.status_error(&target, &Method::POST, "blob upload", resp).await),
+            _ => {
+                return Err(self
+                    .status_error(&target, &Method::POST, "blob upload", resp)
+                    .await)
+            }
         }
         let mut location = self.location(&target, &ep, &resp)?;
         let chunk_size = self.config().upload.chunk_size.max(1);
@@ -333,7 +398,9 @@ impl Client {
             let mut sent: u64 = 0;
             let mut final_body = Bytes::new();
             if size <= chunk_size as u64 {
-                final_body = read_chunk(&mut reader, size as usize).await.map_err(src_err)?;
+                final_body = read_chunk(&mut reader, size as usize)
+                    .await
+                    .map_err(src_err)?;
                 digester.update(&final_body);
                 sent = final_body.len() as u64;
             } else {
@@ -344,7 +411,9 @@ impl Client {
                         break;
                     }
                     digester.update(&chunk);
-                    location = self.patch_chunk(&target, &ep, location.clone(), sent, chunk.clone()).await?;
+                    location = self
+                        .patch_chunk(&target, &ep, location.clone(), sent, chunk.clone())
+                        .await?;
                     sent += chunk.len() as u64;
                 }
             }
@@ -370,7 +439,8 @@ impl Client {
                 });
             }
             let mut put = location.clone();
-            put.query_pairs_mut().append_pair("digest", &digest.to_string());
+            put.query_pairs_mut()
+                .append_pair("digest", &digest.to_string());
             let resp = self
                 .send(&target, &ep, |http| {
                     http.put(put.clone())
@@ -383,17 +453,23 @@ impl Client {
                 return Ok(());
             }
             // A PUT whose answer was lost may have committed the blob already.
-            if resp.status() == StatusCode::NOT_FOUND && self.head_blob_at(&target, &ep, digest).await? == Some(size) {
+            if resp.status() == StatusCode::NOT_FOUND
+                && self.head_blob_at(&target, &ep, digest).await? == Some(size)
+            {
                 return Ok(());
             }
-            Err(self.status_error(&target, &Method::PUT, &format!("blob {digest}"), resp).await)
+            Err(self
+                .status_error(&target, &Method::PUT, &format!("blob {digest}"), resp)
+                .await)
         }
         .await;
         match result {
             Ok(()) => Ok(PushedBlob::Uploaded),
             Err(e) => {
                 // Cancel the upload session so the registry can free its space.
-                let _ = self.send(&target, &ep, |http| http.delete(location.clone())).await;
+                let _ = self
+                    .send(&target, &ep, |http| http.delete(location.clone()))
+                    .await;
                 Err(e)
             }
         }
@@ -423,7 +499,9 @@ impl Client {
         match resp.status() {
             StatusCode::ACCEPTED => self.location(target, ep, &resp),
             StatusCode::RANGE_NOT_SATISFIABLE => {
-                let status = self.send(target, ep, |http| http.get(location.clone())).await?;
+                let status = self
+                    .send(target, ep, |http| http.get(location.clone()))
+                    .await?;
                 let upto = status
                     .headers()
                     .get(RANGE)
@@ -437,25 +515,37 @@ impl Client {
                     "the registry refused bytes {start}-{end} of the upload and holds up to {upto:?}"
                 )))
             }
-            _ => Err(self.status_error(target, &Method::PATCH, "blob upload chunk", resp).await),
+            _ => Err(self
+                .status_error(target, &Method::PATCH, "blob upload chunk", resp)
+                .await),
         }
     }
 
     /// The upload URL from a `Location` header (absolute or relative).
-    fn location(&self, target: &Target<'_>, ep: &Endpoint, resp: &Response) -> Result<Url, RegistryError> {
+    fn location(
+        &self,
+        target: &Target<'_>,
+        ep: &Endpoint,
+        resp: &Response,
+    ) -> Result<Url, RegistryError> {
         let loc = resp
             .headers()
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| target.error("an upload answer has no Location header"))?;
-        ep.base.join(loc).map_err(|e| target.error(format!("bad upload Location {loc:?}: {e}")))
+        ep.base
+            .join(loc)
+            .map_err(|e| target.error(format!("bad upload Location {loc:?}: {e}")))
     }
 }
 
 /// Reads exactly `len` bytes unless the reader ends first.
 async fn read_chunk<R: AsyncRead + Unpin>(reader: &mut R, len: usize) -> std::io::Result<Bytes> {
     let mut buf = Vec::with_capacity(len);
-    (&mut *reader).take(len as u64).read_to_end(&mut buf).await?;
+    (&mut *reader)
+        .take(len as u64)
+        .read_to_end(&mut buf)
+        .await?;
     Ok(Bytes::from(buf))
 }
 
@@ -472,13 +562,18 @@ impl AsyncWrite for BoundedBuf {
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
         if self.data.len() as u64 + buf.len() as u64 > self.limit {
-            return std::task::Poll::Ready(Err(std::io::Error::other("blob exceeds the size limit")));
+            return std::task::Poll::Ready(Err(std::io::Error::other(
+                "blob exceeds the size limit",
+            )));
         }
         self.data.extend_from_slice(buf);
         std::task::Poll::Ready(Ok(buf.len()))
     }
 
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
 

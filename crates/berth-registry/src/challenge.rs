@@ -56,9 +56,7 @@ pub fn parse(header: &str) -> Vec<Challenge> {
 /// Splits a leading token (scheme or parameter name) off `s`.
 fn split_token(s: &str) -> (&str, &str) {
     let s = s.trim_start_matches([' ', ',', '\t']);
-    let end = s
-        .find(|c: char| c == ' ' || c == '=' || c == ',' || c == '\t')
-        .unwrap_or(s.len());
+    let end = s.find([' ', '=', ',', '\t']).unwrap_or(s.len());
     (&s[..end], &s[end..])
 }
 
@@ -123,7 +121,10 @@ mod tests {
 
     #[test]
     fn basic_and_spacing_and_unquoted() {
-        assert_eq!(parse(r#"Basic realm="basic-realm""#), vec![Challenge::Basic]);
+        assert_eq!(
+            parse(r#"Basic realm="basic-realm""#),
+            vec![Challenge::Basic]
+        );
         assert_eq!(
             parse("bearer realm=http://127.0.0.1:1/token , service=svc"),
             vec![Challenge::Bearer {
@@ -141,7 +142,11 @@ mod tests {
             got,
             vec![
                 Challenge::Basic,
-                Challenge::Bearer { realm: "r".into(), service: None, scope: None }
+                Challenge::Bearer {
+                    realm: "r".into(),
+                    service: None,
+                    scope: None
+                }
             ]
         );
     }

@@ -45,6 +45,14 @@ impl Endpoint {
     }
 }
 
+/// One place to try a pull.
+pub(crate) enum Candidate {
+    /// A mirror, used as configured.
+    Ready(Endpoint),
+    /// The registry itself, found by [`Client::endpoint`].
+    Upstream,
+}
+
 /// The target of one operation, for authentication and for error messages.
 pub(crate) struct Target<'a> {
     /// The registry as named in the reference (e.g. `docker.io`).
@@ -56,11 +64,19 @@ pub(crate) struct Target<'a> {
 
 impl<'a> Target<'a> {
     pub(crate) fn pull(registry: &'a str, repository: &'a str) -> Self {
-        Target { registry, repository, scopes: vec![format!("repository:{repository}:pull")] }
+        Target {
+            registry,
+            repository,
+            scopes: vec![format!("repository:{repository}:pull")],
+        }
     }
 
     pub(crate) fn push(registry: &'a str, repository: &'a str) -> Self {
-        Target { registry, repository, scopes: vec![format!("repository:{repository}:pull,push")] }
+        Target {
+            registry,
+            repository,
+            scopes: vec![format!("repository:{repository}:pull,push")],
+        }
     }
 
     pub(crate) fn error(&self, reason: impl Into<String>) -> RegistryError {
@@ -91,13 +107,18 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("config", &self.shared.config).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
     }
 }
 
 impl Client {
     pub fn new(config: RegistryConfig) -> Result<Self, RegistryError> {
-        let agent = config.user_agent.clone().unwrap_or_else(|| format!("berth/{}", env!("CARGO_PKG_VERSION")));
+        let agent = config
+            .user_agent
+            .clone()
+            .unwrap_or_else(|| format!("berth/{}", env!("CARGO_PKG_VERSION")));
         let build = |skip_verify: bool| {
             reqwest::Client::builder()
                 .user_agent(agent.clone())
@@ -116,7 +137,10 @@ impl Client {
             endpoints: Mutex::new(HashMap::new()),
             auth: AuthState::default(),
         };
-        Ok(Client { shared: Arc::new(shared), overrides: Arc::new(HashMap::new()) })
+        Ok(Client {
+            shared: Arc::new(shared),
+            overrides: Arc::new(HashMap::new()),
+        })
     }
 
     pub fn config(&self) -> &RegistryConfig {
@@ -128,7 +152,10 @@ impl Client {
     pub fn with_credentials(&self, registry: &str, creds: Credentials) -> Client {
         let mut overrides = (*self.overrides).clone();
         overrides.insert(registry.to_string(), creds);
-        Client { shared: self.shared.clone(), overrides: Arc::new(overrides) }
+        Client {
+            shared: self.shared.clone(),
+            overrides: Arc::new(overrides),
+        }
     }
 
     pub(crate) fn retry_policy(&self) -> crate::config::RetryPolicy {
@@ -153,35 +180,53 @@ impl Client {
     }
 
     /// Credentials for `host` (an endpoint's host), or `None` for anonymous access.
-    pub(crate) async fn credentials(&self, registry: &str, host: &str) -> Result<Option<Credentials>, RegistryError> {
+    pub(crate) async fn credentials(
+        &self,
+        registry: &str,
+        host: &str,
+    ) -> Result<Option<Credentials>, RegistryError> {
         for key in [host, registry] {
             if let Some(c) = self.overrides.get(key) {
                 return Ok(Some(c.clone()));
             }
         }
         if is_docker_hub(host) {
-            if let Some(c) = self.overrides.iter().find(|(k, _)| is_docker_hub(k)).map(|(_, c)| c) {
+            if let Some(c) = self
+                .overrides
+                .iter()
+                .find(|(k, _)| is_docker_hub(k))
+                .map(|(_, c)| c)
+            {
                 return Ok(Some(c.clone()));
             }
         }
-        let Some(path) = self.shared.config.docker_config.clone().or_else(default_config_path) else {
+        let Some(path) = self
+            .shared
+            .config
+            .docker_config
+            .clone()
+            .or_else(default_config_path)
+        else {
             return Ok(None);
         };
         let helper_path = self.shared.config.helper_path.clone();
         let host = host.to_string();
         // Credential helpers are programs; keep them off the async workers.
-        let found = tokio::task::spawn_blocking(move || DockerConfig::load(&path, helper_path)?.get(&host))
-            .await
-            .map_err(|e| RegistryError::Protocol {
-                registry: registry.into(),
-                repository: String::new(),
-                reason: format!("credential lookup panicked: {e}"),
-            })??;
+        let found =
+            tokio::task::spawn_blocking(move || DockerConfig::load(&path, helper_path)?.get(&host))
+                .await
+                .map_err(|e| RegistryError::Protocol {
+                    registry: registry.into(),
+                    repository: String::new(),
+                    reason: format!("credential lookup panicked: {e}"),
+                })??;
         Ok(found)
     }
 
-    /// The endpoints to try for a pull from `registry`: mirrors first for Docker Hub.
-    pub(crate) async fn pull_endpoints(&self, registry: &str) -> Result<Vec<Endpoint>, RegistryError> {
+    /// Where to try a pull from `registry`, in order: mirrors first for
+    /// Docker Hub, then the registry itself (probed only when reached, so
+    /// that a working mirror never waits on an unreachable Docker Hub).
+    pub(crate) async fn pull_endpoints(&self, registry: &str) -> Vec<Candidate> {
         let mut out = Vec::new();
         if is_docker_hub(registry) {
             for m in self.shared.config.mirrors() {
@@ -190,27 +235,39 @@ impl Client {
                     None => m.host_str().unwrap_or_default().to_string(),
                 };
                 let skip_verify = m.scheme() == "https" && self.insecure(&host).await;
-                out.push(Endpoint { host, base: m.clone(), skip_verify });
+                out.push(Candidate::Ready(Endpoint {
+                    host,
+                    base: m.clone(),
+                    skip_verify,
+                }));
             }
         }
-        match self.endpoint(registry).await {
-            Ok(ep) => out.push(ep),
-            // Mirrors may still serve the pull when Docker Hub cannot be reached.
-            Err(e) if !out.is_empty() => tracing::warn!(registry, error = %e, "registry unreachable; using mirrors only"),
-            Err(e) => return Err(e),
+        out.push(Candidate::Upstream);
+        out
+    }
+
+    /// The endpoint of a candidate, probing the registry if needed.
+    pub(crate) async fn resolve(
+        &self,
+        registry: &str,
+        candidate: Candidate,
+    ) -> Result<Endpoint, RegistryError> {
+        match candidate {
+            Candidate::Ready(ep) => Ok(ep),
+            Candidate::Upstream => self.endpoint(registry).await,
         }
-        Ok(out)
     }
 
     async fn insecure(&self, host: &str) -> bool {
         let config = &self.shared.config;
         let mut resolved: Vec<IpAddr> = Vec::new();
         if config.has_networks() || crate::config::host_of(host) == "localhost" {
-            let with_port = if host.contains(':') && !host.starts_with('[') && host.matches(':').count() == 1 {
-                host.to_string()
-            } else {
-                format!("{host}:443")
-            };
+            let with_port =
+                if host.contains(':') && !host.starts_with('[') && host.matches(':').count() == 1 {
+                    host.to_string()
+                } else {
+                    format!("{host}:443")
+                };
             if let Ok(addrs) = tokio::net::lookup_host(with_port).await {
                 resolved = addrs.map(|a| a.ip()).collect();
             }
@@ -224,14 +281,22 @@ impl Client {
             return Ok(ep.clone());
         }
         let ep = self.probe(registry).await?;
-        self.shared.endpoints.lock().await.insert(registry.to_string(), ep.clone());
+        self.shared
+            .endpoints
+            .lock()
+            .await
+            .insert(registry.to_string(), ep.clone());
         Ok(ep)
     }
 
     /// Checks that `registry` answers the v2 API, and learns its scheme and auth challenge.
     pub async fn ping(&self, registry: &str) -> Result<(), RegistryError> {
         let ep = self.probe(registry).await?;
-        self.shared.endpoints.lock().await.insert(registry.to_string(), ep);
+        self.shared
+            .endpoints
+            .lock()
+            .await
+            .insert(registry.to_string(), ep);
         Ok(())
     }
 
@@ -246,12 +311,18 @@ impl Client {
         }
         let mut last = None;
         for (i, (scheme, skip_verify)) in candidates.iter().enumerate() {
-            let base = Url::parse(&format!("{scheme}://{host}/")).map_err(|_| RegistryError::InvalidArgument {
-                registry: registry.into(),
-                repository: String::new(),
-                reason: format!("{host:?} is not a valid registry host"),
+            let base = Url::parse(&format!("{scheme}://{host}/")).map_err(|_| {
+                RegistryError::InvalidArgument {
+                    registry: registry.into(),
+                    repository: String::new(),
+                    reason: format!("{host:?} is not a valid registry host"),
+                }
             })?;
-            let ep = Endpoint { host: host.clone(), base, skip_verify: *skip_verify };
+            let ep = Endpoint {
+                host: host.clone(),
+                base,
+                skip_verify: *skip_verify,
+            };
             let last_candidate = i + 1 == candidates.len();
             match self.ping_endpoint(registry, &ep, !last_candidate).await {
                 Ok(()) => return Ok(ep),
@@ -265,9 +336,18 @@ impl Client {
     }
 
     /// GET /v2/: 200 means open, 401 with a challenge means authentication is needed.
-    async fn ping_endpoint(&self, registry: &str, ep: &Endpoint, probing: bool) -> Result<(), RegistryError> {
+    async fn ping_endpoint(
+        &self,
+        registry: &str,
+        ep: &Endpoint,
+        probing: bool,
+    ) -> Result<(), RegistryError> {
         let url = ep.url("v2/");
-        let attempts = if probing { 1 } else { self.retry_policy().attempts.max(1) };
+        let attempts = if probing {
+            1
+        } else {
+            self.retry_policy().attempts.max(1)
+        };
         let mut attempt = 0;
         let resp = loop {
             attempt += 1;
@@ -280,7 +360,10 @@ impl Client {
                     tokio::time::sleep(self.retry_policy().delay(attempt)).await
                 }
                 Err(e) => {
-                    return Err(RegistryError::Unreachable { registry: registry.into(), message: error_chain(&e) })
+                    return Err(RegistryError::Unreachable {
+                        registry: registry.into(),
+                        message: error_chain(&e),
+                    })
                 }
             }
         };
@@ -310,7 +393,9 @@ impl Client {
         ep: &Endpoint,
         challenge_scope: Option<&str>,
     ) -> Result<Option<String>, RegistryError> {
-        let Some(mode) = self.shared.auth.mode(&ep.host).await else { return Ok(None) };
+        let Some(mode) = self.shared.auth.mode(&ep.host).await else {
+            return Ok(None);
+        };
         let creds = self.credentials(target.registry, &ep.host).await?;
         match mode {
             AuthMode::Basic => Ok(creds.as_ref().map(auth::basic_header)),
@@ -320,9 +405,20 @@ impl Client {
                 if let Some(t) = self.shared.auth.token(&ep.host, &scopes, &id).await {
                     return Ok(Some(format!("Bearer {t}")));
                 }
-                let (token, lifetime) =
-                    self.fetch_token(target.registry, ep, &realm, service.as_deref(), &scopes, creds.as_ref()).await?;
-                self.shared.auth.store_token(&ep.host, &scopes, &id, token.clone(), lifetime).await;
+                let (token, lifetime) = self
+                    .fetch_token(
+                        target.registry,
+                        ep,
+                        &realm,
+                        service.as_deref(),
+                        &scopes,
+                        creds.as_ref(),
+                    )
+                    .await?;
+                self.shared
+                    .auth
+                    .store_token(&ep.host, &scopes, &id, token.clone(), lifetime)
+                    .await;
                 Ok(Some(format!("Bearer {token}")))
             }
         }
@@ -343,7 +439,8 @@ impl Client {
             realm: realm.into(),
             message,
         };
-        let mut url = Url::parse(realm).map_err(|e| terr(format!("the realm is not a URL: {e}")))?;
+        let mut url =
+            Url::parse(realm).map_err(|e| terr(format!("the realm is not a URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(terr("the realm is not an http(s) URL".into()));
         }
@@ -366,7 +463,9 @@ impl Client {
                     if !scope.is_empty() {
                         form.push(("scope", &scope));
                     }
-                    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+                    let body = url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(form)
+                        .finish();
                     self.http(ep)
                         .post(url.clone())
                         .header("Content-Type", "application/x-www-form-urlencoded")
@@ -379,7 +478,11 @@ impl Client {
                         if let Some(s) = service {
                             q.append_pair("service", s);
                         }
-                        for s in scopes.iter().map(String::as_str).collect::<std::collections::BTreeSet<_>>() {
+                        for s in scopes
+                            .iter()
+                            .map(String::as_str)
+                            .collect::<std::collections::BTreeSet<_>>()
+                        {
                             q.append_pair("scope", s);
                         }
                         if let Some(c) = creds.filter(|c| !c.username.is_empty()) {
@@ -390,7 +493,9 @@ impl Client {
                         url.set_query(None);
                     }
                     let mut r = self.http(ep).get(url.clone());
-                    if let Some(c) = creds.filter(|c| !c.username.is_empty() || !c.password.is_empty()) {
+                    if let Some(c) =
+                        creds.filter(|c| !c.username.is_empty() || !c.password.is_empty())
+                    {
                         r = r.header(AUTHORIZATION, auth::basic_header(c));
                     }
                     r
@@ -412,17 +517,24 @@ impl Client {
             let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
             return Err(RegistryError::LoginFailed {
                 registry: registry.into(),
-                message: format!("the token server refused the credentials{}", describe_body(&body)),
+                message: format!(
+                    "the token server refused the credentials{}",
+                    describe_body(&body)
+                ),
             });
         }
         if !status.is_success() {
             let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
             return Err(terr(format!("HTTP {status}{}", describe_body(&body))));
         }
-        let body = read_limited(resp, MAX_TOKEN_RESPONSE).await.map_err(|e| terr(e.to_string()))?;
-        let parsed: TokenResponse =
-            serde_json::from_slice(&body).map_err(|e| terr(format!("the answer is not a token: {e}")))?;
-        let (token, lifetime, _) = parsed.into_token().ok_or_else(|| terr("the answer holds no token".into()))?;
+        let body = read_limited(resp, MAX_TOKEN_RESPONSE)
+            .await
+            .map_err(|e| terr(e.to_string()))?;
+        let parsed: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|e| terr(format!("the answer is not a token: {e}")))?;
+        let (token, lifetime, _) = parsed
+            .into_token()
+            .ok_or_else(|| terr("the answer holds no token".into()))?;
         Ok((token, lifetime))
     }
 
@@ -430,7 +542,12 @@ impl Client {
     /// retrying on 5xx, 429 and broken connections with exponential backoff.
     /// A 401 is answered once by (re)authenticating. Every other status is
     /// returned for the caller to judge.
-    pub(crate) async fn send<F>(&self, target: &Target<'_>, ep: &Endpoint, build: F) -> Result<Response, RegistryError>
+    pub(crate) async fn send<F>(
+        &self,
+        target: &Target<'_>,
+        ep: &Endpoint,
+        build: F,
+    ) -> Result<Response, RegistryError>
     where
         F: Fn(&reqwest::Client) -> RequestBuilder,
     {
@@ -441,29 +558,39 @@ impl Client {
         loop {
             attempt += 1;
             let mut req = build(self.http(ep));
-            if let Some(h) = self.authorization(target, ep, challenge_scope.as_deref()).await? {
+            if let Some(h) = self
+                .authorization(target, ep, challenge_scope.as_deref())
+                .await?
+            {
                 req = req.header(AUTHORIZATION, h);
             }
             match req.send().await {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !reauthenticated => {
                     reauthenticated = true;
                     let challenges = resp.headers().get_all(WWW_AUTHENTICATE);
-                    let parsed: Vec<Challenge> =
-                        challenges.iter().filter_map(|v| v.to_str().ok()).flat_map(challenge::parse).collect();
-                    let Some(mode) = pick_mode(&parsed) else { return Ok(resp) };
+                    let parsed: Vec<Challenge> = challenges
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .flat_map(challenge::parse)
+                        .collect();
+                    let Some(mode) = pick_mode(&parsed) else {
+                        return Ok(resp);
+                    };
                     let had_mode = self.shared.auth.mode(&ep.host).await;
                     let creds = self.credentials(target.registry, &ep.host).await?;
                     let id = auth::identity(creds.as_ref());
                     let used = scopes_for(target, challenge_scope.as_deref());
                     self.shared.auth.forget_token(&ep.host, &used, &id).await;
-                    if let Some(Challenge::Bearer { scope: Some(s), .. }) =
-                        parsed.iter().find(|c| matches!(c, Challenge::Bearer { .. }))
+                    if let Some(Challenge::Bearer { scope: Some(s), .. }) = parsed
+                        .iter()
+                        .find(|c| matches!(c, Challenge::Bearer { .. }))
                     {
                         challenge_scope = Some(s.clone());
                     }
                     // Basic credentials that were sent and refused, or none to send:
                     // another try would get the same answer.
-                    let hopeless = mode == AuthMode::Basic && (creds.is_none() || had_mode == Some(AuthMode::Basic));
+                    let hopeless = mode == AuthMode::Basic
+                        && (creds.is_none() || had_mode == Some(AuthMode::Basic));
                     self.shared.auth.set_mode(&ep.host, mode).await;
                     if hopeless {
                         return Ok(resp);
@@ -471,7 +598,9 @@ impl Client {
                     attempt -= 1;
                 }
                 Ok(resp) if is_retryable(resp.status()) && attempt < policy.attempts => {
-                    let wait = retry_after(resp.headers()).unwrap_or_default().min(policy.max_delay);
+                    let wait = retry_after(resp.headers())
+                        .unwrap_or_default()
+                        .min(policy.max_delay);
                     tracing::debug!(registry = target.registry, status = %resp.status(), attempt, "retrying");
                     tokio::time::sleep(policy.delay(attempt).max(wait)).await;
                 }
@@ -503,9 +632,22 @@ impl Client {
         let detail = describe_body(&body);
         let (registry, repository) = (target.registry.to_string(), target.repository.to_string());
         match status {
-            StatusCode::UNAUTHORIZED => RegistryError::Unauthorized { registry, repository, detail },
-            StatusCode::FORBIDDEN => RegistryError::Denied { registry, repository, detail },
-            StatusCode::NOT_FOUND => RegistryError::NotFound { registry, repository, what: what.into(), detail },
+            StatusCode::UNAUTHORIZED => RegistryError::Unauthorized {
+                registry,
+                repository,
+                detail,
+            },
+            StatusCode::FORBIDDEN => RegistryError::Denied {
+                registry,
+                repository,
+                detail,
+            },
+            StatusCode::NOT_FOUND => RegistryError::NotFound {
+                registry,
+                repository,
+                what: what.into(),
+                detail,
+            },
             s => RegistryError::Status {
                 registry,
                 repository,
@@ -531,12 +673,17 @@ fn pick_mode(challenges: &[Challenge]) -> Option<AuthMode> {
     challenges
         .iter()
         .find_map(|c| match c {
-            Challenge::Bearer { realm, service, .. } => {
-                Some(AuthMode::Bearer { realm: realm.clone(), service: service.clone() })
-            }
+            Challenge::Bearer { realm, service, .. } => Some(AuthMode::Bearer {
+                realm: realm.clone(),
+                service: service.clone(),
+            }),
             Challenge::Basic => None,
         })
-        .or_else(|| challenges.iter().any(|c| *c == Challenge::Basic).then_some(AuthMode::Basic))
+        .or_else(|| {
+            challenges
+                .contains(&Challenge::Basic)
+                .then_some(AuthMode::Basic)
+        })
 }
 
 fn mode_from(headers: &HeaderMap) -> Option<AuthMode> {
@@ -560,7 +707,13 @@ pub(crate) fn is_retryable_error(e: &reqwest::Error) -> bool {
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let secs: u64 = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    let secs: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some(Duration::from_secs(secs))
 }
 
@@ -618,9 +771,20 @@ mod tests {
 
     #[test]
     fn bearer_preferred_over_basic() {
-        let got = pick_mode(&challenge::parse(r#"Basic realm="x", Bearer realm="https://a/token",service="s""#));
-        assert_eq!(got, Some(AuthMode::Bearer { realm: "https://a/token".into(), service: Some("s".into()) }));
-        assert_eq!(pick_mode(&challenge::parse(r#"Basic realm="x""#)), Some(AuthMode::Basic));
+        let got = pick_mode(&challenge::parse(
+            r#"Basic realm="x", Bearer realm="https://a/token",service="s""#,
+        ));
+        assert_eq!(
+            got,
+            Some(AuthMode::Bearer {
+                realm: "https://a/token".into(),
+                service: Some("s".into())
+            })
+        );
+        assert_eq!(
+            pick_mode(&challenge::parse(r#"Basic realm="x""#)),
+            Some(AuthMode::Basic)
+        );
         assert_eq!(pick_mode(&[]), None);
     }
 

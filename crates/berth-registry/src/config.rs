@@ -48,7 +48,9 @@ pub struct UploadConfig {
 
 impl Default for UploadConfig {
     fn default() -> Self {
-        UploadConfig { chunk_size: 16 << 20 }
+        UploadConfig {
+            chunk_size: 16 << 20,
+        }
     }
 }
 
@@ -76,7 +78,9 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The delay before retry number `retry` (1 for the first retry).
     pub fn delay(&self, retry: u32) -> Duration {
-        let factor = 1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(retry.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.base_delay.saturating_mul(factor).min(self.max_delay)
     }
 }
@@ -104,7 +108,9 @@ impl RegistryConfig {
     /// Adds an insecure registry: `host`, `host:port` or a CIDR network.
     /// Insecure registries are tried over HTTPS without certificate checks, then plain HTTP.
     pub fn add_insecure(&mut self, entry: &str) -> Result<(), ConfigError> {
-        let bad = || ConfigError::InvalidInsecure { entry: entry.to_string() };
+        let bad = || ConfigError::InvalidInsecure {
+            entry: entry.to_string(),
+        };
         let e = entry.trim();
         if e.is_empty() || e.contains("://") || e.contains(char::is_whitespace) {
             return Err(bad());
@@ -125,7 +131,9 @@ impl RegistryConfig {
 
     /// Adds a Docker Hub mirror; pulls from docker.io try mirrors in order before Docker Hub.
     pub fn add_mirror(&mut self, url: &str) -> Result<(), ConfigError> {
-        let bad = || ConfigError::InvalidMirror { url: url.to_string() };
+        let bad = || ConfigError::InvalidMirror {
+            url: url.to_string(),
+        };
         let parsed = Url::parse(url).map_err(|_| bad())?;
         if !matches!(parsed.scheme(), "http" | "https")
             || parsed.host_str().is_none()
@@ -168,7 +176,9 @@ impl RegistryConfig {
 
     /// Whether any entry needs the host's addresses (so a DNS lookup is worth it).
     pub(crate) fn has_networks(&self) -> bool {
-        self.insecure.iter().any(|e| matches!(e, Insecure::Network { .. }))
+        self.insecure
+            .iter()
+            .any(|e| matches!(e, Insecure::Network { .. }))
     }
 }
 
@@ -212,7 +222,10 @@ pub fn api_host(domain: &str) -> &str {
 
 /// Whether `domain` names Docker Hub.
 pub fn is_docker_hub(domain: &str) -> bool {
-    matches!(domain, "docker.io" | "index.docker.io" | "registry-1.docker.io")
+    matches!(
+        domain,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io"
+    )
 }
 
 #[cfg(test)]
@@ -253,7 +266,12 @@ mod tests {
         c.add_mirror("https://mirror.example.com").unwrap();
         c.add_mirror("http://127.0.0.1:5001/").unwrap();
         assert_eq!(c.mirrors().len(), 2);
-        for bad in ["mirror.example.com", "ftp://x", "https://x/path", "https://x/?a=b"] {
+        for bad in [
+            "mirror.example.com",
+            "ftp://x",
+            "https://x/path",
+            "https://x/?a=b",
+        ] {
             assert!(c.add_mirror(bad).is_err(), "{bad}");
         }
     }

@@ -28,31 +28,45 @@ const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
     #[error("cannot read docker config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("docker config {path} is not valid JSON ({source}); fix or remove the file")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("docker config {path} is larger than {MAX_CONFIG_SIZE} bytes; refusing to read it")]
     TooLarge { path: PathBuf },
     #[error("the \"auth\" entry for {registry} in {path} is not base64 of \"user:password\"; log in again with `berth login {registry}`")]
     BadAuth { path: PathBuf, registry: String },
     #[error("cannot write docker config {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("credential helper docker-credential-{helper} not found in PATH; install it or remove \"{helper}\" from {path}")]
     HelperNotFound { helper: String, path: PathBuf },
     #[error("credential helper docker-credential-{helper} failed to {action} credentials for {registry}: {message}")]
-    Helper { helper: String, action: &'static str, registry: String, message: String },
+    Helper {
+        helper: String,
+        action: &'static str,
+        registry: String,
+        message: String,
+    },
 }
 
 impl HasKind for CredentialsError {
     fn kind(&self) -> ErrorKind {
         match self {
-            CredentialsError::Parse { .. } | CredentialsError::BadAuth { .. } | CredentialsError::TooLarge { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            CredentialsError::Parse { .. }
+            | CredentialsError::BadAuth { .. }
+            | CredentialsError::TooLarge { .. } => ErrorKind::InvalidArgument,
             CredentialsError::HelperNotFound { .. } => ErrorKind::FailedPrecondition,
-            CredentialsError::Read { .. } | CredentialsError::Write { .. } | CredentialsError::Helper { .. } => {
-                ErrorKind::Internal
-            }
+            CredentialsError::Read { .. }
+            | CredentialsError::Write { .. }
+            | CredentialsError::Helper { .. } => ErrorKind::Internal,
         }
     }
 }
@@ -72,14 +86,21 @@ impl fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("username", &self.username)
             .field("password", &"<redacted>")
-            .field("identity_token", &self.identity_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "identity_token",
+                &self.identity_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
 
 impl Credentials {
     pub fn basic(username: impl Into<String>, password: impl Into<String>) -> Self {
-        Credentials { username: username.into(), password: password.into(), identity_token: None }
+        Credentials {
+            username: username.into(),
+            password: password.into(),
+            identity_token: None,
+        }
     }
 }
 
@@ -104,7 +125,10 @@ pub fn server_key(domain: &str) -> String {
 
 /// docker's ConvertToHostname: drop the scheme and any path from a stored key.
 fn key_host(key: &str) -> &str {
-    let k = key.strip_prefix("https://").or_else(|| key.strip_prefix("http://")).unwrap_or(key);
+    let k = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
     k.split('/').next().unwrap_or(k)
 }
 
@@ -130,21 +154,35 @@ impl DockerConfig {
                 let mut text = Vec::new();
                 f.take(MAX_CONFIG_SIZE + 1)
                     .read_to_end(&mut text)
-                    .map_err(|source| CredentialsError::Read { path: path.into(), source })?;
+                    .map_err(|source| CredentialsError::Read {
+                        path: path.into(),
+                        source,
+                    })?;
                 if text.len() as u64 > MAX_CONFIG_SIZE {
                     return Err(CredentialsError::TooLarge { path: path.into() });
                 }
                 if text.iter().all(u8::is_ascii_whitespace) {
                     Map::new()
                 } else {
-                    serde_json::from_slice(&text)
-                        .map_err(|source| CredentialsError::Parse { path: path.into(), source })?
+                    serde_json::from_slice(&text).map_err(|source| CredentialsError::Parse {
+                        path: path.into(),
+                        source,
+                    })?
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
-            Err(source) => return Err(CredentialsError::Read { path: path.into(), source }),
+            Err(source) => {
+                return Err(CredentialsError::Read {
+                    path: path.into(),
+                    source,
+                })
+            }
         };
-        Ok(DockerConfig { path: path.into(), root, helper_path })
+        Ok(DockerConfig {
+            path: path.into(),
+            root,
+            helper_path,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -162,7 +200,11 @@ impl DockerConfig {
                 }
             }
         }
-        self.root.get("credsStore").and_then(Value::as_str).filter(|h| !h.is_empty()).map(str::to_string)
+        self.root
+            .get("credsStore")
+            .and_then(Value::as_str)
+            .filter(|h| !h.is_empty())
+            .map(str::to_string)
     }
 
     /// The credentials for `domain` (a reference's domain, e.g. `docker.io` or `localhost:5000`).
@@ -172,19 +214,41 @@ impl DockerConfig {
                 return Ok(Some(c));
             }
         }
-        let Some(auths) = self.root.get("auths").and_then(Value::as_object) else { return Ok(None) };
+        let Some(auths) = self.root.get("auths").and_then(Value::as_object) else {
+            return Ok(None);
+        };
         // An exact key wins over a normalised match ("https://host/v1/").
         let key = server_key(domain);
-        let entry = auths
-            .get(&key)
-            .or_else(|| auths.iter().find(|(k, _)| same_registry(k, domain)).map(|(_, v)| v));
-        let Some(entry) = entry.and_then(Value::as_object) else { return Ok(None) };
-        let field = |n: &str| entry.get(n).and_then(Value::as_str).unwrap_or_default().to_string();
-        let mut creds = Credentials { username: field("username"), password: field("password"), identity_token: None };
+        let entry = auths.get(&key).or_else(|| {
+            auths
+                .iter()
+                .find(|(k, _)| same_registry(k, domain))
+                .map(|(_, v)| v)
+        });
+        let Some(entry) = entry.and_then(Value::as_object) else {
+            return Ok(None);
+        };
+        let field = |n: &str| {
+            entry
+                .get(n)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let mut creds = Credentials {
+            username: field("username"),
+            password: field("password"),
+            identity_token: None,
+        };
         let auth = field("auth");
         if !auth.is_empty() {
-            let bad = || CredentialsError::BadAuth { path: self.path.clone(), registry: domain.into() };
-            let decoded = base64::engine::general_purpose::STANDARD.decode(auth.trim()).map_err(|_| bad())?;
+            let bad = || CredentialsError::BadAuth {
+                path: self.path.clone(),
+                registry: domain.into(),
+            };
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(auth.trim())
+                .map_err(|_| bad())?;
             let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
             let (user, pass) = decoded.split_once(':').ok_or_else(bad)?;
             creds.username = user.to_string();
@@ -194,7 +258,8 @@ impl DockerConfig {
         if !token.is_empty() {
             creds.identity_token = Some(token);
         }
-        if creds.username.is_empty() && creds.password.is_empty() && creds.identity_token.is_none() {
+        if creds.username.is_empty() && creds.password.is_empty() && creds.identity_token.is_none()
+        {
             return Ok(None);
         }
         Ok(Some(creds))
@@ -208,7 +273,8 @@ impl DockerConfig {
                 Some(t) => ("<token>".to_string(), t.clone()),
                 None => (creds.username.clone(), creds.password.clone()),
             };
-            let input = serde_json::json!({ "ServerURL": key, "Username": username, "Secret": secret });
+            let input =
+                serde_json::json!({ "ServerURL": key, "Username": username, "Secret": secret });
             self.run_helper(&helper, "store", domain, input.to_string().as_bytes())?;
             // Leave an empty entry so that `docker info`-style listings still show the login.
             self.auths_mut().insert(key, Value::Object(Map::new()));
@@ -216,7 +282,10 @@ impl DockerConfig {
             let mut entry = Map::new();
             if creds.identity_token.is_none() || !creds.password.is_empty() {
                 let raw = format!("{}:{}", creds.username, creds.password);
-                entry.insert("auth".into(), base64::engine::general_purpose::STANDARD.encode(raw).into());
+                entry.insert(
+                    "auth".into(),
+                    base64::engine::general_purpose::STANDARD.encode(raw).into(),
+                );
             }
             if let Some(t) = &creds.identity_token {
                 entry.insert("identitytoken".into(), t.clone().into());
@@ -248,7 +317,10 @@ impl DockerConfig {
     }
 
     fn auths_mut(&mut self) -> &mut Map<String, Value> {
-        let v = self.root.entry("auths").or_insert_with(|| Value::Object(Map::new()));
+        let v = self
+            .root
+            .entry("auths")
+            .or_insert_with(|| Value::Object(Map::new()));
         if !v.is_object() {
             *v = Value::Object(Map::new());
         }
@@ -258,19 +330,38 @@ impl DockerConfig {
     /// Writes the file atomically with mode 0600, so a crash never leaves half a file
     /// and other users never see the secrets.
     fn save(&self) -> Result<(), CredentialsError> {
-        let werr = |source| CredentialsError::Write { path: self.path.clone(), source };
-        let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(werr)?;
+        let werr = |source| CredentialsError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let dir = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(werr)?;
         let mut text = serde_json::to_vec_pretty(&self.root).expect("a JSON map always serialises");
         text.push(b'\n');
-        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or_default();
         let tmp = dir.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
         let result = (|| {
-            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(&text)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &self.path)?;
@@ -282,11 +373,17 @@ impl DockerConfig {
         result.map_err(werr)
     }
 
-    fn helper_get(&self, helper: &str, domain: &str) -> Result<Option<Credentials>, CredentialsError> {
+    fn helper_get(
+        &self,
+        helper: &str,
+        domain: &str,
+    ) -> Result<Option<Credentials>, CredentialsError> {
         let key = server_key(domain);
         let out = match self.run_helper(helper, "get", domain, key.as_bytes()) {
             Ok(out) => out,
-            Err(CredentialsError::Helper { message, .. }) if is_not_found(&message) => return Ok(None),
+            Err(CredentialsError::Helper { message, .. }) if is_not_found(&message) => {
+                return Ok(None)
+            }
             Err(e) => return Err(e),
         };
         #[derive(serde::Deserialize)]
@@ -306,7 +403,11 @@ impl DockerConfig {
             return Ok(None);
         }
         Ok(Some(if a.username == "<token>" {
-            Credentials { username: String::new(), password: String::new(), identity_token: Some(a.secret) }
+            Credentials {
+                username: String::new(),
+                password: String::new(),
+                identity_token: Some(a.secret),
+            }
         } else {
             Credentials::basic(a.username, a.secret)
         }))
@@ -317,8 +418,13 @@ impl DockerConfig {
         if helper.contains('/') {
             return None; // a helper name never names a path
         }
-        let path = self.helper_path.clone().or_else(|| std::env::var_os("PATH"))?;
-        std::env::split_paths(&path).map(|d| d.join(&name)).find(|p| p.is_file())
+        let path = self
+            .helper_path
+            .clone()
+            .or_else(|| std::env::var_os("PATH"))?;
+        std::env::split_paths(&path)
+            .map(|d| d.join(&name))
+            .find(|p| p.is_file())
     }
 
     /// Runs `docker-credential-<helper> <action>` with `input` on stdin; returns stdout.
@@ -331,7 +437,10 @@ impl DockerConfig {
     ) -> Result<Vec<u8>, CredentialsError> {
         let program = self
             .find_helper(helper)
-            .ok_or_else(|| CredentialsError::HelperNotFound { helper: helper.into(), path: self.path.clone() })?;
+            .ok_or_else(|| CredentialsError::HelperNotFound {
+                helper: helper.into(),
+                path: self.path.clone(),
+            })?;
         let fail = |message: String| CredentialsError::Helper {
             helper: helper.into(),
             action,
@@ -365,11 +474,16 @@ impl DockerConfig {
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
                 Ok(None) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(fail(format!("no answer within {}s", HELPER_TIMEOUT.as_secs())));
+                    return Err(fail(format!(
+                        "no answer within {}s",
+                        HELPER_TIMEOUT.as_secs()
+                    )));
                 }
                 Err(e) => return Err(fail(format!("waiting for it failed: {e}"))),
             }
@@ -419,19 +533,34 @@ mod tests {
             ),
         );
         let cfg = DockerConfig::load(&path, None).unwrap();
-        assert_eq!(cfg.get("docker.io").unwrap(), Some(Credentials::basic("alice", "s3:cret")));
-        assert_eq!(cfg.get("localhost:5000").unwrap(), Some(Credentials::basic("bob", "pw")));
+        assert_eq!(
+            cfg.get("docker.io").unwrap(),
+            Some(Credentials::basic("alice", "s3:cret"))
+        );
+        assert_eq!(
+            cfg.get("localhost:5000").unwrap(),
+            Some(Credentials::basic("bob", "pw"))
+        );
         let t = cfg.get("reg.example.com").unwrap().unwrap();
         assert_eq!(t.identity_token.as_deref(), Some("tok"));
         assert_eq!(cfg.get("nothing.example.com").unwrap(), None);
-        assert!(matches!(cfg.get("broken.example.com"), Err(CredentialsError::BadAuth { .. })));
+        assert!(matches!(
+            cfg.get("broken.example.com"),
+            Err(CredentialsError::BadAuth { .. })
+        ));
     }
 
     #[test]
     fn missing_file_is_empty_and_bad_json_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
-        assert_eq!(DockerConfig::load(&path, None).unwrap().get("docker.io").unwrap(), None);
+        assert_eq!(
+            DockerConfig::load(&path, None)
+                .unwrap()
+                .get("docker.io")
+                .unwrap(),
+            None
+        );
         write(&path, "{not json");
         let err = DockerConfig::load(&path, None).unwrap_err();
         assert!(matches!(err, CredentialsError::Parse { .. }));
@@ -444,11 +573,15 @@ mod tests {
         let path = dir.path().join("sub").join("config.json");
         let mut cfg = DockerConfig::load(&path, None).unwrap();
         cfg.root.insert("psFormat".into(), "table {{.ID}}".into());
-        cfg.store("localhost:5000", &Credentials::basic("u", "p")).unwrap();
+        cfg.store("localhost:5000", &Credentials::basic("u", "p"))
+            .unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let again = DockerConfig::load(&path, None).unwrap();
-        assert_eq!(again.get("localhost:5000").unwrap(), Some(Credentials::basic("u", "p")));
+        assert_eq!(
+            again.get("localhost:5000").unwrap(),
+            Some(Credentials::basic("u", "p"))
+        );
         assert_eq!(again.root["psFormat"], "table {{.ID}}");
         let mut again = again;
         assert!(again.erase("localhost:5000").unwrap());
@@ -486,11 +619,18 @@ mod tests {
         write(&path, r#"{"credHelpers":{"localhost:5000":"berthtest"}}"#);
         let mut cfg = DockerConfig::load(&path, Some(bin.clone().into_os_string())).unwrap();
         assert_eq!(cfg.get("localhost:5000").unwrap(), None);
-        cfg.store("localhost:5000", &Credentials::basic("carol", "pw")).unwrap();
+        cfg.store("localhost:5000", &Credentials::basic("carol", "pw"))
+            .unwrap();
         assert!(store.exists());
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(!text.contains("pw"), "the secret went to the helper, not the file: {text}");
-        assert_eq!(cfg.get("localhost:5000").unwrap(), Some(Credentials::basic("carol", "pw")));
+        assert!(
+            !text.contains("pw"),
+            "the secret went to the helper, not the file: {text}"
+        );
+        assert_eq!(
+            cfg.get("localhost:5000").unwrap(),
+            Some(Credentials::basic("carol", "pw"))
+        );
         assert!(cfg.erase("localhost:5000").unwrap());
         assert_eq!(cfg.get("localhost:5000").unwrap(), None);
 
@@ -498,6 +638,9 @@ mod tests {
         write(&path, r#"{"credsStore":"absent"}"#);
         let cfg = DockerConfig::load(&path, Some(bin.into_os_string())).unwrap();
         let err = cfg.get("docker.io").unwrap_err();
-        assert!(err.to_string().contains("docker-credential-absent"), "{err}");
+        assert!(
+            err.to_string().contains("docker-credential-absent"),
+            "{err}"
+        );
     }
 }

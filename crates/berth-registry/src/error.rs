@@ -9,35 +9,100 @@ use crate::credentials::CredentialsError;
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("unauthorized: authentication required for {registry}/{repository}{detail}; log in with `berth login {registry}`")]
-    Unauthorized { registry: String, repository: String, detail: String },
+    Unauthorized {
+        registry: String,
+        repository: String,
+        detail: String,
+    },
     #[error("login to {registry} failed: {message}; check the username and password")]
     LoginFailed { registry: String, message: String },
     #[error("denied: access to {registry}/{repository} is forbidden{detail}; check that your account may use this repository")]
-    Denied { registry: String, repository: String, detail: String },
+    Denied {
+        registry: String,
+        repository: String,
+        detail: String,
+    },
     #[error("{what} not found in {registry}/{repository}{detail}; check the name, tag and digest")]
-    NotFound { registry: String, repository: String, what: String, detail: String },
+    NotFound {
+        registry: String,
+        repository: String,
+        what: String,
+        detail: String,
+    },
     #[error("{registry}/{repository}: content for {expected} has digest {actual}; refusing it (corrupt or tampered with in transit)")]
-    DigestMismatch { registry: String, repository: String, expected: Digest, actual: Digest },
+    DigestMismatch {
+        registry: String,
+        repository: String,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("{registry}/{repository}@{digest}: expected {expected} bytes but got {actual}; refusing it (truncated or wrong descriptor)")]
-    SizeMismatch { registry: String, repository: String, digest: String, expected: u64, actual: u64 },
-    #[error("{what} from {registry}/{repository} is larger than the {limit}-byte limit; refusing it")]
-    TooLarge { registry: String, repository: String, what: String, limit: u64 },
+    SizeMismatch {
+        registry: String,
+        repository: String,
+        digest: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error(
+        "{what} from {registry}/{repository} is larger than the {limit}-byte limit; refusing it"
+    )]
+    TooLarge {
+        registry: String,
+        repository: String,
+        what: String,
+        limit: u64,
+    },
     #[error("{registry}/{repository}: {what} has media type {media_type}, which berth does not support: {hint}")]
-    Unsupported { registry: String, repository: String, what: String, media_type: String, hint: &'static str },
+    Unsupported {
+        registry: String,
+        repository: String,
+        what: String,
+        media_type: String,
+        hint: &'static str,
+    },
     #[error("registry {registry} answered {method} for {registry}/{repository} with HTTP {status}{detail}")]
-    Status { registry: String, repository: String, method: String, status: u16, detail: String },
+    Status {
+        registry: String,
+        repository: String,
+        method: String,
+        status: u16,
+        detail: String,
+    },
     #[error("cannot reach registry {registry}: {message}; check the address and the network (a registry without TLS must be listed as insecure)")]
     Unreachable { registry: String, message: String },
     #[error("invalid response from registry {registry} for {repository}: {reason}")]
-    Protocol { registry: String, repository: String, reason: String },
+    Protocol {
+        registry: String,
+        repository: String,
+        reason: String,
+    },
     #[error("token server {realm} for registry {registry} failed: {message}")]
-    Token { registry: String, realm: String, message: String },
+    Token {
+        registry: String,
+        realm: String,
+        message: String,
+    },
     #[error("cannot store {digest} from {registry}/{repository}: {source}")]
-    Sink { registry: String, repository: String, digest: String, source: std::io::Error },
+    Sink {
+        registry: String,
+        repository: String,
+        digest: String,
+        source: std::io::Error,
+    },
     #[error("cannot read {digest} to push to {registry}/{repository}: {source}")]
-    Source { registry: String, repository: String, digest: String, source: std::io::Error },
+    Source {
+        registry: String,
+        repository: String,
+        digest: String,
+        source: std::io::Error,
+    },
     #[error("invalid request for {registry}/{repository}: {reason}")]
-    InvalidArgument { registry: String, repository: String, reason: String },
+    InvalidArgument {
+        registry: String,
+        repository: String,
+        reason: String,
+    },
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
 }
@@ -45,19 +110,21 @@ pub enum RegistryError {
 impl HasKind for RegistryError {
     fn kind(&self) -> ErrorKind {
         match self {
-            RegistryError::Unauthorized { .. } | RegistryError::LoginFailed { .. } | RegistryError::Denied { .. } => {
-                ErrorKind::PermissionDenied
-            }
+            RegistryError::Unauthorized { .. }
+            | RegistryError::LoginFailed { .. }
+            | RegistryError::Denied { .. } => ErrorKind::PermissionDenied,
             RegistryError::NotFound { .. } => ErrorKind::NotFound,
             RegistryError::DigestMismatch { .. }
             | RegistryError::SizeMismatch { .. }
             | RegistryError::TooLarge { .. } => ErrorKind::DataLoss,
             RegistryError::Unsupported { .. } => ErrorKind::NotImplemented,
             RegistryError::Status { status, .. } if *status >= 500 => ErrorKind::Unavailable,
-            RegistryError::Status { .. } | RegistryError::InvalidArgument { .. } => ErrorKind::InvalidArgument,
-            RegistryError::Unreachable { .. } | RegistryError::Protocol { .. } | RegistryError::Token { .. } => {
-                ErrorKind::Unavailable
+            RegistryError::Status { .. } | RegistryError::InvalidArgument { .. } => {
+                ErrorKind::InvalidArgument
             }
+            RegistryError::Unreachable { .. }
+            | RegistryError::Protocol { .. }
+            | RegistryError::Token { .. } => ErrorKind::Unavailable,
             RegistryError::Sink { .. } | RegistryError::Source { .. } => ErrorKind::Internal,
             RegistryError::Credentials(e) => e.kind(),
         }
@@ -111,7 +178,8 @@ mod tests {
 
     #[test]
     fn registry_error_bodies() {
-        let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#;
+        let body =
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#;
         assert_eq!(describe_body(body), " (MANIFEST_UNKNOWN: manifest unknown)");
         assert_eq!(describe_body(b""), "");
         assert_eq!(describe_body(b"oops"), " (oops)");

@@ -31,6 +31,6 @@ pub use config::{RegistryConfig, RetryPolicy, UploadConfig};
 pub use credentials::Credentials;
 pub use error::RegistryError;
 pub use manifests::{
-    Manifest, ManifestHead, ACCEPT_ALL, MAX_MANIFEST_SIZE, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST,
-    MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST,
+    Manifest, ManifestHead, ACCEPT_ALL, MAX_MANIFEST_SIZE, MEDIA_TYPE_DOCKER_LIST,
+    MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST,
 };

@@ -18,13 +18,18 @@ pub const MAX_MANIFEST_SIZE: usize = 4 << 20;
 pub const MEDIA_TYPE_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const MEDIA_TYPE_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const MEDIA_TYPE_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const MEDIA_TYPE_DOCKER_LIST: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
 const MEDIA_TYPE_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
 const MEDIA_TYPE_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
 
 /// Every manifest type berth can pull, for `Accept`.
-pub const ACCEPT_ALL: &[&str] =
-    &[MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST];
+pub const ACCEPT_ALL: &[&str] = &[
+    MEDIA_TYPE_OCI_INDEX,
+    MEDIA_TYPE_DOCKER_LIST,
+    MEDIA_TYPE_OCI_MANIFEST,
+    MEDIA_TYPE_DOCKER_MANIFEST,
+];
 
 /// A manifest as the registry sent it, verified.
 #[derive(Debug, Clone)]
@@ -77,19 +82,36 @@ fn sniff_media_type(bytes: &[u8]) -> Option<String> {
 }
 
 fn header_digest(headers: &reqwest::header::HeaderMap) -> Option<Digest> {
-    headers.get("Docker-Content-Digest").and_then(|v| v.to_str().ok()).and_then(|s| Digest::parse(s.trim()).ok())
+    headers
+        .get("Docker-Content-Digest")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| Digest::parse(s.trim()).ok())
 }
 
 impl Client {
     /// Fetches the manifest `reference` points at. A pull by digest is
     /// verified against that digest; a pull by tag against the digest the
     /// registry names in `Docker-Content-Digest`, when it names one.
-    pub async fn get_manifest(&self, reference: &Reference, accept: &[&str]) -> Result<Manifest, RegistryError> {
+    pub async fn get_manifest(
+        &self,
+        reference: &Reference,
+        accept: &[&str],
+    ) -> Result<Manifest, RegistryError> {
         let registry = reference.domain();
         let target = Target::pull(registry, reference.repository());
         let mut last = None;
-        for ep in self.pull_endpoints(registry).await? {
-            match self.get_manifest_from(&target, &ep, reference, accept).await {
+        for candidate in self.pull_endpoints(registry).await {
+            let ep = match self.resolve(registry, candidate).await {
+                Ok(ep) => ep,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            match self
+                .get_manifest_from(&target, &ep, reference, accept)
+                .await
+            {
                 Ok(m) => return Ok(m),
                 Err(e) => {
                     tracing::debug!(host = %ep.host, error = %e, "manifest fetch failed");
@@ -107,11 +129,25 @@ impl Client {
         reference: &Reference,
         accept: &[&str],
     ) -> Result<Manifest, RegistryError> {
-        let url = ep.url(&format!("v2/{}/manifests/{}", target.repository, reference_part(reference)));
-        let accept = if accept.is_empty() { ACCEPT_ALL.join(", ") } else { accept.join(", ") };
-        let resp = self.send(target, ep, |http| http.get(url.clone()).header(ACCEPT, &accept)).await?;
+        let url = ep.url(&format!(
+            "v2/{}/manifests/{}",
+            target.repository,
+            reference_part(reference)
+        ));
+        let accept = if accept.is_empty() {
+            ACCEPT_ALL.join(", ")
+        } else {
+            accept.join(", ")
+        };
+        let resp = self
+            .send(target, ep, |http| {
+                http.get(url.clone()).header(ACCEPT, &accept)
+            })
+            .await?;
         if resp.status() != StatusCode::OK {
-            return Err(self.status_error(target, &Method::GET, &describe(reference), resp).await);
+            return Err(self
+                .status_error(target, &Method::GET, &describe(reference), resp)
+                .await);
         }
         let content_type = resp
             .headers()
@@ -119,15 +155,20 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
         let announced = header_digest(resp.headers());
-        let bytes = read_limited(resp, MAX_MANIFEST_SIZE).await.map_err(|e| match e {
-            ReadError::TooLarge => RegistryError::TooLarge {
-                registry: target.registry.into(),
-                repository: target.repository.into(),
-                what: describe(reference),
-                limit: MAX_MANIFEST_SIZE as u64,
-            },
-            ReadError::Body(m) => RegistryError::Unreachable { registry: target.registry.into(), message: m },
-        })?;
+        let bytes = read_limited(resp, MAX_MANIFEST_SIZE)
+            .await
+            .map_err(|e| match e {
+                ReadError::TooLarge => RegistryError::TooLarge {
+                    registry: target.registry.into(),
+                    repository: target.repository.into(),
+                    what: describe(reference),
+                    limit: MAX_MANIFEST_SIZE as u64,
+                },
+                ReadError::Body(m) => RegistryError::Unreachable {
+                    registry: target.registry.into(),
+                    message: m,
+                },
+            })?;
         let media_type = match content_type {
             Some(ct) if ct != "application/json" && ct != "text/plain" && !ct.is_empty() => ct,
             _ => sniff_media_type(&bytes).unwrap_or_default(),
@@ -143,7 +184,10 @@ impl Client {
         }
         // Verify against the digest we asked for, else the one the registry named.
         let expected = reference.digest().cloned().or(announced);
-        let algorithm = expected.as_ref().map(Digest::algorithm).unwrap_or(Algorithm::Sha256);
+        let algorithm = expected
+            .as_ref()
+            .map(Digest::algorithm)
+            .unwrap_or(Algorithm::Sha256);
         let mut digester = Digester::new(algorithm);
         digester.update(&bytes);
         let actual = digester.finish();
@@ -157,7 +201,11 @@ impl Client {
                 });
             }
         }
-        Ok(Manifest { bytes, media_type, digest: actual })
+        Ok(Manifest {
+            bytes,
+            media_type,
+            digest: actual,
+        })
     }
 
     /// HEAD on a manifest: `None` when it does not exist.
@@ -168,11 +216,31 @@ impl Client {
     ) -> Result<Option<ManifestHead>, RegistryError> {
         let registry = reference.domain();
         let target = Target::pull(registry, reference.repository());
-        let accept = if accept.is_empty() { ACCEPT_ALL.join(", ") } else { accept.join(", ") };
+        let accept = if accept.is_empty() {
+            ACCEPT_ALL.join(", ")
+        } else {
+            accept.join(", ")
+        };
         let mut last = None;
-        for ep in self.pull_endpoints(registry).await? {
-            let url = ep.url(&format!("v2/{}/manifests/{}", target.repository, reference_part(reference)));
-            let resp = match self.send(&target, &ep, |http| http.head(url.clone()).header(ACCEPT, &accept)).await {
+        for candidate in self.pull_endpoints(registry).await {
+            let ep = match self.resolve(registry, candidate).await {
+                Ok(ep) => ep,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            let url = ep.url(&format!(
+                "v2/{}/manifests/{}",
+                target.repository,
+                reference_part(reference)
+            ));
+            let resp = match self
+                .send(&target, &ep, |http| {
+                    http.head(url.clone()).header(ACCEPT, &accept)
+                })
+                .await
+            {
                 Ok(r) => r,
                 Err(e) => {
                     last = Some(e);
@@ -184,12 +252,23 @@ impl Client {
                     let h = resp.headers();
                     return Ok(Some(ManifestHead {
                         digest: header_digest(h),
-                        size: h.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|s| s.parse().ok()),
-                        media_type: h.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string),
+                        size: h
+                            .get(CONTENT_LENGTH)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|s| s.parse().ok()),
+                        media_type: h
+                            .get(CONTENT_TYPE)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string),
                     }));
                 }
                 StatusCode::NOT_FOUND => return Ok(None),
-                _ => last = Some(self.status_error(&target, &Method::HEAD, &describe(reference), resp).await),
+                _ => {
+                    last = Some(
+                        self.status_error(&target, &Method::HEAD, &describe(reference), resp)
+                            .await,
+                    )
+                }
             }
         }
         Err(last.expect("pull_endpoints returns at least one endpoint"))
@@ -215,22 +294,31 @@ impl Client {
         }
         let digest = Digest::sha256_of(&bytes);
         if let Some(d) = reference.digest() {
-            d.verify(&bytes).map_err(|_| RegistryError::DigestMismatch {
-                registry: registry.into(),
-                repository: reference.repository().into(),
-                expected: d.clone(),
-                actual: digest.clone(),
-            })?;
+            d.verify(&bytes)
+                .map_err(|_| RegistryError::DigestMismatch {
+                    registry: registry.into(),
+                    repository: reference.repository().into(),
+                    expected: d.clone(),
+                    actual: digest.clone(),
+                })?;
         }
         let ep = self.endpoint(registry).await?;
-        let url = ep.url(&format!("v2/{}/manifests/{}", target.repository, reference_part(reference)));
+        let url = ep.url(&format!(
+            "v2/{}/manifests/{}",
+            target.repository,
+            reference_part(reference)
+        ));
         let resp = self
             .send(&target, &ep, |http| {
-                http.put(url.clone()).header(CONTENT_TYPE, media_type).body(bytes.clone())
+                http.put(url.clone())
+                    .header(CONTENT_TYPE, media_type)
+                    .body(bytes.clone())
             })
             .await?;
         if !resp.status().is_success() {
-            return Err(self.status_error(&target, &Method::PUT, &describe(reference), resp).await);
+            return Err(self
+                .status_error(&target, &Method::PUT, &describe(reference), resp)
+                .await);
         }
         if let Some(announced) = header_digest(resp.headers()) {
             if announced.algorithm() == Algorithm::Sha256 && announced != digest {
@@ -261,11 +349,16 @@ mod tests {
     #[test]
     fn media_type_sniffing() {
         assert_eq!(
-            sniff_media_type(br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#)
-                .as_deref(),
+            sniff_media_type(
+                br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#
+            )
+            .as_deref(),
             Some(MEDIA_TYPE_OCI_INDEX)
         );
-        assert_eq!(sniff_media_type(br#"{"schemaVersion":1,"name":"x"}"#).as_deref(), Some(MEDIA_TYPE_SCHEMA1));
+        assert_eq!(
+            sniff_media_type(br#"{"schemaVersion":1,"name":"x"}"#).as_deref(),
+            Some(MEDIA_TYPE_SCHEMA1)
+        );
         assert_eq!(sniff_media_type(b"nope"), None);
     }
 }

@@ -37,7 +37,14 @@ impl Client {
         let registry = repo.domain();
         let target = Target::pull(registry, repo.repository());
         let mut last = None;
-        'endpoints: for ep in self.pull_endpoints(registry).await? {
+        'endpoints: for candidate in self.pull_endpoints(registry).await {
+            let ep = match self.resolve(registry, candidate).await {
+                Ok(ep) => ep,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
             let mut url = ep.url(&format!("v2/{}/tags/list", target.repository));
             let mut tags = Vec::new();
             for _ in 0..MAX_PAGES {
@@ -49,25 +56,41 @@ impl Client {
                     }
                 };
                 if resp.status() != StatusCode::OK {
-                    last = Some(self.status_error(&target, &Method::GET, "tag list", resp).await);
+                    last = Some(
+                        self.status_error(&target, &Method::GET, "tag list", resp)
+                            .await,
+                    );
                     continue 'endpoints;
                 }
-                let next = resp.headers().get(LINK).and_then(|v| v.to_str().ok()).and_then(next_link).map(str::to_string);
-                let body = read_limited(resp, MAX_TAGS_PAGE).await.map_err(|e| match e {
-                    ReadError::TooLarge => RegistryError::TooLarge {
-                        registry: registry.into(),
-                        repository: repo.repository().into(),
-                        what: "tag list page".into(),
-                        limit: MAX_TAGS_PAGE as u64,
-                    },
-                    ReadError::Body(m) => RegistryError::Unreachable { registry: registry.into(), message: m },
-                })?;
-                let page: TagList =
-                    serde_json::from_slice(&body).map_err(|e| target.error(format!("unreadable tag list: {e}")))?;
+                let next = resp
+                    .headers()
+                    .get(LINK)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(next_link)
+                    .map(str::to_string);
+                let body = read_limited(resp, MAX_TAGS_PAGE)
+                    .await
+                    .map_err(|e| match e {
+                        ReadError::TooLarge => RegistryError::TooLarge {
+                            registry: registry.into(),
+                            repository: repo.repository().into(),
+                            what: "tag list page".into(),
+                            limit: MAX_TAGS_PAGE as u64,
+                        },
+                        ReadError::Body(m) => RegistryError::Unreachable {
+                            registry: registry.into(),
+                            message: m,
+                        },
+                    })?;
+                let page: TagList = serde_json::from_slice(&body)
+                    .map_err(|e| target.error(format!("unreadable tag list: {e}")))?;
                 tags.extend(page.tags.unwrap_or_default());
                 match next {
                     Some(n) => {
-                        url = ep.base.join(&n).map_err(|e| target.error(format!("bad tag list link {n:?}: {e}")))?;
+                        url = ep
+                            .base
+                            .join(&n)
+                            .map_err(|e| target.error(format!("bad tag list link {n:?}: {e}")))?;
                     }
                     None => return Ok(tags),
                 }
@@ -84,7 +107,10 @@ mod tests {
 
     #[test]
     fn link_headers() {
-        assert_eq!(next_link(r#"</v2/foo/tags/list?last=b&n=2>; rel="next""#), Some("/v2/foo/tags/list?last=b&n=2"));
+        assert_eq!(
+            next_link(r#"</v2/foo/tags/list?last=b&n=2>; rel="next""#),
+            Some("/v2/foo/tags/list?last=b&n=2")
+        );
         assert_eq!(next_link(r#"<a>; rel="prev", <b>; rel=next"#), Some("b"));
         assert_eq!(next_link("garbage"), None);
     }
