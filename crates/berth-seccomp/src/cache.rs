@@ -66,18 +66,21 @@ fn prepare_dir(dir: &Path) -> Result<(), Error> {
         .mode(0o700)
         .create(dir)
         .map_err(cache_error(dir, "creating the directory"))?;
-    let st = rustix::fs::stat(dir).map_err(|e| cache_error(dir, "inspecting the directory")(e.into()))?;
+    let st = rustix::fs::stat(dir)
+        .map_err(|e| cache_error(dir, "inspecting the directory")(e.into()))?;
     let euid = rustix::process::geteuid().as_raw();
     if st.st_uid != euid || st.st_mode & 0o022 != 0 {
-        return Err(cache_error(dir, "checking the directory's owner and mode")(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            format!(
+        return Err(cache_error(dir, "checking the directory's owner and mode")(
+            std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
                 "owned by uid {} with mode {:o}, but cached filters are trusted, so it must be \
                  owned by uid {euid} and not writable by group or others (chmod 700)",
                 st.st_uid,
                 st.st_mode & 0o7777
             ),
-        )));
+            ),
+        ));
     }
     Ok(())
 }
@@ -90,7 +93,11 @@ fn cache_key(profile: &LinuxSeccomp) -> Result<[u8; DIGEST_LEN], Error> {
     // Serializing the typed profile (not the user's JSON text) makes the key
     // independent of whitespace and key order.
     let json = serde_json::to_vec(&canonical).map_err(|e| {
-        Error::invalid("linux.seccomp", "<profile>", format!("cannot be serialized for hashing: {e}"))
+        Error::invalid(
+            "linux.seccomp",
+            "<profile>",
+            format!("cannot be serialized for hashing: {e}"),
+        )
     })?;
     let version = libseccomp::ScmpVersion::current()
         .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
@@ -146,7 +153,9 @@ fn decode(bytes: &[u8], key: &[u8; DIGEST_LEN]) -> Result<CompiledFilter, String
         return Err(format!("unknown load flags {flags:#x}"));
     }
     if count == 0 || count > MAX_INSTRUCTIONS || body.len() != at + count * INSTRUCTION_BYTES {
-        return Err(format!("instruction count {count} does not match the entry size"));
+        return Err(format!(
+            "instruction count {count} does not match the entry size"
+        ));
     }
     let program = body[at..]
         .chunks_exact(INSTRUCTION_BYTES)
@@ -178,7 +187,12 @@ fn encode(key: &[u8; DIGEST_LEN], filter: &CompiledFilter) -> Vec<u8> {
 }
 
 /// Writes the entry atomically: temporary file, fsync, rename, fsync of the directory.
-fn write_entry(dir: &Path, path: &PathBuf, key: &[u8; DIGEST_LEN], filter: &CompiledFilter) -> Result<(), Error> {
+fn write_entry(
+    dir: &Path,
+    path: &PathBuf,
+    key: &[u8; DIGEST_LEN],
+    filter: &CompiledFilter,
+) -> Result<(), Error> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .suffix(".bpf")
@@ -186,7 +200,9 @@ fn write_entry(dir: &Path, path: &PathBuf, key: &[u8; DIGEST_LEN], filter: &Comp
         .map_err(cache_error(dir, "creating a temporary file"))?;
     tmp.write_all(&encode(key, filter))
         .map_err(cache_error(tmp.path(), "writing"))?;
-    tmp.as_file().sync_all().map_err(cache_error(tmp.path(), "syncing"))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(cache_error(tmp.path(), "syncing"))?;
     tmp.persist(path)
         .map_err(|e| cache_error(path, "renaming into place")(e.error))?;
     fs::File::open(dir)
@@ -202,8 +218,18 @@ mod tests {
     fn sample() -> CompiledFilter {
         CompiledFilter::new(
             vec![
-                SockFilter { code: 0x20, jt: 0, jf: 0, k: 4 },
-                SockFilter { code: 0x06, jt: 1, jf: 2, k: 0x7fff_0000 },
+                SockFilter {
+                    code: 0x20,
+                    jt: 0,
+                    jf: 0,
+                    k: 4,
+                },
+                SockFilter {
+                    code: 0x06,
+                    jt: 1,
+                    jf: 2,
+                    k: 0x7fff_0000,
+                },
             ],
             berth_sys::seccomp::FLAG_LOG,
         )
@@ -223,7 +249,10 @@ mod tests {
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x10;
-            assert!(decode(&bad, &key).is_err(), "flip at byte {i} went unnoticed");
+            assert!(
+                decode(&bad, &key).is_err(),
+                "flip at byte {i} went unnoticed"
+            );
         }
     }
 

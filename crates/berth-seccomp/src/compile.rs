@@ -55,13 +55,18 @@ pub(crate) fn load_flags(requested: RequestedFlags, uses_notify: bool) -> Result
             });
         }
         if requested.wait_killable_recv {
-            flags |= supported(sys::FLAG_WAIT_KILLABLE_RECV, "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")?;
+            flags |= supported(
+                sys::FLAG_WAIT_KILLABLE_RECV,
+                "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+            )?;
         }
     } else if requested.wait_killable_recv {
         // The flag only changes how notified tasks wait; without a
         // SCMP_ACT_NOTIFY rule there is nothing to wait for, and the
         // kernel would refuse it without a listener.
-        tracing::debug!("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV ignored: the profile uses no SCMP_ACT_NOTIFY");
+        tracing::debug!(
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV ignored: the profile uses no SCMP_ACT_NOTIFY"
+        );
     }
     Ok(flags)
 }
@@ -85,7 +90,10 @@ fn supported(flag: u32, name: &'static str) -> Result<u32, Error> {
 }
 
 pub(crate) fn kernel_release() -> String {
-    rustix::system::uname().release().to_string_lossy().into_owned()
+    rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn lib(what: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompError) -> Error {
@@ -94,10 +102,12 @@ fn lib(what: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompError) 
 }
 
 fn build_program(plan: &Plan) -> Result<Vec<SockFilter>, Error> {
-    let mut ctx = ScmpFilterContext::new(plan.default_action).map_err(lib("create a filter context"))?;
+    let mut ctx =
+        ScmpFilterContext::new(plan.default_action).map_err(lib("create a filter context"))?;
     for (name, arch) in &plan.arches {
-        ctx.add_arch(*arch)
-            .map_err(lib(format!("add architecture {name} (unsupported by this libseccomp?)")))?;
+        ctx.add_arch(*arch).map_err(lib(format!(
+            "add architecture {name} (unsupported by this libseccomp?)"
+        )))?;
     }
     ctx.set_ctl_optimize(OPTIMIZE_BINARY_TREE)
         .map_err(lib("enable the binary-tree optimization"))?;
@@ -133,7 +143,8 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<SockFilter>, Error> {
         .map_err(|e| export_err("creating a memfd")(e.into()))?;
     ctx.export_bpf(&fd).map_err(lib("export the BPF program"))?;
     let mut file = std::fs::File::from(fd);
-    file.seek(SeekFrom::Start(0)).map_err(export_err("rewinding the memfd"))?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(export_err("rewinding the memfd"))?;
     let limit = (MAX_INSTRUCTIONS * INSTRUCTION_BYTES) as u64;
     let mut bytes = Vec::new();
     (&mut file)
@@ -151,14 +162,17 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<SockFilter>, Error> {
         what: "decoding the program",
         source: std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("{} bytes is not a whole number of instructions", bytes.len()),
+            format!(
+                "{} bytes is not a whole number of instructions",
+                bytes.len()
+            ),
         ),
     })
 }
 
 /// Splits libseccomp's output (native-endian `struct sock_filter`s) into instructions.
 fn decode_native(bytes: &[u8]) -> Option<Vec<SockFilter>> {
-    if bytes.len() % INSTRUCTION_BYTES != 0 {
+    if !bytes.chunks_exact(INSTRUCTION_BYTES).remainder().is_empty() {
         return None;
     }
     Some(

@@ -136,7 +136,11 @@ struct Filter {
 
 /// Resolves a Docker-format profile for a container whose bounding
 /// capability set is `capabilities` (`CAP_*` names), on `target`.
-pub fn docker_to_oci(json: &[u8], capabilities: &[String], target: &DockerTarget) -> Result<LinuxSeccomp, Error> {
+pub fn docker_to_oci(
+    json: &[u8],
+    capabilities: &[String],
+    target: &DockerTarget,
+) -> Result<LinuxSeccomp, Error> {
     const ROOT: &str = "seccomp profile";
     if json.len() > MAX_PROFILE_BYTES {
         return Err(Error::invalid(
@@ -145,8 +149,13 @@ pub fn docker_to_oci(json: &[u8], capabilities: &[String], target: &DockerTarget
             format!("larger than the {MAX_PROFILE_BYTES}-byte limit"),
         ));
     }
-    let profile: DockerProfile = serde_json::from_slice(json)
-        .map_err(|e| Error::invalid(ROOT, "<json>", format!("is not a Docker seccomp profile: {e}")))?;
+    let profile: DockerProfile = serde_json::from_slice(json).map_err(|e| {
+        Error::invalid(
+            ROOT,
+            "<json>",
+            format!("is not a Docker seccomp profile: {e}"),
+        )
+    })?;
     let caps: BTreeSet<&str> = capabilities.iter().map(String::as_str).collect();
 
     let mut out = Map::new();
@@ -164,7 +173,10 @@ pub fn docker_to_oci(json: &[u8], capabilities: &[String], target: &DockerTarget
             let native = target.scmp_arch();
             map.iter()
                 .filter(|m| Some(m.architecture.as_str()) == native)
-                .flat_map(|m| std::iter::once(m.architecture.clone()).chain(m.sub_architectures.iter().flatten().cloned()))
+                .flat_map(|m| {
+                    std::iter::once(m.architecture.clone())
+                        .chain(m.sub_architectures.iter().flatten().cloned())
+                })
                 .collect()
         }
         _ => Vec::new(),
@@ -196,7 +208,13 @@ pub fn docker_to_oci(json: &[u8], capabilities: &[String], target: &DockerTarget
             Some(name) => vec![name],
             None => call.names,
         };
-        if !applies(&call.includes, &call.excludes, &caps, target, &format!("{ROOT}.syscalls[{i}]"))? {
+        if !applies(
+            &call.includes,
+            &call.excludes,
+            &caps,
+            target,
+            &format!("{ROOT}.syscalls[{i}]"),
+        )? {
             continue;
         }
         let mut rule = Map::new();
@@ -230,12 +248,18 @@ fn applies(
             .as_deref()
             .map(|v| {
                 parse_kernel_version(v).ok_or_else(|| {
-                    Error::invalid(format!("{field}.{which}.minKernel"), v, "is not a kernel version like 4.8")
+                    Error::invalid(
+                        format!("{field}.{which}.minKernel"),
+                        v,
+                        "is not a kernel version like 4.8",
+                    )
                 })
             })
             .transpose()
     };
-    if excludes.arches.iter().any(|a| *a == target.goarch) || excludes.caps.iter().any(|c| caps.contains(c.as_str())) {
+    if excludes.arches.contains(&target.goarch)
+        || excludes.caps.iter().any(|c| caps.contains(c.as_str()))
+    {
         return Ok(false);
     }
     if let Some(v) = min_kernel(excludes, "excludes")? {
@@ -243,7 +267,7 @@ fn applies(
             return Ok(false);
         }
     }
-    if !includes.arches.is_empty() && !includes.arches.iter().any(|a| *a == target.goarch) {
+    if !includes.arches.is_empty() && !includes.arches.contains(&target.goarch) {
         return Ok(false);
     }
     if !includes.caps.iter().all(|c| caps.contains(c.as_str())) {
@@ -269,7 +293,11 @@ mod tests {
     }
 
     fn names_of(p: &LinuxSeccomp) -> Vec<String> {
-        p.syscalls().iter().flatten().flat_map(|s| s.names().clone()).collect()
+        p.syscalls()
+            .iter()
+            .flatten()
+            .flat_map(|s| s.names().clone())
+            .collect()
     }
 
     #[test]
@@ -298,24 +326,38 @@ mod tests {
             ]
         }"#;
         let plain = docker_to_oci(profile, &[], &amd64()).unwrap();
-        assert_eq!(names_of(&plain), ["read", "arch_prctl", "clone3", "ptrace", "write"]);
+        assert_eq!(
+            names_of(&plain),
+            ["read", "arch_prctl", "clone3", "ptrace", "write"]
+        );
         let arches: Vec<String> = plain
             .architectures()
             .iter()
             .flatten()
-            .map(|a| serde_json::to_value(a).unwrap().as_str().unwrap().to_string())
+            .map(|a| {
+                serde_json::to_value(a)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         assert_eq!(arches, ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]);
 
         let admin = docker_to_oci(profile, &["CAP_SYS_ADMIN".to_string()], &amd64()).unwrap();
-        assert_eq!(names_of(&admin), ["read", "arch_prctl", "mount", "ptrace", "write"]);
+        assert_eq!(
+            names_of(&admin),
+            ["read", "arch_prctl", "mount", "ptrace", "write"]
+        );
     }
 
     #[test]
     fn name_and_names_together_are_refused() {
         let profile = br#"{"defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [{"name": "a", "names": ["b"], "action": "SCMP_ACT_ERRNO"}]}"#;
-        let err = docker_to_oci(profile, &[], &amd64()).unwrap_err().to_string();
+        let err = docker_to_oci(profile, &[], &amd64())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("syscalls[0].name"), "{err}");
     }
 
@@ -323,7 +365,12 @@ mod tests {
     fn unknown_action_names_the_rule() {
         let profile = br#"{"defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [{"names": ["a"], "action": "SCMP_ACT_ALLOW"}, {"names": ["b"], "action": "SCMP_ACT_EXPLODE"}]}"#;
-        let err = docker_to_oci(profile, &[], &amd64()).unwrap_err().to_string();
-        assert!(err.contains("linux.seccomp.syscalls[1].action = SCMP_ACT_EXPLODE"), "{err}");
+        let err = docker_to_oci(profile, &[], &amd64())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("linux.seccomp.syscalls[1].action = SCMP_ACT_EXPLODE"),
+            "{err}"
+        );
     }
 }

@@ -98,23 +98,34 @@ pub enum Error {
 impl HasKind for Error {
     fn kind(&self) -> ErrorKind {
         match self {
-            Error::Invalid { .. } | Error::Rule { .. } | Error::TooLarge { .. } | Error::State { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            Error::Invalid { .. }
+            | Error::Rule { .. }
+            | Error::TooLarge { .. }
+            | Error::State { .. } => ErrorKind::InvalidArgument,
             Error::FlagUnsupported { .. } => ErrorKind::FailedPrecondition,
             Error::Load { source } => match source.raw_os_error() {
-                Some(code) if code == rustix::io::Errno::ACCESS.raw_os_error() => ErrorKind::PermissionDenied,
-                Some(code) if code == rustix::io::Errno::PERM.raw_os_error() => ErrorKind::PermissionDenied,
+                Some(code) if code == rustix::io::Errno::ACCESS.raw_os_error() => {
+                    ErrorKind::PermissionDenied
+                }
+                Some(code) if code == rustix::io::Errno::PERM.raw_os_error() => {
+                    ErrorKind::PermissionDenied
+                }
                 _ => ErrorKind::Internal,
             },
             Error::Listener { .. } => ErrorKind::Unavailable,
-            Error::Libseccomp { .. } | Error::Export { .. } | Error::Cache { .. } => ErrorKind::Internal,
+            Error::Libseccomp { .. } | Error::Export { .. } | Error::Cache { .. } => {
+                ErrorKind::Internal
+            }
         }
     }
 }
 
 impl Error {
-    pub(crate) fn invalid(field: impl Into<String>, value: impl ToString, reason: impl Into<String>) -> Self {
+    pub(crate) fn invalid(
+        field: impl Into<String>,
+        value: impl ToString,
+        reason: impl Into<String>,
+    ) -> Self {
         Error::Invalid {
             field: field.into(),
             value: value.to_string(),

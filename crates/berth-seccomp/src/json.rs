@@ -19,7 +19,13 @@ pub fn parse_profile(value: &Value) -> Result<LinuxSeccomp, Error> {
         return Err(Error::invalid(ROOT, short(value), "must be a JSON object"));
     };
     match obj.get("defaultAction") {
-        None => return Err(Error::invalid(format!("{ROOT}.defaultAction"), "<missing>", "is required")),
+        None => {
+            return Err(Error::invalid(
+                format!("{ROOT}.defaultAction"),
+                "<missing>",
+                "is required",
+            ))
+        }
         Some(v) => check_name(v, &format!("{ROOT}.defaultAction"), ACTION_NAMES, "action")?,
     }
     for (i, a) in array(obj.get("architectures"), &format!("{ROOT}.architectures"))?
@@ -38,19 +44,45 @@ pub fn parse_profile(value: &Value) -> Result<LinuxSeccomp, Error> {
             }
         }
     }
-    for (i, f) in array(obj.get("flags"), &format!("{ROOT}.flags"))?.iter().enumerate() {
-        check_name(f, &format!("{ROOT}.flags[{i}]"), FLAG_NAMES, "seccomp filter flag")?;
+    for (i, f) in array(obj.get("flags"), &format!("{ROOT}.flags"))?
+        .iter()
+        .enumerate()
+    {
+        check_name(
+            f,
+            &format!("{ROOT}.flags[{i}]"),
+            FLAG_NAMES,
+            "seccomp filter flag",
+        )?;
     }
-    for (i, call) in array(obj.get("syscalls"), &format!("{ROOT}.syscalls"))?.iter().enumerate() {
+    for (i, call) in array(obj.get("syscalls"), &format!("{ROOT}.syscalls"))?
+        .iter()
+        .enumerate()
+    {
         let field = format!("{ROOT}.syscalls[{i}]");
         match call.get("action") {
-            None => return Err(Error::invalid(format!("{field}.action"), "<missing>", "is required")),
+            None => {
+                return Err(Error::invalid(
+                    format!("{field}.action"),
+                    "<missing>",
+                    "is required",
+                ))
+            }
             Some(v) => check_name(v, &format!("{field}.action"), ACTION_NAMES, "action")?,
         }
-        for (j, arg) in array(call.get("args"), &format!("{field}.args"))?.iter().enumerate() {
+        for (j, arg) in array(call.get("args"), &format!("{field}.args"))?
+            .iter()
+            .enumerate()
+        {
             let afield = format!("{field}.args[{j}]");
             match arg.get("op") {
-                None => return Err(Error::invalid(format!("{afield}.op"), "<missing>", "is required")),
+                None => {
+                    return Err(Error::invalid(
+                        format!("{afield}.op"),
+                        "<missing>",
+                        "is required",
+                    ))
+                }
                 Some(v) => check_name(v, &format!("{afield}.op"), OPERATOR_NAMES, "comparison")?,
             }
             match arg.get("index").and_then(Value::as_u64) {

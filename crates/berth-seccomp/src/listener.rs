@@ -11,7 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use rustix::net::{
-    AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+    AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix,
+    SocketFlags, SocketType,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -42,11 +43,21 @@ pub fn send_listener<S: Serialize>(
         }
     };
 
-    let addr = SocketAddrUnix::new(listener_path).map_err(io("building the socket address (path too long?)"))?;
-    let sock = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
-        .map_err(io("creating a socket"))?;
-    rustix::net::sockopt::set_socket_timeout(&sock, rustix::net::sockopt::Timeout::Send, Some(SEND_TIMEOUT))
-        .map_err(io("setting the send timeout"))?;
+    let addr = SocketAddrUnix::new(listener_path)
+        .map_err(io("building the socket address (path too long?)"))?;
+    let sock = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(io("creating a socket"))?;
+    rustix::net::sockopt::set_socket_timeout(
+        &sock,
+        rustix::net::sockopt::Timeout::Send,
+        Some(SEND_TIMEOUT),
+    )
+    .map_err(io("setting the send timeout"))?;
     rustix::net::connect(&sock, &addr).map_err(io("connecting"))?;
 
     // The spec allows several sendmsg calls, with the fds in the first only.
@@ -57,7 +68,12 @@ pub fn send_listener<S: Serialize>(
         return Err(io("attaching the listener fd")(rustix::io::Errno::NOBUFS));
     }
     let mut sent = loop {
-        match rustix::net::sendmsg(&sock, &[IoSlice::new(&payload)], &mut control, SendFlags::NOSIGNAL) {
+        match rustix::net::sendmsg(
+            &sock,
+            &[IoSlice::new(&payload)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
             Err(rustix::io::Errno::INTR) => continue,
             other => break other.map_err(io("sending the state and the listener fd"))?,
         }
@@ -75,12 +91,17 @@ pub fn send_listener<S: Serialize>(
 }
 
 /// The OCI "container process state" document, serialized.
-fn process_state<S: Serialize>(path: &Path, metadata: Option<&str>, state: &S) -> Result<Vec<u8>, Error> {
+fn process_state<S: Serialize>(
+    path: &Path,
+    metadata: Option<&str>,
+    state: &S,
+) -> Result<Vec<u8>, Error> {
     let bad = |reason: String| Error::State {
         path: path.to_path_buf(),
         reason,
     };
-    let state = serde_json::to_value(state).map_err(|e| bad(format!("cannot be serialized: {e}")))?;
+    let state =
+        serde_json::to_value(state).map_err(|e| bad(format!("cannot be serialized: {e}")))?;
     let pid = state
         .get("pid")
         .and_then(Value::as_i64)
@@ -109,14 +130,21 @@ mod tests {
 
     #[test]
     fn state_without_pid_is_refused() {
-        let err = process_state(Path::new("/x"), None, &json!({"ociVersion": "1.2.0", "id": "c"})).unwrap_err();
+        let err = process_state(
+            Path::new("/x"),
+            None,
+            &json!({"ociVersion": "1.2.0", "id": "c"}),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("pid"), "{err}");
     }
 
     #[test]
     fn document_has_the_spec_fields() {
         let state = json!({"ociVersion": "1.2.0", "id": "c1", "status": "creating", "pid": 42, "bundle": "/b"});
-        let doc: Value = serde_json::from_slice(&process_state(Path::new("/x"), Some("meta"), &state).unwrap()).unwrap();
+        let doc: Value =
+            serde_json::from_slice(&process_state(Path::new("/x"), Some("meta"), &state).unwrap())
+                .unwrap();
         assert_eq!(doc["ociVersion"], "1.2.0");
         assert_eq!(doc["fds"], json!(["seccompFd"]));
         assert_eq!(doc["pid"], 42);

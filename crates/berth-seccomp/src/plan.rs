@@ -114,15 +114,13 @@ pub(crate) fn plan(profile: &LinuxSeccomp) -> Result<Plan, Error> {
         .enumerate()
         .map(|(i, a)| {
             let name = wire_name(a);
-            arch(&name)
-                .map(|arch| (name.clone(), arch))
-                .ok_or_else(|| {
-                    Error::invalid(
-                        format!("{ROOT}.architectures[{i}]"),
-                        &name,
-                        "unknown architecture; use an SCMP_ARCH_* name such as SCMP_ARCH_X86_64",
-                    )
-                })
+            arch(&name).map(|arch| (name.clone(), arch)).ok_or_else(|| {
+                Error::invalid(
+                    format!("{ROOT}.architectures[{i}]"),
+                    &name,
+                    "unknown architecture; use an SCMP_ARCH_* name such as SCMP_ARCH_X86_64",
+                )
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
 
@@ -138,7 +136,10 @@ pub(crate) fn plan(profile: &LinuxSeccomp) -> Result<Plan, Error> {
                 return Err(Error::invalid(
                     format!("{ROOT}.flags[{i}]"),
                     name,
-                    format!("unknown seccomp filter flag; use one of {}", FLAG_NAMES.join(", ")),
+                    format!(
+                        "unknown seccomp filter flag; use one of {}",
+                        FLAG_NAMES.join(", ")
+                    ),
                 ))
             }
         }
@@ -161,7 +162,11 @@ pub(crate) fn plan(profile: &LinuxSeccomp) -> Result<Plan, Error> {
     })
 }
 
-fn plan_syscall(index: usize, call: &LinuxSyscall, default_action: ScmpAction) -> Result<Vec<PlannedRule>, Error> {
+fn plan_syscall(
+    index: usize,
+    call: &LinuxSyscall,
+    default_action: ScmpAction,
+) -> Result<Vec<PlannedRule>, Error> {
     let field = format!("{ROOT}.syscalls[{index}]");
     if call.names().is_empty() {
         return Err(Error::invalid(
@@ -234,7 +239,12 @@ fn plan_syscall(index: usize, call: &LinuxSyscall, default_action: ScmpAction) -
 }
 
 /// Maps an OCI action name plus its optional errno to a libseccomp action.
-fn action(name: &str, errno_ret: Option<u32>, field: &str, errno_field: &str) -> Result<ScmpAction, Error> {
+fn action(
+    name: &str,
+    errno_ret: Option<u32>,
+    field: &str,
+    errno_field: &str,
+) -> Result<ScmpAction, Error> {
     let errno = |default: u32| -> Result<u16, Error> {
         let value = errno_ret.unwrap_or(default);
         u16::try_from(value).map_err(|_| {
@@ -258,7 +268,10 @@ fn action(name: &str, errno_ret: Option<u32>, field: &str, errno_field: &str) ->
             return Err(Error::invalid(
                 field,
                 name,
-                format!("unknown seccomp action; use one of {}", ACTION_NAMES.join(", ")),
+                format!(
+                    "unknown seccomp action; use one of {}",
+                    ACTION_NAMES.join(", ")
+                ),
             ))
         }
     };
@@ -320,7 +333,10 @@ fn condition(arg: &LinuxSeccompArg, field: &str) -> Result<ScmpArgCompare, Error
         Error::invalid(
             format!("{field}.op"),
             &op_name,
-            format!("unknown comparison; use one of {}", OPERATOR_NAMES.join(", ")),
+            format!(
+                "unknown comparison; use one of {}",
+                OPERATOR_NAMES.join(", ")
+            ),
         )
     })?;
     // For MASKED_EQ, `value` is the mask and `valueTwo` the expected result

@@ -26,7 +26,9 @@ const SIGSYS: i32 = 31;
 #[test]
 #[ignore = "helper: the other tests run it in a child process"]
 fn helper_load_and_exec() {
-    let spec: Value = serde_json::from_str(&std::env::var(HELPER_ENV).expect("run only by the kernel tests")).unwrap();
+    let spec: Value =
+        serde_json::from_str(&std::env::var(HELPER_ENV).expect("run only by the kernel tests"))
+            .unwrap();
     let profile = parse_profile(&spec["profile"]).unwrap();
     let filter = compile_cached(&profile, Path::new(spec["cache"].as_str().unwrap())).unwrap();
     // Unprivileged-style loading, as a container without CAP_SYS_ADMIN would.
@@ -46,7 +48,13 @@ fn helper_load_and_exec() {
         "pid": std::process::id(),
         "bundle": "/",
     });
-    send_listener(Path::new(socket), Some("agent-metadata"), &state, listener.as_fd()).unwrap();
+    send_listener(
+        Path::new(socket),
+        Some("agent-metadata"),
+        &state,
+        listener.as_fd(),
+    )
+    .unwrap();
 }
 
 struct Outcome {
@@ -56,7 +64,10 @@ struct Outcome {
 
 /// A private temporary directory, removed on drop.
 fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("berth-seccomp-test-").tempdir().unwrap()
+    tempfile::Builder::new()
+        .prefix("berth-seccomp-test-")
+        .tempdir()
+        .unwrap()
 }
 
 /// Compiles `profile` into `cache` in this process (as the runtime's parent
@@ -64,9 +75,17 @@ fn scratch() -> tempfile::TempDir {
 fn run_child(profile: Value, cache: &Path, action: Value) -> Outcome {
     compile_cached(&parse_profile(&profile).unwrap(), cache).unwrap();
     let mut spec = json!({"profile": profile, "cache": cache});
-    spec.as_object_mut().unwrap().extend(action.as_object().unwrap().clone());
+    spec.as_object_mut()
+        .unwrap()
+        .extend(action.as_object().unwrap().clone());
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "helper_load_and_exec", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "helper_load_and_exec",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(HELPER_ENV, spec.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -86,7 +105,12 @@ fn run_child(profile: Value, cache: &Path, action: Value) -> Outcome {
         std::thread::sleep(Duration::from_millis(10));
     };
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     Outcome { status, stderr }
 }
 
@@ -110,7 +134,11 @@ fn denied_mkdir_returns_the_profile_errno() {
     let out = run_child(profile, &cache, exec(&[BUSYBOX, "mkdir", target_s]));
     assert_eq!(out.status.code(), Some(1), "stderr: {}", out.stderr);
     // errno 38 is ENOSYS.
-    assert!(out.stderr.contains("Function not implemented"), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains("Function not implemented"),
+        "stderr: {}",
+        out.stderr
+    );
     assert!(!target.exists());
 
     // The same child with a filter that leaves mkdir alone creates the directory.
@@ -127,8 +155,16 @@ fn personality_outcomes(args: Value) -> (Outcome, Outcome) {
     let profile = allow_all_but(json!([
         {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13, "args": args}
     ]));
-    let linux32 = run_child(profile.clone(), &cache, exec(&[BUSYBOX, "linux32", BUSYBOX, "true"]));
-    let linux64 = run_child(profile, &cache, exec(&[BUSYBOX, "linux64", BUSYBOX, "true"]));
+    let linux32 = run_child(
+        profile.clone(),
+        &cache,
+        exec(&[BUSYBOX, "linux32", BUSYBOX, "true"]),
+    );
+    let linux64 = run_child(
+        profile,
+        &cache,
+        exec(&[BUSYBOX, "linux64", BUSYBOX, "true"]),
+    );
     (linux32, linux64)
 }
 
@@ -138,9 +174,18 @@ fn denied(o: &Outcome) -> bool {
 
 #[test]
 fn argument_condition_denies_only_the_matching_call() {
-    let (linux32, linux64) = personality_outcomes(json!([{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]));
-    assert!(denied(&linux32), "linux32 should be denied; stderr: {}", linux32.stderr);
-    assert!(linux64.status.success(), "linux64 should pass; stderr: {}", linux64.stderr);
+    let (linux32, linux64) =
+        personality_outcomes(json!([{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]));
+    assert!(
+        denied(&linux32),
+        "linux32 should be denied; stderr: {}",
+        linux32.stderr
+    );
+    assert!(
+        linux64.status.success(),
+        "linux64 should pass; stderr: {}",
+        linux64.stderr
+    );
 }
 
 #[test]
@@ -177,8 +222,18 @@ fn distinct_argument_indexes_must_all_match() {
 fn killed_by_sigsys(action: &str) {
     let tmp = scratch();
     let profile = allow_all_but(json!([{"names": ["uname"], "action": action}]));
-    let out = run_child(profile, &tmp.path().join("cache"), exec(&[BUSYBOX, "uname"]));
-    assert_eq!(out.status.signal(), Some(SIGSYS), "{action}: status {:?}, stderr: {}", out.status, out.stderr);
+    let out = run_child(
+        profile,
+        &tmp.path().join("cache"),
+        exec(&[BUSYBOX, "uname"]),
+    );
+    assert_eq!(
+        out.status.signal(),
+        Some(SIGSYS),
+        "{action}: status {:?}, stderr: {}",
+        out.status,
+        out.stderr
+    );
 }
 
 #[test]
@@ -194,7 +249,11 @@ fn kill_actions_end_the_process_with_sigsys() {
 fn log_action_allows_the_call() {
     let tmp = scratch();
     let profile = allow_all_but(json!([{"names": ["uname"], "action": "SCMP_ACT_LOG"}]));
-    let out = run_child(profile, &tmp.path().join("cache"), exec(&[BUSYBOX, "uname"]));
+    let out = run_child(
+        profile,
+        &tmp.path().join("cache"),
+        exec(&[BUSYBOX, "uname"]),
+    );
     assert!(out.status.success(), "stderr: {}", out.stderr);
 }
 
@@ -208,15 +267,28 @@ fn docker_default_profile_runs_busybox_and_blocks_unshare() {
     // Docker's default capabilities: no CAP_SYS_ADMIN, so unshare is not allowed.
     let oci = berth_seccomp::docker_to_oci(&docker, &["CAP_CHOWN".to_string()], &target).unwrap();
     let profile = serde_json::to_value(&oci).unwrap();
-    let ok = run_child(profile.clone(), &tmp.path().join("cache"), exec(&[BUSYBOX, "true"]));
+    let ok = run_child(
+        profile.clone(),
+        &tmp.path().join("cache"),
+        exec(&[BUSYBOX, "true"]),
+    );
     assert!(ok.status.success(), "stderr: {}", ok.stderr);
-    let blocked = run_child(profile, &tmp.path().join("cache"), exec(&[BUSYBOX, "unshare", "-U", BUSYBOX, "true"]));
+    let blocked = run_child(
+        profile,
+        &tmp.path().join("cache"),
+        exec(&[BUSYBOX, "unshare", "-U", BUSYBOX, "true"]),
+    );
     assert!(!blocked.status.success(), "unshare passed Docker's profile");
-    assert!(blocked.stderr.contains("Operation not permitted"), "stderr: {}", blocked.stderr);
+    assert!(
+        blocked.stderr.contains("Operation not permitted"),
+        "stderr: {}",
+        blocked.stderr
+    );
 }
 
 fn workspace_testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/seccomp/docker-default.json")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata/seccomp/docker-default.json")
 }
 
 #[test]
@@ -231,7 +303,11 @@ fn notify_listener_reaches_the_agent_with_the_process_state() {
         "listenerMetadata": "agent-metadata",
         "syscalls": [{"names": ["mknodat", "mknod"], "action": "SCMP_ACT_NOTIFY"}]
     });
-    let out = run_child(profile, &tmp.path().join("cache"), json!({"listener": socket}));
+    let out = run_child(
+        profile,
+        &tmp.path().join("cache"),
+        json!({"listener": socket}),
+    );
     assert!(out.status.success(), "helper failed: {}", out.stderr);
 
     let deadline = Instant::now() + CHILD_TIMEOUT;
@@ -271,7 +347,11 @@ fn notify_listener_reaches_the_agent_with_the_process_state() {
     assert_eq!(doc["state"]["id"], "kernel-test");
     assert!(doc["pid"].as_i64().unwrap() > 0);
     assert_eq!(fds.len(), 1, "exactly one fd travels with the state");
-    let link = std::fs::read_link(format!("/proc/self/fd/{}", rustix::fd::AsRawFd::as_raw_fd(&fds[0]))).unwrap();
+    let link = std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        rustix::fd::AsRawFd::as_raw_fd(&fds[0])
+    ))
+    .unwrap();
     assert!(
         link.to_string_lossy().contains("seccomp notify"),
         "received fd is {link:?}, not a seccomp listener"
