@@ -230,7 +230,7 @@ impl<R: BufRead> TarReader<R> {
             }
             let header = Header::from_byte_slice(&block);
             self.verify_checksum(header)?;
-            let size = header.entry_size().map_err(|e| self.malformed(format!("bad size field: {e}")))?;
+            let size = self.field(header, SIZE, "size")?;
             let ty = header.entry_type();
             match ty.as_byte() {
                 b'x' => pending.pax = Some(self.read_meta(size, "PAX header")?),
@@ -251,7 +251,8 @@ impl<R: BufRead> TarReader<R> {
     }
 
     fn verify_checksum(&self, header: &Header) -> Result<(), Error> {
-        let stored = header.cksum().map_err(|_| self.malformed("the checksum field is not octal (not a tar stream?)"))?;
+        let stored = numeric(&header.as_bytes()[CKSUM])
+            .ok_or_else(|| self.malformed("the checksum field is not octal (not a tar stream?)"))?;
         let bytes = header.as_bytes();
         let (mut unsigned, mut signed) = (0u32, 0i32);
         for (i, &b) in bytes.iter().enumerate() {
@@ -260,7 +261,7 @@ impl<R: BufRead> TarReader<R> {
             signed += i32::from(b as i8);
         }
         // Some old writers summed signed chars; Go accepts both.
-        if stored == unsigned || i64::from(stored) == i64::from(signed) {
+        if stored == u64::from(unsigned) || stored as i64 == i64::from(signed) {
             Ok(())
         } else {
             Err(self.malformed(format!("checksum mismatch (stored {stored}, computed {unsigned}); the stream is corrupt or not a tar")))
@@ -289,21 +290,20 @@ impl<R: BufRead> TarReader<R> {
             other => return Err(self.unsupported(format!("entry type {:?}", other as char))),
         };
 
-        let mode = header.mode().map_err(|e| self.malformed(format!("bad mode field: {e}")))? & 0o7777;
-        let mut uid = header.uid().map_err(|e| self.malformed(format!("bad uid field: {e}")))?;
-        let mut gid = header.gid().map_err(|e| self.malformed(format!("bad gid field: {e}")))?;
-        let raw_mtime = header.mtime().map_err(|e| self.malformed(format!("bad mtime field: {e}")))?;
+        let mode = (self.field(header, MODE, "mode")? & 0o7777) as u32;
+        let mut uid = self.field(header, UID, "uid")?;
+        let mut gid = self.field(header, GID, "gid")?;
+        let raw_mtime = self.field(header, MTIME, "mtime")?;
         let mut mtime = Mtime { sec: i64::try_from(raw_mtime).unwrap_or(0), nsec: 0 };
         let (mut dev_major, mut dev_minor) = (0, 0);
         if matches!(kind, Kind::Char | Kind::Block) {
-            dev_major = header
-                .device_major()
-                .map_err(|e| self.malformed(format!("bad device major field: {e}")))?
-                .unwrap_or(0);
-            dev_minor = header
-                .device_minor()
-                .map_err(|e| self.malformed(format!("bad device minor field: {e}")))?
-                .unwrap_or(0);
+            // Old (pre-ustar) headers have no device fields.
+            if header.as_ustar().is_some() || header.as_gnu().is_some() {
+                dev_major = u32::try_from(self.field(header, DEVMAJOR, "device major")?)
+                    .map_err(|_| self.malformed("device major number out of range"))?;
+                dev_minor = u32::try_from(self.field(header, DEVMINOR, "device minor")?)
+                    .map_err(|_| self.malformed("device minor number out of range"))?;
+            }
         }
         let mut size = size;
         let mut xattrs = Vec::new();
@@ -344,6 +344,10 @@ impl<R: BufRead> TarReader<R> {
         self.padding = padding_for(data);
 
         Ok(Entry { path, link, kind, mode, uid, gid, mtime, size: data, dev_major, dev_minor, xattrs })
+    }
+
+    fn field(&self, header: &Header, range: std::ops::Range<usize>, what: &str) -> Result<u64, Error> {
+        numeric(&header.as_bytes()[range]).ok_or_else(|| self.malformed(format!("the {what} field is not a number")))
     }
 
     fn unsupported(&self, what: impl Into<String>) -> Error {
@@ -406,9 +410,124 @@ impl<R: BufRead> TarReader<R> {
 
 }
 
+// Numeric header fields (offset ranges in the 512-byte block).
+const MODE: std::ops::Range<usize> = 100..108;
+const UID: std::ops::Range<usize> = 108..116;
+const GID: std::ops::Range<usize> = 116..124;
+const SIZE: std::ops::Range<usize> = 124..136;
+const MTIME: std::ops::Range<usize> = 136..148;
+const CKSUM: std::ops::Range<usize> = 148..156;
+const DEVMAJOR: std::ops::Range<usize> = 329..337;
+const DEVMINOR: std::ops::Range<usize> = 337..345;
+
+/// Decodes a numeric header field as Go's reader does: octal text padded
+/// with NULs or spaces (all padding means 0), or GNU base-256 when the high
+/// bit of the first byte is set (negative base-256 values are refused).
+fn numeric(field: &[u8]) -> Option<u64> {
+    if let Some((&first, rest)) = field.split_first() {
+        if first & 0x80 != 0 {
+            if first & 0x40 != 0 {
+                return None;
+            }
+            let mut v = u64::from(first & 0x3f);
+            for &b in rest {
+                v = v.checked_mul(256)?.checked_add(u64::from(b))?;
+            }
+            return Some(v);
+        }
+    }
+    let text = field
+        .iter()
+        .position(|&b| b != b' ' && b != 0)
+        .map(|start| &field[start..])
+        .unwrap_or(&[]);
+    let end = text.iter().position(|&b| b == b' ' || b == 0).unwrap_or(text.len());
+    let (digits, tail) = text.split_at(end);
+    if tail.iter().any(|&b| b != b' ' && b != 0) {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |v, &b| {
+        if !(b'0'..=b'7').contains(&b) {
+            return None;
+        }
+        v.checked_mul(8)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
 fn trim_nul(mut v: Vec<u8>) -> Vec<u8> {
     while v.last() == Some(&0) {
         v.pop();
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_fields_like_go() {
+        assert_eq!(numeric(b"0000644\0"), Some(0o644));
+        assert_eq!(numeric(b"  644 \0"), Some(0o644));
+        assert_eq!(numeric(b"\0\0\0\0\0\0\0\0"), Some(0));
+        assert_eq!(numeric(b"        "), Some(0));
+        assert_eq!(numeric(b"12 4\0"), None);
+        assert_eq!(numeric(b"0009\0"), None);
+        assert_eq!(numeric(&[0x80, 0, 0, 0, 0, 0, 0x01, 0x00]), Some(256));
+        assert_eq!(numeric(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), None);
+    }
+
+    fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn reads_gnu_long_names_and_skips_unread_data() {
+        let long = format!("{}/{}", "d".repeat(150), "f".repeat(120));
+        let tar = tar_of(&[("a", b"12345"), (&long, b"xyz")]);
+        let mut r = TarReader::new(&tar[..]);
+        let a = r.next_entry().unwrap().unwrap();
+        assert_eq!((a.path.as_slice(), a.size, a.kind), (&b"a"[..], 5, Kind::Regular));
+        // Not reading a's data: next_entry skips it.
+        let b = r.next_entry().unwrap().unwrap();
+        assert_eq!(b.path, long.as_bytes());
+        let mut data = Vec::new();
+        r.copy_data(&mut data).unwrap();
+        assert_eq!(data, b"xyz");
+        assert!(r.next_entry().unwrap().is_none());
+    }
+
+    #[test]
+    fn pax_records_override_the_header() {
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([
+            ("path", &b"from/pax"[..]),
+            ("uid", b"4000000000"),
+            ("mtime", b"-1.25"),
+            ("SCHILY.xattr.user.k", b"v\0w"),
+        ])
+        .unwrap();
+        let mut h = Header::new_ustar();
+        h.set_path("short").unwrap();
+        h.set_size(0);
+        h.set_mode(0o4755);
+        h.set_cksum();
+        b.append(&h, &b""[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let mut r = TarReader::new(&tar[..]);
+        let e = r.next_entry().unwrap().unwrap();
+        assert_eq!(e.path, b"from/pax");
+        assert_eq!(e.uid, 4_000_000_000);
+        assert_eq!(e.mode, 0o4755);
+        assert_eq!(e.mtime, Mtime { sec: -2, nsec: 750_000_000 });
+        assert_eq!(e.xattrs, vec![(b"user.k".to_vec(), b"v\0w".to_vec())]);
+    }
 }

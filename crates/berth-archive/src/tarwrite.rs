@@ -217,7 +217,7 @@ mod tests {
     fn pax_record_length_counts_itself() {
         let mut out = Vec::new();
         pax_record(&mut out, b"path", b"a");
-        assert_eq!(out, b"10 path=a\n");
+        assert_eq!(out, b"9 path=a\n");
         out.clear();
         let long = vec![b'x'; 95];
         pax_record(&mut out, b"path", &long);
