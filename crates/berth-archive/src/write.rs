@@ -93,6 +93,11 @@ fn walk_err<'a>(path: &'a [u8], op: &'static str) -> impl FnOnce(std::io::Error)
     move |source| Error::Walk { path: show(path), op, source }
 }
 
+/// An overlay whiteout: a character device with device number 0/0.
+fn is_whiteout(st: &Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
+}
+
 /// Overlay's bookkeeping xattrs: never part of the layer's content.
 fn is_overlay_xattr(key: &[u8]) -> bool {
     key.starts_with(b"trusted.overlay.") || key.starts_with(b"user.overlay.")
@@ -114,11 +119,19 @@ impl<W: Write> Walker<W> {
                 source: std::io::Error::other(format!("directory tree deeper than {MAX_WALK_DEPTH} levels")),
             });
         }
-        let mut names = list_dir(dir).map_err(walk_err(rel, "listing"))?;
-        names.sort();
+        let names = list_dir(dir).map_err(walk_err(rel, "listing"))?;
+        let mut children = Vec::with_capacity(names.len());
         for name in names {
+            let st = statat(dir, name.as_slice(), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| walk_err(&join(rel, &name), "stat")(e.into()))?;
+            // The OCI spec asks for whiteouts before their siblings, so a
+            // reader never sees a path it must then delete.
+            let later = !(self.source == Source::Upper && is_whiteout(&st));
+            children.push((later, name, st));
+        }
+        children.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        for (_, name, st) in children {
             let path = join(rel, &name);
-            let st = statat(dir, name.as_slice(), AtFlags::SYMLINK_NOFOLLOW).map_err(|e| walk_err(&path, "stat")(e.into()))?;
             self.entry(dir, &name, &path, &st, depth)?;
         }
         Ok(())
@@ -140,7 +153,7 @@ impl<W: Write> Walker<W> {
             xattrs: &[],
         };
 
-        if self.source == Source::Upper && ty == FileType::CharacterDevice && st.st_rdev == 0 {
+        if self.source == Source::Upper && is_whiteout(st) {
             // An overlay whiteout (overlayfs may hard-link them to one inode,
             // so this comes before the hard link check).
             let wh_name = [WHITEOUT_PREFIX, name].concat();
