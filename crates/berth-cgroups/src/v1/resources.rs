@@ -69,7 +69,10 @@ pub(crate) fn plan(m: &V1Manager, r: &LinuxResources) -> Result<Plan, Error> {
         } else if let Some(t) = m.unified_target()? {
             v2res::plan_hugetlb(&t, limits, &mut p)?;
         } else {
-            m.need("hugetlb", &format!("{F}.hugepageLimits"))?;
+            let valid = hugetlb::validate(limits, &hugetlb::page_sizes())?;
+            if let Some(first) = valid.first() {
+                m.need("hugetlb", &first.field)?;
+            }
         }
     }
     if let Some(rules) = r.devices().as_ref().filter(|r| !r.is_empty()) {

@@ -86,10 +86,17 @@ pub(crate) fn plan(t: &Target, r: &LinuxResources) -> Result<Plan, Error> {
         }
     }
     if let Some(n) = r.network() {
-        if n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
+        let field = if n.class_id().is_some() {
+            Some("classID")
+        } else if n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
+            Some("priorities")
+        } else {
+            None
+        };
+        if let Some(name) = field {
             return Err(Error::unsupported(
-                format!("{F}.network"),
-                "cgroup v2 has no net_cls or net_prio controller; remove classID and priorities",
+                format!("{F}.network.{name}"),
+                "cgroup v2 has no net_cls or net_prio controller; tag traffic with an eBPF or nftables cgroup match instead",
             ));
         }
     }
@@ -476,15 +483,14 @@ pub(crate) fn plan_unified(
     for (key, value) in sorted {
         let field = format!("{F}.unified.{key:?}");
         let well_formed = !key.is_empty()
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+            // Mixed case occurs: hugetlb.2MB.max.
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
             && !key.starts_with('.')
             && key.contains('.');
         if !well_formed {
             return Err(Error::invalid(
                 field,
-                "not a cgroup v2 interface file name (controller.name, [a-z0-9_.])",
+                "not a cgroup v2 interface file name (controller.name, [A-Za-z0-9_.])",
             ));
         }
         if FORBIDDEN_CORE.contains(&key.as_str()) {
