@@ -14,6 +14,7 @@
 //! there. A partial ingest survives a crash or a broken download and is
 //! resumed from its current size.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -421,9 +422,14 @@ impl ContentStore {
         fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))
     }
 
-    /// Removes ingests not written to for `max_age` and not held by a writer.
-    /// Returns the refs removed.
-    pub fn cleanup_ingests(&self, max_age: Duration) -> Result<Vec<String>, ContentError> {
+    /// Removes ingests not written to for `max_age`, not held by a writer
+    /// and not in `keep` (refs that a lease protects). Returns the refs
+    /// removed.
+    pub fn cleanup_ingests(
+        &self,
+        max_age: Duration,
+        keep: &BTreeSet<String>,
+    ) -> Result<Vec<String>, ContentError> {
         let now = SystemTime::now();
         let mut removed = Vec::new();
         let dir = self.root.join("ingest");
@@ -446,6 +452,9 @@ impl ContentStore {
             }
             let reference = fs::read_to_string(path.join("ref"))
                 .unwrap_or_else(|_| entry.file_name().to_string_lossy().into_owned());
+            if keep.contains(&reference) {
+                continue;
+            }
             match fs::remove_dir_all(&path) {
                 Ok(()) => removed.push(reference),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -586,7 +595,7 @@ impl Writer {
             Err(rustix::io::Errno::EXIST) => true,
             Err(e) => return Err(io_err("rename into place", &target)(e.into())),
         };
-        fsync_dir(&target_dir)?;
+        fsync_dir(&target_dir).map_err(io_err("fsync", &target_dir))?;
         let size = self.offset;
         // The data file is gone (or redundant); the lock dies with our fd.
         let dir = self.dir.clone();
@@ -651,10 +660,8 @@ fn rehash(path: &Path, algorithm: Algorithm) -> Result<Digest, ContentError> {
 }
 
 /// Makes a rename or unlink in `dir` durable.
-pub(crate) fn fsync_dir(dir: &Path) -> Result<(), ContentError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsync", dir))
+pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir).and_then(|d| d.sync_all())
 }
 
 #[cfg(test)]
@@ -843,15 +850,22 @@ mod tests {
         let live = s.writer("live").unwrap();
         // Everything is "old" with a zero max age, but the live one is locked.
         assert_eq!(
-            s.cleanup_ingests(Duration::ZERO).unwrap(),
+            s.cleanup_ingests(Duration::ZERO, &BTreeSet::new()).unwrap(),
             vec!["old".to_owned()]
         );
         assert_eq!(s.list_ingests().unwrap().len(), 1);
         assert!(s
-            .cleanup_ingests(Duration::from_secs(3600))
+            .cleanup_ingests(Duration::from_secs(3600), &BTreeSet::new())
             .unwrap()
             .is_empty());
         drop(live);
+        // A kept (leased) ingest survives even when stale and unlocked.
+        let kept: BTreeSet<String> = ["live".to_owned()].into();
+        assert!(s.cleanup_ingests(Duration::ZERO, &kept).unwrap().is_empty());
+        assert_eq!(
+            s.cleanup_ingests(Duration::ZERO, &BTreeSet::new()).unwrap(),
+            vec!["live".to_owned()]
+        );
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //!
 //! Everything here is synchronous; the daemon calls it from blocking threads.
 
+pub mod changes;
 pub mod config;
 pub mod content;
 pub mod digest;
+pub mod layers;
 pub mod manifest;
 pub mod platform;
 pub mod reference;
@@ -14,6 +16,7 @@ pub mod reference;
 pub use config::{ConfigError, ImageConfig};
 pub use content::{BlobInfo, Committed, ContentError, ContentStore, IngestStatus, Writer};
 pub use digest::{Algorithm, Digest, DigestError, Digester, HashingWriter, VerifyingReader};
+pub use layers::{chain_ids, ChainId, LayerError, LayerStore, Mount};
 pub use manifest::{Descriptor, Document, Index, Manifest, ManifestError};
 pub use platform::{Platform, PlatformError};
 pub use reference::{Reference, ReferenceError};

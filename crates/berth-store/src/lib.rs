@@ -1,2 +1,20 @@
 #![forbid(unsafe_code)]
-//! berth's metadata database.
+//! berth's metadata database, `<data_root>/berth.db` (SQLite, WAL).
+//!
+//! The schema is written in code as numbered migrations ([`schema`]); every
+//! change happens in a transaction. Images, references, layers and leases
+//! live here; blobs and layer files live in berth-image's content and
+//! layer stores, and [`Store::gc`] removes the ones nothing reaches.
+
+mod db;
+mod gc;
+mod images;
+mod layers;
+mod leases;
+pub mod schema;
+
+pub use db::{Store, StoreError};
+pub use gc::{GcError, GcOptions, GcReport};
+pub use images::{ImageLayer, ImageRecord, LayerBlob, RefKind};
+pub use layers::LayerRecord;
+pub use leases::{Lease, LeaseResource};

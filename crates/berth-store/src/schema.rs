@@ -1,0 +1,90 @@
+//! The database schema, as numbered migrations.
+//!
+//! Migration `n` (1-based) takes the schema from version `n-1` to `n`. A
+//! released migration is never edited: a change is a new migration at the
+//! end. The version lives in the one-row `schema_version` table, and the
+//! file is marked as berth's with `PRAGMA application_id`, so that opening
+//! some other SQLite file is refused instead of "migrated".
+//!
+//! Version 1 tables:
+//!
+//! - `images`: one row per image; `id` is the config digest (docker's image
+//!   id). `manifest_digest`/`index_digest` name the manifest and index it
+//!   came through, when known. `config` holds the raw config JSON (a copy
+//!   of the config blob) so listings and filters need not touch files.
+//! - `image_layers`: the image's layers, bottom first (`position` 0..n):
+//!   diff id, chain id, and the compressed blob (if the store keeps it).
+//! - `refs`: docker's reference store: a fully qualified `name:tag` or
+//!   `name@digest` pointing at an image id.
+//! - `layers`: the unpacked layer dirs berth knows of, by chain id.
+//! - `leases` and `lease_resources`: what an operation in flight (a pull,
+//!   a load) holds against garbage collection, with an optional expiry.
+//!
+//! Containers, networks and volumes get their tables in later migrations;
+//! their rows will reference `images(id)` so an image in use cannot go.
+
+/// `PRAGMA application_id` of berth databases ("brth").
+pub const APPLICATION_ID: i32 = 0x6272_7468;
+
+/// The migrations, in order. `MIGRATIONS[i]` produces version `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: images, references, layers, leases.
+    r#"
+    CREATE TABLE images (
+        id                  TEXT PRIMARY KEY NOT NULL,
+        manifest_digest     TEXT,
+        manifest_media_type TEXT,
+        index_digest        TEXT,
+        size                INTEGER NOT NULL CHECK (size >= 0),
+        created             TEXT,
+        added_at            INTEGER NOT NULL,
+        platform            TEXT NOT NULL,
+        config              BLOB NOT NULL
+    ) STRICT;
+
+    CREATE TABLE image_layers (
+        image_id        TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        position        INTEGER NOT NULL CHECK (position >= 0),
+        diff_id         TEXT NOT NULL,
+        chain_id        TEXT NOT NULL,
+        blob_digest     TEXT,
+        blob_media_type TEXT,
+        blob_size       INTEGER,
+        PRIMARY KEY (image_id, position)
+    ) STRICT;
+    CREATE INDEX image_layers_by_chain ON image_layers(chain_id);
+    CREATE INDEX image_layers_by_blob ON image_layers(blob_digest);
+
+    CREATE TABLE refs (
+        reference  TEXT PRIMARY KEY NOT NULL,
+        kind       TEXT NOT NULL CHECK (kind IN ('tag', 'digest')),
+        image_id   TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX refs_by_image ON refs(image_id);
+
+    CREATE TABLE layers (
+        chain_id   TEXT PRIMARY KEY NOT NULL,
+        diff_id    TEXT NOT NULL,
+        parent     TEXT,
+        tar_size   INTEGER NOT NULL CHECK (tar_size >= 0),
+        created_at INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE leases (
+        id         TEXT PRIMARY KEY NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER
+    ) STRICT;
+
+    CREATE TABLE lease_resources (
+        lease_id TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+        kind     TEXT NOT NULL CHECK (kind IN ('blob', 'layer', 'ingest')),
+        resource TEXT NOT NULL,
+        PRIMARY KEY (lease_id, kind, resource)
+    ) STRICT;
+    "#,
+];
+
+/// The schema version this code writes.
+pub const LATEST: u32 = MIGRATIONS.len() as u32;
