@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -27,6 +27,8 @@ use crate::error::{describe_body, RegistryError};
 const MAX_ERROR_BODY: usize = 64 << 10;
 /// Time allowed to open a connection; a registry that takes longer is down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long credentials read from the config file are reused before it is read again.
+const FILE_CREDENTIALS_TTL: Duration = Duration::from_secs(60);
 
 /// One place a registry's API is served: the registry itself or a mirror.
 #[derive(Debug, Clone)]
@@ -95,6 +97,12 @@ struct Shared {
     http_skip_verify: reqwest::Client,
     endpoints: Mutex<HashMap<String, Endpoint>>,
     auth: AuthState,
+    /// Credentials read from the config file (or its helpers), by host, with
+    /// when they were read: a helper is a program, and one pull makes many requests.
+    file_credentials: Mutex<HashMap<String, (Instant, Option<Credentials>)>>,
+    /// Held while a token is fetched, so that concurrent layer downloads ask
+    /// the token server once and share the answer.
+    token_fetch: Mutex<()>,
 }
 
 /// A registry client. Cheap to clone; clones share connections, endpoints and tokens.
@@ -136,6 +144,8 @@ impl Client {
             config,
             endpoints: Mutex::new(HashMap::new()),
             auth: AuthState::default(),
+            file_credentials: Mutex::new(HashMap::new()),
+            token_fetch: Mutex::new(()),
         };
         Ok(Client {
             shared: Arc::new(shared),
@@ -209,17 +219,27 @@ impl Client {
         else {
             return Ok(None);
         };
+        if let Some((at, found)) = self.shared.file_credentials.lock().await.get(host) {
+            if at.elapsed() < FILE_CREDENTIALS_TTL {
+                return Ok(found.clone());
+            }
+        }
         let helper_path = self.shared.config.helper_path.clone();
-        let host = host.to_string();
+        let key = host.to_string();
         // Credential helpers are programs; keep them off the async workers.
         let found =
-            tokio::task::spawn_blocking(move || DockerConfig::load(&path, helper_path)?.get(&host))
+            tokio::task::spawn_blocking(move || DockerConfig::load(&path, helper_path)?.get(&key))
                 .await
                 .map_err(|e| RegistryError::Protocol {
                     registry: registry.into(),
                     repository: String::new(),
                     reason: format!("credential lookup panicked: {e}"),
                 })??;
+        self.shared
+            .file_credentials
+            .lock()
+            .await
+            .insert(host.to_string(), (Instant::now(), found.clone()));
         Ok(found)
     }
 
@@ -402,6 +422,11 @@ impl Client {
             AuthMode::Bearer { realm, service } => {
                 let scopes = scopes_for(target, challenge_scope);
                 let id = auth::identity(creds.as_ref());
+                if let Some(t) = self.shared.auth.token(&ep.host, &scopes, &id).await {
+                    return Ok(Some(format!("Bearer {t}")));
+                }
+                let _one_fetch = self.shared.token_fetch.lock().await;
+                // Another task may have fetched it while this one waited.
                 if let Some(t) = self.shared.auth.token(&ep.host, &scopes, &id).await {
                     return Ok(Some(format!("Bearer {t}")));
                 }

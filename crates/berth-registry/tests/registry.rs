@@ -543,6 +543,19 @@ async fn bearer_token_auth_with_cached_tokens() {
         "pull tokens are cached per scope"
     );
 
+    // Concurrent layer downloads on a fresh client share one token.
+    let fresh = client(tmp.path()).with_credentials(&host, Credentials::basic("bob", "builder"));
+    let before = tokens.requests();
+    let downloads = (0..6).map(|_| fetch(&fresh, &repo, &ld, Some(layer.len() as u64)));
+    for got in futures_util::future::join_all(downloads).await {
+        assert!(got.unwrap() == layer);
+    }
+    assert_eq!(
+        tokens.requests() - before,
+        1,
+        "one token request for six concurrent downloads"
+    );
+
     // Cross-repository mount needs pull on the source too: one token with both scopes.
     let other = reference(&format!("{host}/team/other"));
     assert_eq!(
