@@ -24,6 +24,8 @@ pub struct ImageParts {
     /// The config digest: the image id.
     pub id: Digest,
     pub config: ImageConfig,
+    /// The config blob's bytes exactly as stored (its digest is `id`).
+    pub config_bytes: Vec<u8>,
     pub manifest: Manifest,
     pub manifest_digest: Digest,
     pub manifest_media_type: String,

@@ -149,6 +149,7 @@ pub fn import<R: Read>(
     Ok(ImageParts {
         id: config_blob.digest,
         config,
+        config_bytes,
         manifest,
         manifest_digest: manifest_blob.digest,
         manifest_media_type: media_type::OCI_MANIFEST.to_owned(),

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_image::{Digest, Reference};
+use berth_image::{Digest, ImageParts, Reference};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::db::{now, sql, Store, StoreError};
@@ -45,6 +45,42 @@ pub struct ImageRecord {
     /// The raw config JSON.
     pub config: Vec<u8>,
     pub layers: Vec<ImageLayer>,
+}
+
+impl ImageRecord {
+    /// The record of an image berth-image stored (import, load, pull).
+    /// `index_digest` names the index it was chosen from, if any.
+    pub fn from_parts(parts: &ImageParts, index_digest: Option<Digest>) -> ImageRecord {
+        ImageRecord {
+            id: parts.id.clone(),
+            manifest_digest: Some(parts.manifest_digest.clone()),
+            manifest_media_type: Some(parts.manifest_media_type.clone()),
+            index_digest,
+            size: parts.size(),
+            created: parts.config.created.clone(),
+            added_at: now(),
+            platform: parts.config.platform().to_string(),
+            config: parts.config_bytes.clone(),
+            layers: parts
+                .layers
+                .iter()
+                .map(|l| ImageLayer {
+                    diff_id: l.diff_id.clone(),
+                    chain_id: l.chain_id.clone(),
+                    blob: Some(LayerBlob {
+                        digest: l.blob.digest.clone(),
+                        media_type: l.blob.media_type.clone(),
+                        size: l.blob.size,
+                    }),
+                })
+                .collect(),
+        }
+    }
+
+    /// Chain ids, bottom first.
+    pub fn chain(&self) -> Vec<Digest> {
+        self.layers.iter().map(|l| l.chain_id.clone()).collect()
+    }
 }
 
 /// What kind of reference a stored reference is.
