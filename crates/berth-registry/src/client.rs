@@ -27,6 +27,8 @@ use crate::error::{describe_body, RegistryError};
 const MAX_ERROR_BODY: usize = 64 << 10;
 /// Time allowed to open a connection; a registry that takes longer is down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A read that stalls this long fails the request (and a blob download resumes).
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long credentials read from the config file are reused before it is read again.
 const FILE_CREDENTIALS_TTL: Duration = Duration::from_secs(60);
 
@@ -131,6 +133,7 @@ impl Client {
             reqwest::Client::builder()
                 .user_agent(agent.clone())
                 .connect_timeout(CONNECT_TIMEOUT)
+                .read_timeout(READ_TIMEOUT)
                 .danger_accept_invalid_certs(skip_verify)
                 .build()
                 .map_err(|e| RegistryError::Unreachable {

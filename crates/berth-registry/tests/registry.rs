@@ -246,6 +246,23 @@ async fn wrong_digests_are_refused_and_nothing_is_stored() {
         .await
         .is_err());
 
+    // A manifest naming a blob the repository lacks: the registry's reason is in the error.
+    let absent = Digest::sha256_of(b"absent layer");
+    let manifest = oci_manifest((&absent, 12), &[]);
+    let err = c
+        .put_manifest(
+            &reference(&format!("{host}/berth/bad:x")),
+            MEDIA_TYPE_OCI_MANIFEST,
+            manifest,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("MANIFEST_BLOB_UNKNOWN") && err.to_string().contains("berth/bad"),
+        "{err}"
+    );
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+
     // Corrupted in transit (the proxy flips one byte): a blob and a manifest by digest.
     let (ld, layer, md) = push_image(&c, &format!("{host}/berth/bad"), "v1", 100_000, 4).await;
     let proxy = FaultProxy::start(reg.addr).await;
@@ -555,6 +572,30 @@ async fn bearer_token_auth_with_cached_tokens() {
         1,
         "one token request for six concurrent downloads"
     );
+
+    // An identity token (OAuth2 refresh token from an earlier login) instead of a password.
+    let oauth = Credentials {
+        identity_token: Some("refresh-bob".into()),
+        ..Default::default()
+    };
+    let c3 = client(tmp.path()).with_credentials(&host, oauth.clone());
+    assert!(
+        fetch(&c3, &repo, &ld, Some(layer.len() as u64))
+            .await
+            .unwrap()
+            == layer
+    );
+    anonymous.check_login(&host, &oauth).await.unwrap();
+    let bad = Credentials {
+        identity_token: Some("refresh-eve".into()),
+        ..Default::default()
+    };
+    let err = client(tmp.path())
+        .with_credentials(&host, bad)
+        .list_tags(&repo)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::LoginFailed { .. }), "{err}");
 
     // Cross-repository mount needs pull on the source too: one token with both scopes.
     let other = reference(&format!("{host}/team/other"));

@@ -230,7 +230,10 @@ impl TokenServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = axum::Router::new()
-            .route("/token", axum::routing::get(token_handler))
+            .route(
+                "/token",
+                axum::routing::get(token_handler).post(oauth_handler),
+            )
             .with_state(signer.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -298,6 +301,39 @@ async fn token_handler(
             true
         }
     };
+    issue(&signer, authorized, &pairs)
+}
+
+/// The identity-token path: an OAuth2 `refresh_token` grant, where the
+/// refresh token for the test user is `refresh-<user>`.
+async fn oauth_handler(
+    axum::extract::State(signer): axum::extract::State<Arc<Signer>>,
+    body: String,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    signer.requests.fetch_add(1, Ordering::SeqCst);
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if get("grant_type") != Some("refresh_token")
+        || get("refresh_token") != Some(&format!("refresh-{}", signer.user))
+    {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            "invalid refresh token",
+        )
+            .into_response();
+    }
+    issue(&signer, true, &pairs)
+}
+
+fn issue(
+    signer: &Signer,
+    authorized: bool,
+    pairs: &[(String, String)],
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     // Anonymous users get tokens without access, as Docker Hub gives for private repositories.
     let access: Vec<serde_json::Value> = pairs
         .iter()
