@@ -21,7 +21,14 @@ const OPTIMIZE_BINARY_TREE: u32 = 2;
 
 pub(crate) fn compile_plan(plan: &Plan) -> Result<CompiledFilter, Error> {
     let flags = load_flags(plan.flags, plan.uses_notify)?;
-    let program = build_program(plan)?;
+    let mut program = crate::enosys::prologue(plan);
+    program.extend(build_program(plan)?);
+    if program.len() > MAX_INSTRUCTIONS {
+        return Err(Error::TooLarge {
+            instructions: program.len(),
+            limit: MAX_INSTRUCTIONS,
+        });
+    }
     Ok(CompiledFilter::new(program, flags))
 }
 

@@ -23,6 +23,7 @@
 mod cache;
 mod compile;
 mod docker;
+mod enosys;
 mod error;
 mod filter;
 mod json;

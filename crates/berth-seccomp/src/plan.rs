@@ -79,6 +79,9 @@ pub(crate) struct Plan {
     pub flags: RequestedFlags,
     pub rules: Vec<PlannedRule>,
     pub uses_notify: bool,
+    /// Every syscall name the profile mentions, whatever its action: the
+    /// newest of them tells which syscalls the profile's author knew.
+    pub all_names: Vec<String>,
 }
 
 /// The OCI spelling of a serde enum value, e.g. `SCMP_ACT_ERRNO`.
@@ -152,6 +155,12 @@ pub(crate) fn plan(profile: &LinuxSeccomp) -> Result<Plan, Error> {
         uses_notify |= planned.iter().any(|r| r.action == ScmpAction::Notify);
         rules.extend(planned);
     }
+    let all_names = profile
+        .syscalls()
+        .iter()
+        .flatten()
+        .flat_map(|call| call.names().iter().cloned())
+        .collect();
 
     Ok(Plan {
         default_action,
@@ -159,6 +168,7 @@ pub(crate) fn plan(profile: &LinuxSeccomp) -> Result<Plan, Error> {
         flags,
         rules,
         uses_notify,
+        all_names,
     })
 }
 
