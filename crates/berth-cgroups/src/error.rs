@@ -32,6 +32,17 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// Loading or attaching the cgroup v2 device eBPF program failed.
+    #[error("{field}: {op} for {path}: {source}{}", if detail.is_empty() { String::new() } else { format!(" (verifier: {detail})") })]
+    DeviceProgram {
+        field: String,
+        op: &'static str,
+        path: PathBuf,
+        detail: String,
+        #[source]
+        source: io::Error,
+    },
+
     /// A resource value in the spec is malformed or out of range.
     #[error("{field}: {reason}")]
     InvalidResource { field: String, reason: String },
@@ -144,6 +155,10 @@ impl HasKind for Error {
             Error::Write { source, .. } => match source.kind() {
                 io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
                 _ => ErrorKind::InvalidArgument,
+            },
+            Error::DeviceProgram { source, .. } => match source.kind() {
+                io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+                _ => ErrorKind::Internal,
             },
             Error::InvalidResource { .. }
             | Error::InvalidPath { .. }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::fsutil;
+use crate::v2::device_prog::DeviceProgram;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Write {
@@ -22,6 +23,8 @@ pub(crate) struct Write {
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
     pub writes: Vec<Write>,
+    /// cgroup v2 device control, installed after the writes.
+    pub devices: Option<DeviceProgram>,
 }
 
 impl Plan {
@@ -48,6 +51,9 @@ impl Plan {
                 value: w.value.clone(),
                 source,
             })?;
+        }
+        if let Some(d) = &self.devices {
+            d.install()?;
         }
         Ok(())
     }

@@ -653,42 +653,51 @@ fn memory_limit_oom_kills_and_is_counted() {
     }
 }
 
+/// Device programs attached directly to a cgroup2 directory.
+fn attached_device_programs(dir: &Path) -> usize {
+    let fd = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    )
+    .expect("opening the cgroup");
+    berth_sys::bpf::prog_query(
+        std::os::fd::AsFd::as_fd(&fd),
+        berth_sys::bpf::ATTACH_CGROUP_DEVICE,
+    )
+    .expect("querying device programs")
+    .len()
+}
+
 #[test]
 fn device_rules_are_enforced() {
+    let probe = "echo x > /dev/null && echo null-ok; head -c1 /dev/zero >/dev/null && echo zero-ok";
     for b in backends() {
         let mut case = Case::new(&b, "dev");
         let rules = r#"{"devices":[{"allow":false,"access":"rwm"},
                                   {"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}]}"#;
-        if !has(&b.layout, "devices") {
-            // cgroup v2: needs eBPF, which berth does not load yet
-            let err = case
-                .cg
-                .apply(&resources(rules))
-                .expect_err("v2 device rules");
-            assert!(
-                err.to_string().starts_with("linux.resources.devices:"),
-                "[{}] {err}",
-                b.name
-            );
-            assert_eq!(err.kind(), ErrorKind::NotImplemented);
-            case.cg
-                .apply(&resources(
-                    r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"access":"rwm"}]}"#,
-                ))
-                .expect("rules that allow everything need no program");
-            skip(
-                &b,
-                "device enforcement",
-                "no devices controller (cgroup v2 needs eBPF)",
-            );
-            continue;
-        }
-        case.cg.apply(&resources(rules)).unwrap();
-        let list = read(&dir_for(&b.layout, &case.path, "devices").join("devices.list"));
-        assert_eq!(list, "c 1:3 rwm", "[{}]", b.name);
-        let i = case.spawn_gated(
-            "echo x > /dev/null && echo null-ok; head -c1 /dev/zero >/dev/null && echo zero-ok",
-        );
+        case.cg
+            .apply(&resources(rules))
+            .unwrap_or_else(|e| panic!("[{}] {e}", b.name));
+        let v2_dir = if has(&b.layout, "devices") {
+            let list = read(&dir_for(&b.layout, &case.path, "devices").join("devices.list"));
+            assert_eq!(list, "c 1:3 rwm", "[{}]", b.name);
+            None
+        } else {
+            // cgroup v2: an eBPF program on the cgroup directory
+            let dir = b
+                .layout
+                .unified()
+                .unwrap()
+                .mount_point
+                .join(case.path.trim_start_matches('/'));
+            assert_eq!(attached_device_programs(&dir), 1, "[{}]", b.name);
+            // applying again replaces the program rather than stacking another
+            case.cg.apply(&resources(rules)).unwrap();
+            assert_eq!(attached_device_programs(&dir), 1, "[{}]", b.name);
+            Some(dir)
+        };
+        let i = case.spawn_gated(probe);
         case.release(i);
         let (_, out, err) = case.wait(i);
         assert!(
@@ -704,6 +713,22 @@ fn device_rules_are_enforced() {
         assert!(
             err.contains("Operation not permitted"),
             "[{}] {err}",
+            b.name
+        );
+
+        // Relaxing to allow-all lifts the restriction again.
+        case.cg
+            .apply(&resources(r#"{"devices":[{"allow":true,"access":"rwm"}]}"#))
+            .unwrap();
+        if let Some(dir) = &v2_dir {
+            assert_eq!(attached_device_programs(dir), 0, "[{}]", b.name);
+        }
+        let i = case.spawn_gated(probe);
+        case.release(i);
+        let (_, out, err) = case.wait(i);
+        assert!(
+            out.contains("zero-ok"),
+            "[{}] /dev/zero should be allowed again: {out} {err}",
             b.name
         );
     }

@@ -3,6 +3,7 @@
 //! Used as the whole manager on a pure v2 host, and inside the v1 manager
 //! on a hybrid host for the controllers attached to the cgroup2 mount.
 
+pub(crate) mod device_prog;
 pub(crate) mod resources;
 mod stats;
 

@@ -77,13 +77,7 @@ pub(crate) fn plan(t: &Target, r: &LinuxResources) -> Result<Plan, Error> {
     }
     if let Some(rules) = r.devices() {
         let rules = devices::validate(rules)?;
-        if !devices::allows_everything(&rules) {
-            return Err(Error::unsupported(
-                format!("{F}.devices"),
-                "device rules on cgroup v2 need an eBPF program, which berth does not load yet; \
-                 only rules that leave every device allowed can be used on this host",
-            ));
-        }
+        p.devices = Some(super::device_prog::prepare(&t.dir, &rules)?);
     }
     if let Some(n) = r.network() {
         let field = if n.class_id().is_some() {
