@@ -681,7 +681,14 @@ impl Client {
                 repository,
                 method: format!("{method} {what}"),
                 status: s.as_u16(),
-                detail,
+                detail: if s.is_server_error() {
+                    format!(
+                        "{detail} after {} tries; the registry is failing, try again later",
+                        self.retry_policy().attempts
+                    )
+                } else {
+                    detail
+                },
             },
         }
     }
