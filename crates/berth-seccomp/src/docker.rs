@@ -13,6 +13,7 @@ use oci_spec::runtime::LinuxSeccomp;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::json::check_syscall;
 use crate::{parse_profile, Error};
 
 /// Largest profile accepted; Docker's default is about 20 KiB.
@@ -208,6 +209,14 @@ pub fn docker_to_oci(
             Some(name) => vec![name],
             None => call.names,
         };
+        // Check every rule, even one this container skips, and name it by
+        // its place in the Docker profile rather than in the output.
+        let mut shape = Map::new();
+        shape.insert("action".into(), call.action.clone());
+        if let Some(args) = &call.args {
+            shape.insert("args".into(), args.clone());
+        }
+        check_syscall(&Value::Object(shape), &format!("{ROOT}.syscalls[{i}]"))?;
         if !applies(
             &call.includes,
             &call.excludes,
@@ -364,12 +373,15 @@ mod tests {
     #[test]
     fn unknown_action_names_the_rule() {
         let profile = br#"{"defaultAction": "SCMP_ACT_ALLOW",
-            "syscalls": [{"names": ["a"], "action": "SCMP_ACT_ALLOW"}, {"names": ["b"], "action": "SCMP_ACT_EXPLODE"}]}"#;
+            "syscalls": [{"names": ["a"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["arm64"]}},
+                         {"names": ["b"], "action": "SCMP_ACT_ALLOW"},
+                         {"names": ["c"], "action": "SCMP_ACT_EXPLODE", "includes": {"arches": ["s390x"]}}]}"#;
         let err = docker_to_oci(profile, &[], &amd64())
             .unwrap_err()
             .to_string();
+        // Index 2 in the Docker profile, although the rule would be skipped on amd64.
         assert!(
-            err.contains("linux.seccomp.syscalls[1].action = SCMP_ACT_EXPLODE"),
+            err.contains("seccomp profile.syscalls[2].action = SCMP_ACT_EXPLODE"),
             "{err}"
         );
     }

@@ -59,43 +59,7 @@ pub fn parse_profile(value: &Value) -> Result<LinuxSeccomp, Error> {
         .iter()
         .enumerate()
     {
-        let field = format!("{ROOT}.syscalls[{i}]");
-        match call.get("action") {
-            None => {
-                return Err(Error::invalid(
-                    format!("{field}.action"),
-                    "<missing>",
-                    "is required",
-                ))
-            }
-            Some(v) => check_name(v, &format!("{field}.action"), ACTION_NAMES, "action")?,
-        }
-        for (j, arg) in array(call.get("args"), &format!("{field}.args"))?
-            .iter()
-            .enumerate()
-        {
-            let afield = format!("{field}.args[{j}]");
-            match arg.get("op") {
-                None => {
-                    return Err(Error::invalid(
-                        format!("{afield}.op"),
-                        "<missing>",
-                        "is required",
-                    ))
-                }
-                Some(v) => check_name(v, &format!("{afield}.op"), OPERATOR_NAMES, "comparison")?,
-            }
-            match arg.get("index").and_then(Value::as_u64) {
-                Some(0..=5) => {}
-                _ => {
-                    return Err(Error::invalid(
-                        format!("{afield}.index"),
-                        arg.get("index").map_or("<missing>".to_string(), short),
-                        "syscalls have at most 6 arguments; use an index from 0 to 5",
-                    ))
-                }
-            }
-        }
+        check_syscall(call, &format!("{ROOT}.syscalls[{i}]"))?;
     }
     serde_json::from_value(value.clone()).map_err(|e| {
         Error::invalid(
@@ -104,6 +68,47 @@ pub fn parse_profile(value: &Value) -> Result<LinuxSeccomp, Error> {
             format!("does not match the OCI schema understood by berth's oci-spec: {e}"),
         )
     })
+}
+
+/// Checks the enumerated names of one syscall rule; `field` is its JSON path.
+pub(crate) fn check_syscall(call: &Value, field: &str) -> Result<(), Error> {
+    match call.get("action") {
+        None => {
+            return Err(Error::invalid(
+                format!("{field}.action"),
+                "<missing>",
+                "is required",
+            ))
+        }
+        Some(v) => check_name(v, &format!("{field}.action"), ACTION_NAMES, "action")?,
+    }
+    for (j, arg) in array(call.get("args"), &format!("{field}.args"))?
+        .iter()
+        .enumerate()
+    {
+        let afield = format!("{field}.args[{j}]");
+        match arg.get("op") {
+            None => {
+                return Err(Error::invalid(
+                    format!("{afield}.op"),
+                    "<missing>",
+                    "is required",
+                ))
+            }
+            Some(v) => check_name(v, &format!("{afield}.op"), OPERATOR_NAMES, "comparison")?,
+        }
+        match arg.get("index").and_then(Value::as_u64) {
+            Some(0..=5) => {}
+            _ => {
+                return Err(Error::invalid(
+                    format!("{afield}.index"),
+                    arg.get("index").map_or("<missing>".to_string(), short),
+                    "syscalls have at most 6 arguments; use an index from 0 to 5",
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 fn array<'a>(value: Option<&'a Value>, field: &str) -> Result<&'a [Value], Error> {
