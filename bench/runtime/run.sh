@@ -1,0 +1,305 @@
+#!/usr/bin/env bash
+# Runtime benchmark: the whole lifecycle (create, start, wait for exit,
+# delete) of busybox `true` for berth-runtime, crun and runc in one run,
+# alternating between them every iteration, beside the kernel floor (a bare
+# clone into the bundle's namespaces + pivot_root + exec of `true`). Also
+# checks that no runtime process is left once `start` has returned.
+#
+# Usage (as root):  bench/runtime/run.sh
+#
+# Environment:
+#   ITERATIONS     measured iterations per entry (default 100)
+#   WARMUP         warm-up iterations, run but not recorded (default 3)
+#   LINGER_ROUNDS  containers per runtime for the lingering check (default 5)
+#   SKIP_BUILD=1   use the existing target/release/berth-runtime
+#   NO_RESULTS=1   print the table but leave bench/RESULTS.md alone
+#
+# It installs what it needs from apt, builds berth-runtime (release), makes
+# the bundle and the two small C programs (driver.c, floor.c) in a temp dir,
+# runs everything inside ONE private mount namespace, prints a table, writes
+# the raw samples to bench/runtime/last-run.csv and rewrites the text between
+# <!-- runtime:begin --> and <!-- runtime:end --> in bench/RESULTS.md.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+ITERATIONS=${ITERATIONS:-100}
+WARMUP=${WARMUP:-3}
+LINGER_ROUNDS=${LINGER_ROUNDS:-5}
+
+if [[ $EUID -ne 0 ]]; then
+	echo "run.sh: must run as root (runtimes need to create namespaces and cgroups)" >&2
+	exit 1
+fi
+
+# --- packages -------------------------------------------------------------
+need=()
+for pair in crun:crun runc:runc jq:jq gcc:gcc unshare:util-linux; do
+	command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+done
+# The bundle's rootfs is made from Debian's static busybox, nothing else.
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+if ((${#need[@]})); then
+	echo "run.sh: installing ${need[*]}" >&2
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# --- berth-runtime --------------------------------------------------------
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+	(cd "$repo" && cargo build --release -p berth-runtime)
+fi
+berth=$repo/target/release/berth-runtime
+[[ -x $berth ]] || { echo "run.sh: $berth is missing; build it or unset SKIP_BUILD" >&2; exit 1; }
+crun=$(command -v crun)
+runc=$(command -v runc)
+
+work=$(mktemp -d /tmp/berth-bench-runtime.XXXXXX)
+cleanup() {
+	# A container left by an aborted run would pin its cgroup and rootfs.
+	for rt in berth:"$berth" crun:"$crun" runc:"$runc"; do
+		local name=${rt%%:*} bin=${rt#*:} dir=$work/state-${rt%%:*}
+		[[ -d $dir ]] || continue
+		for id in $("$bin" --root "$dir" list -q 2>/dev/null || true); do
+			"$bin" --root "$dir" delete --force "$id" >/dev/null 2>&1 || true
+		done
+		: "$name"
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- bundle ---------------------------------------------------------------
+busybox=/bin/busybox
+mkdir -p "$work/bundle/rootfs/bin"
+# Copy, never link: the rootfs must not reach outside itself, and
+# `busybox --list` names busybox itself, which must stay the real binary.
+cp "$busybox" "$work/bundle/rootfs/bin/busybox"
+for applet in $("$busybox" --list); do
+	[[ $applet == busybox ]] || ln -s busybox "$work/bundle/rootfs/bin/$applet"
+done
+(cd "$work/bundle" && "$berth" spec)
+# ociVersion 1.1.0: crun 1.8.1 rejects the 1.2.0 that `spec` writes
+# ("unknown version specified"); all three accept 1.1.0 and nothing in this
+# config depends on 1.2.
+jq '.ociVersion = "1.1.0" | .process.terminal = false | .process.args = ["true"]' \
+	"$work/bundle/config.json" >"$work/c.json"
+mv "$work/c.json" "$work/bundle/config.json"
+# The lingering check needs a container that is still running after start.
+mkdir -p "$work/linger"
+jq --arg root "$work/bundle/rootfs" '.root.path = $root | .process.args = ["sleep", "30"]' \
+	"$work/bundle/config.json" >"$work/linger/config.json"
+mapfile -t namespaces < <(jq -r '.linux.namespaces[].type' "$work/bundle/config.json")
+
+# --- programs -------------------------------------------------------------
+gcc -O2 -Wall -Wextra -Werror -o "$work/driver" "$here/driver.c" -lm
+gcc -O2 -Wall -Wextra -Werror -o "$work/floor" "$here/floor.c"
+
+# Why not a bash loop around `date +%s%N`: measure what one call costs.
+date_cost_us=$(
+	n=200
+	a=$(date +%s%N)
+	for ((i = 0; i < n; i++)); do b=$(date +%s%N); done
+	echo $(((b - a) / n / 1000))
+)
+
+# A control for the lingering check, so it is seen to fail: runc, except
+# that `start` leaves a sleeping process behind. The check must count it.
+cat >"$work/leaky-runc" <<EOF
+#!/bin/sh
+for arg; do
+	if [ "\$arg" = start ]; then sleep 2 </dev/null >/dev/null 2>&1 & break; fi
+done
+exec $runc "\$@"
+EOF
+chmod +x "$work/leaky-runc"
+
+# --- the run --------------------------------------------------------------
+: >"$work/empty"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+started=$(date -u +%Y-%m-%dT%H:%MZ)
+export work berth crun runc ITERATIONS WARMUP LINGER_ROUNDS
+export floor_cmd="$work/floor $work/bundle/rootfs ${namespaces[*]}"
+# One private mount namespace for every runtime. crun refuses this machine's
+# v1/v2 hybrid (cgroup2 at /sys/fs/cgroup/unified with no controllers); an
+# empty cgroup.controllers there makes it take the v1 path. All runtimes see
+# the same view so the comparison stays fair.
+set +e
+unshare -m --propagation private -- bash -euo pipefail -c '
+	controllers=/sys/fs/cgroup/unified/cgroup.controllers
+	if [[ -e $controllers ]]; then mount --bind "$work/empty" "$controllers"; fi
+	rc=0
+	"$work/driver" lifecycle "$work/bundle" "$work" "$ITERATIONS" "$WARMUP" "$work/samples.csv" \
+		"$floor_cmd" berth="$berth" crun="$crun" runc="$runc" || rc=$?
+	"$work/driver" linger "$work/linger" "$work" "$LINGER_ROUNDS" \
+		berth="$berth" crun="$crun" runc="$runc" control="$work/leaky-runc" \
+		>"$work/linger.txt" || rc=$?
+	exit $rc
+' 2> >(tee "$work/driver-stderr.txt" >&2)
+status=$?
+wait $! # the tee behind the process substitution, so its file is complete
+set -e
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+if [[ $status -ne 0 && $status -ne 3 ]]; then
+	echo "run.sh: the benchmark itself failed (status $status)" >&2
+	exit "$status"
+fi
+cp "$work/samples.csv" "$here/last-run.csv"
+"$work/driver" stats "$work/samples.csv" >"$work/stats.tsv"
+
+# --- report ---------------------------------------------------------------
+ms() { awk -v ns="$1" 'BEGIN { printf "%.2f", ns / 1e6 }'; }
+declare -A p50
+table="| entry | n | p10 ms | median ms | p90 ms | create | start | wait | delete |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+while IFS=$'\t' read -r name n p10 med p90 c s w d; do
+	[[ $name == name ]] && continue
+	p50[$name]=$med
+	if [[ $name == floor ]]; then
+		phases=" | | | "
+	else
+		phases="$(ms "$c") | $(ms "$s") | $(ms "$w") | $(ms "$d")"
+	fi
+	label=$name
+	[[ $name == berth ]] && label=berth-runtime
+	table+="
+| $label | $n | $(ms "$p10") | $(ms "$med") | $(ms "$p90") | $phases |"
+done <"$work/stats.tsv"
+
+ratio() {
+	if [[ -n ${p50[$1]:-} && -n ${p50[$2]:-} ]]; then
+		awk -v a="${p50[$1]}" -v b="${p50[$2]}" 'BEGIN { printf "%.2f", a / b }'
+	else
+		echo "n/a"
+	fi
+}
+ratios="| ratio of medians | value | goal |
+|---|---:|---|
+| berth / crun | $(ratio berth crun) | at most 0.5 |
+| berth / runc | $(ratio berth runc) | |
+| berth / floor | $(ratio berth floor) | at most 2 |
+| crun / floor | $(ratio crun floor) | |
+| runc / floor | $(ratio runc floor) | |"
+
+linger="| runtime | containers | processes left at \`start\`'s return | still there 100 ms later | init re-parented to the caller |
+|---|---:|---:|---:|---:|"
+while read -r _ name rounds at later parent rest; do
+	label=$name
+	[[ $name == berth ]] && label=berth-runtime
+	[[ $name == control ]] && label="control: runc whose \`start\` leaves a \`sleep 2\` behind"
+	linger+="
+| $label | ${rounds#*=} | ${at#*=} | ${later#*=} | ${parent#*=}/${rounds#*=}${rest:+ (failed)} |"
+done < <(grep '^LINGER ' "$work/linger.txt")
+linger_procs=$(grep '^LINGER-PROC ' "$work/linger.txt" | grep -v '^LINGER-PROC control ' || true)
+control_seen=$(awk '$1 == "LINGER" && $2 == "control" { sub("at_return=", "", $4); print $4 }' "$work/linger.txt")
+if [[ ${control_seen:-0} -eq 0 ]]; then
+	echo "run.sh: the lingering check did not see the control's leaked process; its results are void" >&2
+	status=4
+fi
+
+failures=$(grep -A21 '^FAIL ' "$work/driver-stderr.txt" || true)
+
+version_of() { "$@" 2>/dev/null | head -1; }
+commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git -C "$repo" status --porcelain -- crates 2>/dev/null | head -1)
+versions="- berth-runtime: $(version_of "$berth" --version), commit $commit${dirty:+ (crates/ had uncommitted changes)}
+- crun: $(version_of crun --version) (Debian $(dpkg-query -W -f='${Version}' crun))
+- runc: $(version_of runc --version) (Debian $(dpkg-query -W -f='${Version}' runc))
+- busybox: $(dpkg-query -W -f='${Version}' busybox-static) (busybox-static); gcc $(gcc -dumpfullversion)"
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+machine="- $(nproc) CPUs, $cpu; kernel $(uname -r); Debian $(cat /etc/debian_version)
+- cgroups: $(if [[ -e /sys/fs/cgroup/unified/cgroup.controllers ]]; then echo "v1/v2 hybrid (cgroup2 at /sys/fs/cgroup/unified, controllers: \"$(cat /sys/fs/cgroup/unified/cgroup.controllers)\")"; else stat -f -c '%T at /sys/fs/cgroup' /sys/fs/cgroup; fi)
+- load average (1/5/15 min) before: $load_before, after: $load_after (the machine is shared; see p90)"
+
+section="## Runtime: lifecycle of busybox \`true\`
+
+Generated by \`bench/runtime/run.sh\` on $started. Raw samples:
+\`bench/runtime/last-run.csv\`.
+
+$table
+
+Times are wall-clock per container. $ITERATIONS measured iterations per
+entry after $WARMUP warm-ups; p10/p90 by linear interpolation. The phase
+columns are medians of each phase alone (they need not add up to the
+total's median).
+
+$ratios
+
+### No lingering runtime process after \`start\`
+
+A container running \`sleep 30\` is created and started; right after
+\`start\` returns, every process descended from the caller (a child
+subreaper, as a shim is) that is not the container's own process is
+counted. The control row shows the check catching a leaked process.
+
+$linger
+${linger_procs:+
+Processes found:
+
+\`\`\`
+$linger_procs
+\`\`\`
+}${failures:+
+### Failures
+
+\`\`\`
+$failures
+\`\`\`
+}
+### Machine and versions
+
+$machine
+$versions
+
+### Method
+
+- One process, \`bench/runtime/driver.c\` (compiled with gcc at bench
+  time), runs every command with posix_spawn and times it with
+  clock_gettime(CLOCK_MONOTONIC) (nanosecond resolution). A bash loop with
+  \`date +%s%N\` was rejected: one call costs ${date_cost_us} µs here, a fork and
+  exec, the same order as the floor.
+- Each iteration runs berth-runtime, crun, runc and the floor once each; the
+  entry that goes first rotates every iteration.
+- Lifecycle: \`RT --root DIR create --bundle B --pid-file F ID\`, then
+  \`RT --root DIR start ID\`, then wait for the container's init to exit
+  (pidfd_open on the pid from F, then poll; the driver is a child subreaper
+  and reaps it), then \`RT --root DIR delete ID\`. Every runtime gets its own
+  \`--root\` under a temp dir. The pid-file read and pidfd_open between
+  create and start are not timed.
+- Bundle: rootfs made at bench time from Debian's /bin/busybox (copied, with
+  its applet symlinks); config.json from \`berth-runtime spec\` with
+  \`terminal: false\`, \`args: [\"true\"]\` and \`ociVersion: 1.1.0\` (crun
+  1.8.1 rejects the 1.2.0 that \`spec\` writes) and nothing else changed
+  (namespaces: ${namespaces[*]}; read-only root; the same file for all
+  three runtimes). No cgroupsPath, so each runtime picks its default.
+- Floor (\`bench/runtime/floor.c\`): one clone() into the same namespaces,
+  then in the child: make / rprivate, bind the rootfs onto itself,
+  pivot_root(\".\", \".\"), detach the old root, exec /bin/true; the parent
+  waits. Timed like a runtime command, so it includes the exec of the floor
+  program itself. No /proc, /dev, cgroups, capabilities or state.
+- Everything runs inside one \`unshare -m --propagation private\` mount
+  namespace in which an empty file is bind-mounted over
+  /sys/fs/cgroup/unified/cgroup.controllers, so crun accepts this machine's
+  hybrid cgroup layout; berth-runtime and runc run in the same namespace."
+
+printf '%s\n' "$table" "" "$ratios" "" "$linger"
+[[ -n $linger_procs ]] && printf '\n%s\n' "$linger_procs"
+[[ -n $failures ]] && printf '\nFailures:\n%s\n' "$failures"
+
+if [[ ${NO_RESULTS:-0} != 1 ]]; then
+	results=$repo/bench/RESULTS.md
+	[[ -e $results ]] || printf '# Benchmark results\n\nEach section is rewritten by its own script under bench/.\n' >"$results"
+	if ! grep -q '^<!-- runtime:begin -->$' "$results"; then
+		printf '\n<!-- runtime:begin -->\n<!-- runtime:end -->\n' >>"$results"
+	fi
+	printf '%s\n' "$section" >"$work/section.md"
+	awk -v file="$work/section.md" '
+		/^<!-- runtime:begin -->$/ { print; while ((getline l < file) > 0) print l; skip = 1; next }
+		/^<!-- runtime:end -->$/ { skip = 0 }
+		!skip { print }
+	' "$results" >"$work/RESULTS.md"
+	cat "$work/RESULTS.md" >"$results"
+	echo "run.sh: wrote the runtime section of $results" >&2
+fi
+exit $((status == 0 ? 0 : status))
