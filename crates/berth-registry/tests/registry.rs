@@ -635,3 +635,35 @@ async fn docker_hub_pulls_go_through_mirrors() {
     assert!(fetch(&c, &r, &ld, Some(layer.len() as u64)).await.unwrap() == layer);
     assert_eq!(c.list_tags(&r).await.unwrap(), ["1.0"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_registry_over_tls_with_a_self_signed_certificate() {
+    let reg = Registry::start_tls(Auth::Htpasswd {
+        user: "tls".into(),
+        password: "pw".into(),
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let host = reg.host();
+    // Loopback registries are insecure by default: HTTPS without verification comes first.
+    let c = client(tmp.path()).with_credentials(&host, Credentials::basic("tls", "pw"));
+    c.ping(&host).await.unwrap();
+    let (ld, layer, md) = push_image(&c, &format!("{host}/berth/tls"), "v1", 70_000, 12).await;
+    assert_eq!(
+        c.get_manifest(&reference(&format!("{host}/berth/tls:v1")), &[])
+            .await
+            .unwrap()
+            .digest,
+        md
+    );
+    assert!(
+        fetch(
+            &c,
+            &reference(&format!("{host}/berth/tls")),
+            &ld,
+            Some(70_000)
+        )
+        .await
+        .unwrap()
+            == layer
+    );
+}

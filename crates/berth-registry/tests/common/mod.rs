@@ -86,8 +86,34 @@ pub struct Registry {
 
 impl Registry {
     pub fn start(auth: Auth) -> Registry {
+        Self::start_with(auth, false)
+    }
+
+    /// A registry serving HTTPS with a self-signed certificate for 127.0.0.1.
+    pub fn start_tls(auth: Auth) -> Registry {
+        Self::start_with(auth, true)
+    }
+
+    fn start_with(auth: Auth, tls: bool) -> Registry {
         ensure_installed();
         let dir = tempfile::tempdir().unwrap();
+        let tls_yaml = if tls {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+            params
+                .subject_alt_names
+                .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+            let cert = params.self_signed(&key).unwrap();
+            std::fs::write(dir.path().join("tls.crt"), cert.pem()).unwrap();
+            std::fs::write(dir.path().join("tls.key"), key.serialize_pem()).unwrap();
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("tls.crt").display(),
+                dir.path().join("tls.key").display()
+            )
+        } else {
+            String::new()
+        };
         let auth_yaml = match &auth {
             Auth::None => String::new(),
             Auth::Htpasswd { user, password } => {
@@ -112,7 +138,7 @@ impl Registry {
                     "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
                      storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n  \
                      maintenance:\n    uploadpurging:\n      enabled: false\n\
-                     http:\n  addr: 127.0.0.1:{port}\n  secret: berth-test-secret\n{auth_yaml}",
+                     http:\n  addr: 127.0.0.1:{port}\n  secret: berth-test-secret\n{tls_yaml}{auth_yaml}",
                     data = dir.path().join("data").display()
                 ),
             )
@@ -126,7 +152,7 @@ impl Registry {
                 .spawn()
                 .expect("starting docker-registry");
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-            if wait_for_v2(addr, &mut child) {
+            if wait_for_port(addr, &mut child, tls) {
                 return Registry { child, addr, dir };
             }
             let _ = child.kill();
@@ -155,8 +181,8 @@ impl Drop for Registry {
     }
 }
 
-/// Waits until `GET /v2/` gets any HTTP answer.
-fn wait_for_v2(addr: SocketAddr, child: &mut Child) -> bool {
+/// Waits until `GET /v2/` gets any HTTP answer (for TLS: until the port accepts).
+fn wait_for_port(addr: SocketAddr, child: &mut Child, tls: bool) -> bool {
     use std::io::{Read, Write};
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
@@ -164,6 +190,9 @@ fn wait_for_v2(addr: SocketAddr, child: &mut Child) -> bool {
             return false; // exited: the port was taken or the config is bad
         }
         if let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            if tls {
+                return true;
+            }
             let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
             let _ = s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
             let mut buf = [0u8; 12];
