@@ -12,8 +12,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Everything a spec asks for is validated before anything is written
-//! (see `plan`), and every resource error names the spec field.
+//! `apply` turns the whole `LinuxResources` into a plan of file writes
+//! (and, on cgroup v2, a loaded device eBPF program) before it changes
+//! anything, so an invalid value leaves the cgroup as it was; every resource
+//! error starts with the spec field, e.g. `linux.resources.memory.limit: ...`.
 
 mod cgpath;
 pub mod convert;

@@ -192,7 +192,8 @@ pub(crate) fn check_cfs(c: &LinuxCpu) -> Result<(Option<i64>, Option<u64>), Erro
     let quota = c.quota().filter(|q| *q != 0);
     let period = c.period().filter(|p| *p != 0);
     if let Some(q) = quota {
-        if q != -1 && !(1000..=i64::from(u32::MAX) * 1000).contains(&q) {
+        // The kernel's floor is 1 ms per period.
+        if q != -1 && q < 1000 {
             return Err(Error::invalid(
                 format!("{F}.cpu.quota"),
                 format!("{q} microseconds is out of range (at least 1000, or -1 for unlimited)"),
@@ -515,4 +516,253 @@ pub(crate) fn plan_unified(
         p.push(field, &t.dir, key, value.as_str());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The planner against a fixture directory shaped like a cgroup2 leaf
+    //! with every controller enabled: this host's cgroup2 mount has only
+    //! hugetlb, so these cover what the conformance suite cannot reach here.
+    //! Plans are inspected, never executed.
+
+    use super::*;
+
+    struct Fixture {
+        _tmp: tempfile::TempDir,
+        target: Target,
+    }
+
+    fn fixture(extra: &[(&str, &str)]) -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let files = [
+            (
+                "cgroup.controllers",
+                "cpuset cpu io memory hugetlb pids rdma",
+            ),
+            ("cpu.max", "max 100000"),
+            ("cpu.weight", "100"),
+            ("cpu.max.burst", "0"),
+            ("cpu.idle", "0"),
+            ("memory.max", "max"),
+            ("memory.low", "0"),
+            ("memory.swap.max", "max"),
+            ("memory.current", "1048576"),
+            ("io.weight", "default 100"),
+            ("io.max", ""),
+            ("pids.max", "max"),
+            ("hugetlb.2MB.max", "max"),
+            ("memory.high", "max"),
+        ];
+        for (name, content) in files.iter().chain(extra) {
+            std::fs::write(tmp.path().join(name), content).unwrap();
+        }
+        let target = Target::read(tmp.path()).unwrap();
+        Fixture { _tmp: tmp, target }
+    }
+
+    fn writes(f: &Fixture, json: &str) -> Vec<(String, String)> {
+        let r: LinuxResources = serde_json::from_str(json).unwrap();
+        plan(&f.target, &r)
+            .unwrap()
+            .writes
+            .into_iter()
+            .map(|w| {
+                (
+                    w.path.file_name().unwrap().to_string_lossy().into_owned(),
+                    w.value,
+                )
+            })
+            .collect()
+    }
+
+    fn error(f: &Fixture, json: &str) -> String {
+        let r: LinuxResources = serde_json::from_str(json).unwrap();
+        plan(&f.target, &r).unwrap_err().to_string()
+    }
+
+    fn w(file: &str, value: &str) -> (String, String) {
+        (file.to_string(), value.to_string())
+    }
+
+    #[test]
+    fn memory_converts_swap_and_limits() {
+        let f = fixture(&[]);
+        assert_eq!(
+            writes(
+                &f,
+                r#"{"memory":{"limit":1048576,"swap":3145728,"reservation":524288}}"#
+            ),
+            vec![
+                w("memory.swap.max", "2097152"),
+                w("memory.max", "1048576"),
+                w("memory.low", "524288")
+            ]
+        );
+        assert_eq!(
+            writes(&f, r#"{"memory":{"limit":-1}}"#),
+            vec![w("memory.swap.max", "max"), w("memory.max", "max")]
+        );
+        assert!(error(&f, r#"{"memory":{"swap":100}}"#).starts_with("linux.resources.memory.swap:"));
+        assert!(error(&f, r#"{"memory":{"swappiness":10}}"#)
+            .starts_with("linux.resources.memory.swappiness:"));
+        assert!(error(&f, r#"{"memory":{"disableOOMKiller":true}}"#)
+            .starts_with("linux.resources.memory.disableOOMKiller:"));
+        assert!(writes(&f, r#"{"memory":{"disableOOMKiller":false}}"#).is_empty());
+        // checkBeforeUpdate compares with memory.current (1 MiB here)
+        let e = error(&f, r#"{"memory":{"limit":4096,"checkBeforeUpdate":true}}"#);
+        assert!(
+            e.starts_with("linux.resources.memory.limit:") && e.contains("1048576"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn memory_without_swap_accounting() {
+        let f = fixture(&[]);
+        std::fs::remove_file(f.target.dir.join("memory.swap.max")).unwrap();
+        assert_eq!(
+            writes(&f, r#"{"memory":{"limit":-1}}"#),
+            vec![w("memory.max", "max")]
+        );
+        assert!(error(&f, r#"{"memory":{"limit":100,"swap":200}}"#).contains("no swap accounting"));
+    }
+
+    #[test]
+    fn cpu_weight_and_max() {
+        let f = fixture(&[]);
+        assert_eq!(
+            writes(
+                &f,
+                r#"{"cpu":{"shares":1024,"quota":50000,"period":200000,"burst":1000,"idle":1}}"#
+            ),
+            vec![
+                w("cpu.weight", "100"),
+                w("cpu.max", "50000 200000"),
+                w("cpu.max.burst", "1000"),
+                w("cpu.idle", "1")
+            ]
+        );
+        // half of cpu.max keeps the current other half
+        assert_eq!(
+            writes(&f, r#"{"cpu":{"quota":20000}}"#),
+            vec![w("cpu.max", "20000 100000")]
+        );
+        assert_eq!(
+            writes(&f, r#"{"cpu":{"period":50000}}"#),
+            vec![w("cpu.max", "max 50000")]
+        );
+        assert_eq!(
+            writes(&f, r#"{"cpu":{"quota":-1}}"#),
+            vec![w("cpu.max", "max 100000")]
+        );
+        assert_eq!(
+            writes(&f, r#"{"cpu":{"cpus":"0-1","mems":"0"}}"#),
+            vec![w("cpuset.cpus", "0-1"), w("cpuset.mems", "0")]
+        );
+        assert!(error(&f, r#"{"cpu":{"realtimeRuntime":1000}}"#)
+            .starts_with("linux.resources.cpu.realtimeRuntime:"));
+        assert!(error(&f, r#"{"cpu":{"quota":500}}"#).starts_with("linux.resources.cpu.quota:"));
+        assert!(error(&f, r#"{"cpu":{"quota":1000,"burst":2000}}"#)
+            .starts_with("linux.resources.cpu.burst:"));
+        assert!(error(&f, r#"{"cpu":{"idle":2}}"#).starts_with("linux.resources.cpu.idle:"));
+    }
+
+    #[test]
+    fn io_weights_and_throttles() {
+        let f = fixture(&[]);
+        assert_eq!(
+            writes(&f, r#"{"blockIO":{"weight":1000}}"#),
+            vec![w("io.weight", "10000")]
+        );
+        std::fs::write(f.target.dir.join("io.bfq.weight"), "default 100").unwrap();
+        assert_eq!(
+            writes(&f, r#"{"blockIO":{"weight":500}}"#),
+            vec![w("io.bfq.weight", "500")]
+        );
+        assert!(error(&f, r#"{"blockIO":{"leafWeight":500}}"#)
+            .starts_with("linux.resources.blockIO.leafWeight:"));
+        assert!(
+            error(&f, r#"{"blockIO":{"weight":5}}"#).starts_with("linux.resources.blockIO.weight:")
+        );
+        // a device that exists on every Linux host: the first one in /sys/dev/block
+        if let Some(dev) = std::fs::read_dir("/sys/dev/block")
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+        {
+            let dev = dev.file_name().to_string_lossy().into_owned();
+            let (maj, min) = dev.split_once(':').unwrap();
+            let json = format!(
+                r#"{{"blockIO":{{"throttleReadBpsDevice":[{{"major":{maj},"minor":{min},"rate":10}}],
+                                 "throttleWriteIOPSDevice":[{{"major":{maj},"minor":{min},"rate":20}}]}}}}"#
+            );
+            assert_eq!(
+                writes(&f, &json),
+                vec![
+                    w("io.max", &format!("{dev} rbps=10")),
+                    w("io.max", &format!("{dev} wiops=20"))
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn pids_devices_network_unified() {
+        let f = fixture(&[]);
+        assert_eq!(
+            writes(&f, r#"{"pids":{"limit":0}}"#),
+            vec![w("pids.max", "max")]
+        );
+        assert_eq!(
+            writes(&f, r#"{"pids":{"limit":64}}"#),
+            vec![w("pids.max", "64")]
+        );
+        let r: LinuxResources =
+            serde_json::from_str(r#"{"devices":[{"allow":true,"access":"rwm"}]}"#).unwrap();
+        let p = plan(&f.target, &r).unwrap();
+        assert!(
+            p.devices.as_ref().is_some_and(|d| d.prog.is_none()),
+            "allow-all needs no program"
+        );
+        assert!(error(&f, r#"{"network":{"classID":1}}"#)
+            .starts_with("linux.resources.network.classID:"));
+        assert_eq!(
+            writes(
+                &f,
+                r#"{"pids":{"limit":5},"unified":{"pids.max":"9","memory.high":"4096"}}"#
+            ),
+            vec![
+                w("pids.max", "5"),
+                w("memory.high", "4096"),
+                w("pids.max", "9")
+            ],
+            "unified comes last, sorted, and overrides"
+        );
+        for bad in [
+            "cgroup.procs",
+            "../memory.max",
+            "memory",
+            "memory.nonexistent",
+            "misc.max",
+        ] {
+            let e = error(&f, &format!(r#"{{"unified":{{"{bad}":"1"}}}}"#));
+            assert!(e.starts_with("linux.resources.unified."), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn missing_controller_names_the_field() {
+        let f = fixture(&[("cgroup.controllers", "cpu")]);
+        let f = Fixture {
+            target: Target::read(&f.target.dir).unwrap(),
+            ..f
+        };
+        let e = error(&f, r#"{"memory":{"limit":4096}}"#);
+        assert!(
+            e.starts_with("linux.resources.memory.limit:") && e.contains("memory controller"),
+            "{e}"
+        );
+        let e = error(&f, r#"{"pids":{"limit":4}}"#);
+        assert!(e.starts_with("linux.resources.pids.limit:"), "{e}");
+    }
 }
