@@ -4,6 +4,7 @@
 //!
 //! Everything here is synchronous; the daemon calls it from blocking threads.
 
+pub mod archive;
 pub mod changes;
 pub mod config;
 pub mod content;
@@ -14,8 +15,10 @@ pub mod layers;
 pub mod manifest;
 pub mod platform;
 pub mod reference;
+mod tarfmt;
 mod time;
 
+pub use archive::{load, save, ArchiveError, LoadOptions, Loaded, SaveItem};
 pub use config::{ConfigError, ImageConfig};
 pub use content::{BlobInfo, Committed, ContentError, ContentStore, IngestStatus, Writer};
 pub use digest::{Algorithm, Digest, DigestError, Digester, HashingWriter, VerifyingReader};
