@@ -28,13 +28,14 @@ pub(crate) fn plan(m: &V1Manager, r: &LinuxResources) -> Result<Plan, Error> {
         cpu(m, c, &mut p)?;
     }
     if let Some(pids) = r.pids() {
-        let dir = m.need("pids", &format!("{F}.pids.limit"))?;
-        let v = if pids.limit() > 0 {
-            pids.limit().to_string()
-        } else {
-            "max".into()
-        };
-        p.push(format!("{F}.pids.limit"), dir, "pids.max", v);
+        let field = format!("{F}.pids.limit");
+        if pids.limit() > 0 {
+            let dir = m.need("pids", &field)?;
+            p.push(field, dir, "pids.max", pids.limit().to_string());
+        } else if let Some(dir) = m.dir("pids") {
+            // No limit asked for: only worth writing where a limit can exist.
+            p.push(field, dir, "pids.max", "max");
+        }
     }
     if let Some(b) = r.block_io() {
         block_io(m, b, &mut p)?;

@@ -61,13 +61,14 @@ pub(crate) fn plan(t: &Target, r: &LinuxResources) -> Result<Plan, Error> {
         cpu(t, c, &mut p)?;
     }
     if let Some(pids) = r.pids() {
-        t.need("pids", &format!("{F}.pids.limit"))?;
-        let v = if pids.limit() > 0 {
-            pids.limit().to_string()
-        } else {
-            "max".into()
-        };
-        p.push(format!("{F}.pids.limit"), &t.dir, "pids.max", v);
+        let field = format!("{F}.pids.limit");
+        if pids.limit() > 0 {
+            t.need("pids", &field)?;
+            p.push(field, &t.dir, "pids.max", pids.limit().to_string());
+        } else if t.controllers.iter().any(|c| c == "pids") {
+            // No limit asked for: only worth writing where a limit can exist.
+            p.push(field, &t.dir, "pids.max", "max");
+        }
     }
     if let Some(b) = r.block_io() {
         block_io(t, b, &mut p)?;
@@ -764,5 +765,7 @@ mod tests {
         );
         let e = error(&f, r#"{"pids":{"limit":4}}"#);
         assert!(e.starts_with("linux.resources.pids.limit:"), "{e}");
+        // "unlimited" without the controller is already true
+        assert!(writes(&f, r#"{"pids":{"limit":0}}"#).is_empty());
     }
 }
