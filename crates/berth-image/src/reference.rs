@@ -555,6 +555,42 @@ mod tests {
     }
 
     #[test]
+    fn host_forms_docker_accepts_and_refuses() {
+        // Accepted: IPv4 with and without a port, bracketed IPv6 with a
+        // port, punycode names, a dash in a bare host with a port.
+        for ok in [
+            "10.1.2.3/app",
+            "10.1.2.3:5000/team/app",
+            "[2001:db8::7]:443/app",
+            "xn--bcher-kva.example/app",
+            "reg-01:8443/app",
+            "registry.local/a_b/c__d/e-f",
+        ] {
+            parse(ok);
+        }
+        // Without a '/', what looks like an address is a repository (and tag).
+        let r = parse("10.1.2.3:5000");
+        assert_eq!(
+            (r.repository(), r.tag()),
+            ("library/10.1.2.3", Some("5000"))
+        );
+        // Refused: URLs, unbracketed IPv6, zone ids, embedded IPv4 in IPv6,
+        // a bracketed address with no repository.
+        for bad in [
+            "http://registry.local/app",
+            "2001:db8::7:5000/app",
+            "[fe80::7%eth1]:5000/app",
+            "[::ffff:10.1.2.3]:5000/app",
+            "[2001:db8::7]",
+            "[2001:db8::7]:443",
+            "a_b_/c",
+            "__/app",
+        ] {
+            assert!(Reference::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
     fn a_port_without_a_path_is_a_tag() {
         // No '/': "foo:5000" is the image foo with tag 5000.
         check(
