@@ -522,6 +522,12 @@ impl Writer {
         self.offset
     }
 
+    /// The hash state over the bytes written so far, e.g. to continue
+    /// verifying a download that resumes at [`Writer::offset`].
+    pub fn digester(&self) -> Digester {
+        self.digester.clone()
+    }
+
     /// Refuses writes that would make the ingest longer than `size` bytes.
     pub fn set_size_limit(&mut self, size: u64) {
         self.limit = Some(size);
@@ -770,6 +776,9 @@ mod tests {
         assert_eq!(s.ingest_status("layer-x").unwrap().offset, 70_000);
         let mut w = s.writer("layer-x").unwrap();
         assert_eq!(w.offset(), 70_000);
+        let mut expected_state = Digester::new(Algorithm::Sha256);
+        expected_state.update(&body[..70_000]);
+        assert_eq!(w.digester().finish(), expected_state.finish());
         w.write_all(&body[70_000..]).unwrap();
         let c = w.commit(Some(body.len() as u64), Some(&d)).unwrap();
         assert_eq!(c.size, body.len() as u64);
