@@ -479,6 +479,31 @@ fn limits_are_written_to_the_kernel() {
             None => skip(&b, "block I/O throttling", "no block device on this host"),
         }
 
+        let weight = r#"{"blockIO":{"weight":500}}"#;
+        if apply_or_explain(&case, &b, ctrl, "linux.resources.blockIO.weight", weight) {
+            let d = dir_for(l, &p, ctrl);
+            let (file, want) = match ctrl {
+                "blkio" if d.join("blkio.weight").exists() => ("blkio.weight", "500".to_string()),
+                "blkio" => ("blkio.bfq.weight", "500".to_string()),
+                _ if d.join("io.bfq.weight").exists() => {
+                    ("io.bfq.weight", "default 500".to_string())
+                }
+                _ => (
+                    "io.weight",
+                    format!(
+                        "default {}",
+                        berth_cgroups::convert::blkio_weight_to_io_weight(500)
+                    ),
+                ),
+            };
+            let got = read(&d.join(file));
+            assert!(
+                got.starts_with(&want) || got == want.trim_start_matches("default "),
+                "[{}] {file}: {got}",
+                b.name
+            );
+        }
+
         let huge = r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#;
         if !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists() {
             skip(&b, "hugetlb limits", "this kernel has no 2MB huge pages");

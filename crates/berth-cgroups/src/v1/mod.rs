@@ -55,7 +55,7 @@ impl V1Manager {
     /// The cgroup2 part as a planning target (hybrid only).
     pub(crate) fn unified_target(&self) -> Result<Option<Target>, Error> {
         match &self.unified {
-            Some((cg, _)) => Target::read(&cg.dir).map(Some),
+            Some((cg, _)) => Target::read(&cg.dir, &cg.mount_point).map(Some),
             None => Ok(None),
         }
     }

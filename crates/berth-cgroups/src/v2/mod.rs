@@ -62,7 +62,7 @@ impl V2Cgroup {
     }
 
     pub(crate) fn apply(&self, r: &LinuxResources) -> Result<(), Error> {
-        let target = resources::Target::read(&self.dir)?;
+        let target = resources::Target::read(&self.dir, &self.mount_point)?;
         resources::plan(&target, r)?.execute()
     }
 

@@ -18,17 +18,23 @@ const F: &str = "linux.resources";
 pub(crate) struct Target {
     pub dir: PathBuf,
     pub controllers: Vec<String>,
+    /// What the hierarchy's root offers, to tell "this host has no such
+    /// controller" from "a parent did not enable it".
+    pub offered: Vec<String>,
 }
 
 impl Target {
-    pub(crate) fn read(dir: &Path) -> Result<Target, Error> {
+    pub(crate) fn read(dir: &Path, mount_point: &Path) -> Result<Target, Error> {
         let path = dir.join("cgroup.controllers");
         let text = fsutil::read_optional(&path)?.ok_or_else(|| Error::NotCreated {
             path: dir.to_path_buf(),
         })?;
+        let offered =
+            fsutil::read_optional(&mount_point.join("cgroup.controllers"))?.unwrap_or_default();
         Ok(Target {
             dir: dir.to_path_buf(),
             controllers: text.split_whitespace().map(str::to_string).collect(),
+            offered: offered.split_whitespace().map(str::to_string).collect(),
         })
     }
 
@@ -36,14 +42,20 @@ impl Target {
         if self.controllers.iter().any(|c| c == controller) {
             return Ok(());
         }
-        Err(Error::unavailable(
-            field,
+        let reason = if self.offered.iter().any(|c| c == controller) {
             format!(
-                "the {controller} controller is not enabled for {} (enabled: [{}]); the host must offer it in the parent's cgroup.subtree_control",
+                "the {controller} controller is not enabled for {} (enabled: [{}]); a parent cgroup's \
+                 cgroup.subtree_control lacks it, and enabling it failed (a parent with processes cannot delegate)",
                 self.dir.display(),
                 self.controllers.join(" ")
-            ),
-        ))
+            )
+        } else {
+            format!(
+                "this host's cgroup v2 hierarchy does not offer the {controller} controller (it offers: [{}])",
+                self.offered.join(" ")
+            )
+        };
+        Err(Error::unavailable(field, reason))
     }
 
     fn exists(&self, file: &str) -> bool {
@@ -557,7 +569,7 @@ mod tests {
         for (name, content) in files.iter().chain(extra) {
             std::fs::write(tmp.path().join(name), content).unwrap();
         }
-        let target = Target::read(tmp.path()).unwrap();
+        let target = Target::read(tmp.path(), tmp.path()).unwrap();
         Fixture { _tmp: tmp, target }
     }
 
@@ -755,7 +767,7 @@ mod tests {
     fn missing_controller_names_the_field() {
         let f = fixture(&[("cgroup.controllers", "cpu")]);
         let f = Fixture {
-            target: Target::read(&f.target.dir).unwrap(),
+            target: Target::read(&f.target.dir, &f.target.dir).unwrap(),
             ..f
         };
         let e = error(&f, r#"{"memory":{"limit":4096}}"#);
