@@ -152,3 +152,12 @@ pub(crate) fn timestamps(m: Mtime) -> Timestamps {
     let t = Timespec { tv_sec: m.sec, tv_nsec: i64::from(m.nsec) };
     Timestamps { last_access: t, last_modification: t }
 }
+
+/// The process umask, read from /proc/self/status (reading it with
+/// umask(2) would change it for every thread for a moment). `None` if
+/// unknown, in which case modes are always set explicitly.
+pub(crate) fn current_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
+}

@@ -24,6 +24,7 @@ mod path;
 mod reader;
 mod root;
 mod tarwrite;
+mod unpack;
 mod write;
 
 pub use apply::{apply_layer, ApplyOptions, ApplyStats, OpaqueXattr, OPAQUE_MARKER, WHITEOUT_PREFIX};

@@ -10,7 +10,7 @@
 //! types (links, directories, devices, FIFOs) carry no data whatever their
 //! size field says, and PAX records override the ustar fields.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead};
 
 use tar::{EntryType, Header, PaxExtensions};
 
@@ -167,21 +167,28 @@ impl<R: BufRead> TarReader<R> {
         Ok(true)
     }
 
-    /// Streams the current entry's data into `w` (then skips its padding).
-    pub(crate) fn copy_data(&mut self, w: &mut dyn Write) -> Result<(), Error> {
-        while self.remaining > 0 {
-            let entry = self.current.clone();
-            let got = self.with_chunk(self.remaining, &mut |chunk| {
-                w.write_all(chunk)
-                    .map_err(|source| Error::Apply { entry: entry.clone(), op: "writing file data", source })
+    /// Appends up to `max` bytes of the current entry's data to `buf`
+    /// (skipping the padding after the last byte). Returns whether data
+    /// remains.
+    pub(crate) fn read_chunk(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<bool, Error> {
+        let mut want = self.remaining.min(max as u64);
+        while want > 0 {
+            let got = self.with_chunk(want, &mut |chunk| {
+                buf.extend_from_slice(chunk);
+                Ok(())
             })?;
             if got == 0 {
                 return Err(self.truncated("inside the entry's data"));
             }
+            want -= got as u64;
             self.remaining -= got as u64;
         }
-        let pad = std::mem::take(&mut self.padding);
-        self.skip(pad, "inside the padding after the entry's data")
+        if self.remaining == 0 {
+            let pad = std::mem::take(&mut self.padding);
+            self.skip(pad, "inside the padding after the entry's data")?;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// Skips whatever is left of the current entry's data and padding.
@@ -500,7 +507,8 @@ mod tests {
         let b = r.next_entry().unwrap().unwrap();
         assert_eq!(b.path, long.as_bytes());
         let mut data = Vec::new();
-        r.copy_data(&mut data).unwrap();
+        assert!(r.read_chunk(&mut data, 2).unwrap());
+        assert!(!r.read_chunk(&mut data, 2).unwrap());
         assert_eq!(data, b"xyz");
         assert!(r.next_entry().unwrap().is_none());
     }

@@ -16,11 +16,14 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use rustix::fs::{chownat, fchmod, mkdirat, openat2, AtFlags, Gid, Mode, OFlags, ResolveFlags, Uid, CWD};
+use rustix::fs::{chownat, fchmod, fstat, mkdirat, openat2, AtFlags, Gid, Mode, OFlags, ResolveFlags, Uid, CWD};
 use rustix::io::Errno;
 
 use crate::fsops::{open_subdir, DIR_FLAGS};
 use crate::path::is_ancestor_or_self;
+
+/// The setgid mode bit.
+pub(crate) const S_ISGID: u32 = 0o2000;
 
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
 
@@ -28,9 +31,17 @@ const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGIC
 /// docker and containerd use).
 const IMPLICIT_DIR_MODE: u32 = 0o755;
 
+/// The cached parent directory.
+struct Cached {
+    path: Vec<u8>,
+    fd: OwnedFd,
+    /// New files in a setgid directory take its group, not ours.
+    setgid: bool,
+}
+
 pub(crate) struct LayerRoot {
     root: OwnedFd,
-    cache: Option<(Vec<u8>, OwnedFd)>,
+    cache: Option<Cached>,
     /// Owner of implicitly created directories: the layer's root user,
     /// after id mapping.
     implicit_owner: (Uid, Gid),
@@ -62,31 +73,32 @@ impl LayerRoot {
     }
 
     /// The directory entries go into, creating missing directories (inside
-    /// the root) on the way.
-    pub(crate) fn parent(&mut self, path: &[u8]) -> io::Result<BorrowedFd<'_>> {
-        let entry = match self.cache.take() {
-            Some((cached, fd)) if cached.as_slice() == path => (cached, fd),
+    /// the root) on the way, and whether it has the setgid bit.
+    pub(crate) fn parent(&mut self, path: &[u8]) -> io::Result<(BorrowedFd<'_>, bool)> {
+        let cached = match self.cache.take() {
+            Some(c) if c.path.as_slice() == path => c,
             _ => {
                 let fd = match self.resolve_dir(path) {
                     Ok(fd) => fd,
                     Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => self.create_dirs(path)?,
                     Err(e) => return Err(e),
                 };
-                (path.to_vec(), fd)
+                let setgid = fstat(&fd)?.st_mode & S_ISGID != 0;
+                Cached { path: path.to_vec(), fd, setgid }
             }
         };
-        let (_, fd) = &*self.cache.insert(entry);
-        Ok(fd.as_fd())
+        let c = &*self.cache.insert(cached);
+        Ok((c.fd.as_fd(), c.setgid))
     }
 
     /// Makes `fd`, the directory at `path`, the cached parent.
-    pub(crate) fn remember(&mut self, path: Vec<u8>, fd: OwnedFd) {
-        self.cache = Some((path, fd));
+    pub(crate) fn remember(&mut self, path: Vec<u8>, fd: OwnedFd, setgid: bool) {
+        self.cache = Some(Cached { path, fd, setgid });
     }
 
     /// Forgets the cached directory if `changed` is it or an ancestor.
     pub(crate) fn invalidate(&mut self, changed: &[u8]) {
-        if matches!(&self.cache, Some((cached, _)) if is_ancestor_or_self(changed, cached)) {
+        if matches!(&self.cache, Some(c) if is_ancestor_or_self(changed, &c.path)) {
             self.cache = None;
         }
     }
