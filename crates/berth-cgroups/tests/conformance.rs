@@ -420,6 +420,41 @@ fn limits_are_written_to_the_kernel() {
             }
         }
 
+        let rt = r#"{"cpu":{"realtimePeriod":500000,"realtimeRuntime":0}}"#;
+        if !has(l, "cpu") || v2_for("cpu") {
+            let err = case
+                .cg
+                .apply(&resources(rt))
+                .expect_err("real-time without v1 cpu");
+            assert!(
+                err.to_string().starts_with("linux.resources.cpu.realtime"),
+                "[{}] {err}",
+                b.name
+            );
+            skip(&b, "real-time limits", &err.to_string());
+        } else if dir_for(l, &p, "cpu").join("cpu.rt_runtime_us").exists() {
+            case.cg.apply(&resources(rt)).unwrap();
+            let d = dir_for(l, &p, "cpu");
+            assert_eq!(read(&d.join("cpu.rt_period_us")), "500000");
+            assert_eq!(read(&d.join("cpu.rt_runtime_us")), "0");
+            // The parent has no real-time budget, so the kernel refuses a
+            // runtime; the error names the field and says why.
+            let err = case
+                .cg
+                .apply(&resources(r#"{"cpu":{"realtimeRuntime":10000}}"#))
+                .expect_err("no rt budget in the parent");
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with("linux.resources.cpu.realtimeRuntime:") && msg.contains("budget"),
+                "{msg}"
+            );
+        } else {
+            skip(
+                &b,
+                "real-time limits",
+                "kernel without CONFIG_RT_GROUP_SCHED",
+            );
+        }
         if apply_or_explain(
             &case,
             &b,
