@@ -71,6 +71,8 @@ pub enum LayerError {
         "an image with {count} layers cannot be mounted: overlayfs stacks at most {MAX_LAYERS}"
     )]
     TooManyLayers { count: usize },
+    #[error("{path} cannot be used in overlay mount options: it contains ',' (or, for the layer store, ':' or '\\'); choose a data root without them")]
+    UnsafePath { path: PathBuf },
     #[error("the overlay mount options for {count} layers need {length} bytes, more than the kernel's limit of {limit}")]
     OptionsTooLong {
         count: usize,
@@ -87,9 +89,9 @@ impl HasKind for LayerError {
             LayerError::Apply { source, .. } => source.kind(),
             LayerError::DiffIdMismatch { .. } => ErrorKind::DataLoss,
             LayerError::ChainMismatch { .. } => ErrorKind::InvalidArgument,
-            LayerError::TooManyLayers { .. } | LayerError::OptionsTooLong { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            LayerError::TooManyLayers { .. }
+            | LayerError::OptionsTooLong { .. }
+            | LayerError::UnsafePath { .. } => ErrorKind::InvalidArgument,
         }
     }
 }
@@ -428,6 +430,18 @@ impl LayerStore {
                     chain_id: c.clone(),
                 });
             }
+        }
+        // ',' separates mount options and ':' lower dirs; rather than rely
+        // on the kernel's escaping, refuse such paths.
+        for p in [upper, work] {
+            if p.to_string_lossy().contains(',') {
+                return Err(LayerError::UnsafePath { path: p.to_owned() });
+            }
+        }
+        if self.root.to_string_lossy().contains([',', ':', '\\']) {
+            return Err(LayerError::UnsafePath {
+                path: self.root.clone(),
+            });
         }
         let tail = [
             format!("upperdir={}", upper.display()),

@@ -321,6 +321,18 @@ fn mount_descriptions_check_their_layers() {
     // No layers: an empty lower keeps overlayfs happy.
     let m = store.container_mounts(&[], &u, &w).unwrap();
     assert!(m.options[0].ends_with("/layers/empty"), "{:?}", m.options);
+    // Paths that would break the option string are refused.
+    let comma = root.path().join("a,b");
+    assert!(matches!(
+        store.container_mounts(&[], &comma, &w),
+        Err(LayerError::UnsafePath { .. })
+    ));
+    let odd_root = root.path().join("x:y");
+    let odd = LayerStore::open(&odd_root).unwrap();
+    assert!(matches!(
+        odd.container_mounts(&[], &u, &w),
+        Err(LayerError::UnsafePath { .. })
+    ));
     // A limit nothing fits in is a clear error, not a broken mount.
     let layer = layer_tar(&[("f", b"f")]);
     let chain: Vec<Digest> = unpack_all(&store, &[layer])
