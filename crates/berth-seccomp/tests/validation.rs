@@ -243,3 +243,29 @@ fn trace_and_errno_default_to_eperm() {
     .unwrap();
     assert_eq!(explicit, implicit);
 }
+
+#[test]
+fn wait_killable_recv_needs_a_listener_and_an_oci_spec_that_knows_it() {
+    let notify = json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+        "syscalls": [{"names": ["mknodat"], "action": "SCMP_ACT_NOTIFY"}]});
+    match parse_profile(&notify) {
+        // oci-spec >= 0.10 has the flag (kernel >= 5.19 supports it).
+        Ok(profile) => {
+            let f = compile(&profile).unwrap();
+            assert_eq!(
+                f.flags(),
+                sys::FLAG_NEW_LISTENER | sys::FLAG_WAIT_KILLABLE_RECV
+            );
+            // Without a NOTIFY rule the flag means nothing and is dropped.
+            let mut plain = notify.clone();
+            plain["syscalls"] = json!([]);
+            let f = compile(&parse_profile(&plain).unwrap()).unwrap();
+            assert_eq!(f.flags(), 0);
+        }
+        // oci-spec 0.8 cannot even represent it: the error says so.
+        Err(e) => assert_mentions(
+            &e.to_string(),
+            &["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", "oci-spec"],
+        ),
+    }
+}
