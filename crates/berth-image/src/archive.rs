@@ -19,11 +19,10 @@ use std::io::{self, Read, Write};
 use berth_errdefs::{ErrorKind, HasKind};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, ImageConfig, MAX_CONFIG_SIZE};
 use crate::content::{ContentError, ContentStore};
 use crate::digest::{Algorithm, Digest};
-use crate::image::{ImageParts, LayerParts};
-use crate::layers::{chain_ids, LayerError, LayerStore};
+use crate::image::{AssembleError, ImageParts};
+use crate::layers::LayerStore;
 use crate::manifest::{
     self, media_type, Descriptor, Document, Index, Manifest, ManifestError, MAX_MANIFEST_SIZE,
 };
@@ -52,13 +51,11 @@ pub enum ArchiveError {
     #[error("image archive: {0}")]
     Content(#[from] ContentError),
     #[error("image archive: {0}")]
-    Layer(#[from] LayerError),
-    #[error("image archive: {0}")]
     Manifest(#[from] ManifestError),
     #[error("image archive: {0}")]
-    Config(#[from] ConfigError),
-    #[error("image archive: {0}")]
     Reference(#[from] ReferenceError),
+    #[error("image archive: {0}")]
+    Assemble(#[from] AssembleError),
 }
 
 impl HasKind for ArchiveError {
@@ -68,10 +65,9 @@ impl HasKind for ArchiveError {
             ArchiveError::Write { .. } => ErrorKind::Internal,
             ArchiveError::MissingBlob { .. } => ErrorKind::NotFound,
             ArchiveError::Content(e) => e.kind(),
-            ArchiveError::Layer(e) => e.kind(),
             ArchiveError::Manifest(e) => e.kind(),
-            ArchiveError::Config(e) => e.kind(),
             ArchiveError::Reference(e) => e.kind(),
+            ArchiveError::Assemble(e) => e.kind(),
         }
     }
 }
@@ -334,7 +330,7 @@ pub fn load<R: Read>(
 
     let mut out = Vec::new();
     for (m, digest, references) in images {
-        let image = unpack_image(content, layers, m, digest, options)?;
+        let image = crate::image::assemble(content, layers, m, digest, &options.apply)?;
         out.push(Loaded { image, references });
     }
     Ok(out)
@@ -553,80 +549,6 @@ fn synthesize_manifest(
     };
     let digest = content.write_blob(&m.to_json())?.digest;
     Ok((m, digest))
-}
-
-/// Reads the config and unpacks every layer, verifying diff ids.
-fn unpack_image(
-    content: &ContentStore,
-    layers: &LayerStore,
-    m: Manifest,
-    manifest_digest: Digest,
-    options: &LoadOptions,
-) -> Result<ImageParts, ArchiveError> {
-    let config_bytes = content
-        .read(&m.config.digest, MAX_CONFIG_SIZE)
-        .map_err(|e| match e {
-            ContentError::NotFound { digest } => ArchiveError::MissingBlob {
-                what: "image config",
-                digest,
-            },
-            e => e.into(),
-        })?;
-    let config = ImageConfig::parse(&config_bytes)?;
-    if config.rootfs.diff_ids.len() != m.layers.len() {
-        return Err(invalid(format!(
-            "image {} has {} layers but its config lists {} diff ids",
-            m.config.digest,
-            m.layers.len(),
-            config.rootfs.diff_ids.len()
-        )));
-    }
-    let chain = chain_ids(&config.rootfs.diff_ids);
-    let mut parts = Vec::new();
-    for (i, blob) in m.layers.iter().enumerate() {
-        let diff_id = &config.rootfs.diff_ids[i];
-        let parent = if i == 0 { None } else { Some(&chain[i - 1]) };
-        let unpacked = if layers.exists(&chain[i]) {
-            crate::layers::Unpacked {
-                meta: layers.meta(&chain[i])?,
-                created: false,
-            }
-        } else {
-            let file = content.open_blob(&blob.digest).map_err(|e| match e {
-                ContentError::NotFound { digest } => ArchiveError::MissingBlob {
-                    what: "layer blob",
-                    digest,
-                },
-                e => e.into(),
-            })?;
-            layers.unpack(
-                &chain[i],
-                parent,
-                diff_id,
-                io::BufReader::with_capacity(1 << 20, file),
-                &options.apply,
-            )?
-        };
-        parts.push(LayerParts {
-            diff_id: diff_id.clone(),
-            chain_id: chain[i].clone(),
-            blob: blob.clone(),
-            size: unpacked.meta.size,
-        });
-    }
-    let manifest_media_type = m
-        .media_type
-        .clone()
-        .unwrap_or_else(|| media_type::OCI_MANIFEST.to_owned());
-    Ok(ImageParts {
-        id: m.config.digest.clone(),
-        config,
-        config_bytes,
-        manifest: m,
-        manifest_digest,
-        manifest_media_type,
-        layers: parts,
-    })
 }
 
 #[cfg(test)]

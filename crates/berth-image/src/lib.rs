@@ -22,7 +22,7 @@ pub use archive::{load, save, ArchiveError, LoadOptions, Loaded, SaveItem};
 pub use config::{ConfigError, ImageConfig};
 pub use content::{BlobInfo, Committed, ContentError, ContentStore, IngestStatus, Writer};
 pub use digest::{Algorithm, Digest, DigestError, Digester, HashingWriter, VerifyingReader};
-pub use image::{ImageParts, LayerParts};
+pub use image::{assemble, AssembleError, ImageParts, LayerParts};
 pub use import::{import, ImportError, ImportOptions};
 pub use layers::{chain_ids, ChainId, LayerError, LayerStore, Mount};
 pub use manifest::{Descriptor, Document, Index, Manifest, ManifestError};

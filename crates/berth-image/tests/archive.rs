@@ -10,8 +10,8 @@ use std::path::Path;
 use berth_archive::Compression;
 use berth_image::manifest::media_type;
 use berth_image::{
-    import, load, save, ArchiveError, ContentStore, Digest, ImageConfig, ImportOptions, LayerStore,
-    LoadOptions, Platform, Reference, SaveItem,
+    import, load, save, ArchiveError, AssembleError, ContentStore, Digest, ImageConfig,
+    ImportOptions, LayerStore, LoadOptions, Platform, Reference, SaveItem,
 };
 use common::{compress, layer_tar};
 
@@ -411,7 +411,10 @@ fn hostile_archives_are_refused_and_confined() {
         &LoadOptions::default(),
     )
     .unwrap_err();
-    assert!(matches!(err, ArchiveError::Layer(_)), "{err}");
+    assert!(
+        matches!(err, ArchiveError::Assemble(AssembleError::Layer(_))),
+        "{err}"
+    );
     assert!(s.layers.list().unwrap().is_empty());
 
     // Nothing was written outside the data root.
