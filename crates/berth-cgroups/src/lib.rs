@@ -23,6 +23,7 @@ mod devices;
 mod error;
 mod fsutil;
 mod hugetlb;
+mod kill;
 mod layout;
 mod plan;
 mod procfs;
@@ -67,6 +68,11 @@ pub trait CgroupManager: Send + Sync {
     /// Removes the cgroup (and any below it); Ok if already gone. Fails with
     /// [`Error::Busy`] while processes remain.
     fn destroy(&self) -> Result<(), Error>;
+    /// Sends SIGKILL to every process in the cgroup and below, so that no
+    /// fork in flight escapes: cgroup.kill where the kernel has it (v2 and
+    /// the cgroup2 part of a hybrid host), else freeze, signal, thaw.
+    /// Returns once signalled; poll `pids()` before `destroy()`.
+    fn kill_all(&self) -> Result<(), Error>;
     /// How many times the kernel's OOM killer killed a process in here.
     fn oom_kill_count(&self) -> Result<u64, Error>;
     /// The cgroup2 directory to clone into (CLONE_INTO_CGROUP), only on a

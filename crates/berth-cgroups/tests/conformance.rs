@@ -962,3 +962,41 @@ fn apply_after_destroy_is_not_found() {
         assert!(case.cg.stats().is_err());
     }
 }
+
+#[test]
+fn kill_all_takes_every_process_even_while_forking() {
+    for b in backends() {
+        let mut case = Case::new(&b, "kill");
+        // A shell that keeps forking: kill_all must not let a child escape.
+        let i = case.spawn_gated("while :; do sleep 100 & done");
+        case.release(i);
+        let start = Instant::now();
+        while case.cg.pids().unwrap().len() < 10 {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "[{}] the shell did not fork",
+                b.name
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        case.cg
+            .kill_all()
+            .unwrap_or_else(|e| panic!("[{}] kill_all: {e}", b.name));
+        let (status, _, _) = case.wait(i);
+        assert_eq!(status.signal(), Some(9), "[{}]", b.name);
+        let start = Instant::now();
+        loop {
+            let left = case.cg.pids().unwrap();
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "[{}] still there: {left:?}",
+                b.name
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        case.cg.destroy().unwrap();
+    }
+}

@@ -281,6 +281,24 @@ impl CgroupManager for V1Manager {
         first_err.map_or(Ok(()), Err)
     }
 
+    fn kill_all(&self) -> Result<(), Error> {
+        self.check_created()?;
+        // The container's processes are in the cgroup2 part too, and
+        // cgroup.kill there is atomic.
+        if let Some((cg, _)) = self.unified.as_ref().filter(|(cg, _)| cg.has_kill_file()) {
+            return cg.kill_all();
+        }
+        match self.dir("freezer") {
+            Some(dir) => {
+                crate::kill::freeze_signal_thaw(|f| self.set_frozen(dir, f), || self.pids())
+            }
+            None => crate::kill::freeze_signal_thaw(
+                |_| Err(self.missing("freezing", "freezer")),
+                || self.pids(),
+            ),
+        }
+    }
+
     fn oom_kill_count(&self) -> Result<u64, Error> {
         let Some(dir) = self.dir("memory") else {
             return Err(self.missing("reading the OOM kill count", "memory"));

@@ -138,6 +138,24 @@ impl V2Cgroup {
         fsutil::remove_tree(&self.dir)
     }
 
+    /// true when the kernel has cgroup.kill (Linux 5.14+).
+    pub(crate) fn has_kill_file(&self) -> bool {
+        self.dir.join("cgroup.kill").exists()
+    }
+
+    pub(crate) fn kill_all(&self) -> Result<(), Error> {
+        if !self.dir.exists() {
+            return Err(Error::NotCreated {
+                path: self.dir.clone(),
+            });
+        }
+        if self.has_kill_file() {
+            let file = self.dir.join("cgroup.kill");
+            return fsutil::write(&file, "1").map_err(|e| Error::io("writing", file, e));
+        }
+        crate::kill::freeze_signal_thaw(|f| self.set_frozen(f), || self.pids())
+    }
+
     pub(crate) fn oom_kill_count(&self) -> Result<u64, Error> {
         let path = self.dir.join("memory.events");
         match fsutil::read_optional(&path)? {
@@ -218,6 +236,9 @@ impl CgroupManager for V2Manager {
     }
     fn destroy(&self) -> Result<(), Error> {
         self.cg.destroy()
+    }
+    fn kill_all(&self) -> Result<(), Error> {
+        self.cg.kill_all()
     }
     fn oom_kill_count(&self) -> Result<u64, Error> {
         self.cg.oom_kill_count()
