@@ -155,6 +155,7 @@ pub(crate) fn plan(profile: &LinuxSeccomp) -> Result<Plan, Error> {
         uses_notify |= planned.iter().any(|r| r.action == ScmpAction::Notify);
         rules.extend(planned);
     }
+    check_conflicts(&rules)?;
     let all_names = profile
         .syscalls()
         .iter()
@@ -170,6 +171,33 @@ pub(crate) fn plan(profile: &LinuxSeccomp) -> Result<Plan, Error> {
         uses_notify,
         all_names,
     })
+}
+
+/// Two unconditional rules giving one syscall different actions: libseccomp
+/// would silently keep one of them (the first), so a later SCMP_ACT_KILL
+/// could quietly become an errno. Refuse the ambiguity instead.
+fn check_conflicts(rules: &[PlannedRule]) -> Result<(), Error> {
+    let mut first: std::collections::HashMap<&str, &PlannedRule> = std::collections::HashMap::new();
+    for rule in rules.iter().filter(|r| r.conditions.is_empty()) {
+        match first.get(rule.name.as_str()) {
+            Some(earlier) if earlier.action != rule.action => {
+                return Err(Error::invalid(
+                    format!("{ROOT}.syscalls[{}].action", rule.index),
+                    format!("{:?} for {}", rule.action, rule.name),
+                    format!(
+                        "conflicts with {ROOT}.syscalls[{}], which gives {} the action {:?} \
+                         without conditions; keep one of the two rules",
+                        earlier.index, rule.name, earlier.action
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                first.insert(&rule.name, rule);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn plan_syscall(

@@ -195,3 +195,42 @@ fn argument_conditions_in_the_interpreter_match_the_kernel_tests() {
         ALLOW
     );
 }
+
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn docker_default_compiles_for_any_capability_set() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata/seccomp/docker-default.json");
+    let bytes = std::fs::read("/work/shared/testdata/seccomp/docker-default.json")
+        .or_else(|_| std::fs::read(shared))
+        .unwrap();
+    let target = DockerTarget {
+        goarch: "amd64".into(),
+        kernel: (6, 18),
+    };
+    let all: Vec<String> = [
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_SYS_NICE",
+        "CAP_SYSLOG",
+        "CAP_BPF",
+        "CAP_PERFMON",
+        "CAP_DAC_READ_SEARCH",
+    ]
+    .map(String::from)
+    .to_vec();
+    let admin = compile(&docker_to_oci(&bytes, &all, &target).unwrap()).unwrap();
+    let plain = compile(&docker_to_oci(&bytes, &[], &target).unwrap()).unwrap();
+    // unshare (272) and clone3 (435) follow CAP_SYS_ADMIN.
+    assert_eq!(verdict(&admin, AUDIT_X86_64, 272), ALLOW);
+    assert_eq!(verdict(&admin, AUDIT_X86_64, 435), ALLOW);
+    assert_eq!(verdict(&plain, AUDIT_X86_64, 272), errno(1));
+    assert_eq!(verdict(&plain, AUDIT_X86_64, 435), errno(38));
+}
