@@ -92,7 +92,7 @@ fn gc_keeps_what_images_and_leases_reference_and_removes_the_rest() {
 
     // Garbage: an orphan blob, an orphan layer, a stale partial download.
     let orphan_blob = e.content.write_blob(b"nobody wants me").unwrap().digest;
-    let orphan_layer = e
+    let orphan_meta = e
         .layers
         .unpack_new(
             None,
@@ -100,8 +100,12 @@ fn gc_keeps_what_images_and_leases_reference_and_removes_the_rest() {
             &ApplyOptions::default(),
         )
         .unwrap()
-        .meta
-        .chain_id;
+        .meta;
+    e.store.record_layer(&orphan_meta).unwrap();
+    let recorded = e.store.layer(&orphan_meta.chain_id).unwrap().unwrap();
+    assert_eq!(recorded.diff_id, orphan_meta.diff_id);
+    assert_eq!(recorded.tar_size, orphan_meta.tar_size);
+    let orphan_layer = orphan_meta.chain_id;
     let mut stale = e.content.writer("stale-download").unwrap();
     stale.write_all(b"partial").unwrap();
     drop(stale);
@@ -137,6 +141,11 @@ fn gc_keeps_what_images_and_leases_reference_and_removes_the_rest() {
     let report = e.gc();
     assert_eq!(report.blobs_removed, vec![orphan_blob.clone()]);
     assert_eq!(report.layers_removed, vec![orphan_layer.clone()]);
+    assert_eq!(
+        e.store.layer(&orphan_layer).unwrap(),
+        None,
+        "the row goes with the dir"
+    );
     assert_eq!(report.ingests_removed, vec!["stale-download".to_owned()]);
     assert_eq!(report.bytes_freed, b"nobody wants me".len() as u64);
     let blobs = e.blobs();
