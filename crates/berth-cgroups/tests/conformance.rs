@@ -539,6 +539,50 @@ fn limits_are_written_to_the_kernel() {
             );
         }
 
+        let net = if has(l, "net_prio") {
+            r#"{"network":{"classID":1048577,"priorities":[{"name":"lo","priority":5}]}}"#
+        } else {
+            r#"{"network":{"classID":1048577}}"#
+        };
+        if b.layout.v1_hierarchies().is_empty() {
+            let err = case
+                .cg
+                .apply(&resources(net))
+                .expect_err("no net_cls on cgroup v2");
+            assert!(
+                err.to_string()
+                    .starts_with("linux.resources.network.classID:"),
+                "{err}"
+            );
+            assert_eq!(err.kind(), ErrorKind::NotImplemented);
+            skip(&b, "network classes", "cgroup v2 has no net_cls/net_prio");
+        } else if apply_or_explain(&case, &b, "net_cls", "linux.resources.network.classID", net) {
+            assert_eq!(
+                read(&dir_for(l, &p, "net_cls").join("net_cls.classid")),
+                "1048577"
+            );
+            if has(l, "net_prio") {
+                let map = read(&dir_for(l, &p, "net_prio").join("net_prio.ifpriomap"));
+                assert!(map.lines().any(|line| line == "lo 5"), "{map}");
+            }
+        }
+
+        if has(l, "rdma") {
+            skip(
+                &b,
+                "rdma limits",
+                "needs a real RDMA device to write rdma.max",
+            );
+        } else {
+            apply_or_explain(
+                &case,
+                &b,
+                "rdma",
+                "linux.resources.rdma.mlx5_0",
+                r#"{"rdma":{"mlx5_0":{"hcaHandles":2}}}"#,
+            );
+        }
+
         let huge = r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#;
         if !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists() {
             skip(&b, "hugetlb limits", "this kernel has no 2MB huge pages");
