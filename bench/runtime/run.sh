@@ -8,7 +8,7 @@
 # Usage (as root):  bench/runtime/run.sh
 #
 # Environment:
-#   ITERATIONS     measured iterations per entry (default 100)
+#   ITERATIONS     measured iterations per entry (default 200)
 #   WARMUP         warm-up iterations, run but not recorded (default 3)
 #   LINGER_ROUNDS  containers per runtime for the lingering check (default 5)
 #   SKIP_BUILD=1   use the existing target/release/berth-runtime
@@ -23,7 +23,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-ITERATIONS=${ITERATIONS:-100}
+ITERATIONS=${ITERATIONS:-200}
 WARMUP=${WARMUP:-3}
 LINGER_ROUNDS=${LINGER_ROUNDS:-5}
 
@@ -181,14 +181,15 @@ ratios="| ratio of medians | value | goal |
 | crun / floor | $(ratio crun floor) | |
 | runc / floor | $(ratio runc floor) | |"
 
-linger="| runtime | containers | processes left at \`start\`'s return | still there 100 ms later | init re-parented to the caller |
-|---|---:|---:|---:|---:|"
+linger="| runtime | containers with a process left at \`start\`'s return | ... and 100 ms later | container init re-parented to the caller |
+|---|---:|---:|---:|"
 while read -r _ name rounds at later parent rest; do
+	rounds=${rounds#*=}
 	label=$name
 	[[ $name == berth ]] && label=berth-runtime
 	[[ $name == control ]] && label="control: runc whose \`start\` leaves a \`sleep 2\` behind"
 	linger+="
-| $label | ${rounds#*=} | ${at#*=} | ${later#*=} | ${parent#*=}/${rounds#*=}${rest:+ (failed)} |"
+| $label | ${at#*=}/$rounds | ${later#*=}/$rounds | ${parent#*=}/$rounds${rest:+ (failed)} |"
 done < <(grep '^LINGER ' "$work/linger.txt")
 linger_procs=$(grep '^LINGER-PROC ' "$work/linger.txt" | grep -v '^LINGER-PROC control ' || true)
 control_seen=$(awk '$1 == "LINGER" && $2 == "control" { sub("at_return=", "", $4); print $4 }' "$work/linger.txt")
@@ -201,8 +202,9 @@ failures=$(grep -A21 '^FAIL ' "$work/driver-stderr.txt" || true)
 
 version_of() { "$@" 2>/dev/null | head -1; }
 commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$repo" status --porcelain -- crates 2>/dev/null | head -1)
-versions="- berth-runtime: $(version_of "$berth" --version), commit $commit${dirty:+ (crates/ had uncommitted changes)}
+# The worktree is shared: name the crates whose uncommitted edits were built in.
+dirty=$(git -C "$repo" status --porcelain -- crates 2>/dev/null | awk '{ print $2 }' | cut -d/ -f2 | sort -u | paste -sd, - | sed 's/,/, /g')
+versions="- berth-runtime: $(version_of "$berth" --version), commit $commit${dirty:+ plus uncommitted changes in $dirty}
 - crun: $(version_of crun --version) (Debian $(dpkg-query -W -f='${Version}' crun))
 - runc: $(version_of runc --version) (Debian $(dpkg-query -W -f='${Version}' runc))
 - busybox: $(dpkg-query -W -f='${Version}' busybox-static) (busybox-static); gcc $(gcc -dumpfullversion)"
@@ -229,9 +231,11 @@ $ratios
 ### No lingering runtime process after \`start\`
 
 A container running \`sleep 30\` is created and started; right after
-\`start\` returns, every process descended from the caller (a child
-subreaper, as a shim is) that is not the container's own process is
-counted. The control row shows the check catching a leaked process.
+\`start\` returns (and again 100 ms later) the caller, a child subreaper
+as a shim is, lists every process descended from it that is not the
+container's own process tree. A runtime that leaves nothing behind shows
+0 and has its container's init re-parented straight to the caller. The
+control row shows the check catching a leaked process.
 
 $linger
 ${linger_procs:+
