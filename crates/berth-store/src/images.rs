@@ -321,6 +321,27 @@ impl Store {
         references_of(&conn, image)
     }
 
+    /// Images without a tag (docker's "dangling" images, `<none>:<none>`);
+    /// digest references do not count as tags, as in docker.
+    pub fn dangling_images(&self) -> Result<Vec<Digest>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id FROM images i WHERE NOT EXISTS
+                   (SELECT 1 FROM refs r WHERE r.image_id = i.id AND r.kind = 'tag')
+                 ORDER BY added_at DESC, id",
+            )
+            .map_err(sql("prepare dangling"))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(sql("query dangling"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(parse_digest("image id", &r.map_err(sql("read dangling"))?)?);
+        }
+        Ok(out)
+    }
+
     /// Every reference, with its kind and image.
     pub fn all_references(&self) -> Result<Vec<(Reference, RefKind, Digest)>, StoreError> {
         let conn = self.conn();
@@ -478,6 +499,8 @@ fn parse_reference(s: &str) -> Result<Reference, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     pub(crate) fn image(n: u8, layers: &[u8]) -> ImageRecord {
@@ -614,6 +637,26 @@ mod tests {
             store.resolve_image(&a.id.hex()[..1]),
             Err(StoreError::AmbiguousId { count: 2, .. })
         ));
+    }
+
+    #[test]
+    fn dangling_means_untagged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, b, c) = (image(1, &[]), image(2, &[]), image(3, &[]));
+        for i in [&a, &b, &c] {
+            store.put_image(i).unwrap();
+        }
+        store.set_reference(&r("a:1"), &a.id).unwrap();
+        let by_digest =
+            r("b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+        store.set_reference(&by_digest, &b.id).unwrap();
+        let dangling: BTreeSet<Digest> = store.dangling_images().unwrap().into_iter().collect();
+        assert_eq!(dangling, [b.id.clone(), c.id.clone()].into_iter().collect());
+        // Moving the tag away makes a dangling.
+        store.set_reference(&r("a:1"), &c.id).unwrap();
+        let dangling: BTreeSet<Digest> = store.dangling_images().unwrap().into_iter().collect();
+        assert_eq!(dangling, [a.id, b.id].into_iter().collect());
     }
 
     #[test]
