@@ -152,7 +152,8 @@ impl Store {
     /// operation that writes blobs or unpacks layers whose digests it does
     /// not know in advance (import, load) holds this from before its first
     /// write until the image is recorded; one that knows them (a pull)
-    /// may instead add them to a lease before writing each.
+    /// may instead add them to a lease before writing each. Do not take a
+    /// second guard while holding one: a waiting GC blocks new readers.
     pub fn hold_off_gc(&self) -> RwLockReadGuard<'_, ()> {
         self.gc_lock.read().unwrap_or_else(|p| p.into_inner())
     }
