@@ -1044,3 +1044,61 @@ fn kill_all_takes_every_process_even_while_forking() {
         case.cg.destroy().unwrap();
     }
 }
+
+/// The resources dockerd puts in config.json for a plain `docker run`.
+const DOCKER_DEFAULT: &str = r#"{
+  "devices": [
+    {"allow": false, "access": "rwm"},
+    {"allow": true, "type": "c", "major": -1, "minor": -1, "access": "m"},
+    {"allow": true, "type": "b", "major": -1, "minor": -1, "access": "m"},
+    {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+    {"allow": true, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+    {"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+    {"allow": true, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+    {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+    {"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+    {"allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
+    {"allow": true, "type": "c", "major": 136, "minor": -1, "access": "rwm"},
+    {"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+    {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+    {"allow": false, "type": "c", "major": 10, "minor": 229, "access": "rwm"}
+  ],
+  "memory": {"disableOOMKiller": false},
+  "cpu": {"shares": 0},
+  "pids": {"limit": 0},
+  "blockIO": {"weight": 0}
+}"#;
+
+#[test]
+fn docker_default_resources_apply_on_every_backend() {
+    for b in backends() {
+        let mut case = Case::new(&b, "dock");
+        case.cg
+            .apply(&resources(DOCKER_DEFAULT))
+            .unwrap_or_else(|e| panic!("[{}] docker's defaults: {e}", b.name));
+        // /dev/zero (1:5) is allowed; /dev/kmsg (1:11) is not listed and
+        // /dev/fuse (10:229) is denied explicitly.
+        let i = case.spawn_gated(
+            "head -c1 /dev/zero >/dev/null && echo zero-ok; true </dev/kmsg && echo kmsg-ok; true </dev/fuse && echo fuse-ok",
+        );
+        case.release(i);
+        let (_, out, err) = case.wait(i);
+        assert!(out.contains("zero-ok"), "[{}] {out} {err}", b.name);
+        assert!(
+            !out.contains("kmsg-ok"),
+            "[{}] /dev/kmsg must be denied: {out}",
+            b.name
+        );
+        assert!(
+            !out.contains("fuse-ok"),
+            "[{}] /dev/fuse must be denied: {out}",
+            b.name
+        );
+        assert_eq!(
+            err.matches("Operation not permitted").count(),
+            2,
+            "[{}] {err}",
+            b.name
+        );
+    }
+}

@@ -163,9 +163,15 @@ fn memory(m: &V1Manager, mem: &LinuxMemory, p: &mut Plan) -> Result<(), Error> {
         }
         any = true;
     }
-    any |= mem.disable_oom_killer().is_some();
+    any |= mem.disable_oom_killer() == Some(true);
     if !any {
-        return Ok(()); // kernel, kernelTCP and useHierarchy alone: see ignored_settings()
+        // `disableOOMKiller: false` is the default (docker always sends it):
+        // worth writing, to undo an earlier true, only where the knob exists.
+        // kernel, kernelTCP and useHierarchy are ignored: see ignored_settings().
+        if let (Some(false), Some(dir)) = (mem.disable_oom_killer(), m.dir("memory")) {
+            p.push(field("disableOOMKiller"), dir, "memory.oom_control", "0");
+        }
+        return Ok(());
     }
     let name = [
         "limit",

@@ -257,8 +257,11 @@ pub(crate) fn check_cfs(c: &LinuxCpu) -> Result<(Option<i64>, Option<u64>), Erro
 fn cpu(t: &Target, c: &LinuxCpu, p: &mut Plan) -> Result<(), Error> {
     let field = |n: &str| format!("{F}.cpu.{n}");
     let (quota, period) = check_cfs(c)?;
-    if c.realtime_runtime().is_some() || c.realtime_period().is_some() {
-        let name = if c.realtime_runtime().is_some() {
+    // Zero means "not set" to the tools that send it (crictl, some CRI shims).
+    let rt_runtime = c.realtime_runtime().filter(|r| *r != 0);
+    let rt_period = c.realtime_period().filter(|p| *p != 0);
+    if rt_runtime.is_some() || rt_period.is_some() {
+        let name = if rt_runtime.is_some() {
             "realtimeRuntime"
         } else {
             "realtimePeriod"
@@ -672,6 +675,7 @@ mod tests {
             writes(&f, r#"{"cpu":{"cpus":"0-1","mems":"0"}}"#),
             vec![w("cpuset.cpus", "0-1"), w("cpuset.mems", "0")]
         );
+        assert!(writes(&f, r#"{"cpu":{"realtimeRuntime":0,"realtimePeriod":0}}"#).is_empty());
         assert!(error(&f, r#"{"cpu":{"realtimeRuntime":1000}}"#)
             .starts_with("linux.resources.cpu.realtimeRuntime:"));
         assert!(error(&f, r#"{"cpu":{"quota":500}}"#).starts_with("linux.resources.cpu.quota:"));
