@@ -1102,3 +1102,45 @@ fn docker_default_resources_apply_on_every_backend() {
         );
     }
 }
+
+#[test]
+fn a_limit_below_usage_is_refused_with_the_reason() {
+    for b in backends() {
+        if b.layout.v1_hierarchy("memory").is_none() {
+            skip(
+                &b,
+                "limit below usage",
+                "only cgroup v1 refuses (v2 reclaims or OOM-kills instead)",
+            );
+            continue;
+        }
+        let mut case = Case::new(&b, "busy");
+        // ~20 MB of anonymous memory that cannot be reclaimed (no swap here)
+        let i = case
+            .spawn_gated(r#"x=$(head -c 20000000 /dev/zero | tr '\0' a); echo ready; sleep 100"#);
+        case.release(i);
+        let mut ready = [0u8; 6];
+        case.children[i]
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut ready)
+            .unwrap();
+        let err = case
+            .cg
+            .apply(&resources(r#"{"memory":{"limit":4194304}}"#))
+            .expect_err("limit below usage");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("linux.resources.memory.limit:"),
+            "[{}] {msg}",
+            b.name
+        );
+        assert!(
+            msg.contains("already uses more memory"),
+            "[{}] {msg}",
+            b.name
+        );
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    }
+}
