@@ -9,8 +9,10 @@
 //! Two threads share the work: the calling thread reads, decompresses,
 //! hashes and parses the stream and enforces the limits; a worker thread
 //! does the file system calls ([`crate::unpack`]). File data travels in
-//! recycled buffers over a bounded channel, so decompression overlaps with
-//! the kernel's work and memory stays bounded (`QUEUE` x `CHUNK`).
+//! recycled buffers over a bounded channel, in batches (one wake-up of the
+//! worker per batch, not per file), so decompression and hashing overlap
+//! with the kernel's work and memory stays bounded (about `QUEUE` x 2 x
+//! `CHUNK`).
 
 use std::io::{self, BufReader, Read};
 use std::path::Path;
@@ -24,7 +26,7 @@ use crate::fsops::current_umask;
 use crate::idmap::IdMap;
 use crate::reader::{Entry, Kind, TarReader};
 use crate::root::LayerRoot;
-use crate::unpack::{Msg, Stop, Unpacker};
+use crate::unpack::{Inbox, Msg, Stop, Unpacker};
 
 /// OCI whiteout prefix.
 pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -34,8 +36,11 @@ pub const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 const READ_BUF: usize = 1 << 20;
 /// Largest chunk of file data per message (and per write(2)).
 const CHUNK: usize = 1 << 20;
-/// Messages in flight between the threads.
-const QUEUE: usize = 16;
+/// Batches in flight between the threads.
+const QUEUE: usize = 8;
+/// A batch is sent once it holds this many messages or `CHUNK` bytes: one
+/// wake-up of the worker per batch instead of per file.
+const BATCH: usize = 256;
 
 /// Which xattr marks an opaque directory, i.e. how the overlay that will use
 /// this layer is mounted.
@@ -133,7 +138,7 @@ pub fn apply_layer(r: impl Read, dest: &Path, opts: &ApplyOptions) -> Result<App
         let (pool_tx, pool_rx) = channel();
         let worker = std::thread::Builder::new()
             .name("berth-unpack".into())
-            .spawn_scoped(s, move || unpacker.run(rx, pool_tx));
+            .spawn_scoped(s, move || unpacker.run(Inbox::new(rx), pool_tx));
         let worker = match worker {
             Ok(w) => w,
             Err(source) => {
@@ -169,11 +174,36 @@ struct Counts {
     bytes: u64,
 }
 
+/// The feeding end of the channel: collects messages into batches.
+struct Outbox<'a> {
+    tx: &'a SyncSender<Vec<Msg>>,
+    batch: Vec<Msg>,
+    bytes: usize,
+}
+
+impl Outbox<'_> {
+    /// Queues `m`; false if the worker is gone.
+    fn push(&mut self, m: Msg, bytes: usize) -> bool {
+        self.batch.push(m);
+        self.bytes += bytes;
+        if self.batch.len() >= BATCH || self.bytes >= CHUNK {
+            return self.flush();
+        }
+        true
+    }
+
+    fn flush(&mut self) -> bool {
+        self.bytes = 0;
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        batch.is_empty() || self.tx.send(batch).is_ok()
+    }
+}
+
 /// Parses the stream and sends entries and data to the worker. Returns
 /// early (and fine) if the worker went away: its result says why.
 fn feed<R: io::BufRead>(
     tar: &mut TarReader<R>,
-    tx: &SyncSender<Msg>,
+    tx: &SyncSender<Vec<Msg>>,
     pool: &Receiver<Vec<u8>>,
     opts: &ApplyOptions,
     counts: &mut Counts,
@@ -184,6 +214,7 @@ fn feed<R: io::BufRead>(
         b.reserve(size.min(CHUNK as u64) as usize);
         b
     };
+    let mut out = Outbox { tx, batch: Vec::with_capacity(BATCH), bytes: 0 };
     while let Some(entry) = tar.next_entry()? {
         check_limits(&entry, opts, counts)?;
         let mut first = Vec::new();
@@ -192,18 +223,22 @@ fn feed<R: io::BufRead>(
             first = buffer(entry.size);
             more = tar.read_chunk(&mut first, CHUNK)?;
         }
-        if tx.send(Msg::Entry(entry, first, more)).is_err() {
+        let len = first.len();
+        if !out.push(Msg::Entry(entry, first, more), len) {
             return Ok(());
         }
         while more {
             let mut chunk = buffer(CHUNK as u64);
             more = tar.read_chunk(&mut chunk, CHUNK)?;
-            if tx.send(Msg::Chunk(chunk, more)).is_err() {
+            let len = chunk.len();
+            if !out.push(Msg::Chunk(chunk, more), len) {
                 return Ok(());
             }
         }
     }
-    let _ = tx.send(Msg::Finish);
+    if out.push(Msg::Finish, 0) {
+        out.flush();
+    }
     Ok(())
 }
 

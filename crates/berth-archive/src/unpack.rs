@@ -64,11 +64,33 @@ impl From<Error> for Stop {
     }
 }
 
+/// The worker's end of the channel: batches of messages, read one by one.
+pub(crate) struct Inbox {
+    rx: Receiver<Vec<Msg>>,
+    batch: std::vec::IntoIter<Msg>,
+}
+
+impl Inbox {
+    pub(crate) fn new(rx: Receiver<Vec<Msg>>) -> Self {
+        Inbox { rx, batch: Vec::new().into_iter() }
+    }
+
+    /// The next message, or `None` once the sender is gone.
+    fn next(&mut self) -> Option<Msg> {
+        loop {
+            if let Some(m) = self.batch.next() {
+                return Some(m);
+            }
+            self.batch = self.rx.recv().ok()?.into_iter();
+        }
+    }
+}
+
 /// The data of the current entry as it arrives.
 struct Data<'a> {
     first: Vec<u8>,
     more: bool,
-    rx: &'a Receiver<Msg>,
+    inbox: &'a mut Inbox,
     pool: &'a Sender<Vec<u8>>,
 }
 
@@ -81,24 +103,26 @@ impl Data<'_> {
             if !buf.is_empty() {
                 sink(&buf)?;
             }
-            // The parser may be gone; then the buffer is simply freed.
-            let _ = self.pool.send(buf);
+            if buf.capacity() > 0 {
+                // The parser may be gone; then the buffer is simply freed.
+                let _ = self.pool.send(buf);
+            }
             if !more {
                 return Ok(());
             }
-            match self.rx.recv() {
-                Ok(Msg::Chunk(next, m)) => {
+            match self.inbox.next() {
+                Some(Msg::Chunk(next, m)) => {
                     buf = next;
                     more = m;
                 }
-                Ok(_) => {
+                Some(_) => {
                     return Err(Stop::Failed(Error::Apply {
                         entry: String::new(),
                         op: "receiving file data",
                         source: io::Error::other("internal: a new entry arrived inside a file's data"),
                     }))
                 }
-                Err(_) => return Err(Stop::Aborted),
+                None => return Err(Stop::Aborted),
             }
         }
     }
@@ -147,22 +171,22 @@ impl Unpacker {
 
     /// Applies messages until `Finish` (then finishes the layer) or until
     /// the sender goes away.
-    pub(crate) fn run(mut self, rx: Receiver<Msg>, pool: Sender<Vec<u8>>) -> Result<(), Stop> {
+    pub(crate) fn run(mut self, mut inbox: Inbox, pool: Sender<Vec<u8>>) -> Result<(), Stop> {
         loop {
-            match rx.recv() {
-                Ok(Msg::Entry(entry, first, more)) => {
-                    let data = Data { first, more, rx: &rx, pool: &pool };
+            match inbox.next() {
+                Some(Msg::Entry(entry, first, more)) => {
+                    let data = Data { first, more, inbox: &mut inbox, pool: &pool };
                     self.apply(&entry, data)?;
                 }
-                Ok(Msg::Finish) => return Ok(self.finish()?),
-                Ok(Msg::Chunk(..)) => {
+                Some(Msg::Finish) => return Ok(self.finish()?),
+                Some(Msg::Chunk(..)) => {
                     return Err(Stop::Failed(Error::Apply {
                         entry: String::new(),
                         op: "receiving file data",
                         source: io::Error::other("internal: file data arrived outside a file"),
                     }))
                 }
-                Err(_) => return Err(Stop::Aborted),
+                None => return Err(Stop::Aborted),
             }
         }
     }
