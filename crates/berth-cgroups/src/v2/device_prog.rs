@@ -183,8 +183,13 @@ impl DeviceProgram {
             rustix::fs::Mode::empty(),
         )
         .map_err(|e| Error::io("opening cgroup", &self.dir, e.into()))?;
-        let old = bpf::prog_query(dir.as_fd(), bpf::ATTACH_CGROUP_DEVICE)
-            .map_err(|e| bpf_error("listing device programs", &self.dir, e))?;
+        let old = match bpf::prog_query(dir.as_fd(), bpf::ATTACH_CGROUP_DEVICE) {
+            Ok(ids) => ids,
+            // Rules that allow everything need no BPF: where the kernel (or
+            // our privileges) offer none, there is nothing to detach either.
+            Err(_) if self.prog.is_none() => return Ok(()),
+            Err(e) => return Err(bpf_error("listing device programs", &self.dir, e)),
+        };
         if let Some(prog) = &self.prog {
             bpf::prog_attach(
                 dir.as_fd(),
