@@ -123,14 +123,34 @@ pub fn apply_layer(r: impl Read, dest: &Path, opts: &ApplyOptions) -> Result<App
     let mut tar = TarReader::new(BufReader::with_capacity(READ_BUF, HashingReader::new(r)));
     let root_owner = match &opts.id_map {
         Some(map) => (
-            map.uid_to_host(0).ok_or(Error::UnmappedId { entry: "/".into(), which: "uid", id: 0 })?,
-            map.gid_to_host(0).ok_or(Error::UnmappedId { entry: "/".into(), which: "gid", id: 0 })?,
+            map.uid_to_host(0).ok_or(Error::UnmappedId {
+                entry: "/".into(),
+                which: "uid",
+                id: 0,
+            })?,
+            map.gid_to_host(0).ok_or(Error::UnmappedId {
+                entry: "/".into(),
+                which: "gid",
+                id: 0,
+            })?,
         ),
         None => (0, 0),
     };
-    let root = LayerRoot::open(dest, (Uid::from_raw(root_owner.0), Gid::from_raw(root_owner.1)))
-        .map_err(|source| Error::OpenRoot { path: dest.to_path_buf(), source })?;
-    let unpacker = Unpacker::new(root, opts.id_map.clone(), opts.opaque_xattr, opts.sync, current_umask());
+    let root = LayerRoot::open(
+        dest,
+        (Uid::from_raw(root_owner.0), Gid::from_raw(root_owner.1)),
+    )
+    .map_err(|source| Error::OpenRoot {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    let unpacker = Unpacker::new(
+        root,
+        opts.id_map.clone(),
+        opts.opaque_xattr,
+        opts.sync,
+        current_umask(),
+    );
     let mut counts = Counts::default();
 
     let (fed, unpacked) = std::thread::scope(|s| {
@@ -142,13 +162,19 @@ pub fn apply_layer(r: impl Read, dest: &Path, opts: &ApplyOptions) -> Result<App
         let worker = match worker {
             Ok(w) => w,
             Err(source) => {
-                let e = Error::Apply { entry: String::new(), op: "starting the unpack thread", source };
+                let e = Error::Apply {
+                    entry: String::new(),
+                    op: "starting the unpack thread",
+                    source,
+                };
                 return (Err(e), Err(Stop::Aborted));
             }
         };
         let fed = feed(&mut tar, &tx, &pool_rx, opts, &mut counts);
         drop(tx);
-        let unpacked = worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let unpacked = worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (fed, unpacked)
     });
     match (fed, unpacked) {
@@ -165,7 +191,12 @@ pub fn apply_layer(r: impl Read, dest: &Path, opts: &ApplyOptions) -> Result<App
         (Ok(()), Ok(())) => {}
     }
     let (diff_id, tar_bytes) = tar.into_inner().into_inner().finish();
-    Ok(ApplyStats { entries: counts.entries, bytes: counts.bytes, tar_bytes, diff_id })
+    Ok(ApplyStats {
+        entries: counts.entries,
+        bytes: counts.bytes,
+        tar_bytes,
+        diff_id,
+    })
 }
 
 #[derive(Default)]
@@ -214,7 +245,11 @@ fn feed<R: io::BufRead>(
         b.reserve(size.min(CHUNK as u64) as usize);
         b
     };
-    let mut out = Outbox { tx, batch: Vec::with_capacity(BATCH), bytes: 0 };
+    let mut out = Outbox {
+        tx,
+        batch: Vec::with_capacity(BATCH),
+        bytes: 0,
+    };
     while let Some(entry) = tar.next_entry()? {
         check_limits(&entry, opts, counts)?;
         let mut first = Vec::new();
@@ -245,14 +280,24 @@ fn feed<R: io::BufRead>(
 fn check_limits(entry: &Entry, opts: &ApplyOptions, counts: &mut Counts) -> Result<(), Error> {
     counts.entries += 1;
     if counts.entries > opts.max_entries {
-        return Err(Error::TooManyEntries { entry: entry.name(), limit: opts.max_entries });
+        return Err(Error::TooManyEntries {
+            entry: entry.name(),
+            limit: opts.max_entries,
+        });
     }
     if entry.size > opts.max_entry_size {
-        return Err(Error::EntryTooLarge { entry: entry.name(), size: entry.size, limit: opts.max_entry_size });
+        return Err(Error::EntryTooLarge {
+            entry: entry.name(),
+            size: entry.size,
+            limit: opts.max_entry_size,
+        });
     }
     counts.bytes = counts.bytes.saturating_add(entry.size);
     if counts.bytes > opts.max_total_size {
-        return Err(Error::TotalTooLarge { entry: entry.name(), limit: opts.max_total_size });
+        return Err(Error::TotalTooLarge {
+            entry: entry.name(),
+            limit: opts.max_total_size,
+        });
     }
     Ok(())
 }

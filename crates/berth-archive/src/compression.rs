@@ -65,7 +65,9 @@ pub fn decompressor<'a>(r: impl Read + 'a, c: Compression) -> Box<dyn Read + 'a>
 
 /// Detects the compression of `r` from its first bytes and returns the
 /// matching decompressor (those bytes are not lost).
-pub fn auto_decompressor<'a>(mut r: impl Read + 'a) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+pub fn auto_decompressor<'a>(
+    mut r: impl Read + 'a,
+) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
     let mut prefix = [0u8; MAGIC_LEN];
     let mut filled = 0;
     while filled < MAGIC_LEN {
@@ -105,7 +107,10 @@ pub enum Compressor<W: Write> {
 pub fn compressor<W: Write>(w: W, c: Compression) -> io::Result<Compressor<W>> {
     Ok(match c {
         Compression::None => Compressor::None(w),
-        Compression::Gzip => Compressor::Gzip(flate2::write::GzEncoder::new(w, flate2::Compression::default())),
+        Compression::Gzip => Compressor::Gzip(flate2::write::GzEncoder::new(
+            w,
+            flate2::Compression::default(),
+        )),
         Compression::Zstd => Compressor::Zstd(zstd::stream::write::Encoder::new(w, 3)?),
     })
 }
@@ -147,7 +152,9 @@ mod tests {
     use super::*;
 
     fn roundtrip(c: Compression) {
-        let data: Vec<u8> = (0..200_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         let mut enc = compressor(Vec::new(), c).unwrap();
         enc.write_all(&data).unwrap();
         let blob = enc.finish().unwrap();
@@ -172,8 +179,14 @@ mod tests {
     #[test]
     fn detection_by_magic() {
         assert_eq!(detect_compression(&[0x1f, 0x8b, 8, 0]), Compression::Gzip);
-        assert_eq!(detect_compression(&[0x28, 0xb5, 0x2f, 0xfd]), Compression::Zstd);
-        assert_eq!(detect_compression(&[0x5e, 0x2a, 0x4d, 0x18]), Compression::Zstd);
+        assert_eq!(
+            detect_compression(&[0x28, 0xb5, 0x2f, 0xfd]),
+            Compression::Zstd
+        );
+        assert_eq!(
+            detect_compression(&[0x5e, 0x2a, 0x4d, 0x18]),
+            Compression::Zstd
+        );
         assert_eq!(detect_compression(b"etc/"), Compression::None);
         assert_eq!(detect_compression(&[0x1f]), Compression::None);
         assert_eq!(detect_compression(&[]), Compression::None);

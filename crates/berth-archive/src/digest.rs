@@ -14,12 +14,19 @@ pub(crate) struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub(crate) fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Sha256::new(), count: 0 }
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
 
     /// `sha256:<hex>` of everything read, and the byte count.
     pub(crate) fn finish(self) -> (String, u64) {
-        (format!("sha256:{}", hex::encode(self.hasher.finalize())), self.count)
+        (
+            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            self.count,
+        )
     }
 }
 
@@ -41,12 +48,20 @@ pub(crate) struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub(crate) fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new(), count: 0 }
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
 
     /// `sha256:<hex>` of everything written, the byte count, and the sink.
     pub(crate) fn finish(self) -> (String, u64, W) {
-        (format!("sha256:{}", hex::encode(self.hasher.finalize())), self.count, self.inner)
+        (
+            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            self.count,
+            self.inner,
+        )
     }
 }
 

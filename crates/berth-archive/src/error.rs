@@ -22,24 +22,46 @@ pub enum Error {
     /// Reading the (decompressed) layer stream failed: a corrupt gzip/zstd
     /// stream or an I/O error of the underlying reader.
     #[error("reading the layer stream at byte {offset} (after entry {after:?}) failed: {source}; the blob is corrupt or unreadable, fetch it again")]
-    Read { offset: u64, after: String, source: io::Error },
+    Read {
+        offset: u64,
+        after: String,
+        source: io::Error,
+    },
 
     /// The stream ended inside an entry or before the end-of-archive marker.
     #[error("layer stream is truncated: it ended {what} (entry {entry:?}, byte {offset}); fetch the blob again")]
-    Truncated { entry: String, offset: u64, what: &'static str },
+    Truncated {
+        entry: String,
+        offset: u64,
+        what: &'static str,
+    },
 
     /// A header block that is not a valid tar header.
     #[error("malformed tar header at byte {offset} (after entry {after:?}): {reason}")]
-    MalformedHeader { offset: u64, after: String, reason: String },
+    MalformedHeader {
+        offset: u64,
+        after: String,
+        reason: String,
+    },
 
     /// An entry path or link target that is unusable: it escapes the layer
     /// root with `..`, contains NUL, is too long or too deep.
     #[error("entry {entry:?} has an unusable path {path:?}: {reason}")]
-    BadPath { entry: String, path: String, reason: &'static str },
+    BadPath {
+        entry: String,
+        path: String,
+        reason: &'static str,
+    },
 
     /// A single entry declares more data than [`crate::ApplyOptions::max_entry_size`].
-    #[error("entry {entry:?} declares {size} bytes, more than the limit of {limit} bytes per entry")]
-    EntryTooLarge { entry: String, size: u64, limit: u64 },
+    #[error(
+        "entry {entry:?} declares {size} bytes, more than the limit of {limit} bytes per entry"
+    )]
+    EntryTooLarge {
+        entry: String,
+        size: u64,
+        limit: u64,
+    },
 
     /// The layer's entries add up to more than [`crate::ApplyOptions::max_total_size`].
     #[error("layer exceeds the limit of {limit} bytes of file data at entry {entry:?}")]
@@ -51,27 +73,50 @@ pub enum Error {
 
     /// A PAX or GNU long-name record larger than we accept.
     #[error("entry {entry:?} has a {what} of {size} bytes, more than the limit of {limit} bytes")]
-    MetadataTooLarge { entry: String, what: &'static str, size: u64, limit: u64 },
+    MetadataTooLarge {
+        entry: String,
+        what: &'static str,
+        size: u64,
+        limit: u64,
+    },
 
     /// A tar feature berth does not extract (sparse files, multi-volume, unknown types).
     #[error("entry {entry:?} uses an unsupported tar feature: {what}")]
     Unsupported { entry: String, what: String },
 
     /// A hard link whose target is not an existing non-directory in this layer.
-    #[error("hard link {entry:?} points at {target:?}, which is not a file in this layer: {source}")]
-    HardlinkTarget { entry: String, target: String, source: io::Error },
+    #[error(
+        "hard link {entry:?} points at {target:?}, which is not a file in this layer: {source}"
+    )]
+    HardlinkTarget {
+        entry: String,
+        target: String,
+        source: io::Error,
+    },
 
     /// An owner id that the configured id mapping does not cover.
     #[error("entry {entry:?} is owned by {which} {id}, which the id mapping does not cover")]
-    UnmappedId { entry: String, which: &'static str, id: u64 },
+    UnmappedId {
+        entry: String,
+        which: &'static str,
+        id: u64,
+    },
 
     /// A file system operation on the destination failed.
     #[error("{op} for entry {entry:?} failed: {source}")]
-    Apply { entry: String, op: &'static str, source: io::Error },
+    Apply {
+        entry: String,
+        op: &'static str,
+        source: io::Error,
+    },
 
     /// Reading the source tree failed while writing a tar.
     #[error("{op} {path:?} while writing a layer tar failed: {source}")]
-    Walk { path: String, op: &'static str, source: io::Error },
+    Walk {
+        path: String,
+        op: &'static str,
+        source: io::Error,
+    },
 
     /// The source tree uses an overlayfs feature that has no tar form.
     #[error("{path:?} in the upper directory uses overlayfs {what}, which cannot be expressed in a layer tar; mount overlays with redirect_dir=off,metacopy=off")]
@@ -129,9 +174,17 @@ mod tests {
 
     #[test]
     fn hostile_input_is_invalid_argument_and_corruption_is_data_loss() {
-        let e = Error::BadPath { entry: "../x".into(), path: "../x".into(), reason: "escapes" };
+        let e = Error::BadPath {
+            entry: "../x".into(),
+            path: "../x".into(),
+            reason: "escapes",
+        };
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
-        let e = Error::Truncated { entry: "a".into(), offset: 512, what: "inside the entry's data" };
+        let e = Error::Truncated {
+            entry: "a".into(),
+            offset: 512,
+            what: "inside the entry's data",
+        };
         assert_eq!(e.kind(), ErrorKind::DataLoss);
         let e = Error::Read {
             offset: 0,

@@ -11,15 +11,17 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{
-    lgetxattr, llistxattr, lsetxattr, openat, statat, unlinkat, AtFlags, Dir, FileType, Mode, OFlags,
-    Timespec, Timestamps, XattrFlags,
+    lgetxattr, llistxattr, lsetxattr, openat, statat, unlinkat, AtFlags, Dir, FileType, Mode,
+    OFlags, Timespec, Timestamps, XattrFlags,
 };
 use rustix::io::Errno;
 
 use crate::reader::Mtime;
 
 /// Open flags for a directory we read or set metadata on.
-pub(crate) const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::CLOEXEC);
+pub(crate) const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::CLOEXEC);
 
 /// Deepest directory tree [`remove_any`] descends into; far more than
 /// anything [`crate::apply_layer`] can create, which bounds the open
@@ -28,7 +30,12 @@ const MAX_REMOVE_DEPTH: usize = 1024;
 
 /// Opens the subdirectory `name` of `dir` without following a symlink.
 pub(crate) fn open_subdir(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<OwnedFd> {
-    Ok(openat(dir, name, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())?)
+    Ok(openat(
+        dir,
+        name,
+        DIR_FLAGS | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )?)
 }
 
 /// Removes `name` from `dir` whatever it is (directories recursively),
@@ -45,7 +52,9 @@ fn remove_at_depth(dir: BorrowedFd<'_>, name: &[u8], depth: usize) -> io::Result
         Err(e) => return Err(e.into()),
     }
     if depth >= MAX_REMOVE_DEPTH {
-        return Err(io::Error::other(format!("directory tree deeper than {MAX_REMOVE_DEPTH} levels")));
+        return Err(io::Error::other(format!(
+            "directory tree deeper than {MAX_REMOVE_DEPTH} levels"
+        )));
     }
     let sub = open_subdir(dir, name)?;
     // Collect first: unlinking while getdents is iterating may skip entries.
@@ -87,14 +96,27 @@ fn proc_path(dir: BorrowedFd<'_>, name: &[u8]) -> Vec<u8> {
 }
 
 /// Sets an xattr on `name` in `dir` without following it.
-pub(crate) fn lsetxattr_at(dir: BorrowedFd<'_>, name: &[u8], key: &[u8], value: &[u8]) -> io::Result<()> {
-    Ok(lsetxattr(proc_path(dir, name), key, value, XattrFlags::empty())?)
+pub(crate) fn lsetxattr_at(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    key: &[u8],
+    value: &[u8],
+) -> io::Result<()> {
+    Ok(lsetxattr(
+        proc_path(dir, name),
+        key,
+        value,
+        XattrFlags::empty(),
+    )?)
 }
 
 /// Reads all xattrs of `name` in `dir` without following it, sorted by key.
 pub(crate) fn lxattrs_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let path = proc_path(dir, name);
-    read_xattrs(|buf| llistxattr(path.as_slice(), buf), |key, buf| lgetxattr(path.as_slice(), key, buf))
+    read_xattrs(
+        |buf| llistxattr(path.as_slice(), buf),
+        |key, buf| lgetxattr(path.as_slice(), key, buf),
+    )
 }
 
 /// Reads all xattrs of an open file, sorted by key.
@@ -149,8 +171,14 @@ pub(crate) fn is_dir_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<bool> {
 
 /// Access and modification time both set to the entry's mtime.
 pub(crate) fn timestamps(m: Mtime) -> Timestamps {
-    let t = Timespec { tv_sec: m.sec, tv_nsec: i64::from(m.nsec) };
-    Timestamps { last_access: t, last_modification: t }
+    let t = Timespec {
+        tv_sec: m.sec,
+        tv_nsec: i64::from(m.nsec),
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
 }
 
 /// The process umask, read from /proc/self/status (reading it with

@@ -63,10 +63,22 @@ mod tests {
     #[test]
     fn maps_both_ways_and_refuses_the_unmapped() {
         let m = IdMap {
-            uids: vec![IdRange { container: 0, host: 100_000, size: 65_536 }],
+            uids: vec![IdRange {
+                container: 0,
+                host: 100_000,
+                size: 65_536,
+            }],
             gids: vec![
-                IdRange { container: 0, host: 200_000, size: 10 },
-                IdRange { container: 10, host: 300_000, size: 10 },
+                IdRange {
+                    container: 0,
+                    host: 200_000,
+                    size: 10,
+                },
+                IdRange {
+                    container: 10,
+                    host: 300_000,
+                    size: 10,
+                },
             ],
         };
         assert_eq!(m.uid_to_host(0), Some(100_000));

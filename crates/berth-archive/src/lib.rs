@@ -27,8 +27,13 @@ mod tarwrite;
 mod unpack;
 mod write;
 
-pub use apply::{apply_layer, ApplyOptions, ApplyStats, OpaqueXattr, OPAQUE_MARKER, WHITEOUT_PREFIX};
-pub use compression::{auto_decompressor, compressor, decompressor, detect_compression, Compression, Compressor, MAGIC_LEN};
+pub use apply::{
+    apply_layer, ApplyOptions, ApplyStats, OpaqueXattr, OPAQUE_MARKER, WHITEOUT_PREFIX,
+};
+pub use compression::{
+    auto_decompressor, compressor, decompressor, detect_compression, Compression, Compressor,
+    MAGIC_LEN,
+};
 pub use error::Error;
 pub use idmap::{IdMap, IdRange};
 pub use write::{write_diff, write_tree, TarStats};

@@ -57,7 +57,8 @@ pub(crate) fn split(path: &[u8]) -> (&[u8], &[u8]) {
 /// the empty path, is everyone's ancestor).
 pub(crate) fn is_ancestor_or_self(ancestor: &[u8], path: &[u8]) -> bool {
     ancestor.is_empty()
-        || (path.starts_with(ancestor) && (path.len() == ancestor.len() || path[ancestor.len()] == b'/'))
+        || (path.starts_with(ancestor)
+            && (path.len() == ancestor.len() || path[ancestor.len()] == b'/'))
 }
 
 #[cfg(test)]

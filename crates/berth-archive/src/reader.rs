@@ -98,7 +98,13 @@ fn padding_for(size: u64) -> u64 {
 
 impl<R: BufRead> TarReader<R> {
     pub(crate) fn new(r: R) -> Self {
-        TarReader { r, offset: 0, remaining: 0, padding: 0, current: String::new() }
+        TarReader {
+            r,
+            offset: 0,
+            remaining: 0,
+            padding: 0,
+            current: String::new(),
+        }
     }
 
     pub(crate) fn into_inner(self) -> R {
@@ -106,11 +112,19 @@ impl<R: BufRead> TarReader<R> {
     }
 
     fn truncated(&self, what: &'static str) -> Error {
-        Error::Truncated { entry: self.current.clone(), offset: self.offset, what }
+        Error::Truncated {
+            entry: self.current.clone(),
+            offset: self.offset,
+            what,
+        }
     }
 
     fn malformed(&self, reason: impl Into<String>) -> Error {
-        Error::MalformedHeader { offset: self.offset, after: self.current.clone(), reason: reason.into() }
+        Error::MalformedHeader {
+            offset: self.offset,
+            after: self.current.clone(),
+            reason: reason.into(),
+        }
     }
 
     /// Hands out up to `max` buffered bytes of the stream to `f`, then
@@ -124,7 +138,13 @@ impl<R: BufRead> TarReader<R> {
             match self.r.fill_buf() {
                 Ok(b) => break b,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::Read { offset: self.offset, after: self.current.clone(), source: e }),
+                Err(e) => {
+                    return Err(Error::Read {
+                        offset: self.offset,
+                        after: self.current.clone(),
+                        source: e,
+                    })
+                }
             }
         };
         let n = buf.len().min(usize::try_from(max).unwrap_or(usize::MAX));
@@ -200,7 +220,12 @@ impl<R: BufRead> TarReader<R> {
     /// Reads a whole extension record body (PAX block, GNU long name).
     fn read_meta(&mut self, size: u64, what: &'static str) -> Result<Vec<u8>, Error> {
         if size > MAX_META {
-            return Err(Error::MetadataTooLarge { entry: self.current.clone(), what, size, limit: MAX_META });
+            return Err(Error::MetadataTooLarge {
+                entry: self.current.clone(),
+                what,
+                size,
+                limit: MAX_META,
+            });
         }
         let mut out = Vec::with_capacity(size as usize);
         let mut left = size;
@@ -229,7 +254,10 @@ impl<R: BufRead> TarReader<R> {
                 return Err(self.truncated("before the end-of-archive marker"));
             }
             if block.iter().all(|&b| b == 0) {
-                if pending.pax.is_some() || pending.long_name.is_some() || pending.long_link.is_some() {
+                if pending.pax.is_some()
+                    || pending.long_name.is_some()
+                    || pending.long_link.is_some()
+                {
                     return Err(self.malformed("an extended header is not followed by an entry"));
                 }
                 self.drain_trailer()?;
@@ -247,7 +275,9 @@ impl<R: BufRead> TarReader<R> {
                     self.read_meta(size, "global PAX header")?;
                 }
                 b'L' => pending.long_name = Some(trim_nul(self.read_meta(size, "GNU long name")?)),
-                b'K' => pending.long_link = Some(trim_nul(self.read_meta(size, "GNU long link name")?)),
+                b'K' => {
+                    pending.long_link = Some(trim_nul(self.read_meta(size, "GNU long link name")?))
+                }
                 b'V' => {
                     // A volume label names the archive, not a file.
                     self.read_meta(size, "volume label")?;
@@ -275,15 +305,32 @@ impl<R: BufRead> TarReader<R> {
         }
     }
 
-    fn finish_entry(&mut self, header: &Header, ty: EntryType, size: u64, pending: Pending) -> Result<Entry, Error> {
-        let mut path = pending.long_name.unwrap_or_else(|| header.path_bytes().into_owned());
-        let mut link = pending.long_link.unwrap_or_else(|| header.link_name_bytes().map(|c| c.into_owned()).unwrap_or_default());
+    fn finish_entry(
+        &mut self,
+        header: &Header,
+        ty: EntryType,
+        size: u64,
+        pending: Pending,
+    ) -> Result<Entry, Error> {
+        let mut path = pending
+            .long_name
+            .unwrap_or_else(|| header.path_bytes().into_owned());
+        let mut link = pending.long_link.unwrap_or_else(|| {
+            header
+                .link_name_bytes()
+                .map(|c| c.into_owned())
+                .unwrap_or_default()
+        });
         self.current = show(&path);
 
         let kind = match ty.as_byte() {
             b'0' | b'\0' | b'7' => {
                 // Pre-POSIX archives mark directories with a trailing slash.
-                if ty.as_byte() != b'7' && path.ends_with(b"/") { Kind::Dir } else { Kind::Regular }
+                if ty.as_byte() != b'7' && path.ends_with(b"/") {
+                    Kind::Dir
+                } else {
+                    Kind::Regular
+                }
             }
             b'1' => Kind::Hardlink,
             b'2' => Kind::Symlink,
@@ -301,7 +348,10 @@ impl<R: BufRead> TarReader<R> {
         let mut uid = self.field(header, UID, "uid")?;
         let mut gid = self.field(header, GID, "gid")?;
         let raw_mtime = self.field(header, MTIME, "mtime")?;
-        let mut mtime = Mtime { sec: i64::try_from(raw_mtime).unwrap_or(0), nsec: 0 };
+        let mut mtime = Mtime {
+            sec: i64::try_from(raw_mtime).unwrap_or(0),
+            nsec: 0,
+        };
         let (mut dev_major, mut dev_minor) = (0, 0);
         if matches!(kind, Kind::Char | Kind::Block) {
             // Old (pre-ustar) headers have no device fields.
@@ -350,22 +400,49 @@ impl<R: BufRead> TarReader<R> {
         self.remaining = data;
         self.padding = padding_for(data);
 
-        Ok(Entry { path, link, kind, mode, uid, gid, mtime, size: data, dev_major, dev_minor, xattrs })
+        Ok(Entry {
+            path,
+            link,
+            kind,
+            mode,
+            uid,
+            gid,
+            mtime,
+            size: data,
+            dev_major,
+            dev_minor,
+            xattrs,
+        })
     }
 
-    fn field(&self, header: &Header, range: std::ops::Range<usize>, what: &str) -> Result<u64, Error> {
-        numeric(&header.as_bytes()[range]).ok_or_else(|| self.malformed(format!("the {what} field is not a number")))
+    fn field(
+        &self,
+        header: &Header,
+        range: std::ops::Range<usize>,
+        what: &str,
+    ) -> Result<u64, Error> {
+        numeric(&header.as_bytes()[range])
+            .ok_or_else(|| self.malformed(format!("the {what} field is not a number")))
     }
 
     fn unsupported(&self, what: impl Into<String>) -> Error {
-        Error::Unsupported { entry: self.current.clone(), what: what.into() }
+        Error::Unsupported {
+            entry: self.current.clone(),
+            what: what.into(),
+        }
     }
 
     fn pax_number(&self, key: &[u8], value: &[u8]) -> Result<u64, Error> {
         std::str::from_utf8(value)
             .ok()
             .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| self.malformed(format!("PAX record {} is not a number: {:?}", show(key), show(value))))
+            .ok_or_else(|| {
+                self.malformed(format!(
+                    "PAX record {} is not a number: {:?}",
+                    show(key),
+                    show(value)
+                ))
+            })
     }
 
     /// Parses a PAX time, `[-]seconds[.fraction]`.
@@ -389,7 +466,10 @@ impl<R: BufRead> TarReader<R> {
             if nsec == 0 {
                 Ok(Mtime { sec: -sec, nsec: 0 })
             } else {
-                Ok(Mtime { sec: -sec - 1, nsec: 1_000_000_000 - nsec })
+                Ok(Mtime {
+                    sec: -sec - 1,
+                    nsec: 1_000_000_000 - nsec,
+                })
             }
         } else {
             Ok(Mtime { sec, nsec })
@@ -414,7 +494,6 @@ impl<R: BufRead> TarReader<R> {
             }
         }
     }
-
 }
 
 // Numeric header fields (offset ranges in the 512-byte block).
@@ -448,7 +527,10 @@ fn numeric(field: &[u8]) -> Option<u64> {
         .position(|&b| b != b' ' && b != 0)
         .map(|start| &field[start..])
         .unwrap_or(&[]);
-    let end = text.iter().position(|&b| b == b' ' || b == 0).unwrap_or(text.len());
+    let end = text
+        .iter()
+        .position(|&b| b == b' ' || b == 0)
+        .unwrap_or(text.len());
     let (digits, tail) = text.split_at(end);
     if tail.iter().any(|&b| b != b' ' && b != 0) {
         return None;
@@ -481,7 +563,10 @@ mod tests {
         assert_eq!(numeric(b"12 4\0"), None);
         assert_eq!(numeric(b"0009\0"), None);
         assert_eq!(numeric(&[0x80, 0, 0, 0, 0, 0, 0x01, 0x00]), Some(256));
-        assert_eq!(numeric(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(
+            numeric(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            None
+        );
     }
 
     fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
@@ -502,7 +587,10 @@ mod tests {
         let tar = tar_of(&[("a", b"12345"), (&long, b"xyz")]);
         let mut r = TarReader::new(&tar[..]);
         let a = r.next_entry().unwrap().unwrap();
-        assert_eq!((a.path.as_slice(), a.size, a.kind), (&b"a"[..], 5, Kind::Regular));
+        assert_eq!(
+            (a.path.as_slice(), a.size, a.kind),
+            (&b"a"[..], 5, Kind::Regular)
+        );
         // Not reading a's data: next_entry skips it.
         let b = r.next_entry().unwrap().unwrap();
         assert_eq!(b.path, long.as_bytes());
@@ -535,7 +623,13 @@ mod tests {
         assert_eq!(e.path, b"from/pax");
         assert_eq!(e.uid, 4_000_000_000);
         assert_eq!(e.mode, 0o4755);
-        assert_eq!(e.mtime, Mtime { sec: -2, nsec: 750_000_000 });
+        assert_eq!(
+            e.mtime,
+            Mtime {
+                sec: -2,
+                nsec: 750_000_000
+            }
+        );
         assert_eq!(e.xattrs, vec![(b"user.k".to_vec(), b"v\0w".to_vec())]);
     }
 }

@@ -16,7 +16,9 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use rustix::fs::{chownat, fchmod, fstat, mkdirat, openat2, AtFlags, Gid, Mode, OFlags, ResolveFlags, Uid, CWD};
+use rustix::fs::{
+    chownat, fchmod, fstat, mkdirat, openat2, AtFlags, Gid, Mode, OFlags, ResolveFlags, Uid, CWD,
+};
 use rustix::io::Errno;
 
 use crate::fsops::{open_subdir, DIR_FLAGS};
@@ -51,7 +53,11 @@ impl LayerRoot {
     /// Opens `dest`, which the caller trusts (symlinks in it are followed).
     pub(crate) fn open(dest: &Path, implicit_owner: (Uid, Gid)) -> io::Result<Self> {
         let root = rustix::fs::open(dest, DIR_FLAGS, Mode::empty())?;
-        Ok(LayerRoot { root, cache: None, implicit_owner })
+        Ok(LayerRoot {
+            root,
+            cache: None,
+            implicit_owner,
+        })
     }
 
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
@@ -80,11 +86,17 @@ impl LayerRoot {
             _ => {
                 let fd = match self.resolve_dir(path) {
                     Ok(fd) => fd,
-                    Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => self.create_dirs(path)?,
+                    Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {
+                        self.create_dirs(path)?
+                    }
                     Err(e) => return Err(e),
                 };
                 let setgid = fstat(&fd)?.st_mode & S_ISGID != 0;
-                Cached { path: path.to_vec(), fd, setgid }
+                Cached {
+                    path: path.to_vec(),
+                    fd,
+                    setgid,
+                }
             }
         };
         let c = &*self.cache.insert(cached);
@@ -128,7 +140,10 @@ impl LayerRoot {
                     // It exists but does not resolve: a dangling symlink.
                     return Err(io::Error::new(
                         io::ErrorKind::NotFound,
-                        format!("{:?} is a dangling symlink", String::from_utf8_lossy(prefix)),
+                        format!(
+                            "{:?} is a dangling symlink",
+                            String::from_utf8_lossy(prefix)
+                        ),
                     ));
                 }
                 Err(e) => return Err(e.into()),

@@ -45,7 +45,9 @@ pub(crate) struct TarWriter<W: Write> {
 
 impl<W: Write> TarWriter<W> {
     pub(crate) fn new(w: W) -> Self {
-        TarWriter { w: BufWriter::with_capacity(WRITE_BUF, HashingWriter::new(w)) }
+        TarWriter {
+            w: BufWriter::with_capacity(WRITE_BUF, HashingWriter::new(w)),
+        }
     }
 
     /// Writes the header (and PAX block, if needed) of `e`. For regular
@@ -231,10 +233,19 @@ mod tests {
         let p = [vec![b'd'; 120], b"/".to_vec(), vec![b'f'; 50]].concat();
         let (prefix, name) = ustar_split(&p).unwrap();
         assert_eq!((prefix.len(), name.len()), (120, 50));
-        let dir = [vec![b'd'; 120], b"/".to_vec(), vec![b'f'; 50], b"/".to_vec()].concat();
+        let dir = [
+            vec![b'd'; 120],
+            b"/".to_vec(),
+            vec![b'f'; 50],
+            b"/".to_vec(),
+        ]
+        .concat();
         let (prefix, name) = ustar_split(&dir).unwrap();
         assert_eq!((prefix.len(), name), (120, &dir[121..]));
-        assert_eq!(ustar_split(&vec![b'x'; 101]), None);
-        assert_eq!(ustar_split(&[vec![b'd'; 200], b"/f".to_vec()].concat()), None);
+        assert_eq!(ustar_split(&[b'x'; 101]), None);
+        assert_eq!(
+            ustar_split(&[vec![b'd'; 200], b"/f".to_vec()].concat()),
+            None
+        );
     }
 }

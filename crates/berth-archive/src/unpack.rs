@@ -22,8 +22,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::mpsc::{Receiver, Sender};
 
 use rustix::fs::{
-    chmodat, chownat, fchmod, fchown, fsetxattr, futimens, linkat, makedev, mkdirat, mknodat, openat, symlinkat,
-    utimensat, AtFlags, FileType, Gid, Mode, OFlags, Uid, XattrFlags,
+    chmodat, chownat, fchmod, fchown, fsetxattr, futimens, linkat, makedev, mkdirat, mknodat,
+    openat, symlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, Uid, XattrFlags,
 };
 use rustix::io::Errno;
 
@@ -72,7 +72,10 @@ pub(crate) struct Inbox {
 
 impl Inbox {
     pub(crate) fn new(rx: Receiver<Vec<Msg>>) -> Self {
-        Inbox { rx, batch: Vec::new().into_iter() }
+        Inbox {
+            rx,
+            batch: Vec::new().into_iter(),
+        }
     }
 
     /// The next message, or `None` once the sender is gone.
@@ -119,7 +122,9 @@ impl Data<'_> {
                     return Err(Stop::Failed(Error::Apply {
                         entry: String::new(),
                         op: "receiving file data",
-                        source: io::Error::other("internal: a new entry arrived inside a file's data"),
+                        source: io::Error::other(
+                            "internal: a new entry arrived inside a file's data",
+                        ),
                     }))
                 }
                 None => return Err(Stop::Aborted),
@@ -142,8 +147,16 @@ pub(crate) struct Unpacker {
 }
 
 /// Converts a failed file system call into an error naming the entry.
-fn ctx<T, E: Into<io::Error>>(entry: &Entry, op: &'static str, r: Result<T, E>) -> Result<T, Error> {
-    r.map_err(|e| Error::Apply { entry: entry.name(), op, source: e.into() })
+fn ctx<T, E: Into<io::Error>>(
+    entry: &Entry,
+    op: &'static str,
+    r: Result<T, E>,
+) -> Result<T, Error> {
+    r.map_err(|e| Error::Apply {
+        entry: entry.name(),
+        op,
+        source: e.into(),
+    })
 }
 
 fn is_errno(e: &io::Error, errno: Errno) -> bool {
@@ -175,7 +188,12 @@ impl Unpacker {
         loop {
             match inbox.next() {
                 Some(Msg::Entry(entry, first, more)) => {
-                    let data = Data { first, more, inbox: &mut inbox, pool: &pool };
+                    let data = Data {
+                        first,
+                        more,
+                        inbox: &mut inbox,
+                        pool: &pool,
+                    };
                     self.apply(&entry, data)?;
                 }
                 Some(Msg::Finish) => return Ok(self.finish()?),
@@ -192,11 +210,17 @@ impl Unpacker {
     }
 
     fn owner(&self, entry: &Entry) -> Result<(Uid, Gid), Error> {
-        let unmapped = |which, id| Error::UnmappedId { entry: entry.name(), which, id };
+        let unmapped = |which, id| Error::UnmappedId {
+            entry: entry.name(),
+            which,
+            id,
+        };
         let (uid, gid) = match &self.id_map {
             Some(map) => (
-                map.uid_to_host(entry.uid).ok_or_else(|| unmapped("uid", entry.uid))?,
-                map.gid_to_host(entry.gid).ok_or_else(|| unmapped("gid", entry.gid))?,
+                map.uid_to_host(entry.uid)
+                    .ok_or_else(|| unmapped("uid", entry.uid))?,
+                map.gid_to_host(entry.gid)
+                    .ok_or_else(|| unmapped("gid", entry.gid))?,
             ),
             None => (
                 u32::try_from(entry.uid).map_err(|_| unmapped("uid", entry.uid))?,
@@ -207,8 +231,11 @@ impl Unpacker {
     }
 
     fn apply(&mut self, entry: &Entry, data: Data<'_>) -> Result<(), Stop> {
-        let rel = normalize(&entry.path)
-            .map_err(|reason| Error::BadPath { entry: entry.name(), path: entry.name(), reason })?;
+        let rel = normalize(&entry.path).map_err(|reason| Error::BadPath {
+            entry: entry.name(),
+            path: entry.name(),
+            reason,
+        })?;
         if rel.is_empty() {
             self.apply_root(entry)?;
             return data.each(|_| Ok(()));
@@ -222,7 +249,11 @@ impl Unpacker {
         match entry.kind {
             Kind::Regular => self.regular(entry, &rel, parent, name, owner, data)?,
             Kind::Dir => {
-                let (pfd, _) = ctx(entry, "opening the parent directory", self.root.parent(parent))?;
+                let (pfd, _) = ctx(
+                    entry,
+                    "opening the parent directory",
+                    self.root.parent(parent),
+                )?;
                 let dir = create_dir(entry, pfd, name)?;
                 set_fd_metadata(entry, dir.as_fd(), owner)?;
                 self.dir_times.insert(rel.clone(), entry.mtime);
@@ -239,8 +270,14 @@ impl Unpacker {
                     }
                     .into());
                 }
-                let (pfd, _) = ctx(entry, "opening the parent directory", self.root.parent(parent))?;
-                create_replacing(entry, pfd, name, || symlinkat(entry.link.as_slice(), pfd, name))?;
+                let (pfd, _) = ctx(
+                    entry,
+                    "opening the parent directory",
+                    self.root.parent(parent),
+                )?;
+                create_replacing(entry, pfd, name, || {
+                    symlinkat(entry.link.as_slice(), pfd, name)
+                })?;
                 set_at_metadata(entry, pfd, name, owner, None)?;
                 self.root.invalidate(&rel);
             }
@@ -255,7 +292,11 @@ impl Unpacker {
                     _ => FileType::Fifo,
                 };
                 let dev = makedev(entry.dev_major, entry.dev_minor);
-                let (pfd, _) = ctx(entry, "opening the parent directory", self.root.parent(parent))?;
+                let (pfd, _) = ctx(
+                    entry,
+                    "opening the parent directory",
+                    self.root.parent(parent),
+                )?;
                 create_replacing(entry, pfd, name, || {
                     mknodat(pfd, name, ty, Mode::from_raw_mode(entry.mode & 0o777), dev)
                 })?;
@@ -282,7 +323,11 @@ impl Unpacker {
         let perm = entry.mode & 0o777;
         let creator = self.creator;
         let umask = self.umask;
-        let (pfd, parent_setgid) = ctx(entry, "opening the parent directory", self.root.parent(parent))?;
+        let (pfd, parent_setgid) = ctx(
+            entry,
+            "opening the parent directory",
+            self.root.parent(parent),
+        )?;
         let fd = create_replacing(entry, pfd, name, || {
             openat(
                 pfd,
@@ -293,19 +338,34 @@ impl Unpacker {
         })?;
         let mut file = File::from(fd);
         data.each(|chunk| {
-            file.write_all(chunk)
-                .map_err(|source| Error::Apply { entry: entry.name(), op: "writing file data", source })
+            file.write_all(chunk).map_err(|source| Error::Apply {
+                entry: entry.name(),
+                op: "writing file data",
+                source,
+            })
         })?;
         if owner != creator || parent_setgid {
-            ctx(entry, "setting the owner", fchown(&file, Some(owner.0), Some(owner.1)))?;
+            ctx(
+                entry,
+                "setting the owner",
+                fchown(&file, Some(owner.0), Some(owner.1)),
+            )?;
         }
         // chown clears setuid/setgid, so special bits are always set last.
         let mode_is_exact = matches!(umask, Some(m) if m & perm == 0) && entry.mode & 0o7000 == 0;
         if !mode_is_exact {
-            ctx(entry, "setting the mode", fchmod(&file, Mode::from_raw_mode(entry.mode)))?;
+            ctx(
+                entry,
+                "setting the mode",
+                fchmod(&file, Mode::from_raw_mode(entry.mode)),
+            )?;
         }
         set_xattrs_fd(entry, file.as_fd())?;
-        ctx(entry, "setting the modification time", futimens(&file, &timestamps(entry.mtime)))?;
+        ctx(
+            entry,
+            "setting the modification time",
+            futimens(&file, &timestamps(entry.mtime)),
+        )?;
         self.root.invalidate(rel);
         Ok(())
     }
@@ -329,7 +389,11 @@ impl Unpacker {
     /// the directory's lower contents.
     fn whiteout(&mut self, entry: &Entry, parent: &[u8], name: &[u8]) -> Result<(), Error> {
         if name == OPAQUE_MARKER {
-            let (pfd, _) = ctx(entry, "opening the opaque directory", self.root.parent(parent))?;
+            let (pfd, _) = ctx(
+                entry,
+                "opening the opaque directory",
+                self.root.parent(parent),
+            )?;
             return ctx(
                 entry,
                 "marking the directory opaque",
@@ -341,20 +405,44 @@ impl Unpacker {
         }
         let hidden = &name[WHITEOUT_PREFIX.len()..];
         if hidden.is_empty() || hidden == b"." || hidden == b".." {
-            return Err(Error::BadPath { entry: entry.name(), path: entry.name(), reason: "the whiteout names nothing" });
+            return Err(Error::BadPath {
+                entry: entry.name(),
+                path: entry.name(),
+                reason: "the whiteout names nothing",
+            });
         }
         let owner = self.owner(entry)?;
-        let (pfd, _) = ctx(entry, "opening the parent directory", self.root.parent(parent))?;
-        ctx(entry, "removing the whited-out path", remove_any(pfd, hidden))?;
+        let (pfd, _) = ctx(
+            entry,
+            "opening the parent directory",
+            self.root.parent(parent),
+        )?;
+        ctx(
+            entry,
+            "removing the whited-out path",
+            remove_any(pfd, hidden),
+        )?;
         ctx(
             entry,
             "creating the overlay whiteout",
-            mknodat(pfd, hidden, FileType::CharacterDevice, Mode::empty(), makedev(0, 0)),
+            mknodat(
+                pfd,
+                hidden,
+                FileType::CharacterDevice,
+                Mode::empty(),
+                makedev(0, 0),
+            ),
         )?;
         ctx(
             entry,
             "setting the whiteout's owner",
-            chownat(pfd, hidden, Some(owner.0), Some(owner.1), AtFlags::SYMLINK_NOFOLLOW),
+            chownat(
+                pfd,
+                hidden,
+                Some(owner.0),
+                Some(owner.1),
+                AtFlags::SYMLINK_NOFOLLOW,
+            ),
         )?;
         let mut removed = parent.to_vec();
         if !removed.is_empty() {
@@ -369,14 +457,23 @@ impl Unpacker {
     /// resolved inside the root and `linkat` does not follow the target's
     /// last component, so a link can only ever point at a file of the layer
     /// directory; a target outside (after confinement: missing) is an error.
-    fn hardlink(&mut self, entry: &Entry, rel: &[u8], parent: &[u8], name: &[u8]) -> Result<(), Error> {
+    fn hardlink(
+        &mut self,
+        entry: &Entry,
+        rel: &[u8],
+        parent: &[u8],
+        name: &[u8],
+    ) -> Result<(), Error> {
         let bad_target = |source: io::Error| Error::HardlinkTarget {
             entry: entry.name(),
             target: show(&entry.link),
             source,
         };
-        let target = normalize(&entry.link)
-            .map_err(|reason| Error::BadPath { entry: entry.name(), path: show(&entry.link), reason })?;
+        let target = normalize(&entry.link).map_err(|reason| Error::BadPath {
+            entry: entry.name(),
+            path: show(&entry.link),
+            reason,
+        })?;
         if target.is_empty() {
             return Err(bad_target(io::Error::other("the target is the layer root")));
         }
@@ -385,12 +482,20 @@ impl Unpacker {
         }
         let (tparent, tname) = split(&target);
         let tdir = self.root.resolve_dir(tparent).map_err(bad_target)?;
-        let (pfd, _) = ctx(entry, "opening the parent directory", self.root.parent(parent))?;
-        let linked = create_replacing(entry, pfd, name, || linkat(&tdir, tname, pfd, name, AtFlags::empty()));
+        let (pfd, _) = ctx(
+            entry,
+            "opening the parent directory",
+            self.root.parent(parent),
+        )?;
+        let linked = create_replacing(entry, pfd, name, || {
+            linkat(&tdir, tname, pfd, name, AtFlags::empty())
+        });
         match linked {
             Ok(()) => Ok(()),
             Err(Error::Apply { source, .. })
-                if [Errno::NOENT, Errno::PERM, Errno::XDEV, Errno::NOTDIR].iter().any(|&n| is_errno(&source, n)) =>
+                if [Errno::NOENT, Errno::PERM, Errno::XDEV, Errno::NOTDIR]
+                    .iter()
+                    .any(|&n| is_errno(&source, n)) =>
             {
                 Err(bad_target(source))
             }
@@ -404,8 +509,20 @@ impl Unpacker {
             let fd = match self.root.reopen_dir(path) {
                 Ok(fd) => fd,
                 // Replaced or removed by a later entry: its time is gone too.
-                Err(e) if [Errno::NOENT, Errno::NOTDIR, Errno::LOOP].iter().any(|&n| is_errno(&e, n)) => continue,
-                Err(source) => return Err(Error::Apply { entry: show(path), op: "reopening the directory", source }),
+                Err(e)
+                    if [Errno::NOENT, Errno::NOTDIR, Errno::LOOP]
+                        .iter()
+                        .any(|&n| is_errno(&e, n)) =>
+                {
+                    continue
+                }
+                Err(source) => {
+                    return Err(Error::Apply {
+                        entry: show(path),
+                        op: "reopening the directory",
+                        source,
+                    })
+                }
             };
             futimens(&fd, &timestamps(*mtime)).map_err(|e| Error::Apply {
                 entry: show(path),
@@ -450,7 +567,11 @@ fn create_dir(entry: &Entry, dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd
         Err(Errno::EXIST) => {
             if !ctx(entry, "inspecting the existing path", is_dir_at(dir, name))? {
                 ctx(entry, "removing the existing path", remove_any(dir, name))?;
-                ctx(entry, "creating the directory", mkdirat(dir, name, Mode::from_raw_mode(0o700)))?;
+                ctx(
+                    entry,
+                    "creating the directory",
+                    mkdirat(dir, name, Mode::from_raw_mode(0o700)),
+                )?;
             }
         }
         Err(e) => return ctx(entry, "creating the directory", Err(e)),
@@ -462,15 +583,27 @@ fn create_dir(entry: &Entry, dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd
 /// matters: chown clears setuid/setgid and security.capability, so the mode
 /// and xattrs come after it.
 fn set_fd_metadata(entry: &Entry, fd: BorrowedFd<'_>, owner: (Uid, Gid)) -> Result<(), Error> {
-    ctx(entry, "setting the owner", fchown(fd, Some(owner.0), Some(owner.1)))?;
-    ctx(entry, "setting the mode", fchmod(fd, Mode::from_raw_mode(entry.mode)))?;
+    ctx(
+        entry,
+        "setting the owner",
+        fchown(fd, Some(owner.0), Some(owner.1)),
+    )?;
+    ctx(
+        entry,
+        "setting the mode",
+        fchmod(fd, Mode::from_raw_mode(entry.mode)),
+    )?;
     set_xattrs_fd(entry, fd)
 }
 
 fn set_xattrs_fd(entry: &Entry, fd: BorrowedFd<'_>) -> Result<(), Error> {
     for (key, value) in &entry.xattrs {
         if !skip_xattr(entry, key) {
-            xattr_result(entry, key, fsetxattr(fd, key.as_slice(), value, XattrFlags::empty()).map_err(Into::into))?;
+            xattr_result(
+                entry,
+                key,
+                fsetxattr(fd, key.as_slice(), value, XattrFlags::empty()).map_err(Into::into),
+            )?;
         }
     }
     Ok(())
@@ -486,11 +619,25 @@ fn set_at_metadata(
     owner: (Uid, Gid),
     mode: Option<u32>,
 ) -> Result<(), Error> {
-    ctx(entry, "setting the owner", chownat(dir, name, Some(owner.0), Some(owner.1), AtFlags::SYMLINK_NOFOLLOW))?;
+    ctx(
+        entry,
+        "setting the owner",
+        chownat(
+            dir,
+            name,
+            Some(owner.0),
+            Some(owner.1),
+            AtFlags::SYMLINK_NOFOLLOW,
+        ),
+    )?;
     if let Some(mode) = mode {
         // fchmodat follows symlinks, but `name` was just created by us as a
         // device or FIFO and nothing else writes to the layer directory.
-        ctx(entry, "setting the mode", chmodat(dir, name, Mode::from_raw_mode(mode), AtFlags::empty()))?;
+        ctx(
+            entry,
+            "setting the mode",
+            chmodat(dir, name, Mode::from_raw_mode(mode), AtFlags::empty()),
+        )?;
     }
     for (key, value) in &entry.xattrs {
         if !skip_xattr(entry, key) {
@@ -500,7 +647,12 @@ fn set_at_metadata(
     ctx(
         entry,
         "setting the modification time",
-        utimensat(dir, name, &timestamps(entry.mtime), AtFlags::SYMLINK_NOFOLLOW),
+        utimensat(
+            dir,
+            name,
+            &timestamps(entry.mtime),
+            AtFlags::SYMLINK_NOFOLLOW,
+        ),
     )
 }
 

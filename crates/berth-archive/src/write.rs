@@ -58,14 +58,26 @@ enum Source {
 }
 
 fn walk(root: &Path, w: impl Write, source: Source) -> Result<TarStats, Error> {
-    let fd = open_dir(root).map_err(|source| Error::OpenRoot { path: root.to_path_buf(), source })?;
-    let mut walker = Walker { tw: TarWriter::new(w), source, links: HashMap::new(), entries: 0 };
+    let fd = open_dir(root).map_err(|source| Error::OpenRoot {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    let mut walker = Walker {
+        tw: TarWriter::new(w),
+        source,
+        links: HashMap::new(),
+        entries: 0,
+    };
     walker.walk_dir(fd.as_fd(), b"", 0)?;
-    let (diff_id, tar_bytes, _) = walker
-        .tw
-        .finish()
-        .map_err(|source| Error::Write { entry: "end-of-archive marker".into(), source })?;
-    Ok(TarStats { entries: walker.entries, tar_bytes, diff_id })
+    let (diff_id, tar_bytes, _) = walker.tw.finish().map_err(|source| Error::Write {
+        entry: "end-of-archive marker".into(),
+        source,
+    })?;
+    Ok(TarStats {
+        entries: walker.entries,
+        tar_bytes,
+        diff_id,
+    })
 }
 
 /// Deepest directory we descend into (one open descriptor per level).
@@ -90,7 +102,11 @@ fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
 }
 
 fn walk_err<'a>(path: &'a [u8], op: &'static str) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Walk { path: show(path), op, source }
+    move |source| Error::Walk {
+        path: show(path),
+        op,
+        source,
+    }
 }
 
 /// An overlay whiteout: a character device with device number 0/0.
@@ -105,7 +121,9 @@ fn is_overlay_xattr(key: &[u8]) -> bool {
 
 fn has_xattr<'a>(xattrs: &'a [(Vec<u8>, Vec<u8>)], suffix: &[u8]) -> Option<&'a [u8]> {
     xattrs.iter().find_map(|(k, v)| {
-        let rest = k.strip_prefix(b"trusted.overlay.").or_else(|| k.strip_prefix(b"user.overlay."))?;
+        let rest = k
+            .strip_prefix(b"trusted.overlay.")
+            .or_else(|| k.strip_prefix(b"user.overlay."))?;
         (rest == suffix).then_some(v.as_slice())
     })
 }
@@ -116,7 +134,9 @@ impl<W: Write> Walker<W> {
             return Err(Error::Walk {
                 path: show(rel),
                 op: "descending into",
-                source: std::io::Error::other(format!("directory tree deeper than {MAX_WALK_DEPTH} levels")),
+                source: std::io::Error::other(format!(
+                    "directory tree deeper than {MAX_WALK_DEPTH} levels"
+                )),
             });
         }
         let names = list_dir(dir).map_err(walk_err(rel, "listing"))?;
@@ -137,7 +157,14 @@ impl<W: Write> Walker<W> {
         Ok(())
     }
 
-    fn entry(&mut self, dir: BorrowedFd<'_>, name: &[u8], path: &[u8], st: &Stat, depth: usize) -> Result<(), Error> {
+    fn entry(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        path: &[u8],
+        st: &Stat,
+        depth: usize,
+    ) -> Result<(), Error> {
         let ty = FileType::from_raw_mode(st.st_mode);
         let mut out = OutEntry {
             path,
@@ -181,32 +208,53 @@ impl<W: Write> Walker<W> {
                 let fd = open_subdir(dir, name).map_err(walk_err(path, "opening directory"))?;
                 let xattrs = fxattrs(fd.as_fd()).map_err(walk_err(path, "reading xattrs of"))?;
                 let opaque = self.check_overlay(path, &xattrs)?;
-                let kept: Vec<_> = xattrs.into_iter().filter(|(k, _)| !is_overlay_xattr(k)).collect();
+                let kept: Vec<_> = xattrs
+                    .into_iter()
+                    .filter(|(k, _)| !is_overlay_xattr(k))
+                    .collect();
                 out.kind = Kind::Dir;
                 out.xattrs = &kept;
                 self.emit(&out, None)?;
                 if opaque {
                     let marker = join(path, OPAQUE_MARKER);
-                    let m = OutEntry { path: &marker, kind: Kind::Regular, mode: 0o600, xattrs: &[], ..out };
+                    let m = OutEntry {
+                        path: &marker,
+                        kind: Kind::Regular,
+                        mode: 0o600,
+                        xattrs: &[],
+                        ..out
+                    };
                     self.emit(&m, None)?;
                 }
                 self.walk_dir(fd.as_fd(), path, depth + 1)
             }
             FileType::RegularFile => {
-                let fd = openat(dir, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| walk_err(path, "opening")(e.into()))?;
+                let fd = openat(
+                    dir,
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| walk_err(path, "opening")(e.into()))?;
                 let xattrs = fxattrs(fd.as_fd()).map_err(walk_err(path, "reading xattrs of"))?;
                 self.check_overlay(path, &xattrs)?;
-                let kept: Vec<_> = xattrs.into_iter().filter(|(k, _)| !is_overlay_xattr(k)).collect();
+                let kept: Vec<_> = xattrs
+                    .into_iter()
+                    .filter(|(k, _)| !is_overlay_xattr(k))
+                    .collect();
                 out.xattrs = &kept;
                 out.size = st.st_size as u64;
                 let mut file = File::from(fd);
                 self.emit(&out, Some(&mut file))
             }
             FileType::Symlink => {
-                let target = readlinkat(dir, name, Vec::new()).map_err(|e| walk_err(path, "reading link")(e.into()))?;
+                let target = readlinkat(dir, name, Vec::new())
+                    .map_err(|e| walk_err(path, "reading link")(e.into()))?;
                 let xattrs = lxattrs_at(dir, name).map_err(walk_err(path, "reading xattrs of"))?;
-                let kept: Vec<_> = xattrs.into_iter().filter(|(k, _)| !is_overlay_xattr(k)).collect();
+                let kept: Vec<_> = xattrs
+                    .into_iter()
+                    .filter(|(k, _)| !is_overlay_xattr(k))
+                    .collect();
                 out.kind = Kind::Symlink;
                 out.mode = 0o777;
                 out.link = target.as_bytes();
@@ -215,7 +263,10 @@ impl<W: Write> Walker<W> {
             }
             FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
                 let xattrs = lxattrs_at(dir, name).map_err(walk_err(path, "reading xattrs of"))?;
-                let kept: Vec<_> = xattrs.into_iter().filter(|(k, _)| !is_overlay_xattr(k)).collect();
+                let kept: Vec<_> = xattrs
+                    .into_iter()
+                    .filter(|(k, _)| !is_overlay_xattr(k))
+                    .collect();
                 out.kind = match ty {
                     FileType::CharacterDevice => Kind::Char,
                     FileType::BlockDevice => Kind::Block,
@@ -240,10 +291,16 @@ impl<W: Write> Walker<W> {
             return Ok(false);
         }
         if has_xattr(xattrs, b"redirect").is_some() {
-            return Err(Error::UnsupportedUpper { path: show(path), what: "redirect_dir (a renamed directory)" });
+            return Err(Error::UnsupportedUpper {
+                path: show(path),
+                what: "redirect_dir (a renamed directory)",
+            });
         }
         if has_xattr(xattrs, b"metacopy").is_some() {
-            return Err(Error::UnsupportedUpper { path: show(path), what: "metacopy (a metadata-only copy-up)" });
+            return Err(Error::UnsupportedUpper {
+                path: show(path),
+                what: "metacopy (a metadata-only copy-up)",
+            });
         }
         // "y" is an opaque directory; "x" (Linux 6.7+) only flags a directory
         // holding xattr whiteouts, which overlay does not create in upper dirs.
@@ -251,14 +308,19 @@ impl<W: Write> Walker<W> {
     }
 
     fn emit(&mut self, out: &OutEntry<'_>, data: Option<&mut File>) -> Result<(), Error> {
-        let werr = |source| Error::Write { entry: show(out.path), source };
+        let werr = |source| Error::Write {
+            entry: show(out.path),
+            source,
+        };
         self.tw.append_header(out).map_err(werr)?;
         if let Some(file) = data {
-            self.tw.append_data(file, out.size).map_err(|source| Error::Walk {
-                path: show(out.path),
-                op: "copying into the tar",
-                source,
-            })?;
+            self.tw
+                .append_data(file, out.size)
+                .map_err(|source| Error::Walk {
+                    path: show(out.path),
+                    op: "copying into the tar",
+                    source,
+                })?;
         }
         self.entries += 1;
         Ok(())

@@ -20,13 +20,21 @@ fn apply(sb: &Sandbox, tar: &[u8]) -> Result<berth_archive::ApplyStats, Error> {
 #[test]
 fn dotdot_entries_are_refused() {
     let before = passwd();
-    for path in ["../escaped", "a/../../escaped", "./../escaped", "/../escaped"] {
+    for path in [
+        "../escaped",
+        "a/../../escaped",
+        "./../escaped",
+        "/../escaped",
+    ] {
         let sb = Sandbox::new();
         let tar = RawTar::new().dir("a/").file(path, b"evil").finish();
         let err = apply(&sb, &tar).unwrap_err();
         assert!(matches!(err, Error::BadPath { .. }), "{path}: {err}");
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-        assert!(err.to_string().contains("escaped"), "error names the entry: {err}");
+        assert!(
+            err.to_string().contains("escaped"),
+            "error names the entry: {err}"
+        );
         sb.assert_contained(&before);
     }
 }
@@ -41,7 +49,10 @@ fn absolute_paths_stay_inside_the_root() {
         .file(outside.to_str().unwrap(), b"evil")
         .finish();
     apply(&sb, &tar).unwrap();
-    assert_eq!(fs::read(sb.dest.join("etc/passwd")).unwrap(), b"layer passwd\n");
+    assert_eq!(
+        fs::read(sb.dest.join("etc/passwd")).unwrap(),
+        b"layer passwd\n"
+    );
     // The absolute path of the sandbox is recreated inside dest.
     let inside = sb.dest.join(outside.strip_prefix("/").unwrap());
     assert_eq!(fs::read(inside).unwrap(), b"evil");
@@ -63,7 +74,10 @@ fn a_symlink_to_the_root_is_followed_inside_dest() {
         .file("sandbox/canary", b"overwritten?\n")
         .finish();
     apply(&sb, &tar).unwrap();
-    assert_eq!(fs::read(sb.dest.join("etc/passwd")).unwrap(), b"through root\n");
+    assert_eq!(
+        fs::read(sb.dest.join("etc/passwd")).unwrap(),
+        b"through root\n"
+    );
     assert_eq!(fs::read(sb.dest.join("escaped")).unwrap(), b"through up\n");
     // "sandbox" points at the sandbox's absolute path, which inside the root
     // is the directory the previous entry created.
@@ -89,7 +103,10 @@ fn a_symlink_chain_and_a_replaced_parent_stay_inside() {
         .finish();
     apply(&sb, &tar).unwrap();
     assert_eq!(fs::read(sb.dest.join("chained")).unwrap(), b"via chain");
-    assert!(fs::symlink_metadata(sb.dest.join("d")).unwrap().file_type().is_symlink());
+    assert!(fs::symlink_metadata(sb.dest.join("d"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
     assert_eq!(fs::read(sb.dest.join("after")).unwrap(), b"after replace");
     sb.assert_contained(&before);
 }
@@ -99,7 +116,10 @@ fn a_dangling_absolute_symlink_parent_is_an_error() {
     let before = passwd();
     let sb = Sandbox::new();
     let parent = sb.parent().to_str().unwrap().to_string();
-    let tar = RawTar::new().symlink("out", &parent).file("out/evil", b"evil").finish();
+    let tar = RawTar::new()
+        .symlink("out", &parent)
+        .file("out/evil", b"evil")
+        .finish();
     let err = apply(&sb, &tar).unwrap_err();
     assert!(matches!(err, Error::Apply { .. }), "{err}");
     assert!(err.to_string().contains("out/evil"), "{err}");
@@ -113,14 +133,22 @@ fn hardlinks_to_host_files_are_refused() {
         let sb = Sandbox::new();
         let tar = RawTar::new().hardlink("stolen", target).finish();
         let err = apply(&sb, &tar).unwrap_err();
-        assert!(matches!(err, Error::HardlinkTarget { .. }), "{target}: {err}");
+        assert!(
+            matches!(err, Error::HardlinkTarget { .. }),
+            "{target}: {err}"
+        );
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
         assert!(!sb.dest.join("stolen").exists());
         sb.assert_contained(&before);
     }
     let sb = Sandbox::new();
-    let tar = RawTar::new().hardlink("stolen", "../../../../etc/passwd").finish();
-    assert!(matches!(apply(&sb, &tar).unwrap_err(), Error::BadPath { .. }));
+    let tar = RawTar::new()
+        .hardlink("stolen", "../../../../etc/passwd")
+        .finish();
+    assert!(matches!(
+        apply(&sb, &tar).unwrap_err(),
+        Error::BadPath { .. }
+    ));
     sb.assert_contained(&before);
 }
 
@@ -130,7 +158,10 @@ fn hardlinks_through_symlinks_are_refused_or_link_the_symlink() {
     let sb = Sandbox::new();
     // The parent of the target is a symlink to the host's /etc: resolved in
     // the root it is dest/etc, which has no passwd.
-    let tar = RawTar::new().symlink("hostetc", "/etc").hardlink("stolen", "hostetc/passwd").finish();
+    let tar = RawTar::new()
+        .symlink("hostetc", "/etc")
+        .hardlink("stolen", "hostetc/passwd")
+        .finish();
     let err = apply(&sb, &tar).unwrap_err();
     assert!(matches!(err, Error::HardlinkTarget { .. }), "{err}");
     assert!(!sb.dest.join("stolen").exists());
@@ -139,7 +170,10 @@ fn hardlinks_through_symlinks_are_refused_or_link_the_symlink() {
     // The target itself is a symlink to the host file: the link is to the
     // symlink, never to what it points at.
     let sb = Sandbox::new();
-    let tar = RawTar::new().symlink("pw", "/etc/passwd").hardlink("stolen", "pw").finish();
+    let tar = RawTar::new()
+        .symlink("pw", "/etc/passwd")
+        .hardlink("stolen", "pw")
+        .finish();
     apply(&sb, &tar).unwrap();
     let md = fs::symlink_metadata(sb.dest.join("stolen")).unwrap();
     assert!(md.file_type().is_symlink());
@@ -155,17 +189,39 @@ fn giant_declared_sizes_hit_the_limits() {
     let mut t = RawTar::new();
     t.header_only("huge", EntryType::Regular, 1 << 40);
     let err = apply(&sb, &t.out).unwrap_err();
-    assert!(matches!(err, Error::EntryTooLarge { size, .. } if size == 1 << 40), "{err}");
+    assert!(
+        matches!(err, Error::EntryTooLarge { size, .. } if size == 1 << 40),
+        "{err}"
+    );
     assert!(err.to_string().contains("huge"));
 
-    let small = ApplyOptions { max_entry_size: 1000, max_total_size: 1500, max_entries: 3, ..Default::default() };
+    let small = ApplyOptions {
+        max_entry_size: 1000,
+        max_total_size: 1500,
+        max_entries: 3,
+        ..Default::default()
+    };
     let sb2 = Sandbox::new();
-    let tar = RawTar::new().file("a", &[1; 800]).file("b", &[2; 800]).finish();
+    let tar = RawTar::new()
+        .file("a", &[1; 800])
+        .file("b", &[2; 800])
+        .finish();
     let err = apply_layer(&tar[..], &sb2.dest, &small).unwrap_err();
-    assert!(matches!(err, Error::TotalTooLarge { ref entry, .. } if entry == "b"), "{err}");
-    let tar = RawTar::new().dir("a/").dir("b/").dir("c/").dir("d/").finish();
+    assert!(
+        matches!(err, Error::TotalTooLarge { ref entry, .. } if entry == "b"),
+        "{err}"
+    );
+    let tar = RawTar::new()
+        .dir("a/")
+        .dir("b/")
+        .dir("c/")
+        .dir("d/")
+        .finish();
     let err = apply_layer(&tar[..], &sb2.dest, &small).unwrap_err();
-    assert!(matches!(err, Error::TooManyEntries { ref entry, .. } if entry == "d/"), "{err}");
+    assert!(
+        matches!(err, Error::TooManyEntries { ref entry, .. } if entry == "d/"),
+        "{err}"
+    );
 
     // A GNU long name record of 1 GiB is refused before it is buffered.
     let mut t = RawTar::new();
@@ -180,12 +236,19 @@ fn giant_declared_sizes_hit_the_limits() {
 fn truncated_streams_are_data_loss() {
     let before = passwd();
     let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let tar = RawTar::new().dir("d/").file("d/big", &big).file("d/after", b"x").finish();
+    let tar = RawTar::new()
+        .dir("d/")
+        .file("d/big", &big)
+        .file("d/after", b"x")
+        .finish();
 
     // Cut inside the data of d/big.
     let sb = Sandbox::new();
     let err = apply(&sb, &tar[..100_000]).unwrap_err();
-    assert!(matches!(err, Error::Truncated { ref entry, .. } if entry == "d/big"), "{err}");
+    assert!(
+        matches!(err, Error::Truncated { ref entry, .. } if entry == "d/big"),
+        "{err}"
+    );
     assert_eq!(err.kind(), ErrorKind::DataLoss);
     sb.assert_contained(&before);
 
@@ -200,8 +263,12 @@ fn truncated_streams_are_data_loss() {
     gz.write_all(&tar).unwrap();
     let gz = gz.finish().unwrap();
     let sb = Sandbox::new();
-    let err = apply_layer(decompressor(&gz[..gz.len() / 2], Compression::Gzip), &sb.dest, &ApplyOptions::default())
-        .unwrap_err();
+    let err = apply_layer(
+        decompressor(&gz[..gz.len() / 2], Compression::Gzip),
+        &sb.dest,
+        &ApplyOptions::default(),
+    )
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::DataLoss, "{err}");
     sb.assert_contained(&before);
 
@@ -212,7 +279,12 @@ fn truncated_streams_are_data_loss() {
         *b ^= 0x5a;
     }
     let sb = Sandbox::new();
-    let err = apply_layer(decompressor(&bad[..], Compression::Gzip), &sb.dest, &ApplyOptions::default()).unwrap_err();
+    let err = apply_layer(
+        decompressor(&bad[..], Compression::Gzip),
+        &sb.dest,
+        &ApplyOptions::default(),
+    )
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::DataLoss, "{err}");
     sb.assert_contained(&before);
 }
@@ -221,7 +293,9 @@ fn truncated_streams_are_data_loss() {
 fn garbage_is_a_malformed_header() {
     let before = passwd();
     let sb = Sandbox::new();
-    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let err = apply(&sb, &garbage).unwrap_err();
     assert!(matches!(err, Error::MalformedHeader { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
@@ -230,7 +304,10 @@ fn garbage_is_a_malformed_header() {
     let mut tar = RawTar::new().file("good", b"ok").finish();
     tar[1024] = b'x';
     let err = apply(&sb, &tar).unwrap_err();
-    assert!(matches!(err, Error::MalformedHeader { ref after, .. } if after == "good"), "{err}");
+    assert!(
+        matches!(err, Error::MalformedHeader { ref after, .. } if after == "good"),
+        "{err}"
+    );
 
     // An empty stream has no end-of-archive marker.
     let err = apply(&sb, b"").unwrap_err();
@@ -242,20 +319,29 @@ fn garbage_is_a_malformed_header() {
 fn unsupported_and_odd_entries() {
     let before = passwd();
     let sb = Sandbox::new();
-    let tar = RawTar::new().entry("sparse", EntryType::GNUSparse, "", b"").finish();
+    let tar = RawTar::new()
+        .entry("sparse", EntryType::GNUSparse, "", b"")
+        .finish();
     let err = apply(&sb, &tar).unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::NotImplemented);
 
     let tar = RawTar::new().file(".wh..", b"").finish();
-    assert!(matches!(apply(&sb, &tar).unwrap_err(), Error::BadPath { .. }));
+    assert!(matches!(
+        apply(&sb, &tar).unwrap_err(),
+        Error::BadPath { .. }
+    ));
 
     let tar = RawTar::new().symlink("./", "elsewhere").finish();
-    assert!(matches!(apply(&sb, &tar).unwrap_err(), Error::BadPath { .. }));
+    assert!(matches!(
+        apply(&sb, &tar).unwrap_err(),
+        Error::BadPath { .. }
+    ));
 
     // Overlay xattrs in a layer would forge redirects: they are dropped.
     let mut t = tar::Builder::new(Vec::new());
-    t.append_pax_extensions([("SCHILY.xattr.trusted.overlay.redirect", &b"/etc"[..])]).unwrap();
+    t.append_pax_extensions([("SCHILY.xattr.trusted.overlay.redirect", &b"/etc"[..])])
+        .unwrap();
     let mut h = tar::Header::new_ustar();
     h.set_path("f").unwrap();
     h.set_size(0);

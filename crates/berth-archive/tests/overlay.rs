@@ -82,16 +82,21 @@ fn oci_whiteouts_hide_lower_files_in_a_real_overlay() {
     let gone = fs::symlink_metadata(l2.path().join("gone")).unwrap();
     assert!(gone.file_type().is_char_device());
     assert_eq!(gone.rdev(), 0);
-    assert!(fs::symlink_metadata(l2.path().join("gone-dir")).unwrap().file_type().is_char_device());
+    assert!(fs::symlink_metadata(l2.path().join("gone-dir"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
     let opaque = common::xattrs(&l2.path().join("dir"));
-    assert_eq!(opaque, vec![(b"trusted.overlay.opaque".to_vec(), b"y".to_vec())]);
+    assert_eq!(
+        opaque,
+        vec![(b"trusted.overlay.opaque".to_vec(), b"y".to_vec())]
+    );
     assert!(!l2.path().join(".wh.gone").exists());
     assert!(!l2.path().join("dir/.wh..wh..opq").exists());
 
     let listing = merged_listing(&[l2.path(), l1.path()]);
     assert_eq!(
-        listing,
-        "./dir dir\n./dir/new file new\n./keep dir\n./keep/a file a\n./keep/b file b\n",
+        listing, "./dir dir\n./dir/new file new\n./keep dir\n./keep/a file a\n./keep/b file b\n",
         "merged view"
     );
 }
@@ -99,8 +104,12 @@ fn oci_whiteouts_hide_lower_files_in_a_real_overlay() {
 #[test]
 fn write_diff_turns_an_upper_dir_into_oci_whiteouts() {
     let tmp = tempfile::tempdir().unwrap();
-    let (lower, upper, work, merged) =
-        (tmp.path().join("lower"), tmp.path().join("upper"), tmp.path().join("work"), tmp.path().join("merged"));
+    let (lower, upper, work, merged) = (
+        tmp.path().join("lower"),
+        tmp.path().join("upper"),
+        tmp.path().join("work"),
+        tmp.path().join("merged"),
+    );
     for d in [&lower, &upper, &work, &merged] {
         fs::create_dir(d).unwrap();
     }
@@ -127,12 +136,22 @@ fn write_diff_turns_an_upper_dir_into_oci_whiteouts() {
     }
     assert_eq!(
         names,
-        [".wh.gone", ".wh.gone-dir", "dir/", "dir/.wh..wh..opq", "dir/n", "keep/", "keep/c"],
+        [
+            ".wh.gone",
+            ".wh.gone-dir",
+            "dir/",
+            "dir/.wh..wh..opq",
+            "dir/n",
+            "keep/",
+            "keep/c"
+        ],
         "entries of the diff"
     );
     assert_eq!(stats.entries, 7);
     // No overlay bookkeeping xattrs leak into the tar.
-    assert!(!tar.windows(b"trusted.overlay".len()).any(|w| w == b"trusted.overlay"));
+    assert!(!tar
+        .windows(b"trusted.overlay".len())
+        .any(|w| w == b"trusted.overlay"));
 
     // Full circle: the diff applied as a layer over the lower gives the
     // same view the container had.
@@ -140,7 +159,10 @@ fn write_diff_turns_an_upper_dir_into_oci_whiteouts() {
     fs::create_dir(&layer).unwrap();
     apply_layer(&tar[..], &layer, &ApplyOptions::default()).unwrap();
     let listing = merged_listing(&[&layer, &lower]);
-    assert_eq!(listing, "./dir dir\n./dir/n file fresh\n./keep dir\n./keep/a file a\n./keep/c file c\n");
+    assert_eq!(
+        listing,
+        "./dir dir\n./dir/n file fresh\n./keep dir\n./keep/a file a\n./keep/c file c\n"
+    );
 
     // Deterministic.
     let mut again = Vec::new();
@@ -153,9 +175,17 @@ fn write_diff_refuses_redirected_directories() {
     let tmp = tempfile::tempdir().unwrap();
     let upper = tmp.path().join("upper");
     fs::create_dir_all(upper.join("moved")).unwrap();
-    rustix::fs::lsetxattr(upper.join("moved"), "trusted.overlay.redirect", b"/orig", rustix::fs::XattrFlags::empty())
-        .unwrap();
+    rustix::fs::lsetxattr(
+        upper.join("moved"),
+        "trusted.overlay.redirect",
+        b"/orig",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
     let err = write_diff(&upper, &mut Vec::new()).unwrap_err();
-    assert!(matches!(err, berth_archive::Error::UnsupportedUpper { .. }), "{err}");
+    assert!(
+        matches!(err, berth_archive::Error::UnsupportedUpper { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("redirect_dir=off"));
 }

@@ -11,18 +11,41 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
 use berth_archive::{
-    apply_layer, auto_decompressor, compressor, write_tree, ApplyOptions, Compression, IdMap, IdRange,
+    apply_layer, auto_decompressor, compressor, write_tree, ApplyOptions, Compression, IdMap,
+    IdRange,
 };
 use common::{bpath, snapshot};
-use rustix::fs::{chownat, lsetxattr, makedev, mknodat, utimensat, AtFlags, FileType, Gid, Mode, Timespec, Timestamps, Uid, XattrFlags, CWD};
+use rustix::fs::{
+    chownat, lsetxattr, makedev, mknodat, utimensat, AtFlags, FileType, Gid, Mode, Timespec,
+    Timestamps, Uid, XattrFlags, CWD,
+};
 
 fn chown(p: &Path, uid: u32, gid: u32) {
-    chownat(CWD, p, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)), AtFlags::SYMLINK_NOFOLLOW).unwrap();
+    chownat(
+        CWD,
+        p,
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
 }
 
 fn set_mtime(p: &Path, sec: i64) {
-    let t = Timespec { tv_sec: sec, tv_nsec: 0 };
-    utimensat(CWD, p, &Timestamps { last_access: t, last_modification: t }, AtFlags::SYMLINK_NOFOLLOW).unwrap();
+    let t = Timespec {
+        tv_sec: sec,
+        tv_nsec: 0,
+    };
+    utimensat(
+        CWD,
+        p,
+        &Timestamps {
+            last_access: t,
+            last_modification: t,
+        },
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
 }
 
 fn chmod(p: &Path, mode: u32) {
@@ -46,7 +69,9 @@ fn build_tree(root: &Path) {
     chmod(&p("tmp"), 0o1777);
     chmod(&p("home/user"), 0o700);
     fs::write(p("empty"), b"").unwrap();
-    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
     fs::write(p("home/user/big.bin"), &big).unwrap();
     fs::write(p("home/user/.cache/note"), b"note").unwrap();
     chown(&p("home/user"), 1000, 1000);
@@ -73,20 +98,67 @@ fn build_tree(root: &Path) {
 
     // Devices and a FIFO.
     let dev = p("dev");
-    mknodat(CWD, dev.join("null"), FileType::CharacterDevice, Mode::from_raw_mode(0o666), makedev(1, 3)).unwrap();
-    mknodat(CWD, dev.join("loop0"), FileType::BlockDevice, Mode::from_raw_mode(0o660), makedev(7, 0)).unwrap();
-    mknodat(CWD, dev.join("fifo"), FileType::Fifo, Mode::from_raw_mode(0o640), 0).unwrap();
+    mknodat(
+        CWD,
+        dev.join("null"),
+        FileType::CharacterDevice,
+        Mode::from_raw_mode(0o666),
+        makedev(1, 3),
+    )
+    .unwrap();
+    mknodat(
+        CWD,
+        dev.join("loop0"),
+        FileType::BlockDevice,
+        Mode::from_raw_mode(0o660),
+        makedev(7, 0),
+    )
+    .unwrap();
+    mknodat(
+        CWD,
+        dev.join("fifo"),
+        FileType::Fifo,
+        Mode::from_raw_mode(0o640),
+        0,
+    )
+    .unwrap();
     chmod(&dev.join("null"), 0o666);
     chmod(&dev.join("loop0"), 0o660);
     chmod(&dev.join("fifo"), 0o640);
     chown(&dev.join("loop0"), 0, 6);
 
     // xattrs, including binary values and one on a symlink.
-    lsetxattr(p("usr/bin/tool"), "user.origin", b"berth", XattrFlags::empty()).unwrap();
-    let cap = [1u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    lsetxattr(p("usr/bin/tool"), "security.capability", &cap, XattrFlags::empty()).unwrap();
-    lsetxattr(p("home"), "trusted.berth.test", b"\0bin\xffary", XattrFlags::empty()).unwrap();
-    lsetxattr(p("dangling"), "trusted.link", b"on a symlink", XattrFlags::empty()).unwrap();
+    lsetxattr(
+        p("usr/bin/tool"),
+        "user.origin",
+        b"berth",
+        XattrFlags::empty(),
+    )
+    .unwrap();
+    let cap = [
+        1u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    lsetxattr(
+        p("usr/bin/tool"),
+        "security.capability",
+        &cap,
+        XattrFlags::empty(),
+    )
+    .unwrap();
+    lsetxattr(
+        p("home"),
+        "trusted.berth.test",
+        b"\0bin\xffary",
+        XattrFlags::empty(),
+    )
+    .unwrap();
+    lsetxattr(
+        p("dangling"),
+        "trusted.link",
+        b"on a symlink",
+        XattrFlags::empty(),
+    )
+    .unwrap();
 
     // Long names: over 100 bytes (ustar prefix) and over 256 (PAX path).
     let mid = p(&"m".repeat(90));
@@ -221,7 +293,10 @@ fn missing_parents_are_created_and_the_root_entry_sets_root_metadata() {
     apply_layer(&tar[..], dest.path(), &ApplyOptions::default()).unwrap();
     use std::os::unix::fs::MetadataExt;
     let root = fs::metadata(dest.path()).unwrap();
-    assert_eq!((root.mode() & 0o7777, root.uid(), root.gid(), root.mtime()), (0o751, 7, 8, 1_234_567_890));
+    assert_eq!(
+        (root.mode() & 0o7777, root.uid(), root.gid(), root.mtime()),
+        (0o751, 7, 8, 1_234_567_890)
+    );
     let x = fs::metadata(dest.path().join("x/y")).unwrap();
     assert_eq!((x.mode() & 0o7777, x.uid()), (0o755, 0));
     assert_eq!(fs::read(dest.path().join("x/y/z/file")).unwrap(), b"data");
@@ -237,11 +312,22 @@ fn id_mapping_shifts_owners() {
     write_tree(src.path(), &mut tar).unwrap();
 
     let map = IdMap {
-        uids: vec![IdRange { container: 0, host: 100_000, size: 65_536 }],
-        gids: vec![IdRange { container: 0, host: 200_000, size: 65_536 }],
+        uids: vec![IdRange {
+            container: 0,
+            host: 100_000,
+            size: 65_536,
+        }],
+        gids: vec![IdRange {
+            container: 0,
+            host: 200_000,
+            size: 65_536,
+        }],
     };
     let dest = tempfile::tempdir().unwrap();
-    let opts = ApplyOptions { id_map: Some(map.clone()), ..Default::default() };
+    let opts = ApplyOptions {
+        id_map: Some(map.clone()),
+        ..Default::default()
+    };
     apply_layer(&tar[..], dest.path(), &opts).unwrap();
     use std::os::unix::fs::MetadataExt;
     let f = fs::metadata(dest.path().join("f")).unwrap();
@@ -249,11 +335,28 @@ fn id_mapping_shifts_owners() {
     let d = fs::metadata(dest.path().join("d")).unwrap();
     assert_eq!((d.uid(), d.gid()), (100_000, 200_000));
 
-    let narrow = IdMap { uids: vec![IdRange { container: 0, host: 100_000, size: 10 }], gids: map.gids };
+    let narrow = IdMap {
+        uids: vec![IdRange {
+            container: 0,
+            host: 100_000,
+            size: 10,
+        }],
+        gids: map.gids,
+    };
     let dest = tempfile::tempdir().unwrap();
-    let err = apply_layer(&tar[..], dest.path(), &ApplyOptions { id_map: Some(narrow), ..Default::default() })
-        .unwrap_err();
-    assert!(matches!(err, berth_archive::Error::UnmappedId { id: 1000, .. }), "{err}");
+    let err = apply_layer(
+        &tar[..],
+        dest.path(),
+        &ApplyOptions {
+            id_map: Some(narrow),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, berth_archive::Error::UnmappedId { id: 1000, .. }),
+        "{err}"
+    );
 }
 
 #[test]

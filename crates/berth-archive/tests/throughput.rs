@@ -15,7 +15,9 @@ use berth_archive::{apply_layer, compressor, decompressor, write_tree, ApplyOpti
 /// Deterministic pseudo-random bytes (xorshift), half text-like so that
 /// compression ratios resemble real layers.
 fn fill(buf: &mut Vec<u8>, len: usize, seed: &mut u64) {
-    const WORDS: &[&[u8]] = &[b"usr ", b"lib ", b"share ", b"config ", b"0x7f ", b"return ", b"\n", b"static "];
+    const WORDS: &[&[u8]] = &[
+        b"usr ", b"lib ", b"share ", b"config ", b"0x7f ", b"return ", b"\n", b"static ",
+    ];
     let textual = *seed % 2 == 0;
     while buf.len() < len {
         *seed ^= *seed << 13;
@@ -45,10 +47,18 @@ fn build(root: &Path) -> (u64, u64) {
         bytes += len as u64;
     };
     for i in 0..10_000 {
-        write(format!("small/d{}/f{i}", i % 400), 512 + (i * 7919) % 11_776, &mut seed);
+        write(
+            format!("small/d{}/f{i}", i % 400),
+            512 + (i * 7919) % 11_776,
+            &mut seed,
+        );
     }
     for i in 0..300 {
-        write(format!("medium/d{}/m{i}", i % 20), 100_000 + (i * 104_729) % 400_000, &mut seed);
+        write(
+            format!("medium/d{}/m{i}", i % 20),
+            100_000 + (i * 104_729) % 400_000,
+            &mut seed,
+        );
     }
     for i in 0..10 {
         write(format!("large/l{i}"), 5_000_000, &mut seed);
@@ -59,7 +69,12 @@ fn build(root: &Path) -> (u64, u64) {
 /// CPU time (user + system, all threads) of this process so far, seconds.
 fn cpu_seconds() -> f64 {
     let stat = fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
     let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
     ticks / 100.0
 }
@@ -70,7 +85,12 @@ fn mbps(bytes: u64, d: Duration) -> f64 {
 
 fn gnu_tar(args: &[&str], dest: &Path) -> Duration {
     let start = Instant::now();
-    let status = Command::new("tar").args(args).arg("-C").arg(dest).status().expect("run tar");
+    let status = Command::new("tar")
+        .args(args)
+        .arg("-C")
+        .arg(dest)
+        .status()
+        .expect("run tar");
     assert!(status.success());
     start.elapsed()
 }
@@ -119,7 +139,10 @@ fn unpack_throughput() {
         for sync in [false, true] {
             let dest = work.path().join(format!("dest-{c:?}-{sync}"));
             fs::create_dir(&dest).unwrap();
-            let opts = ApplyOptions { sync, ..Default::default() };
+            let opts = ApplyOptions {
+                sync,
+                ..Default::default()
+            };
             let (start, cpu) = (Instant::now(), cpu_seconds());
             let stats = apply_layer(decompressor(&blob[..], *c), &dest, &opts).unwrap();
             let t = start.elapsed();
@@ -137,7 +160,10 @@ fn unpack_throughput() {
     }
 
     // Reference: GNU tar on the same tar (from page cache) and tar.gz.
-    for (label, args) in [("tar -x", vec!["-xf", tar_path.to_str().unwrap()]), ("tar -xz", vec!["-xzf", gz_path.to_str().unwrap()])] {
+    for (label, args) in [
+        ("tar -x", vec!["-xf", tar_path.to_str().unwrap()]),
+        ("tar -xz", vec!["-xzf", gz_path.to_str().unwrap()]),
+    ] {
         let dest = work.path().join("gnu");
         fs::create_dir(&dest).unwrap();
         let t = gnu_tar(&args, &dest);

@@ -32,7 +32,11 @@ impl RawTar {
             old.linkname[..link.len()].copy_from_slice(link);
         }
         h.set_entry_type(ty);
-        h.set_mode(if ty == EntryType::Directory { 0o755 } else { 0o644 });
+        h.set_mode(if ty == EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
         h.set_uid(0);
         h.set_gid(0);
         h.set_mtime(1_600_000_000);
@@ -116,10 +120,18 @@ impl Sandbox {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         names.sort();
-        assert_eq!(names, ["canary", "dest"], "something was written beside dest");
+        assert_eq!(
+            names,
+            ["canary", "dest"],
+            "something was written beside dest"
+        );
         assert_eq!(fs::read(self.parent().join("canary")).unwrap(), CANARY);
         let now = fs::metadata("/etc/passwd").unwrap();
-        assert_eq!(now.nlink(), passwd_before.nlink(), "/etc/passwd gained a link");
+        assert_eq!(
+            now.nlink(),
+            passwd_before.nlink(),
+            "/etc/passwd gained a link"
+        );
         assert_eq!(now.len(), passwd_before.len());
         assert_eq!(now.mtime(), passwd_before.mtime());
     }
@@ -187,9 +199,17 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Node> {
         } else {
             "other"
         };
-        let content = if ft.is_file() { hex::encode(Sha256::digest(fs::read(&full).unwrap())) } else { String::new() };
-        let inode_group = (!ft.is_dir() && md.nlink() > 1)
-            .then(|| first_of_inode.entry(md.ino()).or_insert_with(|| rel.clone()).clone());
+        let content = if ft.is_file() {
+            hex::encode(Sha256::digest(fs::read(&full).unwrap()))
+        } else {
+            String::new()
+        };
+        let inode_group = (!ft.is_dir() && md.nlink() > 1).then(|| {
+            first_of_inode
+                .entry(md.ino())
+                .or_insert_with(|| rel.clone())
+                .clone()
+        });
         out.insert(
             rel.clone(),
             Node {
@@ -200,7 +220,11 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Node> {
                 mtime: md.mtime(),
                 content,
                 link: ft.is_symlink().then(|| fs::read_link(&full).unwrap()),
-                rdev: if ft.is_char_device() || ft.is_block_device() { md.rdev() } else { 0 },
+                rdev: if ft.is_char_device() || ft.is_block_device() {
+                    md.rdev()
+                } else {
+                    0
+                },
                 xattrs: xattrs(&full),
                 inode_group,
             },
