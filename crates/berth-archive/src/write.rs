@@ -114,9 +114,14 @@ fn is_whiteout(st: &Stat) -> bool {
     FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
 }
 
-/// Overlay's bookkeeping xattrs: never part of the layer's content.
-fn is_overlay_xattr(key: &[u8]) -> bool {
-    key.starts_with(b"trusted.overlay.") || key.starts_with(b"user.overlay.")
+/// xattrs that are not part of a layer's content: overlay's bookkeeping,
+/// and SELinux labels, which belong to the host's policy (the runtime
+/// labels a container's files itself; docker and containerd leave them
+/// out too).
+fn is_excluded_xattr(key: &[u8]) -> bool {
+    key.starts_with(b"trusted.overlay.")
+        || key.starts_with(b"user.overlay.")
+        || key == b"security.selinux"
 }
 
 fn has_xattr<'a>(xattrs: &'a [(Vec<u8>, Vec<u8>)], suffix: &[u8]) -> Option<&'a [u8]> {
@@ -210,7 +215,7 @@ impl<W: Write> Walker<W> {
                 let opaque = self.check_overlay(path, &xattrs)?;
                 let kept: Vec<_> = xattrs
                     .into_iter()
-                    .filter(|(k, _)| !is_overlay_xattr(k))
+                    .filter(|(k, _)| !is_excluded_xattr(k))
                     .collect();
                 out.kind = Kind::Dir;
                 out.xattrs = &kept;
@@ -240,7 +245,7 @@ impl<W: Write> Walker<W> {
                 self.check_overlay(path, &xattrs)?;
                 let kept: Vec<_> = xattrs
                     .into_iter()
-                    .filter(|(k, _)| !is_overlay_xattr(k))
+                    .filter(|(k, _)| !is_excluded_xattr(k))
                     .collect();
                 out.xattrs = &kept;
                 out.size = st.st_size as u64;
@@ -253,7 +258,7 @@ impl<W: Write> Walker<W> {
                 let xattrs = lxattrs_at(dir, name).map_err(walk_err(path, "reading xattrs of"))?;
                 let kept: Vec<_> = xattrs
                     .into_iter()
-                    .filter(|(k, _)| !is_overlay_xattr(k))
+                    .filter(|(k, _)| !is_excluded_xattr(k))
                     .collect();
                 out.kind = Kind::Symlink;
                 out.mode = 0o777;
@@ -265,7 +270,7 @@ impl<W: Write> Walker<W> {
                 let xattrs = lxattrs_at(dir, name).map_err(walk_err(path, "reading xattrs of"))?;
                 let kept: Vec<_> = xattrs
                     .into_iter()
-                    .filter(|(k, _)| !is_overlay_xattr(k))
+                    .filter(|(k, _)| !is_excluded_xattr(k))
                     .collect();
                 out.kind = match ty {
                     FileType::CharacterDevice => Kind::Char,
