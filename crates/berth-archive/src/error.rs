@@ -94,8 +94,9 @@ pub enum Error {
         source: io::Error,
     },
 
-    /// An owner id that the configured id mapping does not cover.
-    #[error("entry {entry:?} is owned by {which} {id}, which the id mapping does not cover")]
+    /// An owner id that the configured id mapping does not cover (an entry
+    /// of a layer being applied, or a file of a tree being written).
+    #[error("{entry:?} is owned by {which} {id}, which the id mapping does not cover")]
     UnmappedId {
         entry: String,
         which: &'static str,

@@ -36,4 +36,4 @@ pub use compression::{
 };
 pub use error::Error;
 pub use idmap::{IdMap, IdRange};
-pub use write::{write_diff, write_tree, TarStats};
+pub use write::{write_diff, write_diff_with, write_tree, write_tree_with, TarStats, WriteOptions};

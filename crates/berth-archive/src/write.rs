@@ -20,6 +20,7 @@ use rustix::fs::{major, minor, openat, readlinkat, statat, AtFlags, FileType, Mo
 use crate::apply::{OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::error::{show, Error};
 use crate::fsops::{fxattrs, list_dir, lxattrs_at, open_subdir};
+use crate::idmap::IdMap;
 use crate::reader::Kind;
 use crate::root::open_dir;
 use crate::tarwrite::{OutEntry, TarWriter};
@@ -35,9 +36,22 @@ pub struct TarStats {
     pub diff_id: String,
 }
 
+/// Options for [`write_tree_with`] and [`write_diff_with`].
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// Map host owners back to container ids (the inverse of
+    /// [`crate::ApplyOptions::id_map`]); an unmapped owner is an error.
+    pub id_map: Option<IdMap>,
+}
+
 /// Writes everything under `root` (not `root` itself) as a tar.
 pub fn write_tree(root: &Path, w: impl Write) -> Result<TarStats, Error> {
-    walk(root, w, Source::Tree)
+    write_tree_with(root, w, &WriteOptions::default())
+}
+
+/// [`write_tree`] with options.
+pub fn write_tree_with(root: &Path, w: impl Write, opts: &WriteOptions) -> Result<TarStats, Error> {
+    walk(root, w, Source::Tree, opts)
 }
 
 /// Writes an overlayfs upper directory as an OCI layer tar: 0/0 character
@@ -46,7 +60,16 @@ pub fn write_tree(root: &Path, w: impl Write) -> Result<TarStats, Error> {
 /// `metacopy` are refused (a renamed directory or a metadata-only copy has
 /// no tar form); mount the overlay with `redirect_dir=off,metacopy=off`.
 pub fn write_diff(upper: &Path, w: impl Write) -> Result<TarStats, Error> {
-    walk(upper, w, Source::Upper)
+    write_diff_with(upper, w, &WriteOptions::default())
+}
+
+/// [`write_diff`] with options.
+pub fn write_diff_with(
+    upper: &Path,
+    w: impl Write,
+    opts: &WriteOptions,
+) -> Result<TarStats, Error> {
+    walk(upper, w, Source::Upper, opts)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -57,7 +80,12 @@ enum Source {
     Upper,
 }
 
-fn walk(root: &Path, w: impl Write, source: Source) -> Result<TarStats, Error> {
+fn walk(
+    root: &Path,
+    w: impl Write,
+    source: Source,
+    opts: &WriteOptions,
+) -> Result<TarStats, Error> {
     let fd = open_dir(root).map_err(|source| Error::OpenRoot {
         path: root.to_path_buf(),
         source,
@@ -65,6 +93,7 @@ fn walk(root: &Path, w: impl Write, source: Source) -> Result<TarStats, Error> {
     let mut walker = Walker {
         tw: TarWriter::new(w),
         source,
+        id_map: opts.id_map.as_ref(),
         links: HashMap::new(),
         entries: 0,
     };
@@ -83,9 +112,10 @@ fn walk(root: &Path, w: impl Write, source: Source) -> Result<TarStats, Error> {
 /// Deepest directory we descend into (one open descriptor per level).
 const MAX_WALK_DEPTH: usize = 1024;
 
-struct Walker<W: Write> {
+struct Walker<'o, W: Write> {
     tw: TarWriter<W>,
     source: Source,
+    id_map: Option<&'o IdMap>,
     /// (device, inode) of multiply-linked files already written -> path.
     links: HashMap<(u64, u64), Vec<u8>>,
     entries: u64,
@@ -133,7 +163,7 @@ fn has_xattr<'a>(xattrs: &'a [(Vec<u8>, Vec<u8>)], suffix: &[u8]) -> Option<&'a 
     })
 }
 
-impl<W: Write> Walker<W> {
+impl<W: Write> Walker<'_, W> {
     fn walk_dir(&mut self, dir: BorrowedFd<'_>, rel: &[u8], depth: usize) -> Result<(), Error> {
         if depth >= MAX_WALK_DEPTH {
             return Err(Error::Walk {
@@ -175,8 +205,8 @@ impl<W: Write> Walker<W> {
             path,
             kind: Kind::Regular,
             mode: st.st_mode & 0o7777,
-            uid: u64::from(st.st_uid),
-            gid: u64::from(st.st_gid),
+            uid: self.owner_id(path, "uid", st.st_uid)?,
+            gid: self.owner_id(path, "gid", st.st_gid)?,
             mtime: st.st_mtime,
             size: 0,
             link: b"",
@@ -287,6 +317,23 @@ impl<W: Write> Walker<W> {
             // Sockets (and anything unknown) cannot be archived.
             _ => Ok(()),
         }
+    }
+
+    /// The id to record for a host owner id.
+    fn owner_id(&self, path: &[u8], which: &'static str, id: u32) -> Result<u64, Error> {
+        let Some(map) = self.id_map else {
+            return Ok(u64::from(id));
+        };
+        let mapped = if which == "uid" {
+            map.uid_to_container(id)
+        } else {
+            map.gid_to_container(id)
+        };
+        mapped.map(u64::from).ok_or(Error::UnmappedId {
+            entry: show(path),
+            which,
+            id: u64::from(id),
+        })
     }
 
     /// In an upper directory, refuses overlay features without a tar form

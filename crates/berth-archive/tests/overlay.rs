@@ -9,7 +9,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::process::Command;
 
-use berth_archive::{apply_layer, write_diff, ApplyOptions};
+use berth_archive::{apply_layer, write_diff, ApplyOptions, OpaqueXattr};
 use common::RawTar;
 
 /// Runs `script` with `sh -e` in a new private mount namespace; returns its
@@ -168,6 +168,34 @@ fn write_diff_turns_an_upper_dir_into_oci_whiteouts() {
     let mut again = Vec::new();
     write_diff(&upper, &mut again).unwrap();
     assert!(again == tar);
+}
+
+#[test]
+fn userxattr_overlays_use_the_user_opaque_xattr() {
+    let layer = tempfile::tempdir().unwrap();
+    let tar = RawTar::new()
+        .dir("d/")
+        .file("d/.wh..wh..opq", b"")
+        .file("d/f", b"f")
+        .finish();
+    let opts = ApplyOptions {
+        opaque_xattr: OpaqueXattr::User,
+        ..Default::default()
+    };
+    apply_layer(&tar[..], layer.path(), &opts).unwrap();
+    assert_eq!(
+        common::xattrs(&layer.path().join("d")),
+        vec![(b"user.overlay.opaque".to_vec(), b"y".to_vec())]
+    );
+    // write_diff recognises either form.
+    let mut out = Vec::new();
+    write_diff(layer.path(), &mut out).unwrap();
+    let names: Vec<String> = tar::Archive::new(&out[..])
+        .entries()
+        .unwrap()
+        .map(|e| String::from_utf8(e.unwrap().path_bytes().into_owned()).unwrap())
+        .collect();
+    assert_eq!(names, ["d/", "d/.wh..wh..opq", "d/f"]);
 }
 
 #[test]

@@ -11,8 +11,8 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
 use berth_archive::{
-    apply_layer, auto_decompressor, compressor, write_tree, ApplyOptions, Compression, IdMap,
-    IdRange,
+    apply_layer, auto_decompressor, compressor, write_tree, write_tree_with, ApplyOptions,
+    Compression, IdMap, IdRange, WriteOptions,
 };
 use common::{bpath, snapshot};
 use rustix::fs::{
@@ -334,6 +334,34 @@ fn id_mapping_shifts_owners() {
     assert_eq!((f.uid(), f.gid()), (101_000, 201_001));
     let d = fs::metadata(dest.path().join("d")).unwrap();
     assert_eq!((d.uid(), d.gid()), (100_000, 200_000));
+
+    // Writing the shifted tree back with the same map gives the original
+    // owners (and the same tar).
+    let mut back = Vec::new();
+    write_tree_with(
+        dest.path(),
+        &mut back,
+        &WriteOptions {
+            id_map: Some(map.clone()),
+        },
+    )
+    .unwrap();
+    assert!(back == tar, "mapping back does not restore the owners");
+    let err = write_tree_with(
+        dest.path(),
+        &mut Vec::new(),
+        &WriteOptions {
+            id_map: Some(IdMap {
+                uids: map.uids.clone(),
+                gids: vec![],
+            }),
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, berth_archive::Error::UnmappedId { which: "gid", .. }),
+        "{err}"
+    );
 
     let narrow = IdMap {
         uids: vec![IdRange {
