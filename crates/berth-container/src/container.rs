@@ -444,6 +444,25 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     state::write_atomic(&path, pid.to_string().as_bytes(), 0o644)
 }
 
+/// Returns once the init has closed its end of the exec fifo, which it
+/// does by exec'ing the container's program (the fd is close-on-exec) or by
+/// dying: a fifo writer sees POLLERR when no reader is left. So poststart
+/// hooks run after the program started, as the spec orders them.
+fn wait_until_no_reader(fifo: &OwnedFd) {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let timeout = Timespec {
+        tv_sec: 10,
+        tv_nsec: 0,
+    };
+    let mut fds = [PollFd::new(fifo, PollFlags::empty())];
+    loop {
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Err(rustix::io::Errno::INTR) => continue,
+            _ => return,
+        }
+    }
+}
+
 /// Signals every process in the cgroup with SIGKILL and waits (briefly) until none is left.
 fn kill_all_and_wait(cgroup: &dyn CgroupManager) {
     for _ in 0..500 {
@@ -534,6 +553,7 @@ impl Container {
             e => Error::io(format!("opening {fifo_path:?}"), e.into()),
         })?;
         rustix::io::write(&fifo, &[0]).ctx(|| format!("writing {fifo_path:?}"))?;
+        wait_until_no_reader(&fifo);
         drop(fifo);
         fs::remove_file(&fifo_path).ctx(|| format!("removing {fifo_path:?}"))?;
         let hooks = self

@@ -208,7 +208,6 @@ fn prepare_container(ctx: &InitContext<'_>) -> Res {
     crate::hooks::run_all("createContainer", &hooks, &ctx.state).map_err(|e| e.to_string())?;
     if ctx.ns.has_mountns {
         rootfs::enter(ctx.rootfs, ctx.no_pivot)?;
-        rootfs::finish(spec, ctx.ns.has_userns)?;
     }
     if let Some(name) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         if !ctx.ns.has_utsns {
@@ -238,6 +237,10 @@ fn prepare_container(ctx: &InitContext<'_>) -> Res {
     {
         crate::sysctl::write(key, value)
             .map_err(|e| format!("linux.sysctl: {key}={value}: {e}"))?;
+    }
+    // Masked and read-only paths last: sysctls above write through /proc/sys.
+    if ctx.ns.has_mountns {
+        rootfs::finish(spec, ctx.ns.has_userns)?;
     }
     Ok(())
 }

@@ -1,0 +1,18 @@
+#![forbid(unsafe_code)]
+//! Test kit for berth's root integration tests: fixtures made at test time
+//! from Debian packages, a runner for the berth binaries, and a leak check
+//! that every test ends with.
+
+pub mod fixtures;
+pub mod leaks;
+pub mod runtime;
+
+/// Skips (with a message on stderr) when not root: these tests run real containers.
+pub fn require_root() -> bool {
+    if rustix::process::geteuid().is_root() {
+        true
+    } else {
+        eprintln!("skipped: needs root (run the suite as root)");
+        false
+    }
+}

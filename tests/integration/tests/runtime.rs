@@ -1,0 +1,394 @@
+//! berth-runtime end to end: real busybox containers on this kernel, each
+//! feature checked from inside the container, a leak check after each test.
+
+use berth_integration::require_root;
+use berth_integration::runtime::TestEnv;
+use serde_json::json;
+
+#[test]
+fn run_true_exits_zero() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("run_true");
+    let b = env.bundle(&["true"]);
+    let (code, _, err) = env.run(&b);
+    assert_eq!(code, 0, "{err}");
+    env.finish();
+}
+
+#[test]
+fn exit_codes_propagate() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("exit_codes");
+    let b = env.bundle(&["sh", "-c", "exit 42"]);
+    assert_eq!(env.run(&b).0, 42);
+    // A foreground `run` reports a container killed by a signal as 128 + signal.
+    let b = env.bundle(&["sleep", "1000"]);
+    let id = env.id();
+    let mut run = env
+        .rt_cmd(&["run", "--bundle", b.path(), &id])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    env.wait_status(&id, "running");
+    env.rt_ok(&["kill", &id, "KILL"]);
+    assert_eq!(run.wait().unwrap().code(), Some(137));
+    env.finish();
+}
+
+#[test]
+fn lifecycle_create_start_state_kill_delete() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("lifecycle");
+    let b = env.bundle(&["sleep", "1000"]);
+    let id = env.id();
+    let pid_file = env.dir.path().join("pid");
+    env.rt_ok(&[
+        "create",
+        "--bundle",
+        b.path(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+    ]);
+    assert_eq!(env.status(&id), "created");
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    let state: serde_json::Value = serde_json::from_str(&env.rt_ok(&["state", &id])).unwrap();
+    assert_eq!(state["pid"], json!(pid));
+    assert_eq!(state["id"], json!(id));
+    assert_eq!(state["bundle"], json!(b.dir));
+    env.rt_ok(&["start", &id]);
+    assert_eq!(env.status(&id), "running");
+    let list = env.rt_ok(&["list"]);
+    assert!(
+        list.starts_with("ID") && list.contains(&id) && list.contains("running"),
+        "{list}"
+    );
+    env.rt_ok(&["pause", &id]);
+    assert_eq!(env.status(&id), "paused");
+    env.rt_ok(&["resume", &id]);
+    assert_eq!(env.status(&id), "running");
+    let out = env.rt(&["delete", &id]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "deleting a running container needs --force"
+    );
+    env.rt_ok(&["kill", &id, "KILL"]);
+    env.wait_status(&id, "stopped");
+    env.rt_ok(&["delete", &id]);
+    assert_eq!(env.rt(&["state", &id]).status.code(), Some(1));
+    env.finish();
+}
+
+#[test]
+fn exec_joins_hostname_pid_namespace_and_cgroup() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("exec");
+    let mut b = env.bundle(&["sleep", "1000"]);
+    b.edit(|c| c["hostname"] = json!("berth-exec-test"));
+    let id = env.id();
+    env.rt_ok(&["run", "--detach", "--bundle", b.path(), &id]);
+    let out = env.rt_ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "berth-exec-test");
+    assert_eq!(
+        lines[1].trim(),
+        "sleep 1000",
+        "pid 1 of the exec'd process is the container's init"
+    );
+    assert_ne!(lines[2], "1");
+    // The exec'd process is in the container's cgroup while it runs.
+    let pids: Vec<i32> =
+        serde_json::from_str(&env.rt_ok(&["ps", "--format", "json", &id])).unwrap();
+    assert_eq!(pids.len(), 1, "only init remains after exec: {pids:?}");
+    let out = env.rt_ok(&[
+        "exec",
+        "--user",
+        "1000:1000",
+        "--cwd",
+        "/tmp",
+        "-e",
+        "X=y",
+        &id,
+        "sh",
+        "-c",
+        "id -u; id -g; pwd; echo $X",
+    ]);
+    assert_eq!(out, "1000\n1000\n/tmp\ny\n");
+    let out = env.rt(&["exec", &id, "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    env.rt_ok(&["delete", "--force", &id]);
+    env.finish();
+}
+
+#[test]
+fn memory_limit_gets_an_allocator_oom_killed() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("oom");
+    // `tail /dev/zero` buffers an endless line: it allocates until killed.
+    let mut b = env.bundle(&["tail", "/dev/zero"]);
+    b.edit(|c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
+    });
+    let (code, _, err) = env.run(&b);
+    assert_eq!(code, 137, "expected the OOM killer's SIGKILL: {err}");
+    env.finish();
+}
+
+#[test]
+fn pids_limit_stops_a_fork_loop() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("pids");
+    let mut b = env.bundle(&[
+        "sh",
+        "-c",
+        "for i in $(seq 1 40); do sleep 30 & done 2>&1 | head -1; ps | grep -c '[s]leep 30'",
+    ]);
+    b.edit(|c| c["linux"]["resources"]["pids"] = json!({"limit": 10}));
+    let (code, out, err) = env.run(&b);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("can't fork"),
+        "forks beyond the limit fail: {out}"
+    );
+    let sleeps: u32 = out.lines().last().unwrap().trim().parse().unwrap();
+    assert!(
+        sleeps <= 10,
+        "the loop was stopped at the limit: {sleeps} sleeps ran"
+    );
+    env.finish();
+}
+
+#[test]
+fn seccomp_denies_a_syscall_with_the_specs_errno() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("seccomp");
+    let mut b = env.bundle(&["sh", "-c", "mkdir /tmp/x; echo rc=$?"]);
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 122}]
+        });
+    });
+    let (code, out, err) = env.run(&b);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("Disk quota exceeded") || out.contains("Disk quota exceeded"),
+        "errno 122 (EDQUOT) expected: {out} {err}"
+    );
+    assert!(out.contains("rc=1"), "{out}");
+    env.finish();
+}
+
+#[test]
+fn dropped_capabilities_stop_chown() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("caps");
+    let script = "touch /tmp/f && chown 1000 /tmp/f && echo chowned";
+    let with_tmp = |c: &mut serde_json::Value| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+    };
+    let mut b = env.bundle(&["sh", "-c", script]);
+    b.edit(with_tmp);
+    let (_, out, err) = env.run(&b);
+    assert!(
+        !out.contains("chowned") && err.contains("Operation not permitted"),
+        "runc's default caps lack CAP_CHOWN: {out} {err}"
+    );
+    let mut b = env.bundle(&["sh", "-c", script]);
+    b.edit(with_tmp).edit(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_CHOWN"));
+        }
+    });
+    let (code, out, err) = env.run(&b);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "chowned\n"),
+        "with CAP_CHOWN it works: {err}"
+    );
+    env.finish();
+}
+
+#[test]
+fn user_namespace_maps_root_to_an_unprivileged_host_id() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("userns");
+    let mut b = env.bundle(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    });
+    let id = env.id();
+    env.rt_ok(&["run", "--detach", "--bundle", b.path(), &id]);
+    let state: serde_json::Value = serde_json::from_str(&env.rt_ok(&["state", &id])).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.split_whitespace().skip(1).all(|u| u == "200000"),
+        "host sees uid 200000: {uid_line}"
+    );
+    let inside = env.rt_ok(&["exec", &id, "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    let mut lines = inside.lines();
+    assert_eq!(lines.next(), Some("0"));
+    assert_eq!(
+        lines.next().unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["0", "200000", "65536"]
+    );
+    env.rt_ok(&["delete", "--force", &id]);
+    env.finish();
+}
+
+#[test]
+fn masked_and_readonly_paths_hold() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("masked");
+    let b = env.bundle(&[
+        "sh",
+        "-c",
+        "echo timer_list=$(wc -c < /proc/timer_list); echo keys=$(wc -c < /proc/keys); echo firmware=$(ls /sys/firmware | wc -l); \
+         echo 1 > /proc/sys/kernel/ns_last_pid 2>&1 || echo sys-ro; echo x > /proc/sysrq-trigger || echo sysrq-ro; \
+         touch /sys/x 2>/dev/null || echo sysfs-ro; touch /newfile 2>/dev/null || echo root-ro",
+    ]);
+    let (code, out, err) = env.run(&b);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "timer_list=0",
+        "keys=0",
+        "firmware=0",
+        "sys-ro",
+        "sysrq-ro",
+        "sysfs-ro",
+        "root-ro",
+    ] {
+        assert!(
+            out.lines().any(|l| l == want),
+            "missing {want:?} in:\n{out}\n{err}"
+        );
+    }
+    env.finish();
+}
+
+#[test]
+fn hostname_sysctl_rlimits_and_no_new_privileges() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("misc");
+    let mut b = env.bundle(&["sh", "-c", "hostname; cat /proc/sys/kernel/domainname; cat /proc/sys/net/ipv4/ip_forward; ulimit -n; grep NoNewPrivs /proc/self/status"]);
+    b.edit(|c| {
+        c["hostname"] = json!("h1");
+        c["domainname"] = json!("d1");
+        c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 321, "hard": 321}]);
+        c["process"]["noNewPrivileges"] = json!(true);
+    });
+    let (code, out, err) = env.run(&b);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..4], ["h1", "d1", "1", "321"]);
+    assert!(lines[4].ends_with('1'), "{}", lines[4]);
+    env.finish();
+}
+
+#[test]
+fn hooks_run_in_order_with_the_state() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("hooks");
+    let log = env.dir.path().join("hooklog");
+    std::fs::create_dir(&log).unwrap();
+    let mut b = env.bundle(&["true"]);
+    let host_hook = |stage: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {0}/{stage}.json; echo {stage} >> {0}/order", log.display())]});
+    // startContainer runs inside the container: it writes to a bind mount.
+    let in_container = json!({"path": "/bin/sh", "args": ["sh", "-c", "cat > /hooklog/startContainer.json; echo startContainer >> /hooklog/order"]});
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/hooklog", "type": "bind", "source": log, "options": ["rbind", "rw"]}));
+        c["hooks"] = json!({
+            "prestart": [host_hook("prestart")],
+            "createRuntime": [host_hook("createRuntime")],
+            "createContainer": [host_hook("createContainer")],
+            "startContainer": [in_container],
+            "poststart": [host_hook("poststart")],
+            "poststop": [host_hook("poststop")],
+        });
+    });
+    let (code, _, err) = env.run(&b);
+    assert_eq!(code, 0, "{err}");
+    let order = std::fs::read_to_string(log.join("order")).unwrap();
+    assert_eq!(
+        order.lines().collect::<Vec<_>>(),
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ]
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(log.join("createRuntime.json")).unwrap()).unwrap();
+    assert_eq!(state["status"], json!("creating"));
+    assert!(state["pid"].as_i64().unwrap() > 0);
+    assert!(state["id"].as_str().unwrap().starts_with("it-hooks"));
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(log.join("poststop.json")).unwrap()).unwrap();
+    assert_eq!(state["status"], json!("stopped"));
+    env.finish();
+}
+
+#[test]
+fn a_failing_hook_fails_create_and_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("badhook");
+    let mut b = env.bundle(&["true"]);
+    b.edit(|c| c["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]}));
+    let id = env.id();
+    let out = env.rt(&["create", "--bundle", b.path(), &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("createRuntime"));
+    env.finish();
+}
