@@ -77,7 +77,7 @@ pub fn parse_spec(bytes: &[u8]) -> std::result::Result<Spec, String> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
-        if field == "." {
+        if field == "." || field == "?" {
             format!("invalid JSON: {}", e.inner())
         } else {
             format!("{field}: {}", e.inner())

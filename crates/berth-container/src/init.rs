@@ -82,6 +82,14 @@ fn setup(ctx: &InitContext<'_>) -> Res<Stage> {
     let die_with_parent =
         || berth_sys::process::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as _, 0).map(drop);
     die_with_parent().map_err(|e| format!("PR_SET_PDEATHSIG: {e}"))?;
+    // Until execve, nothing in the container may ptrace us or open our
+    // /proc files (our fds are host files). In a new user namespace a
+    // non-dumpable process could not write its own /proc files, and the
+    // namespace's processes are not privileged over us anyway.
+    if !ctx.ns.has_userns {
+        berth_sys::process::prctl(libc::PR_SET_DUMPABLE, 0, 0)
+            .map_err(|e| format!("PR_SET_DUMPABLE: {e}"))?;
+    }
     ctx.sync.expect(&Msg::Go).map_err(|e| e.to_string())?;
     enter_namespaces(ctx)?;
     if ctx.ns.needs_fork {

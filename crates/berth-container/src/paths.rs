@@ -8,6 +8,7 @@
 //! redirect the mount (CVE-2021-30465).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -52,59 +53,86 @@ pub enum Leaf {
 
 /// Resolves `path` inside `root`, creating missing directories (and the
 /// leaf as a dir or an empty file) one component at a time, each creation
-/// relative to an fd that was itself resolved inside the root. Returns an
-/// O_PATH fd to the leaf.
+/// relative to an fd that was itself resolved inside the root. A dangling
+/// symlink on the way is followed by creating its target, also inside the
+/// root. Returns an O_PATH fd to the leaf.
 pub fn mkdir_all_in_root(
     root: BorrowedFd<'_>,
     path: &Path,
     leaf: Leaf,
 ) -> rustix::io::Result<OwnedFd> {
+    mkdir_all_depth(root, path, leaf, 0)
+}
+
+/// As many symlinks as the kernel follows in one lookup.
+const MAX_SYMLINKS: u32 = 40;
+
+fn mkdir_all_depth(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    leaf: Leaf,
+    depth: u32,
+) -> rustix::io::Result<OwnedFd> {
+    if depth > MAX_SYMLINKS {
+        return Err(Errno::LOOP);
+    }
     let rel = relative(path);
     if let Ok(fd) = open_in_root(root, &rel, OFlags::PATH) {
         return Ok(fd);
     }
-    let mut parent = open_in_root(root, Path::new("."), OFlags::PATH | OFlags::DIRECTORY)?;
     let comps: Vec<Component> = rel.components().collect();
-    let mut so_far = PathBuf::new();
+    let mut parent_path = PathBuf::new();
     for (i, comp) in comps.iter().enumerate() {
-        so_far.push(comp);
+        let so_far = parent_path.join(comp);
         let is_leaf = i + 1 == comps.len();
         match open_in_root(root, &so_far, OFlags::PATH) {
-            Ok(fd) => {
-                parent = fd;
+            Ok(_) => {
+                parent_path = so_far;
                 continue;
             }
             Err(Errno::NOENT) => {}
             Err(e) => return Err(e),
         }
-        let name = match comp {
-            Component::Normal(n) => *n,
-            // `..` that leads nowhere: RESOLVE_IN_ROOT already clamps it; skip.
-            _ => continue,
+        let Component::Normal(name) = comp else {
+            // `..` that leads nowhere: RESOLVE_IN_ROOT already clamps it.
+            parent_path = so_far;
+            continue;
         };
-        if is_leaf && leaf == Leaf::File {
-            // O_PATH fds cannot be used as dirfd for creation; reopen as a directory.
-            let dir = reopen_dir(parent.as_fd())?;
-            let fd = rustix::fs::openat(
+        let parent = open_in_root(root, &parent_path, OFlags::PATH | OFlags::DIRECTORY)?;
+        let dir = reopen_dir(parent.as_fd())?;
+        if let Ok(target) = rustix::fs::readlinkat(&dir, *name, Vec::new()) {
+            // A dangling symlink: create what it points at, inside the root.
+            let target = PathBuf::from(std::ffi::OsStr::from_bytes(target.as_bytes()));
+            let target = if target.is_absolute() {
+                target
+            } else {
+                parent_path.join(target)
+            };
+            mkdir_all_depth(
+                root,
+                &target,
+                if is_leaf { leaf } else { Leaf::Dir },
+                depth + 1,
+            )?;
+        } else if is_leaf && leaf == Leaf::File {
+            match rustix::fs::openat(
                 &dir,
-                name,
+                *name,
                 OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
                 Mode::from_raw_mode(0o644),
-            );
-            match fd {
+            ) {
                 Ok(_) | Err(Errno::EXIST) => {}
                 Err(e) => return Err(e),
             }
         } else {
-            let dir = reopen_dir(parent.as_fd())?;
-            match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o755)) {
+            match rustix::fs::mkdirat(&dir, *name, Mode::from_raw_mode(0o755)) {
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(e) => return Err(e),
             }
         }
-        parent = open_in_root(root, &so_far, OFlags::PATH)?;
+        parent_path = so_far;
     }
-    Ok(parent)
+    open_in_root(root, &rel, OFlags::PATH)
 }
 
 /// Turns an O_PATH directory fd into one usable as a dirfd for *at calls.

@@ -178,11 +178,14 @@ impl ProcessPlan {
 
     /// Changes to the target directory; first as root (which may see more),
     /// and again after the identity change if that failed for permissions.
+    /// The path is resolved inside the container's root without magic
+    /// links, so a cwd like /proc/self/fd/N can never reach a host
+    /// directory through an inherited fd (CVE-2024-21626).
     pub fn chdir(&self) -> std::io::Result<bool> {
-        match rustix::process::chdir(&self.cwd) {
+        match change_dir_in_root(&self.cwd) {
             Ok(()) => Ok(true),
-            Err(rustix::io::Errno::ACCESS) => Ok(false),
-            Err(e) => Err(e.into()),
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -282,6 +285,30 @@ impl ProcessPlan {
         let err = berth_sys::process::execve(path, &argv, &envp);
         format!("exec {:?}: {err}", self.args[0])
     }
+}
+
+/// fchdir to `cwd` resolved inside "/", then make sure the kernel agrees
+/// that the working directory is reachable from our root.
+fn change_dir_in_root(cwd: &Path) -> std::io::Result<()> {
+    let root = rustix::fs::open(
+        "/",
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    let dir = crate::paths::open_in_root(
+        root.as_fd(),
+        cwd,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+    )?;
+    rustix::process::fchdir(&dir)?;
+    let now = rustix::process::getcwd(Vec::new())?;
+    if !now.as_bytes().starts_with(b"/") {
+        return Err(std::io::Error::other(format!(
+            "the working directory {:?} is outside the container",
+            now
+        )));
+    }
+    Ok(())
 }
 
 fn rlimit_resource(t: PosixRlimitType) -> u32 {

@@ -3,6 +3,7 @@
 //! dockerd (`--add-runtime`) and podman (`--runtime`) can drive it.
 
 mod commands;
+mod exe_guard;
 mod logging;
 mod signals;
 mod spec_template;
@@ -259,6 +260,16 @@ fn main() {
         json: cli.log_format == "json",
         debug: cli.debug,
     };
+    let enters_container = matches!(
+        cli.command,
+        Command::Create(_) | Command::Run { .. } | Command::Exec(_)
+    );
+    if enters_container {
+        if let Err(e) = exe_guard::ensure_unwritable_exe() {
+            log.error(&format!("{e:#}"));
+            std::process::exit(1);
+        }
+    }
     let code = match commands::run(&cli, &log) {
         Ok(code) => code,
         // A closed stdout (`berth-runtime list | head`) ends us quietly.

@@ -197,3 +197,24 @@ pub fn join_session_keyring() -> Result<()> {
     })
     .map(drop)
 }
+
+/// Replaces the process image with the executable behind `fd` (execveat
+/// with AT_EMPTY_PATH). Returns only on failure.
+pub fn fexecve(fd: BorrowedFd<'_>, argv: &[&CStr], envp: &[&CStr]) -> std::io::Error {
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    // SAFETY: both arrays are NULL-terminated and point into live CStrs; fd is valid.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            argv_ptrs.as_ptr(),
+            envp_ptrs.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    std::io::Error::last_os_error()
+}

@@ -1,0 +1,142 @@
+//! The known container escapes, each tried for real against berth-runtime.
+
+use std::io::Read;
+
+use berth_integration::require_root;
+use berth_integration::runtime::TestEnv;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+fn sha256_file(path: &std::path::Path) -> String {
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).unwrap();
+    hex::encode(Sha256::digest(&buf))
+}
+
+/// CVE-2024-21626: fds of the runtime leaked into the container, and a
+/// working directory reached through one of them (/proc/self/fd/N).
+#[test]
+fn no_runtime_fd_leaks_into_the_container() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("fdleak");
+    let b = env.bundle(&["ls", "/proc/self/fd"]);
+    let (code, out, err) = env.run(&b);
+    assert_eq!(code, 0, "{err}");
+    let fds: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        fds,
+        ["0", "1", "2", "3"],
+        "only stdio and ls's own directory fd"
+    );
+    env.finish();
+}
+
+#[test]
+fn a_cwd_through_proc_self_fd_cannot_leave_the_rootfs() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("fdcwd");
+    for fd in 3..10 {
+        let mut b = env.bundle(&["sh", "-c", "pwd; ls .. | head -3"]);
+        b.edit(|c| c["process"]["cwd"] = json!(format!("/proc/self/fd/{fd}")));
+        let (code, out, err) = env.run(&b);
+        // Either refused, or the directory is inside the container (busybox's rootfs has no /home).
+        if code == 0 {
+            assert!(
+                !out.contains("home") && !out.contains("work"),
+                "fd {fd}: host directory reached: {out}"
+            );
+        } else {
+            assert!(
+                err.contains("process.cwd"),
+                "fd {fd}: refused with a clear error: {err}"
+            );
+        }
+    }
+    env.finish();
+}
+
+/// CVE-2019-5736: a process in the container holds /proc/<pid>/exe of the
+/// runtime (here: the init before `start`) and writes to it once the
+/// runtime no longer runs from it.
+#[test]
+fn the_runtime_binary_cannot_be_overwritten_from_the_container() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("exe");
+    // Attack a copy, so a failure cannot break the build.
+    let copy = env.dir.path().join("berth-runtime");
+    std::fs::copy(&env.binary, &copy).unwrap();
+    env.binary = copy.clone();
+    let before = sha256_file(&copy);
+    let b = env.bundle(&["sleep", "1000"]);
+    let id = env.id();
+    env.rt_ok(&["create", "--bundle", b.path(), &id]);
+    // The init (pid 1) is still the runtime binary: try to keep a handle on it.
+    let attack = "exec 3</proc/1/exe || exit 1; echo opened; sleep 1; echo pwned > /proc/self/fd/3 && echo wrote";
+    env.rt_ok(&["exec", "--detach", &id, "sh", "-c", attack]);
+    env.rt_ok(&["start", &id]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(
+        sha256_file(&copy),
+        before,
+        "the runtime binary was overwritten from inside the container"
+    );
+    env.rt_ok(&["delete", "--force", &id]);
+    env.finish();
+}
+
+/// CVE-2021-30465: a mount destination that runs through a symlink in the
+/// rootfs must land inside the rootfs, never on the host.
+#[test]
+fn mount_targets_through_symlinks_stay_in_the_rootfs() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("symlinkmount");
+    let rootfs = berth_integration::fixtures::private_busybox_rootfs(env.dir.path());
+    let host_target = env.dir.path().join("host-target");
+    std::fs::create_dir(&host_target).unwrap();
+    std::fs::create_dir_all(rootfs.join("inside")).unwrap();
+    // /escape -> an absolute host path; /up -> a chain of ".."s.
+    std::os::unix::fs::symlink(&host_target, rootfs.join("escape")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../..", rootfs.join("up")).unwrap();
+    let mut b = env.bundle(&[
+        "sh",
+        "-c",
+        "ls -d /escape/x /inside/y 2>&1; mount | grep -c 'on /tmp/berth-it' || true",
+    ]);
+    let up_dest = format!("/up{}", host_target.join("viaup").display());
+    b.edit(|c| {
+        c["root"]["path"] = json!(rootfs);
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/escape/x", "type": "tmpfs", "source": "tmpfs"}));
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": up_dest, "type": "tmpfs", "source": "tmpfs"}));
+    });
+    let (code, _, err) = env.run(&b);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !host_target.join("x").exists(),
+        "a mount point was created on the host through /escape"
+    );
+    assert!(
+        !host_target.join("viaup").exists(),
+        "a mount point was created on the host through .."
+    );
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !info.contains(host_target.to_str().unwrap()),
+        "something is mounted on the host target"
+    );
+    env.finish();
+}
