@@ -275,7 +275,7 @@ impl Unpacker {
                     "opening the parent directory",
                     self.root.parent(parent),
                 )?;
-                create_replacing(entry, pfd, name, || {
+                create_replacing(entry, "creating the symlink", pfd, name, || {
                     symlinkat(entry.link.as_slice(), pfd, name)
                 })?;
                 set_at_metadata(entry, pfd, name, owner, None)?;
@@ -297,7 +297,7 @@ impl Unpacker {
                     "opening the parent directory",
                     self.root.parent(parent),
                 )?;
-                create_replacing(entry, pfd, name, || {
+                create_replacing(entry, "creating the device node", pfd, name, || {
                     mknodat(pfd, name, ty, Mode::from_raw_mode(entry.mode & 0o777), dev)
                 })?;
                 set_at_metadata(entry, pfd, name, owner, Some(entry.mode))?;
@@ -328,7 +328,7 @@ impl Unpacker {
             "opening the parent directory",
             self.root.parent(parent),
         )?;
-        let fd = create_replacing(entry, pfd, name, || {
+        let fd = create_replacing(entry, "creating the file", pfd, name, || {
             openat(
                 pfd,
                 name,
@@ -487,7 +487,7 @@ impl Unpacker {
             "opening the parent directory",
             self.root.parent(parent),
         )?;
-        let linked = create_replacing(entry, pfd, name, || {
+        let linked = create_replacing(entry, "creating the hard link", pfd, name, || {
             linkat(&tdir, tname, pfd, name, AtFlags::empty())
         });
         match linked {
@@ -545,6 +545,7 @@ impl Unpacker {
 /// recursively) and runs it again.
 fn create_replacing<T>(
     entry: &Entry,
+    op: &'static str,
     dir: BorrowedFd<'_>,
     name: &[u8],
     mut create: impl FnMut() -> rustix::io::Result<T>,
@@ -552,9 +553,9 @@ fn create_replacing<T>(
     match create() {
         Err(Errno::EXIST) => {
             ctx(entry, "removing the existing path", remove_any(dir, name))?;
-            ctx(entry, "creating", create())
+            ctx(entry, op, create())
         }
-        r => ctx(entry, "creating", r),
+        r => ctx(entry, op, r),
     }
 }
 
