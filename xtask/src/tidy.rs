@@ -109,7 +109,9 @@ pub fn check(root: &Path) -> Result<Vec<String>> {
 fn unsafe_outside_berth_sys(root: &Path) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     for dir in ["crates", "bins", "tests"] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
         for entry in entries {
             let krate = entry?.path();
             if krate.file_name().is_some_and(|n| n == "berth-sys") {
@@ -148,25 +150,34 @@ fn check_graph(
         }
     }
     for krate in members.iter().filter(|m| m.as_str() != "berth-api") {
-        if graph.get(krate).is_some_and(|d| d.contains("bollard-stubs")) {
+        if graph
+            .get(krate)
+            .is_some_and(|d| d.contains("bollard-stubs"))
+        {
             problems.push(format!(
                 "{krate} depends on bollard-stubs; only berth-api may know the Docker wire format"
             ));
         }
     }
-    if members.contains("berth-daemon") && transitive(graph, "berth-daemon").contains("berth-container") {
+    if members.contains("berth-daemon")
+        && transitive(graph, "berth-daemon").contains("berth-container")
+    {
         problems.push("berth-daemon links berth-container; it must reach containers only through the shim protocol".into());
     }
     if members.contains("berth") {
         for dep in graph.get("berth").into_iter().flatten() {
             if dep.starts_with("berth-") && !CLI_ALLOWED.contains(&dep.as_str()) {
-                problems.push(format!("the berth CLI depends on {dep}; it may use only {CLI_ALLOWED:?}"));
+                problems.push(format!(
+                    "the berth CLI depends on {dep}; it may use only {CLI_ALLOWED:?}"
+                ));
             }
         }
     }
     for krate in members.iter().filter(|m| m.starts_with("berth")) {
         if !code_map.contains(&format!("`{krate}`")) {
-            problems.push(format!("{krate} is missing from ARCHITECTURE.md's code map (write it as `{krate}`)"));
+            problems.push(format!(
+                "{krate} is missing from ARCHITECTURE.md's code map (write it as `{krate}`)"
+            ));
         }
     }
     problems
@@ -192,27 +203,44 @@ mod tests {
     #[test]
     fn the_workspace_is_tidy() {
         let problems = check(&workspace_root()).unwrap();
-        assert!(problems.is_empty(), "tidy problems:\n{}", problems.join("\n"));
+        assert!(
+            problems.is_empty(),
+            "tidy problems:\n{}",
+            problems.join("\n")
+        );
     }
 
     #[test]
     fn an_async_runtime_under_the_runtime_is_caught() {
         let g = graph(&[("berth-container", "helper"), ("helper", "tokio")]);
         let p = check_graph(&g, &members(&["berth-container"]), "`berth-container`");
-        assert_eq!(p, vec!["berth-container must stay synchronous but links tokio"]);
+        assert_eq!(
+            p,
+            vec!["berth-container must stay synchronous but links tokio"]
+        );
     }
 
     #[test]
     fn the_daemon_linking_the_container_library_is_caught() {
-        let g = graph(&[("berth-daemon", "berth-shim-proto"), ("berth-shim-proto", "berth-container")]);
+        let g = graph(&[
+            ("berth-daemon", "berth-shim-proto"),
+            ("berth-shim-proto", "berth-container"),
+        ]);
         let p = check_graph(&g, &members(&["berth-daemon"]), "`berth-daemon`");
         assert_eq!(p.len(), 1, "{p:?}");
     }
 
     #[test]
     fn wire_types_outside_the_api_crate_are_caught() {
-        let g = graph(&[("berth-image", "bollard-stubs"), ("berth-api", "bollard-stubs")]);
-        let p = check_graph(&g, &members(&["berth-image", "berth-api"]), "`berth-image` `berth-api`");
+        let g = graph(&[
+            ("berth-image", "bollard-stubs"),
+            ("berth-api", "bollard-stubs"),
+        ]);
+        let p = check_graph(
+            &g,
+            &members(&["berth-image", "berth-api"]),
+            "`berth-image` `berth-api`",
+        );
         assert_eq!(p.len(), 1, "{p:?}");
     }
 
