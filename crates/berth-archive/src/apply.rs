@@ -35,7 +35,7 @@ pub const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 /// Read buffer over the (decompressed) stream.
 const READ_BUF: usize = 1 << 20;
 /// Largest chunk of file data per message (and per write(2)).
-const CHUNK: usize = 1 << 20;
+pub(crate) const CHUNK: usize = 1 << 20;
 /// Batches in flight between the threads.
 const QUEUE: usize = 8;
 /// A batch is sent once it holds this many messages or `CHUNK` bytes: one
@@ -239,10 +239,16 @@ fn feed<R: io::BufRead>(
     opts: &ApplyOptions,
     counts: &mut Counts,
 ) -> Result<(), Error> {
+    // Big files travel in recycled CHUNK-sized buffers; small ones in
+    // buffers of their own size, so a small file never pins a recycled
+    // megabyte while it waits in the queue.
     let buffer = |size: u64| {
+        if size < CHUNK as u64 {
+            return Vec::with_capacity(size as usize);
+        }
         let mut b = pool.try_recv().unwrap_or_default();
         b.clear();
-        b.reserve(size.min(CHUNK as u64) as usize);
+        b.reserve(CHUNK);
         b
     };
     let mut out = Outbox {

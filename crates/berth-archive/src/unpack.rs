@@ -27,7 +27,7 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 
-use crate::apply::{OpaqueXattr, OPAQUE_MARKER, WHITEOUT_PREFIX};
+use crate::apply::{OpaqueXattr, CHUNK, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::error::{show, Error};
 use crate::fsops::{is_dir_at, lsetxattr_at, open_subdir, remove_any, timestamps};
 use crate::idmap::IdMap;
@@ -106,7 +106,7 @@ impl Data<'_> {
             if !buf.is_empty() {
                 sink(&buf)?;
             }
-            if buf.capacity() > 0 {
+            if buf.capacity() >= CHUNK {
                 // The parser may be gone; then the buffer is simply freed.
                 let _ = self.pool.send(buf);
             }
