@@ -37,8 +37,11 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The normal (non-dev) dependency graph of the workspace: package name -> names it depends on.
-fn dependency_graph(root: &Path) -> Result<(BTreeMap<String, BTreeSet<String>>, BTreeSet<String>)> {
+/// Package name -> the names it depends on (normal and build dependencies).
+type Graph = BTreeMap<String, BTreeSet<String>>;
+
+/// The normal (non-dev) dependency graph of the workspace, and its members.
+fn dependency_graph(root: &Path) -> Result<(Graph, BTreeSet<String>)> {
     let out = Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--manifest-path"])
         .arg(root.join("Cargo.toml"))

@@ -313,7 +313,7 @@ fn change_dir_in_root(cwd: &Path) -> std::io::Result<()> {
 
 fn rlimit_resource(t: PosixRlimitType) -> u32 {
     use PosixRlimitType as T;
-    (match t {
+    let res = match t {
         T::RlimitCpu => libc::RLIMIT_CPU,
         T::RlimitFsize => libc::RLIMIT_FSIZE,
         T::RlimitData => libc::RLIMIT_DATA,
@@ -330,7 +330,11 @@ fn rlimit_resource(t: PosixRlimitType) -> u32 {
         T::RlimitNice => libc::RLIMIT_NICE,
         T::RlimitRtprio => libc::RLIMIT_RTPRIO,
         T::RlimitRttime => libc::RLIMIT_RTTIME,
-    }) as u32
+    };
+    // The constants' integer type differs between libc targets.
+    #[allow(clippy::unnecessary_cast)]
+    let res = res as u32;
+    res
 }
 
 fn rlimit_name(res: u32) -> &'static str {

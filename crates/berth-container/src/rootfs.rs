@@ -325,7 +325,7 @@ fn mount_cgroups(
         .map_err(errno_ctx("creating the mount point"))?;
     rustix::mount::mount(
         "tmpfs",
-        &paths::proc_fd_path(target.as_fd()),
+        paths::proc_fd_path(target.as_fd()),
         "tmpfs",
         base_flags,
         c"mode=755",
@@ -416,42 +416,33 @@ fn create_devices(
     defaults: bool,
     in_userns: bool,
 ) -> Res {
-    let mut all: Vec<(
-        PathBuf,
-        LinuxDeviceType,
-        u64,
-        u64,
-        u32,
-        Option<u32>,
-        Option<u32>,
-    )> = Vec::new();
+    let mut all: Vec<LinuxDevice> = Vec::new();
     if defaults {
         for (p, major, minor) in DEFAULT_DEVICES {
-            all.push((
-                PathBuf::from(p),
-                LinuxDeviceType::C,
-                *major as u64,
-                *minor as u64,
-                0o666,
-                Some(0),
-                Some(0),
-            ));
+            let mut d = LinuxDevice::default();
+            d.set_path(PathBuf::from(p));
+            d.set_typ(LinuxDeviceType::C);
+            d.set_major(*major as i64);
+            d.set_minor(*minor as i64);
+            d.set_file_mode(Some(0o666));
+            d.set_uid(Some(0));
+            d.set_gid(Some(0));
+            all.push(d);
         }
     }
     for d in spec_devices {
-        let mode = d.file_mode().unwrap_or(0o666);
-        all.retain(|x| x.0 != *d.path());
-        all.push((
+        all.retain(|x| x.path() != d.path());
+        all.push(d.clone());
+    }
+    for d in all {
+        let (path, typ, mode, uid, gid) = (
             d.path().clone(),
             d.typ(),
-            d.major() as u64,
-            d.minor() as u64,
-            mode,
+            d.file_mode().unwrap_or(0o666),
             d.uid(),
             d.gid(),
-        ));
-    }
-    for (path, typ, major, minor, mode, uid, gid) in all {
+        );
+        let (major, minor) = (d.major() as u64, d.minor() as u64);
         if !path.starts_with("/dev") {
             return Err(format!("linux.devices: {path:?} is outside /dev"));
         }
@@ -514,7 +505,7 @@ fn create_devices(
 fn bind_host_device(root: BorrowedFd<'_>, path: &Path) -> Res {
     let target = paths::mkdir_all_in_root(root, path, Leaf::File)
         .map_err(errno_ctx(format!("creating {path:?}")))?;
-    rustix::mount::mount_bind(path, &paths::proc_fd_path(target.as_fd()))
+    rustix::mount::mount_bind(path, paths::proc_fd_path(target.as_fd()))
         .map_err(errno_ctx(format!("binding host device {path:?}")))
 }
 
