@@ -6,7 +6,7 @@ mod common;
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 use berth_archive::{apply_layer, compressor, decompressor, ApplyOptions, Compression, Error};
 use berth_errdefs::{ErrorKind, HasKind};
@@ -178,6 +178,54 @@ fn hardlinks_through_symlinks_are_refused_or_link_the_symlink() {
     let md = fs::symlink_metadata(sb.dest.join("stolen")).unwrap();
     assert!(md.file_type().is_symlink());
     assert_eq!(md.nlink(), 2);
+    sb.assert_contained(&before);
+}
+
+#[test]
+fn hardlinks_to_directories_and_forward_references_are_refused() {
+    let before = passwd();
+    for (tar, what) in [
+        (
+            RawTar::new().dir("d/").hardlink("l", "d").finish(),
+            "a directory",
+        ),
+        (
+            RawTar::new()
+                .hardlink("l", "later")
+                .file("later", b"x")
+                .finish(),
+            "a later entry",
+        ),
+        (
+            RawTar::new().file("f", b"x").hardlink("f", "f").finish(),
+            "itself",
+        ),
+        (RawTar::new().hardlink("l", "./").finish(), "the root"),
+    ] {
+        let sb = Sandbox::new();
+        let err = apply(&sb, &tar).unwrap_err();
+        assert!(matches!(err, Error::HardlinkTarget { .. }), "{what}: {err}");
+        sb.assert_contained(&before);
+    }
+}
+
+#[test]
+fn whiteouts_through_symlinked_parents_stay_inside() {
+    let before = passwd();
+    let sb = Sandbox::new();
+    fs::create_dir(sb.dest.join("keep")).unwrap();
+    let tar = RawTar::new()
+        .symlink("root", "/")
+        .file("root/.wh.canary", b"")
+        .file("root/keep/.wh..wh..opq", b"")
+        .finish();
+    apply(&sb, &tar).unwrap();
+    let wh = fs::symlink_metadata(sb.dest.join("canary")).unwrap();
+    assert_eq!((wh.file_type().is_char_device(), wh.rdev()), (true, 0));
+    assert_eq!(
+        common::xattrs(&sb.dest.join("keep")),
+        vec![(b"trusted.overlay.opaque".to_vec(), b"y".to_vec())]
+    );
     sb.assert_contained(&before);
 }
 
