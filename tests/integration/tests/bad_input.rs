@@ -13,13 +13,16 @@ fn assert_one_line_error(out: &std::process::Output, want: &str) {
     assert!(err.contains(want), "expected {want:?} in: {err}");
 }
 
+/// A change that makes a config invalid.
+type ConfigEdit = dyn Fn(&mut serde_json::Value);
+
 #[test]
 fn bad_configs_are_refused_by_name() {
     if !require_root() {
         return;
     }
     let mut env = TestEnv::new("badconfig");
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    let cases: Vec<(&str, Box<ConfigEdit>)> = vec![
         (
             "process.user.uid: invalid type",
             Box::new(|c| c["process"]["user"]["uid"] = json!("root")),
