@@ -28,7 +28,8 @@ pub enum Error {
         source: io::Error,
     },
 
-    /// The stream ended inside an entry or before the end-of-archive marker.
+    /// The stream ended inside a header, an entry's data or its padding,
+    /// or right after an extended header.
     #[error("layer stream is truncated: it ended {what} (entry {entry:?}, byte {offset}); fetch the blob again")]
     Truncated {
         entry: String,

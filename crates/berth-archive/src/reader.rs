@@ -250,14 +250,22 @@ impl<R: BufRead> TarReader<R> {
         let mut pending = Pending::default();
         let mut block = [0u8; BLOCK];
         loop {
+            let pending_ext =
+                pending.pax.is_some() || pending.long_name.is_some() || pending.long_link.is_some();
             if !self.read_block(&mut block)? {
-                return Err(self.truncated("before the end-of-archive marker"));
+                if pending_ext {
+                    return Err(self.truncated("after an extended header"));
+                }
+                // Go's archive/tar (docker, containerd) and GNU tar accept a
+                // stream that ends cleanly between entries without the
+                // marker, and some layer writers omit it; so do we. The
+                // blob digest, checked by the caller, is what detects a cut
+                // at exactly an entry boundary.
+                tracing::warn!(offset = self.offset, after = %self.current, "layer tar has no end-of-archive marker");
+                return Ok(None);
             }
             if block.iter().all(|&b| b == 0) {
-                if pending.pax.is_some()
-                    || pending.long_name.is_some()
-                    || pending.long_link.is_some()
-                {
+                if pending_ext {
                     return Err(self.malformed("an extended header is not followed by an entry"));
                 }
                 self.drain_trailer()?;

@@ -300,10 +300,21 @@ fn truncated_streams_are_data_loss() {
     assert_eq!(err.kind(), ErrorKind::DataLoss);
     sb.assert_contained(&before);
 
-    // Cut before the end-of-archive marker.
+    // Cut inside a header.
     let sb = Sandbox::new();
-    let err = apply(&sb, &tar[..tar.len() - 1024]).unwrap_err();
-    assert!(matches!(err, Error::Truncated { .. }), "{err}");
+    let err = apply(&sb, &tar[..tar.len() - 1024 - 512 - 100]).unwrap_err();
+    assert!(
+        matches!(err, Error::Truncated { ref entry, .. } if entry == "d/big"),
+        "{err}"
+    );
+    sb.assert_contained(&before);
+
+    // Cut exactly before the end-of-archive marker: like Go's reader and
+    // GNU tar, accepted (the blob digest catches such a cut).
+    let sb = Sandbox::new();
+    let stats = apply(&sb, &tar[..tar.len() - 1024]).unwrap();
+    assert_eq!(stats.entries, 3);
+    assert_eq!(fs::read(sb.dest.join("d/after")).unwrap(), b"x");
     sb.assert_contained(&before);
 
     // A truncated gzip stream.
@@ -357,8 +368,13 @@ fn garbage_is_a_malformed_header() {
         "{err}"
     );
 
-    // An empty stream has no end-of-archive marker.
-    let err = apply(&sb, b"").unwrap_err();
+    // An empty stream is an empty layer (as for Go's reader), but a stream
+    // that ends after an extended header is cut.
+    assert_eq!(apply(&sb, b"").unwrap().entries, 0);
+    let mut t = tar::Builder::new(Vec::new());
+    t.append_pax_extensions([("path", &b"long"[..])]).unwrap();
+    let cut = t.into_inner().unwrap();
+    let err = apply(&sb, &cut[..1024]).unwrap_err();
     assert!(matches!(err, Error::Truncated { .. }), "{err}");
     sb.assert_contained(&before);
 }
