@@ -392,3 +392,108 @@ fn a_failing_hook_fails_create_and_leaves_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("createRuntime"));
     env.finish();
 }
+
+#[test]
+fn namespaces_are_joined_by_path() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("nsjoin");
+    let mut first = env.bundle(&["sleep", "1000"]);
+    first.edit(|c| c["hostname"] = json!("shared-uts"));
+    let id = env.id();
+    env.rt_ok(&["run", "--detach", "--bundle", first.path(), &id]);
+    let state: serde_json::Value = serde_json::from_str(&env.rt_ok(&["state", &id])).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    let mut second = env.bundle(&[
+        "sh",
+        "-c",
+        "hostname; readlink /proc/self/ns/net; readlink /proc/self/ns/uts",
+    ]);
+    second.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network" && n["type"] != "uts");
+        ns.push(json!({"type": "network", "path": format!("/proc/{pid}/ns/net")}));
+        ns.push(json!({"type": "uts", "path": format!("/proc/{pid}/ns/uts")}));
+        c.as_object_mut().unwrap().remove("hostname");
+    });
+    let (code, out, err) = env.run(&second);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "shared-uts");
+    assert_eq!(
+        lines[1],
+        std::fs::read_link(format!("/proc/{pid}/ns/net"))
+            .unwrap()
+            .to_str()
+            .unwrap()
+    );
+    assert_eq!(
+        lines[2],
+        std::fs::read_link(format!("/proc/{pid}/ns/uts"))
+            .unwrap()
+            .to_str()
+            .unwrap()
+    );
+    env.rt_ok(&["delete", "--force", &id]);
+    env.finish();
+}
+
+#[test]
+fn no_pivot_and_preserved_fds() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("nopivot");
+    let b = env.bundle(&["sh", "-c", "cat /proc/self/mountinfo | wc -l; cat <&3"]);
+    let id = env.id();
+    let payload = env.dir.path().join("payload");
+    std::fs::write(&payload, "passed-through\n").unwrap();
+    let file = std::fs::File::open(&payload).unwrap();
+    // Put the file at fd 3 of the runtime with a shell redirection.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec 3<{} && exec \"$0\" --root \"$1\" run --no-pivot --preserve-fds 1 --bundle \"$2\" \"$3\"",
+            payload.display()
+        ))
+        .arg(&env.binary)
+        .arg(&env.state_root)
+        .arg(b.path())
+        .arg(&id)
+        .output()
+        .unwrap();
+    drop(file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("passed-through"), "{stdout}");
+    env.finish();
+}
+
+#[test]
+fn update_and_stats_reach_the_cgroup() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("update");
+    let b = env.bundle(&["sleep", "1000"]);
+    let id = env.id();
+    env.rt_ok(&["run", "--detach", "--bundle", b.path(), &id]);
+    env.rt_ok(&["update", "--memory", "64m", "--pids-limit", "20", &id]);
+    let stats: serde_json::Value =
+        serde_json::from_str(&env.rt_ok(&["events", "--stats", &id])).unwrap();
+    assert_eq!(stats["type"], json!("stats"));
+    assert_eq!(
+        stats["data"]["memory"]["usage"]["limit"],
+        json!(64u64 << 20),
+        "{stats}"
+    );
+    assert_eq!(stats["data"]["pids"]["limit"], json!(20), "{stats}");
+    assert!(stats["data"]["pids"]["current"].as_u64().unwrap() >= 1);
+    env.rt_ok(&["delete", "--force", &id]);
+    env.finish();
+}
