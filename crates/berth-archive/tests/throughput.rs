@@ -135,6 +135,9 @@ fn unpack_throughput() {
     let gz_path = work.path().join("layer.tar.gz");
     fs::write(&gz_path, &blobs[1].1).unwrap();
 
+    // Each of ours is followed by GNU tar on the same input where there is
+    // one, so both see the same file system state (ext4 slows down after
+    // large deletions).
     for (c, blob) in &blobs {
         for sync in [false, true] {
             let dest = work.path().join(format!("dest-{c:?}-{sync}"));
@@ -157,18 +160,17 @@ fn unpack_throughput() {
             );
             fs::remove_dir_all(&dest).unwrap();
         }
-    }
-
-    // Reference: GNU tar on the same tar (from page cache) and tar.gz.
-    for (label, args) in [
-        ("tar -x", vec!["-xf", tar_path.to_str().unwrap()]),
-        ("tar -xz", vec!["-xzf", gz_path.to_str().unwrap()]),
-    ] {
+        let gnu = match c {
+            Compression::None => ("tar -x", vec!["-xf", tar_path.to_str().unwrap()]),
+            Compression::Gzip => ("tar -xz", vec!["-xzf", gz_path.to_str().unwrap()]),
+            Compression::Zstd => continue,
+        };
         let dest = work.path().join("gnu");
         fs::create_dir(&dest).unwrap();
-        let t = gnu_tar(&args, &dest);
+        let t = gnu_tar(&gnu.1, &dest);
         println!(
-            "GNU {label}: {:.2} s, {:.0} MB/s of tar, {:.0} files/s",
+            "  GNU {}: {:.2} s, {:.0} MB/s of tar, {:.0} files/s",
+            gnu.0,
             t.as_secs_f64(),
             mbps(tar.len() as u64, t),
             entries as f64 / t.as_secs_f64()
