@@ -1,11 +1,13 @@
 /*
  * Benchmark driver for OCI runtimes with runc's command line.
  *
- *   driver lifecycle BUNDLE WORKDIR ITERATIONS WARMUP OUT.csv FLOOR_CMD NAME=BIN...
+ *   driver lifecycle BUNDLE WORKDIR ITERATIONS WARMUP OUT.csv ENTRY...
+ *       ENTRY is NAME=BIN, a runtime, or cmd:NAME=COMMAND ARGS (split at
+ *       spaces), a plain command such as the floor, timed as a whole.
  *       Times create, start, wait-for-exit and delete of the bundle's
- *       container for every runtime, alternating between them (and the floor
- *       command) inside each iteration, rotating who goes first so no entry
- *       always runs right after the same neighbour. Writes one CSV row per
+ *       container for every runtime, alternating between all entries
+ *       inside each iteration, rotating who goes first so no entry always
+ *       runs right after the same neighbour. Writes one CSV row per
  *       measured run; warm-up iterations are run but not written.
  *   driver linger BUNDLE WORKDIR ROUNDS NAME=BIN...
  *       For a long-running container: after `start` returns, lists every
@@ -57,8 +59,9 @@ struct entry {
 	char bin[PATH_MAX];
 	char state[PATH_MAX]; /* --root directory, one per runtime */
 	char log[PATH_MAX];   /* stdout+stderr of the current lifecycle */
-	int is_floor;
-	char *floor_argv[MAX_ARGS];
+	int is_cmd;
+	char cmdline[4096]; /* is_cmd: cmd_argv points into it */
+	char *cmd_argv[MAX_ARGS];
 	int failed;
 };
 
@@ -236,7 +239,7 @@ static int wait_exit(int pidfd, pid_t pid)
 /* One create/start/wait/delete; returns 0 and fills s, or -1 after fail(). */
 static int lifecycle(struct entry *e, char *id, struct sample *s)
 {
-	char pidfile[PATH_MAX], *argv[MAX_ARGS];
+	char pidfile[PATH_MAX + 128], *argv[MAX_ARGS];
 	snprintf(pidfile, sizeof pidfile, "%s/%s.pid", e->state, id);
 	unlink(pidfile);
 	clear_log(e->log);
@@ -309,16 +312,16 @@ static int lifecycle(struct entry *e, char *id, struct sample *s)
 	return 0;
 }
 
-static int floor_run(struct entry *e, struct sample *s)
+static int cmd_run(struct entry *e, struct sample *s)
 {
 	clear_log(e->log);
 	int64_t t0 = now_ns();
-	int st = run(e->floor_argv, e->log);
+	int st = run(e->cmd_argv, e->log);
 	int64_t t1 = now_ns();
 	if (!ok(st)) {
 		char what[128];
 		describe_status(st, what, sizeof what);
-		fail(e, e->floor_argv, what);
+		fail(e, e->cmd_argv, what);
 		return -1;
 	}
 	memset(s, 0, sizeof *s);
@@ -337,8 +340,22 @@ static int parse_entries(int argc, char **argv, const char *workdir, struct entr
 			die("runtime argument %s is not NAME=BIN", argv[i]);
 		struct entry *e = &es[n++];
 		memset(e, 0, sizeof *e);
-		snprintf(e->name, sizeof e->name, "%.*s", (int)(eq - argv[i]), argv[i]);
-		snprintf(e->bin, sizeof e->bin, "%s", eq + 1);
+		const char *name = argv[i];
+		if (strncmp(name, "cmd:", 4) == 0) {
+			name += 4;
+			e->is_cmd = 1;
+			snprintf(e->cmdline, sizeof e->cmdline, "%s", eq + 1);
+			int k = 0;
+			char *save;
+			for (char *tok = strtok_r(e->cmdline, " ", &save); tok && k < MAX_ARGS - 1;
+			     tok = strtok_r(NULL, " ", &save))
+				e->cmd_argv[k++] = tok;
+			e->cmd_argv[k] = NULL;
+			if (k == 0)
+				die("entry %s has an empty command", argv[i]);
+		}
+		snprintf(e->name, sizeof e->name, "%.*s", (int)(eq - name), name);
+		snprintf(e->bin, sizeof e->bin, "%s", e->is_cmd ? e->cmd_argv[0] : eq + 1);
 		snprintf(e->state, sizeof e->state, "%s/state-%s", workdir, e->name);
 		snprintf(e->log, sizeof e->log, "%s/log-%s.txt", workdir, e->name);
 		if (mkdir(e->state, 0700) < 0 && errno != EEXIST)
@@ -358,26 +375,14 @@ static void setup_common(void)
 
 static int cmd_lifecycle(int argc, char **argv)
 {
-	if (argc < 7)
-		die("usage: lifecycle BUNDLE WORKDIR ITERATIONS WARMUP OUT.csv FLOOR_CMD NAME=BIN...");
+	if (argc < 6)
+		die("usage: lifecycle BUNDLE WORKDIR ITERATIONS WARMUP OUT.csv ENTRY...");
 	bundle = argv[0];
 	const char *workdir = argv[1];
 	int iterations = atoi(argv[2]), warmup = atoi(argv[3]);
 	const char *out = argv[4];
-	struct entry es[MAX_ENTRIES + 1];
-	int n = parse_entries(argc - 6, argv + 6, workdir, es);
-
-	struct entry *fl = &es[n++];
-	memset(fl, 0, sizeof *fl);
-	snprintf(fl->name, sizeof fl->name, "floor");
-	snprintf(fl->log, sizeof fl->log, "%s/log-floor.txt", workdir);
-	fl->is_floor = 1;
-	static char floor_cmd[4096];
-	snprintf(floor_cmd, sizeof floor_cmd, "%s", argv[5]);
-	int k = 0;
-	for (char *tok = strtok(floor_cmd, " "); tok && k < MAX_ARGS - 1; tok = strtok(NULL, " "))
-		fl->floor_argv[k++] = tok;
-	fl->floor_argv[k] = NULL;
+	static struct entry es[MAX_ENTRIES];
+	int n = parse_entries(argc - 5, argv + 5, workdir, es);
 
 	setup_common();
 	FILE *csv = fopen(out, "w");
@@ -394,8 +399,8 @@ static int cmd_lifecycle(int argc, char **argv)
 				continue;
 			struct sample s;
 			int rc;
-			if (e->is_floor) {
-				rc = floor_run(e, &s);
+			if (e->is_cmd) {
+				rc = cmd_run(e, &s);
 			} else {
 				char id[96];
 				snprintf(id, sizeof id, "bench-%.63s-%s%d", e->name, it < 0 ? "w" : "", it < 0 ? -it : it);
@@ -536,7 +541,7 @@ static int cmd_linger(int argc, char **argv)
 	bundle = argv[0];
 	const char *workdir = argv[1];
 	int rounds = atoi(argv[2]);
-	struct entry es[MAX_ENTRIES];
+	static struct entry es[MAX_ENTRIES];
 	int n = parse_entries(argc - 3, argv + 3, workdir, es);
 	setup_common();
 
@@ -545,7 +550,7 @@ static int cmd_linger(int argc, char **argv)
 		struct entry *e = &es[j];
 		int at_return = 0, later = 0, parent_is_driver = 0, done = 0;
 		for (int r = 0; r < rounds && !e->failed; r++) {
-			char id[96], pidfile[PATH_MAX], *av[MAX_ARGS];
+			char id[96], pidfile[PATH_MAX + 128], *av[MAX_ARGS];
 			snprintf(id, sizeof id, "linger-%.63s-%d", e->name, r);
 			snprintf(pidfile, sizeof pidfile, "%s/%s.pid", e->state, id);
 			clear_log(e->log);

@@ -2,7 +2,8 @@
  * The kernel floor for starting a container: the least work any OCI runtime
  * must do to run `true` from a rootfs in fresh namespaces.
  *
- *   floor ROOTFS NS...      NS is one of: pid network ipc uts mount cgroup user
+ *   floor [-g CGROUP_DIR]... ROOTFS NS...
+ *       NS is one of: pid network ipc uts mount cgroup user
  *
  * It clones one child into the given namespaces (run.sh passes the set the
  * bundle's config.json asks for), and the child makes its mounts private,
@@ -10,23 +11,39 @@
  * and execs /bin/true. The parent waits for it and exits with its status.
  *
  * Deliberately absent, because they are policy and not the kernel's price:
- * /proc, /dev and /sys mounts, cgroups, capabilities, seccomp, rlimits, the
+ * /proc, /dev and /sys mounts, capabilities, seccomp, rlimits, the
  * create/start split and any state on disk. The driver times this whole
  * program (fork + exec of it included), exactly as it times each runtime
  * command, so both sides pay the same process start-up.
+ *
+ * With -g (a second, separately reported floor) it also pays what placing a
+ * container in cgroups costs the kernel: it creates each CGROUP_DIR before
+ * the clone, writes the child's pid into its cgroup.procs while the child
+ * waits on a pipe (as a runtime does when clone3's CLONE_INTO_CGROUP is not
+ * available, e.g. on cgroup v1), and removes the directories after the
+ * child is reaped. The first migration after a quiet spell is where the
+ * kernel waits for an RCU grace period (cgroup_threadgroup_rwsem).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static const char *rootfs;
+static int go_pipe[2] = { -1, -1 };
+
+#define MAX_CGROUPS 32
+static const char *cgroups[MAX_CGROUPS];
+static int ncgroups;
+static int unshare_cgroupns;
 
 static int ns_flag(const char *name)
 {
@@ -56,6 +73,17 @@ static void must(int rc, const char *what)
 static int child(void *arg)
 {
 	(void)arg;
+	if (ncgroups) {
+		/* Wait until the parent has put us in every cgroup. */
+		char c;
+		close(go_pipe[1]);
+		if (read(go_pipe[0], &c, 1) != 1)
+			_exit(127);
+		/* As runtimes do: the cgroup namespace is made after the move, so
+		 * its root is the container's own cgroup. */
+		if (unshare_cgroupns)
+			must(unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");
+	}
 	/* Without this a shared / would propagate our pivot back to the host. */
 	must(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "make / private");
 	/* pivot_root needs the new root to be a mount point. */
@@ -73,27 +101,119 @@ static int child(void *arg)
 	return 127;
 }
 
+/* Writes s to dir/name; returns 0 or -1 with errno set. */
+static int write_file(const char *dir, const char *name, const char *s)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = write(fd, s, strlen(s));
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return n == (ssize_t)strlen(s) ? 0 : -1;
+}
+
+/* A v1 cpuset cgroup starts with no cpus or mems and refuses tasks until
+ * it has some: copy the parent's, as runtimes do. */
+static void inherit_cpuset(const char *dir)
+{
+	static const char *files[] = { "cpuset.cpus", "cpuset.mems" };
+	for (int i = 0; i < 2; i++) {
+		char path[4096], buf[512];
+		snprintf(path, sizeof path, "%s/../%s", dir, files[i]);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return; /* not a cpuset hierarchy */
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (n <= 0)
+			return;
+		buf[n] = 0;
+		if (write_file(dir, files[i], buf) < 0) {
+			fprintf(stderr, "floor: %s/%s: %s\n", dir, files[i], strerror(errno));
+			exit(127);
+		}
+	}
+}
+
+static void remove_cgroups(void)
+{
+	for (int i = 0; i < ncgroups; i++)
+		if (rmdir(cgroups[i]) < 0 && errno != ENOENT)
+			fprintf(stderr, "floor: rmdir %s: %s\n", cgroups[i], strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		fprintf(stderr, "usage: floor ROOTFS [NS...]\n");
+	int i = 1;
+	while (i + 1 < argc && strcmp(argv[i], "-g") == 0) {
+		if (ncgroups == MAX_CGROUPS) {
+			fprintf(stderr, "floor: at most %d cgroups\n", MAX_CGROUPS);
+			return 2;
+		}
+		cgroups[ncgroups++] = argv[i + 1];
+		i += 2;
+	}
+	if (i >= argc) {
+		fprintf(stderr, "usage: floor [-g CGROUP_DIR]... ROOTFS [NS...]\n");
 		return 2;
 	}
-	rootfs = argv[1];
+	rootfs = argv[i++];
 	int flags = SIGCHLD;
-	for (int i = 2; i < argc; i++)
+	for (; i < argc; i++)
 		flags |= ns_flag(argv[i]);
+
+	if (ncgroups && (flags & CLONE_NEWCGROUP)) {
+		flags &= ~CLONE_NEWCGROUP;
+		unshare_cgroupns = 1;
+	}
+	for (int c = 0; c < ncgroups; c++) {
+		if (mkdir(cgroups[c], 0755) < 0) {
+			fprintf(stderr, "floor: mkdir %s: %s\n", cgroups[c], strerror(errno));
+			ncgroups = c;
+			remove_cgroups();
+			return 127;
+		}
+		inherit_cpuset(cgroups[c]);
+	}
+	if (ncgroups && pipe2(go_pipe, O_CLOEXEC) < 0) {
+		perror("floor: pipe2");
+		remove_cgroups();
+		return 127;
+	}
 
 	static char stack[64 * 1024] __attribute__((aligned(16)));
 	pid_t pid = clone(child, stack + sizeof stack, flags, NULL);
 	if (pid < 0) {
 		perror("floor: clone");
+		remove_cgroups();
 		return 127;
+	}
+	int rc = 0;
+	if (ncgroups) {
+		char spid[32];
+		snprintf(spid, sizeof spid, "%d", pid);
+		for (int c = 0; c < ncgroups && rc == 0; c++)
+			if (write_file(cgroups[c], "cgroup.procs", spid) < 0) {
+				fprintf(stderr, "floor: %s/cgroup.procs: %s\n", cgroups[c], strerror(errno));
+				rc = 127;
+			}
+		close(go_pipe[0]);
+		/* On failure, closing without a byte makes the child give up. */
+		if (rc == 0 && write(go_pipe[1], "g", 1) != 1)
+			rc = 127;
+		close(go_pipe[1]);
 	}
 	int status;
 	if (waitpid(pid, &status, 0) < 0) {
 		perror("floor: waitpid");
 		return 127;
 	}
+	remove_cgroups();
+	if (rc)
+		return rc;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
