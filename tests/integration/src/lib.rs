@@ -5,6 +5,7 @@
 
 pub mod fixtures;
 pub mod leaks;
+pub mod peers;
 pub mod runtime;
 
 /// Skips (with a message on stderr) when not root: these tests run real containers.
