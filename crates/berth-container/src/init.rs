@@ -138,6 +138,13 @@ fn setup(ctx: &InitContext<'_>) -> Res<Stage> {
             .and_then(|h| h.start_container().clone())
             .unwrap_or_default();
         crate::hooks::run_all("startContainer", &hooks, &state).map_err(|e| e.to_string())?;
+    } else {
+        // An exec'd process must outlive the runtime: shims run every
+        // `docker exec` as `exec --detach`. Cleared before seccomp, which
+        // may deny prctl; a parent that died before this has already
+        // delivered the signal, so no failure goes unnoticed.
+        berth_sys::process::prctl(libc::PR_SET_PDEATHSIG, 0, 0)
+            .map_err(|e| format!("PR_SET_PDEATHSIG: {e}"))?;
     }
     if let Some(fd) = ctx.process.drop_privileges(cwd_done)? {
         listener = Some(fd);

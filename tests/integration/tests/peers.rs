@@ -88,6 +88,11 @@ fn docker_detached_exec_stop_rm() {
     // exec exit codes propagate too.
     let out = d.docker(&["exec", &id, "sh", "-c", "exit 5"]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    // The shim runs `exec --detach`: the process must outlive berth-runtime
+    // (it once inherited the runtime's death signal and died with 137).
+    let out = d.docker(&["exec", "-i", &id, "sh", "-c", "sleep 1; cat; echo slept"]);
+    assert!(out.status.success(), "docker exec -i: {}", stderr(&out));
+    assert_eq!(stdout(&out), "slept\n");
 
     let started = std::time::Instant::now();
     d.docker_ok(&["stop", "--time", "30", &id]);
@@ -180,6 +185,9 @@ fn podman_detached_exec_stop_rm() {
     assert!(seen.starts_with("sh -c trap"), "{seen}");
     let out = p.podman(&["exec", &id, "sh", "-c", "exit 5"]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    // conmon runs `exec --detach`: the process must outlive berth-runtime.
+    let slept = p.podman_ok(&["exec", &id, "sh", "-c", "sleep 1; echo slept"]);
+    assert_eq!(slept, "slept\n");
     // exec -t: conmon hands berth-runtime a console socket.
     let tty = p.podman_ok(&["exec", "-t", &id, "tty"]);
     assert_eq!(tty.trim(), "/dev/pts/0");
