@@ -122,6 +122,56 @@ impl CapPlan {
     }
 }
 
+/// This process's permitted set (CapPrm in /proc/self/status).
+pub fn own_permitted() -> std::io::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    parse_cap_prm(&status).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "/proc/self/status has no CapPrm line",
+        )
+    })
+}
+
+fn parse_cap_prm(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapPrm:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+}
+
+/// Refuses capabilities the runtime does not hold itself. Outside a new
+/// user namespace a process can only keep what its creator holds, and
+/// capset would refuse the rest only after `start`, where the failure
+/// looks like the program's own exit status 1; runc fails at create too.
+pub fn check_held(plan: Option<&CapPlan>, in_userns: bool) -> crate::error::Result<()> {
+    let Some(plan) = plan else {
+        return Ok(());
+    };
+    if in_userns {
+        // A process entering a user namespace holds every capability in it.
+        return Ok(());
+    }
+    let held = own_permitted()
+        .map_err(|e| crate::error::Error::io("reading the runtime's own capabilities", e))?;
+    let missing: Vec<&str> = (0..=plan.last_cap)
+        .filter(|c| (plan.effective | plan.permitted) & !held & (1 << c) != 0)
+        .filter_map(|c| NAMES.get(c as usize).copied())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::Error::unsupported(
+        "process.capabilities",
+        format!(
+            "{} not held by the runtime itself (its permitted set lacks it), so no \
+             process it starts can have it; remove it from the effective and permitted \
+             sets or run the runtime with it",
+            missing.join(", ")
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +182,36 @@ mod tests {
         assert_eq!(number("net_raw"), Some(13));
         assert_eq!(number("CAP_CHECKPOINT_RESTORE"), Some(40));
         assert_eq!(number("CAP_NOPE"), None);
+    }
+
+    #[test]
+    fn cap_prm_is_parsed() {
+        let status = "Name:\tx\nCapInh:\t0000000000000000\nCapPrm:\t000001fffeffffff\n";
+        assert_eq!(parse_cap_prm(status), Some(0x1fffeffffff));
+        assert_eq!(parse_cap_prm("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn caps_the_runtime_lacks_are_refused_by_name_outside_a_userns() {
+        let held = own_permitted().unwrap();
+        let Some(lacking) = (0..=berth_sys::caps::last_cap()).find(|c| held & (1 << c) == 0) else {
+            return; // this runtime holds every capability: nothing to refuse
+        };
+        let plan = CapPlan {
+            permitted: 1 << lacking,
+            effective: 1 << lacking,
+            last_cap: berth_sys::caps::last_cap(),
+            ..CapPlan::default()
+        };
+        let err = check_held(Some(&plan), false).unwrap_err().to_string();
+        assert!(err.contains(NAMES[lacking as usize]), "{err}");
+        assert!(check_held(Some(&plan), true).is_ok());
+        let held_plan = CapPlan {
+            permitted: held,
+            effective: held,
+            ..plan
+        };
+        assert!(check_held(Some(&held_plan), false).is_ok());
     }
 
     #[test]

@@ -160,6 +160,7 @@ impl Plan {
             ));
         }
         let process = ProcessPlan::new(process, seccomp, opts.preserve_fds)?;
+        crate::caps::check_held(process.caps.as_ref(), ns.has_userns)?;
         Ok(Plan { ns, process })
     }
 }

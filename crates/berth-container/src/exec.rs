@@ -61,6 +61,7 @@ impl Container {
             ));
         }
         let process = ProcessPlan::new(&opts.process, seccomp, opts.preserve_fds)?;
+        crate::caps::check_held(process.caps.as_ref(), ns.has_userns)?;
         let console = opts
             .console_socket
             .as_deref()
