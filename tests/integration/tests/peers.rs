@@ -38,6 +38,19 @@ fn docker_exit_codes_propagate() {
     d.docker_ok(&["kill", "--signal", "KILL", &id]);
     assert_eq!(d.docker_ok(&["wait", &id]).trim(), "137");
     d.docker_ok(&["rm", &id]);
+    // --privileged asks for every capability: it runs where the runtime
+    // holds them all, and otherwise fails at create naming what is missing,
+    // never as the program's own exit status.
+    let out = d.run(&["--rm", "--privileged"], &["true"]);
+    match out.status.code() {
+        Some(0) => {}
+        Some(125) => assert!(
+            stderr(&out).contains("not held by the runtime"),
+            "{}",
+            stderr(&out)
+        ),
+        other => panic!("docker run --privileged: {other:?}: {}", stderr(&out)),
+    }
     // A program that is not there fails at create, and docker says why.
     let out = d.run(&["--rm"], &["no-such-program"]);
     assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
