@@ -167,14 +167,15 @@ cp "$work/samples.csv" "$here/last-run.csv"
 
 # --- report ---------------------------------------------------------------
 ms() { awk -v ns="$1" 'BEGIN { printf "%.2f", ns / 1e6 }'; }
-declare -A p50 p10s
-table="| entry | n | p10 ms | median ms | p90 ms | create | start | wait | delete |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+declare -A p50 p10s cpu
+table="| entry | n | p10 ms | median ms | p90 ms | create | start | wait | delete | CPU ms |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for entry in berth crun runc floor floor+cgroups; do
-	IFS=$'\t' read -r name n p10 med p90 c s w d < <(awk -F'\t' -v e="$entry" '$1 == e' "$work/stats.tsv")
+	IFS=$'\t' read -r name n p10 med p90 c s w d u < <(awk -F'\t' -v e="$entry" '$1 == e' "$work/stats.tsv")
 	[[ -n ${name:-} ]] || continue # failed before its first sample
 	p50[$name]=$med
 	p10s[$name]=$p10
+	cpu[$name]=$u
 	if [[ $name == floor* ]]; then
 		phases=" | | | "
 	else
@@ -183,7 +184,7 @@ for entry in berth crun runc floor floor+cgroups; do
 	label=$name
 	[[ $name == berth ]] && label=berth-runtime
 	table+="
-| $label | $n | $(ms "$p10") | $(ms "$med") | $(ms "$p90") | $phases |"
+| $label | $n | $(ms "$p10") | $(ms "$med") | $(ms "$p90") | $phases | $(ms "$u") |"
 done
 
 # ratio A B ARRAY: A's value over B's in p50 or p10s.
@@ -195,13 +196,13 @@ ratio() {
 		echo "n/a"
 	fi
 }
-ratios="| ratio | of medians | of p10s | goal (medians) |
-|---|---:|---:|---|"
+ratios="| ratio | of medians | of p10s | of CPU medians | goal (medians) |
+|---|---:|---:|---:|---|"
 for pair in "berth crun at most 0.5" "berth runc" "berth floor at most 2" "crun floor" "runc floor" \
 	"berth floor+cgroups" "crun floor+cgroups" "runc floor+cgroups" "floor+cgroups floor"; do
 	read -r a b goal <<<"$pair"
 	ratios+="
-| $a / $b | $(ratio "$a" "$b" p50) | $(ratio "$a" "$b" p10s) | $goal |"
+| $a / $b | $(ratio "$a" "$b" p50) | $(ratio "$a" "$b" p10s) | $(ratio "$a" "$b" cpu) | $goal |"
 done
 
 linger="| runtime | containers with a process left at \`start\`'s return | ... and 100 ms later | container init re-parented to the caller |
@@ -247,9 +248,13 @@ $table
 Times are wall-clock per container. $ITERATIONS measured iterations per
 entry after $WARMUP warm-ups; p10/p90 by linear interpolation. The phase
 columns are medians of each phase alone (they need not add up to the
-total's median). The machine is shared with other builds (see the load
-average below), which inflates the upper percentiles; the p10 ratios show
-the comparison with the least interference.
+total's median). CPU is the median user+system time of every process the
+lifecycle ran (runtime commands, their helpers, the container). The
+machine is shared with other builds (see the load average below), which
+stretches wall-clock times; the p10 and CPU ratios show the comparison with
+the least interference. Time a runtime spends waiting on the kernel (as
+for the RCU grace period of a cgroup v1 migration) shows in wall-clock
+time only.
 
 $ratios
 
