@@ -93,6 +93,14 @@ jq --arg root "$work/bundle/rootfs" '.root.path = $root | .process.args = ["slee
 	"$work/bundle/config.json" >"$work/linger/config.json"
 mapfile -t namespaces < <(jq -r '.linux.namespaces[].type' "$work/bundle/config.json")
 
+# berth-runtime re-execs from a sealed memfd copy of itself unless its
+# binary sits on a read-only mount (CVE-2019-5736). Measure both installs:
+# the build output as is, and a copy that the namespace below mounts
+# read-only, as a packaged install would.
+mkdir -p "$work/ro"
+cp "$berth" "$work/ro/berth-runtime"
+berth_ro=$work/ro/berth-runtime
+
 # --- programs -------------------------------------------------------------
 gcc -O2 -Wall -Wextra -Werror -o "$work/driver" "$here/driver.c" -lm
 gcc -O2 -Wall -Wextra -Werror -o "$work/floor" "$here/floor.c"
@@ -123,7 +131,7 @@ renice -n -10 -p $$ >/dev/null 2>&1 && niced=-10 || niced=0
 : >"$work/empty"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u +%Y-%m-%dT%H:%MZ)
-export work berth crun runc ITERATIONS WARMUP LINGER_ROUNDS
+export work berth berth_ro crun runc ITERATIONS WARMUP LINGER_ROUNDS
 # The second floor also joins one new cgroup per hierarchy, as a runtime
 # does: every v1 hierarchy, or the cgroup2 mount when there is no v1.
 mapfile -t hierarchies < <(awk '{ for (i = 1; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup") print $5; break } }' /proc/self/mountinfo)
@@ -145,12 +153,14 @@ set +e
 unshare -m --propagation private -- bash -euo pipefail -c '
 	controllers=/sys/fs/cgroup/unified/cgroup.controllers
 	if [[ -e $controllers ]]; then mount --bind "$work/empty" "$controllers"; fi
+	mount --bind "$work/ro" "$work/ro"
+	mount -o remount,bind,ro "$work/ro"
 	rc=0
 	"$work/driver" lifecycle "$work/bundle" "$work" "$ITERATIONS" "$WARMUP" "$work/samples.csv" \
-		berth="$berth" crun="$crun" runc="$runc" \
+		berth="$berth" berth-ro="$berth_ro" crun="$crun" runc="$runc" \
 		"cmd:floor=$floor_cmd" "cmd:floor+cgroups=$floor_cg_cmd" || rc=$?
 	"$work/driver" linger "$work/linger" "$work" "$LINGER_ROUNDS" \
-		berth="$berth" crun="$crun" runc="$runc" control="$work/leaky-runc" \
+		berth="$berth" berth-ro="$berth_ro" crun="$crun" runc="$runc" control="$work/leaky-runc" \
 		>"$work/linger.txt" || rc=$?
 	exit $rc
 ' 2> >(tee "$work/driver-stderr.txt" >&2)
@@ -170,7 +180,15 @@ ms() { awk -v ns="$1" 'BEGIN { printf "%.2f", ns / 1e6 }'; }
 declare -A p50 p10s cpu
 table="| entry | n | p10 ms | median ms | p90 ms | create | start | wait | delete | CPU ms |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-for entry in berth crun runc floor floor+cgroups; do
+label_of() {
+	case $1 in
+	berth) echo berth-runtime ;;
+	berth-ro) echo "berth-runtime, binary on a read-only mount" ;;
+	control) echo "control: runc whose \`start\` leaves a \`sleep 2\` behind" ;;
+	*) echo "$1" ;;
+	esac
+}
+for entry in berth berth-ro crun runc floor floor+cgroups; do
 	IFS=$'\t' read -r name n p10 med p90 c s w d u < <(awk -F'\t' -v e="$entry" '$1 == e' "$work/stats.tsv")
 	[[ -n ${name:-} ]] || continue # failed before its first sample
 	p50[$name]=$med
@@ -181,8 +199,7 @@ for entry in berth crun runc floor floor+cgroups; do
 	else
 		phases="$(ms "$c") | $(ms "$s") | $(ms "$w") | $(ms "$d")"
 	fi
-	label=$name
-	[[ $name == berth ]] && label=berth-runtime
+	label=$(label_of "$name")
 	table+="
 | $label | $n | $(ms "$p10") | $(ms "$med") | $(ms "$p90") | $phases | $(ms "$u") |"
 done
@@ -198,8 +215,9 @@ ratio() {
 }
 ratios="| ratio | of medians | of p10s | of CPU medians | goal (medians) |
 |---|---:|---:|---:|---|"
-for pair in "berth crun at most 0.5" "berth runc" "berth floor at most 2" "crun floor" "runc floor" \
-	"berth floor+cgroups" "crun floor+cgroups" "runc floor+cgroups" "floor+cgroups floor"; do
+for pair in "berth crun at most 0.5" "berth runc" "berth floor at most 2" \
+	"berth-ro crun at most 0.5" "berth-ro runc" "berth-ro floor at most 2" "crun floor" "runc floor" \
+	"berth floor+cgroups" "berth-ro floor+cgroups" "crun floor+cgroups" "runc floor+cgroups" "floor+cgroups floor"; do
 	read -r a b goal <<<"$pair"
 	ratios+="
 | $a / $b | $(ratio "$a" "$b" p50) | $(ratio "$a" "$b" p10s) | $(ratio "$a" "$b" cpu) | $goal |"
@@ -209,9 +227,7 @@ linger="| runtime | containers with a process left at \`start\`'s return | ... a
 |---|---:|---:|---:|"
 while read -r _ name rounds at later parent rest; do
 	rounds=${rounds#*=}
-	label=$name
-	[[ $name == berth ]] && label=berth-runtime
-	[[ $name == control ]] && label="control: runc whose \`start\` leaves a \`sleep 2\` behind"
+	label=$(label_of "$name")
 	linger+="
 | $label | ${at#*=}/$rounds | ${later#*=}/$rounds | ${parent#*=}/$rounds${rest:+ (failed)} |"
 done < <(grep '^LINGER ' "$work/linger.txt")
@@ -293,7 +309,7 @@ $versions
   clock_gettime(CLOCK_MONOTONIC) (nanosecond resolution). A bash loop with
   \`date +%s%N\` was rejected: one call costs ${date_cost_us} µs here, a fork and
   exec, the same order as the floor.
-- Each iteration runs berth-runtime, crun, runc and both floors once each; the
+- Each iteration runs both berth-runtime installs, crun, runc and both floors once each; the
   entry that goes first rotates every iteration. Everything runs at nice
   $niced.
 - Lifecycle: \`RT --root DIR create --bundle B --pid-file F ID\`, then
@@ -308,6 +324,12 @@ $versions
   1.8.1 rejects the 1.2.0 that \`spec\` writes) and nothing else changed
   (namespaces: ${namespaces[*]}; read-only root; the same file for all
   three runtimes). No cgroupsPath, so each runtime picks its default.
+- berth-runtime twice: \`berth\` is target/release/berth-runtime as built; it
+  sits on a writable mount, so every \`create\` first copies the binary into
+  a sealed memfd and re-execs from it (its CVE-2019-5736 guard).
+  \`berth-ro\` is the same binary copied to a directory that the bench's
+  mount namespace bind-mounts read-only, which the guard accepts without a
+  copy, as it would for a packaged install on a read-only /usr.
 - Floor (\`bench/runtime/floor.c\`): one clone() into the same namespaces,
   then in the child: make / rprivate, bind the rootfs onto itself,
   pivot_root(\".\", \".\"), detach the old root, exec /bin/true; the parent
