@@ -12,6 +12,7 @@
 #   WARMUP         warm-up iterations, run but not recorded (default 3)
 #   LINGER_ROUNDS  containers per runtime for the lingering check (default 5)
 #   SKIP_BUILD=1   use the existing target/release/berth-runtime
+#                  (under $CARGO_TARGET_DIR when that is set)
 #   NO_RESULTS=1   print the table but leave bench/RESULTS.md alone
 #
 # It installs what it needs from apt, builds berth-runtime (release), makes
@@ -49,7 +50,7 @@ fi
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
 	(cd "$repo" && cargo build --release -p berth-runtime)
 fi
-berth=$repo/target/release/berth-runtime
+berth=${CARGO_TARGET_DIR:-$repo/target}/release/berth-runtime
 [[ -x $berth ]] || { echo "run.sh: $berth is missing; build it or unset SKIP_BUILD" >&2; exit 1; }
 crun=$(command -v crun)
 runc=$(command -v runc)
@@ -58,13 +59,14 @@ work=$(mktemp -d /tmp/berth-bench-runtime.XXXXXX)
 floor_cgroups=()
 cleanup() {
 	# A container left by an aborted run would pin its cgroup and rootfs.
-	for rt in berth:"$berth" crun:"$crun" runc:"$runc"; do
-		local name=${rt%%:*} bin=${rt#*:} dir=$work/state-${rt%%:*}
+	# The state dirs are the driver's: $work/state-NAME for each entry.
+	local rt bin dir id
+	for rt in berth:"$berth" berth-ro:"$berth" crun:"$crun" runc:"$runc" control:"$runc"; do
+		bin=${rt#*:} dir=$work/state-${rt%%:*}
 		[[ -d $dir ]] || continue
 		for id in $("$bin" --root "$dir" list -q 2>/dev/null || true); do
 			"$bin" --root "$dir" delete --force "$id" >/dev/null 2>&1 || true
 		done
-		: "$name"
 	done
 	rmdir "${floor_cgroups[@]}" 2>/dev/null || true
 	rm -rf "$work"
