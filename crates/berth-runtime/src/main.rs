@@ -13,10 +13,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `--version` in runc's shape ("NAME version X" and "spec: Y" lines):
+/// dockerd parses it for `docker info`, podman shows it in `podman info`.
+const VERSION_TEXT: &str = concat!("version ", env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0");
+
 #[derive(Parser, Debug)]
 #[command(
     name = "berth-runtime",
-    version,
+    version = VERSION_TEXT,
     about = "An OCI container runtime with runc's command line"
 )]
 pub struct Cli {
@@ -289,4 +293,16 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
             || c.downcast_ref::<serde_json::Error>()
                 .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_text_names_the_spec_version_berth_writes() {
+        let spec_line = super::VERSION_TEXT.lines().last().unwrap();
+        assert_eq!(
+            spec_line,
+            format!("spec: {}", berth_container::state::OCI_VERSION)
+        );
+    }
 }
