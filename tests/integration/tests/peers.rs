@@ -175,6 +175,9 @@ fn podman_detached_exec_stop_rm() {
     let Some(mut p) = Podman::new("podman_detached") else {
         return;
     };
+    // podman shows `berth-runtime --version` in its info.
+    let version = p.podman_ok(&["info", "--format", "{{.Host.OCIRuntime.Version}}"]);
+    assert!(version.starts_with("berth-runtime version "), "{version}");
     // This test is about conmon's calls (create with a pid file, start,
     // exec with and without a console socket, kill, delete), not seccomp:
     // podman's default profile is podman_run_echo_hi's job.
