@@ -12,6 +12,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+
+pub mod tree;
 use tar::{EntryType, Header};
 
 /// Builds a tar stream entry by entry with raw header fields.
