@@ -218,3 +218,44 @@ fn podman_detached_exec_stop_rm() {
     p.podman_ok(&["rm", &id]);
     p.finish();
 }
+
+#[test]
+fn podman_user_namespace() {
+    let Some(mut p) = Podman::new("podman_userns") else {
+        return;
+    };
+    // podman maps the image for the namespace; berth-runtime creates it
+    // from the spec's mappings. (Unconfined: see podman_detached_exec_stop_rm.)
+    let out = p.run(
+        &[
+            "-d",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--uidmap",
+            "0:200000:65536",
+            "--gidmap",
+            "0:200000:65536",
+        ],
+        &["sleep", "1000"],
+    );
+    assert!(
+        out.status.success(),
+        "podman run --uidmap: {}",
+        stderr(&out)
+    );
+    let id = stdout(&out).trim().to_string();
+    let pid = p.podman_ok(&["inspect", "--format", "{{.State.Pid}}", &id]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
+    let host_uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap();
+    assert_eq!(host_uid, "200000", "container root is host uid 200000");
+    // exec joins the user namespace: root inside, the same map.
+    let seen = p.podman_ok(&["exec", &id, "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    let words: Vec<&str> = seen.split_whitespace().collect();
+    assert_eq!(words, ["0", "0", "200000", "65536"], "{seen}");
+    p.podman_ok(&["rm", "--force", "--time", "0", &id]);
+    p.finish();
+}
