@@ -348,8 +348,9 @@ impl Dockerd {
         prepare(&[(DOCKERD, "docker.io"), (DOCKER, "docker.io")])?;
         let runtime = berth_binary("berth-runtime");
         let id = unique(name);
+        // Short: containerd's sockets live under it (108-byte socket paths).
         let dir = tempfile::Builder::new()
-            .prefix(&format!("{id}-"))
+            .prefix("berth-dkr-")
             .tempdir()
             .expect("temp dir");
         let d = dir.path();
