@@ -240,7 +240,25 @@ impl Unpacker {
             self.apply_root(entry)?;
             return data.each(|_| Ok(()));
         }
+        // aufs-era layers keep bookkeeping under top-level `.wh..wh.plnk/`
+        // and `.wh..wh.aufs`; docker skips it, and so do we.
+        if rel.starts_with(WHITEOUT_META_PREFIX) && rel != OPAQUE_MARKER {
+            return data.each(|_| Ok(()));
+        }
         let (parent, name) = split(&rel);
+        // A whiteout is a marker, never a directory: a path beneath one
+        // would make us create a `.wh.` directory in the layer.
+        if parent
+            .split(|&b| b == b'/')
+            .any(|c| c.starts_with(WHITEOUT_PREFIX))
+        {
+            return Err(Error::BadPath {
+                entry: entry.name(),
+                path: entry.name(),
+                reason: "a directory on its path is a whiteout (.wh.)",
+            }
+            .into());
+        }
         if name.starts_with(WHITEOUT_PREFIX) {
             self.whiteout(entry, parent, name)?;
             return data.each(|_| Ok(()));

@@ -396,6 +396,20 @@ fn unsupported_and_odd_entries() {
         Error::BadPath { .. }
     ));
 
+    // aufs bookkeeping is skipped, a path under a whiteout refused.
+    let tar = RawTar::new()
+        .dir(".wh..wh.plnk/")
+        .file(".wh..wh.plnk/1.2", b"x")
+        .finish();
+    apply(&sb, &tar).unwrap();
+    assert!(!sb.dest.join(".wh..wh.plnk").exists());
+    let tar = RawTar::new().file(".wh.x/inner", b"").finish();
+    assert!(matches!(
+        apply(&sb, &tar).unwrap_err(),
+        Error::BadPath { .. }
+    ));
+    assert!(!sb.dest.join(".wh.x").exists());
+
     let tar = RawTar::new().symlink("./", "elsewhere").finish();
     assert!(matches!(
         apply(&sb, &tar).unwrap_err(),
