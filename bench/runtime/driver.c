@@ -319,6 +319,7 @@ static int lifecycle(struct entry *e, char *id, struct sample *s)
 		return -1;
 	}
 	reap_strays();
+	unlink(pidfile);
 	s->create = t1 - t0;
 	s->start = t3 - t2;
 	s->wait = t4 - t3;
@@ -625,6 +626,7 @@ static int cmd_linger(int argc, char **argv)
 				break;
 			}
 			reap_strays();
+			unlink(pidfile);
 			done++;
 		}
 		printf("LINGER %s rounds=%d at_return=%d after_100ms=%d init_parent_is_driver=%d%s\n",
