@@ -399,6 +399,8 @@ impl Unpacker {
         }
         let owner = self.owner(entry)?;
         set_fd_metadata(entry, self.root.fd(), owner)?;
+        // The cached parent may be the root with its old setgid bit.
+        self.root.invalidate(b"");
         self.dir_times.insert(Vec::new(), entry.mtime);
         Ok(())
     }

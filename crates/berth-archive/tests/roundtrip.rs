@@ -223,3 +223,32 @@ fn non_utf8_names_round_trip() {
     apply_layer(&tar[..], dest.path(), &ApplyOptions::default()).unwrap();
     assert_eq!(fs::read(dest.path().join(name)).unwrap(), b"x");
 }
+
+#[test]
+fn owners_are_exact_even_in_setgid_directories() {
+    use std::os::unix::fs::MetadataExt;
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o2775);
+    h.set_gid(50);
+    h.set_size(0);
+    b.append_data(&mut h, "sg/", &b""[..]).unwrap();
+    for (name, gid) in [("sg/root-group", 0), ("sg/other", 7)] {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_gid(gid);
+        h.set_size(1);
+        b.append_data(&mut h, name, &b"x"[..]).unwrap();
+    }
+    let tar = b.into_inner().unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    apply_layer(&tar[..], dest.path(), &ApplyOptions::default()).unwrap();
+    let gid = |p: &str| fs::metadata(dest.path().join(p)).unwrap().gid();
+    assert_eq!(
+        (gid("sg"), gid("sg/root-group"), gid("sg/other")),
+        (50, 0, 7)
+    );
+    let mode = fs::metadata(dest.path().join("sg")).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o2775);
+}
