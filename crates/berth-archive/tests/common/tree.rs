@@ -57,6 +57,11 @@ pub fn build_tree(root: &Path) {
     chmod(&p("usr/bin/tool"), 0o4755);
     fs::write(p("usr/bin/sgid"), b"sgid").unwrap();
     chmod(&p("usr/bin/sgid"), 0o2711);
+    // Modes the usual umask would cut.
+    fs::write(p("usr/bin/world"), b"rwx for all").unwrap();
+    chmod(&p("usr/bin/world"), 0o777);
+    fs::write(p("shared"), b"rw for all").unwrap();
+    chmod(&p("shared"), 0o666);
     chmod(&p("tmp"), 0o1777);
     chmod(&p("home/user"), 0o700);
     fs::write(p("empty"), b"").unwrap();
