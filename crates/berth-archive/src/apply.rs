@@ -22,7 +22,6 @@ use rustix::fs::{Gid, Uid};
 
 use crate::digest::HashingReader;
 use crate::error::Error;
-use crate::fsops::current_umask;
 use crate::idmap::IdMap;
 use crate::reader::{Entry, Kind, TarReader};
 use crate::root::LayerRoot;
@@ -144,13 +143,7 @@ pub fn apply_layer(r: impl Read, dest: &Path, opts: &ApplyOptions) -> Result<App
         path: dest.to_path_buf(),
         source,
     })?;
-    let unpacker = Unpacker::new(
-        root,
-        opts.id_map.clone(),
-        opts.opaque_xattr,
-        opts.sync,
-        current_umask(),
-    );
+    let unpacker = Unpacker::new(root, opts.id_map.clone(), opts.opaque_xattr, opts.sync);
     let mut counts = Counts::default();
 
     let (fed, unpacked) = std::thread::scope(|s| {

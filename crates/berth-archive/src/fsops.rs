@@ -181,11 +181,24 @@ pub(crate) fn timestamps(m: Mtime) -> Timestamps {
     }
 }
 
-/// The process umask, read from /proc/self/status (reading it with
-/// umask(2) would change it for every thread for a moment). `None` if
-/// unknown, in which case modes are always set explicitly.
+/// The calling thread's umask, read from /proc/thread-self/status (reading
+/// it with umask(2) would change it for every thread sharing it for a
+/// moment; and a thread that did `unshare(CLONE_FS)` has its own). `None`
+/// if unknown, in which case modes are always set explicitly.
 pub(crate) fn current_umask() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let status = std::fs::read_to_string("/proc/thread-self/status").ok()?;
     let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
     u32::from_str_radix(line.trim(), 8).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn umask_is_readable() {
+        // Whatever it is, it is a permission mask.
+        let m = current_umask().expect("umask from /proc/thread-self/status");
+        assert_eq!(m & !0o777, 0);
+    }
 }

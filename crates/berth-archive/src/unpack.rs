@@ -29,7 +29,7 @@ use rustix::io::Errno;
 
 use crate::apply::{OpaqueXattr, CHUNK, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::error::{show, Error};
-use crate::fsops::{is_dir_at, lsetxattr_at, open_subdir, remove_any, timestamps};
+use crate::fsops::{current_umask, is_dir_at, lsetxattr_at, open_subdir, remove_any, timestamps};
 use crate::idmap::IdMap;
 use crate::path::{normalize, split};
 use crate::reader::{Entry, Kind, Mtime};
@@ -169,7 +169,6 @@ impl Unpacker {
         id_map: Option<IdMap>,
         opaque_xattr: OpaqueXattr,
         sync: bool,
-        umask: Option<u32>,
     ) -> Self {
         Unpacker {
             root,
@@ -177,7 +176,7 @@ impl Unpacker {
             opaque_xattr,
             sync,
             creator: (rustix::process::geteuid(), rustix::process::getegid()),
-            umask,
+            umask: None,
             dir_times: HashMap::new(),
         }
     }
@@ -185,6 +184,8 @@ impl Unpacker {
     /// Applies messages until `Finish` (then finishes the layer) or until
     /// the sender goes away.
     pub(crate) fn run(mut self, mut inbox: Inbox, pool: Sender<Vec<u8>>) -> Result<(), Stop> {
+        // Read here: this thread's umask is the one its creates see.
+        self.umask = current_umask();
         loop {
             match inbox.next() {
                 Some(Msg::Entry(entry, first, more)) => {
