@@ -88,9 +88,11 @@ pub(crate) fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
 /// link. `l*xattr` calls on it resolve the magic link (the directory we
 /// already hold, inside the root) and do not follow `name` itself: the only
 /// way to set or read xattrs of a symlink or device node by descriptor
-/// before `setxattrat(2)` (Linux 6.13).
+/// before `setxattrat(2)` (Linux 6.13). `thread-self`, not `self`: a caller
+/// that unshared its file table has descriptors `self` (the main thread)
+/// does not.
 fn proc_path(dir: BorrowedFd<'_>, name: &[u8]) -> Vec<u8> {
-    let mut p = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+    let mut p = format!("/proc/thread-self/fd/{}/", dir.as_raw_fd()).into_bytes();
     p.extend_from_slice(name);
     p
 }
