@@ -50,6 +50,9 @@ pub enum Error {
     #[error("container init failed: {0}")]
     Init(String),
 
+    #[error("exec in container {id:?} failed: {message}")]
+    Exec { id: String, message: String },
+
     #[error("hook {path:?} ({stage}) failed: {message}")]
     Hook {
         stage: &'static str,
@@ -95,6 +98,7 @@ impl HasKind for Error {
             | Error::Cgroup(_)
             | Error::Seccomp(_)
             | Error::Init(_)
+            | Error::Exec { .. }
             | Error::Hook { .. } => ErrorKind::Internal,
         }
     }

@@ -123,10 +123,16 @@ impl Container {
                 }
                 // The channel closes on exec (it is close-on-exec): success.
                 Ok(None) => break,
-                Ok(Some(Msg::Error(e))) => return Err(fail(Error::Init(e), &[pid])),
+                Ok(Some(Msg::Error(message))) => {
+                    let id = self.id().to_string();
+                    return Err(fail(Error::Exec { id, message }, &[pid]));
+                }
                 Ok(Some(other)) => {
                     return Err(fail(
-                        Error::Init(format!("unexpected message {other:?}")),
+                        Error::Exec {
+                            id: self.id().to_string(),
+                            message: format!("unexpected message {other:?}"),
+                        },
                         &[pid],
                     ))
                 }

@@ -101,6 +101,10 @@ fn docker_detached_exec_stop_rm() {
     // exec exit codes propagate too.
     let out = d.docker(&["exec", &id, "sh", "-c", "exit 5"]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    // A program that is not there: docker's 126, and the error names it.
+    let out = d.docker(&["exec", &id, "no-such-program"]);
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no-such-program"), "{}", stderr(&out));
     // The shim runs `exec --detach`: the process must outlive berth-runtime
     // (it once inherited the runtime's death signal and died with 137).
     let out = d.docker(&["exec", "-i", &id, "sh", "-c", "sleep 1; cat; echo slept"]);
