@@ -265,3 +265,26 @@ fn podman_user_namespace() {
     p.podman_ok(&["rm", "--force", "--time", "0", &id]);
     p.finish();
 }
+
+#[test]
+fn docker_host_pid_namespace_stop_kills_every_process() {
+    let Some(d) = Dockerd::start("docker_pidhost") else {
+        return;
+    };
+    // Without a pid namespace of its own, the container's processes do not
+    // die with its init: the shim calls `kill --all` for them.
+    let out = d.run(&["-d", "--pid", "host"], &["sleep", "1000"]);
+    assert!(
+        out.status.success(),
+        "docker run --pid host: {}",
+        stderr(&out)
+    );
+    let id = stdout(&out).trim().to_string();
+    d.docker_ok(&["exec", "--detach", &id, "sleep", "1001"]);
+    d.docker_ok(&["stop", "--time", "1", &id]);
+    let state = d.docker_ok(&["inspect", "--format", "{{.State.Status}}", &id]);
+    assert_eq!(state.trim(), "exited");
+    d.docker_ok(&["rm", &id]);
+    // finish fails on any process left with the container's environment.
+    d.finish();
+}
