@@ -172,7 +172,10 @@ pub fn proc_stat(pid: i32) -> Option<ProcStat> {
     })
 }
 
-/// Writes `bytes` to `path` so that readers see the old or the new content, never a mix.
+/// Writes `bytes` to `path` so that readers see the old or the new content,
+/// never a mix: a temp file renamed into place. No fsync: runtime state
+/// describes live processes and lives in /run, so it has no meaning after
+/// a power loss, and an fsync costs milliseconds on the start path.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().expect("an atomic write target has a parent");
@@ -189,9 +192,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
             .mode(mode)
             .open(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
+        fs::rename(&tmp, path)
     };
     write()
         .inspect_err(|_| {

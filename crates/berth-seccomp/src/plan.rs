@@ -155,7 +155,7 @@ pub(crate) fn plan(profile: &LinuxSeccomp) -> Result<Plan, Error> {
         uses_notify |= planned.iter().any(|r| r.action == ScmpAction::Notify);
         rules.extend(planned);
     }
-    check_conflicts(&rules)?;
+    let rules = drop_conflicts(rules);
     let all_names = profile
         .syscalls()
         .iter()
@@ -173,31 +173,38 @@ pub(crate) fn plan(profile: &LinuxSeccomp) -> Result<Plan, Error> {
     })
 }
 
-/// Two unconditional rules giving one syscall different actions: libseccomp
-/// would silently keep one of them (the first), so a later SCMP_ACT_KILL
-/// could quietly become an errno. Refuse the ambiguity instead.
-fn check_conflicts(rules: &[PlannedRule]) -> Result<(), Error> {
-    let mut first: std::collections::HashMap<&str, &PlannedRule> = std::collections::HashMap::new();
-    for rule in rules.iter().filter(|r| r.conditions.is_empty()) {
-        match first.get(rule.name.as_str()) {
-            Some(earlier) if earlier.action != rule.action => {
-                return Err(Error::invalid(
-                    format!("{ROOT}.syscalls[{}].action", rule.index),
-                    format!("{:?} for {}", rule.action, rule.name),
-                    format!(
-                        "conflicts with {ROOT}.syscalls[{}], which gives {} the action {:?} \
-                         without conditions; keep one of the two rules",
-                        earlier.index, rule.name, earlier.action
-                    ),
-                ));
-            }
-            Some(_) => {}
-            None => {
-                first.insert(&rule.name, rule);
+/// Two unconditional rules giving one syscall different actions: the
+/// first one wins, as it does in libseccomp and so in runc and crun. Real
+/// profiles rely on it (podman's allows `setns` in its main list and later
+/// denies it for containers without CAP_SYS_ADMIN), so berth keeps that
+/// behaviour and warns about each rule it drops.
+fn drop_conflicts(rules: Vec<PlannedRule>) -> Vec<PlannedRule> {
+    let mut first: std::collections::HashMap<String, (usize, ScmpAction)> =
+        std::collections::HashMap::new();
+    let mut kept = Vec::with_capacity(rules.len());
+    for rule in rules {
+        if rule.conditions.is_empty() {
+            match first.get(rule.name.as_str()) {
+                Some((index, action)) if *action != rule.action => {
+                    tracing::warn!(
+                        "{ROOT}.syscalls[{}]: {:?} for {} is ignored: {ROOT}.syscalls[{index}] \
+                         already gives it {:?} without conditions (the first rule wins)",
+                        rule.index,
+                        rule.action,
+                        rule.name,
+                        action
+                    );
+                    continue;
+                }
+                Some(_) => {}
+                None => {
+                    first.insert(rule.name.clone(), (rule.index, rule.action));
+                }
             }
         }
+        kept.push(rule);
     }
-    Ok(())
+    kept
 }
 
 fn plan_syscall(

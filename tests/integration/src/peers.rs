@@ -580,6 +580,9 @@ fn force_delete_all(root: &Path, ids: Option<&[String]>) {
 /// file events, cgroupfs under a cgroup parent of its own, and containers
 /// without networking (so netavark never touches the host's firewall).
 pub struct Podman {
+    /// Podman tests run one at a time: concurrent podman containers made
+    /// `podman rm` fail with EBUSY on another container's shm mount.
+    _serial: std::sync::MutexGuard<'static, ()>,
     pub dir: tempfile::TempDir,
     runtime: PathBuf,
     pub cgroup_parent: String,
@@ -593,6 +596,8 @@ impl Podman {
     /// Prepares the dirs and imports the busybox image as `busybox`;
     /// `None` (with the reason printed) when the test must be skipped.
     pub fn new(name: &str) -> Option<Podman> {
+        static SERIAL: Mutex<()> = Mutex::new(());
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         prepare(&[(PODMAN, "podman")])?;
         let id = unique(name);
         // podman refuses a runroot path longer than 50 characters.
@@ -601,6 +606,7 @@ impl Podman {
             .tempdir()
             .expect("temp dir");
         let podman = Podman {
+            _serial: serial,
             runtime: berth_binary("berth-runtime"),
             cgroup_parent: format!("/{id}"),
             marker: format!("BERTH_IT_MARKER={id}"),

@@ -161,9 +161,6 @@ fn docker_tty_top_pause_unpause() {
 }
 
 #[test]
-#[ignore = "berth-seccomp refuses podman's default profile: containers-common allows setns \
-            unconditionally and also gives it EPERM without CAP_SYS_ADMIN; libseccomp (runc, \
-            crun) keeps the first rule"]
 fn podman_run_echo_hi() {
     let Some(mut p) = Podman::new("podman_echo") else {
         return;
