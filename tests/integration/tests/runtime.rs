@@ -497,3 +497,37 @@ fn update_and_stats_reach_the_cgroup() {
     env.rt_ok(&["delete", "--force", &id]);
     env.finish();
 }
+
+#[test]
+fn a_detached_exec_outlives_the_runtime() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("execdetach");
+    let b = env.bundle(&["sleep", "1000"]);
+    let id = env.id();
+    env.rt_ok(&["run", "--detach", "--bundle", b.path(), &id]);
+    let pid_file = env.dir.path().join("exec.pid");
+    env.rt_ok(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+        "sleep",
+        "1000",
+    ]);
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the exec'd process is alive");
+    assert!(
+        !stat.contains(") Z "),
+        "the exec'd process died with the runtime: {stat}"
+    );
+    let pids: Vec<i32> =
+        serde_json::from_str(&env.rt_ok(&["ps", "--format", "json", &id])).unwrap();
+    assert!(pids.contains(&pid), "{pids:?} lacks {pid}");
+    env.rt_ok(&["delete", "--force", &id]);
+    env.finish();
+}
