@@ -71,7 +71,15 @@ fn cgroup_dirs_named(name: &str) -> Vec<PathBuf> {
     out
 }
 
-fn processes_with_env(marker: &str) -> Vec<i32> {
+/// Pids whose environment holds exactly `marker` (a `KEY=VALUE` entry).
+pub fn processes_with_env(marker: &str) -> Vec<i32> {
+    processes_where("environ", |env| {
+        env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes())
+    })
+}
+
+/// Pids for which `matches` holds on the content of /proc/<pid>/<file>.
+pub fn processes_where(file: &str, matches: impl Fn(&[u8]) -> bool) -> Vec<i32> {
     let mut out = Vec::new();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return out;
@@ -80,10 +88,8 @@ fn processes_with_env(marker: &str) -> Vec<i32> {
         let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if let Ok(env) = std::fs::read(p.path().join("environ")) {
-            if env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
-                out.push(pid);
-            }
+        if std::fs::read(p.path().join(file)).is_ok_and(|content| matches(&content)) {
+            out.push(pid);
         }
     }
     out

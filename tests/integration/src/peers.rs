@@ -179,21 +179,9 @@ fn host_leaks(dir: &Path, cgroup_parent: &str, allowed_cgroups: &[&str]) -> Vec<
 /// Pids whose command line names `dir` (daemons, shims, conmon).
 pub fn processes_naming(dir: &Path) -> Vec<i32> {
     let needle = dir.as_os_str().as_encoded_bytes();
-    let mut out = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for p in procs.flatten() {
-        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        if let Ok(cmd) = std::fs::read(p.path().join("cmdline")) {
-            if cmd.windows(needle.len()).any(|w| w == needle) {
-                out.push(pid);
-            }
-        }
-    }
-    out
+    crate::leaks::processes_where("cmdline", |cmd| {
+        cmd.windows(needle.len()).any(|w| w == needle)
+    })
 }
 
 fn cmdline(pid: i32) -> String {
