@@ -81,18 +81,27 @@ fn make_read_only_copy(copy: &Path) -> Result<()> {
         rustix::mount::MountFlags::BIND | rustix::mount::MountFlags::RDONLY,
         c"",
     )?;
-    anyhow::ensure!(on_read_only_mount(copy), "{copy:?} is not read-only after remounting");
+    anyhow::ensure!(
+        on_read_only_mount(copy),
+        "{copy:?} is not read-only after remounting"
+    );
     Ok(())
 }
 
 fn reexec_from_memfd() -> Result<()> {
     let mut src = std::fs::File::open("/proc/self/exe").context("opening /proc/self/exe")?;
-    let memfd = rustix::fs::memfd_create("berth-runtime", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
-        .context("memfd_create")?;
+    let memfd = rustix::fs::memfd_create(
+        "berth-runtime",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )
+    .context("memfd_create")?;
     let mut dst = std::fs::File::from(memfd);
     std::io::copy(&mut src, &mut dst).context("copying the runtime into a memfd")?;
-    rustix::fs::fcntl_add_seals(&dst, SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE)
-        .context("sealing the memfd")?;
+    rustix::fs::fcntl_add_seals(
+        &dst,
+        SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
+    )
+    .context("sealing the memfd")?;
     let (args, env) = args_and_env();
     let argv: Vec<&std::ffi::CStr> = args.iter().map(|a| a.as_c_str()).collect();
     let envp: Vec<&std::ffi::CStr> = env.iter().map(|e| e.as_c_str()).collect();
@@ -116,7 +125,11 @@ fn args_and_env() -> (Vec<CString>, Vec<CString>) {
 }
 
 fn is_sealed_memfd() -> bool {
-    std::fs::read_link("/proc/self/exe").is_ok_and(|p| p.as_os_str().as_bytes().starts_with(b"/memfd:berth-runtime"))
+    std::fs::read_link("/proc/self/exe").is_ok_and(|p| {
+        p.as_os_str()
+            .as_bytes()
+            .starts_with(b"/memfd:berth-runtime")
+    })
 }
 
 fn on_read_only_mount(path: &Path) -> bool {
