@@ -13,6 +13,10 @@
 //! Credentials come from docker's `config.json` ([`credentials`]) or are
 //! given per call site with [`Client::with_credentials`] (the daemon's
 //! `X-Registry-Auth`).
+//!
+//! [`pull`] and [`push`] combine the client with berth-image's content and
+//! layer stores and berth-store's database: whole images in and out,
+//! reporting [`progress`] as events.
 
 mod auth;
 mod blobs;
@@ -23,6 +27,9 @@ pub mod credentials;
 mod error;
 mod login;
 mod manifests;
+pub mod progress;
+pub mod pull;
+pub mod push;
 mod tags;
 
 pub use blobs::{PushedBlob, Resume};
@@ -34,3 +41,6 @@ pub use manifests::{
     Manifest, ManifestHead, ACCEPT_ALL, MAX_MANIFEST_SIZE, MEDIA_TYPE_DOCKER_LIST,
     MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST,
 };
+pub use progress::{LayerStatus, Progress, ProgressEvent};
+pub use pull::{pull, pull_all_tags, PullError, PullOptions, PulledImage};
+pub use push::{push, push_all_tags, PushError, PushOptions, PushedImage};
