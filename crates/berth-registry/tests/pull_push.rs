@@ -908,3 +908,127 @@ async fn concurrent_pulls_of_one_image_share_its_blobs() {
         );
     }
 }
+
+/// The image benchmark's berth side (bench/images/run.sh), not a test:
+/// `BERTH_BENCH_OP=push` builds an image from `BERTH_BENCH_LAYERS` (':'
+/// separated; a directory is tarred, a `.tar` file is taken as it is),
+/// gzips the layers, records it in a store under `BERTH_BENCH_ROOT` and
+/// pushes it as `BERTH_BENCH_REF`; `BERTH_BENCH_OP=pull` pulls
+/// `BERTH_BENCH_REF` into an empty store under `BERTH_BENCH_ROOT` and
+/// prints the time.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark tool for bench/images/run.sh"]
+async fn bench_tool() {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set"));
+    let root = PathBuf::from(var("BERTH_BENCH_ROOT"));
+    let tag = reference(&var("BERTH_BENCH_REF"));
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path());
+    match var("BERTH_BENCH_OP").as_str() {
+        "push" => {
+            let layers: Vec<PathBuf> = var("BERTH_BENCH_LAYERS")
+                .split(':')
+                .map(PathBuf::from)
+                .collect();
+            let s = Stores {
+                db: Arc::new(Store::open(&root).unwrap()),
+                content: ContentStore::open(&root).unwrap(),
+                layers: LayerStore::open(&root).unwrap(),
+                _dir: tempfile::tempdir().unwrap(),
+            };
+            let built: Vec<(Vec<u8>, Digest, u64)> = std::thread::scope(|scope| {
+                let handles: Vec<_> = layers
+                    .iter()
+                    .map(|p| {
+                        scope.spawn(move || {
+                            let tar = if p.is_dir() {
+                                let mut tar = Vec::new();
+                                berth_archive::write_tree(p, &mut tar).unwrap();
+                                tar
+                            } else {
+                                fs::read(p).unwrap()
+                            };
+                            let gz = gzip(&tar);
+                            (gz, Digest::sha256_of(&tar), tar.len() as u64)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let mut descs = Vec::new();
+            for (gz, _, tar_len) in &built {
+                let cm = s.content.write_blob(gz).unwrap();
+                println!(
+                    "layer {} tar {} bytes, gzip {} bytes",
+                    cm.digest, tar_len, cm.size
+                );
+                descs.push(Descriptor::new(
+                    media_type::OCI_LAYER_GZIP,
+                    cm.digest,
+                    cm.size,
+                ));
+            }
+            let platform = Platform::host();
+            let config = serde_json::json!({
+                "architecture": platform.architecture,
+                "os": platform.os,
+                "config": {"Cmd": ["/bin/bash"]},
+                "rootfs": {"type": "layers", "diff_ids": built.iter().map(|b| b.1.to_string()).collect::<Vec<_>>()},
+            });
+            let cm = s
+                .content
+                .write_blob(&serde_json::to_vec(&config).unwrap())
+                .unwrap();
+            let manifest = Manifest {
+                schema_version: 2,
+                media_type: Some(media_type::OCI_MANIFEST.to_owned()),
+                artifact_type: None,
+                config: Descriptor::new(media_type::OCI_CONFIG, cm.digest, cm.size),
+                layers: descs,
+                subject: None,
+                annotations: Default::default(),
+            };
+            let m = s.content.write_blob(&manifest.to_json()).unwrap();
+            let parts = assemble(
+                &s.content,
+                &s.layers,
+                manifest,
+                m.digest,
+                &berth_archive::ApplyOptions::default(),
+            )
+            .unwrap();
+            s.record(&parts, &tag);
+            let (pushed, _) = s.push(&c, &tag).await;
+            println!(
+                "pushed {tag}: digest: {} size: {} unpacked {} bytes",
+                pushed.digest,
+                pushed.size,
+                parts.size()
+            );
+        }
+        "pull" => {
+            let start = std::time::Instant::now();
+            let db = Arc::new(Store::open(&root).unwrap());
+            let content = ContentStore::open(&root).unwrap();
+            let layers = LayerStore::open(&root).unwrap();
+            let pulled = pull(
+                &c,
+                &db,
+                &content,
+                &layers,
+                &tag,
+                &PullOptions::default(),
+                &Progress::none(),
+            )
+            .await
+            .unwrap();
+            println!(
+                "pulled {} layers of {} in {:.3} s",
+                pulled.layers_downloaded,
+                pulled.id,
+                start.elapsed().as_secs_f64()
+            );
+        }
+        other => panic!("BERTH_BENCH_OP={other}: expected push or pull"),
+    }
+}

@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# Image benchmark: a cold pull of a realistic multi-layer image from a
+# loopback registry (download + verify + unpack) by berth, skopeo (to dir:,
+# no unpack) and docker, in one run, alternating every iteration. Also
+# measures the disk's write throughput (dd, conv=fsync) for reference.
+#
+# The image: Debian bookworm minbase made by mmdebstrap, plus layers of
+# mixed file sizes (many small text files, medium files, a few large ones;
+# half compressible, half random), about 200 MB unpacked. berth builds and
+# pushes it (its own push), so the same gzip blobs serve every puller.
+#
+# Usage (as root):  bench/images/run.sh
+#
+# Environment:
+#   ITERATIONS     measured pulls per puller (default 7)
+#   CACHE          where the mmdebstrap tarball is kept between runs
+#                  (default /var/tmp/berth-bench-images-cache)
+#   NO_DOCKER=1    leave docker out
+#   NO_RESULTS=1   print the table but leave bench/RESULTS.md alone
+#
+# It installs what it needs from apt (mmdebstrap, skopeo, docker-registry,
+# docker.io), builds berth's side (an ignored test of berth-registry,
+# `bench_tool`, in release mode), runs Debian's docker-registry and a
+# dockerd of its own (own data root, exec root, socket, containerd
+# namespace, --insecure-registry for the loopback registry) in a temp dir,
+# and rewrites the text between <!-- images:begin --> and
+# <!-- images:end --> in bench/RESULTS.md.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+ITERATIONS=${ITERATIONS:-7}
+CACHE=${CACHE:-/var/tmp/berth-bench-images-cache}
+
+if [[ $EUID -ne 0 ]]; then
+	echo "run.sh: must run as root (layers hold device nodes and owners)" >&2
+	exit 1
+fi
+
+# --- packages -------------------------------------------------------------
+need=()
+for pair in mmdebstrap:mmdebstrap skopeo:skopeo docker-registry:docker-registry jq:jq python3:python3; do
+	command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+done
+if [[ ${NO_DOCKER:-0} != 1 ]]; then
+	command -v dockerd >/dev/null || need+=(docker.io)
+fi
+if ((${#need[@]})); then
+	echo "run.sh: installing ${need[*]}" >&2
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+	# Debian's packages start their own services where an init system runs.
+	service docker-registry stop >/dev/null 2>&1 || true
+fi
+
+# --- berth's side ---------------------------------------------------------
+echo "run.sh: building berth's bench tool (release)" >&2
+tool=$(cd "$repo" && cargo test --release -p berth-registry --test pull_push --no-run \
+	--message-format=json 2>/dev/null |
+	jq -r 'select(.reason == "compiler-artifact" and .target.name == "pull_push" and .profile.test == true) | .executable' |
+	tail -n1)
+[[ -x $tool ]] || { echo "run.sh: cannot find the pull_push test binary" >&2; exit 1; }
+berth_tool() { "$tool" --ignored --exact bench_tool --nocapture --test-threads 1 -q; }
+
+work=$(mktemp -d /var/tmp/berth-bench-images.XXXXXX)
+reg_pid="" dockerd_pid="" docker_cmd=()
+cleanup() {
+	# pull_docker runs in a command substitution: its dockerd's pid is in a file.
+	[[ -s $work/dockerd.pid ]] && dockerd_pid=$(cat "$work/dockerd.pid")
+	if [[ -n $dockerd_pid ]]; then
+		kill "$dockerd_pid" 2>/dev/null || true
+		for _ in $(seq 1 100); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
+	fi
+	[[ -n $reg_pid ]] && kill "$reg_pid" 2>/dev/null || true
+	# Whatever dockerd left mounted under its roots.
+	grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- the image ------------------------------------------------------------
+mkdir -p "$CACHE"
+base=$CACHE/bookworm-minbase.tar
+if [[ ! -s $base ]]; then
+	echo "run.sh: mmdebstrap --variant=minbase bookworm (cached in $CACHE)" >&2
+	# Without docs, man pages and locales, as Debian's -slim images.
+	mmdebstrap --quiet --variant=minbase --mode=root \
+		--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+		--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+		bookworm "$base.tmp"
+	mv "$base.tmp" "$base"
+fi
+echo "run.sh: generating the other layers" >&2
+python3 - "$work/layers" <<'PY'
+import os, random, sys, base64
+root = sys.argv[1]
+rng = random.Random(42)
+def write(path, size, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    raw = rng.randbytes(size if not text else size * 3 // 4 + 3)
+    data = base64.encodebytes(raw)[:size] if text else raw
+    with open(path, "wb") as f:
+        f.write(data)
+# Layer 2: 3000 small files (1-16 KiB), like a language runtime's library tree.
+for i in range(3000):
+    write(f"{root}/small/usr/lib/app/mod{i // 100}/f{i}.py", rng.randint(1 << 10, 16 << 10), i % 2 == 0)
+# Layer 3: 30 medium files (256 KiB - 2 MiB), like shared libraries.
+for i in range(30):
+    write(f"{root}/medium/usr/lib/app/lib{i}.so", rng.randint(256 << 10, 2 << 20), i % 2 == 0)
+# Layer 4: a few large files, like a model or a database seed.
+write(f"{root}/large/srv/data/seed.txt", 20 << 20, True)
+write(f"{root}/large/srv/data/blob.bin", 10 << 20, False)
+# Layer 5: the application, a handful of files.
+for i in range(20):
+    write(f"{root}/app/srv/app/conf{i}.json", rng.randint(200, 4000), True)
+PY
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$work/registry"
+cat >"$work/registry/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $work/registry/data
+http:
+  addr: 127.0.0.1:$port
+  secret: berth-bench
+EOF
+docker-registry serve "$work/registry/config.yml" >"$work/registry/log" 2>&1 &
+reg_pid=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+ref=127.0.0.1:$port/bench/debian:1
+
+echo "run.sh: berth builds and pushes $ref" >&2
+BERTH_BENCH_OP=push BERTH_BENCH_ROOT=$work/src BERTH_BENCH_REF=$ref \
+	BERTH_BENCH_LAYERS="$base:$work/layers/small:$work/layers/medium:$work/layers/large:$work/layers/app" \
+	berth_tool | tee "$work/push.log" >&2
+unpacked=$(grep -o 'unpacked [0-9]*' "$work/push.log" | awk '{print $2}')
+compressed=$(grep -o 'gzip [0-9]*' "$work/push.log" | awk '{s += $2} END {print s}')
+layers=$(grep -c '^layer ' "$work/push.log")
+
+# --- pulls ----------------------------------------------------------------
+# Every pull gets a data root of its own and nothing is deleted until the
+# run ends: on ext4 (more so without a journal) creating inodes right
+# after deleting tens of thousands costs seconds in inode allocation
+# (recently_deleted), which would measure the previous pull's `rm -rf`
+# rather than this pull. docker gets a fresh dockerd (own data root) for
+# each pull, started and stopped outside the timing.
+dockerd_start() {
+	local d=$work/dkr-$1
+	mkdir -p "$d"
+	echo '{}' >"$d/daemon.json"
+	local ns=berth-bench-images-$$-$1
+	dockerd --config-file "$d/daemon.json" --data-root "$d/data" --exec-root "$d/exec" \
+		--pidfile "$d/docker.pid" -H "unix://$d/docker.sock" \
+		--bridge=none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
+		--userland-proxy=false --containerd-namespace "$ns" --containerd-plugins-namespace "$ns-plugins" \
+		--insecure-registry "127.0.0.1:$port" >"$d/dockerd.log" 2>&1 &
+	dockerd_pid=$!
+	echo "$dockerd_pid" >"$work/dockerd.pid"
+	docker_cmd=(docker -H "unix://$d/docker.sock")
+	for _ in $(seq 1 300); do "${docker_cmd[@]}" version >/dev/null 2>&1 && break; sleep 0.2; done
+	"${docker_cmd[@]}" version >/dev/null || { tail -20 "$d/dockerd.log" >&2; exit 1; }
+}
+dockerd_stop() {
+	kill "$dockerd_pid" 2>/dev/null || true
+	for _ in $(seq 1 150); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
+	dockerd_pid=""
+	rm -f "$work/dockerd.pid"
+}
+now() { date +%s.%N; }
+pull_berth() {
+	sync
+	local t0 t1
+	t0=$(now)
+	BERTH_BENCH_OP=pull BERTH_BENCH_ROOT=$work/berth-$1 BERTH_BENCH_REF=$ref berth_tool >/dev/null
+	t1=$(now)
+	echo "$t1 - $t0" | bc -l
+}
+pull_skopeo() {
+	sync
+	local t0 t1
+	t0=$(now)
+	skopeo --policy <(echo '{"default":[{"type":"insecureAcceptAnything"}]}') copy -q \
+		--src-tls-verify=false "docker://$ref" "dir:$work/skopeo-$1" >/dev/null
+	t1=$(now)
+	echo "$t1 - $t0" | bc -l
+}
+pull_docker() {
+	dockerd_start "$1"
+	sync
+	local t0 t1
+	t0=$(now)
+	"${docker_cmd[@]}" pull -q "$ref" >/dev/null
+	t1=$(now)
+	storage_driver=$("${docker_cmd[@]}" info --format '{{.Driver}}')
+	echo "$storage_driver" >"$work/storage-driver"
+	dockerd_stop
+	echo "$t1 - $t0" | bc -l
+}
+command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null; }
+pullers=(berth skopeo)
+[[ ${NO_DOCKER:-0} != 1 ]] && pullers+=(docker)
+# One warm-up each (the registry's blobs reach the page cache).
+for p in "${pullers[@]}"; do "pull_$p" warmup >/dev/null; done
+csv=$work/samples.csv
+echo "iteration,puller,seconds" >"$csv"
+for i in $(seq 1 "$ITERATIONS"); do
+	n=${#pullers[@]}
+	for k in $(seq 0 $((n - 1))); do
+		p=${pullers[$(((i + k) % n))]}
+		s=$("pull_$p" "$i")
+		echo "$i,$p,$s" >>"$csv"
+		printf 'run.sh: iteration %d %-6s %.3f s\n' "$i" "$p" "$s" >&2
+	done
+done
+cp "$csv" "$here/last-run.csv"
+
+# --- the disk -------------------------------------------------------------
+# Three 1 GiB writes with an fsync at the end; the median, in MB/s.
+dd_runs=()
+for _ in 1 2 3; do
+	sync
+	t0=$(now)
+	dd if=/dev/zero of="$work/dd" bs=1M count=1024 conv=fsync status=none
+	t1=$(now)
+	dd_runs+=("$(echo "1073.741824 / ($t1 - $t0)" | bc -l)")
+	rm -f "$work/dd"
+	sleep 1
+done
+dd_mbs=$(printf '%s\n' "${dd_runs[@]}" | sort -n | sed -n 2p | xargs printf '%.0f')
+dd_unit=MB/s
+
+# --- report ---------------------------------------------------------------
+storage_driver=$(cat "$work/storage-driver" 2>/dev/null || echo n/a)
+python3 - "$csv" "$repo/bench/RESULTS.md" "${NO_RESULTS:-0}" <<PY
+import csv, statistics, sys, datetime, os
+rows = list(csv.DictReader(open(sys.argv[1])))
+by = {}
+for r in rows:
+    by.setdefault(r["puller"], []).append(float(r["seconds"]))
+med = {p: statistics.median(v) for p, v in by.items()}
+unpacked, compressed, layers = int("$unpacked"), int("$compressed"), int("$layers")
+names = {"berth": "berth pull (download + verify + unpack, syncfs per layer)",
+         "skopeo": "skopeo copy to dir: (download + verify, no unpack)",
+         "docker": "docker pull (${storage_driver:-n/a}, dockerd 20.10)"}
+lines = []
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+load = open("/proc/loadavg").read().split()[:3]
+lines.append("## Images: cold pull from a loopback registry")
+lines.append("")
+lines.append(f"Generated by \`bench/images/run.sh\` on {now}; {os.cpu_count()} CPUs, load average {' '.join(load)}.")
+lines.append(f"Image: {layers} layers (Debian bookworm minbase by mmdebstrap, then small,")
+lines.append(f"medium and large files and a small app layer), {unpacked / 1e6:.0f} MB unpacked,")
+lines.append(f"{compressed / 1e6:.0f} MB gzipped, pushed by berth to Debian's docker-registry on")
+lines.append(f"127.0.0.1. {len(by['berth'])} alternating iterations per puller after one warm-up;")
+lines.append("each pull starts from an empty store of its own (docker: a fresh dockerd), and")
+lines.append("nothing is deleted before the run ends (see run.sh). Raw samples: \`bench/images/last-run.csv\`.")
+lines.append("")
+lines.append("| puller | n | min s | median s | max s | MB/s unpacked |")
+lines.append("|---|---:|---:|---:|---:|---:|")
+for p in ["berth", "skopeo", "docker"]:
+    if p not in by:
+        continue
+    v = by[p]
+    lines.append(f"| {names[p]} | {len(v)} | {min(v):.2f} | {med[p]:.2f} | {max(v):.2f} | {unpacked / 1e6 / med[p]:.0f} |")
+lines.append("")
+lines.append("| ratio of medians | value | goal |")
+lines.append("|---|---:|---|")
+if "docker" in med:
+    lines.append(f"| berth / docker | {med['berth'] / med['docker']:.2f} | at most 0.25 |")
+lines.append(f"| berth / skopeo | {med['berth'] / med['skopeo']:.2f} | |")
+lines.append("")
+lines.append(f"Disk: \`dd if=/dev/zero bs=1M count=1024 conv=fsync\` wrote at $dd_mbs $dd_unit (median of 3)")
+lines.append(f"(berth's pull wrote {unpacked / 1e6:.0f} MB of files in {med['berth']:.2f} s, {unpacked / 1e6 / med['berth']:.0f} MB/s).")
+text = "\n".join(lines) + "\n"
+print(text)
+if sys.argv[3] == "1":
+    sys.exit(0)
+path = sys.argv[2]
+doc = open(path).read()
+begin, end = "<!-- images:begin -->", "<!-- images:end -->"
+if begin in doc and end in doc:
+    head, rest = doc.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    doc = head + begin + "\n" + text + end + tail
+else:
+    doc = doc.rstrip("\n") + "\n\n" + begin + "\n" + text + end + "\n"
+open(path, "w").write(doc)
+PY
