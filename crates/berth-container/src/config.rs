@@ -73,16 +73,65 @@ pub fn parse_spec_file(path: &Path) -> Result<Spec> {
 }
 
 /// Parses config.json bytes; the error names the field (`process.user.uid: ...`).
+/// Capability names this build does not know are dropped, as runc drops
+/// them (with a warning, see [`unknown_capabilities`]): profiles list
+/// capabilities of newer kernels.
 pub fn parse_spec(bytes: &[u8]) -> std::result::Result<Spec, String> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let field = e.path().to_string();
-        if field == "." || field == "?" {
-            format!("invalid JSON: {}", e.inner())
-        } else {
-            format!("{field}: {}", e.inner())
+    let first = serde_path_to_error::deserialize(&mut de);
+    match first {
+        Ok(spec) => Ok(spec),
+        Err(e) if e.path().to_string().starts_with("process.capabilities") => {
+            let mut value: serde_json::Value =
+                serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+            drop_unknown_capabilities(&mut value);
+            serde_path_to_error::deserialize(value).map_err(describe)
         }
-    })
+        Err(e) => Err(describe(e)),
+    }
+}
+
+fn describe(e: serde_path_to_error::Error<serde_json::Error>) -> String {
+    let field = e.path().to_string();
+    if field == "." || field == "?" {
+        format!("invalid JSON: {}", e.inner())
+    } else {
+        format!("{field}: {}", e.inner())
+    }
+}
+
+const CAPABILITY_SETS: [&str; 5] = [
+    "bounding",
+    "effective",
+    "inheritable",
+    "permitted",
+    "ambient",
+];
+
+/// Capability names in the config that berth does not know.
+pub fn unknown_capabilities(bytes: &[u8]) -> Vec<String> {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = CAPABILITY_SETS
+        .iter()
+        .filter_map(|set| value["process"]["capabilities"][set].as_array())
+        .flatten()
+        .filter_map(|c| c.as_str())
+        .filter(|c| crate::caps::number(c).is_none())
+        .map(str::to_string)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn drop_unknown_capabilities(value: &mut serde_json::Value) {
+    for set in CAPABILITY_SETS {
+        if let Some(list) = value["process"]["capabilities"][set].as_array_mut() {
+            list.retain(|c| c.as_str().is_some_and(|c| crate::caps::number(c).is_some()));
+        }
+    }
 }
 
 /// Checks what serde cannot: versions, required fields, values we cannot honour.
@@ -252,6 +301,22 @@ mod tests {
     fn missing_required_field_is_named() {
         let err = parse_spec(br#"{"ociVersion":"1.0.0","process":{"cwd":"/"}}"#).unwrap_err();
         assert!(err.contains("missing field `user`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_capabilities_are_dropped() {
+        let json = br#"{"ociVersion":"1.0.0","process":{"user":{"uid":0,"gid":0},"cwd":"/",
+            "capabilities":{"bounding":["CAP_UNKNOWN","CAP_KILL"]}}}"#;
+        let spec = parse_spec(json).unwrap();
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .as_ref()
+            .unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 1);
+        assert_eq!(unknown_capabilities(json), ["CAP_UNKNOWN"]);
     }
 
     #[test]

@@ -48,6 +48,11 @@ pub fn become_terminal(slave: &OwnedFd, size: Option<(u16, u16)>) -> std::io::Re
     if let Some((rows, cols)) = size {
         berth_sys::process::set_window_size(slave.as_fd(), rows, cols)?;
     }
+    // As runc: no \n -> \r\n translation on the container's side, so
+    // output read from the master is what the program wrote.
+    let mut attrs = rustix::termios::tcgetattr(slave)?;
+    attrs.output_modes -= rustix::termios::OutputModes::ONLCR;
+    rustix::termios::tcsetattr(slave, rustix::termios::OptionalActions::Now, &attrs)?;
     rustix::stdio::dup2_stdin(slave)?;
     rustix::stdio::dup2_stdout(slave)?;
     rustix::stdio::dup2_stderr(slave)?;

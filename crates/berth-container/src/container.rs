@@ -574,13 +574,17 @@ impl Container {
     }
 
     /// Sends `signal` to the init, or with `all` to every process of the container.
+    /// Signal 0 only checks that the container runs, as kill(2) does.
     pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
-        let sig = rustix::process::Signal::from_named_raw(signal)
-            .ok_or_else(|| Error::InvalidArgument(format!("invalid signal {signal}")))?;
         let status = self.status();
-        if status == Status::Stopped && !all {
+        if status == Status::Stopped && (!all || signal == 0) {
             return Err(self.wrong_state(status, "container not running"));
         }
+        if signal == 0 {
+            return Ok(());
+        }
+        let sig = rustix::process::Signal::from_named_raw(signal)
+            .ok_or_else(|| Error::InvalidArgument(format!("invalid signal {signal}")))?;
         if all {
             let cg = self.cgroup()?;
             // Freeze first so no process can fork past the signal.

@@ -39,7 +39,7 @@ type Res<T = ()> = Result<T, String>;
 pub fn run(ctx: InitContext<'_>) -> ! {
     let err = match setup(&ctx) {
         Ok(Stage::Exit) => berth_sys::process::exit_now(0),
-        Ok(Stage::Exec(path, listener)) => {
+        Ok(Stage::Exec(path, home, listener)) => {
             if let (Some(fd), Some(seccomp)) = (
                 listener,
                 ctx.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
@@ -57,7 +57,7 @@ pub fn run(ctx: InitContext<'_>) -> ! {
                 report(&ctx, format!("closing inherited file descriptors: {e}"));
                 berth_sys::process::exit_now(1);
             }
-            ctx.process.exec(&path)
+            ctx.process.exec(&path, home.as_ref())
         }
         Err(e) => e,
     };
@@ -75,7 +75,12 @@ fn report(ctx: &InitContext<'_>, message: String) {
 enum Stage {
     /// This process was only the first of two forks: its job is done.
     Exit,
-    Exec(std::ffi::CString, Option<OwnedFd>),
+    /// The program, the HOME to set if the process has none, the seccomp listener.
+    Exec(
+        std::ffi::CString,
+        Option<std::ffi::CString>,
+        Option<OwnedFd>,
+    ),
 }
 
 fn setup(ctx: &InitContext<'_>) -> Res<Stage> {
@@ -119,6 +124,7 @@ fn setup(ctx: &InitContext<'_>) -> Res<Stage> {
     }
     ctx.process.setup_privileged(ctx.console_socket)?;
     let exe = ctx.process.resolve_executable()?;
+    let home = ctx.process.default_home();
     let cwd_done = ctx
         .process
         .chdir()
@@ -152,7 +158,7 @@ fn setup(ctx: &InitContext<'_>) -> Res<Stage> {
     if let Some(fd) = ctx.process.load_late_seccomp()? {
         listener = Some(fd);
     }
-    Ok(Stage::Exec(exe, listener))
+    Ok(Stage::Exec(exe, home, listener))
 }
 
 fn enter_namespaces(ctx: &InitContext<'_>) -> Res {

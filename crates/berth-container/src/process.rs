@@ -52,10 +52,8 @@ impl ProcessPlan {
             .iter()
             .map(|a| cstring("process.args entry", a))
             .collect::<Result<Vec<_>>>()?;
-        let env = p
-            .env()
+        let env = dedup_env(p.env().as_deref().unwrap_or_default())
             .iter()
-            .flatten()
             .map(|e| cstring("process.env entry", e))
             .collect::<Result<Vec<_>>>()?;
         let mut rlimits = Vec::new();
@@ -278,10 +276,38 @@ impl ProcessPlan {
         berth_sys::process::close_range(first, true)
     }
 
+    /// `HOME=<dir>` from the container's /etc/passwd (or `HOME=/`) when the
+    /// process has no HOME or an empty one, as runc and docker do. Call it
+    /// inside the container.
+    pub fn default_home(&self) -> Option<CString> {
+        let has_home = self
+            .env
+            .iter()
+            .any(|e| e.to_bytes().starts_with(b"HOME=") && e.to_bytes().len() > 5);
+        if has_home {
+            return None;
+        }
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let home = passwd
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() >= 6 && f[2].parse::<u32>() == Ok(self.uid))
+            .map(|f| f[5].to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "/".to_string());
+        CString::new(format!("HOME={home}")).ok()
+    }
+
     /// Replaces the process; returns only the error.
-    pub fn exec(&self, path: &CString) -> String {
+    pub fn exec(&self, path: &CString, home: Option<&CString>) -> String {
         let argv: Vec<&std::ffi::CStr> = self.args.iter().map(|a| a.as_c_str()).collect();
-        let envp: Vec<&std::ffi::CStr> = self.env.iter().map(|e| e.as_c_str()).collect();
+        let mut envp: Vec<&std::ffi::CStr> = self
+            .env
+            .iter()
+            .filter(|e| home.is_none() || !e.to_bytes().starts_with(b"HOME="))
+            .map(|e| e.as_c_str())
+            .collect();
+        envp.extend(home.map(|h| h.as_c_str()));
         let err = berth_sys::process::execve(path, &argv, &envp);
         format!("exec {:?}: {err}", self.args[0])
     }
@@ -309,6 +335,19 @@ fn change_dir_in_root(cwd: &Path) -> std::io::Result<()> {
         )));
     }
     Ok(())
+}
+
+/// One entry per variable, the last one winning (as Go's exec does for runc).
+fn dedup_env(env: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<String> = env
+        .iter()
+        .rev()
+        .filter(|kv| seen.insert(kv.split('=').next().unwrap_or_default().to_string()))
+        .cloned()
+        .collect();
+    out.reverse();
+    out
 }
 
 fn rlimit_resource(t: PosixRlimitType) -> u32 {

@@ -102,7 +102,16 @@ fn create_options(args: &CreateArgs, log: &Log) -> Result<CreateOptions> {
 
 /// Settings berth accepts but deliberately does not apply (as runc 1.2) get a warning.
 fn warn_ignored_settings(bundle: &Path, log: &Log) {
-    let Ok(spec) = berth_container::config::parse_spec_file(&bundle.join("config.json")) else {
+    let path = bundle.join("config.json");
+    let unknown = std::fs::read(&path)
+        .map(|b| berth_container::config::unknown_capabilities(&b))
+        .unwrap_or_default();
+    if !unknown.is_empty() {
+        log.warn(&format!(
+            "ignoring unknown or unavailable capabilities: {unknown:?}"
+        ));
+    }
+    let Ok(spec) = berth_container::config::parse_spec_file(&path) else {
         return;
     };
     if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
@@ -227,12 +236,30 @@ fn exit_code(status: rustix::process::WaitStatus) -> i32 {
     }
 }
 
+/// An exec whose process could not be started: runc exits 255 for these,
+/// so callers can tell them from the process's own exit status. Errors
+/// found before (an unknown container, bad flags) exit 1 as elsewhere.
+#[derive(Debug)]
+pub struct ExecFailed(pub anyhow::Error);
+
+impl std::fmt::Display for ExecFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for ExecFailed {}
+
 fn exec(rt: &Runtime, args: &ExecArgs) -> Result<i32> {
     let container = rt.load(&args.id)?;
+    exec_in(rt, &container, args).map_err(|e| ExecFailed(e).into())
+}
+
+fn exec_in(rt: &Runtime, container: &Container, args: &ExecArgs) -> Result<i32> {
     if container.status() == Status::Paused && !args.ignore_paused {
         bail!("container {:?} is paused; resume it first", args.id);
     }
-    let process = exec_process(&container, args)?;
+    let process = exec_process(container, args)?;
     let terminal = process.terminal().unwrap_or(false);
     let mut console_socket = args.console_socket.clone();
     let listener = if terminal && console_socket.is_none() {
@@ -565,7 +592,7 @@ fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> Result<i32> {
     let container = rt.load(id)?;
     let interval = parse_duration(interval)?;
     let mut out = std::io::stdout();
-    let emit = |out: &mut std::io::Stdout, v: Value| -> Result<()> {
+    let emit = |out: &mut std::io::Stdout, v: Event| -> Result<()> {
         serde_json::to_writer(&mut *out, &v)?;
         writeln!(out)?;
         out.flush()?;
@@ -577,7 +604,7 @@ fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> Result<i32> {
         }
         emit(
             &mut out,
-            json!({"type": "stats", "id": id, "data": container.stats()?}),
+            event("stats", id, Some(serde_json::to_value(container.stats()?)?)),
         )?;
         return Ok(0);
     }
@@ -586,18 +613,35 @@ fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> Result<i32> {
     while container.status() != Status::Stopped {
         let now_ooms = container.oom_kill_count().unwrap_or(ooms);
         if now_ooms > ooms {
-            emit(&mut out, json!({"type": "oom", "id": id}))?;
+            emit(&mut out, event("oom", id, None))?;
             ooms = now_ooms;
         }
         if std::time::Instant::now() >= next {
             if let Ok(stats) = container.stats() {
-                emit(&mut out, json!({"type": "stats", "id": id, "data": stats}))?;
+                emit(
+                    &mut out,
+                    event("stats", id, Some(serde_json::to_value(stats)?)),
+                )?;
             }
             next += interval;
         }
         std::thread::sleep(Duration::from_millis(100).min(interval));
     }
     Ok(0)
+}
+
+/// An event line; a struct, so the fields keep runc's order: type, id, data.
+#[derive(serde::Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Value>,
+}
+
+fn event<'a>(kind: &'a str, id: &'a str, data: Option<Value>) -> Event<'a> {
+    Event { kind, id, data }
 }
 
 fn parse_duration(s: &str) -> Result<Duration> {

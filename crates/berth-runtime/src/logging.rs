@@ -33,8 +33,14 @@ impl Log {
     }
 
     fn write(&self, level: &str, msg: &str) {
-        let Some(path) = &self.file else { return };
         let time = berth_container::state::now_rfc3339();
+        let Some(path) = &self.file else {
+            // runc: with --debug and no --log, debug lines go to stderr.
+            if level == "debug" {
+                eprintln!("time={time:?} level={level} msg={msg:?}");
+            }
+            return;
+        };
         let line = if self.json {
             serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
         } else {

@@ -21,9 +21,13 @@ const VERSION_TEXT: &str = concat!("version ", env!("CARGO_PKG_VERSION"), "\nspe
 #[command(
     name = "berth-runtime",
     version = VERSION_TEXT,
+    disable_version_flag = true,
     about = "An OCI container runtime with runc's command line"
 )]
 pub struct Cli {
+    /// Print the version (runc accepts -v as well as --version).
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    version: Option<bool>,
     /// Directory for the containers' state.
     #[arg(long, global = true, default_value = "/run/berth-runtime")]
     root: PathBuf,
@@ -280,7 +284,11 @@ fn main() {
         Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
             log.error(&format!("{e:#}"));
-            1
+            if e.downcast_ref::<commands::ExecFailed>().is_some() {
+                255
+            } else {
+                1
+            }
         }
     };
     std::process::exit(code);

@@ -38,10 +38,12 @@ const NAMES: &[(&str, i32)] = &[
 
 pub fn parse(s: &str) -> Result<i32, String> {
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=64).contains(&n) {
+        return if (0..=64).contains(&n) {
             Ok(n)
         } else {
-            Err(format!("invalid signal {s:?}: numbers go from 1 to 64"))
+            Err(format!(
+                "invalid signal {s:?}: numbers go from 0 (a liveness check) to 64"
+            ))
         };
     }
     let upper = s.to_ascii_uppercase();
@@ -78,7 +80,8 @@ mod tests {
         assert_eq!(parse("hup"), Ok(1));
         assert_eq!(parse("9"), Ok(9));
         assert!(parse("NOPE").is_err());
-        assert!(parse("0").is_err());
+        assert_eq!(parse("0"), Ok(0));
+        assert!(parse("-1").is_err());
         assert!(parse("65").is_err());
     }
 }

@@ -319,7 +319,16 @@ fn prepare(binaries: &[(&str, &str)]) -> Option<()> {
 /// just for one test: its own data root, exec root (where it starts its
 /// own containerd), socket, pid file, config file, containerd namespace
 /// and cgroup parent; no bridge, no iptables, no ip_forward change.
+/// Peer tests run one at a time. Containers created meanwhile copy each
+/// other's mounts into their mount namespaces (locked ones, in a user
+/// namespace), and then `podman rm` failed with EBUSY on a container's shm.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub struct Dockerd {
+    _serial: std::sync::MutexGuard<'static, ()>,
     pub dir: tempfile::TempDir,
     child: Child,
     socket: PathBuf,
@@ -333,6 +342,7 @@ impl Dockerd {
     /// Starts the daemon and imports the busybox image as `busybox`;
     /// `None` (with the reason printed) when the test must be skipped.
     pub fn start(name: &str) -> Option<Dockerd> {
+        let serial = serial();
         prepare(&[(DOCKERD, "docker.io"), (DOCKER, "docker.io")])?;
         let runtime = berth_binary("berth-runtime");
         let id = unique(name);
@@ -383,6 +393,7 @@ impl Dockerd {
             .spawn()
             .expect("starting dockerd");
         let mut daemon = Dockerd {
+            _serial: serial,
             marker: format!("BERTH_IT_MARKER={id}"),
             dir,
             child,
@@ -568,8 +579,6 @@ fn force_delete_all(root: &Path, ids: Option<&[String]>) {
 /// file events, cgroupfs under a cgroup parent of its own, and containers
 /// without networking (so netavark never touches the host's firewall).
 pub struct Podman {
-    /// Podman tests run one at a time: concurrent podman containers made
-    /// `podman rm` fail with EBUSY on another container's shm mount.
     _serial: std::sync::MutexGuard<'static, ()>,
     pub dir: tempfile::TempDir,
     runtime: PathBuf,
@@ -584,8 +593,7 @@ impl Podman {
     /// Prepares the dirs and imports the busybox image as `busybox`;
     /// `None` (with the reason printed) when the test must be skipped.
     pub fn new(name: &str) -> Option<Podman> {
-        static SERIAL: Mutex<()> = Mutex::new(());
-        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let serial = serial();
         prepare(&[(PODMAN, "podman")])?;
         let id = unique(name);
         // podman refuses a runroot path longer than 50 characters.
