@@ -174,12 +174,6 @@ pub fn validate(spec: &Spec, path: &Path) -> Result<()> {
                 )));
             }
             seen.push(ns.typ());
-            if ns.typ() == LinuxNamespaceType::Time {
-                return Err(Error::unsupported(
-                    "linux.namespaces",
-                    "time namespaces are not supported yet",
-                ));
-            }
         }
         let has_userns = seen.contains(&LinuxNamespaceType::User);
         let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
@@ -207,10 +201,21 @@ pub fn validate(spec: &Spec, path: &Path) -> Result<()> {
                 "memory policies are not supported yet",
             ));
         }
-        if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
-            return Err(Error::unsupported(
-                "linux.timeOffsets",
-                "time namespaces are not supported yet",
+        for clock in linux.time_offsets().iter().flat_map(|t| t.keys()) {
+            if clock != "monotonic" && clock != "boottime" {
+                return Err(invalid(format!(
+                    "linux.timeOffsets: unknown clock {clock:?}; use monotonic or boottime"
+                )));
+            }
+        }
+        let new_timens = linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|n| n.typ() == LinuxNamespaceType::Time && n.path().is_none());
+        if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) && !new_timens {
+            return Err(invalid(
+                "linux.timeOffsets: offsets need a new time namespace in linux.namespaces".into(),
             ));
         }
         if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) {

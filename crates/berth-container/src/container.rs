@@ -75,6 +75,13 @@ impl Runtime {
     /// Creates the container: its init is set up and waits for `start`.
     pub fn create(&self, opts: &CreateOptions) -> Result<Container> {
         state::check_id(&opts.id)?;
+        // Relative paths are the caller's, but create works from the bundle.
+        let cwd = std::env::current_dir().ctx(|| "getting the working directory")?;
+        let opts = &CreateOptions {
+            pid_file: opts.pid_file.as_ref().map(|p| cwd.join(p)),
+            console_socket: opts.console_socket.as_ref().map(|p| cwd.join(p)),
+            ..opts.clone()
+        };
         let bundle = Bundle::load(&opts.bundle)?;
         let layout = berth_cgroups::detect().map_err(|e| Error::Cgroup(e.to_string()))?;
         let cgroups_path = bundle
@@ -130,7 +137,8 @@ impl Plan {
         let spec = &bundle.spec;
         let linux = spec.linux().clone().unwrap_or_default();
         let namespaces = linux.namespaces().clone().unwrap_or_default();
-        let ns = NsPlan::new(&namespaces)?;
+        let has_offsets = linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty());
+        let ns = NsPlan::new(&namespaces, has_offsets)?;
         if ns.new_userns && linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty()) {
             return Err(Error::InvalidConfig {
                 path: bundle.dir.join("config.json"),
@@ -435,14 +443,7 @@ fn write_id_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Re
 }
 
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let path = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .ctx(|| "getting the working directory")?
-            .join(path)
-    };
-    state::write_atomic(&path, pid.to_string().as_bytes(), 0o644)
+    state::write_atomic(path, pid.to_string().as_bytes(), 0o644)
 }
 
 /// Returns once the init has closed its end of the exec fifo, which it
@@ -585,6 +586,9 @@ impl Container {
         }
         let sig = rustix::process::Signal::from_named_raw(signal)
             .ok_or_else(|| Error::InvalidArgument(format!("invalid signal {signal}")))?;
+        // Without a pid namespace of its own, the init's death does not take
+        // the other processes with it: SIGKILL then means all of them (runc 1.2).
+        let all = all || (signal == libc::SIGKILL && !self.has_own_pid_namespace());
         if all {
             let cg = self.cgroup()?;
             // Freeze first so no process can fork past the signal.
@@ -606,6 +610,18 @@ impl Container {
             rustix::process::Pid::from_raw(self.record.pid).expect("a live container has a pid");
         rustix::process::kill_process(pid, sig)
             .ctx(|| format!("signalling pid {}", self.record.pid))
+    }
+
+    fn has_own_pid_namespace(&self) -> bool {
+        self.record
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|ns| {
+                ns.iter()
+                    .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid)
+            })
     }
 
     /// Removes the container. A running one needs `force` (it is killed first).

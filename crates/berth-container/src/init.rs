@@ -65,10 +65,11 @@ pub fn run(ctx: InitContext<'_>) -> ! {
     berth_sys::process::exit_now(if ctx.exec_fifo.is_some() { 1 } else { 127 })
 }
 
-/// Sends the error to the parent if it still listens, else prints it.
+/// Sends the error to the parent if it still listens, else prints it on
+/// the container's stderr as runc does (`exec /x: no such file or directory`).
 fn report(ctx: &InitContext<'_>, message: String) {
     if ctx.sync.send(&Msg::Error(message.clone())).is_err() {
-        eprintln!("berth-runtime: {message}");
+        eprintln!("{message}");
     }
 }
 
@@ -196,6 +197,29 @@ fn enter_namespaces(ctx: &InitContext<'_>) -> Res {
     let unshare = ns.unshare_flags & !libc::CLONE_NEWUSER;
     if unshare != 0 {
         berth_sys::process::unshare(unshare).map_err(|e| format!("creating namespaces: {e}"))?;
+    }
+    if unshare & libc::CLONE_NEWTIME != 0 {
+        write_time_offsets(ctx.spec)?;
+    }
+    Ok(())
+}
+
+/// Clock offsets of a new time namespace: written after unshare and before
+/// the fork that enters it (the kernel refuses them once a process is in).
+fn write_time_offsets(spec: &Spec) -> Res {
+    let offsets = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().clone())
+        .unwrap_or_default();
+    for (clock, off) in offsets {
+        let line = format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        );
+        std::fs::write("/proc/self/timens_offsets", &line)
+            .map_err(|e| format!("linux.timeOffsets: writing {:?}: {e}", line.trim_end()))?;
     }
     Ok(())
 }

@@ -49,7 +49,9 @@ fn proc_name(t: LinuxNamespaceType) -> &'static str {
 }
 
 impl NsPlan {
-    pub fn new(namespaces: &[LinuxNamespace]) -> Result<NsPlan> {
+    /// `time_offsets`: whether the new time namespace gets clock offsets,
+    /// which must be written before any process enters it (so not in clone3).
+    pub fn new(namespaces: &[LinuxNamespace], time_offsets: bool) -> Result<NsPlan> {
         let mut joins = Vec::new();
         let mut new = 0i32;
         for ns in namespaces {
@@ -69,7 +71,7 @@ impl NsPlan {
                 _ => new |= flag(ns.typ()),
             }
         }
-        Ok(Self::from_parts(joins, new))
+        Ok(Self::from_parts(joins, new, time_offsets))
     }
 
     /// Joining every namespace of a running process (for exec).
@@ -91,14 +93,18 @@ impl NsPlan {
             .map_err(|e| Error::io(format!("opening {path}"), e.into()))?;
             joins.push((fd, *t));
         }
-        let mut plan = Self::from_parts(joins, 0);
+        let mut plan = Self::from_parts(joins, 0, false);
         plan.has_mountns = types.contains(&LinuxNamespaceType::Mount);
         plan.has_utsns = types.contains(&LinuxNamespaceType::Uts);
         plan.has_userns = types.contains(&LinuxNamespaceType::User);
         Ok(plan)
     }
 
-    fn from_parts(mut joins: Vec<(OwnedFd, LinuxNamespaceType)>, new: i32) -> NsPlan {
+    fn from_parts(
+        mut joins: Vec<(OwnedFd, LinuxNamespaceType)>,
+        new: i32,
+        time_offsets: bool,
+    ) -> NsPlan {
         joins.sort_by_key(|(_, t)| *t != LinuxNamespaceType::User);
         let joined = |t| joins.iter().any(|(_, j)| *j == t);
         let new_has = |t| new & flag(t) != 0;
@@ -106,12 +112,23 @@ impl NsPlan {
         // The cgroup namespace root is the cgroup at creation time, so it is
         // created after the parent has moved the child into its cgroup.
         let cgroup = flag(LinuxNamespaceType::Cgroup);
+        // A time namespace with offsets is unshared, given its offsets, and
+        // entered by a fork, since offsets are fixed once a process is in it.
+        // The pid namespace then goes the same way: the entering fork uses
+        // CLONE_PARENT, which the init of a pid namespace may not.
+        let late = cgroup
+            | if time_offsets {
+                flag(LinuxNamespaceType::Time) | flag(LinuxNamespaceType::Pid)
+            } else {
+                0
+            };
         let (clone_flags, unshare_flags) = if joins.is_empty() {
-            ((new & !cgroup) as u32 as u64, new & cgroup)
+            ((new & !late) as u32 as u64, new & late)
         } else {
             (0, new)
         };
         let pid_new_by_unshare = unshare_flags & flag(LinuxNamespaceType::Pid) != 0;
+        let time_new_by_unshare = unshare_flags & flag(LinuxNamespaceType::Time) != 0;
         NsPlan {
             clone_flags,
             unshare_flags,
@@ -120,7 +137,9 @@ impl NsPlan {
             new_cgroupns: new_has(LinuxNamespaceType::Cgroup),
             has_mountns: new_has(LinuxNamespaceType::Mount) || joined(LinuxNamespaceType::Mount),
             has_utsns: new_has(LinuxNamespaceType::Uts) || joined(LinuxNamespaceType::Uts),
-            needs_fork: pid_new_by_unshare || joined(LinuxNamespaceType::Pid),
+            needs_fork: pid_new_by_unshare
+                || time_new_by_unshare
+                || joined(LinuxNamespaceType::Pid),
             joins,
         }
     }
@@ -144,7 +163,11 @@ mod tests {
 
     #[test]
     fn fast_path_creates_everything_in_clone_but_cgroup() {
-        let p = NsPlan::new(&[ns(T::Pid), ns(T::Mount), ns(T::Cgroup), ns(T::User)]).unwrap();
+        let p = NsPlan::new(
+            &[ns(T::Pid), ns(T::Mount), ns(T::Cgroup), ns(T::User)],
+            false,
+        )
+        .unwrap();
         assert!(p.joins.is_empty());
         assert!(p.userns_in_clone());
         assert_eq!(p.unshare_flags, flag(T::Cgroup));
@@ -156,17 +179,27 @@ mod tests {
     fn joining_takes_the_general_path() {
         let mut net = ns(T::Network);
         net.set_path(Some("/proc/self/ns/net".into()));
-        let p = NsPlan::new(&[ns(T::Pid), net, ns(T::Mount)]).unwrap();
+        let p = NsPlan::new(&[ns(T::Pid), net, ns(T::Mount)], false).unwrap();
         assert_eq!(p.clone_flags, 0);
         assert_eq!(p.joins.len(), 1);
         assert!(p.needs_fork, "a pid namespace made by unshare needs a fork");
     }
 
     #[test]
+    fn time_offsets_move_the_time_namespace_out_of_clone() {
+        let p = NsPlan::new(&[ns(T::Pid), ns(T::Time)], true).unwrap();
+        assert_eq!(p.unshare_flags, flag(T::Time) | flag(T::Pid));
+        assert!(p.needs_fork);
+        let p = NsPlan::new(&[ns(T::Pid), ns(T::Time)], false).unwrap();
+        assert_eq!(p.unshare_flags, 0);
+        assert!(!p.needs_fork);
+    }
+
+    #[test]
     fn a_missing_namespace_path_is_a_clear_error() {
         let mut net = ns(T::Network);
         net.set_path(Some("/nonexistent/ns".into()));
-        let err = NsPlan::new(&[net]).err().unwrap().to_string();
+        let err = NsPlan::new(&[net], false).err().unwrap().to_string();
         assert!(err.contains("cannot open net namespace"), "{err}");
     }
 }

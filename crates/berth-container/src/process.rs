@@ -152,6 +152,17 @@ impl ProcessPlan {
                 .ok_or("process.terminal is true but no --console-socket was given")?;
             let (master, slave) =
                 crate::console::open_pty().map_err(|e| format!("creating a pty: {e}"))?;
+            // The terminal belongs to the process's user, as after a login;
+            // its group stays the one devpts gives (gid=5, tty, by default).
+            rustix::fs::fchown(&slave, Some(rustix::fs::Uid::from_raw(self.uid)), None).map_err(
+                |e| {
+                    format!(
+                        "chown of the pty to uid {}: {}",
+                        self.uid,
+                        std::io::Error::from(e)
+                    )
+                },
+            )?;
             crate::console::send_fd(socket.as_fd(), master.as_fd(), "/dev/ptmx")
                 .map_err(|e| format!("sending the pty to the console socket: {e}"))?;
             drop(master);
@@ -309,7 +320,11 @@ impl ProcessPlan {
             .collect();
         envp.extend(home.map(|h| h.as_c_str()));
         let err = berth_sys::process::execve(path, &argv, &envp);
-        format!("exec {:?}: {err}", self.args[0])
+        format!(
+            "exec {}: {}",
+            self.args[0].to_string_lossy(),
+            go_style(&err)
+        )
     }
 }
 
@@ -335,6 +350,18 @@ fn change_dir_in_root(cwd: &Path) -> std::io::Result<()> {
         )));
     }
     Ok(())
+}
+
+/// An OS error as Go prints it ("no such file or directory"): callers and
+/// runc's tests match these words.
+fn go_style(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// One entry per variable, the last one winning (as Go's exec does for runc).

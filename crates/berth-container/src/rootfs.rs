@@ -69,6 +69,7 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Res {
     )
     .map_err(errno_ctx(format!("opening rootfs {:?}", plan.rootfs)))?;
     let mut has_dev_mount = false;
+    let mut read_only_later = Vec::new();
     let mut has_devpts = false;
     for (i, m) in plan.spec.mounts().iter().flatten().enumerate() {
         let dest = m.destination();
@@ -78,8 +79,11 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Res {
         if dest == Path::new("/dev/pts") && m.typ().as_deref() == Some("devpts") {
             has_devpts = true;
         }
-        mount_one(plan, root.as_fd(), m)
-            .map_err(|e| format!("mounts[{i}] ({}): {e}", dest.display()))?;
+        if mount_one(plan, root.as_fd(), m)
+            .map_err(|e| format!("mounts[{i}] ({}): {e}", dest.display()))?
+        {
+            read_only_later.push(dest.clone());
+        }
     }
     let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
     if has_dev_mount || !devices.is_empty() {
@@ -87,6 +91,12 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Res {
     }
     if has_dev_mount {
         dev_symlinks(root.as_fd(), has_devpts)?;
+    }
+    for dest in read_only_later {
+        let t = paths::open_in_root(root.as_fd(), &dest, OFlags::PATH)
+            .map_err(errno_ctx(format!("reopening {}", dest.display())))?;
+        remount(&paths::proc_fd_path(t.as_fd()), MountFlags::RDONLY, true)
+            .map_err(|e| format!("making {} read-only: {e}", dest.display()))?;
     }
     Ok(())
 }
@@ -122,15 +132,23 @@ fn make_parent_mount_private(rootfs: &Path) -> Res {
     Ok(())
 }
 
-fn mount_one(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount) -> Res {
-    let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default())?;
+/// Mounts one spec entry. Returns true when the mount is a read-only tmpfs
+/// that was mounted read-write and must be made read-only after every
+/// other mount and device inside it exists (runc does the same for a
+/// read-only /dev).
+fn mount_one(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount) -> Res<bool> {
+    let mut opts = MountOptions::parse(m.options().as_deref().unwrap_or_default())?;
     let typ = m.typ().as_deref().unwrap_or("");
+    let read_only_later = typ == "tmpfs" && opts.flags.contains(MountFlags::RDONLY);
+    if read_only_later {
+        opts.flags -= MountFlags::RDONLY;
+    }
     let is_bind = opts.bind || typ == "bind";
     if typ == "cgroup" || typ == "cgroup2" {
-        return mount_cgroups(plan, root, m, &opts);
+        return mount_cgroups(plan, root, m, &opts).map(|()| false);
     }
     if is_bind {
-        return mount_bind(plan, root, m, &opts);
+        return mount_bind(plan, root, m, &opts).map(|()| false);
     }
     let target = paths::mkdir_all_in_root(root, m.destination(), Leaf::Dir)
         .map_err(errno_ctx("creating the mount point"))?;
@@ -141,7 +159,7 @@ fn mount_one(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount) -> Res {
         .unwrap_or_else(|| typ.to_string());
     let target_path = paths::proc_fd_path(target.as_fd());
     if opts.tmpcopyup && typ == "tmpfs" {
-        return mount_tmpfs_copyup(&source, &target, &opts);
+        return mount_tmpfs_copyup(&source, &target, &opts).map(|()| read_only_later);
     }
     let flags = opts.flags - MountFlags::from_bits_retain(libc::MS_REMOUNT as _);
     let res = rustix::mount::mount(
@@ -173,7 +191,8 @@ fn mount_one(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount) -> Res {
             ))
         }
     }
-    apply_propagation(root, m.destination(), &opts)
+    apply_propagation(root, m.destination(), &opts)?;
+    Ok(read_only_later)
 }
 
 fn data_cstr(data: &str) -> Res<CString> {

@@ -680,7 +680,7 @@ fn features() -> Value {
             "slave", "strictatime", "suid", "sync", "tmpcopyup", "unbindable"
         ],
         "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
             "seccomp": {

@@ -531,3 +531,50 @@ fn a_detached_exec_outlives_the_runtime() {
     env.rt_ok(&["delete", "--force", &id]);
     env.finish();
 }
+
+#[test]
+fn time_namespace_with_offsets() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("timens");
+    let mut b = env.bundle(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 864000000, "nanosecs": 0}});
+    });
+    let id = env.id();
+    env.rt_ok(&["run", "--detach", "--bundle", b.path(), &id]);
+    // exec joins the time namespace too: its uptime carries the offset.
+    let out = env.rt_ok(&["exec", &id, "cat", "/proc/uptime"]);
+    let uptime: f64 = out.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(uptime > 864000000.0, "boottime offset not applied: {out}");
+    env.rt_ok(&["delete", "--force", &id]);
+    env.finish();
+}
+
+#[test]
+fn a_read_only_dev_tmpfs_still_gets_its_devices_and_mounts() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("rodev");
+    let mut b = env.bundle(&[
+        "sh",
+        "-c",
+        "ls /dev/null /dev/pts/ptmx >/dev/null && touch /dev/x 2>/dev/null || echo dev-ro",
+    ]);
+    b.edit(|c| {
+        for m in c["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/dev" {
+                m["options"].as_array_mut().unwrap().push(json!("ro"));
+            }
+        }
+    });
+    let (code, out, err) = env.run(&b);
+    assert_eq!((code, out.as_str()), (0, "dev-ro\n"), "{err}");
+    env.finish();
+}
