@@ -74,7 +74,9 @@ cleanup() {
 	[[ -n $reg_pid ]] && kill "$reg_pid" 2>/dev/null || true
 	# Whatever dockerd left mounted under its roots.
 	grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-	rm -rf "$work"
+	# The registry and containerd may take a moment to let go of their files.
+	for _ in $(seq 1 50); do rm -rf "$work" 2>/dev/null && break; sleep 0.2; done
+	[[ ! -e $work ]] || echo "run.sh: could not remove $work" >&2
 }
 trap cleanup EXIT
 
@@ -168,6 +170,8 @@ dockerd_start() {
 dockerd_stop() {
 	kill "$dockerd_pid" 2>/dev/null || true
 	for _ in $(seq 1 150); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
+	# Its containerd (its files are under the exec root) goes a moment later.
+	for _ in $(seq 1 150); do pgrep -f "$work/dkr-" >/dev/null || break; sleep 0.2; done
 	dockerd_pid=""
 	rm -f "$work/dockerd.pid"
 }

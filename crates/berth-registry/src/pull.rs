@@ -152,7 +152,7 @@ pub struct PulledImage {
     pub manifest_digest: Digest,
     pub index_digest: Option<Digest>,
     pub platform: Platform,
-    /// Layers downloaded by this pull (not already present).
+    /// Layer blobs downloaded by this pull (not already present).
     pub layers_downloaded: usize,
     /// The reference already pointed at this image (docker's "Image is up to date").
     pub up_to_date: bool,
@@ -558,7 +558,7 @@ async fn pull_image(ctx: &Ctx, job: Job<'_>) -> Result<PulledImage, PullError> {
             },
         };
         match res {
-            Ok(()) => downloaded += 1,
+            Ok(fetched) => downloaded += usize::from(fetched),
             Err(e) => {
                 ctx.cancelled.store(true, Ordering::Relaxed);
                 match &first_error {
@@ -695,8 +695,9 @@ struct LayerJob {
 }
 
 /// Brings one layer's blob into the content store and its files into the
-/// layer store, whichever of the two is missing.
-async fn pull_layer(ctx: &Ctx, job: &LayerJob) -> Result<(), PullError> {
+/// layer store, whichever of the two is missing. True when the blob was
+/// downloaded.
+async fn pull_layer(ctx: &Ctx, job: &LayerJob) -> Result<bool, PullError> {
     let d = job.desc.digest.clone();
     let writer = loop {
         let (blob_here, layer_here) = {
@@ -711,7 +712,7 @@ async fn pull_layer(ctx: &Ctx, job: &LayerJob) -> Result<(), PullError> {
                 unpack_stored(ctx, job).await?;
             }
             ctx.progress.layer(&d, LayerStatus::PullComplete);
-            return Ok(());
+            return Ok(false);
         }
         let (content, r, d2) = (ctx.content.clone(), ingest_ref(&d), d.clone());
         let acquired = blocking(move || {
@@ -778,7 +779,7 @@ async fn pull_layer(ctx: &Ctx, job: &LayerJob) -> Result<(), PullError> {
         None => {}
     }
     ctx.progress.layer(&d, LayerStatus::PullComplete);
-    Ok(())
+    Ok(true)
 }
 
 /// Unpacks a layer from its committed blob.

@@ -216,7 +216,8 @@ pub async fn push(
         } else {
             Progress::none() // docker does not show the config
         };
-        if is_layer && limit.available_permits() == 0 {
+        // Layers beyond the concurrency limit queue, as docker shows them.
+        if is_layer && i >= options.max_concurrent.max(1) {
             progress.layer(&desc.digest, LayerStatus::Waiting);
         }
         tasks.spawn(async move {
@@ -228,10 +229,9 @@ pub async fn push(
     while let Some(joined) = tasks.join_next().await {
         let res = match joined {
             Ok(r) => r,
-            Err(e) => match e.try_into_panic() {
-                Ok(p) => std::panic::resume_unwind(p),
-                Err(e) => panic!("a push task was cancelled: {e}"),
-            },
+            // Aborted below, after the first failure.
+            Err(e) if e.is_cancelled() => continue,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
         if let Err(e) = res {
             if first_error.is_none() {

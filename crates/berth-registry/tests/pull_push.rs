@@ -909,6 +909,97 @@ async fn concurrent_pulls_of_one_image_share_its_blobs() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_completes_partial_local_state_without_redoing_work() {
+    let reg = Registry::start(Auth::None);
+    let work = tempfile::tempdir().unwrap();
+    let c = client(work.path());
+    let src = Stores::new();
+    let image = make_image(
+        &src,
+        &[&[("one", b"1\n")], &[("two", b"2\n")]],
+        &Platform::host(),
+    );
+    let tag = reference(&format!("{}/partial/app:1", reg.host()));
+    src.record(&image, &tag);
+    src.push(&c, &tag).await;
+
+    let dst = Stores::new();
+    dst.pull(&c, &tag, &PullOptions::default()).await.0.unwrap();
+    let (bottom, top) = (&image.layers[0], &image.layers[1]);
+    // The bottom layer's files are gone but its blob is here: unpacked
+    // from the stored blob, not downloaded. The top layer's blob is gone
+    // but its files are here: downloaded, not unpacked again.
+    dst.layers.remove(&bottom.chain_id).unwrap();
+    dst.content.delete(&top.blob.digest).unwrap();
+    let (res, events) = dst.pull(&c, &tag, &PullOptions::default()).await;
+    let pulled = res.unwrap();
+    assert_eq!(pulled.layers_downloaded, 1);
+    assert!(pulled.up_to_date);
+    let st = statuses(&events, &bottom.blob.digest);
+    assert!(
+        !st.iter()
+            .any(|s| matches!(s, LayerStatus::Downloading { .. })),
+        "{st:?}"
+    );
+    assert!(
+        st.iter()
+            .any(|s| matches!(s, LayerStatus::Extracting { .. })),
+        "{st:?}"
+    );
+    assert_eq!(st.last(), Some(&LayerStatus::PullComplete));
+    let st = statuses(&events, &top.blob.digest);
+    assert!(
+        st.iter()
+            .any(|s| matches!(s, LayerStatus::Downloading { .. })),
+        "{st:?}"
+    );
+    assert!(
+        !st.iter()
+            .any(|s| matches!(s, LayerStatus::Extracting { .. })),
+        "{st:?}"
+    );
+    assert!(dst.content.exists(&top.blob.digest));
+    assert_eq!(
+        fs::read(dst.layers.diff_path(&bottom.chain_id).join("one")).unwrap(),
+        b"1\n"
+    );
+
+    // Push refuses what it cannot send, with docker's words.
+    let missing = reference(&format!("{}/partial/app:nope", reg.host()));
+    let err = push(
+        &c,
+        &dst.db,
+        &dst.content,
+        &missing,
+        &PushOptions::default(),
+        &Progress::none(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(
+        err.to_string()
+            .starts_with("An image does not exist locally with the tag:"),
+        "{err}"
+    );
+    dst.content.delete(&top.blob.digest).unwrap();
+    let err = push(
+        &c,
+        &dst.db,
+        &dst.content,
+        &tag,
+        &PushOptions::default(),
+        &Progress::none(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, berth_registry::PushError::MissingBlob { ref digest, .. } if digest == &top.blob.digest),
+        "{err}"
+    );
+}
+
 /// The image benchmark's berth side (bench/images/run.sh), not a test:
 /// `BERTH_BENCH_OP=push` builds an image from `BERTH_BENCH_LAYERS` (':'
 /// separated; a directory is tarred, a `.tar` file is taken as it is),
