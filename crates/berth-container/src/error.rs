@@ -53,9 +53,11 @@ pub enum Error {
     #[error("exec in container {id:?} failed: {message}")]
     Exec { id: String, message: String },
 
-    #[error("hook {path:?} ({stage}) failed: {message}")]
+    #[error("error running {stage} hook #{index}: {path:?}: {message}")]
     Hook {
         stage: &'static str,
+        /// The hook's position in its stage, from 0, as runc numbers them.
+        index: usize,
         path: PathBuf,
         message: String,
     },

@@ -13,19 +13,37 @@ use crate::state::OciState;
 
 /// Runs `hooks` one after another; the first failure stops the rest.
 pub fn run_all(stage: &'static str, hooks: &[Hook], state: &OciState) -> Result<()> {
+    run_all_with_env(stage, hooks, state, &[])
+}
+
+/// As [`run_all`]; a hook without an `env` of its own gets `default_env`
+/// (runc gives startContainer hooks the container process's environment).
+pub fn run_all_with_env(
+    stage: &'static str,
+    hooks: &[Hook],
+    state: &OciState,
+    default_env: &[String],
+) -> Result<()> {
     if hooks.is_empty() {
         return Ok(());
     }
     let state_json = serde_json::to_vec(state).expect("state always serializes");
-    for hook in hooks {
-        run_one(stage, hook, &state_json)?;
+    for (index, hook) in hooks.iter().enumerate() {
+        run_one(stage, index, hook, &state_json, default_env)?;
     }
     Ok(())
 }
 
-fn run_one(stage: &'static str, hook: &Hook, state_json: &[u8]) -> Result<()> {
+fn run_one(
+    stage: &'static str,
+    index: usize,
+    hook: &Hook,
+    state_json: &[u8],
+    default_env: &[String],
+) -> Result<()> {
     let fail = |message: String| Error::Hook {
         stage,
+        index,
         path: hook.path().clone(),
         message,
     };
@@ -36,7 +54,8 @@ fn run_one(stage: &'static str, hook: &Hook, state_json: &[u8]) -> Result<()> {
         }
     }
     cmd.env_clear();
-    for kv in hook.env().iter().flatten() {
+    let env = hook.env().as_deref().unwrap_or(default_env);
+    for kv in env {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);
         }

@@ -144,7 +144,17 @@ fn setup(ctx: &InitContext<'_>) -> Res<Stage> {
             .as_ref()
             .and_then(|h| h.start_container().clone())
             .unwrap_or_default();
-        crate::hooks::run_all("startContainer", &hooks, &state).map_err(|e| e.to_string())?;
+        crate::hooks::run_all_with_env(
+            "startContainer",
+            &hooks,
+            &state,
+            &ctx.spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.env().clone())
+                .unwrap_or_default(),
+        )
+        .map_err(|e| e.to_string())?;
     } else {
         // An exec'd process must outlive the runtime: shims run every
         // `docker exec` as `exec --detach`. Cleared before seccomp, which

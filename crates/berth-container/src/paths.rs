@@ -135,6 +135,19 @@ fn mkdir_all_depth(
     open_in_root(root, &rel, OFlags::PATH)
 }
 
+/// Is the last component of `path` (inside `root`) a symlink?
+pub fn is_symlink_in_root(root: BorrowedFd<'_>, path: &Path) -> bool {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return false;
+    };
+    let Ok(dir) = open_in_root(root, parent, OFlags::PATH | OFlags::DIRECTORY) else {
+        return false;
+    };
+    rustix::fs::statat(&dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink
+    })
+}
+
 /// Turns an O_PATH directory fd into one usable as a dirfd for *at calls.
 pub fn reopen_dir(fd: BorrowedFd<'_>) -> rustix::io::Result<OwnedFd> {
     rustix::fs::openat(

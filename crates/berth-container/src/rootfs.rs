@@ -150,6 +150,14 @@ fn mount_one(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount) -> Res<bool
     if is_bind {
         return mount_bind(plan, root, m, &opts).map(|()| false);
     }
+    // A /proc or /sys that is a symlink in the image would put the kernel's
+    // files somewhere the masked paths do not cover: refuse it, as runc does.
+    if (typ == "proc" || typ == "sysfs") && paths::is_symlink_in_root(root, m.destination()) {
+        return Err(format!(
+            "{} is a symlink in the rootfs; {typ} must be mounted on a real directory",
+            m.destination().display()
+        ));
+    }
     let target = paths::mkdir_all_in_root(root, m.destination(), Leaf::Dir)
         .map_err(errno_ctx("creating the mount point"))?;
     let source = m

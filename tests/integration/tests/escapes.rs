@@ -140,3 +140,23 @@ fn mount_targets_through_symlinks_stay_in_the_rootfs() {
     );
     env.finish();
 }
+
+/// A /proc that is a symlink in the image would put procfs outside the
+/// masked paths: refused.
+#[test]
+fn proc_on_a_symlink_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("procsymlink");
+    let rootfs = berth_integration::fixtures::private_busybox_rootfs(env.dir.path());
+    std::fs::remove_dir(rootfs.join("proc")).unwrap();
+    std::fs::create_dir(rootfs.join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink("/elsewhere", rootfs.join("proc")).unwrap();
+    let mut b = env.bundle(&["true"]);
+    b.edit(|c| c["root"]["path"] = json!(rootfs));
+    let (code, _, err) = env.run(&b);
+    assert_eq!(code, 1);
+    assert!(err.contains("/proc is a symlink"), "{err}");
+    env.finish();
+}

@@ -389,7 +389,8 @@ fn a_failing_hook_fails_create_and_leaves_nothing() {
     let id = env.id();
     let out = env.rt(&["create", "--bundle", b.path(), &id]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("createRuntime"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error running createRuntime hook #0"), "{err}");
     env.finish();
 }
 
