@@ -23,6 +23,8 @@ pub struct Bundle {
     pub spec: Spec,
     /// The root filesystem, absolute and canonical.
     pub rootfs: PathBuf,
+    /// Per mount, its own id mappings (idmapped mounts), in config order.
+    pub mount_idmaps: Vec<Option<crate::idmap::MountIdMap>>,
 }
 
 impl Bundle {
@@ -33,8 +35,17 @@ impl Bundle {
             message: format!("cannot open the bundle directory: {e}"),
         })?;
         let path = dir.join("config.json");
-        let spec = parse_spec_file(&path)?;
+        let bytes = read_config(&path)?;
+        let spec = parse_spec(&bytes).map_err(|message| Error::InvalidConfig {
+            path: path.clone(),
+            message,
+        })?;
         validate(&spec, &path)?;
+        let mount_idmaps =
+            crate::idmap::mount_idmaps(&bytes).map_err(|message| Error::InvalidConfig {
+                path: path.clone(),
+                message,
+            })?;
         let root = spec.root().as_ref().expect("validated: root is present");
         let rootfs = if root.path().is_absolute() {
             root.path().clone()
@@ -51,12 +62,26 @@ impl Bundle {
                 message: format!("root.path: rootfs {rootfs:?} is not a directory"),
             });
         }
-        Ok(Bundle { dir, spec, rootfs })
+        Ok(Bundle {
+            dir,
+            spec,
+            rootfs,
+            mount_idmaps,
+        })
     }
 }
 
 /// Parses a config.json, naming the JSON path of any type error.
 pub fn parse_spec_file(path: &Path) -> Result<Spec> {
+    let bytes = read_config(path)?;
+    parse_spec(&bytes).map_err(|message| Error::InvalidConfig {
+        path: path.to_path_buf(),
+        message,
+    })
+}
+
+/// The bytes of a config.json, refusing one larger than the limit.
+fn read_config(path: &Path) -> Result<Vec<u8>> {
     let invalid = |message: String| Error::InvalidConfig {
         path: path.to_path_buf(),
         message,
@@ -68,8 +93,7 @@ pub fn parse_spec_file(path: &Path) -> Result<Spec> {
             meta.len()
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| invalid(format!("cannot read: {e}")))?;
-    parse_spec(&bytes).map_err(invalid)
+    std::fs::read(path).map_err(|e| invalid(format!("cannot read: {e}")))
 }
 
 /// Parses config.json bytes; the error names the field (`process.user.uid: ...`).

@@ -260,6 +260,7 @@ fn spawn_init(
     std::env::set_current_dir(&bundle.dir)
         .ctx(|| format!("entering the bundle {:?}", bundle.dir))?;
     let cgroup_mounts = container_cgroup_mounts(layout, cgroup.as_ref());
+    let idmapped_trees = crate::idmap::prepare_trees(bundle)?;
     let v2_dir = cgroup.v2_dir().and_then(|d| {
         rustix::fs::open(
             &d,
@@ -287,6 +288,7 @@ fn spawn_init(
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 cgroup_mounts,
+                idmapped_trees: &idmapped_trees,
                 has_create_runtime_hooks,
                 state: record.oci_state(Status::Creating),
             })

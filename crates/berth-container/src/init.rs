@@ -28,6 +28,8 @@ pub struct InitContext<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub cgroup_mounts: Vec<CgroupMount>,
+    /// Per mount: its idmapped tree, detached, made by the parent (see `idmap`).
+    pub idmapped_trees: &'a [Option<OwnedFd>],
     pub has_create_runtime_hooks: bool,
     /// The state handed to createContainer/startContainer hooks and seccomp agents.
     pub state: OciState,
@@ -244,6 +246,7 @@ fn prepare_container(ctx: &InitContext<'_>) -> Res {
             in_userns: ctx.ns.has_userns,
             new_cgroupns: ctx.ns.new_cgroupns,
             cgroup_mounts: ctx.cgroup_mounts.clone(),
+            idmapped_trees: ctx.idmapped_trees,
         })?;
         ensure_cwd(ctx)?;
     }

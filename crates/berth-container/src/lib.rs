@@ -12,6 +12,7 @@ mod devices;
 pub mod error;
 pub mod exec;
 mod hooks;
+pub mod idmap;
 mod init;
 pub mod mounts;
 mod namespaces;

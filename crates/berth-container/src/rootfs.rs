@@ -37,6 +37,8 @@ pub struct RootfsPlan<'a> {
     pub in_userns: bool,
     pub new_cgroupns: bool,
     pub cgroup_mounts: Vec<CgroupMount>,
+    /// Per mount (config order): its idmapped tree, made by the parent.
+    pub idmapped_trees: &'a [Option<OwnedFd>],
 }
 
 type Res<T = ()> = Result<T, String>;
@@ -79,7 +81,7 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Res {
         if dest == Path::new("/dev/pts") && m.typ().as_deref() == Some("devpts") {
             has_devpts = true;
         }
-        if mount_one(plan, root.as_fd(), m)
+        if mount_one(plan, root.as_fd(), i, m)
             .map_err(|e| format!("mounts[{i}] ({}): {e}", dest.display()))?
         {
             read_only_later.push(dest.clone());
@@ -136,7 +138,7 @@ fn make_parent_mount_private(rootfs: &Path) -> Res {
 /// that was mounted read-write and must be made read-only after every
 /// other mount and device inside it exists (runc does the same for a
 /// read-only /dev).
-fn mount_one(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount) -> Res<bool> {
+fn mount_one(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, index: usize, m: &Mount) -> Res<bool> {
     let mut opts = MountOptions::parse(m.options().as_deref().unwrap_or_default())?;
     let typ = m.typ().as_deref().unwrap_or("");
     let read_only_later = typ == "tmpfs" && opts.flags.contains(MountFlags::RDONLY);
@@ -148,7 +150,8 @@ fn mount_one(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount) -> Res<bool
         return mount_cgroups(plan, root, m, &opts).map(|()| false);
     }
     if is_bind {
-        return mount_bind(plan, root, m, &opts).map(|()| false);
+        let tree = plan.idmapped_trees.get(index).and_then(|u| u.as_ref());
+        return mount_bind(plan, root, m, &opts, tree).map(|()| false);
     }
     // A /proc or /sys that is a symlink in the image would put the kernel's
     // files somewhere the masked paths do not cover: refuse it, as runc does.
@@ -207,7 +210,13 @@ fn data_cstr(data: &str) -> Res<CString> {
     CString::new(data).map_err(|_| "mount data contains a NUL byte".to_string())
 }
 
-fn mount_bind(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount, opts: &MountOptions) -> Res {
+fn mount_bind(
+    plan: &RootfsPlan<'_>,
+    root: BorrowedFd<'_>,
+    m: &Mount,
+    opts: &MountOptions,
+    idmapped_tree: Option<&OwnedFd>,
+) -> Res {
     let source = m.source().as_ref().ok_or("a bind mount needs a source")?;
     let source = if source.is_absolute() {
         source.clone()
@@ -217,8 +226,15 @@ fn mount_bind(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount, opts: &Mou
             .map_err(|e| e.to_string())?
             .join(source)
     };
-    let src = rustix::fs::open(&source, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-        .map_err(errno_ctx(format!("opening bind source {source:?}")))?;
+    // An idmapped mount was prepared by the parent as a detached tree
+    // (creating one needs privilege the init in a user namespace lacks).
+    let src: OwnedFd = match idmapped_tree {
+        Some(tree) => tree
+            .try_clone()
+            .map_err(|e| format!("duplicating the idmapped tree: {e}"))?,
+        None => rustix::fs::open(&source, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            .map_err(errno_ctx(format!("opening bind source {source:?}")))?,
+    };
     let is_dir = rustix::fs::fstat(&src)
         .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
         .map_err(errno_ctx("stat of the bind source"))?;
@@ -227,18 +243,8 @@ fn mount_bind(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount, opts: &Mou
         .map_err(errno_ctx("creating the mount point"))?;
     let target_path = paths::proc_fd_path(target.as_fd());
     let src_path = paths::proc_fd_path(src.as_fd());
-    if opts.idmap {
-        let userns = std::fs::File::open("/proc/self/ns/user")
-            .map_err(|e| format!("opening our user namespace: {e}"))?;
-        let src_c =
-            CString::new(src_path.as_os_str().as_encoded_bytes()).expect("no NUL in a proc path");
-        let tgt_c = CString::new(target_path.as_os_str().as_encoded_bytes())
-            .expect("no NUL in a proc path");
-        let tree = berth_sys::mount::open_tree_clone(&src_c, opts.recursive_bind)
-            .map_err(|e| format!("open_tree of {source:?}: {e}"))?;
-        berth_sys::mount::set_idmap(tree.as_fd(), userns.as_fd(), opts.recursive_bind)
-            .map_err(|e| format!("id-mapping {source:?} (the filesystem or kernel may not support idmapped mounts): {e}"))?;
-        berth_sys::mount::move_mount_to(tree.as_fd(), &tgt_c)
+    if idmapped_tree.is_some() {
+        berth_sys::mount::move_mount_to(src.as_fd(), target.as_fd())
             .map_err(|e| format!("attaching the idmapped mount: {e}"))?;
     } else if opts.recursive_bind {
         rustix::mount::mount_bind_recursive(&src_path, &target_path)

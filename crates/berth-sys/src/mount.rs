@@ -55,17 +55,19 @@ pub fn set_idmap(mount: BorrowedFd<'_>, userns: BorrowedFd<'_>, recursive: bool)
     .map(drop)
 }
 
-/// Attaches a detached mount at `target`.
-pub fn move_mount_to(mount: BorrowedFd<'_>, target: &std::ffi::CStr) -> Result<()> {
-    // SAFETY: valid fd and C string.
+const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+
+/// Attaches a detached mount on the directory (or file) behind `target`.
+pub fn move_mount_to(mount: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<()> {
+    // SAFETY: valid fds and empty C strings.
     check(unsafe {
         libc::syscall(
             libc::SYS_move_mount,
             mount.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
         )
     })
     .map(drop)

@@ -579,3 +579,38 @@ fn a_read_only_dev_tmpfs_still_gets_its_devices_and_mounts() {
     assert_eq!((code, out.as_str()), (0, "dev-ro\n"), "{err}");
     env.finish();
 }
+
+#[test]
+fn idmapped_bind_mounts_with_their_own_mappings() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("idmap");
+    let source = env.dir.path().join("source");
+    std::fs::create_dir(&source).unwrap();
+    std::fs::write(source.join("foo.txt"), "x").unwrap();
+    let mount = json!({
+        "source": source, "destination": "/tmp/mount-1", "options": ["bind"],
+        "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+        "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    });
+    // Without a user namespace the root-owned file shows as the mapped host id.
+    let mut b = env.bundle(&["stat", "-c", "%u:%g", "/tmp/mount-1/foo.txt"]);
+    b.edit(|c| c["mounts"].as_array_mut().unwrap().push(mount.clone()));
+    let (code, out, err) = env.run(&b);
+    assert_eq!((code, out.as_str()), (0, "100000:100000\n"), "{err}");
+    // In a user namespace with the same mapping it shows as the container's root.
+    let mut b = env.bundle(&["stat", "-c", "%u:%g", "/tmp/mount-1/foo.txt"]);
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(mount.clone());
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    });
+    let (code, out, err) = env.run(&b);
+    assert_eq!((code, out.as_str()), (0, "0:0\n"), "{err}");
+    env.finish();
+}
