@@ -10,6 +10,7 @@ pub mod ids;
 pub mod mount;
 pub mod process;
 pub mod seccomp;
+pub mod signalfd;
 
 pub use std::io::Result;
 
