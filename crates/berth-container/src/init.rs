@@ -41,26 +41,7 @@ type Res<T = ()> = Result<T, String>;
 pub fn run(ctx: InitContext<'_>) -> ! {
     let err = match setup(&ctx) {
         Ok(Stage::Exit) => berth_sys::process::exit_now(0),
-        Ok(Stage::Exec(path, home, listener)) => {
-            if let (Some(fd), Some(seccomp)) = (
-                listener,
-                ctx.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
-            ) {
-                if let Some(path) = seccomp.listener_path() {
-                    let meta = seccomp.listener_metadata().as_deref();
-                    if let Err(e) = berth_seccomp::send_listener(path, meta, &ctx.state, fd.as_fd())
-                    {
-                        report(&ctx, format!("sending the seccomp listener: {e}"));
-                        berth_sys::process::exit_now(1);
-                    }
-                }
-            }
-            if let Err(e) = ctx.process.seal_fds() {
-                report(&ctx, format!("closing inherited file descriptors: {e}"));
-                berth_sys::process::exit_now(1);
-            }
-            ctx.process.exec(&path, home.as_ref())
-        }
+        Ok(Stage::Exec(path, home)) => ctx.process.exec(&path, home.as_ref()),
         Err(e) => e,
     };
     report(&ctx, err);
@@ -78,12 +59,8 @@ fn report(ctx: &InitContext<'_>, message: String) {
 enum Stage {
     /// This process was only the first of two forks: its job is done.
     Exit,
-    /// The program, the HOME to set if the process has none, the seccomp listener.
-    Exec(
-        std::ffi::CString,
-        Option<std::ffi::CString>,
-        Option<OwnedFd>,
-    ),
+    /// The program, and the HOME to set if the process has none.
+    Exec(std::ffi::CString, Option<std::ffi::CString>),
 }
 
 fn setup(ctx: &InitContext<'_>) -> Res<Stage> {
@@ -118,6 +95,11 @@ fn setup(ctx: &InitContext<'_>) -> Res<Stage> {
             }
         }
     }
+    // Our pid as the host sees it, while /proc is still the host's.
+    let host_pid = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str()?.parse().ok())
+        .unwrap_or(ctx.state.pid);
     let is_init = ctx.exec_fifo.is_some();
     if is_init {
         if !ctx.no_new_keyring {
@@ -132,31 +114,11 @@ fn setup(ctx: &InitContext<'_>) -> Res<Stage> {
         .process
         .chdir()
         .map_err(|e| format!("process.cwd: chdir to {:?}: {e}", ctx.process.cwd))?;
-    let mut listener = None;
     if let Some(fifo) = ctx.exec_fifo {
         berth_sys::process::prctl(libc::PR_SET_PDEATHSIG, 0, 0)
             .map_err(|e| format!("PR_SET_PDEATHSIG: {e}"))?;
         ctx.sync.send(&Msg::Ready).map_err(|e| e.to_string())?;
         wait_for_start(fifo)?;
-        let mut state = ctx.state.clone();
-        state.status = crate::state::Status::Running;
-        let hooks = ctx
-            .spec
-            .hooks()
-            .as_ref()
-            .and_then(|h| h.start_container().clone())
-            .unwrap_or_default();
-        crate::hooks::run_all_with_env(
-            "startContainer",
-            &hooks,
-            &state,
-            &ctx.spec
-                .process()
-                .as_ref()
-                .and_then(|p| p.env().clone())
-                .unwrap_or_default(),
-        )
-        .map_err(|e| e.to_string())?;
     } else {
         // An exec'd process must outlive the runtime: shims run every
         // `docker exec` as `exec --detach`. Cleared before seccomp, which
@@ -165,13 +127,55 @@ fn setup(ctx: &InitContext<'_>) -> Res<Stage> {
         berth_sys::process::prctl(libc::PR_SET_PDEATHSIG, 0, 0)
             .map_err(|e| format!("PR_SET_PDEATHSIG: {e}"))?;
     }
-    if let Some(fd) = ctx.process.drop_privileges(cwd_done)? {
-        listener = Some(fd);
+    // Mark every inherited fd close-on-exec now: a seccomp profile may deny
+    // the syscalls for it once loaded (CVE-2024-21626 is about these fds).
+    ctx.process
+        .seal_fds()
+        .map_err(|e| format!("closing inherited file descriptors: {e}"))?;
+    let early = ctx.process.drop_privileges(cwd_done)?;
+    let late = ctx.process.load_late_seccomp()?;
+    if let Some(listener) = early.or(late) {
+        send_seccomp_listener(ctx, host_pid, &listener)?;
     }
-    if let Some(fd) = ctx.process.load_late_seccomp()? {
-        listener = Some(fd);
+    // As runc: startContainer hooks run last, as the container's user and
+    // under its seccomp filter, with the process's environment by default.
+    if ctx.exec_fifo.is_some() {
+        let mut state = ctx.state.clone();
+        state.status = crate::state::Status::Running;
+        state.pid = host_pid;
+        let hooks = ctx
+            .spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.start_container().clone())
+            .unwrap_or_default();
+        let env = ctx
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.env().clone())
+            .unwrap_or_default();
+        crate::hooks::run_all_with_env("startContainer", &hooks, &state, &env)
+            .map_err(|e| e.to_string())?;
     }
-    Ok(Stage::Exec(exe, home, listener))
+    Ok(Stage::Exec(exe, home))
+}
+
+/// Hands the seccomp notify fd to the agent at linux.seccomp.listenerPath
+/// with the container's state (its pid as the host sees it).
+fn send_seccomp_listener(ctx: &InitContext<'_>, host_pid: i32, listener: &OwnedFd) -> Res {
+    let Some(seccomp) = ctx.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(());
+    };
+    let Some(path) = seccomp.listener_path() else {
+        return Err("linux.seccomp uses SCMP_ACT_NOTIFY but has no listenerPath".into());
+    };
+    let mut state = ctx.state.clone();
+    state.pid = host_pid;
+    state.status = crate::state::Status::Creating;
+    let meta = seccomp.listener_metadata().as_deref();
+    berth_seccomp::send_listener(path, meta, &state, listener.as_fd())
+        .map_err(|e| format!("sending the seccomp listener: {e}"))
 }
 
 fn enter_namespaces(ctx: &InitContext<'_>) -> Res {

@@ -614,3 +614,23 @@ fn idmapped_bind_mounts_with_their_own_mappings() {
     assert_eq!((code, out.as_str()), (0, "0:0\n"), "{err}");
     env.finish();
 }
+
+#[test]
+fn a_profile_denying_fd_syscalls_still_starts() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("seccompfds");
+    // berth marks inherited fds close-on-exec before loading the filter.
+    let mut b = env.bundle(&["echo", "ok"]);
+    b.edit(|c| {
+        c["process"]["noNewPrivileges"] = json!(true);
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["close_range", "fcntl", "socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+    });
+    let (code, out, err) = env.run(&b);
+    assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
+    env.finish();
+}
