@@ -407,7 +407,7 @@ fn container_cgroup_mounts(
     out
 }
 
-pub(crate) fn connect_console(path: &Path) -> Result<OwnedFd> {
+pub fn connect_console(path: &Path) -> Result<OwnedFd> {
     let sock = rustix::net::socket_with(
         rustix::net::AddressFamily::UNIX,
         rustix::net::SocketType::STREAM,

@@ -6,7 +6,7 @@
 
 pub mod caps;
 pub mod config;
-mod console;
+pub mod console;
 pub mod container;
 mod devices;
 pub mod error;

@@ -1,6 +1,7 @@
 //! One function per runtime command.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,7 +24,8 @@ pub fn run(cli: &Cli, log: &Log) -> Result<i32> {
             spec(bundle.as_deref().unwrap_or(Path::new(".")), *rootless)
         }
         Command::Create(args) => {
-            rt.create(&create_options(args, log)?)?;
+            let c = rt.create(&create_options(args, log)?)?;
+            send_init_pidfd(args.pidfd_socket.as_deref(), &c)?;
             Ok(0)
         }
         Command::Start { id } => {
@@ -100,6 +102,30 @@ fn create_options(args: &CreateArgs, log: &Log) -> Result<CreateOptions> {
     })
 }
 
+/// `--pidfd-socket`: sends a pidfd of `pid` to the caller's unix socket,
+/// so it can signal the process without pid-reuse races.
+fn send_pidfd(socket: Option<&Path>, pid: i32) -> Result<()> {
+    let Some(socket) = socket else { return Ok(()) };
+    let send = || -> Result<()> {
+        let pid = rustix::process::Pid::from_raw(pid).context("invalid pid")?;
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+            .context("pidfd_open")?;
+        let conn = berth_container::container::connect_console(socket)?;
+        berth_container::console::send_fd(conn.as_fd(), pidfd.as_fd(), "pidfd")
+            .context("sending the pidfd")?;
+        Ok(())
+    };
+    send().with_context(|| format!("--pidfd-socket {}", socket.display()))
+}
+
+/// As [`send_pidfd`] for a new container, which is removed again when that
+/// fails (as a failed create would be).
+fn send_init_pidfd(socket: Option<&Path>, container: &Container) -> Result<()> {
+    send_pidfd(socket, container.record.pid).inspect_err(|_| {
+        let _ = container.delete(true);
+    })
+}
+
 /// Settings berth accepts but deliberately does not apply (as runc 1.2) get a warning.
 fn warn_ignored_settings(bundle: &Path, log: &Log) {
     let path = bundle.join("config.json");
@@ -172,6 +198,7 @@ fn run_container(
         None
     };
     let container = rt.create(&opts)?;
+    send_init_pidfd(args.pidfd_socket.as_deref(), &container)?;
     let output = match &listener {
         Some(l) => Some(tty::spawn_copiers(l.receive_master()?)?),
         None => None,
@@ -282,6 +309,7 @@ fn exec_in(rt: &Runtime, container: &Container, args: &ExecArgs) -> Result<i32> 
         pid_file: args.pid_file.clone(),
         preserve_fds: args.preserve_fds,
     })?;
+    send_pidfd(args.pidfd_socket.as_deref(), pid)?;
     let output = match &listener {
         Some(l) => Some(tty::spawn_copiers(l.receive_master()?)?),
         None => None,

@@ -170,6 +170,9 @@ pub struct CreateArgs {
     /// Accepted for runc compatibility; systemd notify sockets are not supported.
     #[arg(long = "notify-socket", hide = true)]
     pub notify_socket: Option<PathBuf>,
+    /// A unix socket that receives a pidfd of the container's init.
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -219,6 +222,9 @@ pub struct ExecArgs {
     /// Allow exec in a paused container.
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
+    /// A unix socket that receives a pidfd of the new process.
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

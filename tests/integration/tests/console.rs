@@ -89,3 +89,29 @@ fn a_terminal_without_a_console_socket_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--console-socket"));
     env.finish();
 }
+
+#[test]
+fn the_pidfd_socket_receives_a_pidfd_of_the_init() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("pidfd");
+    let sock_path = env.dir.path().join("pidfd.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let b = env.bundle(&["sleep", "1000"]);
+    let id = env.id();
+    env.rt_ok(&[
+        "run",
+        "--detach",
+        "--pidfd-socket",
+        sock_path.to_str().unwrap(),
+        "--bundle",
+        b.path(),
+        &id,
+    ]);
+    let pidfd = receive_fd(&listener);
+    rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL).unwrap();
+    env.wait_status(&id, "stopped");
+    env.rt_ok(&["delete", &id]);
+    env.finish();
+}
