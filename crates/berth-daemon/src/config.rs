@@ -1,0 +1,260 @@
+//! berthd's configuration: `/etc/berth/daemon.json` with dockerd's key names.
+//!
+//! Unknown keys are refused, as dockerd refuses them: a typo in a config
+//! file should stop the daemon, not be silently ignored.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use berth_errdefs::{ErrorKind, HasKind};
+use serde::{Deserialize, Serialize};
+
+/// The socket berthd serves when no host is configured.
+pub const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
+/// The config file berthd reads when `--config-file` is not given.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
+/// Config files are a few KiB; refuse anything absurd before parsing.
+const MAX_CONFIG_SIZE: u64 = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the daemon config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the daemon config {path} is larger than {MAX_CONFIG_SIZE} bytes")]
+    TooLarge { path: PathBuf },
+    #[error("invalid daemon config {path}: {source}; keys use dockerd's names (data-root, exec-root, hosts, runtimes, default-runtime, insecure-registries, registry-mirrors, log-level, default-ulimits)")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("invalid host {host:?}: {reason}; use unix:///path/to.sock or tcp://127.0.0.1:PORT")]
+    Host { host: String, reason: String },
+    #[error("invalid log-level {level:?}: use debug, info, warn, error or fatal")]
+    LogLevel { level: String },
+    #[error(
+        "default-runtime {name:?} is not berth's own runtime nor registered under \"runtimes\""
+    )]
+    UnknownRuntime { name: String },
+}
+
+impl HasKind for ConfigError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ConfigError::Read { .. } => ErrorKind::Internal,
+            _ => ErrorKind::InvalidArgument,
+        }
+    }
+}
+
+/// An OCI runtime registered under `runtimes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeEntry {
+    pub path: String,
+    #[serde(rename = "runtimeArgs", default, skip_serializing_if = "Vec::is_empty")]
+    pub runtime_args: Vec<String>,
+}
+
+/// A `default-ulimits` entry (dockerd's shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ulimit {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Hard")]
+    pub hard: i64,
+    #[serde(rename = "Soft")]
+    pub soft: i64,
+}
+
+/// The daemon's settings, as in daemon.json.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub hosts: Vec<String>,
+    pub runtimes: BTreeMap<String, RuntimeEntry>,
+    pub default_runtime: String,
+    pub insecure_registries: Vec<String>,
+    pub registry_mirrors: Vec<String>,
+    pub log_level: String,
+    pub default_ulimits: BTreeMap<String, Ulimit>,
+}
+
+/// The name of berth's built-in runtime.
+pub const BUILTIN_RUNTIME: &str = "berth-runtime";
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            data_root: PathBuf::from("/var/lib/berth"),
+            exec_root: PathBuf::from("/run/berth"),
+            hosts: Vec::new(),
+            runtimes: BTreeMap::new(),
+            default_runtime: BUILTIN_RUNTIME.to_string(),
+            insecure_registries: Vec::new(),
+            registry_mirrors: Vec::new(),
+            log_level: "info".to_string(),
+            default_ulimits: BTreeMap::new(),
+        }
+    }
+}
+
+/// Where the API is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+impl Host {
+    pub fn parse(host: &str) -> Result<Host, ConfigError> {
+        let bad = |reason: &str| ConfigError::Host {
+            host: host.to_string(),
+            reason: reason.to_string(),
+        };
+        if let Some(path) = host.strip_prefix("unix://") {
+            if !path.starts_with('/') {
+                return Err(bad("the socket path must be absolute"));
+            }
+            return Ok(Host::Unix(PathBuf::from(path)));
+        }
+        if let Some(addr) = host.strip_prefix("tcp://") {
+            let addr: SocketAddr = addr
+                .trim_end_matches('/')
+                .parse()
+                .map_err(|_| bad("expected IP:PORT"))?;
+            // The API grants root on this machine: without TLS, refuse to
+            // listen beyond loopback.
+            if !addr.ip().is_loopback() {
+                return Err(bad(
+                    "berthd serves TCP only on a loopback address (no TLS yet)",
+                ));
+            }
+            return Ok(Host::Tcp(addr));
+        }
+        Err(bad("unsupported scheme"))
+    }
+}
+
+impl DaemonConfig {
+    /// Reads a config file; a missing file gives the defaults.
+    pub fn load(path: &Path) -> Result<DaemonConfig, ConfigError> {
+        let read = |source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(read(e)),
+        };
+        if meta.len() > MAX_CONFIG_SIZE {
+            return Err(ConfigError::TooLarge {
+                path: path.to_path_buf(),
+            });
+        }
+        let bytes = std::fs::read(path).map_err(read)?;
+        let config: DaemonConfig =
+            serde_json::from_slice(&bytes).map_err(|source| ConfigError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: hosts, log level, the default runtime.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.parsed_hosts()?;
+        self.tracing_level()?;
+        if self.default_runtime != BUILTIN_RUNTIME
+            && !self.runtimes.contains_key(&self.default_runtime)
+        {
+            return Err(ConfigError::UnknownRuntime {
+                name: self.default_runtime.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The hosts to serve; the default socket when none is configured.
+    pub fn parsed_hosts(&self) -> Result<Vec<Host>, ConfigError> {
+        if self.hosts.is_empty() {
+            return Ok(vec![Host::Unix(PathBuf::from(DEFAULT_SOCKET))]);
+        }
+        self.hosts.iter().map(|h| Host::parse(h)).collect()
+    }
+
+    /// The log level as a tracing filter directive.
+    pub fn tracing_level(&self) -> Result<&'static str, ConfigError> {
+        Ok(match self.log_level.as_str() {
+            "debug" => "debug",
+            "info" => "info",
+            "warn" => "warn",
+            "error" | "fatal" => "error",
+            _ => {
+                return Err(ConfigError::LogLevel {
+                    level: self.log_level.clone(),
+                })
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_dockerd_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("daemon.json");
+        std::fs::write(
+            &path,
+            r#"{"data-root":"/d","exec-root":"/e","hosts":["unix:///tmp/x.sock","tcp://127.0.0.1:2375"],
+               "runtimes":{"crun":{"path":"/usr/bin/crun"}},"default-runtime":"crun",
+               "insecure-registries":["127.0.0.1:5000"],"registry-mirrors":["https://m.example"],
+               "log-level":"debug","default-ulimits":{"nofile":{"Name":"nofile","Hard":64,"Soft":32}}}"#,
+        )
+        .unwrap();
+        let c = DaemonConfig::load(&path).unwrap();
+        assert_eq!(c.data_root, PathBuf::from("/d"));
+        assert_eq!(c.default_runtime, "crun");
+        assert_eq!(c.default_ulimits["nofile"].soft, 32);
+        assert_eq!(
+            c.parsed_hosts().unwrap(),
+            [
+                Host::Unix("/tmp/x.sock".into()),
+                Host::Tcp("127.0.0.1:2375".parse().unwrap())
+            ]
+        );
+        assert_eq!(
+            DaemonConfig::load(&dir.path().join("absent")).unwrap(),
+            DaemonConfig::default()
+        );
+    }
+
+    #[test]
+    fn refuses_mistakes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("daemon.json");
+        for bad in [
+            r#"{"data_root":"/d"}"#,
+            r#"{"hosts":["tcp://0.0.0.0:2375"]}"#,
+            r#"{"hosts":["unix://relative.sock"]}"#,
+            r#"{"log-level":"chatty"}"#,
+            r#"{"default-runtime":"nope"}"#,
+            r#"{"hosts":"unix:///x"}"#,
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            let err = DaemonConfig::load(&path).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad}: {err}");
+        }
+    }
+}

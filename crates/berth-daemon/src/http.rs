@@ -1,0 +1,602 @@
+//! The API's HTTP side: version prefix, dispatch, handlers.
+//!
+//! One fallback handler dispatches by hand instead of axum's path router:
+//! image names contain `/` (`example.com/a/b:1`), so `/images/{name}/json`
+//! cannot be a path pattern. Every response carries `Api-Version`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use base64::Engine as _;
+use berth_api::query::{self, ImageCreateQuery};
+use berth_api::{ApiVersion, Filters, JsonMessage};
+use berth_image::{Digest, Reference};
+use berth_registry::{Progress, ProgressEvent, PullOptions, PushOptions};
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::engine::Engine;
+use crate::error::ApiError;
+use crate::streams::{body_reader, line_channel, read_limited, ChannelWriter};
+use crate::system::{self, AuthBody};
+
+/// JSON request bodies (auth, tags) are small; anything larger is refused.
+const MAX_JSON_BODY: usize = 1024 * 1024;
+/// `X-Registry-Auth` is a base64 JSON object of a few hundred bytes.
+const MAX_AUTH_HEADER: usize = 64 * 1024;
+
+/// The API router over `engine`.
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new().fallback(dispatch).with_state(engine)
+}
+
+async fn dispatch(State(engine): State<Arc<Engine>>, req: Request) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let mut resp = match route(engine, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+    let h = resp.headers_mut();
+    h.insert(
+        "Api-Version",
+        HeaderValue::from_static(api_version_header()),
+    );
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert(
+        header::SERVER,
+        HeaderValue::from_static(concat!("berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
+    resp
+}
+
+fn api_version_header() -> &'static str {
+    // ApiVersion::MAX as a static string; checked by a test.
+    "1.41"
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::new(
+            berth_errdefs::ErrorKind::Internal,
+            format!("encoding the response: {e}"),
+        )
+        .into_response(),
+    }
+}
+
+fn json_lines(status: StatusCode, body: Body) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Runs a synchronous service on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ApiError::new(
+            berth_errdefs::ErrorKind::Internal,
+            format!("a request's worker thread failed: {e}"),
+        )
+    })?
+}
+
+fn parse_query<T: serde::de::DeserializeOwned>(q: &str) -> Result<T, ApiError> {
+    Ok(query::parse(q)?)
+}
+
+fn parse_filters(f: Option<&str>) -> Result<Filters, ApiError> {
+    Ok(Filters::parse(f.unwrap_or(""))?)
+}
+
+/// Decodes a path segment (clients may percent-encode names).
+fn decode(segment: &str) -> Result<String, ApiError> {
+    let mut out = Vec::with_capacity(segment.len());
+    let b = segment.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = segment
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("invalid escape in path {segment:?}"))
+                })?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| ApiError::bad_request(format!("path {segment:?} is not UTF-8")))
+}
+
+async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let (requested, path) = ApiVersion::split_path(parts.uri.path())?;
+    ApiVersion::negotiate(requested)?;
+    let path = path.to_string();
+    let q = parts.uri.query().unwrap_or("").to_string();
+    let method = parts.method.clone();
+    let m = &method;
+    match path.as_str() {
+        "/_ping" if m == Method::GET || m == Method::HEAD => return Ok(ping(m)),
+        "/version" if m == Method::GET => return Ok(json(StatusCode::OK, &system::version())),
+        "/info" if m == Method::GET => {
+            let e = engine.clone();
+            let info = blocking(move || e.info()).await?;
+            return Ok(json(StatusCode::OK, &info));
+        }
+        "/system/df" if m == Method::GET => {
+            let df = blocking(move || Ok(engine.disk_usage()?)).await?;
+            return Ok(json(StatusCode::OK, &df));
+        }
+        "/auth" if m == Method::POST => return auth(engine, body).await,
+        "/images/json" if m == Method::GET => {
+            let q: query::ImageListQuery = parse_query(&q)?;
+            let filters = parse_filters(q.filters.as_deref())?;
+            let list = blocking(move || Ok(engine.list_images(&filters)?)).await?;
+            return Ok(json(StatusCode::OK, &list));
+        }
+        "/images/create" if m == Method::POST => {
+            return create_image(engine, &parts.headers, &q, body).await
+        }
+        "/images/load" if m == Method::POST => return load(engine, body).await,
+        "/images/get" if m == Method::GET => {
+            let q: query::ImageGetQuery = parse_query(&q)?;
+            return save(engine, q.names).await;
+        }
+        "/images/prune" if m == Method::POST => {
+            let q: query::PruneQuery = parse_query(&q)?;
+            let filters = parse_filters(q.filters.as_deref())?;
+            let r = blocking(move || Ok(engine.prune_images(&filters)?)).await?;
+            return Ok(json(StatusCode::OK, &r));
+        }
+        "/images/search" if m == Method::GET => {
+            return Err(ApiError::new(
+                berth_errdefs::ErrorKind::NotImplemented,
+                "image search (GET /images/search) is not implemented by berthd: it needs Docker Hub's v1 search API; search on hub.docker.com or list a repository's tags with `skopeo list-tags`",
+            ))
+        }
+        _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/images/") {
+        return image_by_name(engine, m, rest, &q, &parts.headers).await;
+    }
+    for prefix in [
+        "/containers",
+        "/exec",
+        "/events",
+        "/networks",
+        "/volumes",
+        "/build",
+        "/commit",
+        "/plugins",
+        "/swarm",
+        "/nodes",
+        "/services",
+        "/tasks",
+        "/secrets",
+        "/configs",
+        "/distribution",
+        "/session",
+        "/system/events",
+    ] {
+        if path == prefix || path.starts_with(&format!("{prefix}/")) {
+            return Err(ApiError::not_implemented(&format!("{method} {path}")));
+        }
+    }
+    Err(ApiError::not_found("page not found"))
+}
+
+fn ping(method: &Method) -> Response {
+    let mut resp = if method == Method::HEAD {
+        (StatusCode::OK, Body::empty()).into_response()
+    } else {
+        (StatusCode::OK, "OK").into_response()
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// `/images/{name}` and `/images/{name}/{json,history,tag,push,get}`.
+async fn image_by_name(
+    engine: Arc<Engine>,
+    m: &Method,
+    rest: &str,
+    q: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    if m == Method::DELETE {
+        let name = decode(rest)?;
+        let q: query::ImageDeleteQuery = parse_query(q)?;
+        let r = blocking(move || Ok(engine.remove_image(&name, q.force, !q.noprune)?)).await?;
+        return Ok(json(StatusCode::OK, &r));
+    }
+    let Some((name, action)) = rest.rsplit_once('/') else {
+        return Err(ApiError::not_found("page not found"));
+    };
+    let name = decode(name)?;
+    match (m.clone(), action) {
+        (Method::GET, "json") => {
+            let v = blocking(move || Ok(engine.inspect_image(&name)?)).await?;
+            Ok(json(StatusCode::OK, &v))
+        }
+        (Method::GET, "history") => {
+            let v = blocking(move || Ok(engine.image_history(&name)?)).await?;
+            Ok(json(StatusCode::OK, &v))
+        }
+        (Method::POST, "tag") => {
+            let q: query::ImageTagQuery = parse_query(q)?;
+            blocking(move || {
+                Ok(engine.tag_image(&name, q.repo.as_deref().unwrap_or(""), q.tag.as_deref())?)
+            })
+            .await?;
+            Ok(StatusCode::CREATED.into_response())
+        }
+        (Method::GET, "get") => save(engine, vec![name]).await,
+        (Method::POST, "push") => {
+            let q: query::ImagePushQuery = parse_query(q)?;
+            push(engine, headers, &name, q.tag.as_deref()).await
+        }
+        _ => Err(ApiError::not_found("page not found")),
+    }
+}
+
+async fn auth(engine: Arc<Engine>, body: Body) -> Result<Response, ApiError> {
+    let bytes = read_limited(body, MAX_JSON_BODY).await?;
+    let auth: AuthBody = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON in the auth request: {e}")))?;
+    let creds = auth.credentials().ok_or_else(|| {
+        ApiError::bad_request("the auth request has no username, password or token")
+    })?;
+    let registry = system::registry_host(&auth.serveraddress);
+    engine.registry().check_login(&registry, &creds).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"Status": "Login Succeeded", "IdentityToken": ""}),
+    ))
+}
+
+/// The client that carries `X-Registry-Auth`'s credentials, if any.
+fn client_for(
+    engine: &Engine,
+    headers: &HeaderMap,
+    registry: &str,
+) -> Result<berth_registry::Client, ApiError> {
+    let client = engine.registry();
+    let Some(value) = headers.get("X-Registry-Auth") else {
+        return Ok(client);
+    };
+    let raw = value.as_bytes();
+    if raw.len() > MAX_AUTH_HEADER {
+        return Err(ApiError::bad_request("X-Registry-Auth header is too large"));
+    }
+    let trimmed: Vec<u8> = raw
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    if trimmed.is_empty() {
+        return Ok(client);
+    }
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let stripped: Vec<u8> = trimmed.iter().copied().filter(|b| *b != b'=').collect();
+    let decoded = b64
+        .decode(&stripped)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(&stripped))
+        .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Auth header: {e}")))?;
+    // docker sends `{}` (or e30=) when it has no credentials.
+    let auth: AuthBody = serde_json::from_slice(&decoded)
+        .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Auth header: {e}")))?;
+    Ok(match auth.credentials() {
+        Some(c) => client.with_credentials(registry, c),
+        None => client,
+    })
+}
+
+async fn create_image(
+    engine: Arc<Engine>,
+    headers: &HeaderMap,
+    q: &str,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let q: ImageCreateQuery = parse_query(q)?;
+    match (q.from_image.as_deref(), q.from_src.as_deref()) {
+        (Some(image), None) if !image.is_empty() => pull(engine, headers, image, &q).await,
+        (None, Some("-")) => {
+            let reader = body_reader(body);
+            let id = blocking(move || {
+                Ok(engine.import_image(
+                    reader,
+                    q.repo.as_deref(),
+                    q.tag.as_deref(),
+                    q.message.clone(),
+                    q.changes.clone(),
+                    q.platform.as_deref(),
+                )?)
+            })
+            .await?;
+            let line = JsonMessage::status(id.to_string(), None).to_line();
+            Ok(json_lines(StatusCode::OK, Body::from(line)))
+        }
+        (None, Some(src)) if !src.is_empty() => Err(ApiError::not_implemented(&format!(
+            "import from a URL (fromSrc={src}); send the tarball in the body with fromSrc=-"
+        ))),
+        _ => Err(ApiError::bad_request(
+            "POST /images/create needs exactly one of fromImage (pull) or fromSrc (import)",
+        )),
+    }
+}
+
+async fn load(engine: Arc<Engine>, body: Body) -> Result<Response, ApiError> {
+    let reader = body_reader(body);
+    let lines = blocking(move || Ok(engine.load_images(reader)?)).await?;
+    let mut out = Vec::new();
+    for l in lines {
+        out.extend(JsonMessage::stream(l).to_line());
+    }
+    Ok(json_lines(StatusCode::OK, Body::from(out)))
+}
+
+async fn save(engine: Arc<Engine>, names: Vec<String>) -> Result<Response, ApiError> {
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no image names given to save"));
+    }
+    let e = engine.clone();
+    let items = blocking(move || Ok(e.save_items(&names)?)).await?;
+    let (writer, body) = ChannelWriter::new();
+    let failer = writer.failer();
+    tokio::task::spawn_blocking(move || match engine.save_images(&items, writer) {
+        Ok(mut w) => {
+            if let Err(e) = std::io::Write::flush(&mut w) {
+                tracing::debug!(error = %e, "save: client went away");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "save failed mid-stream");
+            failer.fail(e.to_string());
+        }
+    });
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-tar"),
+        )],
+        body,
+    )
+        .into_response())
+}
+
+/// The pull target from `fromImage` and `tag` (a tag or a digest).
+fn pull_reference(image: &str, tag: Option<&str>) -> Result<Reference, ApiError> {
+    let mut r = Reference::parse(image)?;
+    match tag.filter(|t| !t.is_empty()) {
+        Some(t) if t.contains(':') => r = r.with_digest(Digest::parse(t)?),
+        Some(t) => r = r.with_tag(t)?,
+        None => {}
+    }
+    Ok(r.with_default_tag())
+}
+
+/// Runs a pull or push, waiting until it has either failed (answered with
+/// its own status code) or reached its first layer (streamed from then on,
+/// with later errors as an `error` line, as docker does).
+async fn progress_stream<T, F>(
+    task: F,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<ProgressEvent>,
+    finish: impl FnOnce(T) -> Vec<JsonMessage> + Send + 'static,
+) -> Result<Response, ApiError>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+{
+    let mut handle = tokio::spawn(task);
+    let mut pending = Vec::new();
+    let done = loop {
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Some(ev @ ProgressEvent::Layer { .. }) => { pending.push(ev); break None; }
+                Some(ev) => pending.push(ev),
+                None => break None,
+            },
+            r = &mut handle => break Some(r),
+        }
+    };
+    let join = |r: Result<Result<T, ApiError>, tokio::task::JoinError>| {
+        r.map_err(|e| {
+            ApiError::new(
+                berth_errdefs::ErrorKind::Internal,
+                format!("registry task failed: {e}"),
+            )
+        })?
+    };
+    let early = match done {
+        Some(r) => Some(join(r)?),
+        None => None,
+    };
+    let (tx, body) = line_channel();
+    tokio::spawn(async move {
+        let send = |m: JsonMessage| {
+            let tx = tx.clone();
+            async move { tx.send(Bytes::from(m.to_line())).await.is_ok() }
+        };
+        for ev in pending.drain(..) {
+            send(crate::progress::to_message(&ev)).await;
+        }
+        let result = match early {
+            Some(v) => Ok(v),
+            None => {
+                while let Some(ev) = rx.recv().await {
+                    if !send(crate::progress::to_message(&ev)).await {
+                        // The client left; the task keeps running to a
+                        // consistent end (its lease protects what it wrote).
+                    }
+                }
+                join(handle.await)
+            }
+        };
+        // Events sent between the last recv and the task's end.
+        while let Ok(ev) = rx.try_recv() {
+            send(crate::progress::to_message(&ev)).await;
+        }
+        match result {
+            Ok(v) => {
+                for m in finish(v) {
+                    send(m).await;
+                }
+            }
+            Err(e) => {
+                send(JsonMessage::error(e.message)).await;
+            }
+        }
+    });
+    Ok(json_lines(StatusCode::OK, body))
+}
+
+async fn pull(
+    engine: Arc<Engine>,
+    headers: &HeaderMap,
+    image: &str,
+    q: &ImageCreateQuery,
+) -> Result<Response, ApiError> {
+    let reference = pull_reference(image, q.tag.as_deref())?;
+    let client = client_for(&engine, headers, reference.domain())?;
+    let platform = q
+        .platform
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(berth_image::Platform::parse)
+        .transpose()?;
+    let (progress, rx) = Progress::channel();
+    let r = reference.clone();
+    let task = async move {
+        let options = PullOptions {
+            platform,
+            ..PullOptions::default()
+        };
+        let pulled = berth_registry::pull(
+            &client,
+            engine.store(),
+            &engine.content,
+            &engine.layers,
+            &r,
+            &options,
+            &progress,
+        )
+        .await?;
+        Ok::<_, ApiError>(pulled)
+    };
+    progress_stream(task, rx, move |p: berth_registry::PulledImage| {
+        let status = if p.up_to_date {
+            format!("Status: Image is up to date for {}", reference.familiar())
+        } else {
+            format!(
+                "Status: Downloaded newer image for {}",
+                reference.familiar()
+            )
+        };
+        vec![JsonMessage::status(status, None)]
+    })
+    .await
+}
+
+async fn push(
+    engine: Arc<Engine>,
+    headers: &HeaderMap,
+    name: &str,
+    tag: Option<&str>,
+) -> Result<Response, ApiError> {
+    let mut reference = Reference::parse(name)?;
+    if let Some(t) = tag.filter(|t| !t.is_empty()) {
+        reference = reference.with_tag(t)?;
+    }
+    let client = client_for(&engine, headers, reference.domain())?;
+    let (progress, rx) = Progress::channel();
+    let task = async move {
+        let pushed = berth_registry::push(
+            &client,
+            engine.store(),
+            &engine.content,
+            &reference,
+            &PushOptions::default(),
+            &progress,
+        )
+        .await?;
+        Ok::<_, ApiError>(pushed)
+    };
+    progress_stream(task, rx, |p: berth_registry::PushedImage| {
+        vec![JsonMessage::aux(serde_json::json!({
+            "Tag": p.tag,
+            "Digest": p.digest.to_string(),
+            "Size": p.size,
+        }))]
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_matches_max() {
+        assert_eq!(api_version_header(), ApiVersion::MAX.to_string());
+    }
+
+    #[test]
+    fn decodes_paths() {
+        assert_eq!(decode("a%2Fb:1").unwrap(), "a/b:1");
+        assert!(decode("%zz").is_err());
+    }
+
+    #[test]
+    fn pull_targets() {
+        assert_eq!(
+            pull_reference("busybox", None).unwrap().familiar(),
+            "busybox:latest"
+        );
+        assert_eq!(
+            pull_reference("busybox", Some("1")).unwrap().familiar(),
+            "busybox:1"
+        );
+        let d = Digest::sha256_of(b"x");
+        let r = pull_reference("busybox", Some(&d.to_string())).unwrap();
+        assert_eq!(r.digest(), Some(&d));
+    }
+}

@@ -1,0 +1,642 @@
+//! Image services: list, inspect, history, tag, remove, import, load,
+//! save, prune, disk usage. Synchronous; handlers call them on blocking
+//! threads.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{Read, Write};
+
+use berth_api::filters::{label_matches, FilterError};
+use berth_api::models::{ImageDeleteResponseItem, ImagePruneResponse, ImageSummary};
+use berth_api::Filters;
+use berth_errdefs::{ErrorKind, HasKind};
+use berth_image::{
+    ArchiveError, ContentError, Digest, ImageConfig, ImportError, ImportOptions, LoadOptions,
+    Platform, PlatformError, Reference, ReferenceError, SaveItem,
+};
+use berth_store::{GcError, GcOptions, ImageRecord, RefKind, StoreError};
+use serde_json::{json, Value};
+
+use crate::engine::Engine;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Reference(#[from] ReferenceError),
+    #[error("{0}")]
+    Import(#[from] ImportError),
+    #[error("{0}")]
+    Archive(#[from] ArchiveError),
+    #[error("{0}")]
+    Content(#[from] ContentError),
+    #[error("{0}")]
+    Filter(#[from] FilterError),
+    #[error("{0}")]
+    Platform(#[from] PlatformError),
+    #[error("removing unused image data: {0}")]
+    Gc(#[from] GcError),
+    #[error("image {id} has an unreadable config: {reason}; remove it and pull or load it again")]
+    BadConfig { id: String, reason: String },
+    #[error("conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories")]
+    MultipleRepositories { short: String },
+    #[error(
+        "image {id} has no manifest to save (it was stored without one); pull or load it again"
+    )]
+    NoManifest { id: String },
+    #[error("{message}")]
+    InvalidArgument { message: String },
+    #[error("{what} is not implemented by berthd yet")]
+    NotImplemented { what: String },
+}
+
+impl HasKind for ImageError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ImageError::Store(e) => e.kind(),
+            ImageError::Reference(e) => e.kind(),
+            ImageError::Import(e) => e.kind(),
+            ImageError::Archive(e) => e.kind(),
+            ImageError::Content(e) => e.kind(),
+            ImageError::Filter(e) => e.kind(),
+            ImageError::Platform(e) => e.kind(),
+            ImageError::Gc(e) => e.kind(),
+            ImageError::BadConfig { .. } | ImageError::NoManifest { .. } => ErrorKind::DataLoss,
+            ImageError::MultipleRepositories { .. } => ErrorKind::Conflict,
+            ImageError::InvalidArgument { .. } => ErrorKind::InvalidArgument,
+            ImageError::NotImplemented { .. } => ErrorKind::NotImplemented,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, ImageError>;
+
+/// Tags and digest references of one image, in docker's familiar form.
+struct Names {
+    tags: Vec<String>,
+    digests: Vec<String>,
+}
+
+impl Engine {
+    fn names_by_image(&self) -> Result<HashMap<Digest, Names>> {
+        let mut out: HashMap<Digest, Names> = HashMap::new();
+        for (r, kind, id) in self.store.all_references()? {
+            let entry = out.entry(id).or_insert(Names {
+                tags: Vec::new(),
+                digests: Vec::new(),
+            });
+            match kind {
+                RefKind::Tag => entry.tags.push(r.familiar()),
+                RefKind::Digest => entry.digests.push(r.familiar()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// `GET /images/json`.
+    pub fn list_images(&self, filters: &Filters) -> Result<Vec<ImageSummary>> {
+        filters.validate(&["dangling", "label", "before", "since", "reference"])?;
+        let dangling = filters.bool("dangling")?;
+        let mut names = self.names_by_image()?;
+        let images = self.store.images()?;
+        let added_of = |name: &str| -> Result<i64> {
+            let r = self.store.resolve_image(name)?;
+            Ok(created_unix(&r))
+        };
+        let before: Option<i64> = filters.get("before").next().map(added_of).transpose()?;
+        let since: Option<i64> = filters.get("since").next().map(added_of).transpose()?;
+        let mut out = Vec::new();
+        for image in images {
+            let n = names.remove(&image.id).unwrap_or(Names {
+                tags: Vec::new(),
+                digests: Vec::new(),
+            });
+            if let Some(d) = dangling {
+                if d != n.tags.is_empty() {
+                    continue;
+                }
+            }
+            let created = created_unix(&image);
+            if before.is_some_and(|b| created >= b) || since.is_some_and(|s| created <= s) {
+                continue;
+            }
+            let labels = image_labels(&image);
+            if !filters
+                .get("label")
+                .all(|f| label_matches(f, labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+            {
+                continue;
+            }
+            let mut tags = n.tags;
+            if filters.contains("reference") {
+                tags.retain(|t| filters.get("reference").any(|p| reference_matches(p, t)));
+                if tags.is_empty() {
+                    continue;
+                }
+            }
+            out.push(ImageSummary {
+                id: image.id.to_string(),
+                parent_id: String::new(),
+                repo_tags: tags,
+                repo_digests: n.digests,
+                created,
+                size: image.size as i64,
+                shared_size: -1,
+                labels: labels.into_iter().collect(),
+                containers: -1,
+                ..ImageSummary::default()
+            });
+        }
+        Ok(out)
+    }
+
+    /// `GET /images/{name}/json`, in docker's shape (the image's own config
+    /// is passed through as it is stored).
+    pub fn inspect_image(&self, name: &str) -> Result<Value> {
+        let image = self.store.resolve_image(name)?;
+        let raw: Value =
+            serde_json::from_slice(&image.config).map_err(|e| ImageError::BadConfig {
+                id: image.id.to_string(),
+                reason: e.to_string(),
+            })?;
+        let config = parse_config(&image)?;
+        let names = self.names_by_image()?.remove(&image.id);
+        let (tags, digests) = names.map(|n| (n.tags, n.digests)).unwrap_or_default();
+        let upper = image
+            .layers
+            .last()
+            .map(|l| self.layers.diff_path(&l.chain_id));
+        let lower: Vec<String> = image
+            .layers
+            .iter()
+            .rev()
+            .skip(1)
+            .map(|l| self.layers.diff_path(&l.chain_id).display().to_string())
+            .collect();
+        let mut graph = serde_json::Map::new();
+        if let Some(u) = upper {
+            graph.insert("UpperDir".into(), json!(u.display().to_string()));
+        }
+        if !lower.is_empty() {
+            graph.insert("LowerDir".into(), json!(lower.join(":")));
+        }
+        let mut v = json!({
+            "Id": image.id.to_string(),
+            "RepoTags": tags,
+            "RepoDigests": digests,
+            "Parent": "",
+            "Comment": config.comment.clone().unwrap_or_default(),
+            "Created": config.created.clone().unwrap_or_default(),
+            "Container": "",
+            "ContainerConfig": raw.get("container_config").cloned().unwrap_or(Value::Null),
+            "DockerVersion": config.docker_version.clone().unwrap_or_default(),
+            "Author": config.author.clone().unwrap_or_default(),
+            "Config": raw.get("config").cloned().unwrap_or(Value::Null),
+            "Architecture": config.architecture,
+            "Variant": config.variant,
+            "Os": config.os,
+            "OsVersion": config.os_version,
+            "Size": image.size,
+            "VirtualSize": image.size,
+            "GraphDriver": {"Name": "overlay2", "Data": graph},
+            "RootFS": {
+                "Type": "layers",
+                "Layers": image.layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>(),
+            },
+            "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+        });
+        // docker leaves these out when empty (omitempty).
+        if let Some(obj) = v.as_object_mut() {
+            obj.retain(|k, val| !(matches!(k.as_str(), "Variant" | "OsVersion") && val.is_null()));
+        }
+        Ok(v)
+    }
+
+    /// `GET /images/{name}/history`: newest first, as docker prints it.
+    pub fn image_history(&self, name: &str) -> Result<Vec<Value>> {
+        let image = self.store.resolve_image(name)?;
+        let config = parse_config(&image)?;
+        let tags = self
+            .names_by_image()?
+            .remove(&image.id)
+            .map(|n| n.tags)
+            .unwrap_or_default();
+        let mut layers = image.layers.iter();
+        let mut rows = Vec::new();
+        let history = if config.history.is_empty() {
+            // Images without history get one row per layer, as docker shows.
+            image
+                .layers
+                .iter()
+                .map(|_| berth_image::config::History::default())
+                .collect()
+        } else {
+            config.history.clone()
+        };
+        for h in &history {
+            let size = if h.empty_layer {
+                0
+            } else {
+                layers
+                    .next()
+                    .and_then(|l| self.layers.meta(&l.chain_id).ok())
+                    .map(|m| m.size)
+                    .unwrap_or(0)
+            };
+            rows.push(json!({
+                "Id": "<missing>",
+                "Created": h.created.as_deref().and_then(parse_rfc3339).unwrap_or(0),
+                "CreatedBy": h.created_by.clone().unwrap_or_default(),
+                "Tags": Value::Null,
+                "Size": size,
+                "Comment": h.comment.clone().unwrap_or_default(),
+            }));
+        }
+        rows.reverse();
+        if let Some(top) = rows.first_mut() {
+            top["Id"] = json!(image.id.to_string());
+            top["Tags"] = json!(tags);
+        }
+        Ok(rows)
+    }
+
+    /// `POST /images/{name}/tag`.
+    pub fn tag_image(&self, name: &str, repo: &str, tag: Option<&str>) -> Result<()> {
+        let image = self.store.resolve_image(name)?;
+        if repo.is_empty() {
+            return Err(ImageError::InvalidArgument {
+                message: "repository name must have at least one component".into(),
+            });
+        }
+        let mut target = Reference::parse(repo)?;
+        if target.digest().is_some() {
+            return Err(ImageError::InvalidArgument {
+                message: format!("refusing to create a tag with a digest reference: {repo}"),
+            });
+        }
+        if let Some(t) = tag.filter(|t| !t.is_empty()) {
+            target = target.with_tag(t)?;
+        }
+        let target = target.with_default_tag();
+        let _gc = self.store.hold_off_gc();
+        self.store.set_reference(&target, &image.id)?;
+        Ok(())
+    }
+
+    /// `DELETE /images/{name}`: docker's `rmi` rules (no containers yet, so
+    /// "in use" never applies).
+    pub fn remove_image(
+        &self,
+        name: &str,
+        force: bool,
+        prune: bool,
+    ) -> Result<Vec<ImageDeleteResponseItem>> {
+        let image = self.store.resolve_image(name)?;
+        let refs = self.store.references(&image.id)?;
+        let by_reference = Reference::parse(name).ok().and_then(|r| {
+            let r = r.with_default_tag();
+            refs.iter().find(|x| **x == r).cloned()
+        });
+        let mut out = Vec::new();
+        if let Some(r) = by_reference {
+            // Removing one name of an image that keeps other tags only
+            // untags it, as docker does.
+            let tags_left = refs
+                .iter()
+                .filter(|x| x.digest().is_none() && **x != r)
+                .count();
+            if tags_left > 0 || r.digest().is_some() && refs.len() > 1 {
+                self.store.remove_reference(&r)?;
+                out.push(untagged(&r));
+                return Ok(out);
+            }
+        } else {
+            let repos: BTreeSet<String> = refs.iter().map(|r| r.name()).collect();
+            if repos.len() > 1 && !force {
+                return Err(ImageError::MultipleRepositories {
+                    short: image.id.hex()[..12].to_string(),
+                });
+            }
+        }
+        for r in self.store.delete_image(&image.id)? {
+            out.push(untagged(&r));
+        }
+        out.push(ImageDeleteResponseItem {
+            deleted: Some(image.id.to_string()),
+            ..Default::default()
+        });
+        if prune {
+            self.collect_garbage()?;
+        }
+        Ok(out)
+    }
+
+    /// Removes blobs and layers nothing references any more.
+    pub(crate) fn collect_garbage(&self) -> Result<u64> {
+        let report = self
+            .store
+            .gc(&self.content, &self.layers, &GcOptions::default())?;
+        Ok(report.bytes_freed)
+    }
+
+    /// `POST /images/create?fromSrc=-`: a rootfs tarball in the body.
+    pub fn import_image<R: Read>(
+        &self,
+        tarball: R,
+        repo: Option<&str>,
+        tag: Option<&str>,
+        message: Option<String>,
+        changes: Vec<String>,
+        platform: Option<&str>,
+    ) -> Result<Digest> {
+        // Parse the target name before reading a byte.
+        let target = match repo.filter(|r| !r.is_empty()) {
+            Some(r) => {
+                let mut t = Reference::parse(r)?;
+                if let Some(tag) = tag.filter(|t| !t.is_empty()) {
+                    t = t.with_tag(tag)?;
+                }
+                Some(t.with_default_tag())
+            }
+            None => None,
+        };
+        let platform = platform
+            .filter(|p| !p.is_empty())
+            .map(Platform::parse)
+            .transpose()?;
+        let options = ImportOptions {
+            changes,
+            message,
+            platform,
+            ..ImportOptions::default()
+        };
+        let _gc = self.store.hold_off_gc();
+        let parts = berth_image::import(&self.content, &self.layers, tarball, &options)?;
+        self.store
+            .put_image(&ImageRecord::from_parts(&parts, None))?;
+        if let Some(t) = target {
+            self.store.set_reference(&t, &parts.id)?;
+        }
+        Ok(parts.id)
+    }
+
+    /// `POST /images/load`: the lines docker prints (`Loaded image: ...`).
+    pub fn load_images<R: Read>(&self, input: R) -> Result<Vec<String>> {
+        let _gc = self.store.hold_off_gc();
+        let loaded =
+            berth_image::load(&self.content, &self.layers, input, &LoadOptions::default())?;
+        let mut lines = Vec::new();
+        for l in loaded {
+            self.store
+                .put_image(&ImageRecord::from_parts(&l.image, None))?;
+            if l.references.is_empty() {
+                lines.push(format!("Loaded image ID: {}\n", l.image.id));
+            }
+            for r in &l.references {
+                let r = r.clone().with_default_tag();
+                self.store.set_reference(&r, &l.image.id)?;
+                lines.push(format!("Loaded image: {}\n", r.familiar()));
+            }
+        }
+        Ok(lines)
+    }
+
+    /// Resolves `docker save` names before any byte is written, so that a
+    /// bad name is a clean 404 and not a truncated archive.
+    pub fn save_items(&self, names: &[String]) -> Result<Vec<SaveItem>> {
+        let mut items: BTreeMap<Digest, SaveItem> = BTreeMap::new();
+        for name in names {
+            let image = self.store.resolve_image(name)?;
+            let manifest_digest =
+                image
+                    .manifest_digest
+                    .clone()
+                    .ok_or_else(|| ImageError::NoManifest {
+                        id: image.id.to_string(),
+                    })?;
+            let item = items.entry(image.id.clone()).or_insert(SaveItem {
+                manifest_digest,
+                tags: Vec::new(),
+            });
+            // A name that is a reference records that tag; a bare
+            // repository records all of its tags; an id records none.
+            if let Ok(r) = Reference::parse(name) {
+                let refs = self.store.references(&image.id)?;
+                let wanted: Vec<Reference> = if r.tag().is_some() || r.digest().is_some() {
+                    refs.into_iter().filter(|x| *x == r).collect()
+                } else {
+                    refs.into_iter()
+                        .filter(|x| x.name() == r.name() && x.tag().is_some())
+                        .collect()
+                };
+                for w in wanted {
+                    if !item.tags.contains(&w) {
+                        item.tags.push(w);
+                    }
+                }
+            }
+        }
+        Ok(items.into_values().collect())
+    }
+
+    /// `GET /images/get`: writes the archive.
+    pub fn save_images<W: Write>(&self, items: &[SaveItem], out: W) -> Result<W> {
+        Ok(berth_image::save(&self.content, items, out)?)
+    }
+
+    /// `POST /images/prune`: dangling images by default, all unused ones
+    /// with `dangling=false`; `label` and `until` narrow it.
+    pub fn prune_images(&self, filters: &Filters) -> Result<ImagePruneResponse> {
+        filters.validate(&["dangling", "label", "label!", "until"])?;
+        let all = filters.bool("dangling")? == Some(false);
+        let until: Option<i64> = filters
+            .get("until")
+            .next()
+            .map(|u| {
+                parse_until(u).ok_or_else(|| ImageError::InvalidArgument {
+                    message: format!(
+                        "invalid filter 'until={u}': expected a unix time or RFC 3339 timestamp"
+                    ),
+                })
+            })
+            .transpose()?;
+        let dangling: BTreeSet<Digest> = self.store.dangling_images()?.into_iter().collect();
+        let mut deleted = Vec::new();
+        for image in self.store.images()? {
+            if !all && !dangling.contains(&image.id) {
+                continue;
+            }
+            if until.is_some_and(|u| image.added_at >= u) {
+                continue;
+            }
+            let labels = image_labels(&image);
+            let pairs = || labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            if !filters.get("label").all(|f| label_matches(f, pairs()))
+                || filters.get("label!").any(|f| label_matches(f, pairs()))
+            {
+                continue;
+            }
+            for r in self.store.delete_image(&image.id)? {
+                deleted.push(untagged(&r));
+            }
+            deleted.push(ImageDeleteResponseItem {
+                deleted: Some(image.id.to_string()),
+                ..Default::default()
+            });
+        }
+        let freed = self.collect_garbage()?;
+        Ok(ImagePruneResponse {
+            images_deleted: Some(deleted),
+            space_reclaimed: Some(freed as i64),
+        })
+    }
+
+    /// `GET /system/df`: images with their sizes; containers, volumes and
+    /// build cache are empty until those exist.
+    pub fn disk_usage(&self) -> Result<Value> {
+        let images = self.list_images(&Filters::new())?;
+        let mut chains = BTreeSet::new();
+        for image in self.store.images()? {
+            chains.extend(image.chain());
+        }
+        let layers_size: u64 = chains
+            .iter()
+            .filter_map(|c| self.layers.meta(c).ok())
+            .map(|m| m.size)
+            .sum();
+        Ok(json!({
+            "LayersSize": layers_size,
+            "Images": images,
+            "Containers": [],
+            "Volumes": [],
+            "BuildCache": [],
+        }))
+    }
+}
+
+fn untagged(r: &Reference) -> ImageDeleteResponseItem {
+    ImageDeleteResponseItem {
+        untagged: Some(r.familiar()),
+        ..Default::default()
+    }
+}
+
+fn parse_config(image: &ImageRecord) -> Result<ImageConfig> {
+    serde_json::from_slice(&image.config).map_err(|e| ImageError::BadConfig {
+        id: image.id.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn image_labels(image: &ImageRecord) -> BTreeMap<String, String> {
+    serde_json::from_slice::<ImageConfig>(&image.config)
+        .ok()
+        .and_then(|c| c.config)
+        .and_then(|c| c.labels)
+        .unwrap_or_default()
+}
+
+/// The image's creation time as docker lists it: the config's `created`,
+/// else when berth stored it.
+fn created_unix(image: &ImageRecord) -> i64 {
+    image
+        .created
+        .as_deref()
+        .and_then(parse_rfc3339)
+        .unwrap_or(image.added_at)
+}
+
+/// `reference` filter: docker matches the familiar name (with or without
+/// the tag) against a shell pattern.
+fn reference_matches(pattern: &str, tag: &str) -> bool {
+    let name = tag.rsplit_once(':').map_or(tag, |(n, _)| n);
+    glob(pattern.as_bytes(), tag.as_bytes()) || glob(pattern.as_bytes(), name.as_bytes())
+}
+
+/// `*` and `?` shell matching, where `*` does not cross `/` (path.Match).
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..])),
+        (Some(b'?'), Some(c)) if *c != b'/' => glob(&p[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+fn parse_until(s: &str) -> Option<i64> {
+    s.parse::<i64>().ok().or_else(|| parse_rfc3339(s))
+}
+
+/// Seconds since the epoch of an RFC 3339 timestamp
+/// (`2024-01-02T03:04:05.123Z`, `...+01:00`).
+pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let oh: i64 = rest.get(1..3)?.parse().ok()?;
+            let om: i64 = rest.get(4..6)?.parse().ok()?;
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_to_unix() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2024-02-29T12:34:56.789012345Z"),
+            Some(1_709_210_096)
+        );
+        assert_eq!(
+            parse_rfc3339("2024-02-29T13:34:56+01:00"),
+            Some(1_709_210_096)
+        );
+        assert_eq!(parse_rfc3339("2024-13-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("yesterday"), None);
+        assert_eq!(parse_until("1700000000"), Some(1_700_000_000));
+    }
+
+    #[test]
+    fn reference_filter_globs() {
+        assert!(reference_matches("busybox", "busybox:latest"));
+        assert!(reference_matches("busy*", "busybox:1"));
+        assert!(reference_matches("busybox:1", "busybox:1"));
+        assert!(!reference_matches("busybox:2", "busybox:1"));
+        assert!(!reference_matches("*", "example.com/a/b:1"));
+        assert!(reference_matches("example.com/*/*", "example.com/a/b:1"));
+    }
+}

@@ -1,0 +1,25 @@
+#![forbid(unsafe_code)]
+// `/info` is one large json! literal.
+#![recursion_limit = "256"]
+//! berthd's engine and its Docker Engine API routers.
+//!
+//! [`Engine`] owns the stores (metadata database, content, layers) and the
+//! registry client and offers the image services; they are synchronous
+//! (the libraries below are) and run on tokio's blocking threads. The
+//! [`http`] module turns requests into service calls and answers in
+//! docker's wire format through berth-api. Containers are reached only
+//! through the shim protocol; until that is wired in, container endpoints
+//! answer 501 naming themselves.
+
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod http;
+mod images;
+mod progress;
+mod streams;
+mod system;
+
+pub use config::{DaemonConfig, Host};
+pub use engine::Engine;
+pub use error::ApiError;
