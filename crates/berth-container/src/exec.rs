@@ -22,6 +22,10 @@ pub struct ExecOptions {
     pub console_socket: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// Sub-cgroups of the container's cgroup to put the process in:
+    /// (controller, path below the container's cgroup); no controller means
+    /// every hierarchy (runc's `exec --cgroup [ctrl:]path`).
+    pub sub_cgroups: Vec<(Option<String>, String)>,
 }
 
 impl Container {
@@ -112,6 +116,9 @@ impl Container {
         if let Err(e) = cgroup.add_process(child) {
             return Err(fail(Error::Cgroup(e.to_string()), &[child]));
         }
+        if let Err(e) = join_sub_cgroups(&cgroup.paths(), &opts.sub_cgroups, child) {
+            return Err(fail(e, &[child]));
+        }
         if let Err(e) = parent_end.send(&Msg::Go) {
             return Err(fail(e, &[child]));
         }
@@ -155,4 +162,46 @@ fn absolute(p: &Path) -> Result<PathBuf> {
             .ctx(|| "getting the working directory")?
             .join(p))
     }
+}
+
+/// Moves `pid` into sub-cgroups of the container's cgroup directories.
+fn join_sub_cgroups(dirs: &[PathBuf], subs: &[(Option<String>, String)], pid: i32) -> Result<()> {
+    for (controller, sub) in subs {
+        let rel = Path::new(sub.trim_start_matches('/'));
+        if rel
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "--cgroup: {sub} is not a sub cgroup path"
+            )));
+        }
+        let targets: Vec<&PathBuf> = dirs
+            .iter()
+            .filter(|d| controller.as_deref().is_none_or(|c| hierarchy_has(d, c)))
+            .collect();
+        if let Some(c) = controller {
+            if targets.is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "--cgroup: unknown controller {c:?}"
+                )));
+            }
+        }
+        for dir in targets {
+            let procs = dir.join(rel).join("cgroup.procs");
+            std::fs::write(&procs, pid.to_string())
+                .ctx(|| format!("--cgroup: adding pid {pid} to {}", procs.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Does the cgroup directory lie in the hierarchy of `controller`? (Its
+/// mount point, such as /sys/fs/cgroup/cpu,cpuacct, names the controllers.)
+fn hierarchy_has(dir: &Path, controller: &str) -> bool {
+    dir.components().any(|c| {
+        c.as_os_str()
+            .to_str()
+            .is_some_and(|name| name.split(',').any(|n| n == controller))
+    })
 }

@@ -308,6 +308,14 @@ fn exec_in(rt: &Runtime, container: &Container, args: &ExecArgs) -> Result<i32> 
         console_socket,
         pid_file: args.pid_file.clone(),
         preserve_fds: args.preserve_fds,
+        sub_cgroups: args
+            .cgroup
+            .iter()
+            .map(|c| match c.split_once(':') {
+                Some((ctrl, path)) => (Some(ctrl.to_string()), path.to_string()),
+                None => (None, c.clone()),
+            })
+            .collect(),
     })?;
     send_pidfd(args.pidfd_socket.as_deref(), pid)?;
     let output = match &listener {

@@ -225,6 +225,9 @@ pub struct ExecArgs {
     /// A unix socket that receives a pidfd of the new process.
     #[arg(long = "pidfd-socket")]
     pub pidfd_socket: Option<PathBuf>,
+    /// Run in a sub-cgroup of the container's: `[controller:]path`.
+    #[arg(long)]
+    pub cgroup: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]

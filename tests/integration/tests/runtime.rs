@@ -634,3 +634,39 @@ fn a_profile_denying_fd_syscalls_still_starts() {
     assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
     env.finish();
 }
+
+#[test]
+fn exec_into_a_sub_cgroup() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("execcg");
+    let b = env.bundle(&["sleep", "1000"]);
+    let id = env.id();
+    env.rt_ok(&["run", "--detach", "--bundle", b.path(), &id]);
+    let out = env.rt(&["exec", "--cgroup", "..", &id, "true"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a sub cgroup path"));
+    let out = env.rt(&["exec", "--cgroup", "whaaat:/", &id, "true"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown controller"));
+    let out = env.rt(&["exec", "--cgroup", "pids:missing", &id, "true"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing/cgroup.procs"));
+    // A sub-cgroup that exists (on the pids hierarchy) takes the process.
+    let sub = format!("/sys/fs/cgroup/pids/berth/{id}/sub");
+    std::fs::create_dir(&sub).unwrap();
+    let out = env.rt_ok(&[
+        "exec",
+        "--cgroup",
+        "pids:sub",
+        &id,
+        "cat",
+        "/proc/self/cgroup",
+    ]);
+    assert!(
+        out.lines()
+            .any(|l| l.contains(":pids:") && l.ends_with("/sub")),
+        "{out}"
+    );
+    std::fs::remove_dir(&sub).unwrap();
+    env.rt_ok(&["delete", "--force", &id]);
+    env.finish();
+}
