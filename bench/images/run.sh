@@ -73,7 +73,7 @@ cleanup() {
 	fi
 	[[ -n $reg_pid ]] && kill "$reg_pid" 2>/dev/null || true
 	# Whatever dockerd left mounted under its roots.
-	grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+	{ grep -o " $work[^ ]*" /proc/self/mountinfo || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
 	# The registry and containerd may take a moment to let go of their files.
 	for _ in $(seq 1 50); do rm -rf "$work" 2>/dev/null && break; sleep 0.2; done
 	[[ ! -e $work ]] || echo "run.sh: could not remove $work" >&2

@@ -747,11 +747,8 @@ async fn pull_layer(ctx: &Ctx, job: &LayerJob) -> Result<bool, PullError> {
     // reads the committed blob, as it cannot start mid-stream.
     let resumed = writer.offset() > 0;
     let unpack_now = !layer_here && !resumed;
-    let fetched = fetch_layer(ctx, job, writer, unpack_now).await;
-    let (writer, unpacked) = match fetched {
-        Ok(v) => v,
-        Err(e) => return Err(e),
-    };
+    // fetch_layer records a layer it unpacked as created (also on failure).
+    let (writer, unpacked) = fetch_layer(ctx, job, writer, unpack_now).await?;
     let content_err = ctx.content_err(&d);
     let size = job.desc.size;
     let d2 = d.clone();
@@ -763,18 +760,13 @@ async fn pull_layer(ctx: &Ctx, job: &LayerJob) -> Result<bool, PullError> {
     }
     ctx.progress.layer(&d, LayerStatus::DownloadComplete);
     match unpacked {
-        Some(u) => {
-            ctx.progress.layer(
-                &d,
-                LayerStatus::Extracting {
-                    current: size,
-                    total: size,
-                },
-            );
-            if u.created {
-                ctx.created_layer(&u.meta.chain_id);
-            }
-        }
+        Some(_) => ctx.progress.layer(
+            &d,
+            LayerStatus::Extracting {
+                current: size,
+                total: size,
+            },
+        ),
         None if !layer_here => unpack_stored(ctx, job).await?,
         None => {}
     }

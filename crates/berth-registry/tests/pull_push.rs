@@ -1000,6 +1000,70 @@ async fn a_pull_completes_partial_local_state_without_redoing_work() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_collection_beside_a_pull_takes_nothing_the_pull_needs() {
+    let reg = Registry::start(Auth::None);
+    let work = tempfile::tempdir().unwrap();
+    let c = client(work.path());
+    let src = Stores::new();
+    let data: Vec<Vec<u8>> = (10..16).map(|i| common::blob(i, 400_000)).collect();
+    let files: Vec<[(&str, &[u8]); 1]> = data.iter().map(|d| [("data", &d[..])]).collect();
+    let refs: Vec<&[(&str, &[u8])]> = files.iter().map(|f| &f[..]).collect();
+    let image = make_image(&src, &refs, &Platform::host());
+    let tag = reference(&format!("{}/gc/app:1", reg.host()));
+    src.record(&image, &tag);
+    src.push(&c, &tag).await;
+
+    // Collect over and over while the pull runs; only what the pull's
+    // lease and the finished image hold may survive, and that is all it needs.
+    let dst = Arc::new(Stores::new());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let collector = {
+        let (dst, stop) = (dst.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut runs = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                dst.db
+                    .gc(
+                        &dst.content,
+                        &dst.layers,
+                        // Ingests younger than a day are not candidates (a
+                        // fresh ingest is unlocked for a moment between its
+                        // mkdir and its flock).
+                        &GcOptions::default(),
+                    )
+                    .unwrap();
+                runs += 1;
+            }
+            runs
+        })
+    };
+    let (res, _) = dst.pull(&c, &tag, &PullOptions::default()).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let runs = collector.join().unwrap();
+    assert!(runs > 1, "the collector ran {runs} times");
+    let pulled = res.unwrap();
+    assert_eq!(pulled.id, image.id);
+    for (l, d) in image.layers.iter().zip(&data) {
+        assert!(dst.content.exists(&l.blob.digest));
+        assert_eq!(
+            &fs::read(dst.layers.diff_path(&l.chain_id).join("data")).unwrap(),
+            d
+        );
+    }
+    assert!(dst.content.exists(&image.id));
+    assert!(dst.content.exists(&image.manifest_digest));
+    // And once more with everything recorded: a collection keeps it all.
+    let report = dst
+        .db
+        .gc(&dst.content, &dst.layers, &GcOptions::default())
+        .unwrap();
+    assert!(
+        report.blobs_removed.is_empty() && report.layers_removed.is_empty(),
+        "{report:?}"
+    );
+}
+
 /// The image benchmark's berth side (bench/images/run.sh), not a test:
 /// `BERTH_BENCH_OP=push` builds an image from `BERTH_BENCH_LAYERS` (':'
 /// separated; a directory is tarred, a `.tar` file is taken as it is),
