@@ -1,0 +1,306 @@
+//! A berthd per test: its own data root, exec root and socket in a temp
+//! dir, driven over HTTP (curl on the unix socket) and by the docker CLI.
+//! [`Berthd::stop`] sends SIGTERM and checks that nothing is left.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::runtime::berth_binary;
+
+/// Seconds any one client command may take before the test fails.
+const CLIENT_TIMEOUT_SECS: u32 = 120;
+
+pub struct Berthd {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    child: Option<Child>,
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Berthd {
+    /// Starts berthd with `extra` flags and waits until it answers `/_ping`.
+    pub fn start(extra: &[&str]) -> Berthd {
+        let dir = tempfile::Builder::new()
+            .prefix("berthd-test-")
+            .tempdir()
+            .expect("temp dir");
+        let socket = dir.path().join("berth.sock");
+        let data_root = dir.path().join("data");
+        let exec_root = dir.path().join("exec");
+        let log = std::fs::File::create(dir.path().join("berthd.log")).expect("log file");
+        let child = Command::new(berth_binary("berthd"))
+            .arg("--config-file")
+            .arg(dir.path().join("daemon.json"))
+            .arg("--data-root")
+            .arg(&data_root)
+            .arg("--exec-root")
+            .arg(&exec_root)
+            .arg("-H")
+            .arg(format!("unix://{}", socket.display()))
+            .args(["--log-level", "debug"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("starting berthd");
+        let mut d = Berthd {
+            dir,
+            socket,
+            data_root,
+            exec_root,
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if d.socket.exists() && d.api("GET", "/_ping", None).0 == 200 {
+                return d;
+            }
+            if let Some(st) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("berthd exited with {st} during start-up:\n{}", d.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berthd did not answer /_ping within 20s:\n{}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    /// One request: `(status, body)`. `body` is sent from memory.
+    pub fn api(&self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, Vec<u8>) {
+        let body_file = self.dir.path().join("req.body");
+        let mut args: Vec<String> = vec![
+            "-sS".into(),
+            "--unix-socket".into(),
+            self.socket.display().to_string(),
+            "-X".into(),
+            method.into(),
+            "-o".into(),
+            self.dir.path().join("resp.body").display().to_string(),
+            "-w".into(),
+            "%{http_code}".into(),
+        ];
+        if method == "HEAD" {
+            args.splice(3..5, ["-I".to_string()]);
+        }
+        if let Some(b) = body {
+            std::fs::write(&body_file, b).expect("writing the request body");
+            args.push("-H".into());
+            args.push("Content-Type: application/json".into());
+            args.push("--data-binary".into());
+            args.push(format!("@{}", body_file.display()));
+        }
+        args.push(format!("http://berth{path}"));
+        let out = bounded("curl", &args, None);
+        let status = text(&out.stdout).trim().parse().unwrap_or(0);
+        let resp = std::fs::read(self.dir.path().join("resp.body")).unwrap_or_default();
+        let _ = std::fs::remove_file(self.dir.path().join("resp.body"));
+        (status, resp)
+    }
+
+    /// A request whose JSON error body says `message` contains `needle`.
+    pub fn api_error(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        status: u16,
+        needle: &str,
+    ) {
+        let (got, resp) = self.api(method, path, body);
+        let v: serde_json::Value = serde_json::from_slice(&resp)
+            .unwrap_or_else(|e| panic!("{method} {path}: body is not JSON ({e}): {}", text(&resp)));
+        let message = v["message"].as_str().unwrap_or_default();
+        assert_eq!(got, status, "{method} {path}: {}", text(&resp));
+        assert!(
+            message.contains(needle),
+            "{method} {path}: message {message:?} lacks {needle:?}"
+        );
+    }
+
+    /// The docker CLI pointed at this daemon, with its own config dir.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        bounded("docker", &args, Some(self))
+    }
+
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed with {}:\nstdout: {}\nstderr: {}\nberthd log:\n{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr),
+            self.log()
+        );
+        text(&out.stdout)
+    }
+
+    /// `sh -c script` with DOCKER_HOST set (for pipes between commands).
+    pub fn sh_ok(&self, script: &str) -> String {
+        let out = bounded("sh", &["-c".to_string(), script.to_string()], Some(self));
+        assert!(
+            out.status.success(),
+            "{script} failed: {}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// SIGTERM, then checks the daemon exited cleanly and left nothing:
+    /// no process, no socket, no mount under its directories.
+    pub fn stop(mut self) {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id() as i32;
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid).expect("pid"),
+            rustix::process::Signal::TERM,
+        )
+        .expect("SIGTERM to berthd");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("waiting for berthd") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("berthd did not exit within 20s of SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(
+            status.success(),
+            "berthd exited with {status}:\n{}",
+            self.log()
+        );
+        let mut leaks = Vec::new();
+        if self.socket.exists() {
+            leaks.push(format!("socket {} remains", self.socket.display()));
+        }
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            leaks.push(format!("berthd process {pid} remains"));
+        }
+        let base = self.dir.path().to_path_buf();
+        if let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") {
+            for line in info.lines() {
+                if let Some(mp) = line.split(' ').nth(4) {
+                    if Path::new(mp).starts_with(&base) {
+                        leaks.push(format!("mount {mp} remains"));
+                    }
+                }
+            }
+        }
+        for p in crate::leaks::processes_where("cmdline", |c| {
+            text(c).contains(&base.display().to_string())
+        }) {
+            leaks.push(format!("process {p} mentioning {} remains", base.display()));
+        }
+        assert!(leaks.is_empty(), "leaks after berthd stopped: {leaks:?}");
+    }
+}
+
+impl Drop for Berthd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn bounded(program: &str, args: &[String], daemon: Option<&Berthd>) -> Output {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["--kill-after=10", &CLIENT_TIMEOUT_SECS.to_string(), program])
+        .args(args)
+        .stdin(Stdio::null());
+    if let Some(d) = daemon {
+        cmd.env("DOCKER_HOST", format!("unix://{}", d.socket.display()))
+            .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_API_VERSION")
+            .current_dir(d.dir.path());
+    }
+    cmd.output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"))
+}
+
+/// A loopback `docker-registry serve` (Debian's), removed on drop.
+pub struct LoopbackRegistry {
+    child: Child,
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl LoopbackRegistry {
+    /// `None` (with a message) when Debian's docker-registry is missing and
+    /// cannot be installed.
+    pub fn start() -> Option<LoopbackRegistry> {
+        if crate::peers::ensure_installed("/usr/bin/docker-registry", "docker-registry").is_err() {
+            eprintln!("skipped: docker-registry is not available");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .expect("registry config");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting docker-registry");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let reg = LoopbackRegistry {
+            child,
+            addr,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not listen on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(reg)
+    }
+}
+
+impl Drop for LoopbackRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

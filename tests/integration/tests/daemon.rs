@@ -1,0 +1,306 @@
+//! berthd end to end: its own daemon per test, driven over the unix socket
+//! with curl and with the real docker CLI; each test ends with
+//! `Berthd::stop`, which checks that the daemon left nothing behind.
+
+use berth_integration::daemon::{Berthd, LoopbackRegistry};
+use berth_integration::peers::busybox_tar;
+use berth_integration::require_root;
+use serde_json::Value;
+
+fn json(body: &[u8]) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+}
+
+fn has_docker() -> bool {
+    let ok = std::process::Command::new("docker")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipped: no docker CLI on this machine");
+    }
+    ok
+}
+
+#[test]
+fn ping_version_info_and_negotiation() {
+    if !require_root() {
+        return;
+    }
+    let d = Berthd::start(&[]);
+    let (status, body) = d.api("GET", "/_ping", None);
+    assert_eq!((status, body.as_slice()), (200, b"OK".as_slice()));
+    assert_eq!(d.api("HEAD", "/_ping", None).0, 200);
+    for path in ["/version", "/v1.24/version", "/v1.41/version"] {
+        let (status, body) = d.api("GET", path, None);
+        assert_eq!(status, 200, "{path}");
+        let v = json(&body);
+        assert_eq!(v["ApiVersion"], "1.41");
+        assert_eq!(v["MinAPIVersion"], "1.24");
+    }
+    d.api_error("GET", "/v1.12/version", None, 400, "too old");
+    d.api_error("GET", "/v1.99/version", None, 400, "too new");
+    let (status, body) = d.api("GET", "/info", None);
+    assert_eq!(status, 200);
+    let info = json(&body);
+    assert_eq!(info["Images"], 0);
+    assert_eq!(info["OSType"], "linux");
+    assert_eq!(
+        info["DockerRootDir"].as_str(),
+        Some(d.data_root.to_str().unwrap())
+    );
+    d.api_error("GET", "/nope", None, 404, "page not found");
+    d.stop();
+}
+
+#[test]
+fn docker_cli_images_round_trip() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::start(&[]);
+    let version = d.docker_ok(&["version", "--format", "{{.Server.APIVersion}}"]);
+    assert_eq!(version.trim(), "1.41");
+    let info = d.docker_ok(&["info", "--format", "{{.Images}} {{.Driver}}"]);
+    assert_eq!(info.trim(), "0 overlay2");
+
+    let tar = busybox_tar(d.dir.path());
+    let tar = tar.to_str().unwrap();
+    let id = d.docker_ok(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        "-c",
+        "LABEL stage=test",
+        "-m",
+        "from test",
+        tar,
+        "bb:1",
+    ]);
+    let id = id.trim().to_string();
+    assert!(id.starts_with("sha256:"), "{id}");
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    assert_eq!(images.trim(), format!("bb:1 {}", &id[7..19]));
+
+    let inspect: Value = json(d.docker_ok(&["image", "inspect", "bb:1"]).as_bytes());
+    assert_eq!(inspect[0]["Id"], id.as_str());
+    assert_eq!(inspect[0]["Config"]["Cmd"][0], "sh");
+    assert_eq!(inspect[0]["Config"]["Labels"]["stage"], "test");
+    assert_eq!(inspect[0]["Comment"], "from test");
+    assert_eq!(inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+
+    d.docker_ok(&["tag", "bb:1", "example.com/team/bb:2"]);
+    let filtered = d.docker_ok(&[
+        "images",
+        "--filter",
+        "reference=example.com/*/*",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ]);
+    assert_eq!(filtered.trim(), "example.com/team/bb:2");
+    let labelled = d.docker_ok(&["images", "-q", "--filter", "label=stage=test"]);
+    assert_eq!(labelled.lines().count(), 2, "{labelled}");
+    let history = d.docker_ok(&["history", "--format", "{{.Comment}}", "bb:1"]);
+    assert_eq!(history.trim(), "from test");
+
+    // Removing one of two names untags; the image stays.
+    let out = d.docker_ok(&["rmi", "example.com/team/bb:2"]);
+    assert!(out.contains("Untagged: example.com/team/bb:2"), "{out}");
+    assert!(!out.contains("Deleted"), "{out}");
+
+    // save | load after removing the image brings the same id back.
+    let archive = d.dir.path().join("saved.tar");
+    d.docker_ok(&["save", "-o", archive.to_str().unwrap(), "bb:1"]);
+    let out = d.docker_ok(&["rmi", "bb:1"]);
+    assert!(out.contains(&format!("Deleted: {id}")), "{out}");
+    assert_eq!(d.docker_ok(&["images", "-q"]).trim(), "");
+    let loaded = d.docker_ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(loaded.contains("Loaded image: bb:1"), "{loaded}");
+    assert_eq!(
+        d.docker_ok(&["images", "-q", "--no-trunc"]).trim(),
+        id.as_str()
+    );
+    // And through a pipe, as users do it.
+    let piped = d.sh_ok("docker save bb:1 | docker load");
+    assert!(piped.contains("Loaded image: bb:1"), "{piped}");
+
+    let err = d.docker(&["rmi", "nope:1"]);
+    assert!(!err.status.success());
+    assert!(
+        String::from_utf8_lossy(&err.stderr).contains("No such image: nope:1"),
+        "{}",
+        String::from_utf8_lossy(&err.stderr)
+    );
+
+    let df = d.docker_ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    assert!(df.contains("Images 1"), "{df}");
+    d.docker_ok(&["image", "prune", "-a", "-f"]);
+    assert_eq!(d.docker_ok(&["images", "-q"]).trim(), "");
+    // Nothing of the image is left on disk once it is pruned.
+    let blobs = d.data_root.join("content/blobs/sha256");
+    let left: Vec<_> = std::fs::read_dir(&blobs)
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "blobs left after prune: {left:?}");
+    d.stop();
+}
+
+#[test]
+fn docker_cli_push_and_pull_through_a_loopback_registry() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let Some(registry) = LoopbackRegistry::start() else {
+        return;
+    };
+    let host = registry.addr.to_string();
+    let d = Berthd::start(&["--insecure-registry", &host]);
+    let tar = busybox_tar(d.dir.path());
+    let id = d.docker_ok(&["import", tar.to_str().unwrap(), "bb:1"]);
+    let remote = format!("{host}/test/bb:1");
+    d.docker_ok(&["tag", "bb:1", &remote]);
+    let pushed = d.docker_ok(&["push", &remote]);
+    assert!(pushed.contains("digest: sha256:"), "{pushed}");
+    d.docker_ok(&["rmi", "bb:1", &remote]);
+    assert_eq!(d.docker_ok(&["images", "-q"]).trim(), "");
+    let pulled = d.docker_ok(&["pull", &remote]);
+    assert!(pulled.contains("Downloaded newer image"), "{pulled}");
+    assert_eq!(
+        d.docker_ok(&["images", "-q", "--no-trunc"]).trim(),
+        id.trim()
+    );
+    let again = d.docker_ok(&["pull", &remote]);
+    assert!(again.contains("Image is up to date"), "{again}");
+    let missing = d.docker(&["pull", &format!("{host}/test/absent:1")]);
+    assert!(!missing.status.success());
+    d.stop();
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    if !require_root() {
+        return;
+    }
+    let d = Berthd::start(&[]);
+    d.api_error(
+        "POST",
+        "/auth",
+        Some(b"{\"username\":"),
+        400,
+        "invalid JSON",
+    );
+    d.api_error(
+        "POST",
+        "/auth",
+        Some(b"{\"username\": 5}"),
+        400,
+        "invalid JSON",
+    );
+    let huge = vec![b' '; 3 * 1024 * 1024];
+    d.api_error("POST", "/auth", Some(&huge), 400, "limit");
+    d.api_error("GET", "/images/nope/json", None, 404, "No such image: nope");
+    d.api_error("GET", "/images/nope/history", None, 404, "No such image");
+    d.api_error("DELETE", "/images/nope", None, 404, "No such image");
+    d.api_error(
+        "POST",
+        "/images/nope/tag?repo=x",
+        None,
+        404,
+        "No such image",
+    );
+    d.api_error("GET", "/images/get?names=nope", None, 404, "No such image");
+    d.api_error(
+        "GET",
+        "/images/json?filters=%7Bbad",
+        None,
+        400,
+        "invalid filters",
+    );
+    d.api_error(
+        "GET",
+        "/images/json?filters=%7B%22color%22%3A%5B%22red%22%5D%7D",
+        None,
+        400,
+        "invalid filter 'color'",
+    );
+    d.api_error("POST", "/images/create", None, 400, "fromImage");
+    d.api_error(
+        "POST",
+        "/images/create?fromSrc=-&repo=UPPER",
+        Some(b"x"),
+        400,
+        "UPPER",
+    );
+    // Not a tarball: refused, nothing stored.
+    let (status, _) = d.api(
+        "POST",
+        "/images/create?fromSrc=-&repo=junk",
+        Some(&[7u8; 4096]),
+    );
+    assert!((400..600).contains(&status), "{status}");
+    let (status, _) = d.api("POST", "/images/load", Some(b"definitely not an archive"));
+    assert!((400..600).contains(&status), "{status}");
+    let (_, list) = d.api("GET", "/images/json", None);
+    assert_eq!(json(&list), serde_json::json!([]));
+    d.api_error(
+        "POST",
+        "/containers/create",
+        Some(b"{}"),
+        501,
+        "POST /containers/create",
+    );
+    d.api_error("GET", "/images/search?term=x", None, 501, "search");
+    d.stop();
+}
+
+#[test]
+fn sighup_reloads_and_a_second_daemon_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let d = Berthd::start(&[]);
+    std::fs::write(
+        d.dir.path().join("daemon.json"),
+        r#"{"registry-mirrors": ["https://mirror.example"]}"#,
+    )
+    .unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(d.pid() as i32).unwrap(),
+        rustix::process::Signal::HUP,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, body) = d.api("GET", "/info", None);
+        if json(&body)["RegistryConfig"]["Mirrors"][0] == "https://mirror.example" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGHUP did not reload:\n{}",
+            d.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // A second daemon on the same socket refuses to start.
+    let out = std::process::Command::new(berth_integration::runtime::berth_binary("berthd"))
+        .arg("--config-file")
+        .arg(d.dir.path().join("none.json"))
+        .arg("--data-root")
+        .arg(d.dir.path().join("data2"))
+        .arg("--exec-root")
+        .arg(d.dir.path().join("exec2"))
+        .arg("-H")
+        .arg(format!("unix://{}", d.socket.display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already serving"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(d.api("GET", "/_ping", None).0, 200);
+    d.stop();
+}
