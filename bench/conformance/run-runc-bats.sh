@@ -207,6 +207,12 @@ missing=()
 for h in recvtty seccompagent pidfd-kill fs-idmap remap-rootfs key_label; do
 	[ -x "$CHECKOUT/tests/cmd/_bin/$h" ] || missing+=("$h")
 done
+# Built without the "seccomp" build tag, seccompagent is a stub that exits at
+# once and every SCMP_ACT_NOTIFY test fails for every runtime.
+if [ -x "$CHECKOUT/tests/cmd/_bin/seccompagent" ] &&
+	"$CHECKOUT/tests/cmd/_bin/seccompagent" -h 2>&1 | grep -q 'Not supported'; then
+	missing+=("seccompagent(built without the seccomp tag)")
+fi
 [ ${#missing[@]} -eq 0 ] ||
 	log "WARNING: test helpers missing from $CHECKOUT/tests/cmd/_bin: ${missing[*]} (tests that use them will fail)"
 
