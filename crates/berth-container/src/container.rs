@@ -94,6 +94,29 @@ impl Runtime {
             .map_err(|e| Error::Cgroup(e.to_string()))?;
         // Validate everything we can before anything exists on disk.
         let plan = Plan::new(self, &bundle, opts)?;
+        // A duplicate id is the clearer error; create_dir below still
+        // settles a race between two creates.
+        if state::container_dir(&self.root, &opts.id).exists() {
+            return Err(Error::AlreadyExists {
+                id: opts.id.clone(),
+            });
+        }
+        // Another container's cgroup is not ours to take over (or to clean up).
+        if cgroup.pids().is_ok_and(|p| !p.is_empty()) {
+            return Err(Error::Cgroup(format!(
+                "the container's cgroup {:?} is not empty; it belongs to something else",
+                cgroup.paths().first().cloned().unwrap_or_default()
+            )));
+        }
+        if matches!(
+            cgroup.freezer_state(),
+            Ok(berth_cgroups::FreezerState::Frozen)
+        ) {
+            return Err(Error::Cgroup(format!(
+                "the container's cgroup {:?} exists and is frozen; thaw or remove it first",
+                cgroup.paths().first().cloned().unwrap_or_default()
+            )));
+        }
 
         fs::create_dir_all(&self.root)
             .ctx(|| format!("creating the state root {:?}", self.root))?;
@@ -260,7 +283,7 @@ fn spawn_init(
     std::env::set_current_dir(&bundle.dir)
         .ctx(|| format!("entering the bundle {:?}", bundle.dir))?;
     let cgroup_mounts = container_cgroup_mounts(layout, cgroup.as_ref());
-    let idmapped_trees = crate::idmap::prepare_trees(bundle)?;
+    let bind_sources = crate::idmap::prepare_sources(bundle)?;
     let v2_dir = cgroup.v2_dir().and_then(|d| {
         rustix::fs::open(
             &d,
@@ -288,7 +311,7 @@ fn spawn_init(
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 cgroup_mounts,
-                idmapped_trees: &idmapped_trees,
+                bind_sources: &bind_sources,
                 has_create_runtime_hooks,
                 state: record.oci_state(Status::Creating),
             })

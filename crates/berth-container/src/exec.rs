@@ -90,7 +90,7 @@ impl Container {
                     no_pivot: false,
                     no_new_keyring: true,
                     cgroup_mounts: Vec::new(),
-                    idmapped_trees: &[],
+                    bind_sources: &[],
                     has_create_runtime_hooks: false,
                     state,
                 })

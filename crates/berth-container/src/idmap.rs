@@ -109,13 +109,23 @@ pub fn userns_with(map: &MountIdMap) -> Result<OwnedFd> {
     result
 }
 
-/// The mounts of a bundle that are idmapped, as detached trees ready for
-/// move_mount, made here in the parent: creating an idmapped mount needs
-/// CAP_SYS_ADMIN over the filesystem's user namespace, which an init in a
-/// new user namespace does not have. A mount is idmapped when it has its
-/// own mappings, or the `idmap`/`ridmap` option (then it takes the
-/// container's mappings).
-pub fn prepare_trees(bundle: &crate::config::Bundle) -> Result<Vec<Option<OwnedFd>>> {
+/// A bind mount's source as a detached mount tree (open_tree with
+/// OPEN_TREE_CLONE) made by the parent; the init attaches it with
+/// move_mount. A detached tree belongs to no mount namespace, so it can be
+/// attached in the container's new one, which a plain fd of the source
+/// could not be bound from.
+#[derive(Debug)]
+pub struct BindSource {
+    pub tree: OwnedFd,
+}
+
+/// The sources of a bundle's bind mounts (None for other mounts), opened
+/// here in the parent, which has the host's privileges: an init in a new
+/// user namespace may be unable to reach a source, and creating an
+/// idmapped mount needs CAP_SYS_ADMIN over the filesystem's user
+/// namespace. A mount is idmapped when it has its own mappings, or the
+/// `idmap`/`ridmap` option (then it takes the container's mappings).
+pub fn prepare_sources(bundle: &crate::config::Bundle) -> Result<Vec<Option<BindSource>>> {
     let linux = bundle.spec.linux().clone().unwrap_or_default();
     let container_map = MountIdMap {
         uid: to_mappings(linux.uid_mappings().as_deref().unwrap_or_default()),
@@ -126,8 +136,25 @@ pub fn prepare_trees(bundle: &crate::config::Bundle) -> Result<Vec<Option<OwnedF
         let opts = crate::mounts::MountOptions::parse(m.options().as_deref().unwrap_or_default())
             .map_err(|e| Error::InvalidArgument(format!("mounts[{i}].options: {e}")))?;
         let own = bundle.mount_idmaps.get(i).cloned().flatten();
-        if !(opts.idmap || own.is_some()) {
+        let is_bind = opts.bind || m.typ().as_deref() == Some("bind");
+        if !is_bind {
             trees.push(None);
+            continue;
+        }
+        if !(opts.idmap || own.is_some()) {
+            let Some(source) = m.source().as_ref() else {
+                return Err(Error::InvalidArgument(format!(
+                    "mounts[{i}]: a bind mount needs a source"
+                )));
+            };
+            let source = bundle.dir.join(source);
+            let path =
+                std::ffi::CString::new(source.as_os_str().as_encoded_bytes()).map_err(|_| {
+                    Error::InvalidArgument(format!("mounts[{i}].source has a NUL byte"))
+                })?;
+            let tree = berth_sys::mount::open_tree_clone(&path, opts.recursive_bind)
+                .ctx(|| format!("mounts[{i}]: opening bind source {source:?}"))?;
+            trees.push(Some(BindSource { tree }));
             continue;
         }
         let map = match own {
@@ -152,7 +179,7 @@ pub fn prepare_trees(bundle: &crate::config::Bundle) -> Result<Vec<Option<OwnedF
         berth_sys::mount::set_idmap(tree.as_fd(), userns.as_fd(), opts.recursive_bind).ctx(|| {
             format!("mounts[{i}]: id-mapping {source:?} (the filesystem or kernel may not support idmapped mounts)")
         })?;
-        trees.push(Some(tree));
+        trees.push(Some(BindSource { tree }));
     }
     Ok(trees)
 }

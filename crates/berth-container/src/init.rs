@@ -28,8 +28,8 @@ pub struct InitContext<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub cgroup_mounts: Vec<CgroupMount>,
-    /// Per mount: its idmapped tree, detached, made by the parent (see `idmap`).
-    pub idmapped_trees: &'a [Option<OwnedFd>],
+    /// Per mount: its bind source, opened by the parent (see `idmap`).
+    pub bind_sources: &'a [Option<crate::idmap::BindSource>],
     pub has_create_runtime_hooks: bool,
     /// The state handed to createContainer/startContainer hooks and seccomp agents.
     pub state: OciState,
@@ -250,7 +250,7 @@ fn prepare_container(ctx: &InitContext<'_>) -> Res {
             in_userns: ctx.ns.has_userns,
             new_cgroupns: ctx.ns.new_cgroupns,
             cgroup_mounts: ctx.cgroup_mounts.clone(),
-            idmapped_trees: ctx.idmapped_trees,
+            bind_sources: ctx.bind_sources,
         })?;
         ensure_cwd(ctx)?;
     }

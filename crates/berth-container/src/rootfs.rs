@@ -37,8 +37,8 @@ pub struct RootfsPlan<'a> {
     pub in_userns: bool,
     pub new_cgroupns: bool,
     pub cgroup_mounts: Vec<CgroupMount>,
-    /// Per mount (config order): its idmapped tree, made by the parent.
-    pub idmapped_trees: &'a [Option<OwnedFd>],
+    /// Per mount (config order): its bind source, opened by the parent.
+    pub bind_sources: &'a [Option<crate::idmap::BindSource>],
 }
 
 type Res<T = ()> = Result<T, String>;
@@ -150,8 +150,8 @@ fn mount_one(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, index: usize, m: &Moun
         return mount_cgroups(plan, root, m, &opts).map(|()| false);
     }
     if is_bind {
-        let tree = plan.idmapped_trees.get(index).and_then(|u| u.as_ref());
-        return mount_bind(plan, root, m, &opts, tree).map(|()| false);
+        let source = plan.bind_sources.get(index).and_then(|u| u.as_ref());
+        return mount_bind(plan, root, m, &opts, source).map(|()| false);
     }
     // A /proc or /sys that is a symlink in the image would put the kernel's
     // files somewhere the masked paths do not cover: refuse it, as runc does.
@@ -215,7 +215,7 @@ fn mount_bind(
     root: BorrowedFd<'_>,
     m: &Mount,
     opts: &MountOptions,
-    idmapped_tree: Option<&OwnedFd>,
+    prepared: Option<&crate::idmap::BindSource>,
 ) -> Res {
     let source = m.source().as_ref().ok_or("a bind mount needs a source")?;
     let source = if source.is_absolute() {
@@ -226,12 +226,14 @@ fn mount_bind(
             .map_err(|e| e.to_string())?
             .join(source)
     };
-    // An idmapped mount was prepared by the parent as a detached tree
-    // (creating one needs privilege the init in a user namespace lacks).
-    let src: OwnedFd = match idmapped_tree {
-        Some(tree) => tree
+    // The parent opened the source (an init in a user namespace may not be
+    // able to), or made it a detached idmapped tree (which needs privilege
+    // such an init lacks).
+    let src: OwnedFd = match prepared {
+        Some(p) => p
+            .tree
             .try_clone()
-            .map_err(|e| format!("duplicating the idmapped tree: {e}"))?,
+            .map_err(|e| format!("duplicating the bind source fd: {e}"))?,
         None => rustix::fs::open(&source, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
             .map_err(errno_ctx(format!("opening bind source {source:?}")))?,
     };
@@ -243,7 +245,7 @@ fn mount_bind(
         .map_err(errno_ctx("creating the mount point"))?;
     let target_path = paths::proc_fd_path(target.as_fd());
     let src_path = paths::proc_fd_path(src.as_fd());
-    if idmapped_tree.is_some() {
+    if prepared.is_some() {
         berth_sys::mount::move_mount_to(src.as_fd(), target.as_fd())
             .map_err(|e| format!("attaching the idmapped mount: {e}"))?;
     } else if opts.recursive_bind {

@@ -284,7 +284,10 @@ fn exec(rt: &Runtime, args: &ExecArgs) -> Result<i32> {
 
 fn exec_in(rt: &Runtime, container: &Container, args: &ExecArgs) -> Result<i32> {
     if container.status() == Status::Paused && !args.ignore_paused {
-        bail!("container {:?} is paused; resume it first", args.id);
+        bail!(
+            "cannot exec in a paused container {:?}; resume it first (or pass --ignore-paused)",
+            args.id
+        );
     }
     let process = exec_process(container, args)?;
     let terminal = process.terminal().unwrap_or(false);

@@ -143,3 +143,29 @@ fn systemd_cgroups_are_a_clear_error() {
     assert_one_line_error(&out, "systemd cgroup management is not supported yet");
     env.finish();
 }
+
+#[test]
+fn another_containers_cgroup_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("sharedcg");
+    let path = format!("/berth-it-shared-{}", std::process::id());
+    let mut b = env.bundle(&["sleep", "1000"]);
+    b.edit(|c| c["linux"]["cgroupsPath"] = json!(path));
+    let first = env.id();
+    env.rt_ok(&["run", "--detach", "--bundle", b.path(), &first]);
+    let second = env.id();
+    let out = env.rt(&["run", "--detach", "--bundle", b.path(), &second]);
+    assert_one_line_error(&out, "is not empty");
+    assert_eq!(
+        env.status(&first),
+        "running",
+        "the first container is untouched"
+    );
+    env.rt_ok(&["delete", "--force", &first]);
+    for dir in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = std::fs::remove_dir(dir.path().join(path.trim_start_matches('/')));
+    }
+    env.finish();
+}

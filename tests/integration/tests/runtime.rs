@@ -670,3 +670,25 @@ fn exec_into_a_sub_cgroup() {
     env.rt_ok(&["delete", "--force", &id]);
     env.finish();
 }
+
+#[test]
+fn a_bind_source_only_the_host_root_can_reach_works_in_a_user_namespace() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("userbind");
+    let locked = env.dir.path().join("locked");
+    std::fs::create_dir_all(locked.join("dir")).unwrap();
+    std::fs::write(locked.join("dir/file"), "reachable\n").unwrap();
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let mut b = env.bundle(&["cat", "/tmp/mount-1/file"]);
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({"source": locked.join("dir"), "destination": "/tmp/mount-1", "options": ["bind"]}));
+        c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    });
+    let (code, out, err) = env.run(&b);
+    assert_eq!((code, out.as_str()), (0, "reachable\n"), "{err}");
+    env.finish();
+}
