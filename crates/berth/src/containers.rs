@@ -415,6 +415,10 @@ fn inspect_typed_sized(
     let mut out = ctx.out();
     match &tmpl {
         Some(t) => {
+            if found.is_empty() {
+                // docker prints the (empty) result of no objects as a line.
+                writeln!(out)?;
+            }
             for raw in &found {
                 let v: Value = serde_json::from_slice(raw)?;
                 writeln!(out, "{}", t.render(&v)?)?;

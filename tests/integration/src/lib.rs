@@ -3,6 +3,7 @@
 //! from Debian packages, a runner for the berth binaries, and a leak check
 //! that every test ends with.
 
+pub mod cli;
 pub mod daemon;
 pub mod fixtures;
 pub mod leaks;

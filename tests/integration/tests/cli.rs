@@ -1,0 +1,572 @@
+//! The `berth` CLI against Debian's dockerd, with docker's own client as
+//! the oracle: the same commands, the same daemon, the same output and
+//! exit codes. Needs `cargo build -p berth -p berth-runtime` first.
+
+use berth_integration::cli::Clients;
+use berth_integration::peers::Dockerd;
+
+/// The state the comparisons look at: a running container with a label and
+/// env, an exited one with output on both streams, a created one, and
+/// extra tags.
+fn setup(c: &Clients) {
+    for args in [
+        &[
+            "run", "-d", "--name", "g-run", "-l", "a=b", "-l", "c=d", "-e", "X=1", "busybox",
+            "sleep", "300",
+        ][..],
+        &[
+            "run",
+            "--name",
+            "g-exit",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out1; echo err1 >&2; echo out2; exit 3",
+        ],
+        &[
+            "create",
+            "--name",
+            "g-created",
+            "-w",
+            "/tmp",
+            "busybox",
+            "true",
+        ],
+        &["tag", "busybox", "busybox:g1"],
+        &["tag", "busybox", "example.com/team/app:2"],
+    ] {
+        let r = c.docker(args);
+        assert!(
+            r.code == 0 || args[0] == "run" && r.code == 3,
+            "setup `docker {}` failed ({}): {}",
+            args.join(" "),
+            r.code,
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn golden_against_dockerd() {
+    let Some(daemon) = Dockerd::start("cli_golden") else {
+        return;
+    };
+    let mut c = Clients::new(&daemon);
+    setup(&c);
+
+    // ps
+    for args in [
+        &["ps"][..],
+        &["ps", "-a"],
+        &["ps", "-q"],
+        &["ps", "-aq"],
+        &["ps", "-a", "--no-trunc"],
+        &["ps", "-n", "2"],
+        &["ps", "-l"],
+        &["ps", "-a", "-s"],
+        &["ps", "-a", "--filter", "status=exited"],
+        &["ps", "-a", "--filter", "name=g-run", "-q"],
+        &["ps", "-a", "--filter", "label=a=b"],
+        &[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}\t{{.Status}}\t{{.State}}",
+        ],
+        &[
+            "ps",
+            "-a",
+            "--format",
+            "table {{.ID}}\t{{.Names}}\t{{.Labels}}",
+        ],
+        &[
+            "ps",
+            "-a",
+            "--format",
+            "table {{.Names}}\\t{{.Command}}\\t{{.Image}}",
+        ],
+        &[
+            "ps",
+            "-a",
+            "--format",
+            "{{json .Names}} {{.Command}} {{lower .State}}",
+        ],
+        &["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Command}}"],
+        &[
+            "ps",
+            "--format",
+            "{{if eq .State \"running\"}}up{{else}}down{{end}} {{.Names}}",
+        ],
+    ] {
+        c.same(args, false);
+    }
+
+    // images
+    for args in [
+        &["images"][..],
+        &["images", "-q"],
+        &["images", "-a"],
+        &["images", "--digests"],
+        &["images", "--no-trunc"],
+        &["images", "busybox"],
+        &["images", "busybox:g1"],
+        &["images", "--filter", "reference=example.com/*/*"],
+        &[
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}",
+        ],
+        &[
+            "images",
+            "--format",
+            "table {{.Repository}}\t{{.Tag}}\t{{.Size}}",
+        ],
+        &["image", "ls", "-q", "--no-trunc"],
+    ] {
+        c.same(args, false);
+    }
+
+    // inspect
+    for args in [
+        &["inspect", "g-run"][..],
+        &["inspect", "busybox"],
+        &["inspect", "g-run", "g-exit"],
+        &["inspect", "-f", "{{.State.Status}}", "g-run"],
+        &[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "g-exit",
+        ],
+        &["inspect", "-f", "{{.Config.Cmd}}", "g-exit"],
+        &["inspect", "-f", "{{json .Config.Cmd}}", "g-exit"],
+        &["inspect", "-f", "{{join .Config.Cmd \" \"}}", "g-exit"],
+        &[
+            "inspect",
+            "-f",
+            "{{.Name}} {{.Config.WorkingDir}}",
+            "g-created",
+        ],
+        &["inspect", "-f", "{{index .Config.Labels \"a\"}}", "g-run"],
+        &["inspect", "-f", "{{json .Config.Labels}}", "g-run"],
+        &[
+            "inspect",
+            "-f",
+            "{{range .Config.Env}}[{{.}}]{{end}}",
+            "g-run",
+        ],
+        &[
+            "inspect",
+            "-f",
+            "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}} {{end}}",
+            "g-run",
+        ],
+        &["inspect", "-f", "{{upper .State.Status}}", "g-run"],
+        &["inspect", "-f", "{{.Id}}", "busybox"],
+        &[
+            "inspect",
+            "--type",
+            "image",
+            "-f",
+            "{{.Size}} {{.Os}}",
+            "busybox",
+        ],
+        &[
+            "inspect",
+            "--type",
+            "image",
+            "-f",
+            "{{.RepoTags}}",
+            "busybox",
+        ],
+        &["inspect", "-f", "{{.Name}}", "g-run", "g-exit", "g-created"],
+        &[
+            "container",
+            "inspect",
+            "-f",
+            "{{.HostConfig.AutoRemove}}",
+            "g-run",
+        ],
+        &["image", "inspect", "-f", "{{.Architecture}}", "busybox"],
+        &["inspect", "nosuch"],
+        &["inspect", "-f", "{{.Id}}", "nosuch"],
+        &["inspect", "--type", "container", "busybox"],
+    ] {
+        c.same(args, false);
+    }
+
+    // version
+    for args in [
+        &["version", "--format", "{{.Server.Version}}"][..],
+        &[
+            "version",
+            "--format",
+            "{{.Server.APIVersion}} {{.Server.MinAPIVersion}}",
+        ],
+        &[
+            "version",
+            "--format",
+            "{{.Server.Os}}/{{.Server.Arch}} {{.Server.KernelVersion}}",
+        ],
+        &[
+            "version",
+            "--format",
+            "{{range .Server.Components}}{{.Name}} {{.Version}};{{end}}",
+        ],
+        &["version", "-f", "{{.Client.Os}}"],
+    ] {
+        c.same(args, false);
+    }
+
+    // logs (stdout and stderr kept apart, as docker does)
+    for args in [
+        &["logs", "g-exit"][..],
+        &["logs", "--tail", "1", "g-exit"],
+        &["logs", "-n", "0", "g-exit"],
+        &["logs", "-t", "g-exit"],
+        &["logs", "--since", "0", "g-exit"],
+        &["logs", "g-created"],
+        &["logs", "nosuch"],
+    ] {
+        c.same(args, true);
+    }
+
+    // Small commands on the same state.
+    for args in [
+        &["top", "g-run"][..],
+        &["port", "g-run"],
+        &["wait", "g-exit"],
+        &["system", "df"],
+        &["history", "busybox"],
+        &[
+            "events",
+            "--since",
+            "0",
+            "--until",
+            "1",
+            "--format",
+            "{{.Type}}",
+        ],
+        &["rm", "nosuch"],
+        &["stop", "nosuch"],
+        &["rmi", "nosuch:latest"],
+    ] {
+        c.same(args, false);
+    }
+
+    // The events of one container, in order, through a template.
+    let since = c
+        .docker(&["inspect", "-f", "{{.Created}}", "g-exit"])
+        .stdout;
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    c.same(
+        &[
+            "events",
+            "--since",
+            since.trim(),
+            "--until",
+            &until,
+            "--filter",
+            "container=g-exit",
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ],
+        false,
+    );
+
+    run_and_exec(&mut c);
+    lifecycle(&mut c);
+    images_roundtrip(&mut c);
+
+    for args in [
+        &["rm", "-f", "g-run", "g-exit", "g-created"][..],
+        &["rmi", "busybox:g1", "example.com/team/app:2"],
+    ] {
+        let r = c.docker(args);
+        assert_eq!(r.code, 0, "cleanup `docker {args:?}`: {}", r.stderr);
+    }
+    let mismatches = c.mismatches().to_vec();
+    let compared = c.compared;
+    daemon.finish();
+    assert!(
+        mismatches.is_empty(),
+        "{} of {compared} comparisons differ from docker:\n\n{}",
+        mismatches.len(),
+        mismatches.join("\n\n")
+    );
+    eprintln!("{compared} comparisons with docker agree");
+}
+
+/// `run` and `exec`: output, stream separation, stdin, exit codes.
+fn run_and_exec(c: &mut Clients) {
+    let marker = ["-e", "BERTH_IT=cli"];
+    let run = |extra: &[&'static str], cmd: &[&'static str]| -> Vec<&'static str> {
+        let mut v = vec!["run", "--rm"];
+        v.extend_from_slice(&marker);
+        v.extend_from_slice(extra);
+        v.push("busybox");
+        v.extend_from_slice(cmd);
+        v
+    };
+    for args in [
+        run(&[], &["echo", "hello"]),
+        run(&[], &["sh", "-c", "echo out; echo err >&2; exit 3"]),
+        run(
+            &["-e", "A=1", "-w", "/tmp", "-u", "1:2"],
+            &["sh", "-c", "echo $A $(pwd) $(id -u):$(id -g)"],
+        ),
+        run(&["--entrypoint", "echo"], &["from", "entrypoint"]),
+        run(
+            &[
+                "-l",
+                "x=y",
+                "-m",
+                "64m",
+                "--cpus",
+                "0.5",
+                "--hostname",
+                "box",
+            ],
+            &["hostname"],
+        ),
+        run(&[], &["nosuchcommand"]),
+        run(&[], &["/etc"]),
+        run(&["--pull", "never"], &[]),
+        run(&["--restart", "always"], &["true"]),
+        run(&["-a", "stderr"], &["sh", "-c", "echo out; echo err >&2"]),
+    ] {
+        c.same(&args, false);
+    }
+    // An image that is not there and may not be pulled: 125.
+    c.same(
+        &["run", "--rm", "--pull", "never", "nosuchimage:1", "true"],
+        false,
+    );
+
+    // Piped stdin reaches the container and its EOF ends it.
+    let d = c.docker_with_stdin(
+        &["run", "--rm", "-i", "busybox", "sh", "-c", "cat; echo done"],
+        Some(b"line1\nline2\n"),
+    );
+    let b = c.berth_with_stdin(
+        &["run", "--rm", "-i", "busybox", "sh", "-c", "cat; echo done"],
+        Some(b"line1\nline2\n"),
+    );
+    if d.stdout != b.stdout || d.code != b.code {
+        c.mismatch(format!(
+            "run -i with piped stdin: docker {d:?}, berth {b:?}"
+        ));
+    }
+
+    // -d prints the id, which docker can see.
+    let b = c.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "g-detached",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let id = b.stdout.trim().to_string();
+    let seen = c.docker(&["inspect", "-f", "{{.Id}} {{.State.Running}}", "g-detached"]);
+    if b.code != 0 || seen.stdout.trim() != format!("{id} true") {
+        c.mismatch(format!("run -d: berth {b:?}, docker inspect {seen:?}"));
+    }
+    for args in [
+        &["exec", "g-detached", "echo", "hi"][..],
+        &[
+            "exec",
+            "g-detached",
+            "sh",
+            "-c",
+            "echo o; echo e >&2; exit 5",
+        ],
+        &[
+            "exec",
+            "-e",
+            "V=2",
+            "-w",
+            "/tmp",
+            "g-detached",
+            "sh",
+            "-c",
+            "echo $V $(pwd)",
+        ],
+        &["exec", "-u", "7", "g-detached", "id", "-u"],
+        &["exec", "g-detached", "nosuchcommand"],
+        &["exec", "nosuch", "true"],
+    ] {
+        c.same(args, false);
+    }
+    let d = c.docker_with_stdin(&["exec", "-i", "g-detached", "cat"], Some(b"via stdin\n"));
+    let b = c.berth_with_stdin(&["exec", "-i", "g-detached", "cat"], Some(b"via stdin\n"));
+    if d != b {
+        c.mismatch(format!(
+            "exec -i with piped stdin: docker {d:?}, berth {b:?}"
+        ));
+    }
+    let b = c.berth(&["rm", "-f", "g-detached"]);
+    if b.stdout != "g-detached\n" || b.code != 0 {
+        c.mismatch(format!("rm -f: {b:?}"));
+    }
+}
+
+/// create/start/stop/kill/rename/wait/rm through berth, checked by docker.
+fn lifecycle(c: &mut Clients) {
+    let steps: &[(&[&str], &str)] = &[
+        (
+            &[
+                "create",
+                "--name",
+                "g-life",
+                "-e",
+                "BERTH_IT=cli",
+                "busybox",
+                "sleep",
+                "300",
+            ],
+            "",
+        ),
+        (&["start", "g-life"], "g-life\n"),
+        (&["rename", "g-life", "g-life2"], ""),
+        // sleep as pid 1 ignores SIGTERM: KILL it.
+        (&["kill", "-s", "KILL", "g-life2"], "g-life2\n"),
+        (&["wait", "g-life2"], "137\n"),
+        (&["start", "g-life2"], "g-life2\n"),
+        (&["stop", "-t", "1", "g-life2"], "g-life2\n"),
+        (&["rm", "g-life2"], "g-life2\n"),
+    ];
+    for (args, want) in steps {
+        let b = c.berth(args);
+        let ok = b.code == 0 && (want.is_empty() || b.stdout == *want);
+        if !ok {
+            c.mismatch(format!("berth {}: {b:?}, wanted {want:?}", args.join(" ")));
+        }
+    }
+    let left = c.docker(&["ps", "-aq", "--filter", "name=g-life"]);
+    if !left.stdout.is_empty() {
+        c.mismatch(format!("g-life remains after berth rm: {left:?}"));
+    }
+}
+
+/// What a step's output must satisfy.
+type OutputCheck = Box<dyn Fn(&berth_integration::cli::Run) -> bool>;
+
+/// tag, rmi, save, load, import through berth, checked by docker.
+fn images_roundtrip(c: &mut Clients) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tar = dir.path().join("saved.tar");
+    let tar_s = tar.to_str().unwrap();
+    let checks: Vec<(Vec<&str>, OutputCheck)> = vec![
+        (
+            vec!["tag", "busybox", "busybox:bt"],
+            Box::new(|r| r.stdout.is_empty()),
+        ),
+        (
+            vec!["save", "-o", tar_s, "busybox:bt"],
+            Box::new(|r| r.stdout.is_empty()),
+        ),
+        (
+            vec!["rmi", "busybox:bt"],
+            Box::new(|r| r.stdout == "Untagged: busybox:bt\n"),
+        ),
+        (
+            vec!["load", "-i", tar_s],
+            Box::new(|r| r.stdout.contains("Loaded image: busybox:bt")),
+        ),
+        (
+            vec!["rmi", "busybox:bt"],
+            Box::new(|r| r.stdout == "Untagged: busybox:bt\n"),
+        ),
+    ];
+    for (args, ok) in checks {
+        let b = c.berth(&args);
+        if b.code != 0 || !ok(&b) {
+            c.mismatch(format!("berth {}: {b:?}", args.join(" ")));
+        }
+    }
+    // import: a rootfs from the busybox image's own export.
+    let rootfs = dir.path().join("rootfs.tar");
+    let r = c.docker(&["create", "--name", "g-export", "busybox", "true"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let b = c.berth(&["export", "-o", rootfs.to_str().unwrap(), "g-export"]);
+    if b.code != 0 || std::fs::metadata(&rootfs).map(|m| m.len()).unwrap_or(0) < 1024 {
+        c.mismatch(format!("berth export: {b:?}"));
+    }
+    let b = c.berth(&[
+        "import",
+        "-c",
+        "CMD [\"echo\", \"imported\"]",
+        rootfs.to_str().unwrap(),
+        "g-imported:1",
+    ]);
+    if b.code != 0 || !b.stdout.starts_with("sha256:") {
+        c.mismatch(format!("berth import: {b:?}"));
+    }
+    let d = c.docker(&["run", "--rm", "g-imported:1"]);
+    if d.stdout != "imported\n" {
+        c.mismatch(format!("docker run of berth's import: {d:?}"));
+    }
+    for args in [&["rm", "g-export"][..], &["rmi", "g-imported:1"]] {
+        let r = c.docker(args);
+        assert_eq!(r.code, 0, "cleanup {args:?}: {}", r.stderr);
+    }
+}
+
+/// Without a daemon the error names the socket and how to start berthd.
+#[test]
+fn no_daemon_message() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sock = dir.path().join("none.sock");
+    let berth = berth_integration::runtime::berth_binary("berth");
+    for (env, args) in [
+        (
+            None,
+            vec![
+                "-H".to_string(),
+                format!("unix://{}", sock.display()),
+                "ps".into(),
+            ],
+        ),
+        (
+            Some(("BERTH_HOST", format!("unix://{}", sock.display()))),
+            vec!["images".into()],
+        ),
+        (
+            Some(("DOCKER_HOST", format!("unix://{}", sock.display()))),
+            vec!["info".into()],
+        ),
+    ] {
+        let mut cmd = std::process::Command::new(&berth);
+        cmd.args(&args)
+            .env_remove("DOCKER_HOST")
+            .env_remove("BERTH_HOST");
+        if let Some((k, v)) = &env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("running berth");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(&sock.display().to_string()), "{args:?}: {err}");
+        assert!(err.contains("berthd"), "{args:?}: {err}");
+    }
+    // Later commands say so; unknown ones are usage errors.
+    let out = std::process::Command::new(&berth)
+        .args(["network", "ls"])
+        .output()
+        .expect("running berth");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("not available yet"), "{err}");
+    let out = std::process::Command::new(&berth)
+        .args(["run", "--no-such-flag", "busybox"])
+        .output()
+        .expect("running berth");
+    assert_eq!(out.status.code(), Some(125));
+}
