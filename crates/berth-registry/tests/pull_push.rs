@@ -1064,6 +1064,36 @@ async fn garbage_collection_beside_a_pull_takes_nothing_the_pull_needs() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_naming_one_blob_in_two_layers_pulls() {
+    let reg = Registry::start(Auth::None);
+    let work = tempfile::tempdir().unwrap();
+    let c = client(work.path());
+    let src = Stores::new();
+    // Equal trees with equal mtimes: one blob, two chain ids.
+    let same: &[(&str, &[u8])] = &[("marker", b"same\n")];
+    let image = make_image(&src, &[same, &[("mid", b"x\n")], same], &Platform::host());
+    assert_eq!(image.layers[0].blob.digest, image.layers[2].blob.digest);
+    assert_ne!(image.layers[0].chain_id, image.layers[2].chain_id);
+    let tag = reference(&format!("{}/dup/app:1", reg.host()));
+    src.record(&image, &tag);
+    src.push(&c, &tag).await;
+
+    let dst = Stores::new();
+    let (res, _) = dst.pull(&c, &tag, &PullOptions::default()).await;
+    let pulled = res.unwrap();
+    assert_eq!(pulled.id, image.id);
+    assert_eq!(
+        pulled.layers_downloaded, 2,
+        "the shared blob is downloaded once"
+    );
+    for l in &image.layers {
+        assert!(dst.layers.exists(&l.chain_id));
+    }
+    assert!(dst.content.list_ingests().unwrap().is_empty());
+    assert!(dst.db.leases().unwrap().is_empty());
+}
+
 /// The image benchmark's berth side (bench/images/run.sh), not a test:
 /// `BERTH_BENCH_OP=push` builds an image from `BERTH_BENCH_LAYERS` (':'
 /// separated; a directory is tarred, a `.tar` file is taken as it is),
