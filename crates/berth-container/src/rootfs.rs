@@ -262,12 +262,45 @@ fn mount_bind(
         remount(&paths::proc_fd_path(t.as_fd()), extra, plan.in_userns)?;
     }
     if !opts.recursive_attrs.is_empty() {
-        return Err(format!(
-            "recursive mount attributes {:?} are not supported yet",
-            opts.recursive_attrs
-        ));
+        let (set, clear) = recursive_attributes(&opts.recursive_attrs);
+        let t = paths::open_in_root(root, m.destination(), OFlags::PATH)
+            .map_err(errno_ctx("reopening the mount"))?;
+        berth_sys::mount::set_attributes(t.as_fd(), set, clear, true)
+            .map_err(|e| format!("setting {:?} recursively: {e}", opts.recursive_attrs))?;
     }
     apply_propagation(root, m.destination(), opts)
+}
+
+/// MOUNT_ATTR_* bits to set and to clear for runc's `r`-prefixed options.
+fn recursive_attributes(words: &[String]) -> (u64, u64) {
+    use berth_sys::mount::attr;
+    let (mut set, mut clear) = (0u64, 0u64);
+    for w in words {
+        let (s, c) = match w.as_str() {
+            "rro" => (attr::RDONLY, 0),
+            "rrw" => (0, attr::RDONLY),
+            "rnosuid" => (attr::NOSUID, 0),
+            "rsuid" => (0, attr::NOSUID),
+            "rnodev" => (attr::NODEV, 0),
+            "rdev" => (0, attr::NODEV),
+            "rnoexec" => (attr::NOEXEC, 0),
+            "rexec" => (0, attr::NOEXEC),
+            "rnodiratime" => (attr::NODIRATIME, 0),
+            "rdiratime" => (0, attr::NODIRATIME),
+            "rrelatime" => (attr::RELATIME, attr::ATIME_MASK),
+            "rnorelatime" | "ratime" => (0, attr::ATIME_MASK),
+            "rnoatime" => (attr::NOATIME, attr::ATIME_MASK),
+            "rstrictatime" => (attr::STRICTATIME, attr::ATIME_MASK),
+            "rnostrictatime" => (0, attr::ATIME_MASK),
+            "rnosymfollow" => (attr::NOSYMFOLLOW, 0),
+            "rsymfollow" => (0, attr::NOSYMFOLLOW),
+            _ => (0, 0),
+        };
+        // A later word wins over an earlier one on the same bits.
+        set = (set & !c & !s) | s;
+        clear = (clear & !s & !c) | c;
+    }
+    (set, clear)
 }
 
 /// Remounts a bind mount with `flags`, keeping the flags the kernel locks

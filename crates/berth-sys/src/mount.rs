@@ -72,3 +72,43 @@ pub fn move_mount_to(mount: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<()
     })
     .map(drop)
 }
+
+/// Mount attributes for [`set_attributes`] (MOUNT_ATTR_*).
+pub mod attr {
+    pub const RDONLY: u64 = 0x1;
+    pub const NOSUID: u64 = 0x2;
+    pub const NODEV: u64 = 0x4;
+    pub const NOEXEC: u64 = 0x8;
+    /// The three-valued access-time setting; clear it to set one of the next.
+    pub const ATIME_MASK: u64 = 0x70;
+    pub const RELATIME: u64 = 0x0;
+    pub const NOATIME: u64 = 0x10;
+    pub const STRICTATIME: u64 = 0x20;
+    pub const NODIRATIME: u64 = 0x80;
+    pub const NOSYMFOLLOW: u64 = 0x20_0000;
+}
+
+/// Sets and clears mount attributes on the mount behind `mount` (and, with
+/// `recursive`, every mount below it): the recursive read-only etc. that
+/// mount(2) cannot do.
+pub fn set_attributes(mount: BorrowedFd<'_>, set: u64, clear: u64, recursive: bool) -> Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH as u32 | if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: attr lives for the call and has the size we pass.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mount.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}

@@ -692,3 +692,24 @@ fn a_bind_source_only_the_host_root_can_reach_works_in_a_user_namespace() {
     assert_eq!((code, out.as_str()), (0, "reachable\n"), "{err}");
     env.finish();
 }
+
+#[test]
+fn recursive_read_only_bind_mounts() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("rro");
+    let source = env.dir.path().join("rro-source");
+    std::fs::create_dir(&source).unwrap();
+    let mut b = env.bundle(&[
+        "sh",
+        "-c",
+        "touch /mnt/x 2>/dev/null && echo writable || echo read-only",
+    ]);
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({"source": source, "destination": "/mnt", "type": "bind", "options": ["rbind", "rro"]}));
+    });
+    let (code, out, err) = env.run(&b);
+    assert_eq!((code, out.as_str()), (0, "read-only\n"), "{err}");
+    env.finish();
+}
