@@ -15,7 +15,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod http;
-mod images;
+pub mod images;
 mod progress;
 mod streams;
 mod system;
