@@ -7,9 +7,10 @@ use berth_registry::{LayerStatus, ProgressEvent};
 /// The line docker writes for one event.
 pub fn to_message(event: &ProgressEvent) -> JsonMessage {
     match event {
-        ProgressEvent::PullingFrom { repository, tag } => {
-            JsonMessage::status(format!("Pulling from {repository}"), Some(tag))
-        }
+        ProgressEvent::PullingFrom { repository, tag } => JsonMessage::status(
+            format!("Pulling from {}", without_domain(repository)),
+            Some(tag),
+        ),
         ProgressEvent::PushRefersTo { repository } => JsonMessage::status(
             format!("The push refers to repository [{repository}]"),
             None,
@@ -47,10 +48,43 @@ pub fn to_message(event: &ProgressEvent) -> JsonMessage {
     }
 }
 
+/// docker names the repository without its registry in "Pulling from"
+/// (`test/bb`, not `localhost:5000/test/bb`); a first component is a
+/// registry when it has a `.` or `:` or is `localhost`, as in docker's
+/// reference grammar.
+fn without_domain(repository: &str) -> &str {
+    match repository.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            rest
+        }
+        _ => repository,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use berth_image::Digest;
+
+    #[test]
+    fn pulling_from_drops_the_registry() {
+        for (repo, shown) in [
+            ("busybox", "busybox"),
+            ("library/busybox", "library/busybox"),
+            ("127.0.0.1:5000/test/bb", "test/bb"),
+            ("example.com/a/b", "a/b"),
+            ("localhost/x", "x"),
+            ("team/app", "team/app"),
+        ] {
+            let m = to_message(&ProgressEvent::PullingFrom {
+                repository: repo.into(),
+                tag: "1".into(),
+            });
+            assert_eq!(m.status.unwrap(), format!("Pulling from {shown}"));
+        }
+    }
 
     #[test]
     fn layer_ids_are_short() {

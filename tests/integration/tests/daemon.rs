@@ -51,7 +51,55 @@ fn ping_version_info_and_negotiation() {
         Some(d.data_root.to_str().unwrap())
     );
     d.api_error("GET", "/nope", None, 404, "page not found");
+    // The socket is root's, mode 0660 (group berth when it exists).
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&d.socket).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o660);
+    assert_eq!(meta.uid(), 0);
     d.stop();
+}
+
+#[test]
+fn tcp_only_on_loopback_when_asked() {
+    if !require_root() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tcp = format!("tcp://127.0.0.1:{port}");
+    let d = Berthd::start(&["-H", &tcp]);
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            &format!("http://127.0.0.1:{port}/v1.41/_ping"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "OK");
+    // The unix socket is served too.
+    assert_eq!(d.api("GET", "/_ping", None).0, 200);
+    d.stop();
+    // Anything beyond loopback is refused at start-up.
+    let out = std::process::Command::new(berth_integration::runtime::berth_binary("berthd"))
+        .args([
+            "--config-file",
+            "/nonexistent/daemon.json",
+            "-H",
+            "tcp://0.0.0.0:2375",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("loopback"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -174,6 +222,38 @@ fn docker_cli_push_and_pull_through_a_loopback_registry() {
     assert!(again.contains("Image is up to date"), "{again}");
     let missing = d.docker(&["pull", &format!("{host}/test/absent:1")]);
     assert!(!missing.status.success());
+    // A pull that fails before any layer answers with its own status.
+    let (status, body) = d.api(
+        "POST",
+        &format!("/images/create?fromImage={host}/test/absent&tag=1"),
+        None,
+    );
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+    // The streamed progress is docker's JSON lines.
+    let (status, body) = d.api(
+        "POST",
+        &format!("/images/create?fromImage={host}/test/bb&tag=1"),
+        None,
+    );
+    assert_eq!(status, 200);
+    let lines: Vec<Value> = String::from_utf8_lossy(&body)
+        .lines()
+        .map(|l| json(l.as_bytes()))
+        .collect();
+    assert!(
+        lines[0]["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("Pulling from test/bb"),
+        "{lines:?}"
+    );
+    assert!(
+        lines.last().unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .contains("up to date"),
+        "{lines:?}"
+    );
     d.stop();
 }
 
