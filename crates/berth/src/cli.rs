@@ -103,6 +103,11 @@ pub enum Command {
     Diff(containers::NameArg),
     /// Export a container's filesystem as a tar archive
     Export(containers::ExportArgs),
+    /// Generate the shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion { shell: clap_complete::Shell },
+    /// Write the man page (roff) to stdout
+    #[command(hide = true)]
+    Man,
     /// Commands of later releases: they say so
     #[command(external_subcommand)]
     Other(Vec<String>),
@@ -175,6 +180,26 @@ pub enum ContainerCmd {
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
+
+/// Bash: where clap's static completion offers nothing for a positional
+/// argument, offer the daemon's container names and image references.
+const BASH_NAMES: &str = r#"
+_berth_names() {
+    berth ps -a --format '{{.Names}}' 2>/dev/null
+    berth images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null | grep -v '<none>'
+}
+_berth_dynamic() {
+    _berth "$@"
+    local cur="${COMP_WORDS[COMP_CWORD]}"
+    [[ "$cur" == -* ]] && return
+    local w keep=()
+    for w in "${COMPREPLY[@]}"; do [[ "$w" != -* ]] && keep+=("$w"); done
+    if [[ ${#keep[@]} -eq 0 ]]; then
+        COMPREPLY=( $(compgen -W "$(_berth_names)" -- "$cur") )
+    fi
+}
+complete -F _berth_dynamic -o bashdefault -o default berth
+"#;
 
 /// Repeated `--flag a --flag b` values.
 pub fn many() -> ArgAction {
@@ -274,6 +299,24 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
             containers::export(ctx, a)
         }
         Command::Container(ContainerCmd::Other(v)) => not_yet(&v),
+        Command::Completion { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            // Into memory first: clap_complete panics on a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "berth", &mut script);
+            if shell == clap_complete::Shell::Bash {
+                script.extend_from_slice(BASH_NAMES.as_bytes());
+            }
+            std::io::Write::write_all(&mut ctx.out(), &script)?;
+            Ok(())
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut page)?;
+            std::io::Write::write_all(&mut ctx.out(), &page)?;
+            Ok(())
+        }
         Command::Other(v) => not_yet(&v),
     }
 }

@@ -742,6 +742,41 @@ fn resize(ctx: &Ctx, path_prefix: &str) {
     }
 }
 
+/// Forwards the signals a user sends to `berth run`/`attach` (without a
+/// tty) to the container, as docker's `--sig-proxy` does.
+fn proxy_signals(ctx: &Ctx, container: &str) -> anyhow::Result<()> {
+    use signal_hook::consts::*;
+    let mut signals = signal_hook::iterator::Signals::new([
+        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGCONT, SIGTSTP,
+    ])?;
+    let client =
+        berth_client::Client::with_version(ctx.client.host().clone(), ctx.client.api_version()?);
+    let path = cpath(container);
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            let q = Query::new().push("signal", sig.to_string());
+            let _ = client.post_json(&format!("{path}/kill{}", q.encode()), None);
+        }
+    });
+    Ok(())
+}
+
+/// Sends the terminal's size now and on every SIGWINCH.
+fn forward_resizes(ctx: &Ctx, path_prefix: &str) -> anyhow::Result<()> {
+    resize(ctx, path_prefix);
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGWINCH])?;
+    let client =
+        berth_client::Client::with_version(ctx.client.host().clone(), ctx.client.api_version()?);
+    let prefix = path_prefix.to_string();
+    std::thread::spawn(move || {
+        let ctx = Ctx { client };
+        for _ in signals.forever() {
+            resize(&ctx, &prefix);
+        }
+    });
+    Ok(())
+}
+
 /// Copies stdin to the connection (in a thread) and the connection's
 /// output to stdout/stderr until the daemon closes it. Returns true when
 /// the user detached with the detach keys.
@@ -863,7 +898,10 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
         return Err(start_error(e));
     }
     if o.tty && std::io::stdout().is_terminal() {
-        resize(ctx, &cpath(&id));
+        forward_resizes(ctx, &cpath(&id))?;
+    }
+    if a.sig_proxy && !o.tty {
+        proxy_signals(ctx, &id)?;
     }
     let detached = pump(hijacked, o.tty, a_in, keys)?;
     drop(raw);
@@ -929,6 +967,11 @@ pub fn start(ctx: &Ctx, a: StartArgs) -> anyhow::Result<()> {
     ctx.client
         .post_json(&format!("{}/start", cpath(c)), None)
         .map_err(start_error)?;
+    if tty && std::io::stdout().is_terminal() {
+        forward_resizes(ctx, &cpath(c))?;
+    } else if !tty {
+        proxy_signals(ctx, c)?;
+    }
     let detached = pump(h, tty, stdin, keys)?;
     drop(raw);
     if detached {
@@ -972,7 +1015,10 @@ pub fn attach(ctx: &Ctx, a: AttachArgs) -> anyhow::Result<()> {
         None
     };
     if tty && std::io::stdout().is_terminal() {
-        resize(ctx, &cpath(&a.container));
+        forward_resizes(ctx, &cpath(&a.container))?;
+    }
+    if a.sig_proxy && !tty {
+        proxy_signals(ctx, &a.container)?;
     }
     let detached = pump(h, tty, stdin, keys)?;
     drop(raw);
@@ -1018,7 +1064,7 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> anyhow::Result<()> {
         None
     };
     if a.tty && std::io::stdout().is_terminal() {
-        resize(ctx, &format!("/exec/{id}"));
+        forward_resizes(ctx, &format!("/exec/{id}"))?;
     }
     let detached = pump(h, a.tty, a.interactive, keys)?;
     drop(raw);

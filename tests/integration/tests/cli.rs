@@ -564,6 +564,23 @@ fn no_daemon_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("not available yet"), "{err}");
+    // Completion and the man page come from the same definitions.
+    for (args, want) in [
+        (&["completion", "bash"][..], "complete -F _berth_dynamic"),
+        (&["completion", "zsh"], "#compdef berth"),
+        (&["completion", "fish"], "complete -c berth"),
+        (&["man"], ".TH berth 1"),
+    ] {
+        let out = std::process::Command::new(&berth)
+            .args(args)
+            .output()
+            .expect("running berth");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains(want),
+            "{args:?}: {text}"
+        );
+    }
     let out = std::process::Command::new(&berth)
         .args(["run", "--no-such-flag", "busybox"])
         .output()
