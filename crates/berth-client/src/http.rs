@@ -196,6 +196,25 @@ pub(crate) fn roundtrip(
         }
     }
     head.push_str("\r\n");
+    let reader = conn.try_clone()?;
+    match write_request(&mut conn, &head, body) {
+        Ok(()) => {}
+        // The daemon may answer (an error, a 501) and close before it read
+        // the body: its answer says more than our EPIPE.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            return read_head(BufReader::with_capacity(64 * 1024, reader), method).map_err(|_| e);
+        }
+        Err(e) => return Err(e),
+    }
+    read_head(BufReader::with_capacity(64 * 1024, conn), method)
+}
+
+fn write_request(conn: &mut Conn, head: &str, body: Body<'_>) -> io::Result<()> {
     conn.write_all(head.as_bytes())?;
     match body {
         Body::Empty => {}
@@ -216,8 +235,7 @@ pub(crate) fn roundtrip(
             conn.write_all(b"0\r\n\r\n")?;
         }
     }
-    conn.flush()?;
-    read_head(BufReader::with_capacity(64 * 1024, conn), method)
+    conn.flush()
 }
 
 fn read_head(mut r: BufReader<Conn>, method: &str) -> io::Result<Response> {

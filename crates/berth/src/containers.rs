@@ -398,12 +398,14 @@ fn inspect_typed_sized(
                 Some(404) => format!("No such {k}: {name}"),
                 _ => e.to_string(),
             }),
+            // A daemon without container endpoints (501) still has images.
             None => match inspect_raw(ctx, "container", name, size) {
-                Err(e) if e.status() == Some(404) => inspect_raw(ctx, "image", name, false)
-                    .map_err(|e| match e.status() {
+                Err(e) if matches!(e.status(), Some(404 | 501)) => {
+                    inspect_raw(ctx, "image", name, false).map_err(|e| match e.status() {
                         Some(404) => format!("No such object: {name}"),
                         _ => e.to_string(),
-                    }),
+                    })
+                }
                 other => other.map_err(|e| e.to_string()),
             },
         };

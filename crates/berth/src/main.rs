@@ -105,6 +105,7 @@ fn report(e: &anyhow::Error) -> i32 {
         }
         return s.code;
     }
-    let _ = writeln!(std::io::stderr(), "berth: {e:#}");
+    // Our errors carry their cause in their own message: no chain.
+    let _ = writeln!(std::io::stderr(), "berth: {e}");
     1
 }
