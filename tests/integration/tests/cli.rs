@@ -587,3 +587,111 @@ fn no_daemon_message() {
         .expect("running berth");
     assert_eq!(out.status.code(), Some(125));
 }
+
+/// A tmux server of its own, killed when the test ends however it ends.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new() -> Tmux {
+        Tmux {
+            socket: format!("berth-it-cli-{}", std::process::id()),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("running tmux")
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
+    }
+
+    /// Waits up to 20 s for `text` on the screen.
+    fn expect(&self, text: &str) {
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(20) {
+            if self.screen().contains(text) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("{text:?} did not appear; the screen:\n{}", self.screen());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+/// `run -it` in a real terminal: typed commands, a window resize seen by
+/// the container, detach with ctrl-p ctrl-q, re-attach and exit code.
+#[test]
+fn tty_session_in_tmux() {
+    if let Err(e) = berth_integration::peers::ensure_installed("/usr/bin/tmux", "tmux") {
+        eprintln!("skipped: {e}");
+        return;
+    }
+    let Some(daemon) = Dockerd::start("cli_tty") else {
+        return;
+    };
+    let c = Clients::new(&daemon);
+    let berth = format!("{} -H {}", c.berth.display(), c.host);
+    let tmux = Tmux::new();
+    let session = |cmd: String| {
+        let _ = tmux.cmd(&["kill-session", "-t", "t"]);
+        let out = tmux.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            &format!("{cmd}; echo EXITED-$?; sleep 120"),
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    session(format!(
+        "{berth} run -it --name tty1 -e BERTH_IT=cli busybox sh"
+    ));
+    tmux.expect("/ #");
+    tmux.cmd(&["send-keys", "-t", "t", "echo hi-$((1+2))", "Enter"]);
+    tmux.expect("hi-3");
+    tmux.cmd(&["send-keys", "-t", "t", "stty size", "Enter"]);
+    tmux.expect("30 100");
+    tmux.cmd(&["resize-window", "-t", "t", "-x", "120", "-y", "40"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    tmux.cmd(&["send-keys", "-t", "t", "stty size", "Enter"]);
+    tmux.expect("40 120");
+    tmux.cmd(&["send-keys", "-t", "t", "C-p", "C-q"]);
+    tmux.expect("EXITED-0");
+    let state = c.docker(&["inspect", "-f", "{{.State.Running}}", "tty1"]);
+    assert_eq!(
+        state.stdout, "true\n",
+        "detaching must leave the container running"
+    );
+
+    session(format!("{berth} attach tty1"));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    tmux.cmd(&["send-keys", "-t", "t", "echo back-$((2+2))", "Enter"]);
+    tmux.expect("back-4");
+    tmux.cmd(&["send-keys", "-t", "t", "exit 4", "Enter"]);
+    tmux.expect("EXITED-4");
+    drop(tmux);
+    let r = c.docker(&["rm", "-f", "tty1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    daemon.finish();
+}
