@@ -57,6 +57,7 @@ pub struct Engine {
     registry: RwLock<Client>,
     config: RwLock<DaemonConfig>,
     pub(crate) id: String,
+    pub(crate) events: crate::events::EventBus,
 }
 
 impl std::fmt::Debug for Engine {
@@ -100,6 +101,7 @@ impl Engine {
             registry: RwLock::new(registry),
             config: RwLock::new(config),
             id,
+            events: crate::events::EventBus::default(),
         }))
     }
 
@@ -129,6 +131,11 @@ impl Engine {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The event stream `GET /events` serves.
+    pub fn events(&self) -> &crate::events::EventBus {
+        &self.events
     }
 
     pub fn store(&self) -> &Arc<Store> {

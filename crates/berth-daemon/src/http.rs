@@ -157,6 +157,7 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
             return Ok(json(StatusCode::OK, &df));
         }
         "/auth" if m == Method::POST => return auth(engine, body).await,
+        "/events" | "/system/events" if m == Method::GET => return events(engine, &q),
         "/images/json" if m == Method::GET => {
             let q: query::ImageListQuery = parse_query(&q)?;
             let filters = parse_filters(q.filters.as_deref())?;
@@ -212,6 +213,70 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
         }
     }
     Err(ApiError::not_found("page not found"))
+}
+
+/// `GET /events`: the backlog since `since`, then live events until
+/// `until` (or until the client leaves).
+fn events(engine: Arc<Engine>, q: &str) -> Result<Response, ApiError> {
+    let q: query::EventsQuery = parse_query(q)?;
+    let filters = parse_filters(q.filters.as_deref())?;
+    filters.validate(&["type", "event", "image", "container", "label", "scope"])?;
+    let time = |what: &str, v: Option<&str>| -> Result<Option<i128>, ApiError> {
+        v.filter(|s| !s.is_empty())
+            .map(|s| {
+                crate::events::parse_time(s).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "invalid {what} {s:?}: expected unix seconds (with an optional fraction) or RFC 3339"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let since = time("since", q.since.as_deref())?;
+    let until = time("until", q.until.as_deref())?;
+    let (past, mut rx) = engine.events().subscribe(since);
+    let (tx, body) = line_channel();
+    tokio::spawn(async move {
+        let line = |e: &crate::events::Event| {
+            let mut l = serde_json::to_vec(&e.to_json()).unwrap_or_default();
+            l.push(b'\n');
+            Bytes::from(l)
+        };
+        let in_range = |e: &crate::events::Event| until.is_none_or(|u| e.time_nano <= u);
+        for e in past.iter().filter(|e| in_range(e) && e.matches(&filters)) {
+            if tx.send(line(e)).await.is_err() {
+                return;
+            }
+        }
+        let deadline = until.map(|u| {
+            let wait = (u - crate::events::now_nanos()).max(0) as u64;
+            tokio::time::Instant::now() + std::time::Duration::from_nanos(wait)
+        });
+        loop {
+            let next = async {
+                match deadline {
+                    Some(d) => tokio::time::timeout_at(d, rx.recv()).await.ok(),
+                    None => Some(rx.recv().await),
+                }
+            };
+            tokio::select! {
+                r = next => match r {
+                    None => return, // `until` reached
+                    Some(Ok(e)) => {
+                        if in_range(&e) && e.matches(&filters) && tx.send(line(&e)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Err(tokio::sync::broadcast::error::RecvError::Lagged(n))) => {
+                        tracing::warn!(missed = n, "an events subscriber fell behind");
+                    }
+                    Some(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
+                },
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Ok(json_lines(StatusCode::OK, body))
 }
 
 fn ping(method: &Method) -> Response {
@@ -520,6 +585,9 @@ async fn pull(
             &progress,
         )
         .await?;
+        engine
+            .events()
+            .emit("image", "pull", &r.familiar(), Some(&r.familiar()));
         Ok::<_, ApiError>(pulled)
     };
     progress_stream(task, rx, move |p: berth_registry::PulledImage| {
@@ -558,6 +626,8 @@ async fn push(
             &progress,
         )
         .await?;
+        let name = reference.clone().with_default_tag().familiar();
+        engine.events().emit("image", "push", &name, Some(&name));
         Ok::<_, ApiError>(pushed)
     };
     progress_stream(task, rx, |p: berth_registry::PushedImage| {

@@ -280,6 +280,12 @@ impl Engine {
         let target = target.with_default_tag();
         let _gc = self.store.hold_off_gc();
         self.store.set_reference(&target, &image.id)?;
+        self.events.emit(
+            "image",
+            "tag",
+            &image.id.to_string(),
+            Some(&target.familiar()),
+        );
         Ok(())
     }
 
@@ -307,7 +313,7 @@ impl Engine {
                 .count();
             if tags_left > 0 || r.digest().is_some() && refs.len() > 1 {
                 self.store.remove_reference(&r)?;
-                out.push(untagged(&r));
+                out.push(self.untagged_event(&image.id, &r));
                 return Ok(out);
             }
         } else {
@@ -319,16 +325,27 @@ impl Engine {
             }
         }
         for r in self.store.delete_image(&image.id)? {
-            out.push(untagged(&r));
+            out.push(self.untagged_event(&image.id, &r));
         }
-        out.push(ImageDeleteResponseItem {
-            deleted: Some(image.id.to_string()),
-            ..Default::default()
-        });
+        out.push(self.deleted_event(&image.id));
         if prune {
             self.collect_garbage()?;
         }
         Ok(out)
+    }
+
+    fn untagged_event(&self, id: &Digest, r: &Reference) -> ImageDeleteResponseItem {
+        self.events
+            .emit("image", "untag", &id.to_string(), Some(&r.familiar()));
+        untagged(r)
+    }
+
+    fn deleted_event(&self, id: &Digest) -> ImageDeleteResponseItem {
+        self.events.emit("image", "delete", &id.to_string(), None);
+        ImageDeleteResponseItem {
+            deleted: Some(id.to_string()),
+            ..Default::default()
+        }
     }
 
     /// Removes blobs and layers nothing references any more.
@@ -374,9 +391,12 @@ impl Engine {
         let parts = berth_image::import(&self.content, &self.layers, tarball, &options)?;
         self.store
             .put_image(&ImageRecord::from_parts(&parts, None))?;
-        if let Some(t) = target {
-            self.store.set_reference(&t, &parts.id)?;
+        if let Some(t) = &target {
+            self.store.set_reference(t, &parts.id)?;
         }
+        let name = target.map(|t| t.familiar());
+        self.events
+            .emit("image", "import", &parts.id.to_string(), name.as_deref());
         Ok(parts.id)
     }
 
@@ -389,13 +409,16 @@ impl Engine {
         for l in loaded {
             self.store
                 .put_image(&ImageRecord::from_parts(&l.image, None))?;
+            let id = l.image.id.to_string();
             if l.references.is_empty() {
-                lines.push(format!("Loaded image ID: {}\n", l.image.id));
+                lines.push(format!("Loaded image ID: {id}\n"));
+                self.events.emit("image", "load", &id, None);
             }
             for r in &l.references {
                 let r = r.clone().with_default_tag();
                 self.store.set_reference(&r, &l.image.id)?;
                 lines.push(format!("Loaded image: {}\n", r.familiar()));
+                self.events.emit("image", "load", &id, Some(&r.familiar()));
             }
         }
         Ok(lines)
@@ -477,12 +500,9 @@ impl Engine {
                 continue;
             }
             for r in self.store.delete_image(&image.id)? {
-                deleted.push(untagged(&r));
+                deleted.push(self.untagged_event(&image.id, &r));
             }
-            deleted.push(ImageDeleteResponseItem {
-                deleted: Some(image.id.to_string()),
-                ..Default::default()
-            });
+            deleted.push(self.deleted_event(&image.id));
         }
         let freed = self.collect_garbage()?;
         Ok(ImagePruneResponse {

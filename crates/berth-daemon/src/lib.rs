@@ -14,6 +14,7 @@
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod images;
 mod progress;

@@ -181,6 +181,45 @@ fn docker_cli_images_round_trip() {
         String::from_utf8_lossy(&err.stderr)
     );
 
+    // Everything above is in the event log, in order.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let events = d.docker_ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &now.to_string(),
+        "--format",
+        "{{.Type}} {{.Action}} {{index .Actor.Attributes \"name\"}}",
+    ]);
+    let events: Vec<&str> = events.lines().collect();
+    for want in [
+        "image import bb:1",
+        "image tag example.com/team/bb:2",
+        "image untag example.com/team/bb:2",
+        "image untag bb:1",
+        "image load bb:1",
+    ] {
+        assert!(events.contains(&want), "{want:?} not in {events:?}");
+    }
+    let filtered = d.docker_ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &now.to_string(),
+        "--filter",
+        "event=delete",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert_eq!(filtered.lines().collect::<Vec<_>>(), ["delete"]);
+    d.api_error("GET", "/events?since=yesterday", None, 400, "invalid since");
+
     let df = d.docker_ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
     assert!(df.contains("Images 1"), "{df}");
     d.docker_ok(&["image", "prune", "-a", "-f"]);
