@@ -1,0 +1,188 @@
+//! The engine's event stream (`GET /events`): a broadcast for live
+//! subscribers and a bounded backlog for `since`.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use berth_api::Filters;
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+/// Events kept for `since` queries (docker keeps 256; a few more are cheap).
+const BACKLOG: usize = 1024;
+
+/// One event, in docker's wire shape (with the legacy `status`/`id`/`from`
+/// fields API 1.41 clients still read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub kind: &'static str,
+    pub action: String,
+    pub actor_id: String,
+    pub attributes: Vec<(String, String)>,
+    pub time_nano: i128,
+}
+
+impl Event {
+    pub fn to_json(&self) -> Value {
+        let attrs: serde_json::Map<String, Value> = self
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        let mut v = json!({
+            "Type": self.kind,
+            "Action": self.action,
+            "Actor": {"ID": self.actor_id, "Attributes": attrs},
+            "scope": "local",
+            "time": (self.time_nano / 1_000_000_000) as i64,
+            "timeNano": self.time_nano as i64,
+        });
+        if self.kind == "image" || self.kind == "container" {
+            v["status"] = json!(self.action);
+            v["id"] = json!(self.actor_id);
+        }
+        v
+    }
+
+    fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// docker's event filters: type, event (action), image (id or name).
+    pub fn matches(&self, filters: &Filters) -> bool {
+        let any =
+            |key: &str, f: &dyn Fn(&str) -> bool| !filters.contains(key) || filters.get(key).any(f);
+        any("type", &|t| t == self.kind)
+            && any("event", &|a| a == self.action)
+            && any("image", &|i| {
+                self.actor_id == i
+                    || self
+                        .actor_id
+                        .strip_prefix("sha256:")
+                        .is_some_and(|h| h.starts_with(i))
+                    || self.attribute("name") == Some(i)
+            })
+    }
+}
+
+pub fn now_nanos() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+#[derive(Debug)]
+pub struct EventBus {
+    tx: broadcast::Sender<Event>,
+    backlog: Mutex<VecDeque<Event>>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus {
+            tx: broadcast::channel(256).0,
+            backlog: Mutex::new(VecDeque::with_capacity(BACKLOG)),
+        }
+    }
+}
+
+impl EventBus {
+    pub fn emit(&self, kind: &'static str, action: &str, actor_id: &str, name: Option<&str>) {
+        let event = Event {
+            kind,
+            action: action.to_string(),
+            actor_id: actor_id.to_string(),
+            attributes: name
+                .map(|n| vec![("name".to_string(), n.to_string())])
+                .unwrap_or_default(),
+            time_nano: now_nanos(),
+        };
+        let mut log = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+        if log.len() == BACKLOG {
+            log.pop_front();
+        }
+        log.push_back(event.clone());
+        // Sent under the lock so a subscriber sees each event once: either
+        // in the backlog it copies or live, never both or neither.
+        let _ = self.tx.send(event);
+    }
+
+    /// The backlog since `since_nano` and a receiver for what follows.
+    pub fn subscribe(&self, since_nano: Option<i128>) -> (Vec<Event>, broadcast::Receiver<Event>) {
+        let log = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+        let rx = self.tx.subscribe();
+        let past = match since_nano {
+            Some(s) => log.iter().filter(|e| e.time_nano >= s).cloned().collect(),
+            None => Vec::new(),
+        };
+        (past, rx)
+    }
+}
+
+/// `since`/`until`: unix seconds with an optional fraction, or RFC 3339.
+pub fn parse_time(s: &str) -> Option<i128> {
+    if let Some((secs, frac)) = s.split_once('.') {
+        let secs: i128 = secs.parse().ok()?;
+        let digits: String = frac.chars().take(9).collect();
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let nanos: i128 = format!("{digits:0<9}").parse().ok()?;
+        return Some(secs * 1_000_000_000 + nanos);
+    }
+    if let Ok(secs) = s.parse::<i128>() {
+        return Some(secs * 1_000_000_000);
+    }
+    crate::images::parse_rfc3339(s).map(|s| s as i128 * 1_000_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backlog_and_live_each_once() {
+        let bus = EventBus::default();
+        bus.emit("image", "tag", "sha256:ab", Some("a:1"));
+        let (past, mut rx) = bus.subscribe(Some(0));
+        bus.emit("image", "delete", "sha256:ab", None);
+        assert_eq!(past.len(), 1);
+        assert_eq!(past[0].action, "tag");
+        assert_eq!(rx.try_recv().unwrap().action, "delete");
+        assert!(rx.try_recv().is_err());
+        let (none, _) = bus.subscribe(None);
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn filters_and_shape() {
+        let bus = EventBus::default();
+        bus.emit("image", "tag", "sha256:abcdef", Some("a:1"));
+        let (past, _) = bus.subscribe(Some(0));
+        let e = &past[0];
+        let f = |s: &str| Filters::parse(s).unwrap();
+        assert!(e.matches(&f(r#"{"type":["image"]}"#)));
+        assert!(!e.matches(&f(r#"{"type":["container"]}"#)));
+        assert!(e.matches(&f(r#"{"event":["tag","untag"]}"#)));
+        assert!(e.matches(&f(r#"{"image":["abc"]}"#)));
+        assert!(e.matches(&f(r#"{"image":["a:1"]}"#)));
+        assert!(!e.matches(&f(r#"{"image":["b"]}"#)));
+        let v = e.to_json();
+        assert_eq!(v["Type"], "image");
+        assert_eq!(v["Actor"]["Attributes"]["name"], "a:1");
+        assert_eq!(v["status"], "tag");
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("1700000000"), Some(1_700_000_000_000_000_000));
+        assert_eq!(parse_time("1.5"), Some(1_500_000_000));
+        assert_eq!(parse_time("1970-01-01T00:00:10Z"), Some(10_000_000_000));
+        assert_eq!(parse_time("soon"), None);
+        assert_eq!(parse_time("1.x"), None);
+    }
+}
