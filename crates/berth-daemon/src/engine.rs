@@ -58,6 +58,7 @@ pub struct Engine {
     config: RwLock<DaemonConfig>,
     pub(crate) id: String,
     pub(crate) events: crate::events::EventBus,
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -102,6 +103,7 @@ impl Engine {
             config: RwLock::new(config),
             id,
             events: crate::events::EventBus::default(),
+            stopping: tokio::sync::watch::channel(false).0,
         }))
     }
 
@@ -131,6 +133,20 @@ impl Engine {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Tells endless streams (`/events`) to end, so that a stopping daemon
+    /// is not held open by a subscriber.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`Engine::begin_shutdown`] was called.
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stopping.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
     }
 
     /// The event stream `GET /events` serves.

@@ -236,7 +236,9 @@ fn events(engine: Arc<Engine>, q: &str) -> Result<Response, ApiError> {
     let until = time("until", q.until.as_deref())?;
     let (past, mut rx) = engine.events().subscribe(since);
     let (tx, body) = line_channel();
+    let stopping = engine.stopping();
     tokio::spawn(async move {
+        tokio::pin!(stopping);
         let line = |e: &crate::events::Event| {
             let mut l = serde_json::to_vec(&e.to_json()).unwrap_or_default();
             l.push(b'\n');
@@ -273,6 +275,7 @@ fn events(engine: Arc<Engine>, q: &str) -> Result<Response, ApiError> {
                     Some(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
                 },
                 _ = tx.closed() => return,
+                _ = &mut stopping => return,
             }
         }
     });

@@ -421,5 +421,28 @@ fn sighup_reloads_and_a_second_daemon_is_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(d.api("GET", "/_ping", None).0, 200);
+    // An open `docker events` does not hold the daemon up when it stops.
+    let mut events = std::process::Command::new("curl")
+        .args([
+            "-sN",
+            "--unix-socket",
+            d.socket.to_str().unwrap(),
+            "http://berth/events",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
     d.stop();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "stopping took {:?} with an events stream open",
+        started.elapsed()
+    );
+    let status = events.wait().unwrap();
+    assert!(
+        status.success(),
+        "the events stream did not end cleanly: {status}"
+    );
 }
