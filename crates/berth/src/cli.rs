@@ -2,7 +2,7 @@
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::{containers, images, run, system, Ctx};
+use crate::{containers, images, run, stats, system, Ctx};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -103,6 +103,8 @@ pub enum Command {
     Diff(containers::NameArg),
     /// Export a container's filesystem as a tar archive
     Export(containers::ExportArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::StatsArgs),
     /// Generate the shell completion script (bash, zsh, fish, elvish, powershell)
     Completion { shell: clap_complete::Shell },
     /// Write the man page (roff) to stdout
@@ -177,6 +179,7 @@ pub enum ContainerCmd {
     Logs(containers::LogsArgs),
     Diff(containers::NameArg),
     Export(containers::ExportArgs),
+    Stats(stats::StatsArgs),
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
@@ -298,6 +301,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Export(a) | Command::Container(ContainerCmd::Export(a)) => {
             containers::export(ctx, a)
         }
+        Command::Stats(a) | Command::Container(ContainerCmd::Stats(a)) => stats::stats(ctx, a),
         Command::Container(ContainerCmd::Other(v)) => not_yet(&v),
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

@@ -12,6 +12,7 @@ mod images;
 mod output;
 mod progress;
 mod run;
+mod stats;
 mod system;
 mod template;
 mod units;
