@@ -2,7 +2,8 @@
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::{containers, images, run, stats, system, Ctx};
+use crate::manage::Prune;
+use crate::{containers, images, manage, run, stats, system, Ctx};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -105,6 +106,10 @@ pub enum Command {
     Export(containers::ExportArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(stats::StatsArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(manage::CpArgs),
+    /// Update configuration of one or more containers
+    Update(manage::UpdateArgs),
     /// Generate the shell completion script (bash, zsh, fish, elvish, powershell)
     Completion { shell: clap_complete::Shell },
     /// Write the man page (roff) to stdout
@@ -123,6 +128,8 @@ pub enum SystemCmd {
     Info(system::InfoArgs),
     /// Get real time events from the server
     Events(system::EventsArgs),
+    /// Remove unused data
+    Prune(manage::PruneArgs),
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
@@ -141,6 +148,8 @@ pub enum ImageCmd {
     Load(images::LoadArgs),
     Import(images::ImportArgs),
     History(images::HistoryArgs),
+    /// Remove unused images
+    Prune(manage::PruneArgs),
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
@@ -180,6 +189,10 @@ pub enum ContainerCmd {
     Diff(containers::NameArg),
     Export(containers::ExportArgs),
     Stats(stats::StatsArgs),
+    Cp(manage::CpArgs),
+    Update(manage::UpdateArgs),
+    /// Remove all stopped containers
+    Prune(manage::PruneArgs),
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
@@ -218,14 +231,10 @@ fn not_yet(what: &[String]) -> anyhow::Result<()> {
         "builder",
         "buildx",
         "compose",
-        "stats",
-        "cp",
-        "update",
         "commit",
         "login",
         "logout",
         "search",
-        "prune",
         "swarm",
         "service",
         "stack",
@@ -237,7 +246,6 @@ fn not_yet(what: &[String]) -> anyhow::Result<()> {
         "manifest",
         "context",
         "checkpoint",
-        "completion",
     ];
     if known.contains(&name) {
         anyhow::bail!("'{name}' is not available yet in this version of berth");
@@ -302,6 +310,11 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
             containers::export(ctx, a)
         }
         Command::Stats(a) | Command::Container(ContainerCmd::Stats(a)) => stats::stats(ctx, a),
+        Command::Cp(a) | Command::Container(ContainerCmd::Cp(a)) => manage::cp(ctx, a),
+        Command::Update(a) | Command::Container(ContainerCmd::Update(a)) => manage::update(ctx, a),
+        Command::Container(ContainerCmd::Prune(a)) => manage::prune(ctx, Prune::Containers, a),
+        Command::Image(ImageCmd::Prune(a)) => manage::prune(ctx, Prune::Images, a),
+        Command::System(SystemCmd::Prune(a)) => manage::prune(ctx, Prune::System, a),
         Command::Container(ContainerCmd::Other(v)) => not_yet(&v),
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

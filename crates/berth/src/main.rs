@@ -9,6 +9,7 @@
 mod cli;
 mod containers;
 mod images;
+mod manage;
 mod output;
 mod progress;
 mod run;

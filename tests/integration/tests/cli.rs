@@ -426,6 +426,42 @@ fn run_and_exec(c: &mut Clients) {
             "exec -i with piped stdin: docker {d:?}, berth {b:?}"
         ));
     }
+    // cp into the container (a file and a tree), out as a tar stream;
+    // update; prune.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("f.txt");
+    std::fs::write(&file, "copied\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("tree/sub")).unwrap();
+    std::fs::write(dir.path().join("tree/sub/y"), "deep\n").unwrap();
+    for src in [file.clone(), dir.path().join("tree")] {
+        let b = c.berth(&["cp", src.to_str().unwrap(), "g-detached:/"]);
+        if b.code != 0 {
+            c.mismatch(format!("berth cp {}: {b:?}", src.display()));
+        }
+    }
+    let seen = c.docker(&["exec", "g-detached", "cat", "/f.txt", "/tree/sub/y"]);
+    if seen.stdout != "copied\ndeep\n" {
+        c.mismatch(format!("after berth cp, docker exec cat: {seen:?}"));
+    }
+    c.same(&["cp", "g-detached:/f.txt", "-"], false);
+    let b = c.berth(&[
+        "update",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "g-detached",
+    ]);
+    let seen = c.docker(&["inspect", "-f", "{{.HostConfig.Memory}}", "g-detached"]);
+    if b.stdout != "g-detached\n" || seen.stdout != "67108864\n" {
+        c.mismatch(format!("berth update: {b:?}, docker sees {seen:?}"));
+    }
+    // This also removes g-exit and g-created: nothing after needs them.
+    let made = c.docker(&["create", "--name", "g-prune", "busybox", "true"]);
+    let b = c.berth(&["container", "prune", "-f"]);
+    if b.code != 0 || !b.stdout.contains(made.stdout.trim()) {
+        c.mismatch(format!("berth container prune -f: {b:?}"));
+    }
     let b = c.berth(&["rm", "-f", "g-detached"]);
     if b.stdout != "g-detached\n" || b.code != 0 {
         c.mismatch(format!("rm -f: {b:?}"));
