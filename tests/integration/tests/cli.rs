@@ -746,3 +746,112 @@ fn tty_session_in_tmux() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     daemon.finish();
 }
+
+/// Distribution's registry on a loopback port, stopped when dropped.
+struct Registry {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    addr: String,
+}
+
+impl Registry {
+    fn start() -> Option<Registry> {
+        if let Err(e) = berth_integration::peers::ensure_installed(
+            "/usr/bin/docker-registry",
+            "docker-registry",
+        ) {
+            eprintln!("skipped: {e}");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A free port: bind, read it, release it for the registry.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .expect("writing the registry config");
+        let child = std::process::Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting docker-registry");
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(20),
+                "the registry did not listen on {addr}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(Registry {
+            child,
+            _dir: dir,
+            addr,
+        })
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// pull and push with plain progress lines (not a terminal), as docker's.
+#[test]
+fn pull_push_against_a_loopback_registry() {
+    let Some(daemon) = Dockerd::start("cli_pull") else {
+        return;
+    };
+    let Some(registry) = Registry::start() else {
+        daemon.finish();
+        return;
+    };
+    let mut c = Clients::new(&daemon);
+    let image = format!("{}/bb:1", registry.addr);
+    let missing = format!("{}/nope:1", registry.addr);
+    let r = c.berth(&["tag", "busybox", &image]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let first = c.berth(&["push", &image]);
+    if first.code != 0
+        || !first.stdout.contains("Pushed")
+        || !first.stdout.contains("digest: sha256:")
+    {
+        c.mismatch(format!("first berth push: {first:?}"));
+    }
+    // Both see the layers already there now.
+    c.same(&["push", &image], false);
+    // A fresh pull each: the same lines.
+    assert_eq!(c.docker(&["rmi", &image]).code, 0);
+    let b = c.berth(&["pull", &image]);
+    assert_eq!(c.docker(&["rmi", &image]).code, 0);
+    let d = c.docker(&["pull", &image]);
+    if b != d {
+        c.mismatch(format!("fresh pull: docker {d:?}, berth {b:?}"));
+    }
+    for args in [
+        &["pull", image.as_str()][..],
+        &["pull", "-q", image.as_str()],
+        &["pull", missing.as_str()],
+        &["images", "--digests"],
+    ] {
+        c.same(args, true);
+    }
+    assert_eq!(c.docker(&["rmi", &image]).code, 0);
+    let mismatches = c.mismatches().to_vec();
+    drop(registry);
+    daemon.finish();
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
+}
