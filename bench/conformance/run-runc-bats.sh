@@ -11,7 +11,9 @@
 #                  (default /tmp/berth-conformance).
 #
 # Environment:
-#   RUNTIMES        runtimes to run, in order (default "runc crun berth").
+#   RUNTIMES        runtimes to run, in order (default "runc berth crun":
+#                   crun 1.8.1's `exec --user` chowns the host's /dev/null,
+#                   see run_one, so it goes last).
 #                   "runc" and "crun" are looked up in PATH; "berth" is
 #                   $BERTH_RUNTIME.
 #   BERTH_RUNTIME   berth-runtime binary (default: target/release/berth-runtime
@@ -58,7 +60,7 @@ INTEG="$CHECKOUT/tests/integration"
 [ "$(id -u)" -eq 0 ] || die "the suite's root tests need root; run as root"
 
 REPO=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
-: "${RUNTIMES:=runc crun berth}"
+: "${RUNTIMES:=runc berth crun}"
 : "${BERTH_RUNTIME:=$REPO/target/release/berth-runtime}"
 : "${BERTH_COMMIT:=$(git -C "$REPO" rev-parse --short=8 HEAD 2>/dev/null || echo unknown)}"
 : "${BATS_FILTER:=}"
@@ -307,6 +309,8 @@ run_one() {
 	} >"$inner"
 
 	log "running the suite with $name ($bin) -> $tap"
+	local devnull_owner
+	devnull_owner=$(stat -c %u:%g /dev/null)
 	local start end watchdog
 	start=$(date +%s)
 	: >"$tap.raw"
@@ -319,6 +323,13 @@ run_one() {
 	kill "$watchdog" 2>/dev/null || true
 	wait "$watchdog" 2>/dev/null || true
 	end=$(date +%s)
+	# "runc exec --user vs /dev/null ownership" catches runtimes that chown
+	# the caller's stdio to the exec user; crun 1.8.1 does, to the host's
+	# /dev/null. Put it back so the next runtime's run starts clean.
+	if [ "$(stat -c %u:%g /dev/null)" != "$devnull_owner" ]; then
+		log "WARNING: $name changed the owner of /dev/null to $(stat -c %u:%g /dev/null); restoring $devnull_owner"
+		chown "$devnull_owner" /dev/null
+	fi
 	# Drop only the \r the outer tty adds: a second one is the container's own
 	# pty output (ONLCR left on), which some tests compare exactly.
 	sed 's/\r$//' <"$tap.raw" >"$tap"
