@@ -52,14 +52,13 @@ CAUSES = [
             "non-empty HOME env is used",
             "env var override",
             "runc run [rootfsPropagation shared]",
-            "runc run with tmpfs perms",
         ],
     ),
     (
         "--debug emits no debug log lines",
-        "`berth-runtime --debug run` prints nothing on stderr; with `--log "
-        "FILE` it writes one line `level=debug msg=\"command: Exec(ExecArgs "
-        "{...})\"`. The tests want logrus-style debug lines (`level=debug`, or "
+        "berth-runtime's --debug writes one line, `level=debug "
+        "msg=\"command: Run { create: CreateArgs {...} }\"` (to stderr, or "
+        "to the --log file). The tests want logrus-style debug lines (`level=debug`, or "
         "`\"level\":\"debug\"` with --log-format json) on stderr, or only in "
         "the --log file when one is given, containing runc's own step messages: "
         "`nsexec container setup`, `child process in init()`, `init: closing "
@@ -80,16 +79,16 @@ CAUSES = [
     ),
     (
         "exec: exit status and error text",
-        "runc exits 255 when the runtime itself fails (bad --pid-file path, "
-        "missing binary, unknown container, paused container) and the process's "
-        "own status otherwise; berth-runtime exits 1. A paused container must "
-        "be refused with `cannot exec in a paused container` (255); with "
-        "`--ignore-paused` runc goes ahead and the exec completes once the "
-        "container is resumed. An execve failure must print exactly one line, "
-        "`exec /run.sh: no such file or directory` (berth: `berth-runtime: "
-        "exec \"/run.sh\": No such file or directory (os error 2)`, prefixed "
-        "with `container init failed:` under exec -t). `exec --cgroup` must "
-        "reject `..` with `.. is not a sub cgroup path`.",
+        "runc exits 255 whenever the runtime itself fails, including `exec "
+        "no_such_container true` (berth: 1, `container \"no_such_container\" "
+        "does not exist`). With `--ignore-paused` runc goes ahead: the exec "
+        "joins the frozen cgroup and completes once the container is resumed "
+        "(berth refuses: `container \"ct1\" is paused: cannot exec in a "
+        "container that is not running`). An execve failure must print "
+        "exactly one line, `exec /run.sh: no such file or directory`. `exec "
+        "--cgroup nonexistent` must fail with Go's lower-case errno text: the "
+        "test matches `adding pid * to */nonexistent/cgroup.procs: no such "
+        "file ` (berth: `No such file or directory (os error 2)`).",
         [
             "runc exec should refuse a paused container",
             "runc exec --ignore-paused",
@@ -125,7 +124,6 @@ CAUSES = [
             "update cgroup cpu limits",
             "cpu burst",
             "update cgroup cpu.idle",
-            "runc create [ --pidfd-socket ] ",
             "runc run [ --pidfd-socket ] ",
             "runc exec [ --pidfd-socket ] [cgroups_v1] ",
         ],
@@ -136,7 +134,7 @@ CAUSES = [
         "#<index>:` (berth: `hook \"/bin/false\" (prestart) failed: exited "
         "with exit status: 1`; runc 1.1.5 prints `error running hook #1:` and "
         "fails these too). A startContainer hook without `env` must inherit "
-        "process.env (berth runs it with `ONE` unset). createContainer hooks "
+        "process.env (berth's hook sees no HOME: `/check-env.sh: line 4: HOME: parameter not set`; the process itself now gets HOME). createContainer hooks "
         "must run with the container's rootfs as working directory (the test's "
         "`touch ./lib/x` fails). startContainer hooks run inside the container "
         "after the seccomp filter is loaded, so a hook that calls a killed "
@@ -176,17 +174,14 @@ CAUSES = [
     ),
     (
         "Mounts: ordering, read-only /dev, symlinked /proc, flags, tmpfs mode",
-        "Bind sources that live inside the rootfs must be resolved when their "
-        "turn comes, after the earlier mounts (berth resolves them up front: "
-        "`cat: can't open '/final/x/y/z/z/x/y/z/x/file'`); under a user "
-        "namespace the host must open sources the mapped root cannot reach "
-        "(berth: `opening bind source ...: Permission denied`). A `ro` /dev "
-        "must be remounted read-only only after the mounts beneath it (berth: "
-        "`mounts[2] (/dev/pts): creating the mount point: Read-only file "
-        "system`). /proc or /sys being a symlink in the rootfs must be an "
-        "error (`must be mounted on ordinary directory`); berth follows it "
-        "and starts the container (an interactive sh: the test hangs). `rro` "
-        "(recursive read-only, mount_setattr) was not supported. Bind "
+        "Bind sources that live inside the rootfs (`$rootfs/mnt/x`) must be "
+        "opened when their turn comes, after the earlier mounts that create "
+        "them (berth opens all sources up front: `mounts[11]: opening bind "
+        "source \".../rootfs/mnt/x\": No such file or directory`). /proc or "
+        "/sys being a symlink in the rootfs must fail with runc's text `must "
+        "be mounted on ordinary directory` (berth: `/proc is a symlink in the "
+        "rootfs; proc must be mounted on a real directory`; bf9b67c followed "
+        "the symlink and hung). Bind "
         "remounts must clear flags the source had unless asked to keep them "
         "(mount(8)-unlike semantics; berth keeps `ro`/`nosuid`/`nosymfollow`, "
         "and fails `remounting: Operation not permitted` where the locked "
@@ -218,6 +213,7 @@ CAUSES = [
             "runc run [ro,noexec bind mount of a nosuid,noatime fuse sshfs mount]",
             "runc run [bind mount {no,rel,strict}atime semantics]",
             "runc run with tmpfs",
+            "runc run with tmpfs perms",
             "runc run --no-pivot must not expose bare /proc",
         ],
     ),
@@ -256,12 +252,15 @@ CAUSES = [
     ),
     (
         "cgroups: errors, frozen/non-empty cgroups, device rules, cpu period",
-        "v1 with `linux.resources.unified` must fail with `invalid "
-        "configuration` (berth fails, with another text). A cgroup that "
-        "already has processes must be refused with `container's cgroup is "
-        "not empty`; a pre-existing frozen cgroup with `container's cgroup "
-        "unexpectedly frozen` (berth joins it and freezes itself: the run "
-        "hangs until thawed). With `devices = [{allow:false, access:rwm}]`, "
+        "The tests match runc's texts: v1 with `linux.resources.unified` must "
+        "fail with `invalid configuration` (berth: `this host's cgroup v2 "
+        "hierarchy does not offer the memory controller`); a cgroup that "
+        "already has processes with `container's cgroup is not empty` (berth: "
+        "`the container's cgroup \"/sys/...\" is not empty; it belongs to "
+        "something else`: the quoted path breaks the match); a pre-existing "
+        "frozen cgroup with `container's cgroup unexpectedly frozen` (berth: "
+        "`... exists and is frozen; thaw or remove it first`; before 75ca230 "
+        "berth joined it and froze itself, hanging the run). With `devices = [{allow:false, access:rwm}]`, "
         "a node listed in linux.devices (/dev/kmsg) must stay denied "
         "(berth's exec writes to it). `update --cpu-period 10000 --cpu-quota "
         "3000` under a parent with a 50% quota must succeed (runc retries the "
@@ -277,25 +276,30 @@ CAUSES = [
     ),
     (
         "Kill and delete with a host PID namespace; signal 0",
-        "`kill ID 0` is a valid probe (runc: `container not running` on a "
-        "stopped container; berth: `invalid signal \"0\"`). Without a PID "
-        "namespace, when init is gone, `delete` (and `kill KILL`) must still "
-        "kill every process left in the container's cgroup.",
+        "`kill -a ID 0` on a stopped container must succeed (runc keeps -a "
+        "as an obsolete no-op that suppresses the not-running error; berth: "
+        "`container \"test_busybox\" is stopped: container not running`). "
+        "Without a PID namespace, once init is gone, `kill ID KILL` must still "
+        "kill every process left in the container's cgroup (berth refuses "
+        "with the same not-running error). A created container whose init "
+        "was killed (through --pidfd-socket) must then report `stopped` "
+        "(berth's state stays `created`).",
         [
             "kill detached busybox",
             "kill KILL [host pidns]",
             "kill KILL [host pidns + init gone]",
             "runc delete [host pidns + init gone]",
             "runc delete --force [host pidns + init gone]",
+            "runc create [ --pidfd-socket ] ",
         ],
     ),
     (
         "events: field order, stream end",
-        "`events --stats` must print `{\"type\":\"stats\",\"id\":...,\"data\":"
-        "...}` in that order (berth prints `data` first; the test matches the "
-        "line's prefix). The streaming form must end when the container is "
-        "deleted (berth keeps running: the test times out; runc 1.1.5 times "
-        "out here too).",
+        "The streaming form (`events [--interval]`) must end when the "
+        "container is deleted; berth keeps running and the test times out "
+        "(runc 1.1.5 and crun 1.8.1 time out here too). `events --stats` "
+        "must print `{\"type\":\"stats\",\"id\":...,\"data\":...}` in that "
+        "order (fixed after bf9b67c, which printed `data` first).",
         [
             "events --stats",
             "events --interval default",
@@ -351,11 +355,15 @@ CAUSES = [
     ),
     (
         "Not implemented: id-mapped mounts as the tests use them",
-        "The idmap tests (debian image, `idmap`/`ridmap` mount options and "
-        "per-mount uidMappings/gidMappings) see the unmapped owner "
-        "(`=65534=65534=` or `=0=0=`), or berth fails `id-mapping ...: "
-        "Operation not permitted`. runc 1.1.5 predates idmapped mounts and "
-        "fails all of them here.",
+        "`idmap` (non-recursive) must map only the mount itself and leave "
+        "submounts of a bind tree unmapped (the test wants the overflow id "
+        "on `mount-tree/multi1`, berth maps it too), while `ridmap` maps the "
+        "tree; `idmap` with no mappings on the mount must take the "
+        "container's user namespace mappings, also when that namespace is "
+        "joined by path (berth: `the idmap option needs uidMappings/"
+        "gidMappings on the mount or a user namespace with mappings`). "
+        "bf9b67c failed all 24 (unmapped owners). runc 1.1.5 predates "
+        "idmapped mounts and fails all of them here.",
         [
             "simple idmap mount [userns]",
             "simple idmap mount [no userns]",
@@ -385,12 +393,15 @@ CAUSES = [
     ),
     (
         "Not implemented: time namespace, scheduler, personality, ioprio",
-        "Refused with a clear error: `linux.namespaces: time namespaces are "
-        "not supported yet`, `process.scheduler: scheduler settings are not "
-        "supported yet`; ignored: linux.personality (uname still says "
+        "Time namespace offsets must be written to /proc/self/timens_offsets "
+        "after unshare(CLONE_NEWTIME) and before any process enters the "
+        "namespace (berth: `linux.timeOffsets: writing \"boottime 1337 "
+        "3141519\": Permission denied`; bf9b67c refused time namespaces). "
+        "Refused: `process.scheduler: scheduler settings are not supported "
+        "yet`. Ignored: linux.personality (uname still says "
         "x86_64, want i686) and process.ioPriority (`ionice -p 1` gives `none: "
         "prio 0`, want `best-effort: prio 4`). runc 1.1.5 fails all of these "
-        "too.",
+        "too (it has no time namespace support at all).",
         [
             "runc run [joining existing container namespaces]",
             "runc run [timens with no offsets]",
@@ -423,6 +434,17 @@ CAUSES = [
             "userns join other container userns",
             "userns join other container userns [bind-mounted nsfd]",
         ],
+    ),
+    (
+        "Host /dev/null owner changed by a crun run before this one",
+        "`runc exec --user vs /dev/null ownership` checks that the host's "
+        "/dev/null is still root-owned after an `exec --user 1000:1000 ... "
+        "</dev/null`. crun 1.8.1 chowns it to 1000 (seen in crun's own run); "
+        "when crun ran earlier or alongside, /dev/null was already owned by "
+        "1000 before berth's exec. run-runc-bats.sh now restores the owner "
+        "after each runtime and runs crun last. Not a berth failure unless "
+        "it recurs on a clean /dev/null.",
+        ["runc exec --user vs /dev/null ownership"],
     ),
     (
         "This machine, not the runtime",

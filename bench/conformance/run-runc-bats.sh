@@ -266,7 +266,9 @@ watch_stalls() {
 		local exe age
 		for pid in $(ls /proc | grep -E '^[0-9]+$'); do
 			exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
-			if [ "$exe" = "$bin" ]; then
+			# A runtime that re-executes itself from a sealed memfd (the
+			# CVE-2019-5736 defence) has no usable exe link: match argv[0].
+			if [ "$exe" = "$bin" ] || [ "$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n1)" = "$bin" ]; then
 				tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- '--root [^ ]*/bats-run-' || continue
 			elif [[ "$exe" == "$CHECKOUT/tests/cmd/_bin/"* ]]; then
 				# A helper (recvtty, seccompagent, ...) whose test's teardown
