@@ -139,7 +139,7 @@ CAUSES = [
         "`touch ./lib/x` fails). startContainer hooks run inside the container "
         "after the seccomp filter is loaded, so a hook that calls a killed "
         "syscall must fail the run with `error running startContainer hook` "
-        "and `bad system call` (berth runs it before the filter).",
+        "and `bad system call` (Go's name for SIGSYS; berth 4c30aad prints `error running startContainer hook #0: \"/bin/sh\": exited with signal: 31 (SIGSYS)`).",
         [
             "runc create [second createRuntime hook fails]",
             "runc create [hook fails]",
@@ -218,17 +218,21 @@ CAUSES = [
         ],
     ),
     (
-        "Seccomp: fds closed after the filter, notify (SCMP_ACT_NOTIFY)",
-        "berth closes inherited fds after it loads the filter, so a profile "
-        "whose default action is an errno fails the container before exec: "
-        "`closing inherited file descriptors: Operation not permitted` / `No "
-        "such device or address`. runc marks fds O_CLOEXEC before loading the "
-        "filter and loads it last. SCMP_ACT_NOTIFY: berth sends the listener "
-        "before the state has a pid (`it has no positive \"pid\"`); runc "
-        "connects to listenerPath, sends the state with the pid and the fd, "
-        "and reports `failed to connect with seccomp agent` when nobody "
-        "listens. runc refuses NOTIFY on `write` with `SCMP_ACT_NOTIFY cannot "
-        "be used for the write syscall`.",
+        "Seccomp: SCMP_ACT_NOTIFY listener, fds closed after the filter",
+        "SCMP_ACT_NOTIFY: berth fails `sending the seccomp listener: seccomp "
+        "listener /tmp/.../seccomp-agent.sock: connecting failed: No such file "
+        "or directory` although the suite's agent is listening there on the "
+        "host (runc passes all 16 notify tests with the same agent). The "
+        "socket path is most likely resolved inside the container (after "
+        "pivot_root); runc's init hands the listener fd to the runtime "
+        "process on the host, which connects to listenerPath and sends the "
+        "state (with the pid) and the fd. Without an agent runc's error text "
+        "is `failed to connect with seccomp agent`; NOTIFY on `write` is "
+        "refused with `SCMP_ACT_NOTIFY cannot be used for the write "
+        "syscall`. The exec tests fail because the run before them did; the "
+        "`important syscalls` ones hang. (bf9b67c also closed inherited fds "
+        "after loading the filter, failing errno-default profiles; fixed "
+        "since.)",
         [
             "runc run [seccomp -ENOSYS handling]",
             "runc run [seccomp defaultErrnoRet=ENXIO]",
