@@ -116,9 +116,10 @@ CAUSES = [
         "Command-line flags and values not accepted",
         "clap rejects negative numbers as values (`update --memory-swap -1`, "
         "`--cpu-quota -1`: `error: unexpected argument '-1' found`; runc "
-        "takes -1 as unlimited) and lacks `update --cpu-burst`, `update "
-        "--cpu-idle`, `create/run/exec --pidfd-socket` and `-v`. runc 1.1.5 "
-        "lacks --cpu-burst, --pidfd-socket and (fails) cpu.idle too.",
+        "takes -1 as unlimited: allow negative numbers for update's numeric "
+        "flags) and lacks `update --cpu-burst` and `update --cpu-idle` "
+        "(runc 1.1.5 lacks --cpu-burst and fails cpu.idle too). "
+        "--pidfd-socket and -v were added after bf9b67c.",
         [
             "update cgroup v1/v2 common limits",
             "update cgroup cpu limits",
@@ -131,9 +132,8 @@ CAUSES = [
     (
         "Hooks: error text, environment, working directory, seccomp",
         "A failing hook must be reported as `error running <stage> hook "
-        "#<index>:` (berth: `hook \"/bin/false\" (prestart) failed: exited "
-        "with exit status: 1`; runc 1.1.5 prints `error running hook #1:` and "
-        "fails these too). A startContainer hook without `env` must inherit "
+        "#<index>:` (fixed after bf9b67c; runc 1.1.5 prints `error running "
+        "hook #1:` and fails those tests). A startContainer hook without `env` must inherit "
         "process.env (berth's hook sees no HOME: `/check-env.sh: line 4: HOME: parameter not set`; the process itself now gets HOME). createContainer hooks "
         "must run with the container's rootfs as working directory (the test's "
         "`touch ./lib/x` fails). startContainer hooks run inside the container "
