@@ -41,7 +41,10 @@ type Res<T = ()> = Result<T, String>;
 pub fn run(ctx: InitContext<'_>) -> ! {
     let err = match setup(&ctx) {
         Ok(Stage::Exit) => berth_sys::process::exit_now(0),
-        Ok(Stage::Exec(path, home)) => ctx.process.exec(&path, home.as_ref()),
+        Ok(Stage::Exec(path, home)) => match berth_sys::process::reset_signal_dispositions() {
+            Ok(()) => ctx.process.exec(&path, home.as_ref()),
+            Err(e) => format!("resetting signal dispositions: {e}"),
+        },
         Err(e) => e,
     };
     report(&ctx, err);

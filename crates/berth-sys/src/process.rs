@@ -218,3 +218,53 @@ pub fn fexecve(fd: BorrowedFd<'_>, argv: &[&CStr], envp: &[&CStr]) -> std::io::E
     };
     std::io::Error::last_os_error()
 }
+
+/// Gives every signal its default disposition and an empty blocked mask.
+/// A process inherits ignored signals and the mask across execve, and a
+/// Rust program (the runtime) ignores SIGPIPE: without this, containers
+/// would start with SIGPIPE ignored.
+pub fn reset_signal_dispositions() -> Result<()> {
+    /// The kernel's struct sigaction (not glibc's), for rt_sigaction.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // The raw syscall, not glibc's signal(): glibc refuses its reserved
+    // real-time signals (32, 33), which a parent may still have ignored.
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: the kernel reads a struct of the size we pass; SIG_DFL runs no code.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+    }
+    let empty: u64 = 0;
+    // SAFETY: an 8-byte mask (the kernel's sigset size) that lives for the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    })
+    .map(drop)
+}

@@ -713,3 +713,20 @@ fn recursive_read_only_bind_mounts() {
     assert_eq!((code, out.as_str()), (0, "read-only\n"), "{err}");
     env.finish();
 }
+
+#[test]
+fn the_process_starts_with_default_signal_dispositions() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("sigdfl");
+    // The runtime (a Rust program) ignores SIGPIPE; the container must not.
+    // (grep directly: busybox sh as pid 1 ignores some signals for its children.)
+    let b = env.bundle(&["grep", "-E", "SigIgn|SigBlk", "/proc/self/status"]);
+    let (code, out, err) = env.run(&b);
+    assert_eq!(code, 0, "{err}");
+    for line in out.lines() {
+        assert!(line.ends_with("0000000000000000"), "{line}");
+    }
+    env.finish();
+}
