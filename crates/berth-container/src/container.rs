@@ -104,7 +104,7 @@ impl Runtime {
         // Another container's cgroup is not ours to take over (or to clean up).
         if cgroup.pids().is_ok_and(|p| !p.is_empty()) {
             return Err(Error::Cgroup(format!(
-                "the container's cgroup {:?} is not empty; it belongs to something else",
+                "container's cgroup is not empty: {:?} belongs to something else",
                 cgroup.paths().first().cloned().unwrap_or_default()
             )));
         }
@@ -113,7 +113,7 @@ impl Runtime {
             Ok(berth_cgroups::FreezerState::Frozen)
         ) {
             return Err(Error::Cgroup(format!(
-                "the container's cgroup {:?} exists and is frozen; thaw or remove it first",
+                "container's cgroup unexpectedly frozen: {:?}; thaw or remove it first",
                 cgroup.paths().first().cloned().unwrap_or_default()
             )));
         }
@@ -284,6 +284,7 @@ fn spawn_init(
         .ctx(|| format!("entering the bundle {:?}", bundle.dir))?;
     let cgroup_mounts = container_cgroup_mounts(layout, cgroup.as_ref());
     let bind_sources = crate::idmap::prepare_sources(bundle)?;
+    let seccomp_agent = open_seccomp_agent(spec)?;
     let v2_dir = cgroup.v2_dir().and_then(|d| {
         rustix::fs::open(
             &d,
@@ -312,6 +313,7 @@ fn spawn_init(
                 no_new_keyring: opts.no_new_keyring,
                 cgroup_mounts,
                 bind_sources: &bind_sources,
+                seccomp_agent: seccomp_agent.as_ref(),
                 has_create_runtime_hooks,
                 state: record.oci_state(Status::Creating),
             })
@@ -428,6 +430,27 @@ fn container_cgroup_mounts(
         }
     }
     out
+}
+
+/// An O_PATH fd of the seccomp agent's socket, opened on the host (see
+/// `InitContext::seccomp_agent`). Failing to find it is runc's error text.
+pub(crate) fn open_seccomp_agent(spec: &Spec) -> Result<Option<OwnedFd>> {
+    let Some(path) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .and_then(|s| s.listener_path().clone())
+    else {
+        return Ok(None);
+    };
+    rustix::fs::open(&path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+        .map(Some)
+        .map_err(|e| {
+            Error::Seccomp(format!(
+                "failed to connect with seccomp agent at {path:?}: {}",
+                std::io::Error::from(e)
+            ))
+        })
 }
 
 pub fn connect_console(path: &Path) -> Result<OwnedFd> {

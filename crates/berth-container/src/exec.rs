@@ -66,6 +66,7 @@ impl Container {
         }
         let process = ProcessPlan::new(&opts.process, seccomp, opts.preserve_fds)?;
         crate::caps::check_held(process.caps.as_ref(), ns.has_userns)?;
+        let seccomp_agent = crate::container::open_seccomp_agent(spec)?;
         let console = opts
             .console_socket
             .as_deref()
@@ -91,6 +92,7 @@ impl Container {
                     no_new_keyring: true,
                     cgroup_mounts: Vec::new(),
                     bind_sources: &[],
+                    seccomp_agent: seccomp_agent.as_ref(),
                     has_create_runtime_hooks: false,
                     state,
                 })

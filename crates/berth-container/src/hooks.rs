@@ -13,7 +13,7 @@ use crate::state::OciState;
 
 /// Runs `hooks` one after another; the first failure stops the rest.
 pub fn run_all(stage: &'static str, hooks: &[Hook], state: &OciState) -> Result<()> {
-    run_all_with_env(stage, hooks, state, &[])
+    run_all_with_env(stage, hooks, state, &[], None)
 }
 
 /// As [`run_all`]; a hook without an `env` of its own gets `default_env`
@@ -23,13 +23,14 @@ pub fn run_all_with_env(
     hooks: &[Hook],
     state: &OciState,
     default_env: &[String],
+    cwd: Option<&std::path::Path>,
 ) -> Result<()> {
     if hooks.is_empty() {
         return Ok(());
     }
     let state_json = serde_json::to_vec(state).expect("state always serializes");
     for (index, hook) in hooks.iter().enumerate() {
-        run_one(stage, index, hook, &state_json, default_env)?;
+        run_one(stage, index, hook, &state_json, default_env, cwd)?;
     }
     Ok(())
 }
@@ -40,6 +41,7 @@ fn run_one(
     hook: &Hook,
     state_json: &[u8],
     default_env: &[String],
+    cwd: Option<&std::path::Path>,
 ) -> Result<()> {
     let fail = |message: String| Error::Hook {
         stage,
@@ -59,6 +61,9 @@ fn run_one(
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);
         }
+    }
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
     }
     cmd.stdin(Stdio::piped());
     let mut child = cmd

@@ -142,6 +142,16 @@ pub fn prepare_sources(bundle: &crate::config::Bundle) -> Result<Vec<Option<Bind
             continue;
         }
         if !(opts.idmap || own.is_some()) {
+            // A source inside the rootfs may be made by an earlier mount:
+            // the init opens it at its turn, as runc does.
+            let inside_rootfs = m
+                .source()
+                .as_ref()
+                .is_some_and(|src| bundle.dir.join(src).starts_with(&bundle.rootfs));
+            if inside_rootfs {
+                trees.push(None);
+                continue;
+            }
             let Some(source) = m.source().as_ref() else {
                 return Err(Error::InvalidArgument(format!(
                     "mounts[{i}]: a bind mount needs a source"

@@ -31,6 +31,10 @@ pub struct InitContext<'a> {
     /// Per mount: its bind source, opened by the parent (see `idmap`).
     pub bind_sources: &'a [Option<crate::idmap::BindSource>],
     pub has_create_runtime_hooks: bool,
+    /// The seccomp agent's socket (linux.seccomp.listenerPath), opened O_PATH by
+    /// the parent on the host: after pivot_root the path would name a file
+    /// in the container. Reached through /proc/self/fd.
+    pub seccomp_agent: Option<&'a OwnedFd>,
     /// The state handed to createContainer/startContainer hooks and seccomp agents.
     pub state: OciState,
 }
@@ -158,7 +162,7 @@ fn setup(ctx: &InitContext<'_>) -> Res<Stage> {
             .as_ref()
             .and_then(|p| p.env().clone())
             .unwrap_or_default();
-        crate::hooks::run_all_with_env("startContainer", &hooks, &state, &env)
+        crate::hooks::run_all_with_env("startContainer", &hooks, &state, &env, None)
             .map_err(|e| e.to_string())?;
     }
     Ok(Stage::Exec(exe, home))
@@ -173,6 +177,10 @@ fn send_seccomp_listener(ctx: &InitContext<'_>, host_pid: i32, listener: &OwnedF
     let Some(path) = seccomp.listener_path() else {
         return Err("linux.seccomp uses SCMP_ACT_NOTIFY but has no listenerPath".into());
     };
+    let via_fd = ctx
+        .seccomp_agent
+        .map(|fd| crate::paths::proc_fd_path(fd.as_fd()));
+    let path = via_fd.as_deref().unwrap_or(path);
     let mut state = ctx.state.clone();
     state.pid = host_pid;
     state.status = crate::state::Status::Creating;
@@ -270,7 +278,8 @@ fn prepare_container(ctx: &InitContext<'_>) -> Res {
         .as_ref()
         .and_then(|h| h.create_container().clone())
         .unwrap_or_default();
-    crate::hooks::run_all("createContainer", &hooks, &ctx.state).map_err(|e| e.to_string())?;
+    crate::hooks::run_all_with_env("createContainer", &hooks, &ctx.state, &[], Some(ctx.rootfs))
+        .map_err(|e| e.to_string())?;
     if ctx.ns.has_mountns {
         rootfs::enter(ctx.rootfs, ctx.no_pivot)?;
     }

@@ -169,6 +169,17 @@ fn mount_one(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, index: usize, m: &Moun
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| typ.to_string());
     let target_path = paths::proc_fd_path(target.as_fd());
+    // A tmpfs without mode= keeps the mode of the directory it covers (runc).
+    if typ == "tmpfs" && !opts.data.split(',').any(|o| o.starts_with("mode=")) {
+        if let Ok(st) = rustix::fs::fstat(&target) {
+            let mode = format!("mode={:o}", st.st_mode & 0o7777);
+            opts.data = if opts.data.is_empty() {
+                mode
+            } else {
+                format!("{},{mode}", opts.data)
+            };
+        }
+    }
     if opts.tmpcopyup && typ == "tmpfs" {
         return mount_tmpfs_copyup(&source, &target, &opts).map(|()| read_only_later);
     }

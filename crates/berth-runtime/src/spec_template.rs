@@ -58,6 +58,17 @@ pub fn default_spec(rootless: bool) -> Value {
             ]
         }
     });
+    // As runc: a cgroup namespace only where the host is pure cgroup v2.
+    let pure_v2 = matches!(
+        berth_cgroups::detect(),
+        Ok(berth_cgroups::Layout::V2 { .. })
+    );
+    if !pure_v2 {
+        let ns = spec["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces is an array");
+        ns.retain(|n| n["type"] != "cgroup");
+    }
     if rootless {
         make_rootless(&mut spec);
     }
