@@ -501,7 +501,9 @@ where
             ev = rx.recv() => match ev {
                 Some(ev @ ProgressEvent::Layer { .. }) => { pending.push(ev); break None; }
                 Some(ev) => pending.push(ev),
-                None => break None,
+                // The task dropped its sender: it has ended (or is ending),
+                // so its result decides the status, not a race with recv.
+                None => break Some((&mut handle).await),
             },
             r = &mut handle => break Some(r),
         }
