@@ -42,6 +42,12 @@ pub fn find_leaks(scope: &LeakScope) -> Vec<String> {
             }
         }
     }
+    for copy in runtime_copies_from(&scope.paths) {
+        leaks.push(format!(
+            "read-only runtime copy {} (of a binary under the test's dir) remains",
+            copy.display()
+        ));
+    }
     for pid in processes_with_env(&scope.env_marker) {
         leaks.push(format!("process {pid} ({}) remains", comm(pid)));
     }
@@ -100,4 +106,42 @@ fn comm(pid: i32) -> String {
         .unwrap_or_default()
         .trim()
         .to_string()
+}
+
+/// Where berth-runtime keeps its per-boot read-only copies
+/// (crates/berth-runtime/src/exe_guard.rs, CACHE_DIR).
+const RUNTIME_COPIES: &str = "/run/berth-runtime-exe";
+
+/// Read-only runtime copies made from a binary that lies under `paths`
+/// (a test that runs a copy of berth-runtime gets one of these).
+pub fn runtime_copies_from(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(RUNTIME_COPIES) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "src"))
+        .filter(|src| {
+            let text = std::fs::read_to_string(src).unwrap_or_default();
+            text.lines()
+                .nth(1)
+                .is_some_and(|bin| paths.iter().any(|p| Path::new(bin).starts_with(p)))
+        })
+        .map(|src| src.with_extension(""))
+        .collect()
+}
+
+/// Removes those copies: unmounts each slot and deletes its files.
+pub fn remove_runtime_copies_from(paths: &[PathBuf]) {
+    for slot in runtime_copies_from(paths) {
+        while rustix::mount::unmount(&slot, rustix::mount::UnmountFlags::DETACH).is_ok() {}
+        for ext in ["", "src", "lock"] {
+            let _ = std::fs::remove_file(if ext.is_empty() {
+                slot.clone()
+            } else {
+                slot.with_extension(ext)
+            });
+        }
+    }
 }

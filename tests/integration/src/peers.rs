@@ -259,10 +259,17 @@ fn cgroup_parent_dirs(parent: &str) -> Vec<PathBuf> {
 }
 
 /// Removes `parent` and the cgroups below it, waiting a little for
-/// processes killed a moment ago to leave them.
-fn remove_cgroup_parent(parent: &str) {
+/// processes killed a moment ago to leave them. Returns what it could not
+/// remove, for the leak check.
+fn remove_cgroup_parent(parent: &str) -> Vec<String> {
     wait_for(Duration::from_secs(5), || {
         for dir in cgroup_parent_dirs(parent) {
+            if !on_cgroupfs(&dir) {
+                // conmon makes plain directories (with files) on the
+                // /sys/fs/cgroup tmpfs for controllers that are not mounted.
+                let _ = std::fs::remove_dir_all(&dir);
+                continue;
+            }
             if let Ok(children) = std::fs::read_dir(&dir) {
                 for c in children.flatten().filter(|c| c.path().is_dir()) {
                     let _ = std::fs::remove_dir(c.path());
@@ -272,6 +279,19 @@ fn remove_cgroup_parent(parent: &str) {
         }
         cgroup_parent_dirs(parent).is_empty()
     });
+    cgroup_parent_dirs(parent)
+        .iter()
+        .map(|d| format!("cgroup parent {} remains", d.display()))
+        .collect()
+}
+
+fn on_cgroupfs(dir: &Path) -> bool {
+    const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    rustix::fs::statfs(dir).is_ok_and(|s| {
+        let t = s.f_type;
+        t == CGROUP_SUPER_MAGIC || t == CGROUP2_SUPER_MAGIC
+    })
 }
 
 /// Kills the processes that still name `dir` (after a failed stop), so a
@@ -537,7 +557,7 @@ impl Dockerd {
         kill_processes_naming(&dir);
         force_delete_all(&self.runtime_root(), None);
         unmount_all_under(&dir);
-        remove_cgroup_parent(&self.cgroup_parent);
+        leaks.extend(remove_cgroup_parent(&self.cgroup_parent));
         leaks
     }
 }
@@ -715,7 +735,7 @@ impl Podman {
         });
         // podman's own `conmon` cgroup under the parent is expected.
         leaks.extend(host_leaks(&dir, &self.cgroup_parent, &["conmon"]));
-        self.cleanup();
+        leaks.extend(self.cleanup());
         assert!(
             leaks.is_empty(),
             "podman test leaked:\n{}",
@@ -725,7 +745,7 @@ impl Podman {
 
     /// Removes every container, its berth state, podman's processes and
     /// mounts, and the cgroup parent.
-    fn cleanup(&mut self) {
+    fn cleanup(&mut self) -> Vec<String> {
         let dir = self.dir.path().to_path_buf();
         if !text(&self.podman(&["ps", "-aq"]).stdout).trim().is_empty() {
             let _ = self.podman(&["rm", "--all", "--force", "--time", "0"]);
@@ -733,14 +753,14 @@ impl Podman {
         force_delete_all(Path::new(BERTH_DEFAULT_ROOT), Some(&self.container_ids()));
         kill_processes_naming(&dir);
         unmount_all_under(&dir);
-        remove_cgroup_parent(&self.cgroup_parent);
+        remove_cgroup_parent(&self.cgroup_parent)
     }
 }
 
 impl Drop for Podman {
     fn drop(&mut self) {
         if !self.finished {
-            self.cleanup();
+            let _ = self.cleanup();
         }
     }
 }

@@ -201,6 +201,7 @@ impl TestEnv {
         for id in &self.ids {
             let _ = self.rt(&["delete", "--force", id]);
         }
+        crate::leaks::remove_runtime_copies_from(&[self.dir.path().to_path_buf()]);
     }
 
     /// Deletes what remains and asserts that nothing of this test leaked.
