@@ -25,6 +25,9 @@ pub struct Bundle {
     pub rootfs: PathBuf,
     /// Per mount, its own id mappings (idmapped mounts), in config order.
     pub mount_idmaps: Vec<Option<crate::idmap::MountIdMap>>,
+    /// What berth accepts but does not apply, for the caller to warn about
+    /// (as runc warns): unknown capabilities, deprecated cgroup settings.
+    pub warnings: Vec<String>,
 }
 
 impl Bundle {
@@ -62,22 +65,26 @@ impl Bundle {
                 message: format!("root.path: rootfs {rootfs:?} is not a directory"),
             });
         }
+        let mut warnings = Vec::new();
+        let unknown = unknown_capabilities(&bytes);
+        if !unknown.is_empty() {
+            warnings.push(format!(
+                "ignoring unknown or unavailable capabilities: {unknown:?}"
+            ));
+        }
+        if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            for field in berth_cgroups::ignored_settings(r) {
+                warnings.push(format!("{field} is deprecated and ignored"));
+            }
+        }
         Ok(Bundle {
             dir,
             spec,
             rootfs,
             mount_idmaps,
+            warnings,
         })
     }
-}
-
-/// Parses a config.json, naming the JSON path of any type error.
-pub fn parse_spec_file(path: &Path) -> Result<Spec> {
-    let bytes = read_config(path)?;
-    parse_spec(&bytes).map_err(|message| Error::InvalidConfig {
-        path: path.to_path_buf(),
-        message,
-    })
 }
 
 /// The bytes of a config.json, refusing one larger than the limit.

@@ -75,6 +75,13 @@ impl Runtime {
     /// Creates the container: its init is set up and waits for `start`.
     pub fn create(&self, opts: &CreateOptions) -> Result<Container> {
         state::check_id(&opts.id)?;
+        self.create_bundle(&Bundle::load(&opts.bundle)?, opts)
+    }
+
+    /// As [`Runtime::create`], for a bundle the caller has loaded already
+    /// (to read its warnings or its process), so config.json is parsed once.
+    pub fn create_bundle(&self, bundle: &Bundle, opts: &CreateOptions) -> Result<Container> {
+        state::check_id(&opts.id)?;
         // Relative paths are the caller's, but create works from the bundle.
         let cwd = std::env::current_dir().ctx(|| "getting the working directory")?;
         let opts = &CreateOptions {
@@ -82,7 +89,6 @@ impl Runtime {
             console_socket: opts.console_socket.as_ref().map(|p| cwd.join(p)),
             ..opts.clone()
         };
-        let bundle = Bundle::load(&opts.bundle)?;
         let layout = berth_cgroups::detect().map_err(|e| Error::Cgroup(e.to_string()))?;
         let cgroups_path = bundle
             .spec
@@ -93,7 +99,7 @@ impl Runtime {
         let cgroup = berth_cgroups::manager(&layout, cgroups_path.as_deref(), &opts.id)
             .map_err(|e| Error::Cgroup(e.to_string()))?;
         // Validate everything we can before anything exists on disk.
-        let plan = Plan::new(self, &bundle, opts)?;
+        let plan = Plan::new(self, bundle, opts)?;
         // A duplicate id is the clearer error; create_dir below still
         // settles a race between two creates.
         if state::container_dir(&self.root, &opts.id).exists() {
@@ -136,7 +142,7 @@ impl Runtime {
             pids: Vec::new(),
             done: false,
         };
-        let record = spawn_init(&bundle, opts, &plan, &layout, &mut guard)?;
+        let record = spawn_init(bundle, opts, &plan, &layout, &mut guard)?;
         record.save(&self.root)?;
         if let Some(pid_file) = &opts.pid_file {
             write_pid_file(pid_file, record.pid)?;
@@ -253,7 +259,7 @@ fn spawn_init(
     let console = opts
         .console_socket
         .as_deref()
-        .map(connect_console)
+        .map(connect_unix)
         .transpose()?;
     let (parent_end, child_end) = sync::channel()?;
     let created = state::now_rfc3339();
@@ -453,7 +459,7 @@ pub(crate) fn open_seccomp_agent(spec: &Spec) -> Result<Option<OwnedFd>> {
         })
 }
 
-pub fn connect_console(path: &Path) -> Result<OwnedFd> {
+pub fn connect_unix(path: &Path) -> Result<OwnedFd> {
     let sock = rustix::net::socket_with(
         rustix::net::AddressFamily::UNIX,
         rustix::net::SocketType::STREAM,

@@ -70,7 +70,7 @@ impl Container {
         let console = opts
             .console_socket
             .as_deref()
-            .map(crate::container::connect_console)
+            .map(crate::container::connect_unix)
             .transpose()?;
         let cgroup = self.cgroup_manager()?;
         let (parent_end, child_end) = sync::channel()?;

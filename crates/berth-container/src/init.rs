@@ -110,7 +110,7 @@ fn setup(ctx: &InitContext<'_>) -> Res<Stage> {
     let is_init = ctx.exec_fifo.is_some();
     if is_init {
         if !ctx.no_new_keyring {
-            join_session_keyring(ctx.spec)?;
+            join_session_keyring()?;
         }
         prepare_container(ctx)?;
     }
@@ -339,8 +339,7 @@ fn ensure_cwd(ctx: &InitContext<'_>) -> Res {
 }
 
 /// A fresh session keyring, so containers do not share the host's keys.
-fn join_session_keyring(spec: &Spec) -> Res {
-    let _ = spec;
+fn join_session_keyring() -> Res {
     match berth_sys::process::join_session_keyring() {
         Ok(()) => Ok(()),
         // Kernels without keyrings, or a user namespace that may not: runc goes on too.

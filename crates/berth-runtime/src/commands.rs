@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use berth_container::config::Bundle;
 use berth_container::{Container, CreateOptions, ExecOptions, Runtime, Status};
 use oci_spec::runtime::{LinuxResources, Process};
 use serde_json::{json, Value};
@@ -24,7 +25,8 @@ pub fn run(cli: &Cli, log: &Log) -> Result<i32> {
             spec(bundle.as_deref().unwrap_or(Path::new(".")), *rootless)
         }
         Command::Create(args) => {
-            let c = rt.create(&create_options(args, log)?)?;
+            let bundle = load_bundle(args, log)?;
+            let c = rt.create_bundle(&bundle, &create_options(args)?)?;
             send_init_pidfd(args.pidfd_socket.as_deref(), &c)?;
             Ok(0)
         }
@@ -86,8 +88,7 @@ fn print_json(v: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
-fn create_options(args: &CreateArgs, log: &Log) -> Result<CreateOptions> {
-    warn_ignored_settings(&args.bundle, log);
+fn create_options(args: &CreateArgs) -> Result<CreateOptions> {
     if args.notify_socket.is_some() {
         bail!("--notify-socket: systemd notify sockets are not supported yet");
     }
@@ -110,7 +111,7 @@ fn send_pidfd(socket: Option<&Path>, pid: i32) -> Result<()> {
         let pid = rustix::process::Pid::from_raw(pid).context("invalid pid")?;
         let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
             .context("pidfd_open")?;
-        let conn = berth_container::container::connect_console(socket)?;
+        let conn = berth_container::container::connect_unix(socket)?;
         berth_container::console::send_fd(conn.as_fd(), pidfd.as_fd(), "pidfd")
             .context("sending the pidfd")?;
         Ok(())
@@ -126,25 +127,14 @@ fn send_init_pidfd(socket: Option<&Path>, container: &Container) -> Result<()> {
     })
 }
 
-/// Settings berth accepts but deliberately does not apply (as runc 1.2) get a warning.
-fn warn_ignored_settings(bundle: &Path, log: &Log) {
-    let path = bundle.join("config.json");
-    let unknown = std::fs::read(&path)
-        .map(|b| berth_container::config::unknown_capabilities(&b))
-        .unwrap_or_default();
-    if !unknown.is_empty() {
-        log.warn(&format!(
-            "ignoring unknown or unavailable capabilities: {unknown:?}"
-        ));
+/// Reads the bundle's config.json once, and passes on its warnings (what
+/// berth accepts but does not apply, as runc warns about it).
+fn load_bundle(args: &CreateArgs, log: &Log) -> Result<Bundle> {
+    let bundle = Bundle::load(&args.bundle)?;
+    for w in &bundle.warnings {
+        log.warn(w);
     }
-    let Ok(spec) = berth_container::config::parse_spec_file(&path) else {
-        return;
-    };
-    if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        for field in berth_cgroups::ignored_settings(r) {
-            log.warn(&format!("{field} is deprecated and ignored"));
-        }
-    }
+    Ok(bundle)
 }
 
 fn spec(bundle: &Path, rootless: bool) -> Result<i32> {
@@ -175,10 +165,13 @@ fn run_container(
     keep: bool,
     log: &Log,
 ) -> Result<i32> {
-    let mut opts = create_options(args, log)?;
-    let terminal = berth_container::config::parse_spec_file(&args.bundle.join("config.json"))
-        .ok()
-        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+    let bundle = load_bundle(args, log)?;
+    let mut opts = create_options(args)?;
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
         .unwrap_or(false);
     let listener = if terminal && opts.console_socket.is_none() {
         if detach {
@@ -197,7 +190,7 @@ fn run_container(
     } else {
         None
     };
-    let container = rt.create(&opts)?;
+    let container = rt.create_bundle(&bundle, &opts)?;
     send_init_pidfd(args.pidfd_socket.as_deref(), &container)?;
     let output = match &listener {
         Some(l) => Some(tty::spawn_copiers(l.receive_master()?)?),
