@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::error::ApiError;
-use crate::streams::{body_reader, line_channel, read_limited, ChannelWriter};
+use crate::streams::{body_reader, drain_rest, line_channel, read_limited, ChannelWriter};
 use crate::system::{self, AuthBody};
 
 /// JSON request bodies (auth, tags) are small; anything larger is refused.
@@ -407,16 +407,18 @@ async fn create_image(
     match (q.from_image.as_deref(), q.from_src.as_deref()) {
         (Some(image), None) if !image.is_empty() => pull(engine, headers, image, &q).await,
         (None, Some("-")) => {
-            let reader = body_reader(body);
+            let mut reader = body_reader(body);
             let id = blocking(move || {
-                Ok(engine.import_image(
-                    reader,
+                let imported = engine.import_image(
+                    &mut reader,
                     q.repo.as_deref(),
                     q.tag.as_deref(),
                     q.message.clone(),
                     q.changes.clone(),
                     q.platform.as_deref(),
-                )?)
+                );
+                drain_rest(&mut reader);
+                Ok(imported?)
             })
             .await?;
             let line = JsonMessage::status(id.to_string(), None).to_line();
@@ -432,8 +434,13 @@ async fn create_image(
 }
 
 async fn load(engine: Arc<Engine>, body: Body) -> Result<Response, ApiError> {
-    let reader = body_reader(body);
-    let lines = blocking(move || Ok(engine.load_images(reader)?)).await?;
+    let mut reader = body_reader(body);
+    let lines = blocking(move || {
+        let loaded = engine.load_images(&mut reader);
+        drain_rest(&mut reader);
+        Ok(loaded?)
+    })
+    .await?;
     let mut out = Vec::new();
     for l in lines {
         out.extend(JsonMessage::stream(l).to_line());

@@ -17,6 +17,19 @@ pub fn body_reader(body: Body) -> impl Read + Send + 'static {
     SyncIoBridge::new(StreamReader::new(stream))
 }
 
+/// The most trailing bytes `drain_rest` reads after a consumer is done.
+const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// Reads what a consumer left of a request body (a tar reader stops at
+/// the end-of-archive blocks, before the record padding), so that the
+/// client finishes writing and reads the answer instead of hitting a
+/// broken pipe. Bounded: a client that keeps sending is cut off.
+pub fn drain_rest(reader: &mut impl Read) {
+    if let Err(e) = io::copy(&mut reader.take(DRAIN_LIMIT), &mut io::sink()) {
+        tracing::debug!(error = %e, "draining the rest of a request body");
+    }
+}
+
 /// Reads a whole (small) body, refusing more than `limit` bytes.
 pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, crate::ApiError> {
     use http_body_util::BodyExt;

@@ -159,9 +159,10 @@ impl Berthd {
         let out = bounded("sh", &["-c".to_string(), script.to_string()], Some(self));
         assert!(
             out.status.success(),
-            "{script} failed: {}\n{}",
+            "{script} failed: {}\n{}\nberthd log:\n{}",
             text(&out.stdout),
-            text(&out.stderr)
+            text(&out.stderr),
+            self.log()
         );
         text(&out.stdout)
     }

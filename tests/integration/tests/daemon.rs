@@ -172,6 +172,28 @@ fn docker_cli_images_round_trip() {
     // And through a pipe, as users do it.
     let piped = d.sh_ok("docker save bb:1 | docker load");
     assert!(piped.contains("Loaded image: bb:1"), "{piped}");
+    // A tar reader stops at the end-of-archive blocks; the daemon still
+    // reads the record padding after them (here a generous 4 MiB, more
+    // than a socket buffer holds), so the client is not cut off mid-write.
+    let padded = d.dir.path().join("padded.tar");
+    let mut bytes = std::fs::read(&archive).unwrap();
+    bytes.resize(bytes.len() + 4 * 1024 * 1024, 0);
+    std::fs::write(&padded, bytes).unwrap();
+    let loaded = d.docker_ok(&["load", "-i", padded.to_str().unwrap()]);
+    assert!(loaded.contains("Loaded image: bb:1"), "{loaded}");
+    // A bad archive is refused with the daemon's reason, which the client
+    // reads only if the daemon takes the rest of its body first.
+    let garbage = d.dir.path().join("garbage.tar");
+    let mut bytes = b"not a tar archive".to_vec();
+    bytes.resize(4 * 1024 * 1024, b'x');
+    std::fs::write(&garbage, bytes).unwrap();
+    let err = d.docker(&["load", "-i", garbage.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&err.stderr);
+    assert!(!err.status.success());
+    assert!(
+        stderr.contains("reading the image archive failed"),
+        "{stderr}"
+    );
 
     let err = d.docker(&["rmi", "nope:1"]);
     assert!(!err.status.success());
