@@ -48,6 +48,12 @@ pub enum StoreError {
     AmbiguousId { prefix: String, count: usize },
     #[error("reference {reference} does not exist")]
     ReferenceNotFound { reference: String },
+    #[error("No such container: {name}")]
+    ContainerNotFound { name: String },
+    #[error("Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name.")]
+    NameInUse { name: String, holder: String },
+    #[error("multiple containers found with provided prefix: {prefix}")]
+    AmbiguousContainer { prefix: String },
     #[error("no such lease: {id}")]
     LeaseNotFound { id: String },
     #[error("lease {id} already exists")]
@@ -66,9 +72,12 @@ impl HasKind for StoreError {
             }
             StoreError::ImageNotFound { .. }
             | StoreError::ReferenceNotFound { .. }
-            | StoreError::LeaseNotFound { .. } => ErrorKind::NotFound,
-            StoreError::AmbiguousId { .. } => ErrorKind::InvalidArgument,
-            StoreError::LeaseExists { .. } => ErrorKind::Conflict,
+            | StoreError::LeaseNotFound { .. }
+            | StoreError::ContainerNotFound { .. } => ErrorKind::NotFound,
+            StoreError::AmbiguousId { .. } | StoreError::AmbiguousContainer { .. } => {
+                ErrorKind::InvalidArgument
+            }
+            StoreError::LeaseExists { .. } | StoreError::NameInUse { .. } => ErrorKind::Conflict,
         }
     }
 }

@@ -498,7 +498,7 @@ fn parse_reference(s: &str) -> Result<Reference, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeSet;
 
     use super::*;

@@ -2,10 +2,11 @@
 //! berth's metadata database, `<data_root>/berth.db` (SQLite, WAL).
 //!
 //! The schema is written in code as numbered migrations ([`schema`]); every
-//! change happens in a transaction. Images, references, layers and leases
-//! live here; blobs and layer files live in berth-image's content and
+//! change happens in a transaction. Images, references, layers, leases
+//! and containers live here; blobs and layer files live in berth-image's content and
 //! layer stores, and [`Store::gc`] removes the ones nothing reaches.
 
+mod containers;
 mod db;
 mod gc;
 mod images;
@@ -13,6 +14,7 @@ mod layers;
 mod leases;
 pub mod schema;
 
+pub use containers::ContainerRow;
 pub use db::{Store, StoreError};
 pub use gc::{GcError, GcOptions, GcReport};
 pub use images::{ImageLayer, ImageRecord, LayerBlob, RefKind};

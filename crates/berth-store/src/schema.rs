@@ -20,8 +20,14 @@
 //! - `leases` and `lease_resources`: what an operation in flight (a pull,
 //!   a load) holds against garbage collection, with an optional expiry.
 //!
-//! Containers, networks and volumes get their tables in later migrations;
-//! their rows will reference `images(id)` so an image in use cannot go.
+//! Version 2 adds `containers`: one row per container. `name` is unique
+//! (docker's names, without the leading `/`); `image_id` references
+//! `images(id)`, so an image a container uses cannot be deleted. `config`
+//! and `state` are the daemon's own JSON (the create request as docker sent
+//! it, and the last recorded run state): the store keeps them whole and
+//! atomic, and does not interpret them.
+//!
+//! Networks and volumes get their tables in later migrations.
 
 /// `PRAGMA application_id` of berth databases ("brth").
 pub const APPLICATION_ID: i32 = 0x6272_7468;
@@ -83,6 +89,18 @@ pub const MIGRATIONS: &[&str] = &[
         resource TEXT NOT NULL,
         PRIMARY KEY (lease_id, kind, resource)
     ) STRICT;
+    "#,
+    // 2: containers.
+    r#"
+    CREATE TABLE containers (
+        id         TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 64),
+        name       TEXT NOT NULL UNIQUE,
+        image_id   TEXT NOT NULL REFERENCES images(id),
+        created_at INTEGER NOT NULL,
+        config     BLOB NOT NULL,
+        state      BLOB NOT NULL
+    ) STRICT;
+    CREATE INDEX containers_by_image ON containers(image_id);
     "#,
 ];
 
