@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod images;
+pub mod spec;
 mod progress;
 mod streams;
 mod system;

@@ -1,0 +1,239 @@
+//! Capabilities: docker's default set, CapAdd/CapDrop ("ALL", with or
+//! without "CAP_", any case), everything the kernel knows when privileged.
+
+use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities};
+
+use super::SpecError;
+
+/// Every capability berth knows, by number.
+const KNOWN: &[(&str, Capability)] = &[
+    ("CAP_CHOWN", Capability::Chown),
+    ("CAP_DAC_OVERRIDE", Capability::DacOverride),
+    ("CAP_DAC_READ_SEARCH", Capability::DacReadSearch),
+    ("CAP_FOWNER", Capability::Fowner),
+    ("CAP_FSETID", Capability::Fsetid),
+    ("CAP_KILL", Capability::Kill),
+    ("CAP_SETGID", Capability::Setgid),
+    ("CAP_SETUID", Capability::Setuid),
+    ("CAP_SETPCAP", Capability::Setpcap),
+    ("CAP_LINUX_IMMUTABLE", Capability::LinuxImmutable),
+    ("CAP_NET_BIND_SERVICE", Capability::NetBindService),
+    ("CAP_NET_BROADCAST", Capability::NetBroadcast),
+    ("CAP_NET_ADMIN", Capability::NetAdmin),
+    ("CAP_NET_RAW", Capability::NetRaw),
+    ("CAP_IPC_LOCK", Capability::IpcLock),
+    ("CAP_IPC_OWNER", Capability::IpcOwner),
+    ("CAP_SYS_MODULE", Capability::SysModule),
+    ("CAP_SYS_RAWIO", Capability::SysRawio),
+    ("CAP_SYS_CHROOT", Capability::SysChroot),
+    ("CAP_SYS_PTRACE", Capability::SysPtrace),
+    ("CAP_SYS_PACCT", Capability::SysPacct),
+    ("CAP_SYS_ADMIN", Capability::SysAdmin),
+    ("CAP_SYS_BOOT", Capability::SysBoot),
+    ("CAP_SYS_NICE", Capability::SysNice),
+    ("CAP_SYS_RESOURCE", Capability::SysResource),
+    ("CAP_SYS_TIME", Capability::SysTime),
+    ("CAP_SYS_TTY_CONFIG", Capability::SysTtyConfig),
+    ("CAP_MKNOD", Capability::Mknod),
+    ("CAP_LEASE", Capability::Lease),
+    ("CAP_AUDIT_WRITE", Capability::AuditWrite),
+    ("CAP_AUDIT_CONTROL", Capability::AuditControl),
+    ("CAP_SETFCAP", Capability::Setfcap),
+    ("CAP_MAC_OVERRIDE", Capability::MacOverride),
+    ("CAP_MAC_ADMIN", Capability::MacAdmin),
+    ("CAP_SYSLOG", Capability::Syslog),
+    ("CAP_WAKE_ALARM", Capability::WakeAlarm),
+    ("CAP_BLOCK_SUSPEND", Capability::BlockSuspend),
+    ("CAP_AUDIT_READ", Capability::AuditRead),
+    ("CAP_PERFMON", Capability::Perfmon),
+    ("CAP_BPF", Capability::Bpf),
+    ("CAP_CHECKPOINT_RESTORE", Capability::CheckpointRestore),
+];
+
+/// docker's default capabilities, in docker's order.
+pub(crate) const DEFAULT: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+const ALL: &str = "ALL";
+
+/// Every capability the kernel has (numbers up to cap_last_cap).
+pub(crate) fn all(cap_last_cap: u32) -> Vec<String> {
+    KNOWN
+        .iter()
+        .take(cap_last_cap as usize + 1)
+        .map(|(n, _)| n.to_string())
+        .collect()
+}
+
+/// docker's NormalizeLegacyCapabilities: upper-cased, "CAP_" added, known
+/// to berth and to the kernel; "ALL" kept as is.
+fn normalize(list: &[String], cap_last_cap: u32) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for c in list {
+        let mut c = c.to_ascii_uppercase();
+        if c == ALL {
+            out.push(c);
+            continue;
+        }
+        if !c.starts_with("CAP_") {
+            c = format!("CAP_{c}");
+        }
+        match KNOWN.iter().position(|(n, _)| *n == c) {
+            None => return Err(format!("unknown capability: {c:?}")),
+            Some(i) if i as u32 > cap_last_cap => {
+                return Err(format!(
+                    "capability not supported by your kernel or not available in the current environment: {c:?}"
+                ))
+            }
+            Some(_) => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// docker's TweakCapabilities over the default set.
+pub(crate) fn effective(
+    add: &[String],
+    drop: &[String],
+    privileged: bool,
+    cap_last_cap: u32,
+) -> Result<Vec<String>, SpecError> {
+    let drop = normalize(drop, cap_last_cap)
+        .map_err(|e| SpecError::invalid(format!("invalid CapDrop: {e}")))?;
+    let add = normalize(add, cap_last_cap)
+        .map_err(|e| SpecError::invalid(format!("invalid CapAdd: {e}")))?;
+    if privileged {
+        return Ok(all(cap_last_cap));
+    }
+    let mut caps: Vec<String> = if add.iter().any(|c| c == ALL) {
+        all(cap_last_cap)
+            .into_iter()
+            .filter(|c| !drop.contains(c))
+            .collect()
+    } else if drop.iter().any(|c| c == ALL) {
+        add
+    } else {
+        let mut caps: Vec<String> = DEFAULT
+            .iter()
+            .filter(|c| !drop.iter().any(|d| d == *c))
+            .map(|c| c.to_string())
+            .collect();
+        caps.extend(add);
+        caps
+    };
+    let mut seen = std::collections::HashSet::new();
+    caps.retain(|c| seen.insert(c.clone()));
+    Ok(caps)
+}
+
+/// The process capabilities docker writes: bounding, effective and
+/// permitted are the set; inheritable and ambient stay empty (docker
+/// 20.10.14+, CVE-2022-24769).
+pub(crate) fn oci(names: &[String]) -> LinuxCapabilities {
+    let set: Capabilities = names
+        .iter()
+        .filter_map(|n| KNOWN.iter().find(|(k, _)| k == n).map(|(_, c)| *c))
+        .collect();
+    let mut caps = LinuxCapabilities::default();
+    caps.set_bounding(Some(set.clone()));
+    caps.set_effective(Some(set.clone()));
+    caps.set_permitted(Some(set));
+    caps.set_inheritable(None);
+    caps.set_ambient(None);
+    caps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn the_table_is_in_kernel_order() {
+        assert_eq!(KNOWN.len(), 41);
+        assert_eq!(KNOWN[21].0, "CAP_SYS_ADMIN");
+        assert_eq!(KNOWN[40].0, "CAP_CHECKPOINT_RESTORE");
+        for (name, cap) in KNOWN {
+            assert_eq!(serde_json::to_value(cap).unwrap(), serde_json::json!(name));
+        }
+    }
+
+    #[test]
+    fn defaults_add_and_drop() {
+        assert_eq!(effective(&[], &[], false, 40).unwrap(), s(DEFAULT));
+        let caps = effective(
+            &s(&["sys_admin", "CAP_NET_ADMIN"]),
+            &s(&["chown", "Cap_Kill"]),
+            false,
+            40,
+        )
+        .unwrap();
+        assert!(caps.contains(&"CAP_SYS_ADMIN".to_string()));
+        assert!(caps.contains(&"CAP_NET_ADMIN".to_string()));
+        assert!(!caps.contains(&"CAP_CHOWN".to_string()));
+        assert!(!caps.contains(&"CAP_KILL".to_string()));
+        assert_eq!(caps.len(), DEFAULT.len());
+        // Adding a default one does not repeat it.
+        assert_eq!(
+            effective(&s(&["chown"]), &[], false, 40).unwrap(),
+            s(DEFAULT)
+        );
+        assert_eq!(
+            effective(&s(&["chown"]), &s(&["all"]), false, 40).unwrap(),
+            s(&["CAP_CHOWN"])
+        );
+        let all_but = effective(&s(&["ALL"]), &s(&["SYS_ADMIN"]), false, 40).unwrap();
+        assert_eq!(all_but.len(), 40);
+        assert!(!all_but.contains(&"CAP_SYS_ADMIN".to_string()));
+        assert_eq!(effective(&[], &[], true, 40).unwrap().len(), 41);
+        assert_eq!(effective(&[], &[], true, 37).unwrap().len(), 38);
+    }
+
+    #[test]
+    fn unknown_capabilities_are_refused_in_dockers_words() {
+        let err = effective(&s(&["CAP_FOO"]), &[], false, 40).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid CapAdd: unknown capability: \"CAP_FOO\""
+        );
+        let err = effective(&[], &s(&["foo"]), false, 40).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid CapDrop: unknown capability: \"CAP_FOO\""
+        );
+        let err = effective(&s(&["checkpoint_restore"]), &[], false, 39).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid CapAdd: capability not supported by your kernel or not available in the current environment: \"CAP_CHECKPOINT_RESTORE\""
+        );
+        // Even privileged containers get their lists checked, as docker does.
+        assert!(effective(&s(&["nope"]), &[], true, 40).is_err());
+    }
+
+    #[test]
+    fn oci_sets() {
+        let c = oci(&s(&["CAP_CHOWN", "CAP_KILL"]));
+        assert_eq!(c.bounding().as_ref().unwrap().len(), 2);
+        assert_eq!(c.bounding(), c.effective());
+        assert_eq!(c.bounding(), c.permitted());
+        assert!(c.inheritable().is_none());
+        assert!(c.ambient().is_none());
+    }
+}

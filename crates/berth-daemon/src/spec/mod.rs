@@ -1,0 +1,382 @@
+//! Docker's container create request and the image's config, turned into
+//! the OCI runtime spec (config.json) the shim hands to the runtime.
+//!
+//! Pure apart from what docker itself reads or touches: the host (its
+//! kernel, CPUs, devices, sysctls under /proc/sys), the rootfs's
+//! `/etc/passwd` and `/etc/group` (read inside the root with
+//! `openat2(RESOLVE_IN_ROOT)`, bounded) and the working directory, which
+//! [`generate`] creates in the rootfs when it is missing, as docker does.
+//!
+//! ```text
+//! create:  validate(body, image) -> warnings        (everything but the rootfs)
+//!          command(body, image)  -> (Path, Args)     (inspect's Path and Args)
+//!          hostname(body, id)    -> Config.Hostname
+//! start:   generate(&SpecInput)  -> Spec             (validate again, then users, workdir, devices)
+//! exec:    exec_process(exec, &container_process, rootfs) -> Process
+//! ```
+//!
+//! Semantics are moby's (daemon/oci_linux.go, daemon/pkg/oci/defaults.go,
+//! daemon_unix.go's checks, the volume parser, profiles/seccomp), written
+//! here from their behaviour; error messages use docker's wording where
+//! docker has one. What berthd cannot do yet (volumes, published ports,
+//! networks, joining other containers' namespaces, ...) is refused with a
+//! [`SpecError::NotImplemented`] naming the field.
+
+mod caps;
+mod devices;
+mod env;
+mod host;
+mod mounts;
+mod plan;
+mod resources;
+mod root;
+mod seccomp;
+mod security;
+mod sysctl;
+mod user;
+
+use std::path::{Path, PathBuf};
+
+use berth_api::models::{ContainerCreateBody, ExecConfig};
+use berth_errdefs::{ErrorKind, HasKind};
+use berth_image::ImageConfig;
+use oci_spec::runtime::{Linux, LinuxNamespace, LinuxNamespaceType, Process, Root, Spec, User};
+
+use host::Host;
+use plan::{IpcMode, Plan};
+use root::RootDir;
+
+/// The ociVersion written into every spec (docker writes the same).
+pub const OCI_VERSION: &str = "1.0.2-dev";
+
+/// Where a container's cgroup goes when the request names no CgroupParent.
+pub const DEFAULT_CGROUP_PARENT: &str = "/berth";
+
+/// Host files bind-mounted onto the container's /etc files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcFiles {
+    pub hosts: PathBuf,
+    pub hostname: PathBuf,
+    pub resolv_conf: PathBuf,
+}
+
+/// Everything [`generate`] needs.
+#[derive(Debug, Clone, Copy)]
+pub struct SpecInput<'a> {
+    /// The 64-hex container id.
+    pub id: &'a str,
+    pub body: &'a ContainerCreateBody,
+    pub image: &'a ImageConfig,
+    /// The mounted rootfs (absolute); User names resolve inside it.
+    pub rootfs: &'a Path,
+    /// Host files bind-mounted onto /etc/hosts, /etc/hostname, /etc/resolv.conf.
+    pub etc: &'a EtcFiles,
+    /// e.g. "/berth/<id>" (see [`cgroups_path`]).
+    pub cgroups_path: &'a str,
+}
+
+/// Why a container cannot be created or started as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// A value docker refuses too (400), in docker's words.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Something docker supports and berthd does not yet (501). `field`
+    /// names the request field, e.g. `HostConfig.PortBindings`.
+    #[error("{field}: {message}")]
+    NotImplemented { field: String, message: String },
+    /// The host or the rootfs could not be read or changed (500).
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SpecError {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        SpecError::InvalidArgument(message.into())
+    }
+
+    /// `what` is the subject of "... not implemented by berthd yet", e.g.
+    /// "published ports are".
+    pub(crate) fn not_implemented(field: impl Into<String>, what: impl AsRef<str>) -> Self {
+        SpecError::NotImplemented {
+            field: field.into(),
+            message: format!("{} not implemented by berthd yet", what.as_ref()),
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        SpecError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl HasKind for SpecError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SpecError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            SpecError::NotImplemented { .. } => ErrorKind::NotImplemented,
+            SpecError::Io { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// At create time (no rootfs yet): everything checkable without the rootfs.
+/// Returns docker's warnings (for the create response's `Warnings`).
+pub fn validate(body: &ContainerCreateBody, image: &ImageConfig) -> Result<Vec<String>, SpecError> {
+    Ok(Plan::new(body, image, &Host::detect())?.warnings)
+}
+
+/// Docker's Path and Args: the image's Entrypoint and Cmd under the
+/// request's (a request Entrypoint also drops the image's Cmd; `[""]`
+/// resets the Entrypoint), or "No command specified".
+pub fn command(
+    body: &ContainerCreateBody,
+    image: &ImageConfig,
+) -> Result<(String, Vec<String>), SpecError> {
+    let mut argv = env::command_line(body, image)?.into_iter();
+    let path = argv.next().unwrap_or_default();
+    Ok((path, argv.collect()))
+}
+
+/// The container's hostname: Config.Hostname, else the host's with host
+/// networking, else the id's first 12 characters.
+pub fn hostname(body: &ContainerCreateBody, id: &str) -> String {
+    if let Some(h) = body.hostname.as_deref().filter(|h| !h.is_empty()) {
+        return h.to_string();
+    }
+    let network_host = body
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.as_deref())
+        == Some("host");
+    if network_host {
+        return rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned();
+    }
+    id.chars().take(12).collect()
+}
+
+/// The container's cgroupsPath: `<HostConfig.CgroupParent>/<id>`, with
+/// [`DEFAULT_CGROUP_PARENT`] when the request names none.
+pub fn cgroups_path(body: &ContainerCreateBody, id: &str) -> String {
+    let parent = body
+        .host_config
+        .as_ref()
+        .and_then(|h| h.cgroup_parent.as_deref())
+        .filter(|p| !p.is_empty())
+        .unwrap_or(DEFAULT_CGROUP_PARENT);
+    let parent = parent.trim_end_matches('/');
+    if parent.starts_with('/') {
+        format!("{parent}/{id}")
+    } else {
+        format!("/{parent}/{id}")
+    }
+}
+
+/// At start: the full spec. Also creates the WorkingDir inside the rootfs
+/// when it is missing (as docker does: mode 0755, owned by root), resolving
+/// every component inside the root.
+pub fn generate(input: &SpecInput) -> Result<Spec, SpecError> {
+    generate_on(input, &Host::detect())
+}
+
+fn generate_on(input: &SpecInput, host: &Host) -> Result<Spec, SpecError> {
+    if !input.rootfs.is_absolute() {
+        return Err(SpecError::invalid(format!(
+            "the rootfs {:?} must be an absolute path",
+            input.rootfs
+        )));
+    }
+    let plan = Plan::new(input.body, input.image, host)?;
+    let root = RootDir::open(input.rootfs)?;
+    let resolved = user::resolve(&root, &plan.user, &plan.group_add)?;
+    if let Some(dir) = &plan.working_dir {
+        root.mkdir_all(dir)?;
+    }
+    mounts::prepare(&plan)?;
+
+    let hostname = hostname(input.body, input.id);
+    let mut process = Process::default();
+    process.set_terminal(Some(plan.tty));
+    if let Some((h, w)) = plan.console_size {
+        process.set_console_size(Some(console_box(h, w)));
+    }
+    process.set_user(resolved.to_oci());
+    process.set_args(Some(plan.args.clone()));
+    process.set_command_line(None);
+    process.set_env(Some(env::daemon_env(&plan.env, &hostname, plan.tty)));
+    process.set_cwd(PathBuf::from(plan.working_dir.as_deref().unwrap_or("/")));
+    process.set_capabilities(Some(caps::oci(&plan.caps)));
+    process.set_rlimits((!plan.rlimits.is_empty()).then(|| plan.rlimits.clone()));
+    process.set_no_new_privileges(plan.no_new_privileges.then_some(true));
+    process.set_apparmor_profile(None);
+    process.set_oom_score_adj(Some(plan.oom_score_adj));
+    process.set_selinux_label(None);
+    process.set_io_priority(None);
+    process.set_scheduler(None);
+    process.set_exec_cpu_affinity(None);
+
+    let mut root_cfg = Root::default();
+    root_cfg.set_path(input.rootfs.to_path_buf());
+    root_cfg.set_readonly(Some(plan.readonly_rootfs));
+
+    let mut linux = Linux::default();
+    linux.set_uid_mappings(None);
+    linux.set_gid_mappings(None);
+    linux.set_namespaces(Some(namespaces(&plan)));
+    linux.set_cgroups_path(Some(PathBuf::from(input.cgroups_path)));
+    let sysctls = plan.sysctls.clone();
+    linux.set_sysctl((!sysctls.is_empty()).then(|| sysctls.into_iter().collect()));
+    let (masked, readonly) = plan.system_paths(host);
+    linux.set_masked_paths(Some(masked));
+    linux.set_readonly_paths(Some(readonly));
+    let (devs, rules) = devices::devices(&plan)?;
+    linux.set_devices((!devs.is_empty()).then_some(devs));
+    linux.set_resources(Some(resources::build(&plan, rules)?));
+    linux.set_seccomp(plan.seccomp_profile(host)?);
+    linux.set_rootfs_propagation(plan.rootfs_propagation.clone());
+    linux.set_mount_label(None);
+    linux.set_intel_rdt(None);
+
+    let mut spec = Spec::default();
+    spec.set_version(OCI_VERSION.to_string());
+    spec.set_process(Some(process));
+    spec.set_root(Some(root_cfg));
+    spec.set_hostname(plan.uts_private.then_some(hostname));
+    spec.set_domainname(plan.domainname.clone());
+    spec.set_mounts(Some(mounts::build(&plan, input.etc)));
+    spec.set_annotations(
+        (!plan.annotations.is_empty()).then(|| plan.annotations.clone().into_iter().collect()),
+    );
+    spec.set_linux(Some(linux));
+    spec.set_hooks(None);
+    Ok(spec)
+}
+
+fn console_box(height: u64, width: u64) -> oci_spec::runtime::Box {
+    oci_spec::runtime::BoxBuilder::default()
+        .height(height)
+        .width(width)
+        .build()
+        .expect("every field is set")
+}
+
+/// The namespaces a container gets: mount always; network, IPC, PID and UTS
+/// unless shared with the host; cgroup per CgroupnsMode.
+fn namespaces(plan: &Plan) -> Vec<LinuxNamespace> {
+    let mut out = Vec::new();
+    let mut add = |typ| {
+        let mut ns = LinuxNamespace::default();
+        ns.set_typ(typ);
+        ns.set_path(None);
+        out.push(ns);
+    };
+    add(LinuxNamespaceType::Mount);
+    if plan.net_private {
+        add(LinuxNamespaceType::Network);
+    }
+    if plan.uts_private {
+        add(LinuxNamespaceType::Uts);
+    }
+    if plan.pid_private {
+        add(LinuxNamespaceType::Pid);
+    }
+    if plan.ipc != IpcMode::Host {
+        add(LinuxNamespaceType::Ipc);
+    }
+    if plan.cgroupns_private {
+        add(LinuxNamespaceType::Cgroup);
+    }
+    out
+}
+
+/// The exec process for `POST /containers/{id}/exec` given the container's
+/// spec process: its env (with the exec's Tty deciding TERM) overlaid by
+/// the exec's Env, the exec's User resolved in `rootfs` (else the
+/// container's), its WorkingDir (else the container's), all capabilities
+/// when Privileged; rlimits, no_new_privileges and oomScoreAdj inherited.
+pub fn exec_process(
+    exec: &ExecConfig,
+    container: &Process,
+    rootfs: &Path,
+) -> Result<Process, SpecError> {
+    exec_process_with_groups(exec, container, rootfs, &[])
+}
+
+/// [`exec_process`] with the container's HostConfig.GroupAdd, which docker
+/// adds to the groups of an exec run as another user.
+pub fn exec_process_with_groups(
+    exec: &ExecConfig,
+    container: &Process,
+    rootfs: &Path,
+    group_add: &[String],
+) -> Result<Process, SpecError> {
+    let args = exec.cmd.clone().unwrap_or_default();
+    if args.is_empty() {
+        return Err(SpecError::invalid("No exec command specified"));
+    }
+    for e in exec.env.iter().flatten() {
+        env::check_env(e)?;
+    }
+    let tty = exec.tty.unwrap_or(false);
+    let mut p = container.clone();
+    p.set_args(Some(args));
+    p.set_command_line(None);
+    let base = env::exec_base_env(
+        container.env().as_deref().unwrap_or_default(),
+        container.terminal().unwrap_or(false),
+        tty,
+    );
+    p.set_env(Some(env::replace_or_append(
+        base,
+        exec.env.as_deref().unwrap_or_default(),
+    )));
+    p.set_terminal(Some(tty));
+    p.set_console_size(None);
+    if tty {
+        if let Some([h, w]) = exec
+            .console_size
+            .as_deref()
+            .and_then(|s| <[usize; 2]>::try_from(s).ok())
+        {
+            if h > 0 && w > 0 {
+                p.set_console_size(Some(console_box(h as u64, w as u64)));
+            }
+        }
+    }
+    if let Some(dir) = exec.working_dir.as_deref().filter(|d| !d.is_empty()) {
+        p.set_cwd(PathBuf::from(env::clean_workdir(dir)?));
+    }
+    if let Some(spec) = exec.user.as_deref().filter(|u| !u.is_empty()) {
+        let root = RootDir::open(rootfs)?;
+        p.set_user(user::resolve(&root, spec, group_add)?.to_oci());
+    }
+    if exec.privileged.unwrap_or(false) {
+        let all = caps::all(Host::detect().cap_last_cap);
+        p.set_capabilities(Some(caps::oci(&all)));
+    }
+    Ok(p)
+}
+
+impl user::Resolved {
+    fn to_oci(&self) -> User {
+        let mut u = User::default();
+        u.set_uid(self.uid);
+        u.set_gid(self.gid);
+        u.set_umask(None);
+        u.set_additional_gids(Some(self.additional_gids.clone()));
+        u.set_username(None);
+        u
+    }
+}
+
+#[cfg(test)]
+mod tests;
