@@ -35,26 +35,29 @@ fn rule(
     r
 }
 
-/// docker's default device cgroup: deny everything, then allow creating
-/// any device node and using the devices every container has (null, zero,
-/// full, random, urandom, tty, console, ptmx, the pts), and deny fuse.
+/// docker's default device cgroup (moby's oci.DefaultLinuxSpec): deny
+/// everything, allow zero, null, urandom, random, tty and console, deny
+/// fuse; then what runc and berth-runtime add on their own (creating any
+/// device node, full, ptmx, the pts), so that the spec does not depend on
+/// the runtime adding them. The denials come before any wildcard rule:
+/// runc's cgroup v1 emulator refuses to punch a hole into a wildcard.
 pub(crate) fn default_rules() -> Vec<LinuxDeviceCgroup> {
     use LinuxDeviceType::{B, C};
     let allow = |t, major, minor: Option<i64>| rule(true, Some(t), major, minor, "rwm");
     vec![
         rule(false, None, None, None, "rwm"),
-        rule(true, Some(C), None, None, "m"),
-        rule(true, Some(B), None, None, "m"),
-        allow(C, Some(1), Some(3)),                       // null
         allow(C, Some(1), Some(5)),                       // zero
-        allow(C, Some(1), Some(7)),                       // full
-        allow(C, Some(1), Some(8)),                       // random
+        allow(C, Some(1), Some(3)),                       // null
         allow(C, Some(1), Some(9)),                       // urandom
+        allow(C, Some(1), Some(8)),                       // random
         allow(C, Some(5), Some(0)),                       // tty
         allow(C, Some(5), Some(1)),                       // console
-        allow(C, Some(5), Some(2)),                       // ptmx
-        allow(C, Some(136), None),                        // pts/*
         rule(false, Some(C), Some(10), Some(229), "rwm"), // fuse
+        rule(true, Some(C), None, None, "m"),
+        rule(true, Some(B), None, None, "m"),
+        allow(C, Some(1), Some(7)), // full
+        allow(C, Some(5), Some(2)), // ptmx
+        allow(C, Some(136), None),  // pts/*
     ]
 }
 

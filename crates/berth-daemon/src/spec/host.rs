@@ -15,6 +15,8 @@ pub(crate) struct Host {
     pub cap_last_cap: u32,
     /// Pure cgroup v2 (a container gets a cgroup namespace by default).
     pub cgroup_v2: bool,
+    /// The memory cgroup can limit swap (v2, or v1 with memsw accounting).
+    pub swap_limit: bool,
     /// CPUs this process may run on (docker's runtime.NumCPU()).
     pub ncpu: usize,
     /// CPUs and memory nodes a cpuset may name; None when unknown.
@@ -37,6 +39,8 @@ impl Host {
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(40);
         let cgroup_v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let swap_limit =
+            cgroup_v2 || Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists();
         let ncpu = rustix::thread::sched_getaffinity(None)
             .map(|set| set.count() as usize)
             .ok()
@@ -76,6 +80,7 @@ impl Host {
             kernel,
             cap_last_cap,
             cgroup_v2,
+            swap_limit,
             ncpu,
             cpus,
             mems,
@@ -94,6 +99,7 @@ impl Host {
             kernel: (6, 1),
             cap_last_cap: 40,
             cgroup_v2: true,
+            swap_limit: true,
             ncpu: 4,
             cpus: Some(vec![0, 1, 2, 3]),
             mems: Some(vec![0]),

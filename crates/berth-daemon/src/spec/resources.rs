@@ -85,10 +85,26 @@ pub(crate) fn check(
     let mut swap = nonzero(hc.memory_swap);
     let reservation = nonzero(hc.memory_reservation);
     // -1 is the docker CLI's "not set".
-    let swappiness = hc.memory_swappiness.filter(|s| *s != -1);
+    let mut swappiness = hc.memory_swappiness.filter(|s| *s != -1);
+    let mut oom_kill_disable = hc.oom_kill_disable;
+    // cgroup v2 has neither; docker drops them with a warning.
+    if host.cgroup_v2 {
+        if swappiness.take().is_some() {
+            warnings.push("Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.".into());
+        }
+        if oom_kill_disable.take() == Some(true) {
+            warnings.push(
+                "Your kernel does not support OomKillDisable. OomKillDisable discarded.".into(),
+            );
+        }
+    }
 
     if memory != 0 && memory < MIN_MEMORY {
         return bad("Minimum memory limit allowed is 6MB".into());
+    }
+    if memory > 0 && swap != -1 && !host.swap_limit {
+        warnings.push("Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.".into());
+        swap = -1;
     }
     if memory > 0 && swap > 0 && swap < memory {
         return bad(
@@ -115,7 +131,7 @@ pub(crate) fn check(
             "Minimum memory limit can not be less than memory reservation limit, see usage".into(),
         );
     }
-    if hc.oom_kill_disable == Some(true) && memory == 0 {
+    if oom_kill_disable == Some(true) && memory == 0 {
         warnings.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".into());
     }
     if memory > 0 && swap == 0 {
@@ -221,7 +237,7 @@ pub(crate) fn check(
         reservation: (reservation > 0).then_some(reservation),
         swap: (swap > 0).then_some(swap),
         swappiness: swappiness.map(|s| s as u64),
-        oom_kill_disable: hc.oom_kill_disable,
+        oom_kill_disable,
         shares: (shares > 0).then_some(shares as u64),
         quota: if nano > 0 {
             Some(nano * NANO_PERIOD as i64 / 1_000_000_000)
@@ -393,8 +409,15 @@ mod tests {
     use super::*;
     use berth_api::models::ResourcesUlimits;
 
+    fn v1() -> Host {
+        Host {
+            cgroup_v2: false,
+            ..Host::fixed()
+        }
+    }
+
     fn check_hc(hc: HostConfig) -> Result<Settings, SpecError> {
-        check(&hc, &Host::fixed(), &mut Vec::new())
+        check(&hc, &v1(), &mut Vec::new())
     }
 
     fn err(hc: HostConfig) -> String {
@@ -467,16 +490,40 @@ mod tests {
             "Minimum memory limit can not be less than memory reservation limit, see usage"
         );
         let mut w = Vec::new();
-        check(
+        let oom_off = HostConfig {
+            oom_kill_disable: Some(true),
+            memory_swappiness: Some(10),
+            ..Default::default()
+        };
+        let s = check(&oom_off, &v1(), &mut w).unwrap();
+        assert_eq!((s.oom_kill_disable, s.swappiness), (Some(true), Some(10)));
+        assert_eq!(w.len(), 1);
+        assert!(w[0].starts_with("OOM killer is disabled"), "{w:?}");
+        // cgroup v2 has neither: dropped with docker's warnings.
+        let mut w = Vec::new();
+        let s = check(&oom_off, &Host::fixed(), &mut w).unwrap();
+        assert_eq!((s.oom_kill_disable, s.swappiness), (None, None));
+        assert_eq!(w.len(), 2, "{w:?}");
+        // No swap accounting: docker's warning, and no swap limit.
+        let mut w = Vec::new();
+        let host = Host {
+            swap_limit: false,
+            ..v1()
+        };
+        let s = check(
             &HostConfig {
-                oom_kill_disable: Some(true),
+                memory: Some(64 << 20),
                 ..Default::default()
             },
-            &Host::fixed(),
+            &host,
             &mut w,
         )
         .unwrap();
-        assert_eq!(w.len(), 1);
+        assert_eq!(s.swap, None);
+        assert!(
+            w[0].starts_with("Your kernel does not support swap limit"),
+            "{w:?}"
+        );
     }
 
     #[test]
