@@ -1,6 +1,10 @@
 //! Who runs the container: the embedded runtime library (the default, no
 //! extra exec) or an external OCI runtime binary driven with runc's
 //! command line (`--runtime PATH`).
+//!
+//! Every operation of the embedded runtime runs in a forked helper
+//! (`helper`), which loads the container's record from its state root
+//! itself: the supervisor never parses a spec, so it stays small.
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -11,61 +15,96 @@ use oci_spec::runtime::{LinuxResources, Process};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::stdio::{with_stdio, ChildEnds};
+use crate::helper;
+use crate::stdio::ChildEnds;
 
 pub enum Backend {
-    Embedded(Box<Container>),
+    Embedded {
+        runtime: Runtime,
+        id: String,
+    },
     External {
         runtime: PathBuf,
         root: PathBuf,
         id: String,
         state_dir: PathBuf,
+        /// The container's cgroup, read from its init's /proc/PID/cgroup:
+        /// stats come from cgroupfs when the runtime has no `events`
+        /// (crun).
+        cgroup: Option<String>,
     },
 }
 
-/// SIGCHLD is blocked in the shim (it arrives on a signalfd); the embedded
-/// runtime's children must not inherit that mask, so it is lifted while
-/// the runtime forks. A SIGCHLD that arrives meanwhile is lost, so the
-/// caller sweeps for exited children afterwards.
-fn unmasked<T>(f: impl FnOnce() -> T) -> Result<T> {
-    berth_sys::signalfd::unblock(&[libc::SIGCHLD]).map_err(Error::sys("unblocking SIGCHLD"))?;
-    let out = f();
-    berth_sys::signalfd::block(&[libc::SIGCHLD]).map_err(Error::sys("blocking SIGCHLD"))?;
-    Ok(out)
+/// What `create` learns.
+pub struct Created {
+    /// The container init's host pid.
+    pub pid: i32,
+    /// The cgroup's OOM-kill count before the container ran.
+    pub oom_base: u64,
+}
+
+fn container_err(id: &str) -> impl FnOnce(berth_container::Error) -> Error + '_ {
+    move |source| Error::Container {
+        id: id.to_string(),
+        source,
+    }
+}
+
+/// Makes `ends` the calling helper's fds 0, 1 and 2, which the runtime's
+/// children inherit.
+fn take_stdio(ends: &ChildEnds) -> Result<()> {
+    let set = |e: rustix::io::Errno| Error::sys("setting stdio")(e.into());
+    rustix::stdio::dup2_stdin(&ends.stdin).map_err(set)?;
+    rustix::stdio::dup2_stdout(&ends.stdout).map_err(set)?;
+    rustix::stdio::dup2_stderr(&ends.stderr).map_err(set)
 }
 
 impl Backend {
-    /// Creates the container; returns the backend and the init's pid.
+    /// Creates the container.
     pub fn create(
         cfg: &Config,
         ends: &ChildEnds,
         console: Option<&Path>,
-    ) -> Result<(Backend, i32)> {
+    ) -> Result<(Backend, Created)> {
         let root = cfg.state_dir.join("runtime");
         match &cfg.runtime {
             None => {
-                let rt = Runtime::new(&root);
-                let opts = CreateOptions {
-                    id: cfg.id.clone(),
-                    bundle: cfg.bundle.clone(),
-                    console_socket: console.map(Path::to_path_buf),
-                    ..Default::default()
-                };
-                let c = with_stdio(ends, || unmasked(|| rt.create(&opts)))??.map_err(|source| {
-                    Error::Container {
-                        id: cfg.id.clone(),
-                        source,
+                let runtime = Runtime::new(&root);
+                let created = helper::run(|| {
+                    let bundle = berth_container::config::Bundle::load(&cfg.bundle)
+                        .map_err(container_err(&cfg.id))?;
+                    // What the runtime accepts but ignores, for whoever reads shim.log.
+                    for w in &bundle.warnings {
+                        eprintln!("berth-shim: warning: {w}");
                     }
-                })?;
-                let pid = c.record.pid;
-                Ok((Backend::Embedded(Box::new(c)), pid))
+                    take_stdio(ends)?;
+                    let program = program_of(bundle.spec.process().as_ref());
+                    let opts = CreateOptions {
+                        id: cfg.id.clone(),
+                        bundle: cfg.bundle.clone(),
+                        console_socket: console.map(Path::to_path_buf),
+                        ..Default::default()
+                    };
+                    let c = runtime
+                        .create_bundle(&bundle, &opts)
+                        .map_err(container_err(&cfg.id))
+                        .map_err(|e| e.start_failure(&program))?;
+                    Ok((c.record.pid, c.oom_kill_count().unwrap_or(0)))
+                });
+                let (pid, oom_base) = created?;
+                let b = Backend::Embedded {
+                    runtime,
+                    id: cfg.id.clone(),
+                };
+                Ok((b, Created { pid, oom_base }))
             }
             Some(runtime) => {
-                let b = Backend::External {
+                let mut b = Backend::External {
                     runtime: runtime.clone(),
                     root,
                     id: cfg.id.clone(),
                     state_dir: cfg.state_dir.clone(),
+                    cgroup: None,
                 };
                 let pid_file = cfg.state_dir.join("init.pid");
                 let mut args: Vec<std::ffi::OsString> = vec![
@@ -80,11 +119,31 @@ impl Backend {
                     args.push(c.into());
                 }
                 args.push(cfg.id.clone().into());
-                b.run("create", &args, Some(ends))?;
-                let pid = read_pid(&pid_file)?;
-                Ok((b, pid))
+                let r = b
+                    .run("create", &args, Some(ends))
+                    .and_then(|_| read_pid(&pid_file));
+                let _ = std::fs::remove_file(&pid_file);
+                let pid = r.map_err(|e| e.start_failure(&bundle_program(&cfg.bundle)))?;
+                if let Backend::External { cgroup, .. } = &mut b {
+                    *cgroup = cgroup_of(pid);
+                }
+                Ok((b, Created { pid, oom_base: 0 }))
             }
         }
+    }
+
+    /// Runs `f` on the embedded container in a helper.
+    fn embedded<T>(&self, f: impl FnOnce(&mut Container) -> berth_container::Result<T>) -> Result<T>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let Backend::Embedded { runtime, id } = self else {
+            unreachable!("only for the embedded runtime")
+        };
+        helper::run(|| {
+            let mut c = runtime.load(id).map_err(container_err(id))?;
+            f(&mut c).map_err(container_err(id))
+        })
     }
 
     /// Runs the external runtime with `--root` and `args`; stdio is
@@ -132,22 +191,24 @@ impl Backend {
             runtime: runtime.clone(),
             command,
             message: e.to_string(),
-        })?;
+        });
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        let out = out?;
         if !out.status.success() {
-            let logged = std::fs::read_to_string(&log).unwrap_or_default();
-            let _ = std::fs::remove_file(&log);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let message = [stderr.trim(), &runtime_log_messages(&logged)]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join("; ");
             return Err(Error::Runtime {
                 runtime: runtime.clone(),
                 command,
-                message: format!(
-                    "{}; {}{}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim(),
-                    logged.trim()
-                ),
+                message: format!("{}: {message}", out.status),
             });
         }
-        let _ = std::fs::remove_file(&log);
         Ok(out.stdout)
     }
 
@@ -161,28 +222,18 @@ impl Backend {
         self.run(command, &v, None)
     }
 
-    fn container_err(c: &Container) -> impl FnOnce(berth_container::Error) -> Error + '_ {
-        move |source| Error::Container {
-            id: c.id().to_string(),
-            source,
-        }
-    }
-
     pub fn start(&self) -> Result<()> {
         match self {
-            Backend::Embedded(c) => c.start().map_err(Self::container_err(c)),
+            Backend::Embedded { .. } => self.embedded(|c| c.start()),
             Backend::External { .. } => self.ext("start", &[]).map(drop),
         }
     }
 
     pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
         match self {
-            Backend::Embedded(c) => c.kill(signal, all).map_err(Self::container_err(c)),
-            Backend::External { .. } => {
+            Backend::Embedded { .. } => self.embedded(|c| c.kill(signal, all)),
+            Backend::External { id, .. } => {
                 // runc takes the signal after the id.
-                let Backend::External { id, .. } = self else {
-                    unreachable!()
-                };
                 let mut v: Vec<std::ffi::OsString> = vec!["kill".into()];
                 if all {
                     v.push("--all".into());
@@ -196,34 +247,48 @@ impl Backend {
 
     pub fn pause(&self) -> Result<()> {
         match self {
-            Backend::Embedded(c) => c.pause().map_err(Self::container_err(c)),
+            Backend::Embedded { .. } => self.embedded(|c| c.pause()),
             Backend::External { .. } => self.ext("pause", &[]).map(drop),
         }
     }
 
     pub fn resume(&self) -> Result<()> {
         match self {
-            Backend::Embedded(c) => c.resume().map_err(Self::container_err(c)),
+            Backend::Embedded { .. } => self.embedded(|c| c.resume()),
             Backend::External { .. } => self.ext("resume", &[]).map(drop),
         }
     }
 
     pub fn stats(&self) -> Result<berth_cgroups::Stats> {
         match self {
-            Backend::Embedded(c) => c.stats().map_err(Self::container_err(c)),
-            Backend::External { runtime, .. } => {
-                let out = self.ext("events", &["--stats"])?;
-                #[derive(serde::Deserialize)]
-                struct Event {
-                    data: berth_cgroups::Stats,
+            Backend::Embedded { .. } => self.embedded(|c| c.stats()),
+            Backend::External {
+                runtime,
+                id,
+                cgroup,
+                ..
+            } => {
+                let events = self.ext("events", &["--stats"]).and_then(|out| {
+                    #[derive(serde::Deserialize)]
+                    struct Event {
+                        data: berth_cgroups::Stats,
+                    }
+                    serde_json::from_slice::<Event>(&out)
+                        .map(|e| e.data)
+                        .map_err(|e| Error::Runtime {
+                            runtime: runtime.clone(),
+                            command: "events",
+                            message: format!("unreadable stats: {e}"),
+                        })
+                });
+                match (events, cgroup) {
+                    (Ok(s), _) => Ok(s),
+                    (Err(e), Some(path)) => berth_cgroups::detect()
+                        .and_then(|layout| berth_cgroups::manager(&layout, Some(path), id))
+                        .and_then(|m| m.stats())
+                        .map_err(|_| e),
+                    (Err(e), None) => Err(e),
                 }
-                serde_json::from_slice::<Event>(&out)
-                    .map(|e| e.data)
-                    .map_err(|e| Error::Runtime {
-                        runtime: runtime.clone(),
-                        command: "events",
-                        message: format!("unreadable stats: {e}"),
-                    })
             }
         }
     }
@@ -231,18 +296,14 @@ impl Backend {
     /// The cgroup's OOM-kill count (0 when the backend cannot tell).
     pub fn oom_kill_count(&self) -> u64 {
         match self {
-            Backend::Embedded(c) => c.oom_kill_count().unwrap_or(0),
+            Backend::Embedded { .. } => self.embedded(|c| c.oom_kill_count()).unwrap_or(0),
             Backend::External { .. } => 0,
         }
     }
 
     pub fn update(&mut self, resources: &LinuxResources) -> Result<()> {
         match self {
-            Backend::Embedded(c) => {
-                let id = c.id().to_string();
-                c.update(resources)
-                    .map_err(|source| Error::Container { id, source })
-            }
+            Backend::Embedded { .. } => self.embedded(|c| c.update(resources)),
             Backend::External { state_dir, .. } => {
                 let path = state_dir.join("resources.json");
                 let json = serde_json::to_vec(resources).expect("resources encode");
@@ -255,7 +316,9 @@ impl Backend {
     }
 
     /// Starts `process` in the container; returns its pid. The process
-    /// ends up a child of the shim (directly, or as the subreaper).
+    /// ends up a child of the shim (reparented to it as the subreaper).
+    /// A program that is missing or not executable is
+    /// [`Error::CannotStart`].
     pub fn exec(
         &self,
         exec_id: &str,
@@ -263,8 +326,9 @@ impl Backend {
         ends: &ChildEnds,
         console: Option<&Path>,
     ) -> Result<i32> {
+        let program = program_of(Some(process));
         match self {
-            Backend::Embedded(c) => {
+            Backend::Embedded { .. } => {
                 let opts = ExecOptions {
                     process: process.clone(),
                     console_socket: console.map(Path::to_path_buf),
@@ -272,7 +336,13 @@ impl Backend {
                     preserve_fds: 0,
                     sub_cgroups: Vec::new(),
                 };
-                with_stdio(ends, || unmasked(|| c.exec(&opts)))??.map_err(Self::container_err(c))
+                self.embedded(|c| {
+                    take_stdio(ends).map_err(|e| {
+                        berth_container::Error::Init(format!("setting up stdio: {e}"))
+                    })?;
+                    c.exec(&opts)
+                })
+                .map_err(|e| e.start_failure(&program))
             }
             Backend::External { state_dir, id, .. } => {
                 let spec = state_dir.join(format!("exec-{exec_id}.json"));
@@ -297,7 +367,7 @@ impl Backend {
                     .and_then(|_| read_pid(&pid_file));
                 let _ = std::fs::remove_file(&spec);
                 let _ = std::fs::remove_file(&pid_file);
-                r
+                r.map_err(|e| e.start_failure(&program))
             }
         }
     }
@@ -305,25 +375,81 @@ impl Backend {
     /// Deletes the container (killing it first with `force`).
     pub fn delete(&self, force: bool) -> Result<()> {
         match self {
-            Backend::Embedded(c) => unmasked(|| c.delete(force))?.map_err(Self::container_err(c)),
-            Backend::External { root, .. } => {
-                let r = if force {
-                    self.ext("delete", &["--force"])
+            Backend::Embedded { .. } => self.embedded(|c| c.delete(force)),
+            Backend::External { .. } => {
+                if force {
+                    self.ext("delete", &["--force"]).map(drop)
                 } else {
-                    self.ext("delete", &[])
-                };
-                let _ = std::fs::remove_dir(root);
-                r.map(drop)
+                    self.ext("delete", &[]).map(drop)
+                }
             }
         }
     }
 
-    /// Removes the embedded runtime's state root once the container is gone.
+    /// Removes the runtime's state root once the container is gone (only
+    /// if empty: it is the shim's, but a runtime may keep more there).
     pub fn remove_root(&self) {
-        if let Backend::Embedded(c) = self {
-            let _ = std::fs::remove_dir(c.root());
+        let root = match self {
+            Backend::Embedded { runtime, .. } => runtime.root.clone(),
+            Backend::External { root, .. } => root.clone(),
+        };
+        // The embedded runtime's seccomp cache lives in the root.
+        let _ = std::fs::remove_dir_all(root.join(".seccomp-cache"));
+        let _ = std::fs::remove_dir(root);
+    }
+}
+
+/// The cgroup of `pid` as /proc/PID/cgroup names it (the pids or memory
+/// hierarchy on cgroup v1, the unified one on v2).
+fn cgroup_of(pid: i32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let mut unified = None;
+    for line in text.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        if ctrls.split(',').any(|c| c == "pids" || c == "memory") {
+            return Some(path.to_string());
+        }
+        if ctrls.is_empty() {
+            unified = Some(path.to_string());
         }
     }
+    unified
+}
+
+/// The program a process runs (its first argument), for reading errors.
+fn program_of(p: Option<&Process>) -> String {
+    p.and_then(|p| p.args().as_ref())
+        .and_then(|a| a.first())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The program of the bundle's process, read without parsing the whole spec.
+fn bundle_program(bundle: &Path) -> String {
+    let Ok(bytes) = std::fs::read(bundle.join("config.json")) else {
+        return String::new();
+    };
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    v["process"]["args"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The messages of a runtime's `--log` (JSON lines with `msg`, as runc
+/// and crun write them; other lines as they are).
+fn runtime_log_messages(log: &str) -> String {
+    log.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["msg"].as_str().map(String::from))
+                .unwrap_or_else(|| l.trim().to_string())
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn read_pid(path: &Path) -> Result<i32> {

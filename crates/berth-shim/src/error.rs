@@ -45,6 +45,13 @@ pub enum Error {
     State(String),
     #[error("the first request on a connection must be hello")]
     NoHello,
+    /// The process's program does not exist (`kind` NotFound, docker's
+    /// 127) or cannot be executed (PermissionDenied, docker's 126).
+    #[error("{message}")]
+    CannotStart { kind: ErrorKind, message: String },
+    /// An error a helper process reported (see `helper`), with its code.
+    #[error("{message}")]
+    Remote { code: ErrorCode, message: String },
     #[error("protocol version {client} is not this shim's {shim}")]
     Version { client: u32, shim: u32 },
 }
@@ -62,7 +69,50 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::Version { .. } => ErrorCode::VersionMismatch,
+            Error::Remote { code, .. } => *code,
             e => e.kind().into(),
+        }
+    }
+
+    /// Reads a failure to start `program` as dockerd does (moby's
+    /// `translateContainerdStartErr`), so the daemon need not: a message
+    /// that names the program and says it was not found means exit code
+    /// 127 (NotFound); one that says permission denied means 126
+    /// (PermissionDenied; crun's "open executable: Permission denied"
+    /// does not name the program). The embedded runtime, runc and crun
+    /// all word these failures so.
+    pub fn start_failure(self, program: &str) -> Error {
+        let message = self.to_string();
+        let lower = message.to_ascii_lowercase();
+        let named = !program.is_empty() && lower.contains(&program.to_ascii_lowercase());
+        let kind = if named
+            && (lower.contains("executable file not found")
+                || lower.contains("not found in $path")
+                || lower.contains("no such file or directory"))
+        {
+            ErrorKind::NotFound
+        } else if lower.contains("permission denied") {
+            ErrorKind::PermissionDenied
+        } else {
+            return self;
+        };
+        Error::CannotStart { kind, message }
+    }
+
+    /// The launcher's exit code for a shim that could not start its
+    /// container: docker's 127 and 126 for a program that is missing or
+    /// not executable, else 1.
+    pub fn launch_exit_code(&self) -> i32 {
+        match self {
+            Error::CannotStart {
+                kind: ErrorKind::NotFound,
+                ..
+            } => 127,
+            Error::CannotStart {
+                kind: ErrorKind::PermissionDenied,
+                ..
+            } => 126,
+            _ => 1,
         }
     }
 }
@@ -77,6 +127,8 @@ impl HasKind for Error {
             Error::NoExec(_) => ErrorKind::NotFound,
             Error::State(_) => ErrorKind::FailedPrecondition,
             Error::Version { .. } => ErrorKind::FailedPrecondition,
+            Error::CannotStart { kind, .. } => *kind,
+            Error::Remote { code, .. } => code.kind(),
         }
     }
 }

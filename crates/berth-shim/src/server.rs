@@ -1,22 +1,34 @@
 //! The shim's event loop: one thread, one epoll set holding the protocol
-//! socket, a signalfd for SIGCHLD, every client connection and every
-//! output fd of the container and its execs.
+//! socket, a signalfd for SIGCHLD, every client connection and every fd of
+//! the container's and its execs' stdio.
+//!
+//! Nothing in the loop blocks on a peer. Every fd is non-blocking:
+//! - Bytes for a client (responses, stream output) that its socket does
+//!   not take wait in the connection's queue (`Conn::out`), sent as the
+//!   socket has room. While a client attached to a process has more than
+//!   [`HIGH_WATER`] queued, that process's output is not read (the
+//!   container then blocks on its own writes, as under docker) until the
+//!   queue is back under [`LOW_WATER`]; a client that takes nothing for
+//!   [`SEND_TIMEOUT`] is dropped, so it cannot stall the container.
+//! - Input for a process that it does not read yet waits in
+//!   `Proc::pending_in`, and the clients sending it are not read until it
+//!   has gone in.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_shim_proto::frame::{decode, encode, FrameBuf};
 use berth_shim_proto::messages::valid_exec_id;
 use berth_shim_proto::{
-    stream, AttachOptions, ContainerStatus, Exit, Request, Response, ShimStatus, PROTOCOL_VERSION,
+    stream, AttachOptions, ContainerStatus, ErrorCode, Exit, Request, Response, ShimStatus,
+    PROTOCOL_VERSION,
 };
 use berth_sys::signalfd::SignalFd;
 use oci_spec::runtime::Process;
-use rustix::event::epoll;
+use rustix::event::epoll::{self, EventFlags};
 
 use crate::backend::Backend;
 use crate::config::Config;
@@ -24,11 +36,16 @@ use crate::error::{Error, Result};
 use crate::logger::{now_ns, Logger};
 use crate::stdio::{self, ShimEnds};
 
-/// A client that does not read its stream for this long is dropped, so
-/// one stuck client cannot stall the container's other clients.
-const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Queued output above which a process's output is no longer read.
+const HIGH_WATER: usize = 1 << 20;
+/// Queued output under which it is read again.
+const LOW_WATER: usize = 256 << 10;
+/// A client whose queue has not moved for this long is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most read from an output fd at once.
+const READ_CHUNK: usize = 32 << 10;
 
-/// Which process an output fd, a waiter or an attachment belongs to.
+/// Which process an fd, a waiter or an attachment belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Owner {
     Init,
@@ -39,14 +56,27 @@ enum Source {
     Listener,
     Signals,
     Conn,
+    /// A process's stdout, stderr or pty master.
     Output {
         owner: Owner,
         stream: u8,
     },
-    /// A process's pidfd: readable once it exits. The runtime creates the
-    /// init with CLONE_PARENT from a helper, which leaves it without an
-    /// exit signal, so SIGCHLD alone would miss it.
+    /// A process's stdin (or a dup of its pty master), watched for room
+    /// while input waits for it.
+    Input(Owner),
+    /// A process's pidfd: readable once it exits. With CLONE_PARENT the
+    /// runtime may leave the init without an exit signal until it is
+    /// reparented, so SIGCHLD alone could miss it.
     Pidfd,
+}
+
+struct Watch {
+    source: Source,
+    interest: EventFlags,
+    /// In the epoll set. Connections always are (the kernel reports a
+    /// hang-up whatever the interest); other fds only while their
+    /// interest is not empty (a pipe at its end would report one forever).
+    registered: bool,
 }
 
 /// One supervised process: the container's init or an exec.
@@ -54,11 +84,55 @@ struct Proc {
     pid: i32,
     pidfd: Option<OwnedFd>,
     tty: bool,
-    io: ShimEnds,
-    /// Output fds still registered (not yet at end of file).
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    pty: Option<OwnedFd>,
+    /// Where client input goes: the stdin pipe, or a dup of the pty
+    /// master. `None` when the process has no open stdin.
+    input: Option<OwnedFd>,
+    pending_in: Vec<u8>,
+    /// Close `input` once `pending_in` has gone in (a client's end of input).
+    close_input: bool,
+    /// Connections not read until `pending_in` has gone in.
+    blocked_readers: Vec<RawFd>,
+    /// Output fds not yet at their end.
     open_outputs: usize,
+    outputs_paused: bool,
     started_at: u64,
     exit: Option<Exit>,
+}
+
+impl Proc {
+    fn new(pid: i32, tty: bool, io: ShimEnds, input: Option<OwnedFd>, started_at: u64) -> Proc {
+        Proc {
+            pid,
+            pidfd: open_pidfd(pid),
+            tty,
+            stdout: io.stdout,
+            stderr: io.stderr,
+            pty: io.pty,
+            input,
+            pending_in: Vec::new(),
+            close_input: false,
+            blocked_readers: Vec::new(),
+            open_outputs: 0,
+            outputs_paused: false,
+            started_at,
+            exit: None,
+        }
+    }
+
+    fn fds(&self) -> impl Iterator<Item = &OwnedFd> {
+        [
+            &self.stdout,
+            &self.stderr,
+            &self.pty,
+            &self.input,
+            &self.pidfd,
+        ]
+        .into_iter()
+        .flatten()
+    }
 }
 
 enum Mode {
@@ -72,6 +146,38 @@ struct Conn {
     buf: FrameBuf,
     hello: bool,
     mode: Mode,
+    /// Bytes for the client not yet sent, from `out_pos` on.
+    out: Vec<u8>,
+    out_pos: usize,
+    /// Since when `out` has not moved.
+    stalled_since: Option<Instant>,
+    /// The client has not ended its input.
+    reading: bool,
+    /// Its input waits for room in a process's stdin.
+    input_blocked: bool,
+    /// Close once `out` is sent.
+    closing: bool,
+}
+
+impl Conn {
+    fn pending(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+
+    fn interest(&self) -> EventFlags {
+        let mut f = EventFlags::empty();
+        if self.reading && !self.input_blocked && !self.closing {
+            f |= EventFlags::IN;
+        }
+        if self.pending() > 0 {
+            f |= EventFlags::OUT;
+        }
+        f
+    }
+
+    fn attached_to(&self, owner: &Owner) -> bool {
+        matches!(&self.mode, Mode::Attached { owner: o, .. } if o == owner)
+    }
 }
 
 pub struct Shim {
@@ -80,7 +186,7 @@ pub struct Shim {
     epoll: OwnedFd,
     listener: UnixListener,
     signals: SignalFd,
-    sources: HashMap<RawFd, Source>,
+    watches: HashMap<RawFd, Watch>,
     conns: HashMap<RawFd, Conn>,
     init: Proc,
     execs: BTreeMap<String, Proc>,
@@ -89,13 +195,14 @@ pub struct Shim {
     paused: bool,
     oom_base: u64,
     quit: bool,
+    scratch: Vec<u8>,
 }
 
 impl Shim {
-    /// Creates the container and the event loop around it; the protocol
-    /// socket is already bound (`listener`).
-    pub fn new(cfg: Config, listener: UnixListener) -> Result<Shim> {
-        let logger = Logger::open(&cfg.log, cfg.log_max_size, cfg.log_max_files)?;
+    /// Creates the container, then binds the protocol socket (after, so
+    /// the container's init, cloned meanwhile, holds no copy of it) and
+    /// sets up the event loop. On failure nothing of the container remains.
+    pub fn new(cfg: Config) -> Result<Shim> {
         let console_path = cfg.state_dir.join("console.sock");
         let (io, ends, console) = if cfg.tty {
             let l = stdio::console_listener(&console_path)?;
@@ -110,78 +217,128 @@ impl Shim {
             console.as_ref().map(|_| console_path.as_path()),
         );
         drop(ends);
-        let mut io = io;
-        if let Some(l) = &console {
-            let pty = created.as_ref().ok().map(|_| stdio::receive_pty(l));
-            let _ = std::fs::remove_file(&console_path);
+        let pty = match (&console, &created) {
+            (Some(l), Ok(_)) => Some(stdio::receive_pty(l)),
+            _ => None,
+        };
+        drop(console);
+        let _ = std::fs::remove_file(&console_path);
+        let (backend, created) = created?;
+        let rest = (|| -> Result<_> {
+            let mut io = io;
             if let Some(pty) = pty {
                 io.pty = Some(pty?);
             }
-        }
-        let (backend, pid) = created?;
-        let oom_base = backend.oom_kill_count();
-        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
-            .map_err(|e| Error::sys("creating the epoll set")(e.into()))?;
-        let signals =
-            SignalFd::new(&[libc::SIGCHLD]).map_err(Error::sys("creating the signalfd"))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(Error::sys("setting the socket non-blocking"))?;
+            let input = container_input(&mut io, cfg.tty, cfg.stdin)?;
+            let logger = Logger::open(&cfg.log, cfg.log_max_size, cfg.log_max_files)?;
+            let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
+                .map_err(|e| Error::sys("creating the epoll set")(e.into()))?;
+            let signals =
+                SignalFd::new(&[libc::SIGCHLD]).map_err(Error::sys("creating the signalfd"))?;
+            let listener = crate::bind(&cfg.socket)?;
+            listener
+                .set_nonblocking(true)
+                .map_err(Error::sys("setting the socket non-blocking"))?;
+            Ok((io, input, logger, epoll, signals, listener))
+        })();
+        let (io, input, logger, epoll, signals, listener) = match rest {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = backend.delete(true);
+                backend.remove_root();
+                return Err(e);
+            }
+        };
         let mut shim = Shim {
-            init: Proc {
-                pid,
-                pidfd: open_pidfd(pid),
-                tty: cfg.tty,
-                io,
-                open_outputs: 0,
-                started_at: 0,
-                exit: None,
-            },
+            init: Proc::new(created.pid, cfg.tty, io, input, 0),
             cfg,
             backend,
             epoll,
             listener,
             signals,
-            sources: HashMap::new(),
+            watches: HashMap::new(),
             conns: HashMap::new(),
             execs: BTreeMap::new(),
             logger,
             started: false,
             paused: false,
-            oom_base,
+            oom_base: created.oom_base,
             quit: false,
+            scratch: Vec::new(),
         };
-        shim.watch(shim.listener.as_raw_fd(), Source::Listener)?;
-        shim.watch(shim.signals.as_fd().as_raw_fd(), Source::Signals)?;
-        shim.watch_outputs(Owner::Init)?;
+        let setup = (|| {
+            shim.watch(shim.listener.as_raw_fd(), Source::Listener, EventFlags::IN)?;
+            shim.watch(
+                shim.signals.as_fd().as_raw_fd(),
+                Source::Signals,
+                EventFlags::IN,
+            )?;
+            shim.watch_proc(Owner::Init)
+        })();
+        if let Err(e) = setup {
+            let _ = shim.backend.delete(true);
+            shim.cleanup();
+            return Err(e);
+        }
         Ok(shim)
     }
 
-    fn watch(&mut self, fd: RawFd, source: Source) -> Result<()> {
-        let Some(borrowed) = self.borrow(fd) else {
+    // The epoll set.
+
+    fn watch(&mut self, fd: RawFd, source: Source, interest: EventFlags) -> Result<()> {
+        self.watches.insert(
+            fd,
+            Watch {
+                source,
+                interest: EventFlags::empty(),
+                registered: false,
+            },
+        );
+        self.set_interest(fd, interest)
+    }
+
+    /// Makes the epoll set watch `fd` for `interest` (see [`Watch`]).
+    fn set_interest(&mut self, fd: RawFd, interest: EventFlags) -> Result<()> {
+        let Some(w) = self.watches.get(&fd) else {
             return Ok(());
         };
-        epoll::add(
-            &self.epoll,
-            borrowed,
-            epoll::EventData::new_u64(fd as u64),
-            epoll::EventFlags::IN,
-        )
-        .map_err(|e| Error::sys("adding to the epoll set")(e.into()))?;
-        self.sources.insert(fd, source);
+        let always = matches!(w.source, Source::Conn);
+        let register = always || !interest.is_empty();
+        if w.registered == register && w.interest == interest {
+            return Ok(());
+        }
+        let was_registered = w.registered;
+        let Some(b) = self.borrow(fd) else {
+            return Ok(());
+        };
+        let data = epoll::EventData::new_u64(fd as u64);
+        let r = match (was_registered, register) {
+            (false, true) => epoll::add(&self.epoll, b, data, interest),
+            (true, true) => epoll::modify(&self.epoll, b, data, interest),
+            (true, false) => epoll::delete(&self.epoll, b),
+            (false, false) => Ok(()),
+        };
+        r.map_err(|e| Error::sys("changing the epoll set")(e.into()))?;
+        if let Some(w) = self.watches.get_mut(&fd) {
+            w.registered = register;
+            w.interest = interest;
+        }
         Ok(())
     }
 
+    /// Stops watching `fd`; call before closing it.
     fn unwatch(&mut self, fd: RawFd) {
-        if self.sources.remove(&fd).is_some() {
-            if let Some(b) = self.borrow(fd) {
-                let _ = epoll::delete(&self.epoll, b);
+        if let Some(w) = self.watches.remove(&fd) {
+            if w.registered {
+                if let Some(b) = self.borrow(fd) {
+                    let _ = epoll::delete(&self.epoll, b);
+                }
             }
         }
     }
 
-    /// Finds the descriptor behind a registered fd number among the ones
-    /// the shim owns (fds are unregistered before they are closed).
+    /// The descriptor behind a watched fd number, among those the shim
+    /// owns (fds are unwatched before they are closed).
     fn borrow(&self, fd: RawFd) -> Option<BorrowedFd<'_>> {
         if self.listener.as_raw_fd() == fd {
             return Some(self.listener.as_fd());
@@ -194,8 +351,7 @@ impl Shim {
         }
         std::iter::once(&self.init)
             .chain(self.execs.values())
-            .flat_map(|p| [&p.io.stdout, &p.io.stderr, &p.io.pty, &p.pidfd])
-            .flatten()
+            .flat_map(Proc::fds)
             .find(|f| f.as_raw_fd() == fd)
             .map(|f| f.as_fd())
     }
@@ -207,43 +363,62 @@ impl Shim {
         }
     }
 
-    fn watch_outputs(&mut self, owner: Owner) -> Result<()> {
+    fn proc_ref(&self, owner: &Owner) -> Option<&Proc> {
+        match owner {
+            Owner::Init => Some(&self.init),
+            Owner::Exec(id) => self.execs.get(id),
+        }
+    }
+
+    /// Watches a new process's outputs and pidfd.
+    fn watch_proc(&mut self, owner: Owner) -> Result<()> {
         let Some(p) = self.proc_mut(&owner) else {
             return Ok(());
         };
-        let fds: Vec<(RawFd, u8)> = [
-            (p.io.stdout.as_ref(), stream::STDOUT),
-            (p.io.stderr.as_ref(), stream::STDERR),
-            (p.io.pty.as_ref(), stream::STDOUT),
+        let outputs: Vec<(RawFd, u8)> = [
+            (p.stdout.as_ref(), stream::STDOUT),
+            (p.stderr.as_ref(), stream::STDERR),
+            (p.pty.as_ref(), stream::STDOUT),
         ]
         .into_iter()
         .filter_map(|(fd, s)| fd.map(|fd| (fd.as_raw_fd(), s)))
         .collect();
-        p.open_outputs = fds.len();
+        p.open_outputs = outputs.len();
         let pidfd = p.pidfd.as_ref().map(|f| f.as_raw_fd());
-        for (fd, s) in fds {
-            self.watch(
-                fd,
-                Source::Output {
-                    owner: owner.clone(),
-                    stream: s,
-                },
-            )?;
+        let input = p.input.as_ref().map(|f| f.as_raw_fd());
+        for (fd, s) in outputs {
+            let source = Source::Output {
+                owner: owner.clone(),
+                stream: s,
+            };
+            self.watch(fd, source, EventFlags::IN)?;
+        }
+        if let Some(fd) = input {
+            // Watched for room only while input waits.
+            self.watch(fd, Source::Input(owner.clone()), EventFlags::empty())?;
         }
         if let Some(fd) = pidfd {
-            self.watch(fd, Source::Pidfd)?;
+            self.watch(fd, Source::Pidfd, EventFlags::IN)?;
         }
         Ok(())
     }
+
+    // The loop.
 
     /// Serves until `delete`.
     pub fn run(&mut self) -> Result<()> {
         // Children that exited before the signalfd existed.
         self.reap();
-        let mut events = Vec::with_capacity(32);
+        self.scratch = vec![0u8; READ_CHUNK];
+        let mut events = Vec::with_capacity(16);
         while !self.quit {
             events.clear();
-            match epoll::wait(&self.epoll, spare(&mut events), None) {
+            let timeout = self.next_timeout();
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                timeout.as_ref(),
+            ) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(Error::sys("waiting for events")(e.into())),
@@ -255,30 +430,66 @@ impl Shim {
                     break;
                 }
             }
+            self.drop_stalled();
         }
+        self.flush_before_exit();
         Ok(())
     }
 
-    fn dispatch(&mut self, fd: RawFd, flags: epoll::EventFlags) {
-        match self.sources.get(&fd) {
-            Some(Source::Listener) => self.accept(),
-            Some(Source::Signals) => {
-                while let Ok(Some(_)) = self.signals.read() {}
-                self.reap();
-            }
-            Some(Source::Pidfd) => self.reap(),
-            Some(Source::Conn) => self.conn_readable(fd),
-            Some(Source::Output { owner, stream }) => {
-                let (owner, stream) = (owner.clone(), *stream);
-                self.output_readable(fd, owner, stream, flags);
-            }
-            None => {}
+    /// Until the first stalled client's time is up, if any is stalled.
+    fn next_timeout(&self) -> Option<rustix::event::Timespec> {
+        let first = self.conns.values().filter_map(|c| c.stalled_since).min()?;
+        let left = (first + SEND_TIMEOUT).saturating_duration_since(Instant::now());
+        Some(rustix::event::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()) + 1_000_000,
+        })
+    }
+
+    fn drop_stalled(&mut self) {
+        let now = Instant::now();
+        let stalled: Vec<RawFd> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.stalled_since.is_some_and(|t| now >= t + SEND_TIMEOUT))
+            .map(|(fd, _)| *fd)
+            .collect();
+        for fd in stalled {
+            eprintln!("berth-shim: dropping a client that took no data for {SEND_TIMEOUT:?}");
+            self.close_conn(fd);
         }
     }
 
+    fn dispatch(&mut self, fd: RawFd, flags: EventFlags) {
+        let Some(w) = self.watches.get(&fd) else {
+            return;
+        };
+        match &w.source {
+            Source::Listener => self.accept(),
+            Source::Signals => {
+                while let Ok(Some(_)) = self.signals.read() {}
+                self.reap();
+            }
+            Source::Pidfd => self.reap(),
+            Source::Conn => self.conn_event(fd, flags),
+            Source::Output { owner, stream } => {
+                let (owner, stream) = (owner.clone(), *stream);
+                self.output_readable(fd, owner, stream);
+            }
+            Source::Input(owner) => {
+                let owner = owner.clone();
+                self.input_writable(&owner);
+            }
+        }
+    }
+
+    // Connections.
+
     fn accept(&mut self) {
         while let Ok((stream, _)) = self.listener.accept() {
-            let _ = stream.set_write_timeout(Some(SEND_TIMEOUT));
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
             let fd = stream.as_raw_fd();
             self.conns.insert(
                 fd,
@@ -287,60 +498,139 @@ impl Shim {
                     buf: FrameBuf::new(),
                     hello: false,
                     mode: Mode::Framed,
+                    out: Vec::new(),
+                    out_pos: 0,
+                    stalled_since: None,
+                    reading: true,
+                    input_blocked: false,
+                    closing: false,
                 },
             );
-            if self.watch(fd, Source::Conn).is_err() {
+            if self.watch(fd, Source::Conn, EventFlags::IN).is_err() {
+                self.watches.remove(&fd);
                 self.conns.remove(&fd);
             }
         }
     }
 
-    fn close_conn(&mut self, fd: RawFd) {
-        self.unwatch(fd);
-        self.conns.remove(&fd);
-    }
-
-    /// Sends a response frame; a client that cannot take it is dropped.
-    fn respond(&mut self, fd: RawFd, resp: &Response) {
-        let ok = match (encode(resp, "response"), self.conns.get_mut(&fd)) {
-            (Ok(bytes), Some(c)) => c.stream.write_all(&bytes).is_ok(),
-            _ => false,
+    fn conn_event(&mut self, fd: RawFd, flags: EventFlags) {
+        let pending = self.conns.get(&fd).is_some_and(|c| c.pending() > 0);
+        if pending && flags.intersects(EventFlags::OUT | EventFlags::ERR | EventFlags::HUP) {
+            self.flush_conn(fd);
+        }
+        let Some(c) = self.conns.get(&fd) else {
+            return;
         };
-        if !ok {
+        let reads = c.interest().contains(EventFlags::IN);
+        if reads && flags.intersects(EventFlags::IN | EventFlags::HUP | EventFlags::ERR) {
+            self.conn_readable(fd);
+        } else if flags.intersects(EventFlags::HUP | EventFlags::ERR) {
+            // Gone while we were not reading from it.
             self.close_conn(fd);
         }
     }
 
+    /// Updates a connection's epoll interest; closes it when it is done.
+    fn refresh_conn(&mut self, fd: RawFd) {
+        let Some(c) = self.conns.get(&fd) else {
+            return;
+        };
+        if c.closing && c.pending() == 0 {
+            return self.close_conn(fd);
+        }
+        let interest = c.interest();
+        if self.set_interest(fd, interest).is_err() {
+            self.close_conn(fd);
+        }
+    }
+
+    fn close_conn(&mut self, fd: RawFd) {
+        self.unwatch(fd);
+        let Some(c) = self.conns.remove(&fd) else {
+            return;
+        };
+        // Unread input at close would make the peer's next read fail
+        // with ECONNRESET instead of seeing the end of the stream.
+        let mut buf = [0u8; 4096];
+        while let Ok((n, _)) =
+            rustix::net::recv(&c.stream, &mut buf[..], rustix::net::RecvFlags::DONTWAIT)
+        {
+            if n == 0 {
+                break;
+            }
+        }
+        drop(c);
+        for p in std::iter::once(&mut self.init).chain(self.execs.values_mut()) {
+            p.blocked_readers.retain(|r| *r != fd);
+        }
+        // A slow client that left may let its process's output flow again.
+        for owner in self.all_owners() {
+            self.update_output_flow(&owner);
+        }
+    }
+
+    fn all_owners(&self) -> Vec<Owner> {
+        std::iter::once(Owner::Init)
+            .chain(self.execs.keys().map(|k| Owner::Exec(k.clone())))
+            .collect()
+    }
+
     fn conn_readable(&mut self, fd: RawFd) {
         let mut buf = [0u8; 16 * 1024];
-        let n = {
-            let Some(c) = self.conns.get(&fd) else { return };
-            rustix::net::recv(&c.stream, &mut buf[..], rustix::net::RecvFlags::DONTWAIT)
+        let r = match self.conns.get(&fd) {
+            Some(c) => rustix::net::recv(&c.stream, &mut buf[..], rustix::net::RecvFlags::DONTWAIT),
+            None => return,
         };
-        let n = match n {
+        let n = match r {
             Ok((n, _)) => n,
             Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => return,
             Err(_) => return self.close_conn(fd),
         };
+        if n == 0 {
+            return self.client_eof(fd);
+        }
         let attached = match &self.conns[&fd].mode {
             Mode::Attached { owner, opts } => Some((owner.clone(), opts.clone())),
             _ => None,
         };
-        if let Some((owner, opts)) = attached {
-            return self.attached_input(fd, owner, opts, &buf[..n]);
+        match attached {
+            Some((owner, opts)) => self.attached_input(fd, &owner, &opts, &buf[..n]),
+            None => {
+                if let Some(c) = self.conns.get_mut(&fd) {
+                    c.buf.push(&buf[..n]);
+                }
+                self.process_frames(fd);
+            }
         }
-        if n == 0 {
-            return self.close_conn(fd);
-        }
+    }
+
+    /// The client ended its input (shut down its write side or closed).
+    fn client_eof(&mut self, fd: RawFd) {
         let Some(c) = self.conns.get_mut(&fd) else {
             return;
         };
-        c.buf.push(&buf[..n]);
+        c.reading = false;
+        let close_stdin = match &c.mode {
+            Mode::Attached { owner, opts } if opts.stdin && opts.close_stdin => Some(owner.clone()),
+            Mode::Attached { .. } | Mode::Waiting(_) => None,
+            Mode::Framed => {
+                c.closing = true;
+                None
+            }
+        };
+        if let Some(owner) = close_stdin {
+            self.close_input(&owner);
+        }
+        self.refresh_conn(fd);
+    }
+
+    /// Handles every complete request buffered on a framed connection.
+    fn process_frames(&mut self, fd: RawFd) {
         loop {
             let Some(c) = self.conns.get_mut(&fd) else {
                 return;
             };
-            if !matches!(c.mode, Mode::Framed) {
+            if !matches!(c.mode, Mode::Framed) || c.closing {
                 return;
             }
             let body = match c.buf.next_frame() {
@@ -348,23 +638,100 @@ impl Shim {
                 Ok(None) => return,
                 Err(_) => return self.close_conn(fd),
             };
-            let req: Request = match decode(&body, "request") {
-                Ok(r) => r,
-                Err(e) => {
-                    let resp = Response::Error {
-                        code: berth_shim_proto::ErrorCode::InvalidArgument,
+            match decode::<Request>(&body, "request") {
+                Ok(req) => self.request(fd, req),
+                Err(e) => self.respond(
+                    fd,
+                    &Response::Error {
+                        code: ErrorCode::InvalidArgument,
                         message: e.to_string(),
-                    };
-                    self.respond(fd, &resp);
-                    continue;
-                }
-            };
-            self.request(fd, req);
+                    },
+                ),
+            }
             if self.quit {
                 return;
             }
         }
     }
+
+    /// Queues a response frame.
+    fn respond(&mut self, fd: RawFd, resp: &Response) {
+        match encode(resp, "response") {
+            Ok(bytes) => self.send(fd, &bytes),
+            Err(_) => self.close_conn(fd),
+        }
+    }
+
+    /// Sends bytes to a client: as much as its socket takes now, the rest
+    /// queued.
+    fn send(&mut self, fd: RawFd, bytes: &[u8]) {
+        let Some(c) = self.conns.get_mut(&fd) else {
+            return;
+        };
+        let mut bytes = bytes;
+        if c.pending() == 0 {
+            c.out.clear();
+            c.out_pos = 0;
+            match send_some(&c.stream, bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(_) => return self.close_conn(fd),
+            }
+            if bytes.is_empty() {
+                return;
+            }
+            c.stalled_since = Some(Instant::now());
+        }
+        c.out.extend_from_slice(bytes);
+        self.refresh_conn(fd);
+    }
+
+    /// Sends what is queued for a client as far as its socket takes it.
+    fn flush_conn(&mut self, fd: RawFd) {
+        let Some(c) = self.conns.get_mut(&fd) else {
+            return;
+        };
+        match send_some(&c.stream, &c.out[c.out_pos..]) {
+            Ok(0) => {}
+            Ok(n) => {
+                c.out_pos += n;
+                c.stalled_since = Some(Instant::now());
+            }
+            Err(_) => return self.close_conn(fd),
+        }
+        if c.pending() == 0 {
+            // Give back what a burst took.
+            c.out = Vec::new();
+            c.out_pos = 0;
+            c.stalled_since = None;
+        } else if c.out_pos > c.out.len() / 2 {
+            c.out.drain(..c.out_pos);
+            c.out_pos = 0;
+        }
+        let owner = match &c.mode {
+            Mode::Attached { owner, .. } => Some(owner.clone()),
+            _ => None,
+        };
+        self.refresh_conn(fd);
+        if let Some(owner) = owner {
+            self.update_output_flow(&owner);
+        }
+    }
+
+    /// Before exiting: what is queued goes out (briefly blocking).
+    fn flush_before_exit(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        for c in self.conns.values_mut() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if c.pending() == 0 || left.is_zero() {
+                continue;
+            }
+            let _ = c.stream.set_nonblocking(false);
+            let _ = c.stream.set_write_timeout(Some(left));
+            let _ = std::io::Write::write_all(&mut c.stream, &c.out[c.out_pos..]);
+        }
+    }
+
+    // Requests.
 
     fn request(&mut self, fd: RawFd, req: Request) {
         let hello = self.conns.get(&fd).is_some_and(|c| c.hello);
@@ -380,29 +747,37 @@ impl Shim {
                     id: self.cfg.id.clone(),
                 }))
             }
-            (false, Request::Hello { version }) => {
-                let e = Error::Version {
-                    client: version,
-                    shim: PROTOCOL_VERSION,
-                };
-                self.respond(fd, &error_response(&e));
-                return self.close_conn(fd);
-            }
-            (false, _) => {
-                self.respond(fd, &error_response(&Error::NoHello));
-                return self.close_conn(fd);
-            }
+            (false, Request::Hello { version }) => Err(Error::Version {
+                client: version,
+                shim: PROTOCOL_VERSION,
+            }),
+            (false, _) => Err(Error::NoHello),
             (true, req) => self.handle(fd, req),
         };
         match result {
             Ok(Some(resp)) => self.respond(fd, &resp),
             Ok(None) => {}
-            Err(e) => self.respond(fd, &error_response(&e)),
+            Err(e) => {
+                self.respond(
+                    fd,
+                    &Response::Error {
+                        code: e.code(),
+                        message: e.to_string(),
+                    },
+                );
+                // Without a hello there is no conversation to continue.
+                if !hello {
+                    if let Some(c) = self.conns.get_mut(&fd) {
+                        c.closing = true;
+                    }
+                    self.refresh_conn(fd);
+                }
+            }
         }
     }
 
     /// Carries out one request. `Ok(None)` means the answer comes later
-    /// (a wait) or was already sent (attach, delete).
+    /// (a wait) or was already queued (attach, exec with attach, delete).
     fn handle(&mut self, fd: RawFd, req: Request) -> Result<Option<Response>> {
         Ok(Some(match req {
             Request::Hello { .. } => {
@@ -418,12 +793,12 @@ impl Shim {
                 self.init.started_at = now_ns();
                 Response::Ok
             }
-            Request::Wait => return self.wait(fd, Owner::Init),
+            Request::Wait => return Ok(self.wait(fd, Owner::Init)),
             Request::ExecWait { exec_id } => {
                 if !self.execs.contains_key(&exec_id) {
                     return Err(Error::NoExec(exec_id));
                 }
-                return self.wait(fd, Owner::Exec(exec_id));
+                return Ok(self.wait(fd, Owner::Exec(exec_id)));
             }
             Request::Kill { signal, all } => {
                 self.backend.kill(signal, all)?;
@@ -436,7 +811,7 @@ impl Shim {
                 }
                 let pid = rustix::process::Pid::from_raw(p.pid).expect("exec pids are positive");
                 let sig = rustix::process::Signal::from_named_raw(signal)
-                    .ok_or_else(|| Error::State(format!("invalid signal {signal}")))?;
+                    .ok_or_else(|| Error::Usage(format!("invalid signal {signal}")))?;
                 rustix::process::kill_process(pid, sig)
                     .map_err(|e| Error::sys("signalling the exec'd process")(e.into()))?;
                 Response::Ok
@@ -476,10 +851,13 @@ impl Shim {
                         .get(id)
                         .ok_or_else(|| Error::NoExec(id.clone()))?,
                 };
-                let pty =
-                    p.io.pty.as_ref().ok_or_else(|| {
-                        Error::State("the process has no terminal to resize".into())
-                    })?;
+                if p.exit.is_some() {
+                    return Err(Error::State("the process has exited".into()));
+                }
+                let pty = p
+                    .pty
+                    .as_ref()
+                    .ok_or_else(|| Error::State("the process has no terminal to resize".into()))?;
                 berth_sys::process::set_window_size(pty.as_fd(), height, width)
                     .map_err(Error::sys("resizing the terminal"))?;
                 Response::Ok
@@ -491,8 +869,13 @@ impl Shim {
             }
             Request::Delete { force } => {
                 self.backend.delete(force)?;
-                self.reap();
-                let exit = self.init.exit.clone();
+                // The init's exit, for the answer and for the waiters.
+                self.await_init(Duration::from_secs(10));
+                let exit = if self.started {
+                    self.init.exit.clone()
+                } else {
+                    None
+                };
                 self.respond(fd, &Response::Exit { exit });
                 self.cleanup();
                 self.quit = true;
@@ -532,15 +915,15 @@ impl Shim {
         }
     }
 
-    fn wait(&mut self, fd: RawFd, owner: Owner) -> Result<Option<Response>> {
-        let exit = self.proc_mut(&owner).and_then(|p| p.exit.clone());
+    fn wait(&mut self, fd: RawFd, owner: Owner) -> Option<Response> {
+        let exit = self.proc_ref(&owner).and_then(|p| p.exit.clone());
         if let Some(exit) = exit {
-            return Ok(Some(Response::Exit { exit: Some(exit) }));
+            return Some(Response::Exit { exit: Some(exit) });
         }
         if let Some(c) = self.conns.get_mut(&fd) {
             c.mode = Mode::Waiting(owner);
         }
-        Ok(None)
+        None
     }
 
     fn exec(
@@ -560,14 +943,19 @@ impl Shim {
                 "cannot exec in a container that is not running".into(),
             ));
         }
+        // Input only reaches a process someone is attached to.
+        let stdin = stdin && attach;
         process.set_terminal(Some(tty));
         let console_path = self.cfg.state_dir.join(format!("exec-{exec_id}.sock"));
-        let (mut io, ends, console) = if tty {
+        let (io, ends, console) = if tty {
             let l = stdio::console_listener(&console_path)?;
             (ShimEnds::default(), stdio::null_ends()?, Some(l))
-        } else {
+        } else if attach {
             let (shim, child) = stdio::pipes(stdin)?;
             (shim, child, None)
+        } else {
+            // Docker discards a detached exec's output: it gets /dev/null.
+            (ShimEnds::default(), stdio::null_ends()?, None)
         };
         let pid = self.backend.exec(
             &exec_id,
@@ -575,58 +963,62 @@ impl Shim {
             &ends,
             console.as_ref().map(|_| console_path.as_path()),
         );
+        let started_at = now_ns();
         drop(ends);
         let pty = match (&console, &pid) {
             (Some(l), Ok(_)) => Some(stdio::receive_pty(l)),
             _ => None,
         };
         if console.is_some() {
+            drop(console);
             let _ = std::fs::remove_file(&console_path);
         }
-        // Sweep: SIGCHLD was unblocked while the runtime forked.
-        let reap_later = self.reap_collect();
-        let pid = pid?;
-        if let Some(pty) = pty {
-            io.pty = Some(pty?);
+        // The process may have exited already, reparented to us.
+        let reaped = self.reap_collect();
+        let result = (|| {
+            let pid = pid?;
+            let mut io = io;
+            if let Some(pty) = pty {
+                io.pty = Some(pty?);
+            }
+            let input = container_input(&mut io, tty, stdin)?;
+            Ok((pid, io, input))
+        })();
+        let (pid, io, input) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.apply_reaped(reaped);
+                return Err(e);
+            }
+        };
+        let mut p = Proc::new(pid, tty, io, input, started_at);
+        if reaped.iter().any(|(r, _, _)| *r == pid) {
+            p.pidfd = None; // reaped: its pid may be someone else's now
         }
-        if !stdin {
-            io.stdin = None;
-        }
-        self.execs.insert(
-            exec_id.clone(),
-            Proc {
-                pid,
-                pidfd: open_pidfd(pid),
-                tty,
-                io,
-                open_outputs: 0,
-                started_at: now_ns(),
-                exit: None,
-            },
-        );
-        self.watch_outputs(Owner::Exec(exec_id.clone()))?;
-        self.apply_reaped(reap_later);
+        self.execs.insert(exec_id.clone(), p);
+        let watched = self.watch_proc(Owner::Exec(exec_id.clone()));
+        self.apply_reaped(reaped);
+        watched?;
         if attach {
             self.respond(fd, &Response::ExecStarted { pid: pid as u32 });
-            self.attach(
-                fd,
-                Owner::Exec(exec_id),
-                AttachOptions {
-                    stdin,
-                    stdout: true,
-                    stderr: true,
-                    close_stdin: true,
-                },
-            );
+            let opts = AttachOptions {
+                stdin,
+                stdout: true,
+                stderr: true,
+                close_stdin: true,
+            };
+            self.attach(fd, Owner::Exec(exec_id), opts);
             return Ok(None);
         }
         Ok(Some(Response::ExecStarted { pid: pid as u32 }))
     }
 
+    // Streams.
+
     /// Turns a connection into an attachment of `owner`'s stdio.
     fn attach(&mut self, fd: RawFd, owner: Owner, opts: AttachOptions) {
         let done = self
-            .proc_mut(&owner)
+            .proc_ref(&owner)
             .is_none_or(|p| p.exit.is_some() && p.open_outputs == 0);
         let Some(c) = self.conns.get_mut(&fd) else {
             return;
@@ -636,57 +1028,132 @@ impl Shim {
             owner: owner.clone(),
             opts: opts.clone(),
         };
-        if !rest.is_empty() {
-            self.attached_input(fd, owner, opts, &rest);
-        }
         if done {
-            self.close_conn(fd);
+            c.closing = true;
+        } else if !rest.is_empty() {
+            self.attached_input(fd, &owner, &opts, &rest);
         }
+        self.refresh_conn(fd);
     }
 
-    /// Bytes from an attached client: stdin for the process; end of file
-    /// closes the process's stdin when asked to.
-    fn attached_input(&mut self, fd: RawFd, owner: Owner, opts: AttachOptions, data: &[u8]) {
-        let Some(p) = self.proc_mut(&owner) else {
-            return self.close_conn(fd);
-        };
-        if data.is_empty() {
-            if opts.close_stdin && !p.tty {
-                p.io.stdin = None;
-            }
-            // Output may still flow to this client; stop reading from it.
-            self.unwatch(fd);
-            return;
-        }
+    /// Bytes from an attached client: input for the process, if it asked
+    /// for stdin and the process's stdin is open (else dropped).
+    fn attached_input(&mut self, fd: RawFd, owner: &Owner, opts: &AttachOptions, data: &[u8]) {
         if !opts.stdin {
             return;
         }
-        let target = if p.tty {
-            p.io.pty.as_ref()
-        } else {
-            p.io.stdin.as_ref()
+        let Some(p) = self.proc_mut(owner) else {
+            return;
         };
-        if let Some(t) = target {
-            if write_all_fd(t, data).is_err() && !p.tty {
-                p.io.stdin = None;
+        let Some(input) = &p.input else {
+            return;
+        };
+        let input_fd = input.as_raw_fd();
+        let mut data = data;
+        if p.pending_in.is_empty() {
+            match write_some(input, data) {
+                Ok(n) => data = &data[n..],
+                Err(_) => {
+                    // The process closed its stdin: input has nowhere to go.
+                    return self.drop_input(owner);
+                }
             }
+            if data.is_empty() {
+                return;
+            }
+        }
+        p.pending_in.extend_from_slice(data);
+        p.blocked_readers.push(fd);
+        if let Some(c) = self.conns.get_mut(&fd) {
+            c.input_blocked = true;
+        }
+        self.refresh_conn(fd);
+        if self.set_interest(input_fd, EventFlags::OUT).is_err() {
+            self.drop_input(owner);
         }
     }
 
-    fn output_readable(
-        &mut self,
-        fd: RawFd,
-        owner: Owner,
-        stream_id: u8,
-        flags: epoll::EventFlags,
-    ) {
-        let mut buf = vec![0u8; 32 * 1024];
+    /// Room in a process's stdin: in goes what waited for it.
+    fn input_writable(&mut self, owner: &Owner) {
+        let Some(p) = self.proc_mut(owner) else {
+            return;
+        };
+        let Some(input) = &p.input else {
+            return;
+        };
+        let input_fd = input.as_raw_fd();
+        match write_some(input, &p.pending_in) {
+            Ok(n) => {
+                p.pending_in.drain(..n);
+            }
+            Err(_) => return self.drop_input(owner),
+        }
+        if !p.pending_in.is_empty() {
+            return;
+        }
+        p.pending_in = Vec::new();
+        let readers = std::mem::take(&mut p.blocked_readers);
+        let close = p.close_input;
+        let _ = self.set_interest(input_fd, EventFlags::empty());
+        for fd in readers {
+            if let Some(c) = self.conns.get_mut(&fd) {
+                c.input_blocked = false;
+            }
+            self.refresh_conn(fd);
+        }
+        if close {
+            self.drop_input(owner);
+        }
+    }
+
+    /// Closes a process's stdin once what waits for it has gone in.
+    fn close_input(&mut self, owner: &Owner) {
+        let Some(p) = self.proc_mut(owner) else {
+            return;
+        };
+        p.close_input = true;
+        if p.pending_in.is_empty() {
+            self.drop_input(owner);
+        }
+    }
+
+    /// Closes a process's stdin now; clients waiting on it are read again.
+    fn drop_input(&mut self, owner: &Owner) {
+        let Some(fd) = self
+            .proc_ref(owner)
+            .and_then(|p| p.input.as_ref())
+            .map(|f| f.as_raw_fd())
+        else {
+            return;
+        };
+        self.unwatch(fd);
+        let Some(p) = self.proc_mut(owner) else {
+            return;
+        };
+        p.input = None;
+        p.pending_in = Vec::new();
+        let readers = std::mem::take(&mut p.blocked_readers);
+        for fd in readers {
+            if let Some(c) = self.conns.get_mut(&fd) {
+                c.input_blocked = false;
+            }
+            self.refresh_conn(fd);
+        }
+    }
+
+    fn output_readable(&mut self, fd: RawFd, owner: Owner, stream_id: u8) {
+        let mut buf = std::mem::take(&mut self.scratch);
+        if buf.len() < READ_CHUNK {
+            buf.resize(READ_CHUNK, 0);
+        }
         let mut eof = false;
         // Bounded rounds so one chatty process cannot starve the loop.
         for _ in 0..16 {
-            let Some(b) = self.borrow(fd) else { return };
-            let r = rustix::io::read(b, &mut buf[..]);
-            match r {
+            if self.proc_ref(&owner).is_none_or(|p| p.outputs_paused) {
+                break;
+            }
+            let Some(b) = self.borrow(fd) else { break };
+            match rustix::io::read(b, &mut buf[..]) {
                 Ok(0) => {
                     eof = true;
                     break;
@@ -701,13 +1168,20 @@ impl Shim {
                 }
             }
         }
-        let _ = flags;
+        self.scratch = buf;
         if eof {
             self.unwatch(fd);
             if owner == Owner::Init {
-                let _ = self.logger.flush(stream_id);
+                if let Err(e) = self.logger.flush(stream_id) {
+                    eprintln!("berth-shim: {e}");
+                }
             }
             if let Some(p) = self.proc_mut(&owner) {
+                for slot in [&mut p.stdout, &mut p.stderr, &mut p.pty] {
+                    if slot.as_ref().is_some_and(|f| f.as_raw_fd() == fd) {
+                        *slot = None;
+                    }
+                }
                 p.open_outputs = p.open_outputs.saturating_sub(1);
             }
             self.maybe_finish_attachments(&owner);
@@ -717,45 +1191,87 @@ impl Shim {
     /// Output of `owner`: to the log (the init's only, as docker does) and
     /// to every attached client that asked for this stream.
     fn deliver(&mut self, owner: &Owner, stream_id: u8, data: &[u8]) {
-        let tty = match self.proc_mut(owner) {
-            Some(p) => p.tty,
-            None => return,
+        let Some(tty) = self.proc_ref(owner).map(|p| p.tty) else {
+            return;
         };
         if *owner == Owner::Init {
             if let Err(e) = self.logger.write(stream_id, data) {
                 eprintln!("berth-shim: {e}");
             }
         }
-        let mut framed = Vec::new();
-        if !tty {
-            stream::frame_into(&mut framed, stream_id, data);
-        }
-        let mut dead = Vec::new();
-        for (fd, c) in self.conns.iter_mut() {
-            if let Mode::Attached { owner: o, opts } = &c.mode {
-                let wants = if stream_id == stream::STDERR {
-                    opts.stderr
-                } else {
-                    opts.stdout
-                };
-                if o == owner && wants {
-                    let bytes = if tty { data } else { &framed[..] };
-                    if c.stream.write_all(bytes).is_err() {
-                        dead.push(*fd);
+        let clients: Vec<RawFd> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| match &c.mode {
+                Mode::Attached { owner: o, opts } if o == owner && !c.closing => {
+                    if stream_id == stream::STDERR {
+                        opts.stderr
+                    } else {
+                        opts.stdout
                     }
                 }
-            }
+                _ => false,
+            })
+            .map(|(fd, _)| *fd)
+            .collect();
+        if clients.is_empty() {
+            return;
         }
-        for fd in dead {
-            self.close_conn(fd);
+        let mut framed = Vec::new();
+        let bytes = if tty {
+            data
+        } else {
+            stream::frame_into(&mut framed, stream_id, data);
+            &framed[..]
+        };
+        for fd in clients {
+            self.send(fd, bytes);
+        }
+        self.update_output_flow(owner);
+    }
+
+    /// Stops reading `owner`'s output while a client of it has too much
+    /// queued, and reads it again once every client has caught up.
+    fn update_output_flow(&mut self, owner: &Owner) {
+        let backlog = self
+            .conns
+            .values()
+            .filter(|c| c.attached_to(owner))
+            .map(Conn::pending)
+            .max()
+            .unwrap_or(0);
+        let Some(p) = self.proc_mut(owner) else {
+            return;
+        };
+        let pause = if !p.outputs_paused && backlog > HIGH_WATER {
+            true
+        } else if p.outputs_paused && backlog <= LOW_WATER {
+            false
+        } else {
+            return;
+        };
+        p.outputs_paused = pause;
+        let fds: Vec<RawFd> = self
+            .watches
+            .iter()
+            .filter(|(_, w)| matches!(&w.source, Source::Output { owner: o, .. } if o == owner))
+            .map(|(fd, _)| *fd)
+            .collect();
+        let interest = if pause {
+            EventFlags::empty()
+        } else {
+            EventFlags::IN
+        };
+        for fd in fds {
+            let _ = self.set_interest(fd, interest);
         }
     }
 
-    /// Closes the attachments of a process that exited and whose output
-    /// is drained: the client sees the end of the stream.
+    /// Ends the attachments of a process that exited and whose output is
+    /// drained: each client gets what is queued, then the end of the stream.
     fn maybe_finish_attachments(&mut self, owner: &Owner) {
         let done = self
-            .proc_mut(owner)
+            .proc_ref(owner)
             .is_some_and(|p| p.exit.is_some() && p.open_outputs == 0);
         if !done {
             return;
@@ -763,21 +1279,45 @@ impl Shim {
         let fds: Vec<RawFd> = self
             .conns
             .iter()
-            .filter(|(_, c)| matches!(&c.mode, Mode::Attached { owner: o, .. } if o == owner))
+            .filter(|(_, c)| c.attached_to(owner))
             .map(|(fd, _)| *fd)
             .collect();
         for fd in fds {
-            if let Some(c) = self.conns.get(&fd) {
-                let _ = c.stream.shutdown(std::net::Shutdown::Both);
+            if let Some(c) = self.conns.get_mut(&fd) {
+                c.closing = true;
             }
-            self.close_conn(fd);
+            self.refresh_conn(fd);
         }
     }
+
+    // Exits.
 
     /// Reaps every exited child and records the exits of known ones.
     fn reap(&mut self) {
         let reaped = self.reap_collect();
         self.apply_reaped(reaped);
+    }
+
+    /// Waits (up to `timeout`) until the init has been reaped.
+    fn await_init(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        self.reap();
+        while self.init.exit.is_none() && Instant::now() < deadline {
+            if let Some(pidfd) = &self.init.pidfd {
+                let mut fds = [rustix::event::PollFd::new(
+                    pidfd,
+                    rustix::event::PollFlags::IN,
+                )];
+                let ts = rustix::event::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 10_000_000,
+                };
+                let _ = rustix::event::poll(&mut fds, Some(&ts));
+            } else {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            self.reap();
+        }
     }
 
     fn reap_collect(&mut self) -> Vec<(i32, rustix::process::WaitStatus, u64)> {
@@ -813,7 +1353,7 @@ impl Shim {
                 status.terminating_signal(),
                 oom,
                 p.started_at,
-                at,
+                at.max(p.started_at),
             );
             p.exit = Some(exit.clone());
             if let Some(fd) = p.pidfd.as_ref().map(|f| f.as_raw_fd()) {
@@ -822,11 +1362,12 @@ impl Shim {
             if let Some(p) = self.proc_mut(&owner) {
                 p.pidfd = None;
             }
+            // Nobody reads its stdin any more.
+            self.drop_input(&owner);
             if owner == Owner::Init {
                 self.paused = false;
                 self.write_exit_record(&exit);
             }
-            // Answer the waiters.
             let waiters: Vec<RawFd> = self
                 .conns
                 .iter()
@@ -843,6 +1384,8 @@ impl Shim {
                         exit: Some(exit.clone()),
                     },
                 );
+                // Requests that arrived during the wait.
+                self.process_frames(fd);
             }
             self.maybe_finish_attachments(&owner);
         }
@@ -858,8 +1401,8 @@ impl Shim {
         }
     }
 
-    /// After delete: the socket, the exit record and the runtime's state
-    /// root go; the daemon owns the rest of the state dir.
+    /// After delete: the socket, the exit record, the runtime's state root
+    /// and the shim's log (when empty) go; the daemon owns the directories.
     fn cleanup(&mut self) {
         let _ = std::fs::remove_file(&self.cfg.socket);
         let _ = std::fs::remove_file(exit_record_path(&self.cfg.socket));
@@ -869,6 +1412,26 @@ impl Shim {
             let _ = std::fs::remove_file(&log);
         }
     }
+}
+
+/// The fd client input goes to: the stdin pipe, or (with `stdin`) a dup
+/// of the pty master, watched separately from the master's output.
+fn container_input(io: &mut ShimEnds, tty: bool, stdin: bool) -> Result<Option<OwnedFd>> {
+    let pipe = io.stdin.take();
+    if !stdin {
+        return Ok(None);
+    }
+    if tty {
+        return io
+            .pty
+            .as_ref()
+            .map(|p| {
+                rustix::io::fcntl_dupfd_cloexec(p, 3)
+                    .map_err(|e| Error::sys("duplicating the pty")(e.into()))
+            })
+            .transpose();
+    }
+    Ok(pipe)
 }
 
 /// A pidfd for `pid`; `None` when it is already gone (and reaped, so the
@@ -885,34 +1448,34 @@ pub fn exit_record_path(socket: &Path) -> std::path::PathBuf {
         .join(berth_shim_proto::EXIT_RECORD)
 }
 
-fn error_response(e: &Error) -> Response {
-    Response::Error {
-        code: e.code(),
-        message: e.to_string(),
-    }
-}
-
-/// Writes all of `data` to a possibly non-blocking fd, waiting (bounded)
-/// for room when it is full.
-fn write_all_fd(fd: &OwnedFd, mut data: &[u8]) -> std::io::Result<()> {
-    let mut stalls = 0;
-    while !data.is_empty() {
-        match rustix::io::write(fd, data) {
-            Ok(n) => data = &data[n..],
+/// Writes as much of `data` as a non-blocking fd takes now.
+fn write_some(fd: &OwnedFd, data: &[u8]) -> rustix::io::Result<usize> {
+    let mut done = 0;
+    while done < data.len() {
+        match rustix::io::write(fd, &data[done..]) {
+            Ok(n) => done += n,
             Err(rustix::io::Errno::INTR) => {}
-            Err(rustix::io::Errno::AGAIN) => {
-                stalls += 1;
-                if stalls > 500 {
-                    return Err(std::io::ErrorKind::TimedOut.into());
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(e.into()),
+            Err(rustix::io::Errno::AGAIN) => break,
+            Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(done)
 }
 
-fn spare(v: &mut Vec<epoll::Event>) -> rustix::buffer::SpareCapacity<'_, epoll::Event> {
-    rustix::buffer::spare_capacity(v)
+/// Sends as much of `data` as a non-blocking socket takes now (no SIGPIPE).
+fn send_some(s: &UnixStream, data: &[u8]) -> rustix::io::Result<usize> {
+    let mut done = 0;
+    while done < data.len() {
+        match rustix::net::send(
+            s,
+            &data[done..],
+            rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL,
+        ) {
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }

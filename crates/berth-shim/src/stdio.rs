@@ -44,8 +44,12 @@ pub fn pipes(stdin: bool) -> Result<(ShimEnds, ChildEnds)> {
     };
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    // stdin stays blocking: the shim writes what a client sent and would
-    // otherwise have to buffer it without bound.
+    // All non-blocking: the event loop must never wait on the container.
+    // Input the process does not take yet waits in the shim, and the
+    // client that sent it is not read meanwhile (see `server`).
+    if let Some(w) = &in_w {
+        set_nonblocking(w)?;
+    }
     set_nonblocking(&out_r)?;
     set_nonblocking(&err_r)?;
     Ok((
@@ -124,27 +128,4 @@ pub fn receive_pty(listener: &UnixListener) -> Result<OwnedFd> {
     Err(Error::State(
         "the runtime connected to the console socket but sent no pty".into(),
     ))
-}
-
-/// Runs `f` with `ends` as the calling process's fds 0, 1 and 2 (the
-/// embedded runtime's children inherit them), then puts the shim's own
-/// back. The shim is single-threaded, so nothing else sees the swap.
-pub fn with_stdio<T>(ends: &ChildEnds, f: impl FnOnce() -> T) -> Result<T> {
-    let save = |fd| {
-        rustix::io::fcntl_dupfd_cloexec(fd, 3).map_err(|e| Error::sys("saving stdio")(e.into()))
-    };
-    let saved = [
-        save(rustix::stdio::stdin())?,
-        save(rustix::stdio::stdout())?,
-        save(rustix::stdio::stderr())?,
-    ];
-    let set = |a: &OwnedFd, b: &OwnedFd, c: &OwnedFd| -> Result<()> {
-        rustix::stdio::dup2_stdin(a).map_err(|e| Error::sys("setting stdio")(e.into()))?;
-        rustix::stdio::dup2_stdout(b).map_err(|e| Error::sys("setting stdio")(e.into()))?;
-        rustix::stdio::dup2_stderr(c).map_err(|e| Error::sys("setting stdio")(e.into()))
-    };
-    set(&ends.stdin, &ends.stdout, &ends.stderr)?;
-    let out = f();
-    set(&saved[0], &saved[1], &saved[2])?;
-    Ok(out)
 }

@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod leaks;
 pub mod peers;
 pub mod runtime;
+pub mod shim;
 
 /// Skips (with a message on stderr) when not root: these tests run real containers.
 pub fn require_root() -> bool {
