@@ -25,6 +25,17 @@ pub struct ShimClient {
 impl ShimClient {
     /// Connects to the shim's socket and exchanges hellos.
     pub fn connect(path: impl AsRef<Path>) -> Result<ShimClient> {
+        Self::connect_timeout(path, None)
+    }
+
+    /// As [`ShimClient::connect`], with `timeout` on every read and write
+    /// from the hello on (see [`ShimClient::set_timeout`]), so a shim that
+    /// is stopped or stuck cannot hold the caller. Set it back to `None`
+    /// before a [`ShimClient::wait`] that may take long.
+    pub fn connect_timeout(
+        path: impl AsRef<Path>,
+        timeout: Option<Duration>,
+    ) -> Result<ShimClient> {
         let path = path.as_ref();
         let stream = UnixStream::connect(path).map_err(|source| Error::Connect {
             path: path.to_path_buf(),
@@ -36,6 +47,7 @@ impl ShimClient {
             shim_version: String::new(),
             id: String::new(),
         };
+        c.set_timeout(timeout)?;
         match c.call(&Request::Hello {
             version: PROTOCOL_VERSION,
         })? {
@@ -385,6 +397,18 @@ mod tests {
         );
         drop(c);
         h.join().unwrap();
+    }
+
+    #[test]
+    fn a_shim_that_never_answers_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shim.sock");
+        // Bound and listening, but nobody accepts or answers.
+        let _l = UnixListener::bind(&path).unwrap();
+        let t0 = std::time::Instant::now();
+        let err = ShimClient::connect_timeout(&path, Some(Duration::from_millis(100))).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+        assert!(t0.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

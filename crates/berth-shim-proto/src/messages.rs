@@ -40,7 +40,14 @@ pub enum Request {
     /// process's stream right after [`Response::ExecStarted`], as described
     /// for [`Request::Attach`] (stdin is forwarded only with `stdin`);
     /// without `attach` its output is discarded, as docker does for a
-    /// detached exec.
+    /// detached exec (and it gets no stdin).
+    ///
+    /// A process that cannot be started is answered with
+    /// [`Response::Error`]: [`ErrorCode::NotFound`] when its program does
+    /// not exist (docker's exit code 127), [`ErrorCode::PermissionDenied`]
+    /// when it exists but cannot be executed (126), another code for any
+    /// other failure. The shim reads the runtime's message as dockerd
+    /// does, so the daemon only maps the code. The exec id stays unused.
     Exec {
         exec_id: String,
         process: Box<Process>,
@@ -67,7 +74,11 @@ pub enum Request {
     ///
     /// The shim closes the connection once the process has exited and its
     /// output is drained. Output written while nobody is attached goes to
-    /// the log only.
+    /// the log only. A client that reads slowly holds back the process's
+    /// output (the process then blocks on its writes, as under docker)
+    /// while more than 1 MiB waits for it; one that reads nothing for
+    /// 30 s is disconnected. Input the process does not read yet holds
+    /// back the client that sent it, never the shim.
     Attach(AttachOptions),
     /// Resizes the container's pty (or the exec's, with `exec_id`).
     /// Answered by [`Response::Ok`]; an error when there is no pty.
@@ -81,9 +92,12 @@ pub enum Request {
     /// Changes the container's cgroup limits. Answered by [`Response::Ok`].
     Update { resources: Box<LinuxResources> },
     /// Deletes the container (with `force`, kills a running one first),
-    /// removes the shim's state and socket, answers [`Response::Exit`] with
-    /// the final exit record (if the container ever ran) and then the shim
-    /// exits.
+    /// waits until its init is reaped (waiters get the exit), answers
+    /// [`Response::Exit`] with the final exit record (`None` if it was
+    /// never started), removes everything it made (the socket, the exit
+    /// record, the contents of its state dir) and exits. Without `force`,
+    /// a running container is an error ([`ErrorCode::FailedPrecondition`])
+    /// and the shim goes on serving.
     Delete { force: bool },
 }
 

@@ -40,10 +40,8 @@ pub struct Shim {
 impl Shim {
     /// A fresh connection, past the hello, with [`IO_TIMEOUT`] on reads and writes.
     pub fn client(&self) -> ShimClient {
-        let c = ShimClient::connect(&self.socket)
-            .unwrap_or_else(|e| panic!("connecting to shim {}: {e}", self.id));
-        c.set_timeout(Some(IO_TIMEOUT)).unwrap();
-        c
+        ShimClient::connect_timeout(&self.socket, Some(IO_TIMEOUT))
+            .unwrap_or_else(|e| panic!("connecting to shim {}: {e}", self.id))
     }
 
     /// The exit record beside the socket.

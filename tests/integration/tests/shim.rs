@@ -1033,21 +1033,202 @@ fn tty_with_an_external_runtime() {
 
 // Memory.
 
+/// PSS of idle shims holding `sleep` (sum of Pss in smaps_rollup): one
+/// alone, and the mean of four (their binary's pages are shared, so this
+/// is nearer the cost of one more container). Bounds only for release
+/// builds, which is what runs in production.
 #[test]
-fn an_idle_shim_is_small() {
+fn idle_shims_are_small() {
     if !require_root() {
         return;
     }
     let mut t = ShimTest::new("shim-pss");
     let bundle = t.bundle(&["sleep", "1000"]);
+    let mut shims = Vec::new();
+    let mut alone = 0;
+    for i in 0..4 {
+        let shim = t.spawn(&bundle, &ShimOpts::default());
+        let mut c = shim.client();
+        c.start().unwrap();
+        c.state().unwrap();
+        if i == 0 {
+            std::thread::sleep(Duration::from_millis(200));
+            alone = pss_kib(shim.pid).unwrap();
+        }
+        shims.push(shim);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let mean = shims.iter().map(|s| pss_kib(s.pid).unwrap()).sum::<u64>() / 4;
+    eprintln!("berth-shim PSS, idle with `sleep`: {alone} KiB alone, {mean} KiB each of four");
+    for shim in &shims {
+        shim.client().delete(true).unwrap();
+    }
+    if cfg!(debug_assertions) {
+        eprintln!("(a debug build: no bounds checked)");
+    } else {
+        assert!(alone < 3 * 1024, "one idle shim: {alone} KiB");
+        assert!(mean < 1024, "four idle shims: {mean} KiB each");
+    }
+    t.finish();
+}
+
+// The event loop never waits on a peer.
+
+#[test]
+fn a_container_that_does_not_read_its_stdin_blocks_nobody() {
+    if !require_root() {
+        return;
+    }
+    let mut t = ShimTest::new("shim-stdinwait");
+    let bundle = t.bundle(&[
+        "sh",
+        "-c",
+        "while [ ! -e /dev/shm/go ]; do usleep 10000; done; exec cat",
+    ]);
+    let shim = t.spawn(
+        &bundle,
+        &ShimOpts {
+            stdin: true,
+            ..Default::default()
+        },
+    );
+    let mut c = shim.client();
+    let (_, s) = shim
+        .client()
+        .attach(attach_opts(true, true, false, true))
+        .unwrap();
+    c.start().unwrap();
+    let total = 2 << 20;
+    let writer = {
+        let mut w = s.try_clone().unwrap();
+        std::thread::spawn(move || {
+            w.write_all(&vec![b'x'; total]).unwrap();
+            w.shutdown(std::net::Shutdown::Write).unwrap();
+        })
+    };
+    // The pipe to cat is full and cat does not read: the shim still answers.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut other = shim.client();
+    other.set_timeout(Some(Duration::from_secs(2))).unwrap();
+    let t0 = Instant::now();
+    assert_eq!(other.state().unwrap().status, ContainerStatus::Running);
+    assert!(other.stats().unwrap().pids.current >= 1);
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    other
+        .exec("go", process!("touch", "/dev/shm/go"), false)
+        .unwrap();
+    let (out, _) = read_muxed(s);
+    writer.join().unwrap();
+    assert_eq!(out.len(), total);
+    assert!(out.bytes().all(|b| b == b'x'));
+    assert_eq!(c.wait().unwrap().code, 0);
+    c.delete(false).unwrap();
+    t.finish();
+}
+
+#[test]
+fn a_client_that_does_not_read_holds_back_only_its_container() {
+    if !require_root() {
+        return;
+    }
+    let mut t = ShimTest::new("shim-slowclient");
+    let total = 4_000_000;
+    let script = format!("head -c {total} /dev/zero | tr '\\0' y; echo; echo done");
+    let bundle = t.bundle(&["sh", "-c", &script]);
     let shim = t.spawn(&bundle, &ShimOpts::default());
     let mut c = shim.client();
+    let (_, slow) = shim
+        .client()
+        .attach(attach_opts(false, true, false, false))
+        .unwrap();
     c.start().unwrap();
-    c.state().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    let kib = pss_kib(shim.pid).unwrap();
-    eprintln!("PSS of an idle berth-shim holding `sleep`: {kib} KiB");
-    assert!(kib < 8192, "{kib} KiB");
+    std::thread::sleep(Duration::from_millis(1000));
+    // Its output is not read while the client lags: it is still running,
+    // and the log has only part of it.
+    let mut other = shim.client();
+    other.set_timeout(Some(Duration::from_secs(2))).unwrap();
+    let t0 = Instant::now();
+    assert_eq!(other.state().unwrap().status, ContainerStatus::Running);
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    let logged: usize = log_entries(&shim.log).iter().map(|e| e.1.len()).sum();
+    assert!(
+        logged < total / 2,
+        "{logged} bytes logged: output was not held back"
+    );
+    // The client catches up and gets every byte.
+    let (out, _) = read_muxed(slow);
+    assert_eq!(out.len(), total + "\ndone\n".len());
+    assert!(out.ends_with("\ndone\n"));
+    assert_eq!(c.wait().unwrap().code, 0);
+    let logged: String = log_entries(&shim.log).into_iter().map(|e| e.1).collect();
+    assert_eq!(logged, out);
+    c.delete(false).unwrap();
+    t.finish();
+}
+
+#[test]
+fn hostile_clients_get_errors_and_the_shim_keeps_serving() {
+    if !require_root() {
+        return;
+    }
+    use berth_shim_proto::frame::{encode, read_frame};
+    use berth_shim_proto::{Request, Response, MAX_FRAME, PROTOCOL_VERSION};
+    let mut t = ShimTest::new("shim-hostile");
+    let bundle = t.bundle(&["sleep", "1000"]);
+    let shim = t.spawn(&bundle, &ShimOpts::default());
+    let raw = || {
+        let s = UnixStream::connect(&shim.socket).unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s
+    };
+    let answer = |s: &mut UnixStream| read_frame::<Response, _>(s, "response");
+    // A request before the hello: an error, then the end.
+    let mut s = raw();
+    s.write_all(&encode(&Request::State, "request").unwrap())
+        .unwrap();
+    match answer(&mut s).unwrap() {
+        Response::Error { code, .. } => assert_eq!(code, ErrorCode::InvalidArgument),
+        other => panic!("{other:?}"),
+    }
+    assert!(answer(&mut s).is_err());
+    // Another protocol version.
+    let mut s = raw();
+    let hello = Request::Hello {
+        version: PROTOCOL_VERSION + 1,
+    };
+    s.write_all(&encode(&hello, "request").unwrap()).unwrap();
+    match answer(&mut s).unwrap() {
+        Response::Error { code, .. } => assert_eq!(code, ErrorCode::VersionMismatch),
+        other => panic!("{other:?}"),
+    }
+    // Malformed JSON after a good hello: an error, and the connection goes on.
+    let mut s = raw();
+    let hello = Request::Hello {
+        version: PROTOCOL_VERSION,
+    };
+    s.write_all(&encode(&hello, "request").unwrap()).unwrap();
+    assert!(matches!(answer(&mut s).unwrap(), Response::Hello { .. }));
+    s.write_all(&5u32.to_be_bytes()).unwrap();
+    s.write_all(b"{nope").unwrap();
+    match answer(&mut s).unwrap() {
+        Response::Error { code, .. } => assert_eq!(code, ErrorCode::InvalidArgument),
+        other => panic!("{other:?}"),
+    }
+    s.write_all(&encode(&Request::State, "request").unwrap())
+        .unwrap();
+    assert!(matches!(answer(&mut s).unwrap(), Response::State(_)));
+    // An oversized frame: the connection is dropped.
+    s.write_all(&(MAX_FRAME + 1).to_be_bytes()).unwrap();
+    assert!(answer(&mut s).is_err());
+    // A client that sends half a frame and vanishes.
+    let mut s = raw();
+    s.write_all(&100u32.to_be_bytes()).unwrap();
+    s.write_all(b"{\"type\"").unwrap();
+    drop(s);
+    // Nothing of that hurt the shim.
+    let mut c = shim.client();
+    assert_eq!(c.state().unwrap().status, ContainerStatus::Created);
+    c.start().unwrap();
     c.delete(true).unwrap();
     t.finish();
 }
