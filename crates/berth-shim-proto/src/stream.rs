@@ -33,7 +33,12 @@ pub fn read_chunk<R: Read>(r: &mut R, max_chunk: usize) -> std::io::Result<Optio
     let mut h = [0u8; 8];
     let mut got = 0;
     while got < h.len() {
-        let n = r.read(&mut h[got..])?;
+        let n = match r.read(&mut h[got..]) {
+            Ok(n) => n,
+            // A signal is not the stream's fault (read_exact retries too).
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             if got == 0 {
                 return Ok(None);
@@ -73,6 +78,40 @@ mod tests {
         assert_eq!((s, a.len()), (STDERR, MAX_CHUNK));
         let (_, b) = read_chunk(&mut r, MAX_CHUNK).unwrap().unwrap();
         assert_eq!(b.len(), 3);
+        assert_eq!(read_chunk(&mut r, MAX_CHUNK).unwrap(), None);
+    }
+
+    /// Hands out one byte per read, after an EINTR each time.
+    struct Jittery<'a> {
+        data: &'a [u8],
+        interrupt: bool,
+    }
+
+    impl Read for Jittery<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.interrupt = !self.interrupt;
+            if self.interrupt {
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
+            let n = self.data.len().min(buf.len()).min(1);
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn signals_and_short_reads_are_retried() {
+        let mut out = Vec::new();
+        frame_into(&mut out, STDERR, b"abc");
+        let mut r = Jittery {
+            data: &out,
+            interrupt: false,
+        };
+        assert_eq!(
+            read_chunk(&mut r, MAX_CHUNK).unwrap(),
+            Some((STDERR, b"abc".to_vec()))
+        );
         assert_eq!(read_chunk(&mut r, MAX_CHUNK).unwrap(), None);
     }
 

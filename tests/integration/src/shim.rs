@@ -476,9 +476,10 @@ pub fn read_until(s: &mut UnixStream, needle: &str) -> String {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(&out).contains(needle) {
-        let n = s
-            .read(&mut buf)
-            .unwrap_or_else(|e| panic!("waiting for {needle:?}: {e}; got {out:?}"));
+        let n = match s.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => r.unwrap_or_else(|e| panic!("waiting for {needle:?}: {e}; got {out:?}")),
+        };
         assert!(
             n > 0,
             "the stream ended before {needle:?}: {:?}",
