@@ -196,6 +196,67 @@ query_struct!(
 );
 
 query_struct!(
+    /// `POST /containers/{id}/attach` (and `/attach/ws`).
+    ContainerAttachQuery {
+        #[serde(deserialize_with = "de_bool", skip_serializing_if = "is_false")]
+        stream: bool,
+        #[serde(deserialize_with = "de_bool", skip_serializing_if = "is_false")]
+        logs: bool,
+        #[serde(deserialize_with = "de_bool", skip_serializing_if = "is_false")]
+        stdin: bool,
+        #[serde(deserialize_with = "de_bool", skip_serializing_if = "is_false")]
+        stdout: bool,
+        #[serde(deserialize_with = "de_bool", skip_serializing_if = "is_false")]
+        stderr: bool,
+        #[serde(rename = "detachKeys", skip_serializing_if = "Option::is_none")]
+        detach_keys: Option<String>,
+    }
+);
+
+query_struct!(
+    /// `POST /containers/{id}/resize` and `POST /exec/{id}/resize`.
+    ResizeQuery {
+        #[serde(deserialize_with = "de_opt_i64", skip_serializing_if = "Option::is_none")]
+        h: Option<i64>,
+        #[serde(deserialize_with = "de_opt_i64", skip_serializing_if = "Option::is_none")]
+        w: Option<i64>,
+    }
+);
+
+query_struct!(
+    /// `GET /containers/{id}/top`.
+    ContainerTopQuery {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ps_args: Option<String>,
+    }
+);
+
+query_struct!(
+    /// `GET /containers/{id}/stats`: `stream` defaults to true, so it is kept as given.
+    ContainerStatsQuery {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stream: Option<String>,
+        #[serde(rename = "one-shot", deserialize_with = "de_bool", skip_serializing_if = "is_false")]
+        one_shot: bool,
+    }
+);
+
+query_struct!(
+    /// `POST /containers/{id}/rename`.
+    ContainerRenameQuery {
+        name: String,
+    }
+);
+
+query_struct!(
+    /// `GET /containers/{id}/json`.
+    ContainerInspectQuery {
+        #[serde(deserialize_with = "de_bool", skip_serializing_if = "is_false")]
+        size: bool,
+    }
+);
+
+query_struct!(
     /// `POST /containers/{id}/wait`
     ContainerWaitQuery {
         #[serde(skip_serializing_if = "Option::is_none")]

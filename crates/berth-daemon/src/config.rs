@@ -84,6 +84,9 @@ pub struct DaemonConfig {
     pub registry_mirrors: Vec<String>,
     pub log_level: String,
     pub default_ulimits: BTreeMap<String, Ulimit>,
+    /// The cgroup every container's cgroup goes under (dockerd's
+    /// `cgroup-parent`; `/berth` by default).
+    pub cgroup_parent: String,
 }
 
 /// The name of berth's built-in runtime.
@@ -101,6 +104,7 @@ impl Default for DaemonConfig {
             registry_mirrors: Vec::new(),
             log_level: "info".to_string(),
             default_ulimits: BTreeMap::new(),
+            cgroup_parent: "/berth".to_string(),
         }
     }
 }

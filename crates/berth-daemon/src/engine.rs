@@ -58,6 +58,10 @@ pub struct Engine {
     config: RwLock<DaemonConfig>,
     pub(crate) id: String,
     pub(crate) events: crate::events::EventBus,
+    pub(crate) containers: crate::containers::Containers,
+    /// The async runtime the daemon serves on (absent in synchronous
+    /// tests): attach and exec streams are copied on it.
+    runtime: Option<tokio::runtime::Handle>,
     stopping: tokio::sync::watch::Sender<bool>,
 }
 
@@ -95,7 +99,7 @@ impl Engine {
         tracing::debug!(?report, "start-up garbage collection");
         let id = engine_id(&config.data_root)?;
         let registry = registry_client(&config)?;
-        Ok(Arc::new(Engine {
+        let engine = Arc::new(Engine {
             store,
             content,
             layers,
@@ -103,8 +107,23 @@ impl Engine {
             config: RwLock::new(config),
             id,
             events: crate::events::EventBus::default(),
+            containers: crate::containers::Containers::default(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
             stopping: tokio::sync::watch::channel(false).0,
-        }))
+        });
+        engine.restore();
+        Ok(engine)
+    }
+
+    pub(crate) fn runtime_handle(&self) -> Option<tokio::runtime::Handle> {
+        self.runtime
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok())
+    }
+
+    /// Whether the daemon is shutting down (no restarts then).
+    pub(crate) fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
     }
 
     /// Applies a reloaded config (SIGHUP): registry settings, runtimes,

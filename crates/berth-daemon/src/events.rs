@@ -52,19 +52,31 @@ impl Event {
             .map(|(_, v)| v.as_str())
     }
 
-    /// docker's event filters: type, event (action), image (id or name).
+    /// docker's event filters: type, event (action), image (id or name),
+    /// container (id, id prefix or name), label (`key` or `key=value`).
     pub fn matches(&self, filters: &Filters) -> bool {
         let any =
             |key: &str, f: &dyn Fn(&str) -> bool| !filters.contains(key) || filters.get(key).any(f);
+        // "exec_start: sh" is an exec_start event.
+        let action = self.action.split(':').next().unwrap_or_default();
         any("type", &|t| t == self.kind)
-            && any("event", &|a| a == self.action)
+            && any("event", &|a| a == self.action || a == action)
+            && any("container", &|c| {
+                self.kind == "container"
+                    && (self.actor_id.starts_with(c) || self.attribute("name") == Some(c))
+            })
+            && any("label", &|l| match l.split_once('=') {
+                Some((k, v)) => self.attribute(k) == Some(v),
+                None => self.attribute(l).is_some(),
+            })
             && any("image", &|i| {
                 self.actor_id == i
+                    || (self.kind == "container" && self.attribute("image") == Some(i))
                     || self
                         .actor_id
                         .strip_prefix("sha256:")
                         .is_some_and(|h| h.starts_with(i))
-                    || self.attribute("name") == Some(i)
+                    || (self.kind == "image" && self.attribute("name") == Some(i))
             })
     }
 }
@@ -92,13 +104,26 @@ impl Default for EventBus {
 
 impl EventBus {
     pub fn emit(&self, kind: &'static str, action: &str, actor_id: &str, name: Option<&str>) {
+        let attributes = name
+            .map(|n| vec![("name".to_string(), n.to_string())])
+            .unwrap_or_default();
+        self.emit_with(kind, action, actor_id, attributes);
+    }
+
+    /// An event with docker's actor attributes (a container's `name`,
+    /// `image`, labels, `exitCode`, ...).
+    pub fn emit_with(
+        &self,
+        kind: &'static str,
+        action: &str,
+        actor_id: &str,
+        attributes: Vec<(String, String)>,
+    ) {
         let event = Event {
             kind,
             action: action.to_string(),
             actor_id: actor_id.to_string(),
-            attributes: name
-                .map(|n| vec![("name".to_string(), n.to_string())])
-                .unwrap_or_default(),
+            attributes,
             time_nano: now_nanos(),
         };
         let mut log = self.backlog.lock().unwrap_or_else(|p| p.into_inner());

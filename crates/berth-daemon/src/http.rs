@@ -61,7 +61,7 @@ fn api_version_header() -> &'static str {
     "1.41"
 }
 
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => (
             status,
@@ -80,7 +80,7 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     }
 }
 
-fn json_lines(status: StatusCode, body: Body) -> Response {
+pub(crate) fn json_lines(status: StatusCode, body: Body) -> Response {
     (
         status,
         [(
@@ -93,7 +93,7 @@ fn json_lines(status: StatusCode, body: Body) -> Response {
 }
 
 /// Runs a synchronous service on a blocking thread.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
@@ -104,16 +104,16 @@ async fn blocking<T: Send + 'static>(
     })?
 }
 
-fn parse_query<T: serde::de::DeserializeOwned>(q: &str) -> Result<T, ApiError> {
+pub(crate) fn parse_query<T: serde::de::DeserializeOwned>(q: &str) -> Result<T, ApiError> {
     Ok(query::parse(q)?)
 }
 
-fn parse_filters(f: Option<&str>) -> Result<Filters, ApiError> {
+pub(crate) fn parse_filters(f: Option<&str>) -> Result<Filters, ApiError> {
     Ok(Filters::parse(f.unwrap_or(""))?)
 }
 
 /// Decodes a path segment (clients may percent-encode names).
-fn decode(segment: &str) -> Result<String, ApiError> {
+pub(crate) fn decode(segment: &str) -> Result<String, ApiError> {
     let mut out = Vec::with_capacity(segment.len());
     let b = segment.as_bytes();
     let mut i = 0;
@@ -137,7 +137,7 @@ fn decode(segment: &str) -> Result<String, ApiError> {
 }
 
 async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let (requested, path) = ApiVersion::split_path(parts.uri.path())?;
     ApiVersion::negotiate(requested)?;
     let path = path.to_string();
@@ -189,9 +189,13 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
     if let Some(rest) = path.strip_prefix("/images/") {
         return image_by_name(engine, m, rest, &q, &parts.headers).await;
     }
+    if path.starts_with("/containers/") || path.starts_with("/exec/") {
+        if let Some(r) = crate::container_routes::route(engine, &path, &q, &mut parts, body).await {
+            return r;
+        }
+        return Err(ApiError::not_found("page not found"));
+    }
     for prefix in [
-        "/containers",
-        "/exec",
         "/events",
         "/networks",
         "/volumes",

@@ -159,7 +159,7 @@ impl Engine {
                 id: image.id.to_string(),
                 reason: e.to_string(),
             })?;
-        let config = parse_config(&image)?;
+        let config = parse_image_config(&image)?;
         let names = self.names_by_image()?.remove(&image.id);
         let (tags, digests) = names.map(|n| (n.tags, n.digests)).unwrap_or_default();
         let upper = image
@@ -215,7 +215,7 @@ impl Engine {
     /// `GET /images/{name}/history`: newest first, as docker prints it.
     pub fn image_history(&self, name: &str) -> Result<Vec<Value>> {
         let image = self.store.resolve_image(name)?;
-        let config = parse_config(&image)?;
+        let config = parse_image_config(&image)?;
         let tags = self
             .names_by_image()?
             .remove(&image.id)
@@ -541,7 +541,7 @@ fn untagged(r: &Reference) -> ImageDeleteResponseItem {
     }
 }
 
-fn parse_config(image: &ImageRecord) -> Result<ImageConfig> {
+pub(crate) fn parse_image_config(image: &ImageRecord) -> Result<ImageConfig> {
     serde_json::from_slice(&image.config).map_err(|e| ImageError::BadConfig {
         id: image.id.to_string(),
         reason: e.to_string(),

@@ -8,17 +8,18 @@
 //! (the libraries below are) and run on tokio's blocking threads. The
 //! [`http`] module turns requests into service calls and answers in
 //! docker's wire format through berth-api. Containers are reached only
-//! through the shim protocol; until that is wired in, container endpoints
-//! answer 501 naming themselves.
+//! through the shim protocol ([`containers`]).
 
 pub mod config;
+mod container_routes;
+pub mod containers;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod http;
 pub mod images;
-pub mod spec;
 mod progress;
+pub mod spec;
 mod streams;
 mod system;
 

@@ -16,7 +16,7 @@ pub mod manifest;
 pub mod platform;
 pub mod reference;
 mod tarfmt;
-mod time;
+pub mod time;
 
 pub use archive::{load, save, ArchiveError, LoadOptions, Loaded, SaveItem};
 pub use config::{ConfigError, ImageConfig};

@@ -54,6 +54,9 @@ struct Flags {
     /// A default ulimit for containers: NAME=SOFT[:HARD] (repeatable).
     #[arg(long = "default-ulimit")]
     default_ulimits: Vec<String>,
+    /// The parent cgroup of containers' cgroups (default /berth).
+    #[arg(long)]
+    cgroup_parent: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +128,9 @@ fn effective_config(flags: &Flags) -> Result<DaemonConfig, DaemonError> {
     }
     if let Some(r) = &flags.default_runtime {
         c.default_runtime = r.clone();
+    }
+    if let Some(p) = &flags.cgroup_parent {
+        c.cgroup_parent = p.clone();
     }
     for u in &flags.default_ulimits {
         let bad = || DaemonError::Flag {

@@ -17,6 +17,7 @@ pub struct Berthd {
     pub socket: PathBuf,
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -34,45 +35,76 @@ impl Berthd {
         let socket = dir.path().join("berth.sock");
         let data_root = dir.path().join("data");
         let exec_root = dir.path().join("exec");
-        let log = std::fs::File::create(dir.path().join("berthd.log")).expect("log file");
-        let child = Command::new(berth_binary("berthd"))
-            .arg("--config-file")
-            .arg(dir.path().join("daemon.json"))
-            .arg("--data-root")
-            .arg(&data_root)
-            .arg("--exec-root")
-            .arg(&exec_root)
-            .arg("-H")
-            .arg(format!("unix://{}", socket.display()))
-            .args(["--log-level", "debug"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log fd"))
-            .stderr(log)
-            .spawn()
-            .expect("starting berthd");
         let mut d = Berthd {
             dir,
             socket,
             data_root,
             exec_root,
-            child: Some(child),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
         };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("berthd.log"))
+            .expect("log file");
+        let child = Command::new(berth_binary("berthd"))
+            .arg("--config-file")
+            .arg(self.dir.path().join("daemon.json"))
+            .arg("--data-root")
+            .arg(&self.data_root)
+            .arg("--exec-root")
+            .arg(&self.exec_root)
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(["--log-level", "debug"])
+            .arg("--cgroup-parent")
+            .arg(cgroup_parent_of(self.dir.path()))
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("starting berthd");
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if d.socket.exists() && d.api("GET", "/_ping", None).0 == 200 {
-                return d;
+            if self.socket.exists() && self.api("GET", "/_ping", None).0 == 200 {
+                return;
             }
-            if let Some(st) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("berthd exited with {st} during start-up:\n{}", d.log());
+            if let Some(st) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("berthd exited with {st} during start-up:\n{}", self.log());
             }
             assert!(
                 Instant::now() < deadline,
                 "berthd did not answer /_ping within 20s:\n{}",
-                d.log()
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// SIGKILLs the daemon; containers keep running.
+    pub fn crash(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the daemon again on the same data and exec roots.
+    pub fn restart(&mut self) {
+        self.crash();
+        self.spawn();
     }
 
     pub fn pid(&self) -> u32 {
@@ -216,8 +248,41 @@ impl Berthd {
         }) {
             leaks.push(format!("process {p} mentioning {} remains", base.display()));
         }
+        leaks.extend(cgroup_leaks(&cgroup_parent_of(&base)));
         assert!(leaks.is_empty(), "leaks after berthd stopped: {leaks:?}");
     }
+}
+
+/// The cgroup parent a test daemon puts its containers under: unique per
+/// daemon, so the leak check can look at exactly its containers.
+pub fn cgroup_parent_of(dir: &Path) -> String {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("/{name}")
+}
+
+/// Container cgroups left under `parent` in any hierarchy (then the
+/// parent itself is removed, as it is the test's).
+fn cgroup_leaks(parent: &str) -> Vec<String> {
+    let mut leaks = Vec::new();
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return leaks;
+    };
+    for h in hierarchies.flatten() {
+        let dir = h.path().join(parent.trim_start_matches('/'));
+        let Ok(children) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for c in children.flatten() {
+            if c.file_type().is_ok_and(|t| t.is_dir()) {
+                leaks.push(format!("cgroup {} remains", c.path().display()));
+            }
+        }
+        let _ = std::fs::remove_dir(&dir);
+    }
+    leaks
 }
 
 impl Drop for Berthd {

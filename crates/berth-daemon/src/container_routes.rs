@@ -1,0 +1,554 @@
+//! The container and exec endpoints: request parsing and response shapes
+//! over the container services in [`crate::containers`]. Attach and an
+//! attached exec start hijack the connection (HTTP upgrade to `tcp`, as
+//! docker's clients ask), then carry the stream.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use berth_api::models::{ContainerCreateBody, ExecConfig};
+use berth_api::query;
+use berth_errdefs::ErrorKind;
+use berth_shim_proto::AttachOptions;
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use crate::containers::lifecycle::WaitCondition;
+use crate::containers::{AttachRequest, ExecStart, LogOptions};
+use crate::engine::Engine;
+use crate::error::ApiError;
+use crate::http::{blocking, json as json_response, parse_filters, parse_query};
+use crate::streams::{line_channel, read_limited, ChannelWriter};
+
+/// Create bodies carry the whole Config and HostConfig; docker's own are
+/// a few KiB.
+const MAX_CREATE_BODY: usize = 1024 * 1024;
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn not_modified() -> Response {
+    StatusCode::NOT_MODIFIED.into_response()
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return serde_json::from_slice(b"{}")
+            .map_err(|e| ApiError::bad_request(format!("{what}: {e}")));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("{what}: {e}")))
+}
+
+/// `/containers/...` and `/exec/...`; `None` if the path is not one.
+pub async fn route(
+    engine: Arc<Engine>,
+    path: &str,
+    q: &str,
+    parts: &mut Parts,
+    body: Body,
+) -> Option<Result<Response, ApiError>> {
+    let m = parts.method.clone();
+    let r = if let Some(rest) = path.strip_prefix("/exec/") {
+        exec_route(engine, &m, rest, q, parts, body).await
+    } else if path == "/containers/create" && m == Method::POST {
+        create(engine, q, body).await
+    } else if path == "/containers/json" && m == Method::GET {
+        list(engine, q).await
+    } else if path == "/containers/prune" && m == Method::POST {
+        prune(engine, q).await
+    } else if let Some(rest) = path.strip_prefix("/containers/") {
+        let (name, action) = match rest.split_once('/') {
+            Some((n, a)) => (n, a),
+            None => (rest, ""),
+        };
+        let name = match crate::http::decode(name) {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
+        container_action(engine, &m, &name, action, q, parts, body).await
+    } else {
+        return None;
+    };
+    Some(r)
+}
+
+async fn create(engine: Arc<Engine>, q: &str, body: Body) -> Result<Response, ApiError> {
+    let q: query::ContainerCreateQuery = parse_query(q)?;
+    if let Some(p) = q.platform.as_deref().filter(|p| !p.is_empty()) {
+        if !p.starts_with("linux") {
+            return Err(ApiError::bad_request(format!(
+                "unsupported platform {p:?}: berthd runs linux containers"
+            )));
+        }
+    }
+    let bytes = read_limited(body, MAX_CREATE_BODY).await?;
+    let create: ContainerCreateBody = parse_json(&bytes, "invalid container config")?;
+    let (id, warnings) =
+        blocking(move || engine.create_container(q.name.as_deref(), create)).await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"Id": id, "Warnings": warnings}),
+    ))
+}
+
+async fn list(engine: Arc<Engine>, q: &str) -> Result<Response, ApiError> {
+    let q: query::ContainerListQuery = parse_query(q)?;
+    let filters = parse_filters(q.filters.as_deref())?;
+    let list = blocking(move || engine.list_containers(q.all, q.limit, q.size, &filters)).await?;
+    Ok(json_response(StatusCode::OK, &list))
+}
+
+async fn prune(engine: Arc<Engine>, q: &str) -> Result<Response, ApiError> {
+    let q: query::PruneQuery = parse_query(q)?;
+    let filters = parse_filters(q.filters.as_deref())?;
+    filters.validate(&["label", "label!", "until"])?;
+    let e = engine.clone();
+    let candidates = blocking(move || {
+        let all = e.list_containers(true, None, false, &berth_api::Filters::default())?;
+        Ok(all
+            .into_iter()
+            .filter(|c| c["State"] == "exited" || c["State"] == "created" || c["State"] == "dead")
+            .filter(|c| {
+                let labels = c["Labels"].as_object().cloned().unwrap_or_default();
+                let has = |l: &str| match l.split_once('=') {
+                    Some((k, v)) => labels.get(k).and_then(|x| x.as_str()) == Some(v),
+                    None => labels.contains_key(l),
+                };
+                filters.get("label").all(has) && !filters.get("label!").any(has)
+            })
+            .filter(|c| {
+                filters.get("until").all(|u| {
+                    crate::events::parse_time(u).is_some_and(|t| {
+                        i128::from(c["Created"].as_i64().unwrap_or(0)) * 1_000_000_000 < t
+                    })
+                })
+            })
+            .filter_map(|c| c["Id"].as_str().map(str::to_owned))
+            .collect::<Vec<String>>())
+    })
+    .await?;
+    let mut deleted = Vec::new();
+    let mut reclaimed = 0u64;
+    for id in candidates {
+        let size =
+            crate::containers::inspect::dir_size(&engine.container_paths(&id).dir.join("upper"));
+        if engine.remove_container(&id, false).await.is_ok() {
+            reclaimed += size;
+            deleted.push(id);
+        }
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}),
+    ))
+}
+
+async fn container_action(
+    engine: Arc<Engine>,
+    m: &Method,
+    name: &str,
+    action: &str,
+    q: &str,
+    parts: &mut Parts,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let name = name.to_string();
+    match (m.clone(), action) {
+        (Method::GET, "json") => {
+            let q: query::ContainerInspectQuery = parse_query(q)?;
+            let v = blocking(move || engine.inspect_container(&name, q.size)).await?;
+            Ok(json_response(StatusCode::OK, &v))
+        }
+        (Method::DELETE, "") => {
+            let q: query::ContainerDeleteQuery = parse_query(q)?;
+            if q.link {
+                return Err(ApiError::not_implemented("removing a legacy link (link=1)"));
+            }
+            engine.remove_container(&name, q.force).await?;
+            Ok(no_content())
+        }
+        (Method::POST, "start") => {
+            if !q.is_empty() && q.contains("detachKeys") {
+                // Accepted and ignored, as our CLI detaches client-side.
+            }
+            let started = blocking(move || engine.start_container(&name)).await?;
+            Ok(if started {
+                no_content()
+            } else {
+                not_modified()
+            })
+        }
+        (Method::POST, "stop") => {
+            let q: query::ContainerStopQuery = parse_query(q)?;
+            let stopped = engine.stop_container(&name, q.t, q.signal).await?;
+            Ok(if stopped {
+                no_content()
+            } else {
+                not_modified()
+            })
+        }
+        (Method::POST, "restart") => {
+            let q: query::ContainerStopQuery = parse_query(q)?;
+            engine.restart_container(&name, q.t, q.signal).await?;
+            Ok(no_content())
+        }
+        (Method::POST, "kill") => {
+            let q: query::ContainerKillQuery = parse_query(q)?;
+            let signal = crate::containers::lifecycle::parse_signal(
+                q.signal
+                    .as_deref()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("KILL"),
+            )?;
+            blocking(move || engine.kill_container(&name, signal)).await?;
+            Ok(no_content())
+        }
+        (Method::POST, "wait") => {
+            let q: query::ContainerWaitQuery = parse_query(q)?;
+            let condition = WaitCondition::parse(q.condition.as_deref())?;
+            // Resolve now, so a missing container is a 404 and not a body.
+            let e = engine.clone();
+            let n = name.clone();
+            blocking(move || e.load_container(&n).map(|_| ())).await?;
+            // Headers go out at once: docker's client waits for them
+            // before it starts the container.
+            let waiting = {
+                let engine = engine.clone();
+                let name = name.clone();
+                async move { engine.wait_container(&name, condition).await }
+            };
+            let (tx, body) = line_channel();
+            tokio::spawn(async move {
+                let v = match waiting.await {
+                    Ok((code, err)) => json!({
+                        "StatusCode": code,
+                        "Error": err.map(|m| json!({"Message": m})),
+                    }),
+                    Err(e) => json!({"StatusCode": -1, "Error": {"Message": e.message}}),
+                };
+                let mut line = serde_json::to_vec(&v).unwrap_or_default();
+                line.push(b'\n');
+                let _ = tx.send(Bytes::from(line)).await;
+            });
+            Ok(crate::http::json_lines(StatusCode::OK, body))
+        }
+        (Method::POST, "pause") => {
+            blocking(move || engine.pause_container(&name)).await?;
+            Ok(no_content())
+        }
+        (Method::POST, "unpause") => {
+            blocking(move || engine.unpause_container(&name)).await?;
+            Ok(no_content())
+        }
+        (Method::POST, "rename") => {
+            let q: query::ContainerRenameQuery = parse_query(q)?;
+            blocking(move || engine.rename_container(&name, &q.name)).await?;
+            Ok(no_content())
+        }
+        (Method::POST, "resize") => {
+            let (h, w) = resize_dims(q)?;
+            blocking(move || engine.resize_container(&name, w, h)).await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        (Method::GET, "top") => {
+            let q: query::ContainerTopQuery = parse_query(q)?;
+            let v =
+                blocking(move || engine.top_container(&name, q.ps_args.as_deref().unwrap_or("")))
+                    .await?;
+            Ok(json_response(StatusCode::OK, &v))
+        }
+        (Method::GET, "logs") => logs(engine, name, q).await,
+        (Method::GET, "stats") => stats(engine, name, q).await,
+        (Method::POST, "attach") => attach(engine, name, q, parts).await,
+        (Method::POST, "exec") => {
+            let bytes = read_limited(body, MAX_CREATE_BODY).await?;
+            let config: ExecConfig = parse_json(&bytes, "invalid exec config")?;
+            let id = blocking(move || engine.create_exec(&name, config)).await?;
+            Ok(json_response(StatusCode::CREATED, &json!({"Id": id})))
+        }
+        (Method::POST, "update") => Err(ApiError::not_implemented(
+            "POST /containers/{id}/update (changing a container's resources)",
+        )),
+        (Method::GET, "archive") | (Method::HEAD, "archive") | (Method::PUT, "archive") => Err(
+            ApiError::not_implemented(&format!("{m} /containers/{{id}}/archive (docker cp)")),
+        ),
+        (Method::GET, "export") => Err(ApiError::not_implemented(
+            "GET /containers/{id}/export (docker export)",
+        )),
+        (Method::GET, "changes") => Err(ApiError::not_implemented(
+            "GET /containers/{id}/changes (docker diff)",
+        )),
+        (Method::GET, "attach/ws") => Err(ApiError::not_implemented(
+            "the websocket attach (GET /containers/{id}/attach/ws)",
+        )),
+        _ => Err(ApiError::not_found("page not found")),
+    }
+}
+
+fn resize_dims(q: &str) -> Result<(u16, u16), ApiError> {
+    let q: query::ResizeQuery = parse_query(q)?;
+    let dim = |v: Option<i64>, what: &str| -> Result<u16, ApiError> {
+        v.and_then(|n| u16::try_from(n).ok()).ok_or_else(|| {
+            ApiError::bad_request(format!("invalid {what}: give h and w as numbers 0..65535"))
+        })
+    };
+    Ok((dim(q.h, "height")?, dim(q.w, "width")?))
+}
+
+/// Responds 101 and hands the upgraded connection to `then`.
+fn hijack<F>(parts: &mut Parts, content_type: &'static str, then: F) -> Result<Response, ApiError>
+where
+    F: FnOnce(Box<dyn crate::containers::attach::Hijacked>) + Send + 'static,
+{
+    let wants_upgrade = parts
+        .headers
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
+    let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+    let (true, Some(on_upgrade)) = (wants_upgrade, on_upgrade) else {
+        return Err(ApiError::bad_request(
+            "this endpoint hijacks the connection: send `Connection: Upgrade` and `Upgrade: tcp`",
+        ));
+    };
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => then(Box::new(hyper_util::rt::TokioIo::new(upgraded))),
+            Err(e) => tracing::debug!(error = %e, "the connection upgrade failed"),
+        }
+    });
+    Ok((
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CONNECTION, HeaderValue::from_static("Upgrade")),
+            (header::UPGRADE, HeaderValue::from_static("tcp")),
+        ],
+    )
+        .into_response())
+}
+
+async fn attach(
+    engine: Arc<Engine>,
+    name: String,
+    q: &str,
+    parts: &mut Parts,
+) -> Result<Response, ApiError> {
+    let q: query::ContainerAttachQuery = parse_query(q)?;
+    let e = engine.clone();
+    let n = name.clone();
+    let c = blocking(move || e.load_container(&n)).await?;
+    let tty = c.config.create.tty.unwrap_or(false);
+    let options = AttachOptions {
+        stdin: q.stdin,
+        stdout: q.stdout,
+        stderr: q.stderr,
+        close_stdin: c.config.create.stdin_once.unwrap_or(false),
+    };
+    let replay_logs = q.logs;
+    let stream = q.stream;
+    let id = c.id.clone();
+    hijack(parts, "application/vnd.docker.raw-stream", move |io| {
+        let rt = tokio::runtime::Handle::current();
+        rt.spawn_blocking(move || {
+            let mut io = io;
+            if replay_logs {
+                let opts = LogOptions {
+                    stdout: options.stdout,
+                    stderr: options.stderr,
+                    ..LogOptions::default()
+                };
+                let mut buf = Vec::new();
+                if engine.write_logs(&id, tty, &opts, &mut buf).is_ok() {
+                    let rt = tokio::runtime::Handle::current();
+                    let r = rt.block_on(async {
+                        use tokio::io::AsyncWriteExt;
+                        io.write_all(&buf).await?;
+                        io.flush().await
+                    });
+                    if r.is_err() {
+                        return;
+                    }
+                }
+            }
+            if !stream {
+                let rt = tokio::runtime::Handle::current();
+                rt.spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let _ = io.shutdown().await;
+                });
+                return;
+            }
+            if let Err(e) = engine.attach_container(&id, AttachRequest { options, io }) {
+                tracing::debug!(error = %e.message, "attach");
+            }
+        });
+    })
+}
+
+async fn logs(engine: Arc<Engine>, name: String, q: &str) -> Result<Response, ApiError> {
+    let q: query::ContainerLogsQuery = parse_query(q)?;
+    if !q.stdout && !q.stderr {
+        return Err(ApiError::bad_request(
+            "Bad parameters: you must choose at least one stream",
+        ));
+    }
+    let time = |v: &Option<String>| -> Result<Option<i128>, ApiError> {
+        match v.as_deref().filter(|s| !s.is_empty() && *s != "0") {
+            None => Ok(None),
+            Some(s) => crate::events::parse_time(s)
+                .map(Some)
+                .ok_or_else(|| ApiError::bad_request(format!("invalid time {s:?}"))),
+        }
+    };
+    let tail = match q.tail.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some(t) => Some(t.parse::<usize>().map_err(|_| {
+            ApiError::bad_request(format!("invalid tail {t:?}: a number of lines or all"))
+        })?),
+    };
+    let opts = LogOptions {
+        stdout: q.stdout,
+        stderr: q.stderr,
+        follow: q.follow,
+        timestamps: q.timestamps,
+        since: time(&q.since)?,
+        until: time(&q.until)?,
+        tail,
+    };
+    let e = engine.clone();
+    let c = blocking(move || e.load_container(&name)).await?;
+    let tty = c.config.create.tty.unwrap_or(false);
+    let (mut writer, body) = ChannelWriter::new();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = engine.write_logs(&c.id, tty, &opts, &mut writer) {
+            tracing::debug!(error = %e, "logs stream ended");
+        }
+    });
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/vnd.docker.raw-stream"),
+        )],
+        body,
+    )
+        .into_response())
+}
+
+async fn stats(engine: Arc<Engine>, name: String, q: &str) -> Result<Response, ApiError> {
+    let q: query::ContainerStatsQuery = parse_query(q)?;
+    let stream = q.stream.as_deref().is_none_or(query::bool_value) && !q.one_shot;
+    let e = engine.clone();
+    let n = name.clone();
+    let (id, cname, first) = blocking(move || e.container_stats(&n)).await?;
+    if !stream {
+        let v = crate::containers::stats::docker_stats(&id, &cname, &first, &Value::Null);
+        return Ok(json_response(StatusCode::OK, &v));
+    }
+    let (tx, body) = line_channel();
+    tokio::spawn(async move {
+        let mut pre = Value::Null;
+        let mut sample = Some(first);
+        loop {
+            let s = match sample.take() {
+                Some(s) => s,
+                None => {
+                    let e = engine.clone();
+                    let n = name.clone();
+                    match blocking(move || e.container_stats(&n)).await {
+                        Ok((_, _, s)) => s,
+                        Err(_) => return,
+                    }
+                }
+            };
+            let v = crate::containers::stats::docker_stats(&id, &cname, &s, &pre);
+            pre = v["cpu_stats"].clone();
+            let mut line = serde_json::to_vec(&v).unwrap_or_default();
+            line.push(b'\n');
+            if tx.send(Bytes::from(line)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(crate::containers::stats::STATS_INTERVAL).await;
+        }
+    });
+    Ok(crate::http::json_lines(StatusCode::OK, body))
+}
+
+async fn exec_route(
+    engine: Arc<Engine>,
+    m: &Method,
+    rest: &str,
+    q: &str,
+    parts: &mut Parts,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+    let id = id.to_string();
+    match (m.clone(), action) {
+        (Method::GET, "json") => {
+            let rec = blocking(move || engine.exec_record(&id)).await?;
+            let c = rec.config.clone();
+            let process = rec.process.clone().unwrap_or_default();
+            let args = process.args().clone().unwrap_or_default();
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "CanRemove": false,
+                    "ContainerID": rec.container_id,
+                    "DetachKeys": "",
+                    "ExitCode": rec.exit_code,
+                    "ID": rec.id,
+                    "OpenStderr": c.attach_stderr.unwrap_or(false),
+                    "OpenStdin": c.attach_stdin.unwrap_or(false),
+                    "OpenStdout": c.attach_stdout.unwrap_or(false),
+                    "ProcessConfig": {
+                        "arguments": args.iter().skip(1).collect::<Vec<_>>(),
+                        "entrypoint": args.first().cloned().unwrap_or_default(),
+                        "privileged": c.privileged.unwrap_or(false),
+                        "tty": c.tty.unwrap_or(false),
+                        "user": c.user.clone().unwrap_or_default(),
+                    },
+                    "Running": rec.running,
+                    "Pid": rec.pid,
+                }),
+            ))
+        }
+        (Method::POST, "resize") => {
+            let (h, w) = resize_dims(q)?;
+            blocking(move || engine.resize_exec(&id, w, h)).await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        (Method::POST, "start") => {
+            let bytes = read_limited(body, MAX_CREATE_BODY).await?;
+            let start: Value = parse_json(&bytes, "invalid exec start config")?;
+            let detach = start["Detach"].as_bool().unwrap_or(false);
+            let tty = start["Tty"].as_bool();
+            // Fail early (404, 409) before hijacking.
+            let e = engine.clone();
+            let i = id.clone();
+            let rec = blocking(move || e.exec_record(&i)).await?;
+            if rec.running || rec.exit_code.is_some() {
+                return Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    format!("Error: Exec command {id} has already run"),
+                ));
+            }
+            if detach {
+                blocking(move || engine.start_exec(&id, ExecStart::Detached, tty)).await?;
+                return Ok(StatusCode::OK.into_response());
+            }
+            hijack(parts, "application/vnd.docker.raw-stream", move |io| {
+                let rt = tokio::runtime::Handle::current();
+                rt.spawn_blocking(move || {
+                    if let Err(e) = engine.start_exec(&id, ExecStart::Attached(io), tty) {
+                        tracing::debug!(error = %e.message, "exec start");
+                    }
+                });
+            })
+        }
+        _ => Err(ApiError::not_found("page not found")),
+    }
+}

@@ -1,0 +1,249 @@
+//! Exec instances: created by `POST /containers/{id}/exec`, run by
+//! `POST /exec/{id}/start` through the container's shim, attached or
+//! detached; a thread per running exec records its exit code.
+
+use std::sync::Arc;
+
+use berth_api::models::ExecConfig;
+use berth_errdefs::ErrorKind;
+
+use super::attach::{bridge, Hijacked};
+use super::record::ExecRecord;
+use super::shim;
+use crate::engine::Engine;
+use crate::error::ApiError;
+
+/// How `exec start` runs: attached to a hijacked connection or detached.
+pub enum ExecStart {
+    Detached,
+    Attached(Box<dyn Hijacked>),
+}
+
+fn no_such_exec(id: &str) -> ApiError {
+    ApiError::not_found(format!("No such exec instance: {id}"))
+}
+
+impl Engine {
+    /// `POST /containers/{id}/exec`: records the exec; returns its id.
+    pub fn create_exec(&self, name: &str, config: ExecConfig) -> Result<String, ApiError> {
+        let c = self.load_container(name)?;
+        match c.state.status {
+            super::Status::Running => {}
+            super::Status::Paused => {
+                return Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "Container {} is paused, unpause the container before exec",
+                        c.id
+                    ),
+                ))
+            }
+            _ => {
+                return Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    format!("Container {} is not running", c.id),
+                ))
+            }
+        }
+        if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            return Err(ApiError::bad_request("No exec command specified"));
+        }
+        let id = super::names::new_id();
+        let args = config.cmd.clone().unwrap_or_default().join(" ");
+        self.containers.execs().insert(
+            id.clone(),
+            ExecRecord {
+                id: id.clone(),
+                container_id: c.id.clone(),
+                config,
+                process: None,
+                running: false,
+                pid: 0,
+                exit_code: None,
+            },
+        );
+        self.container_event(
+            &c,
+            &format!("exec_create: {args}"),
+            &[("execID", id.clone())],
+        );
+        Ok(id)
+    }
+
+    pub fn exec_record(&self, id: &str) -> Result<ExecRecord, ApiError> {
+        self.containers
+            .execs()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| no_such_exec(id))
+    }
+
+    /// `POST /exec/{id}/start`.
+    pub fn start_exec(
+        self: &Arc<Self>,
+        exec_id: &str,
+        how: ExecStart,
+        tty: Option<bool>,
+    ) -> Result<(), ApiError> {
+        let mut rec = self.exec_record(exec_id)?;
+        if rec.running || rec.exit_code.is_some() {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                format!("Error: Exec command {exec_id} has already run"),
+            ));
+        }
+        let c = self.load_container(&rec.container_id)?;
+        let paths = self.container_paths(&c.id);
+        let spec: oci_spec::runtime::Spec = {
+            let bytes = std::fs::read(paths.dir.join("config.json")).map_err(|e| {
+                ApiError::new(
+                    ErrorKind::Conflict,
+                    format!("Container {} is not running: {e}", c.id),
+                )
+            })?;
+            serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::new(
+                    ErrorKind::Internal,
+                    format!("reading the container's config.json: {e}"),
+                )
+            })?
+        };
+        let base = spec.process().clone().unwrap_or_default();
+        let process = crate::spec::exec_process(&rec.config, &base, &paths.rootfs())?;
+        let tty = tty.or(rec.config.tty).unwrap_or(false);
+        let stdin = rec.config.attach_stdin.unwrap_or(false);
+        let client = shim::connect(&paths, &c.id)?;
+        let (recorded_tx, recorded_rx) = tokio::sync::oneshot::channel();
+        let failed = |e: berth_shim_proto::Error| {
+            let message = format!("OCI runtime exec failed: {e}");
+            let (code, status) = super::lifecycle::start_failure(&message);
+            if let Some(rec) = self.containers.execs().get_mut(exec_id) {
+                rec.exit_code = Some(code);
+            }
+            ApiError { status, message }
+        };
+        let pid = match how {
+            ExecStart::Detached => {
+                let mut client = client;
+                client.exec(exec_id, process.clone(), tty).map_err(failed)?
+            }
+            ExecStart::Attached(mut io) => {
+                let (pid, stream) = match client.exec_attached(exec_id, process.clone(), tty, stdin)
+                {
+                    Ok(started) => started,
+                    Err(e) => {
+                        let err = failed(e);
+                        // The client reads the reason on its stream, then
+                        // the exit code from the exec's inspect.
+                        // docker writes it to stdout, framed unless a tty.
+                        let text = format!("{}\r\n", err.message);
+                        let mut line = Vec::new();
+                        if tty {
+                            line.extend_from_slice(text.as_bytes());
+                        } else {
+                            berth_api::stream::encode_frames(
+                                berth_api::StreamKind::Stdout,
+                                text.as_bytes(),
+                                &mut line,
+                            );
+                        }
+                        if let Some(rt) = self.runtime_handle() {
+                            rt.spawn(async move {
+                                use tokio::io::AsyncWriteExt;
+                                let _ = io.write_all(&line).await;
+                                let _ = io.shutdown().await;
+                            });
+                        }
+                        return Err(err);
+                    }
+                };
+                stream
+                    .set_nonblocking(true)
+                    .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
+                let rt = self.runtime_handle().ok_or_else(|| {
+                    ApiError::new(ErrorKind::Internal, "exec without an async runtime")
+                })?;
+                rt.spawn(async move {
+                    match tokio::net::UnixStream::from_std(stream) {
+                        Ok(s) => bridge(io, s, stdin, Some(recorded_rx)).await,
+                        Err(e) => tracing::warn!(error = %e, "exec stream"),
+                    }
+                });
+                pid
+            }
+        };
+        rec.running = true;
+        rec.pid = pid;
+        rec.process = Some(process);
+        self.containers
+            .execs()
+            .insert(exec_id.to_string(), rec.clone());
+        let args = rec.config.cmd.clone().unwrap_or_default().join(" ");
+        self.container_event(
+            &c,
+            &format!("exec_start: {args}"),
+            &[("execID", exec_id.to_string())],
+        );
+        self.watch_exec(&c, exec_id, recorded_tx);
+        Ok(())
+    }
+
+    /// A thread that records the exec's exit code, then says so.
+    fn watch_exec(
+        self: &Arc<Self>,
+        c: &super::Loaded,
+        exec_id: &str,
+        recorded: tokio::sync::oneshot::Sender<()>,
+    ) {
+        let engine = self.clone();
+        let c = c.clone();
+        let exec_id = exec_id.to_string();
+        let spawned = std::thread::Builder::new()
+            .name(format!("exec-{}", &exec_id[..12]))
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                let paths = engine.container_paths(&c.id);
+                let code = shim::connect(&paths, &c.id)
+                    .ok()
+                    .and_then(|mut client| client.exec_wait(&exec_id).ok())
+                    .map_or(-1, |e| e.code);
+                if let Some(rec) = engine.containers.execs().get_mut(&exec_id) {
+                    rec.running = false;
+                    rec.exit_code = Some(code);
+                }
+                let _ = recorded.send(());
+                engine.container_event(
+                    &c,
+                    "exec_die",
+                    &[("execID", exec_id.clone()), ("exitCode", code.to_string())],
+                );
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start an exec watcher");
+        }
+    }
+
+    /// `POST /exec/{id}/resize`.
+    pub fn resize_exec(&self, exec_id: &str, width: u16, height: u16) -> Result<(), ApiError> {
+        let rec = self.exec_record(exec_id)?;
+        let paths = self.container_paths(&rec.container_id);
+        let mut client = shim::connect(&paths, &rec.container_id)?;
+        client.resize(Some(exec_id), width, height)?;
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/resize`.
+    pub fn resize_container(&self, name: &str, width: u16, height: u16) -> Result<(), ApiError> {
+        let c = self.load_container(name)?;
+        if !c.state.status.is_live() {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                format!("Container {} is not running", c.id),
+            ));
+        }
+        let paths = self.container_paths(&c.id);
+        let mut client = shim::connect(&paths, &c.id)?;
+        client.resize(None, width, height)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,1093 @@
+//! Create, start, exit handling, stop, kill, remove, pause, rename, wait
+//! and restore.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::models::ContainerCreateBody;
+use berth_errdefs::ErrorKind;
+use berth_shim_proto::Exit;
+use berth_store::ContainerRow;
+
+use super::record::{ContainerConfig, RunState, Status};
+use super::shim::{self, Launch, Paths};
+use super::{encode, names, rootfs, Handle, Loaded};
+use crate::engine::Engine;
+use crate::error::ApiError;
+
+/// docker's default `stop` timeout.
+const DEFAULT_STOP_TIMEOUT: i64 = 10;
+/// Restart backoff: docker starts at 100 ms and doubles, capped at a minute.
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// A container that ran this long before exiting restarts without delay.
+const BACKOFF_RESET: Duration = Duration::from_secs(10);
+
+fn now_ns() -> u64 {
+    crate::events::now_nanos().max(0) as u64
+}
+
+fn conflict(msg: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorKind::Conflict, msg)
+}
+
+fn internal(msg: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorKind::Internal, msg)
+}
+
+/// What `wait` waits for (docker's `condition`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl WaitCondition {
+    pub fn parse(s: Option<&str>) -> Result<WaitCondition, ApiError> {
+        match s.unwrap_or("") {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(ApiError::bad_request(format!(
+                "invalid condition: {other:?}; use not-running, next-exit or removed"
+            ))),
+        }
+    }
+}
+
+impl Engine {
+    pub(crate) fn container_paths(&self, id: &str) -> Paths {
+        let cfg = self.config();
+        Paths::new(&cfg.data_root, &cfg.exec_root, id)
+    }
+
+    /// A container by id, name or id prefix.
+    pub fn load_container(&self, name: &str) -> Result<Loaded, ApiError> {
+        Loaded::from_row(self.store.resolve_container(name)?)
+    }
+
+    fn reload_container(&self, id: &str) -> Result<Loaded, ApiError> {
+        Loaded::from_row(self.store.container(id)?)
+    }
+
+    pub(crate) fn container_handle(&self, c: &Loaded) -> Arc<Handle> {
+        self.containers.handle(&c.id, || c.state.clone())
+    }
+
+    /// `HostConfig.CgroupParent/<id>` if given, else under the daemon's
+    /// `cgroup-parent`.
+    fn container_cgroups_path(&self, c: &Loaded) -> String {
+        let own = c
+            .config
+            .create
+            .host_config
+            .as_ref()
+            .and_then(|h| h.cgroup_parent.as_deref())
+            .is_some_and(|p| !p.is_empty());
+        if own {
+            crate::spec::cgroups_path(&c.config.create, &c.id)
+        } else {
+            cgroups_path(&self.config().cgroup_parent, &c.id)
+        }
+    }
+
+    /// Records `state` in the database, then tells waiters.
+    fn save_state(&self, id: &str, handle: &Handle, state: RunState) -> Result<(), ApiError> {
+        self.store.set_container_state(id, &encode(&state))?;
+        handle.state.send_replace(state);
+        Ok(())
+    }
+
+    /// docker's actor attributes of a container event.
+    pub(crate) fn container_event(&self, c: &Loaded, action: &str, extra: &[(&str, String)]) {
+        let mut attrs = vec![
+            ("image".to_string(), c.config.image_name.clone()),
+            ("name".to_string(), c.name.clone()),
+        ];
+        if let Some(labels) = &c.config.create.labels {
+            for (k, v) in labels {
+                attrs.push((k.clone(), v.clone()));
+            }
+        }
+        for (k, v) in extra {
+            attrs.push((k.to_string(), v.clone()));
+        }
+        self.events.emit_with("container", action, &c.id, attrs);
+    }
+
+    /// `POST /containers/create`: records the container; nothing runs yet.
+    /// Returns its id and docker's warnings.
+    pub fn create_container(
+        &self,
+        name: Option<&str>,
+        body: ContainerCreateBody,
+    ) -> Result<(String, Vec<String>), ApiError> {
+        let image_name = body
+            .image
+            .clone()
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| {
+                ApiError::bad_request("Config.Image is required: name the image to run")
+            })?;
+        let image = self.store.resolve_image(&image_name)?;
+        let image_config = crate::images::parse_image_config(&image)?;
+        let mut warnings = crate::spec::validate(&body, &image_config)?;
+        let (path, args) = crate::spec::command(&body, &image_config)?;
+        let host = body.host_config.clone().unwrap_or_default();
+        let runtime = self.runtime_name(host.runtime.as_deref())?;
+        let (log_max_size, log_max_files) = log_options(host.log_config.as_ref())?;
+        let requested = name
+            .filter(|n| !n.is_empty())
+            .map(names::validate)
+            .transpose()
+            .map_err(ApiError::bad_request)?;
+        let id = self.unused_id()?;
+        let config = ContainerConfig {
+            hostname: crate::spec::hostname(&body, &id),
+            create: body,
+            image_name,
+            path,
+            args,
+            runtime,
+            log_max_size,
+            log_max_files,
+        };
+        let paths = self.container_paths(&id);
+        std::fs::create_dir_all(&paths.dir)
+            .map_err(|e| internal(format!("creating {}: {e}", paths.dir.display())))?;
+        let mut row = ContainerRow {
+            id: id.clone(),
+            name: String::new(),
+            image_id: image.id.clone(),
+            created_at: crate::events::now_nanos() as i64,
+            config: encode(&config),
+            state: encode(&RunState::default()),
+        };
+        let inserted = match requested {
+            Some(n) => {
+                row.name = n;
+                self.store.insert_container(&row)
+            }
+            None => {
+                let mut result = Ok(());
+                for attempt in 0..10 {
+                    row.name = names::generate(attempt);
+                    result = self.store.insert_container(&row);
+                    if !matches!(result, Err(berth_store::StoreError::NameInUse { .. })) {
+                        break;
+                    }
+                }
+                result
+            }
+        };
+        if let Err(e) = inserted {
+            let _ = std::fs::remove_dir_all(&paths.dir);
+            return Err(e.into());
+        }
+        let c = self.reload_container(&id)?;
+        self.container_event(&c, "create", &[]);
+        warnings.retain(|w| !w.is_empty());
+        Ok((id, warnings))
+    }
+
+    /// A fresh id whose 16-digit prefix (the shim dir's name) is unused.
+    fn unused_id(&self) -> Result<String, ApiError> {
+        for _ in 0..8 {
+            let id = names::new_id();
+            if matches!(
+                self.store.resolve_container(&id[..16]),
+                Err(berth_store::StoreError::ContainerNotFound { .. })
+            ) {
+                return Ok(id);
+            }
+        }
+        Err(internal("could not find an unused container id"))
+    }
+
+    /// The runtime's name, checked against the configured runtimes.
+    fn runtime_name(&self, requested: Option<&str>) -> Result<String, ApiError> {
+        let cfg = self.config();
+        let name = requested
+            .filter(|r| !r.is_empty())
+            .unwrap_or(&cfg.default_runtime)
+            .to_string();
+        if name == crate::config::BUILTIN_RUNTIME || cfg.runtimes.contains_key(&name) {
+            Ok(name)
+        } else {
+            let mut known: Vec<&str> = cfg.runtimes.keys().map(String::as_str).collect();
+            known.push(crate::config::BUILTIN_RUNTIME);
+            Err(ApiError::bad_request(format!(
+                "unknown or invalid runtime name: {name} (configured: {})",
+                known.join(", ")
+            )))
+        }
+    }
+
+    /// `POST /containers/{id}/start`. `Ok(false)`: it was running already
+    /// (docker answers 304).
+    pub fn start_container(self: &Arc<Self>, name: &str) -> Result<bool, ApiError> {
+        let c = self.load_container(name)?;
+        let handle = self.container_handle(&c);
+        let _op = handle.lock();
+        let c = self.reload_container(&c.id)?;
+        match c.state.status {
+            Status::Running | Status::Restarting => return Ok(false),
+            Status::Paused => {
+                return Err(conflict(format!(
+                    "cannot start a paused container {}, try unpause instead",
+                    c.id
+                )))
+            }
+            Status::Removing | Status::Dead => {
+                return Err(conflict(format!(
+                    "container {} is marked for removal and cannot be started",
+                    c.id
+                )))
+            }
+            Status::Created | Status::Exited => {}
+        }
+        let mut state = c.state.clone();
+        state.manually_stopped = false;
+        let started = self.start_locked(&c, &handle, state);
+        drop(_op);
+        if let Err(e) = started {
+            // docker removes an AutoRemove container whose start failed
+            // (its client waits for the removal).
+            if auto_remove(&c) {
+                if let Err(r) = self.remove_stopped(&c.id, true) {
+                    tracing::warn!(container = %c.id, error = %r.message, "removing after a failed start");
+                }
+            }
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    /// Starts `c` (its lock held): rootfs, config.json, shim, start. On
+    /// failure everything made is undone and the error recorded.
+    fn start_locked(
+        self: &Arc<Self>,
+        c: &Loaded,
+        handle: &Arc<Handle>,
+        mut state: RunState,
+    ) -> Result<(), ApiError> {
+        let paths = self.container_paths(&c.id);
+        match self.launch(c, handle, &paths) {
+            Ok((pid, shim_pid, started_at)) => {
+                state.status = Status::Running;
+                state.pid = pid;
+                state.shim_pid = shim_pid;
+                state.started_at = started_at;
+                state.error.clear();
+                state.exit_code = 0;
+                state.oom_killed = false;
+                self.save_state(&c.id, handle, state)?;
+                self.container_event(c, "start", &[]);
+                self.monitor(&c.id);
+                Ok(())
+            }
+            Err(e) => {
+                self.cleanup_after_shim(&c.id, &paths);
+                let (code, status) = start_failure(&e.message);
+                state.status = if c.state.started_at == 0 && state.restart_count == 0 {
+                    Status::Created
+                } else {
+                    Status::Exited
+                };
+                state.exit_code = code;
+                state.error = e.message.clone();
+                state.pid = 0;
+                state.shim_pid = 0;
+                // Recording the failure must not hide it.
+                let _ = self.save_state(&c.id, handle, state);
+                Err(ApiError {
+                    status,
+                    message: e.message,
+                })
+            }
+        }
+    }
+
+    /// Mounts, writes the bundle, launches the shim, connects early
+    /// attachers and starts the process. Returns (pid, shim pid, started).
+    fn launch(
+        self: &Arc<Self>,
+        c: &Loaded,
+        handle: &Handle,
+        paths: &Paths,
+    ) -> Result<(u32, u32, u64), ApiError> {
+        let image = self.store.image(&c.image_id)?;
+        let image_config = crate::images::parse_image_config(&image)?;
+        let chain: Vec<_> = image.layers.iter().map(|l| l.chain_id.clone()).collect();
+        let rootfs = rootfs::mount(&self.layers, &chain, &paths.dir)?;
+        let etc = super::etc::write(&paths.dir, &c.config.hostname)?;
+        let spec = crate::spec::generate(&crate::spec::SpecInput {
+            id: &c.id,
+            body: &c.config.create,
+            image: &image_config,
+            rootfs: &rootfs,
+            etc: &etc,
+            cgroups_path: &self.container_cgroups_path(c),
+        })?;
+        write_atomically(&paths.dir.join("config.json"), &encode(&spec))?;
+        std::fs::create_dir_all(&paths.shim_dir)
+            .map_err(|e| internal(format!("creating {}: {e}", paths.shim_dir.display())))?;
+        let cfg = self.config();
+        let runtime = if c.config.runtime == crate::config::BUILTIN_RUNTIME {
+            None
+        } else {
+            cfg.runtimes
+                .get(&c.config.runtime)
+                .map(|r| std::path::PathBuf::from(&r.path))
+        };
+        let create = &c.config.create;
+        let mut client = shim::launch(&Launch {
+            id: &c.id,
+            paths,
+            runtime: runtime.as_deref(),
+            tty: create.tty.unwrap_or(false),
+            stdin: create.open_stdin.unwrap_or(false),
+            log_max_size: c.config.log_max_size,
+            log_max_files: c.config.log_max_files,
+        })?;
+        let pending: Vec<_> = std::mem::take(
+            &mut *handle
+                .pending_attach
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for a in pending {
+            self.connect_attach(&c.id, paths, a);
+        }
+        client.start().map_err(ApiError::from)?;
+        let status = client.state().map_err(ApiError::from)?;
+        Ok((status.pid, status.shim_pid, status.started_at.max(1)))
+    }
+
+    /// Undoes what a shim and a start leave: the shim (deleted, forcibly),
+    /// its directory, the rootfs mount.
+    fn cleanup_after_shim(&self, id: &str, paths: &Paths) {
+        if let Ok(client) = shim::connect(paths, id) {
+            if let Err(e) = client.delete(true) {
+                tracing::warn!(container = id, error = %e, "deleting the shim");
+            }
+        }
+        if let Err(e) = rootfs::unmount(&paths.dir) {
+            tracing::warn!(container = id, error = %e, "unmounting the rootfs");
+        }
+        let _ = std::fs::remove_dir_all(&paths.shim_dir);
+    }
+
+    /// A thread that waits for the container's exit through its shim.
+    fn monitor(self: &Arc<Self>, id: &str) {
+        let engine = self.clone();
+        let name = format!("wait-{}", &id[..12]);
+        let id = id.to_string();
+        let spawned = std::thread::Builder::new()
+            .name(name.clone())
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                let paths = engine.container_paths(&id);
+                let exit = shim::connect(&paths, &id).and_then(|mut c| {
+                    c.wait().map_err(|source| shim::ShimError::Protocol {
+                        id: id.clone(),
+                        source,
+                    })
+                });
+                let exit = match exit {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        tracing::warn!(container = %id, error = %e, "lost the shim; reading its exit record");
+                        berth_shim_proto::client::read_exit_record(&paths.socket())
+                            .ok()
+                            .flatten()
+                    }
+                };
+                engine.handle_exit(&id, exit);
+            });
+        if let Err(e) = spawned {
+            tracing::error!(thread = name, error = %e, "cannot start a monitor thread");
+        }
+    }
+
+    /// The container's process is gone: record how it ended, clean up,
+    /// then restart it or remove it as its policy says.
+    pub(crate) fn handle_exit(self: &Arc<Self>, id: &str, exit: Option<Exit>) {
+        let Ok(c) = self.reload_container(id) else {
+            return;
+        };
+        let handle = self.container_handle(&c);
+        let guard = handle.lock();
+        let Ok(c) = self.reload_container(id) else {
+            return;
+        };
+        if !c.state.status.is_live() {
+            return;
+        }
+        let paths = self.container_paths(id);
+        // Deleting the shim returns the final record (and waits for the
+        // output to be drained into the log).
+        let final_exit = shim::connect(&paths, id)
+            .ok()
+            .and_then(|client| client.delete(false).ok().flatten());
+        let exit = final_exit.or(exit);
+        self.cleanup_after_shim(id, &paths);
+        let mut state = c.state.clone();
+        let ran_for = Duration::from_nanos(
+            exit.as_ref()
+                .map_or(0, |e| e.finished_at.saturating_sub(e.started_at)),
+        );
+        state.status = Status::Exited;
+        state.pid = 0;
+        state.shim_pid = 0;
+        match &exit {
+            Some(e) => {
+                state.exit_code = e.code;
+                state.oom_killed = e.oom_killed;
+                state.finished_at = e.finished_at.max(1);
+            }
+            None => {
+                state.exit_code = 255;
+                state.error = "the container's shim died; its exit status is unknown".into();
+                state.finished_at = now_ns();
+            }
+        }
+        let restart = self.should_restart(&c, &state);
+        if restart {
+            state.status = Status::Restarting;
+        }
+        if let Err(e) = self.save_state(id, &handle, state.clone()) {
+            tracing::error!(container = id, error = %e.message, "recording an exit");
+        }
+        if state.oom_killed {
+            self.container_event(&c, "oom", &[]);
+        }
+        self.container_event(&c, "die", &[("exitCode", state.exit_code.to_string())]);
+        drop(guard);
+        if restart {
+            let delay = if ran_for >= BACKOFF_RESET {
+                Duration::ZERO
+            } else {
+                BACKOFF_START
+                    .saturating_mul(1u32 << state.restart_count.min(10))
+                    .min(BACKOFF_MAX)
+            };
+            std::thread::sleep(delay);
+            self.restart_after_exit(id, ran_for >= BACKOFF_RESET);
+        } else if auto_remove(&c) {
+            if let Err(e) = self.remove_stopped(id, false) {
+                tracing::warn!(container = id, error = %e.message, "auto-removing");
+            }
+        }
+    }
+
+    fn should_restart(&self, c: &Loaded, state: &RunState) -> bool {
+        let policy = c
+            .config
+            .create
+            .host_config
+            .as_ref()
+            .and_then(|h| h.restart_policy.as_ref());
+        let name = policy
+            .and_then(|p| p.name.map(|n| n.to_string()))
+            .unwrap_or_default();
+        let max = policy.and_then(|p| p.maximum_retry_count).unwrap_or(0);
+        if state.manually_stopped || self.is_stopping() {
+            return false;
+        }
+        match name.as_str() {
+            "always" | "unless-stopped" => true,
+            "on-failure" => {
+                state.exit_code != 0 && (max <= 0 || i64::from(state.restart_count) < max)
+            }
+            _ => false,
+        }
+    }
+
+    fn restart_after_exit(self: &Arc<Self>, id: &str, reset: bool) {
+        let Ok(c) = self.reload_container(id) else {
+            return;
+        };
+        let handle = self.container_handle(&c);
+        let _op = handle.lock();
+        let Ok(c) = self.reload_container(id) else {
+            return;
+        };
+        if c.state.status != Status::Restarting {
+            return;
+        }
+        let mut state = c.state.clone();
+        state.restart_count = if reset { 1 } else { state.restart_count + 1 };
+        if let Err(e) = self.start_locked(&c, &handle, state) {
+            tracing::warn!(container = id, error = %e.message, "restarting");
+            return;
+        }
+        self.container_event(&c, "restart", &[]);
+    }
+
+    /// Sends `signal` to the container's init. Not running is docker's 409.
+    pub fn kill_container(&self, name: &str, signal: i32) -> Result<(), ApiError> {
+        let c = self.load_container(name)?;
+        if !c.state.status.is_live() {
+            return Err(conflict(format!(
+                "Cannot kill container: {}: Container {} is not running",
+                name, c.id
+            )));
+        }
+        let handle = self.container_handle(&c);
+        if signal == 9 || signal == 15 {
+            let mut state = c.state.clone();
+            state.manually_stopped = true;
+            self.save_state(&c.id, &handle, state)?;
+        }
+        let paths = self.container_paths(&c.id);
+        let mut client = shim::connect(&paths, &c.id)?;
+        client.kill(signal, false)?;
+        self.container_event(&c, "kill", &[("signal", signal.to_string())]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after
+    /// the timeout. `Ok(false)`: it was not running (docker's 304).
+    pub async fn stop_container(
+        self: &Arc<Self>,
+        name: &str,
+        timeout: Option<i64>,
+        signal: Option<String>,
+    ) -> Result<bool, ApiError> {
+        let c = self.load_container(name)?;
+        if !c.state.status.is_live() {
+            return Ok(false);
+        }
+        let create = &c.config.create;
+        let signal = match signal
+            .filter(|s| !s.is_empty())
+            .or(create.stop_signal.clone())
+        {
+            Some(s) => parse_signal(&s)?,
+            None => self.image_stop_signal(&c)?.unwrap_or(15),
+        };
+        let timeout = timeout
+            .or(create.stop_timeout)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT);
+        let handle = self.container_handle(&c);
+        let mut rx = handle.subscribe();
+        let e = self.clone();
+        let n = name.to_string();
+        crate::http::blocking(move || e.kill_container(&n, signal)).await?;
+        let stopped = async {
+            let _ = rx.wait_for(|s| !s.status.is_live()).await;
+        };
+        let done = if timeout < 0 {
+            stopped.await;
+            true
+        } else {
+            tokio::time::timeout(Duration::from_secs(timeout as u64), stopped)
+                .await
+                .is_ok()
+        };
+        if !done {
+            let e = self.clone();
+            let n = name.to_string();
+            // It may have exited just now: not running is fine here.
+            let _ = crate::http::blocking(move || e.kill_container(&n, 9)).await;
+            let mut rx = handle.subscribe();
+            let _ = rx.wait_for(|s| !s.status.is_live()).await;
+        }
+        self.container_event(&c, "stop", &[]);
+        Ok(true)
+    }
+
+    fn image_stop_signal(&self, c: &Loaded) -> Result<Option<i32>, ApiError> {
+        let image = self.store.image(&c.image_id)?;
+        let config = crate::images::parse_image_config(&image)?;
+        config
+            .config
+            .and_then(|r| r.stop_signal)
+            .map(|s| parse_signal(&s))
+            .transpose()
+    }
+
+    /// `POST /containers/{id}/restart`.
+    pub async fn restart_container(
+        self: &Arc<Self>,
+        name: &str,
+        timeout: Option<i64>,
+        signal: Option<String>,
+    ) -> Result<(), ApiError> {
+        self.stop_container(name, timeout, signal).await?;
+        let e = self.clone();
+        let n = name.to_string();
+        crate::http::blocking(move || e.start_container(&n).map(|_| ())).await?;
+        let c = self.load_container(name)?;
+        self.container_event(&c, "restart", &[]);
+        Ok(())
+    }
+
+    /// `DELETE /containers/{id}`: a running container needs `force`
+    /// (which kills it first).
+    pub async fn remove_container(
+        self: &Arc<Self>,
+        name: &str,
+        force: bool,
+    ) -> Result<(), ApiError> {
+        let c = self.load_container(name)?;
+        if c.state.status.is_live() || c.state.status == Status::Restarting {
+            if !force {
+                let what = if c.state.status == Status::Paused {
+                    "paused"
+                } else {
+                    "running"
+                };
+                return Err(conflict(format!(
+                    "You cannot remove a {what} container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                )));
+            }
+            let handle = self.container_handle(&c);
+            let mut rx = handle.subscribe();
+            if c.state.status == Status::Restarting {
+                let mut state = c.state.clone();
+                state.manually_stopped = true;
+                state.status = Status::Exited;
+                self.save_state(&c.id, &handle, state)?;
+            } else {
+                let e = self.clone();
+                let id = c.id.clone();
+                let _ = crate::http::blocking(move || {
+                    let paths = e.container_paths(&id);
+                    let mut client = shim::connect(&paths, &id)?;
+                    // A paused process cannot die until thawed.
+                    let _ = client.resume();
+                    client.kill(9, true)?;
+                    Ok(())
+                })
+                .await;
+                let waited = tokio::time::timeout(
+                    Duration::from_secs(30),
+                    rx.wait_for(|s| !s.status.is_live()),
+                )
+                .await;
+                if waited.is_err() {
+                    return Err(internal(format!(
+                        "container {} did not exit after SIGKILL within 30s",
+                        c.id
+                    )));
+                }
+            }
+        }
+        let e = self.clone();
+        let id = c.id.clone();
+        crate::http::blocking(move || e.remove_stopped(&id, force)).await
+    }
+
+    /// Removes a container that is not running: its row, its files, its
+    /// handle. Waiters on `removed` are told.
+    fn remove_stopped(&self, id: &str, force: bool) -> Result<(), ApiError> {
+        let c = self.reload_container(id)?;
+        let handle = self.container_handle(&c);
+        let _op = handle.lock();
+        let c = self.reload_container(id)?;
+        if c.state.status.is_live() {
+            return Err(conflict(format!(
+                "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
+            )));
+        }
+        let paths = self.container_paths(id);
+        // A shim left over from a failed start or a crash goes first.
+        self.cleanup_after_shim(id, &paths);
+        if let Err(e) = std::fs::remove_dir_all(&paths.dir) {
+            if e.kind() != std::io::ErrorKind::NotFound && !force {
+                return Err(internal(format!("removing {}: {e}", paths.dir.display())));
+            }
+        }
+        self.store.delete_container(id)?;
+        self.containers.forget(id);
+        self.container_event(&c, "destroy", &[]);
+        Ok(())
+    }
+
+    pub fn pause_container(&self, name: &str) -> Result<(), ApiError> {
+        self.set_paused(name, true)
+    }
+
+    pub fn unpause_container(&self, name: &str) -> Result<(), ApiError> {
+        self.set_paused(name, false)
+    }
+
+    fn set_paused(&self, name: &str, pause: bool) -> Result<(), ApiError> {
+        let c = self.load_container(name)?;
+        let handle = self.container_handle(&c);
+        let _op = handle.lock();
+        let c = self.reload_container(&c.id)?;
+        match (pause, c.state.status) {
+            (true, Status::Running) | (false, Status::Paused) => {}
+            (true, Status::Paused) => {
+                return Err(conflict(format!("Container {} is already paused", c.id)))
+            }
+            (false, _) => return Err(conflict(format!("Container {} is not paused", c.id))),
+            (true, _) => return Err(conflict(format!("Container {} is not running", c.id))),
+        }
+        let paths = self.container_paths(&c.id);
+        let mut client = shim::connect(&paths, &c.id)?;
+        if pause {
+            client.pause()?;
+        } else {
+            client.resume()?;
+        }
+        let mut state = c.state.clone();
+        state.status = if pause {
+            Status::Paused
+        } else {
+            Status::Running
+        };
+        self.save_state(&c.id, &handle, state)?;
+        self.container_event(&c, if pause { "pause" } else { "unpause" }, &[]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/rename`.
+    pub fn rename_container(&self, name: &str, new_name: &str) -> Result<(), ApiError> {
+        let new_name = names::validate(new_name).map_err(ApiError::bad_request)?;
+        let c = self.load_container(name)?;
+        if c.name == new_name {
+            return Err(conflict(format!(
+                "Renaming a container with the same name as its current name: {new_name}"
+            )));
+        }
+        self.store.rename_container(&c.id, &new_name)?;
+        self.container_event(&c, "rename", &[("oldName", format!("/{}", c.name))]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/wait`: the exit code once `condition` holds,
+    /// and the last start error if any.
+    pub async fn wait_container(
+        self: &Arc<Self>,
+        name: &str,
+        condition: WaitCondition,
+    ) -> Result<(i64, Option<String>), ApiError> {
+        let c = self.load_container(name)?;
+        let handle = self.container_handle(&c);
+        let mut rx = handle.subscribe();
+        let mut removed = handle.subscribe_removed();
+        let initial = rx.borrow().clone();
+        let result = |s: &RunState| {
+            let err = (!s.error.is_empty()).then(|| s.error.clone());
+            (i64::from(s.exit_code), err)
+        };
+        match condition {
+            WaitCondition::NotRunning => {
+                let s = rx
+                    .wait_for(|s| !s.status.is_live() && s.status != Status::Restarting)
+                    .await
+                    .map(|s| s.clone())
+                    .unwrap_or(initial);
+                Ok(result(&s))
+            }
+            WaitCondition::NextExit => {
+                let s = rx
+                    .wait_for(|s| {
+                        s.finished_at != initial.finished_at
+                            || (s.error != initial.error && !s.error.is_empty())
+                    })
+                    .await
+                    .map(|s| s.clone())
+                    .unwrap_or(initial);
+                Ok(result(&s))
+            }
+            WaitCondition::Removed => {
+                let _ = removed.wait_for(|r| *r).await;
+                let s = rx.borrow().clone();
+                Ok(result(&s))
+            }
+        }
+    }
+
+    /// Start-up: reconnects to the shims of containers recorded as live,
+    /// and settles the ones whose shim is gone (their real exit code from
+    /// the shim's exit record, mounts and shim dirs cleaned up). Stopped
+    /// containers with `always` restart again, as after a reboot.
+    pub(crate) fn restore(self: &Arc<Self>) {
+        let rows = match self.store.containers() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "listing containers to restore");
+                return;
+            }
+        };
+        for row in rows {
+            let c = match Loaded::from_row(row) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e.message, "restoring a container");
+                    continue;
+                }
+            };
+            let paths = self.container_paths(&c.id);
+            let live = c.state.status.is_live();
+            if live && shim::connect(&paths, &c.id).is_ok() {
+                tracing::info!(container = %c.id, "reconnected to the shim");
+                self.container_handle(&c);
+                self.monitor(&c.id);
+                continue;
+            }
+            if live || c.state.status == Status::Restarting {
+                let exit = berth_shim_proto::client::read_exit_record(&paths.socket())
+                    .ok()
+                    .flatten();
+                tracing::info!(container = %c.id, ?exit, "the shim is gone; recording the exit");
+                if c.state.status == Status::Restarting {
+                    // Restart it now.
+                    let mut state = c.state.clone();
+                    state.status = Status::Running;
+                    let _ = self.store.set_container_state(&c.id, &encode(&state));
+                }
+                self.handle_exit(&c.id, exit);
+            } else if rootfs::is_mounted(&paths.rootfs()) {
+                self.cleanup_after_shim(&c.id, &paths);
+            }
+        }
+    }
+}
+
+fn auto_remove(c: &Loaded) -> bool {
+    c.config
+        .create
+        .host_config
+        .as_ref()
+        .and_then(|h| h.auto_remove)
+        .unwrap_or(false)
+}
+
+/// docker's `LogConfig`: json-file (or unset) with `max-size` and
+/// `max-file`.
+fn log_options(
+    log: Option<&berth_api::models::HostConfigLogConfig>,
+) -> Result<(u64, u32), ApiError> {
+    let Some(log) = log else { return Ok((0, 1)) };
+    match log.typ.as_deref().unwrap_or("") {
+        "" | "json-file" => {}
+        "none" | "local" | "journald" | "syslog" | "fluentd" | "gelf" | "awslogs" | "splunk"
+        | "etwlogs" | "gcplogs" | "logentries" => {
+            return Err(ApiError::not_implemented(&format!(
+                "the {:?} logging driver (HostConfig.LogConfig.Type; json-file is available)",
+                log.typ.as_deref().unwrap_or("")
+            )))
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "logger: no log driver named '{other}' is registered"
+            )))
+        }
+    }
+    let opts = log.config.clone().unwrap_or_default();
+    let mut size = 0;
+    let mut files = 1;
+    for (k, v) in &opts {
+        match k.as_str() {
+            "max-size" => {
+                size = parse_size(v).ok_or_else(|| {
+                    ApiError::bad_request(format!("invalid max-size {v:?}: use a size like 10m"))
+                })?
+            }
+            "max-file" => {
+                files = v.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "invalid max-file {v:?}: use a whole number of at least 1"
+                    ))
+                })?;
+            }
+            "compress" | "labels" | "env" | "env-regex" | "tag" => {}
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown log opt '{other}' for json-file log driver"
+                )))
+            }
+        }
+    }
+    if files > 1 && size == 0 {
+        return Err(ApiError::bad_request(
+            "max-file cannot be greater than 1 without max-size",
+        ));
+    }
+    Ok((size, files))
+}
+
+/// go-units' RAMInBytes: `10m`, `1.5g`, `512k`, `100` (bytes).
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        't' => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    let n: f64 = num.parse().ok()?;
+    (n >= 0.0).then_some((n * mult as f64) as u64)
+}
+
+/// docker's exit code and HTTP status for a failed start: 127 when the
+/// command is missing, 126 when it cannot be executed, else 128.
+pub(crate) fn start_failure(message: &str) -> (i32, u16) {
+    let m = message.to_ascii_lowercase();
+    if m.contains("executable file not found") || m.contains("no such file or directory") {
+        (127, 400)
+    } else if m.contains("permission denied") || m.contains("is a directory") {
+        (126, 400)
+    } else {
+        (128, 500)
+    }
+}
+
+/// A signal by number or name (`SIGTERM`, `TERM`, `15`, `SIGRTMIN+3`).
+pub fn parse_signal(s: &str) -> Result<i32, ApiError> {
+    const NAMES: &[(&str, i32)] = &[
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("IOT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("STKFLT", 16),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("URG", 23),
+        ("XCPU", 24),
+        ("XFSZ", 25),
+        ("VTALRM", 26),
+        ("PROF", 27),
+        ("WINCH", 28),
+        ("IO", 29),
+        ("POLL", 29),
+        ("PWR", 30),
+        ("SYS", 31),
+    ];
+    let bad = || ApiError::bad_request(format!("Invalid signal: {s}"));
+    if let Ok(n) = s.parse::<i32>() {
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    if let Some(off) = name.strip_prefix("RTMIN+") {
+        let n: i32 = off.parse().map_err(|_| bad())?;
+        return if (0..=30).contains(&n) {
+            Ok(34 + n)
+        } else {
+            Err(bad())
+        };
+    }
+    if let Some(off) = name.strip_prefix("RTMAX-") {
+        let n: i32 = off.parse().map_err(|_| bad())?;
+        return if (0..=30).contains(&n) {
+            Ok(64 - n)
+        } else {
+            Err(bad())
+        };
+    }
+    match name {
+        "RTMIN" => return Ok(34),
+        "RTMAX" => return Ok(64),
+        _ => {}
+    }
+    NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+        .ok_or_else(bad)
+}
+
+/// `<parent>/<id>`, the parent made absolute (`HostConfig.CgroupParent`
+/// is not supported yet; the daemon's `cgroup-parent` applies).
+fn cgroups_path(parent: &str, id: &str) -> String {
+    let parent = parent.trim_end_matches('/');
+    if parent.starts_with('/') {
+        format!("{parent}/{id}")
+    } else {
+        format!("/{parent}/{id}")
+    }
+}
+
+/// Writes a file by temp file, fsync and rename.
+pub(crate) fn write_atomically(path: &std::path::Path, data: &[u8]) -> Result<(), ApiError> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let r = std::fs::File::create(&tmp)
+        .and_then(|mut f| {
+            f.write_all(data)?;
+            f.sync_all()
+        })
+        .and_then(|_| std::fs::rename(&tmp, path));
+    r.map_err(|e| internal(format!("writing {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_and_number() {
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("kill").unwrap(), 9);
+        assert_eq!(parse_signal("10").unwrap(), 10);
+        assert_eq!(parse_signal("SIGRTMIN+3").unwrap(), 37);
+        assert!(parse_signal("SIGNOPE").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn sizes_and_start_failures() {
+        assert_eq!(parse_size("10m"), Some(10 << 20));
+        assert_eq!(parse_size("1k"), Some(1024));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(
+            start_failure("exec: \"nope\": executable file not found in $PATH").0,
+            127
+        );
+        assert_eq!(start_failure("exec /etc: permission denied").0, 126);
+        assert_eq!(start_failure("cgroup trouble").0, 128);
+    }
+
+    #[test]
+    fn log_options_follow_docker() {
+        use berth_api::models::HostConfigLogConfig;
+        let cfg = |pairs: &[(&str, &str)]| HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+        };
+        assert_eq!(log_options(None).unwrap(), (0, 1));
+        assert_eq!(
+            log_options(Some(&cfg(&[("max-size", "1m"), ("max-file", "3")]))).unwrap(),
+            (1 << 20, 3)
+        );
+        assert!(log_options(Some(&cfg(&[("max-file", "3")]))).is_err());
+        assert!(log_options(Some(&cfg(&[("bogus", "1")]))).is_err());
+    }
+}

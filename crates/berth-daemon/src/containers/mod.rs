@@ -1,0 +1,150 @@
+//! Containers: the daemon's side of their lifecycle.
+//!
+//! The database row is the truth about what exists and what the user
+//! asked for; the shim is the truth about a live process. Each container
+//! has a [`Handle`] in memory: a lock that serialises its lifecycle steps
+//! (create, start, exit handling, remove) and a watch channel with its
+//! latest [`RunState`] that waiters (`wait`, `stop`) subscribe to.
+//!
+//! Every running container has a monitor thread blocked in the shim's
+//! `wait`; when it returns, [`Engine::handle_exit`] records the exit,
+//! deletes the shim, unmounts the rootfs, and applies the restart policy
+//! or `AutoRemove`. After a daemon restart, [`Engine::restore`] reconnects
+//! to the shims it finds and cleans up after those that are gone.
+
+pub mod attach;
+mod etc;
+mod exec;
+pub mod inspect;
+pub mod lifecycle;
+mod logs;
+mod names;
+mod record;
+mod rootfs;
+mod shim;
+pub mod stats;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use attach::AttachRequest;
+pub use exec::ExecStart;
+pub use logs::LogOptions;
+pub use record::{ContainerConfig, ExecRecord, RunState, Status};
+pub use shim::Paths;
+
+use crate::error::ApiError;
+
+/// The in-memory side of one container.
+#[derive(Debug)]
+pub struct Handle {
+    /// Held for a whole lifecycle step.
+    op: Mutex<()>,
+    /// The latest recorded state.
+    state: tokio::sync::watch::Sender<RunState>,
+    /// Set once the container's row is gone.
+    removed: tokio::sync::watch::Sender<bool>,
+    /// Attach requests made before start, connected to the shim between
+    /// its create and the process's start so no output is missed.
+    pending_attach: Mutex<Vec<AttachRequest>>,
+}
+
+impl Handle {
+    fn new(state: RunState) -> Arc<Handle> {
+        Arc::new(Handle {
+            op: Mutex::new(()),
+            state: tokio::sync::watch::channel(state).0,
+            removed: tokio::sync::watch::channel(false).0,
+            pending_attach: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.op.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn state(&self) -> RunState {
+        self.state.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<RunState> {
+        self.state.subscribe()
+    }
+
+    pub fn subscribe_removed(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.removed.subscribe()
+    }
+}
+
+/// Every container's handle, and the exec instances.
+#[derive(Debug, Default)]
+pub struct Containers {
+    handles: Mutex<HashMap<String, Arc<Handle>>>,
+    execs: Mutex<HashMap<String, ExecRecord>>,
+}
+
+impl Containers {
+    fn handles(&self) -> MutexGuard<'_, HashMap<String, Arc<Handle>>> {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn execs(&self) -> MutexGuard<'_, HashMap<String, ExecRecord>> {
+        self.execs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The handle of `id`, made from `state` if it has none yet.
+    fn handle(&self, id: &str, state: impl FnOnce() -> RunState) -> Arc<Handle> {
+        self.handles()
+            .entry(id.to_string())
+            .or_insert_with(|| Handle::new(state()))
+            .clone()
+    }
+
+    fn forget(&self, id: &str) {
+        if let Some(h) = self.handles().remove(id) {
+            h.removed.send_replace(true);
+        }
+        self.execs().retain(|_, e| e.container_id != id);
+    }
+}
+
+/// A container as loaded from the database.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub id: String,
+    pub name: String,
+    pub image_id: berth_image::Digest,
+    pub created_at: i64,
+    pub config: ContainerConfig,
+    pub state: RunState,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    what: &str,
+    id: &str,
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            berth_errdefs::ErrorKind::DataLoss,
+            format!("the stored {what} of container {id} is unreadable: {e}"),
+        )
+    })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("container records serialise")
+}
+
+impl Loaded {
+    fn from_row(row: berth_store::ContainerRow) -> Result<Loaded, ApiError> {
+        Ok(Loaded {
+            config: decode("config", &row.id, &row.config)?,
+            state: decode("state", &row.id, &row.state)?,
+            id: row.id,
+            name: row.name,
+            image_id: row.image_id,
+            created_at: row.created_at,
+        })
+    }
+}

@@ -1,0 +1,285 @@
+//! Containers through berthd, driven by the real docker CLI: run (attached,
+//! detached, --rm), ps, logs, exec, inspect, top, stats, stop, kill, wait,
+//! rm, restart policies, and live restore after `kill -9` of the daemon.
+//! Each test ends with `Berthd::stop`, which checks that no shim, mount or
+//! container cgroup is left.
+
+use std::time::{Duration, Instant};
+
+use berth_integration::daemon::Berthd;
+use berth_integration::peers::busybox_tar;
+use berth_integration::require_root;
+use serde_json::Value;
+
+fn has_docker() -> bool {
+    let ok = std::process::Command::new("docker")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipped: no docker CLI on this machine");
+    }
+    ok
+}
+
+/// A daemon with the busybox image imported as `bb:1`.
+fn daemon_with_busybox() -> Berthd {
+    let d = Berthd::start(&[]);
+    let tar = busybox_tar(d.dir.path());
+    d.docker_ok(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        tar.to_str().unwrap(),
+        "bb:1",
+    ]);
+    d
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn inspect(d: &Berthd, name: &str) -> Value {
+    let out = d.docker_ok(&["inspect", name]);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("inspect: {e}: {out}"));
+    v[0].clone()
+}
+
+/// Polls `f` until it is true or `secs` pass.
+fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn run_attached_and_removed() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = daemon_with_busybox();
+    let out = d.docker(&["run", "--rm", "bb:1", "echo", "hello from berth"]);
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), d.log());
+    assert_eq!(text(&out.stdout), "hello from berth\n");
+    // stderr is its own stream, the exit code is the container's.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "out\n");
+    assert!(text(&out.stderr).contains("err"), "{}", text(&out.stderr));
+    // stdin reaches the container with -i.
+    let out = d.sh_ok("echo piped | docker run --rm -i bb:1 cat");
+    assert_eq!(out, "piped\n");
+    // --rm removed them all.
+    assert_eq!(d.docker_ok(&["ps", "-aq"]).trim(), "");
+    // A missing command is docker's 127, an unexecutable one 126.
+    let out = d.docker(&["run", "--rm", "bb:1", "/no/such/binary"]);
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
+    let out = d.docker(&["run", "--rm", "bb:1", "/etc"]);
+    assert_eq!(out.status.code(), Some(126), "{}", text(&out.stderr));
+    // A missing image is a 404 (the CLI then tries to pull it).
+    let out = d.docker(&["create", "nope:1"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("Unable to find image 'nope:1' locally"),
+        "{}",
+        text(&out.stderr)
+    );
+    let (status, body) = d.api("POST", "/containers/create", Some(br#"{"Image":"nope:1"}"#));
+    assert_eq!(status, 404, "{}", text(&body));
+    assert!(
+        text(&body).contains("No such image: nope:1"),
+        "{}",
+        text(&body)
+    );
+    for id in d.docker_ok(&["ps", "-aq"]).lines() {
+        d.docker_ok(&["rm", "-f", id]);
+    }
+    d.stop();
+}
+
+#[test]
+fn detached_lifecycle() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = daemon_with_busybox();
+    let id = d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--label",
+        "tier=front",
+        "-e",
+        "GREETING=hi",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo started; echo $GREETING; exec sleep 1000",
+    ]);
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.Status}} {{.Labels}}"]);
+    assert!(ps.starts_with("web Up"), "{ps}");
+    assert!(ps.contains("tier=front"), "{ps}");
+    eventually(10, "the container's output in its log", || {
+        d.docker_ok(&["logs", "web"]) == "started\nhi\n"
+    });
+    let v = inspect(&d, "web");
+    assert_eq!(v["Id"], id.as_str());
+    assert_eq!(v["Name"], "/web");
+    assert_eq!(v["State"]["Status"], "running");
+    assert!(v["State"]["Pid"].as_i64().unwrap() > 0);
+    assert!(v["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "GREETING=hi"));
+    // exec joins it.
+    assert_eq!(
+        d.docker_ok(&["exec", "web", "echo", "in", "there"]),
+        "in there\n"
+    );
+    let out = d.docker(&["exec", "web", "sh", "-c", "exit 4"]);
+    assert_eq!(out.status.code(), Some(4));
+    let out = d.docker(&["exec", "web", "/no/such/tool"]);
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
+    // A detached exec runs on its own.
+    d.docker_ok(&["exec", "-d", "web", "sh", "-c", "echo detached > /tmp/mark"]);
+    eventually(10, "the detached exec's file", || {
+        d.docker(&["exec", "web", "cat", "/tmp/mark"]).stdout == b"detached\n"
+    });
+    // top lists its processes.
+    let top = d.docker_ok(&["top", "web"]);
+    assert!(top.contains("sleep 1000"), "{top}");
+    // One stats sample with real numbers.
+    let stats = d.docker_ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}}",
+        "web",
+    ]);
+    assert!(stats.starts_with("web "), "{stats}");
+    // Name lookup by prefix of the id works like docker.
+    assert_eq!(inspect(&d, &id[..10])["Name"], "/web");
+    // pause/unpause through the freezer.
+    d.docker_ok(&["pause", "web"]);
+    assert_eq!(inspect(&d, "web")["State"]["Status"], "paused");
+    d.docker_ok(&["unpause", "web"]);
+    assert_eq!(inspect(&d, "web")["State"]["Status"], "running");
+    // A running container cannot be removed without -f.
+    let out = d.docker(&["rm", "web"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("cannot remove a running container"),
+        "{}",
+        text(&out.stderr)
+    );
+    // rename, then stop: sleep as pid 1 ignores SIGTERM, so SIGKILL after 1s.
+    d.docker_ok(&["rename", "web", "web2"]);
+    let started = Instant::now();
+    d.docker_ok(&["stop", "-t", "1", "web2"]);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let v = inspect(&d, "web2");
+    assert_eq!(v["State"]["Status"], "exited");
+    assert_eq!(v["State"]["ExitCode"], 137);
+    assert_eq!(d.docker_ok(&["wait", "web2"]).trim(), "137");
+    // Start again: the same container runs and logs append.
+    d.docker_ok(&["start", "web2"]);
+    eventually(10, "the second run's output", || {
+        d.docker_ok(&["logs", "web2"]) == "started\nhi\nstarted\nhi\n"
+    });
+    d.docker_ok(&["kill", "web2"]);
+    eventually(10, "the kill to land", || {
+        inspect(&d, "web2")["State"]["Status"] == "exited"
+    });
+    d.docker_ok(&["rm", "web2"]);
+    assert_eq!(d.docker_ok(&["ps", "-aq"]).trim(), "");
+    d.stop();
+}
+
+#[test]
+fn restart_policy_and_live_restore() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let mut d = daemon_with_busybox();
+    // on-failure:2 restarts a failing container twice, then leaves it.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo run; exit 1",
+    ]);
+    eventually(30, "two restarts", || {
+        let v = inspect(&d, "flaky");
+        v["State"]["Status"] == "exited" && v["RestartCount"] == 2
+    });
+    assert_eq!(d.docker_ok(&["logs", "flaky"]), "run\nrun\nrun\n");
+    // A counter survives the daemon's death.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "bb:1",
+        "sh",
+        "-c",
+        "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
+    ]);
+    eventually(10, "a few ticks", || {
+        d.docker_ok(&["logs", "ticker"]).lines().count() >= 3
+    });
+    let pid_before = inspect(&d, "ticker")["State"]["Pid"].clone();
+    // One that exits while the daemon is down shows its real exit code.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "brief",
+        "bb:1",
+        "sh",
+        "-c",
+        "sleep 2; exit 7",
+    ]);
+    d.crash();
+    std::thread::sleep(Duration::from_secs(3));
+    d.restart();
+    let v = inspect(&d, "ticker");
+    assert_eq!(v["State"]["Status"], "running", "{v}");
+    assert_eq!(v["State"]["Pid"], pid_before);
+    let before = d.docker_ok(&["logs", "ticker"]).lines().count();
+    eventually(10, "ticks after the restart", || {
+        d.docker_ok(&["logs", "ticker"]).lines().count() > before + 2
+    });
+    eventually(10, "brief's exit", || {
+        inspect(&d, "brief")["State"]["Status"] == "exited"
+    });
+    assert_eq!(inspect(&d, "brief")["State"]["ExitCode"], 7);
+    // exec and stop work on the restored container.
+    assert_eq!(
+        d.docker_ok(&["exec", "ticker", "echo", "still", "here"]),
+        "still here\n"
+    );
+    d.docker_ok(&["stop", "-t", "1", "ticker"]);
+    assert_eq!(inspect(&d, "ticker")["State"]["Status"], "exited");
+    d.docker_ok(&["rm", "-f", "flaky", "ticker", "brief"]);
+    d.stop();
+}
