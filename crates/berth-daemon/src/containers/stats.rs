@@ -114,7 +114,11 @@ fn limit_or_host(limit: u64) -> u64 {
                 })
         })
         .map_or(u64::MAX, |kb| kb * 1024);
-    limit.min(host)
+    if limit == 0 {
+        host
+    } else {
+        limit.min(host)
+    }
 }
 
 impl Engine {

@@ -295,7 +295,10 @@ impl Plan {
         let net_host = mode == "host" && !network_disabled;
         match mode {
             _ if network_disabled => {}
-            "" | "default" | "bridge" => warnings.push(NETWORK_WARNING.to_string()),
+            // Only an explicit bridge request is warned about: every plain
+            // `run` asks for "default", and a warning on each would be noise.
+            "bridge" => warnings.push(NETWORK_WARNING.to_string()),
+            "" | "default" => {}
             "none" | "host" => {}
             "container" => {
                 return Err(SpecError::invalid(

@@ -289,7 +289,11 @@ fn validate_warns_about_networking_and_image_volumes() {
     let mut img = image();
     img.config.as_mut().unwrap().volumes =
         Some([("/data".to_string(), serde_json::json!({}))].into());
-    let warnings = Plan::new(&body(HostConfig::default()), &img, &Host::fixed())
+    let bridge = HostConfig {
+        network_mode: Some("bridge".into()),
+        ..Default::default()
+    };
+    let warnings = Plan::new(&body(bridge.clone()), &img, &Host::fixed())
         .unwrap()
         .warnings;
     assert_eq!(warnings[0], plan::NETWORK_WARNING);
@@ -306,9 +310,12 @@ fn validate_warns_about_networking_and_image_volumes() {
     assert!(none.warnings.is_empty());
     // The public function, on this host.
     assert_eq!(
-        validate(&body(HostConfig::default()), &image()).unwrap(),
+        validate(&body(bridge), &image()).unwrap(),
         vec![plan::NETWORK_WARNING.to_string()]
     );
+    assert!(validate(&body(HostConfig::default()), &image())
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
