@@ -9,6 +9,19 @@ use std::time::{Duration, Instant};
 
 use crate::runtime::berth_binary;
 
+/// Whether the docker CLI is here (the daemon tests drive berthd with it);
+/// says so when it is not.
+pub fn has_docker() -> bool {
+    let ok = Command::new("docker")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipped: no docker CLI on this machine");
+    }
+    ok
+}
+
 /// Seconds any one client command may take before the test fails.
 const CLIENT_TIMEOUT_SECS: u32 = 120;
 

@@ -6,21 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use berth_integration::daemon::Berthd;
+use berth_integration::daemon::{has_docker, Berthd};
 use berth_integration::peers::busybox_tar;
 use berth_integration::require_root;
 use serde_json::Value;
-
-fn has_docker() -> bool {
-    let ok = std::process::Command::new("docker")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipped: no docker CLI on this machine");
-    }
-    ok
-}
 
 /// A daemon with the busybox image imported as `bb:1`.
 fn daemon_with_busybox() -> Berthd {

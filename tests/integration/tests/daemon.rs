@@ -2,7 +2,7 @@
 //! with curl and with the real docker CLI; each test ends with
 //! `Berthd::stop`, which checks that the daemon left nothing behind.
 
-use berth_integration::daemon::{Berthd, LoopbackRegistry};
+use berth_integration::daemon::{has_docker, Berthd, LoopbackRegistry};
 use berth_integration::peers::busybox_tar;
 use berth_integration::require_root;
 use serde_json::Value;
@@ -10,17 +10,6 @@ use serde_json::Value;
 fn json(body: &[u8]) -> Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
-}
-
-fn has_docker() -> bool {
-    let ok = std::process::Command::new("docker")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipped: no docker CLI on this machine");
-    }
-    ok
 }
 
 #[test]
@@ -384,13 +373,50 @@ fn bad_input_is_refused_and_changes_nothing() {
     assert!((400..600).contains(&status), "{status}");
     let (_, list) = d.api("GET", "/images/json", None);
     assert_eq!(json(&list), serde_json::json!([]));
+    // Container requests: malformed, mistyped, incomplete, unknown ids.
+    d.api_error(
+        "POST",
+        "/containers/create",
+        Some(b"{"),
+        400,
+        "invalid container config",
+    );
+    d.api_error(
+        "POST",
+        "/containers/create",
+        Some(br#"{"Image":"x","Cmd":42}"#),
+        400,
+        "invalid container config",
+    );
     d.api_error(
         "POST",
         "/containers/create",
         Some(b"{}"),
-        501,
-        "POST /containers/create",
+        400,
+        "Config.Image is required",
     );
+    d.api_error(
+        "POST",
+        "/containers/nope/start",
+        None,
+        404,
+        "No such container: nope",
+    );
+    d.api_error(
+        "GET",
+        "/containers/nope/json",
+        None,
+        404,
+        "No such container: nope",
+    );
+    d.api_error(
+        "POST",
+        "/exec/nope/start",
+        Some(b"{}"),
+        404,
+        "No such exec instance",
+    );
+    d.api_error("GET", "/networks", None, 501, "GET /networks");
     d.api_error("GET", "/images/search?term=x", None, 501, "search");
     d.stop();
 }

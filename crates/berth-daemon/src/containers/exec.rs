@@ -38,12 +38,7 @@ impl Engine {
                     ),
                 ))
             }
-            _ => {
-                return Err(ApiError::new(
-                    ErrorKind::Conflict,
-                    format!("Container {} is not running", c.id),
-                ))
-            }
+            _ => return Err(super::lifecycle::not_running(&c.id)),
         }
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(ApiError::bad_request("No exec command specified"));
@@ -236,10 +231,7 @@ impl Engine {
     pub fn resize_container(&self, name: &str, width: u16, height: u16) -> Result<(), ApiError> {
         let c = self.load_container(name)?;
         if !c.state.status.is_live() {
-            return Err(ApiError::new(
-                ErrorKind::Conflict,
-                format!("Container {} is not running", c.id),
-            ));
+            return Err(super::lifecycle::not_running(&c.id));
         }
         let paths = self.container_paths(&c.id);
         let mut client = shim::connect(&paths, &c.id)?;

@@ -29,12 +29,10 @@ fn time(ns: u64) -> String {
 fn merged_config(c: &Loaded, image: &berth_image::ImageConfig) -> Value {
     let create = &c.config.create;
     let run = image.config.clone().unwrap_or_default();
-    let mut env: Vec<String> = run.env.clone().unwrap_or_default();
-    for e in create.env.clone().unwrap_or_default() {
-        let key = e.split('=').next().unwrap_or_default().to_string();
-        env.retain(|x| x.split('=').next() != Some(key.as_str()));
-        env.push(e);
-    }
+    let env = crate::spec::env::merge_env(
+        create.env.as_deref().unwrap_or_default(),
+        run.env.as_deref().unwrap_or_default(),
+    );
     let (entrypoint, cmd) = match &create.entrypoint {
         Some(ep) => (Some(ep.clone()), create.cmd.clone()),
         None => (

@@ -31,6 +31,11 @@ fn conflict(msg: impl Into<String>) -> ApiError {
     ApiError::new(ErrorKind::Conflict, msg)
 }
 
+/// docker's 409 for an operation that needs a running container.
+pub(crate) fn not_running(id: &str) -> ApiError {
+    conflict(format!("Container {id} is not running"))
+}
+
 fn internal(msg: impl Into<String>) -> ApiError {
     ApiError::new(ErrorKind::Internal, msg)
 }
@@ -727,7 +732,7 @@ impl Engine {
                 return Err(conflict(format!("Container {} is already paused", c.id)))
             }
             (false, _) => return Err(conflict(format!("Container {} is not paused", c.id))),
-            (true, _) => return Err(conflict(format!("Container {} is not running", c.id))),
+            (true, _) => return Err(not_running(&c.id)),
         }
         let paths = self.container_paths(&c.id);
         let mut client = shim::connect(&paths, &c.id)?;

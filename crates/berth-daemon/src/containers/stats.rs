@@ -129,10 +129,7 @@ impl Engine {
     ) -> Result<(String, String, berth_cgroups::Stats), ApiError> {
         let c = self.load_container(name)?;
         if !c.state.status.is_live() {
-            return Err(ApiError::new(
-                ErrorKind::Conflict,
-                format!("Container {} is not running", c.id),
-            ));
+            return Err(super::lifecycle::not_running(&c.id));
         }
         let paths = self.container_paths(&c.id);
         let mut client = shim::connect(&paths, &c.id)?;
@@ -144,10 +141,7 @@ impl Engine {
     pub fn top_container(self: &Arc<Self>, name: &str, ps_args: &str) -> Result<Value, ApiError> {
         let c = self.load_container(name)?;
         if !c.state.status.is_live() {
-            return Err(ApiError::new(
-                ErrorKind::Conflict,
-                format!("Container {} is not running", c.id),
-            ));
+            return Err(super::lifecycle::not_running(&c.id));
         }
         let pids = container_pids(c.state.pid)?;
         let args: Vec<&str> = if ps_args.trim().is_empty() {

@@ -24,7 +24,7 @@
 
 mod caps;
 mod devices;
-mod env;
+pub(crate) mod env;
 mod host;
 mod mounts;
 mod plan;
