@@ -46,6 +46,8 @@ pub enum ImageError {
     NoManifest { id: String },
     #[error("{message}")]
     InvalidArgument { message: String },
+    #[error("conflict: {0}")]
+    InUse(String),
     #[error("{what} is not implemented by berthd yet")]
     NotImplemented { what: String },
 }
@@ -62,7 +64,7 @@ impl HasKind for ImageError {
             ImageError::Platform(e) => e.kind(),
             ImageError::Gc(e) => e.kind(),
             ImageError::BadConfig { .. } | ImageError::NoManifest { .. } => ErrorKind::DataLoss,
-            ImageError::MultipleRepositories { .. } => ErrorKind::Conflict,
+            ImageError::MultipleRepositories { .. } | ImageError::InUse(_) => ErrorKind::Conflict,
             ImageError::InvalidArgument { .. } => ErrorKind::InvalidArgument,
             ImageError::NotImplemented { .. } => ErrorKind::NotImplemented,
         }
@@ -289,8 +291,11 @@ impl Engine {
         Ok(())
     }
 
-    /// `DELETE /images/{name}`: docker's `rmi` rules (no containers yet, so
-    /// "in use" never applies).
+    /// `DELETE /images/{name}`: docker's `rmi` rules. An image a container
+    /// uses is not deleted: without `force` that is a conflict; with it the
+    /// image loses its names but stays for its containers (docker would
+    /// delete a stopped container's image; berth keeps what a container
+    /// needs to start again). A running container's image is never forced.
     pub fn remove_image(
         &self,
         name: &str,
@@ -323,6 +328,37 @@ impl Engine {
                     short: image.id.hex()[..12].to_string(),
                 });
             }
+        }
+        let users = self.store.containers_using(&image.id)?;
+        if let Some(user) = users.first() {
+            let short_image = &image.id.hex()[..12];
+            let running = users.iter().find(|id| {
+                self.load_container(id)
+                    .is_ok_and(|c| c.state.status.is_live())
+            });
+            if let Some(r) = running {
+                return Err(ImageError::InUse(format!(
+                    "unable to delete {short_image} (cannot be forced) - image is being used by running container {}",
+                    &r[..12]
+                )));
+            }
+            if !force {
+                return Err(ImageError::InUse(match Reference::parse(name) {
+                    Ok(_) if !name.starts_with("sha256:") && !image.id.hex().starts_with(name) => format!(
+                        "unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {short_image}",
+                        &user[..12]
+                    ),
+                    _ => format!(
+                        "unable to delete {short_image} (must be forced) - image is being used by stopped container {}",
+                        &user[..12]
+                    ),
+                }));
+            }
+            for r in refs {
+                self.store.remove_reference(&r)?;
+                out.push(self.untagged_event(&image.id, &r));
+            }
+            return Ok(out);
         }
         for r in self.store.delete_image(&image.id)? {
             out.push(self.untagged_event(&image.id, &r));
@@ -490,6 +526,10 @@ impl Engine {
                 continue;
             }
             if until.is_some_and(|u| image.added_at >= u) {
+                continue;
+            }
+            // An image a container uses is not unused.
+            if !self.store.containers_using(&image.id)?.is_empty() {
                 continue;
             }
             let labels = image_labels(&image);

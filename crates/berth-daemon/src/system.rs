@@ -136,12 +136,17 @@ impl Engine {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
+        let containers =
+            self.list_containers(true, None, false, &berth_api::Filters::default())?;
+        let in_state = |s: &str| containers.iter().filter(|c| c["State"] == s).count();
+        let running = in_state("running") + in_state("restarting");
+        let paused = in_state("paused");
         Ok(json!({
             "ID": self.id,
-            "Containers": 0,
-            "ContainersRunning": 0,
-            "ContainersPaused": 0,
-            "ContainersStopped": 0,
+            "Containers": containers.len(),
+            "ContainersRunning": running,
+            "ContainersPaused": paused,
+            "ContainersStopped": containers.len() - running - paused,
             "Images": images,
             "Driver": "overlay2",
             "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],

@@ -160,6 +160,16 @@ fn detached_lifecycle() {
         "web",
     ]);
     assert!(stats.starts_with("web "), "{stats}");
+    // The image of a running container cannot go, not even forced.
+    let out = d.docker(&["rmi", "-f", "bb:1"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("(cannot be forced) - image is being used by running container"),
+        "{}",
+        text(&out.stderr)
+    );
+    let info = d.docker_ok(&["info", "--format", "{{.Containers}} {{.ContainersRunning}}"]);
+    assert_eq!(info.trim(), "1 1");
     // Name lookup by prefix of the id works like docker.
     assert_eq!(inspect(&d, &id[..10])["Name"], "/web");
     // pause/unpause through the freezer.
@@ -193,6 +203,16 @@ fn detached_lifecycle() {
     eventually(10, "the kill to land", || {
         inspect(&d, "web2")["State"]["Status"] == "exited"
     });
+    // A stopped container's image needs force, and then only loses its name.
+    let out = d.docker(&["rmi", "bb:1"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("is using its referenced image"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = d.docker_ok(&["image", "prune", "-af"]);
+    assert!(!out.contains("Deleted"), "{out}");
     d.docker_ok(&["rm", "web2"]);
     assert_eq!(d.docker_ok(&["ps", "-aq"]).trim(), "");
     d.stop();
