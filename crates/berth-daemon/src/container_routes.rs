@@ -8,19 +8,20 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use berth_api::models::{ContainerCreateBody, ExecConfig};
+use berth_api::models::{ContainerCreateBody, ContainerUpdateBody, ExecConfig};
 use berth_api::query;
 use berth_errdefs::ErrorKind;
 use berth_shim_proto::AttachOptions;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use crate::containers::archive::{ExtractOptions, PathStat};
 use crate::containers::lifecycle::WaitCondition;
 use crate::containers::{AttachRequest, ExecStart, LogOptions};
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::http::{blocking, json as json_response, parse_filters, parse_query};
-use crate::streams::{line_channel, read_limited, ChannelWriter};
+use crate::streams::{body_reader, line_channel, read_limited, ChannelWriter};
 
 /// Create bodies carry the whole Config and HostConfig; docker's own are
 /// a few KiB.
@@ -269,23 +270,100 @@ async fn container_action(
             let id = blocking(move || engine.create_exec(&name, config)).await?;
             Ok(json_response(StatusCode::CREATED, &json!({"Id": id})))
         }
-        (Method::POST, "update") => Err(ApiError::not_implemented(
-            "POST /containers/{id}/update (changing a container's resources)",
-        )),
-        (Method::GET, "archive") | (Method::HEAD, "archive") | (Method::PUT, "archive") => Err(
-            ApiError::not_implemented(&format!("{m} /containers/{{id}}/archive (docker cp)")),
-        ),
-        (Method::GET, "export") => Err(ApiError::not_implemented(
-            "GET /containers/{id}/export (docker export)",
-        )),
-        (Method::GET, "changes") => Err(ApiError::not_implemented(
-            "GET /containers/{id}/changes (docker diff)",
-        )),
+        (Method::POST, "update") => {
+            let bytes = read_limited(body, MAX_CREATE_BODY).await?;
+            let update: ContainerUpdateBody = parse_json(&bytes, "invalid update config")?;
+            let warnings = blocking(move || engine.update_container(&name, update)).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({ "Warnings": warnings }),
+            ))
+        }
+        (Method::HEAD, "archive") => {
+            let q: ArchiveQuery = parse_query(q)?;
+            let stat = engine.container_path_stat(name, q.path).await?;
+            Ok((
+                StatusCode::OK,
+                [(PATH_STAT_HEADER, path_stat_value(&stat)?)],
+            )
+                .into_response())
+        }
+        (Method::GET, "archive") => {
+            let q: ArchiveQuery = parse_query(q)?;
+            let (writer, body) = ChannelWriter::new();
+            let stat = engine.container_archive(name, q.path, writer).await?;
+            Ok((
+                StatusCode::OK,
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/x-tar"),
+                    ),
+                    (
+                        header::HeaderName::from_static(PATH_STAT_HEADER),
+                        path_stat_value(&stat)?,
+                    ),
+                ],
+                body,
+            )
+                .into_response())
+        }
+        (Method::PUT, "archive") => {
+            let q: ArchiveQuery = parse_query(q)?;
+            let opts = ExtractOptions {
+                no_overwrite_dir_non_dir: q
+                    .no_overwrite_dir_non_dir
+                    .as_deref()
+                    .is_some_and(query::bool_value),
+                copy_uid_gid: q.copy_uid_gid.as_deref().is_some_and(query::bool_value),
+            };
+            let input = body_reader(body);
+            engine
+                .extract_to_container(name, q.path, opts, input)
+                .await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        (Method::GET, "export") => {
+            let (writer, body) = ChannelWriter::new();
+            engine.export_container(name, writer).await?;
+            Ok((
+                StatusCode::OK,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-tar"),
+                )],
+                body,
+            )
+                .into_response())
+        }
+        (Method::GET, "changes") => {
+            let changes = blocking(move || engine.container_changes(&name)).await?;
+            Ok(json_response(StatusCode::OK, &changes))
+        }
         (Method::GET, "attach/ws") => Err(ApiError::not_implemented(
             "the websocket attach (GET /containers/{id}/attach/ws)",
         )),
         _ => Err(ApiError::not_found("page not found")),
     }
+}
+
+/// docker cp's stat header.
+const PATH_STAT_HEADER: &str = "x-docker-container-path-stat";
+
+/// The archive endpoints' query (`path`, and for PUT docker's two flags).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct ArchiveQuery {
+    path: String,
+    #[serde(rename = "noOverwriteDirNonDir")]
+    no_overwrite_dir_non_dir: Option<String>,
+    #[serde(rename = "copyUIDGID")]
+    copy_uid_gid: Option<String>,
+}
+
+fn path_stat_value(stat: &PathStat) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_str(&stat.header_value())
+        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("encoding the path stat: {e}")))
 }
 
 fn resize_dims(q: &str) -> Result<(u16, u16), ApiError> {

@@ -92,7 +92,7 @@ fn merged_config(c: &Loaded, image: &berth_image::ImageConfig) -> Value {
     if let Some(t) = create.stop_timeout {
         v["StopTimeout"] = json!(t);
     }
-    if let Some(h) = &create.healthcheck {
+    if let Some(h) = super::health::merged_config(create, image) {
         v["Healthcheck"] = json!(h);
     }
     v
@@ -224,6 +224,9 @@ impl Engine {
             "Config": merged_config(&c, &image_config),
             "NetworkSettings": network_settings(&c),
         });
+        if let Some(h) = &state.health {
+            v["State"]["Health"] = h.to_docker();
+        }
         if size {
             let rw = dir_size(&paths.dir.join("upper"));
             v["SizeRw"] = json!(rw);
@@ -309,6 +312,13 @@ impl Engine {
         any("id", &|v| c.id.starts_with(v))
             && any("name", &|v| c.name.contains(v.trim_start_matches('/')))
             && any("status", &|v| v == c.state.status.as_str())
+            && any("health", &|v| {
+                v == c
+                    .state
+                    .health
+                    .as_ref()
+                    .map_or("none", |h| h.status.as_str())
+            })
             && any("exited", &|v| {
                 c.state.status == Status::Exited && v.parse() == Ok(c.state.exit_code)
             })
@@ -398,7 +408,10 @@ pub fn status_text(s: &super::RunState) -> String {
     let ago = |t: u64| human_duration(Duration::from_nanos(now.saturating_sub(t)));
     match s.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", ago(s.started_at)),
+        Status::Running => match &s.health {
+            Some(h) => format!("Up {} ({})", ago(s.started_at), h.describe()),
+            None => format!("Up {}", ago(s.started_at)),
+        },
         Status::Paused => format!("Up {} (Paused)", ago(s.started_at)),
         Status::Restarting => format!("Restarting ({}) {} ago", s.exit_code, ago(s.finished_at)),
         Status::Removing => "Removal In Progress".into(),

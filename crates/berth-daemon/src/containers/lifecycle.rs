@@ -287,6 +287,7 @@ impl Engine {
                 state.error.clear();
                 state.exit_code = 0;
                 state.oom_killed = false;
+                self.health_on_start(c, &mut state);
                 self.save_state(&c.id, handle, state)?;
                 self.container_event(c, "start", &[]);
                 self.monitor(&c.id);
@@ -430,6 +431,7 @@ impl Engine {
         if !c.state.status.is_live() {
             return;
         }
+        self.health_on_exit(id);
         let paths = self.container_paths(id);
         // Deleting the shim returns the final record (and waits for the
         // output to be drained into the log).
@@ -836,6 +838,7 @@ impl Engine {
                 tracing::info!(container = %c.id, "reconnected to the shim");
                 self.container_handle(&c);
                 self.monitor(&c.id);
+                self.health_on_restore(&c);
                 continue;
             }
             if live || c.state.status == Status::Restarting {

@@ -12,9 +12,11 @@
 //! or `AutoRemove`. After a daemon restart, [`Engine::restore`] reconnects
 //! to the shims it finds and cleans up after those that are gone.
 
+pub mod archive;
 pub mod attach;
 mod etc;
 mod exec;
+pub mod health;
 pub mod inspect;
 pub mod lifecycle;
 mod logs;
@@ -23,6 +25,7 @@ mod record;
 mod rootfs;
 mod shim;
 pub mod stats;
+mod update;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

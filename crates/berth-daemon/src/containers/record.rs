@@ -76,6 +76,9 @@ pub struct RunState {
     /// Stopped by the user (`stop`, `kill`): `unless-stopped` and
     /// `always` do not restart it until it is started again.
     pub manually_stopped: bool,
+    /// State.Health while a healthcheck runs (and its last state after).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::Health>,
 }
 
 /// One exec instance (`POST /containers/{id}/exec`), kept in memory: docker
