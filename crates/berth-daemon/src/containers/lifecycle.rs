@@ -22,6 +22,10 @@ const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// A container that ran this long before exiting restarts without delay.
 const BACKOFF_RESET: Duration = Duration::from_secs(10);
+/// Stack of a container's monitor thread, which handles its exit (SQLite,
+/// removal, a restart): 128 KiB overflowed in debug builds. Only the
+/// pages touched are memory.
+const MONITOR_STACK: usize = 512 * 1024;
 
 fn now_ns() -> u64 {
     crate::events::now_nanos().max(0) as u64
@@ -294,7 +298,7 @@ impl Engine {
                 Ok(())
             }
             Err(e) => {
-                self.cleanup_after_shim(&c.id, &paths);
+                self.cleanup_after_shim(c, &paths);
                 let (code, status) = start_failure(&e.message);
                 state.status = if c.state.started_at == 0 && state.restart_count == 0 {
                     Status::Created
@@ -339,14 +343,7 @@ impl Engine {
         write_atomically(&paths.dir.join("config.json"), &encode(&spec))?;
         std::fs::create_dir_all(&paths.shim_dir)
             .map_err(|e| internal(format!("creating {}: {e}", paths.shim_dir.display())))?;
-        let cfg = self.config();
-        let runtime = if c.config.runtime == crate::config::BUILTIN_RUNTIME {
-            None
-        } else {
-            cfg.runtimes
-                .get(&c.config.runtime)
-                .map(|r| std::path::PathBuf::from(&r.path))
-        };
+        let runtime = self.runtime_path(c);
         let create = &c.config.create;
         let mut client = shim::launch(&Launch {
             id: &c.id,
@@ -371,12 +368,45 @@ impl Engine {
         Ok((status.pid, status.shim_pid, status.started_at.max(1)))
     }
 
+    /// The external runtime's binary; `None` for the embedded one.
+    fn runtime_path(&self, c: &Loaded) -> Option<std::path::PathBuf> {
+        if c.config.runtime == crate::config::BUILTIN_RUNTIME {
+            return None;
+        }
+        self.config()
+            .runtimes
+            .get(&c.config.runtime)
+            .map(|r| std::path::PathBuf::from(&r.path))
+    }
+
     /// Undoes what a shim and a start leave: the shim (deleted, forcibly),
-    /// its directory, the rootfs mount.
-    fn cleanup_after_shim(&self, id: &str, paths: &Paths) {
-        if let Ok(client) = shim::connect(paths, id) {
-            if let Err(e) = client.delete(true) {
-                tracing::warn!(container = id, error = %e, "deleting the shim");
+    /// its directory, the rootfs mount. A shim that is gone or does not
+    /// answer cannot delete its container: then the container is killed
+    /// and deleted without it ([`shim::reap`]), so no process outlives its
+    /// record. A shim still starting (launched by a daemon that was killed
+    /// before recording it) is given the time to finish first.
+    fn cleanup_after_shim(&self, c: &Loaded, paths: &Paths) {
+        let id = c.id.as_str();
+        // A shim that deleted itself leaves none of these (its log only
+        // when it wrote to it); one that runs, starts or died leaves some.
+        let pending = ["sock", "runtime", "shim.log"]
+            .iter()
+            .any(|f| paths.shim_dir.join(f).exists());
+        if pending {
+            let deleted = match shim::connect_settled(paths, id) {
+                Ok(client) => client
+                    .delete(true)
+                    .map_err(|e| tracing::warn!(container = id, error = %e, "deleting the shim"))
+                    .is_ok(),
+                Err(_) => false,
+            };
+            if !deleted {
+                shim::reap(
+                    paths,
+                    id,
+                    self.runtime_path(c).as_deref(),
+                    Some(&self.container_cgroups_path(c)),
+                );
             }
         }
         if let Err(e) = rootfs::unmount(&paths.dir) {
@@ -392,7 +422,7 @@ impl Engine {
         let id = id.to_string();
         let spawned = std::thread::Builder::new()
             .name(name.clone())
-            .stack_size(128 * 1024)
+            .stack_size(MONITOR_STACK)
             .spawn(move || {
                 let paths = engine.container_paths(&id);
                 let exit = shim::connect(&paths, &id).and_then(|mut c| {
@@ -439,7 +469,7 @@ impl Engine {
             .ok()
             .and_then(|client| client.delete(false).ok().flatten());
         let exit = final_exit.or(exit);
-        self.cleanup_after_shim(id, &paths);
+        self.cleanup_after_shim(&c, &paths);
         let mut state = c.state.clone();
         let ran_for = Duration::from_nanos(
             exit.as_ref()
@@ -480,8 +510,20 @@ impl Engine {
                     .saturating_mul(1u32 << state.restart_count.min(10))
                     .min(BACKOFF_MAX)
             };
-            std::thread::sleep(delay);
-            self.restart_after_exit(id, ran_for >= BACKOFF_RESET);
+            // On a thread of its own: restore calls this at start-up, which
+            // must not wait out a backoff.
+            let engine = self.clone();
+            let owned = id.to_string();
+            let spawned = std::thread::Builder::new()
+                .name(format!("restart-{}", &id[..12]))
+                .stack_size(MONITOR_STACK)
+                .spawn(move || {
+                    std::thread::sleep(delay);
+                    engine.restart_after_exit(&owned, ran_for >= BACKOFF_RESET);
+                });
+            if let Err(e) = spawned {
+                tracing::error!(container = id, error = %e, "cannot start a restart thread");
+            }
         } else if auto_remove(&c) {
             if let Err(e) = self.remove_stopped(id, false) {
                 tracing::warn!(container = id, error = %e.message, "auto-removing");
@@ -703,7 +745,7 @@ impl Engine {
         }
         let paths = self.container_paths(id);
         // A shim left over from a failed start or a crash goes first.
-        self.cleanup_after_shim(id, &paths);
+        self.cleanup_after_shim(&c, &paths);
         if let Err(e) = std::fs::remove_dir_all(&paths.dir) {
             if e.kind() != std::io::ErrorKind::NotFound && !force {
                 return Err(internal(format!("removing {}: {e}", paths.dir.display())));
@@ -824,6 +866,9 @@ impl Engine {
                 return;
             }
         };
+        let known: std::collections::HashSet<String> = rows.iter().map(|r| r.id.clone()).collect();
+        self.remove_orphans(&known);
+        let mut auto_removed = Vec::new();
         for row in rows {
             let c = match Loaded::from_row(row) {
                 Ok(c) => c,
@@ -832,6 +877,10 @@ impl Engine {
                     continue;
                 }
             };
+            if auto_remove(&c) && !c.state.status.is_live() {
+                // docker removes these at start-up: their client is gone.
+                auto_removed.push(c.id.clone());
+            }
             let paths = self.container_paths(&c.id);
             let live = c.state.status.is_live();
             if live && shim::connect(&paths, &c.id).is_ok() {
@@ -853,9 +902,75 @@ impl Engine {
                     let _ = self.store.set_container_state(&c.id, &encode(&state));
                 }
                 self.handle_exit(&c.id, exit);
-            } else if rootfs::is_mounted(&paths.rootfs()) {
-                self.cleanup_after_shim(&c.id, &paths);
+            } else if rootfs::is_mounted(&paths.rootfs()) || paths.shim_dir.exists() {
+                // A start cut short by the daemon's death: its shim may
+                // run (or still be starting) while the row says stopped.
+                self.cleanup_after_shim(&c, &paths);
             }
+        }
+        for id in auto_removed {
+            if let Err(e) = self.remove_stopped(&id, true) {
+                tracing::warn!(container = id, error = %e.message, "auto-removing at start-up");
+            }
+        }
+    }
+
+    /// Directories no container row owns, left by a daemon killed between
+    /// making them and recording the row (create), or a shim's directory
+    /// whose container is gone: their mounts, processes and files go.
+    fn remove_orphans(&self, known: &std::collections::HashSet<String>) {
+        let cfg = self.config();
+        let containers = cfg.data_root.join("containers");
+        let prefixes: std::collections::HashSet<&str> = known.iter().map(|id| &id[..16]).collect();
+        for e in std::fs::read_dir(&containers)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if known.contains(&name) {
+                continue;
+            }
+            tracing::warn!(dir = %e.path().display(), "removing the directory of an unrecorded container");
+            if let Err(err) = rootfs::unmount(&e.path()) {
+                tracing::warn!(dir = %e.path().display(), error = %err, "unmounting an orphaned rootfs");
+                continue;
+            }
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+        for e in std::fs::read_dir(cfg.exec_root.join("c"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if prefixes.contains(name.as_str()) {
+                continue;
+            }
+            tracing::warn!(dir = %e.path().display(), "removing the shim directory of an unrecorded container");
+            let runtime_ids: Vec<String> = std::fs::read_dir(e.path().join("runtime"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|r| r.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect();
+            let paths = Paths {
+                dir: containers.join(&name),
+                shim_dir: e.path(),
+            };
+            for id in &runtime_ids {
+                shim::reap(
+                    &paths,
+                    id,
+                    None,
+                    Some(&cgroups_path(&cfg.cgroup_parent, id)),
+                );
+            }
+            if runtime_ids.is_empty() {
+                shim::reap(&paths, &name, None, None);
+            }
+            let _ = std::fs::remove_dir_all(e.path());
         }
     }
 }

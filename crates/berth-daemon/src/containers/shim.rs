@@ -8,13 +8,15 @@
 //!   The short name keeps the socket path well under the 108 bytes a unix
 //!   socket address holds; create refuses an id whose prefix is taken.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use berth_shim_proto::ShimClient;
 
 /// How long a shim may take to create the container and bind its socket.
-const SHIM_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+const SHIM_START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The paths of one container.
 #[derive(Debug, Clone)]
@@ -71,17 +73,10 @@ impl berth_errdefs::HasKind for ShimError {
 /// The `berth-shim` binary: beside the daemon's own executable (how the
 /// workspace and packages install them), else on PATH.
 pub fn shim_binary() -> Result<PathBuf, ShimError> {
-    let exe = std::env::current_exe().map_err(ShimError::Spawn)?;
-    let beside = exe.with_file_name("berth-shim");
-    if beside.exists() {
-        return Ok(beside);
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("berth-shim"))
-        .find(|p| p.exists())
-        .ok_or(ShimError::NoBinary(beside))
+    binary("berth-shim").ok_or_else(|| {
+        let exe = std::env::current_exe().unwrap_or_default();
+        ShimError::NoBinary(exe.with_file_name("berth-shim"))
+    })
 }
 
 /// What a shim is started with.
@@ -167,10 +162,180 @@ fn wait_with_timeout(child: std::process::Child) -> Result<std::process::Output,
     }
 }
 
-/// Connects to a container's shim.
+/// How long a shim may take to answer the hello: a stopped or wedged shim
+/// must not hold the caller (and the container's lock) for ever.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a shim that is still creating its container (it was launched
+/// by a daemon killed before recording it) is given to bind its socket.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the processes of a dead shim's container may take to die.
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to a container's shim. Only the hello is bounded: requests
+/// such as `wait` may take as long as the container runs.
 pub fn connect(paths: &Paths, id: &str) -> Result<ShimClient, ShimError> {
-    ShimClient::connect(paths.socket()).map_err(|source| ShimError::Protocol {
+    let protocol = |source| ShimError::Protocol {
         id: id.to_string(),
         source,
-    })
+    };
+    let client =
+        ShimClient::connect_timeout(paths.socket(), Some(HELLO_TIMEOUT)).map_err(protocol)?;
+    client.set_timeout(None).map_err(protocol)?;
+    Ok(client)
+}
+
+/// As [`connect`], but a shim process that is still starting (alive, its
+/// socket not bound yet) is waited for.
+pub fn connect_settled(paths: &Paths, id: &str) -> Result<ShimClient, ShimError> {
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        match connect(paths, id) {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() >= deadline || shim_processes(paths).is_empty() => {
+                return Err(e)
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// The processes of the shim that serves `paths`: the supervisor and any
+/// helper it forked, i.e. live berth-shim processes whose command line
+/// names this state dir. The command line (not a recorded pid, which may
+/// have been reused) is what identifies them.
+pub fn shim_processes(paths: &Paths) -> Vec<i32> {
+    let dir = paths.shim_dir.as_os_str().as_bytes();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|p| p.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            args.first().is_some_and(|a| a.ends_with(b"berth-shim"))
+                && args
+                    .windows(2)
+                    .any(|w| w[0] == b"--state-dir" && w[1] == dir)
+        })
+        .filter(|pid| !exited(*pid))
+        .collect()
+}
+
+/// Whether `pid` has exited (gone, or a zombie nobody reaped yet: an
+/// orphan under a pid 1 that does not reap stays one).
+fn exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next())
+            .is_none_or(|state| matches!(state, 'Z' | 'X')),
+        Err(_) => true,
+    }
+}
+
+fn sigkill(pid: i32) {
+    if let Some(p) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+    }
+}
+
+/// A container whose shim is gone (killed, crashed) or does not answer:
+/// its processes would run on unsupervised, holding their cgroup and
+/// rootfs. Kills what is left of the shim, then has the container's
+/// runtime delete it by force from the shim's runtime state
+/// (`<state dir>/runtime`, where both backends keep it), then kills
+/// whatever remains in its cgroup (`cgroups_path`, when known: a
+/// container whose runtime died before recording its state) and removes
+/// the cgroup. The caller unmounts the rootfs and removes the state dir.
+pub fn reap(paths: &Paths, id: &str, runtime: Option<&Path>, cgroups_path: Option<&str>) {
+    let shims = shim_processes(paths);
+    if !shims.is_empty() {
+        tracing::warn!(container = id, pids = ?shims, "killing a shim that does not answer");
+        shims.iter().copied().for_each(sigkill);
+        let deadline = Instant::now() + KILL_TIMEOUT;
+        while !shim_processes(paths).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let root = paths.shim_dir.join("runtime");
+    if root.join(id).exists() {
+        let bin = match runtime {
+            Some(rt) => Some(rt.to_path_buf()),
+            None => binary("berth-runtime"),
+        };
+        match bin {
+            Some(bin) => {
+                let out = Command::new(&bin)
+                    .arg("--root")
+                    .arg(&root)
+                    .args(["delete", "--force", id])
+                    .stdin(Stdio::null())
+                    .output();
+                match out {
+                    Ok(o) if o.status.success() => {
+                        tracing::info!(container = id, "deleted the container of a dead shim")
+                    }
+                    Ok(o) => tracing::warn!(
+                        container = id,
+                        runtime = %bin.display(),
+                        error = %String::from_utf8_lossy(&o.stderr).trim(),
+                        "deleting the container of a dead shim"
+                    ),
+                    Err(e) => tracing::warn!(container = id, runtime = %bin.display(), error = %e, "running the runtime"),
+                }
+            }
+            None => tracing::warn!(
+                container = id,
+                "no berth-runtime beside berthd or on PATH; killing the container through its cgroup"
+            ),
+        }
+    }
+    if let Some(path) = cgroups_path {
+        if let Err(e) = kill_cgroup(path, id) {
+            tracing::warn!(container = id, cgroup = path, error = %e, "killing what remains in the cgroup");
+        }
+    }
+}
+
+/// SIGKILLs every process in the container's cgroup, waits for them to
+/// go and removes the cgroup (nothing to do when it does not exist).
+fn kill_cgroup(path: &str, id: &str) -> Result<(), berth_cgroups::Error> {
+    let layout = berth_cgroups::detect()?;
+    let cg = berth_cgroups::manager(&layout, Some(path), id)?;
+    let live = || {
+        cg.pids()
+            .map(|p| p.into_iter().filter(|p| !exited(*p)).count())
+    };
+    if cg.paths().iter().all(|p| !p.exists()) {
+        return Ok(());
+    }
+    if live().unwrap_or(0) > 0 {
+        tracing::warn!(
+            container = id,
+            "killing the processes left in the container's cgroup"
+        );
+        cg.kill_all()?;
+        let deadline = Instant::now() + KILL_TIMEOUT;
+        while live().unwrap_or(0) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    cg.destroy()
+}
+
+/// `name` beside the daemon's own executable, else on PATH.
+fn binary(name: &str) -> Option<PathBuf> {
+    let beside = std::env::current_exe().ok()?.with_file_name(name);
+    if beside.exists() {
+        return Some(beside);
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.exists())
 }
