@@ -438,6 +438,40 @@ impl View<'_> {
     }
 }
 
+/// The files the container sees bind-mounted on its /etc (`hosts`,
+/// `hostname`, `resolv.conf`, kept in its directory) mounted the same way
+/// in this thread's namespace, so a copy shows what the container sees
+/// (docker mounts them for `cp` too). A target that is not a regular file
+/// in the rootfs is left alone. Returns whether anything was mounted.
+fn bind_etc_files(root: BorrowedFd<'_>, dir: &std::path::Path) -> bool {
+    let mut any = false;
+    for name in ["hosts", "hostname", "resolv.conf"] {
+        let source = dir.join(name);
+        if !source.is_file() {
+            continue;
+        }
+        let Ok(target) = open_in_root(
+            root,
+            &format!("etc/{name}"),
+            OFlags::PATH | OFlags::NOFOLLOW,
+        ) else {
+            continue;
+        };
+        if !fstat(&target)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+        {
+            continue;
+        }
+        match rustix::mount::mount_bind(&source, proc_fd(target.as_fd())) {
+            Ok(()) => any = true,
+            Err(e) => {
+                tracing::debug!(file = name, error = %errno_io(e), "binding an /etc file for a file operation")
+            }
+        }
+    }
+    any
+}
+
 /// Reopens an `O_PATH` directory descriptor for reading.
 fn reopen_dir(fd: BorrowedFd<'_>) -> Result<OwnedFd, ApiError> {
     openat(fd, ".", DIR_FLAGS, Mode::empty())
@@ -812,6 +846,10 @@ impl Engine {
                 })
             });
         let scratch_mounted = view.is_ok();
+        let etc_bound = match &view {
+            Ok(v) => bind_etc_files(v.root.as_fd(), &paths.dir),
+            Err(_) => false,
+        };
         let result = match &view {
             Ok(v) => job(Ok(v)),
             Err(e) => job(Err(e.clone())),
@@ -819,6 +857,11 @@ impl Engine {
         drop(view);
         if scratch_mounted {
             let _ = rustix::mount::unmount(&scratch, rustix::mount::UnmountFlags::DETACH);
+        }
+        if etc_bound {
+            // Only this thread's copy of the rootfs mount (with the /etc
+            // files on it) goes; a running container's own is untouched.
+            let _ = rustix::mount::unmount(&rootfs_path, rustix::mount::UnmountFlags::DETACH);
         }
         if mounted_here {
             if let Err(e) = rootfs::unmount(&paths.dir) {

@@ -43,6 +43,8 @@ const DEFAULT_RETRIES: u32 = 3;
 const MAX_LOG_ENTRIES: usize = 5;
 /// Output kept per result.
 const MAX_OUTPUT: usize = 4096;
+/// Longest time a probe result stays out of the database.
+const PERSIST_EVERY: Duration = Duration::from_secs(60);
 /// How long a killed probe may take to go away.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 
@@ -406,6 +408,7 @@ impl Engine {
     }
 
     fn monitor_health(self: &Arc<Self>, id: &str, started_at: u64, probe: &Probe, stop: &Stop) {
+        let mut last_write = Instant::now();
         loop {
             let current = self.containers.handles().get(id).map(|h| h.state());
             let Some(state) = current else { return };
@@ -441,14 +444,19 @@ impl Engine {
             if stop.is_stopped() {
                 return;
             }
-            if !self.record_probe(id, started_at, probe, result, stop) {
+            if !self.record_probe(id, started_at, probe, result, stop, &mut last_write) {
                 return;
             }
         }
     }
 
     /// Records a result under the container's lock; false when the run is
-    /// over.
+    /// over. The health lives in the container's in-memory state; the
+    /// database gets it when its status or failing streak changes, and at
+    /// most a minute after the last write otherwise (as docker, which
+    /// keeps probe results in memory, so a healthy container costs no disk
+    /// writes). Lifecycle steps save the row's state, so what they carry
+    /// is at worst a few log entries old.
     fn record_probe(
         &self,
         id: &str,
@@ -456,6 +464,7 @@ impl Engine {
         probe: &Probe,
         result: ProbeResult,
         stop: &Stop,
+        last_write: &mut Instant,
     ) -> bool {
         let Ok(c) = self.load_container(id) else {
             return false;
@@ -472,11 +481,21 @@ impl Engine {
             return false;
         }
         let mut state = c.state.clone();
-        let h = state.health.get_or_insert_with(Health::default);
-        let changed = apply_result(h, result, probe, started_at);
+        let mut h = handle
+            .state()
+            .health
+            .or(state.health.take())
+            .unwrap_or_default();
+        let streak = h.failing_streak;
+        let changed = apply_result(&mut h, result, probe, started_at);
         let status = h.status;
-        if let Err(e) = self.store.set_container_state(id, &super::encode(&state)) {
-            tracing::warn!(container = id, error = %e, "recording a health check");
+        let write = changed || h.failing_streak != streak || last_write.elapsed() >= PERSIST_EVERY;
+        state.health = Some(h);
+        if write {
+            if let Err(e) = self.store.set_container_state(id, &super::encode(&state)) {
+                tracing::warn!(container = id, error = %e, "recording a health check");
+            }
+            *last_write = Instant::now();
         }
         handle.state.send_replace(state);
         if changed {
