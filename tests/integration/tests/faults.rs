@@ -194,13 +194,20 @@ fn kill9(pid: i32) {
 /// a state docker knows, a running one with a live init, a stopped one
 /// with nothing left in its cgroup. Returns the ids.
 fn check_consistent(d: &Berthd) -> Vec<String> {
-    let ids: Vec<String> = d
-        .docker_ok(&["ps", "-aq", "--no-trunc"])
-        .lines()
-        .map(str::to_string)
-        .collect();
-    for id in &ids {
-        let v = inspect(d, id);
+    let listed = d.docker_ok(&["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Labels}}"]);
+    let mut ids = Vec::new();
+    for line in listed.lines() {
+        let (id, labels) = line.split_once(' ').unwrap_or((line, ""));
+        let (status, body) = d.api("GET", &format!("/containers/{id}/json"), None);
+        if status == 404 && labels.contains("autoremove=1") {
+            // A `run --rm` container the restore found running, which
+            // has exited and been removed since the listing.
+            continue;
+        }
+        assert_eq!(status, 200, "inspect {id}: {}\n{}", text(&body), d.log());
+        let v: Value = serde_json::from_slice(&body).expect("inspect JSON");
+        let id = &id.to_string();
+        ids.push(id.clone());
         let state = &v["State"];
         let status = state["Status"].as_str().unwrap_or_default().to_string();
         let pid = state["Pid"].as_i64().unwrap_or(-1);
@@ -305,7 +312,7 @@ fn churn(c: &Client, seed: u64, stop: &std::sync::atomic::AtomicBool) {
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         match rng.below(5) {
             0 => {
-                let _ = c.run(&["run", "--rm", "bb:1", "true"]);
+                let _ = c.run(&["run", "--rm", "--label", "autoremove=1", "bb:1", "true"]);
             }
             1 => {
                 let out = c.run(&[
