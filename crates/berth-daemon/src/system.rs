@@ -136,8 +136,7 @@ impl Engine {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        let containers =
-            self.list_containers(true, None, false, &berth_api::Filters::default())?;
+        let containers = self.list_containers(true, None, false, &berth_api::Filters::default())?;
         let in_state = |s: &str| containers.iter().filter(|c| c["State"] == s).count();
         let running = in_state("running") + in_state("restarting");
         let paused = in_state("paused");
