@@ -178,6 +178,18 @@ fn cp_both_ways() {
     std::fs::create_dir_all(&contents).unwrap();
     d.docker_ok(&["cp", "files:/data/x/.", contents.to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(contents.join("f")).unwrap(), "hi\n");
+    // ... and into a new directory (docker names the entries `./...`).
+    let fresh = d.dir.path().join("fresh");
+    d.docker_ok(&["cp", "files:/data/x/.", fresh.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(fresh.join("f")).unwrap(), "hi\n");
+    // The whole root (entries named `/...`).
+    let whole = d.dir.path().join("whole");
+    d.docker_ok(&["cp", "files:/", whole.to_str().unwrap()]);
+    assert!(whole.join("bin/busybox").is_file());
+    assert_eq!(
+        std::fs::read_to_string(whole.join("data/x/f")).unwrap(),
+        "hi\n"
+    );
     // The tar's entries are named after the requested path.
     let (status, body) = d.api("GET", "/containers/files/archive?path=/data/x", None);
     assert_eq!(status, 200, "{}", text(&body));

@@ -349,8 +349,15 @@ impl View<'_> {
     ) -> Result<(), ApiError> {
         let tar_error = |e: berth_archive::Error| internal(format!("writing the archive: {e}"));
         if t.name == "." || t.name == "/" {
+            // docker names a directory's contents `./x` (`dir/.`) or `/x`
+            // (the root); no file can have those names, so the tree's
+            // entries are prefixed on their way out.
             let dir = reopen_dir(fd.as_fd())?;
-            berth_archive::write_tree(&proc_fd(dir.as_fd()), out).map_err(tar_error)?;
+            let prefix: &[u8] = if t.name == "." { b"./" } else { b"/" };
+            let mut w = PrefixNames::new(out, prefix);
+            berth_archive::write_tree(&proc_fd(dir.as_fd()), &mut w).map_err(tar_error)?;
+            w.finish()
+                .map_err(|e| internal(format!("writing the archive: {e}")))?;
             return Ok(());
         }
         let scratch = rustix::fs::open(&self.scratch, DIR_FLAGS, Mode::empty())
@@ -1108,6 +1115,246 @@ impl Engine {
     }
 }
 
+/// Prefixes the entry names (and hard link targets) of the ustar/PAX
+/// stream berth-archive writes, for the two names no file can have (see
+/// [`View::write_entry`]). Every entry gets a PAX `path` record (and
+/// `linkpath` for a hard link), so no name has to fit the ustar fields;
+/// the ustar name field gets the new name when it fits. Entry data passes
+/// through untouched. Belongs in berth-archive (`WriteOptions`) one day.
+struct PrefixNames<W: std::io::Write> {
+    out: W,
+    prefix: Vec<u8>,
+    buf: Vec<u8>,
+    /// PAX records waiting for the header they apply to.
+    pax: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+    /// Bytes of entry data (with padding) still to pass through.
+    data_left: u64,
+    /// After the end-of-archive blocks everything passes through.
+    ended: bool,
+}
+
+const BLOCK: usize = 512;
+/// Largest PAX record block accepted from the writer.
+const MAX_PAX: u64 = 16 << 20;
+
+fn padded(size: u64) -> u64 {
+    size.div_ceil(BLOCK as u64) * BLOCK as u64
+}
+
+/// A numeric header field: octal, or base-256 when its first byte has the
+/// high bit set.
+fn tar_number(field: &[u8]) -> std::io::Result<u64> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        let mut v: u64 = u64::from(field[0] & 0x7f);
+        for b in &field[1..] {
+            v = v
+                .checked_mul(256)
+                .and_then(|v| v.checked_add(u64::from(*b)))
+                .ok_or_else(|| std::io::Error::other("a tar number overflows"))?;
+        }
+        return Ok(v);
+    }
+    let text: Vec<u8> = field
+        .iter()
+        .copied()
+        .filter(|b| *b != 0 && *b != b' ')
+        .collect();
+    if text.is_empty() {
+        return Ok(0);
+    }
+    u64::from_str_radix(&String::from_utf8_lossy(&text), 8)
+        .map_err(|e| std::io::Error::other(format!("a tar number is not octal: {e}")))
+}
+
+fn cstr_field(field: &[u8]) -> &[u8] {
+    let end = field.iter().position(|b| *b == 0).unwrap_or(field.len());
+    &field[..end]
+}
+
+fn pax_records(data: &[u8]) -> std::io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let bad = || std::io::Error::other("a malformed PAX record");
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() && rest[0] != 0 {
+        let space = rest.iter().position(|b| *b == b' ').ok_or_else(bad)?;
+        let len: usize = std::str::from_utf8(&rest[..space])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|l| *l > space + 1 && *l <= rest.len())
+            .ok_or_else(bad)?;
+        let record = &rest[space + 1..len - 1];
+        let eq = record.iter().position(|b| *b == b'=').ok_or_else(bad)?;
+        out.push((record[..eq].to_vec(), record[eq + 1..].to_vec()));
+        rest = &rest[len..];
+    }
+    Ok(out)
+}
+
+fn pax_encode(records: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in records {
+        let base = k.len() + v.len() + 3;
+        let mut len = base + 1;
+        while base + len.to_string().len() != len {
+            len = base + len.to_string().len();
+        }
+        out.extend_from_slice(len.to_string().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(k);
+        out.push(b'=');
+        out.extend_from_slice(v);
+        out.push(b'\n');
+    }
+    out
+}
+
+fn set_checksum(h: &mut [u8]) {
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+    let text = format!("{sum:06o}\0 ");
+    h[148..156].copy_from_slice(text.as_bytes());
+}
+
+impl<W: std::io::Write> PrefixNames<W> {
+    fn new(out: W, prefix: &[u8]) -> Self {
+        PrefixNames {
+            out,
+            prefix: prefix.to_vec(),
+            buf: Vec::new(),
+            pax: None,
+            data_left: 0,
+            ended: false,
+        }
+    }
+
+    fn process(&mut self) -> std::io::Result<()> {
+        loop {
+            if self.ended {
+                self.out.write_all(&self.buf)?;
+                self.buf.clear();
+                return Ok(());
+            }
+            if self.data_left > 0 {
+                let n = (self.data_left.min(self.buf.len() as u64)) as usize;
+                if n == 0 {
+                    return Ok(());
+                }
+                self.out.write_all(&self.buf[..n])?;
+                self.buf.drain(..n);
+                self.data_left -= n as u64;
+                continue;
+            }
+            if self.buf.len() < BLOCK {
+                return Ok(());
+            }
+            let h: Vec<u8> = self.buf[..BLOCK].to_vec();
+            if h.iter().all(|b| *b == 0) {
+                self.ended = true;
+                continue;
+            }
+            let kind = h[156];
+            let size = tar_number(&h[124..136])?;
+            if kind == b'x' {
+                if size > MAX_PAX {
+                    return Err(std::io::Error::other("a PAX record block is too large"));
+                }
+                let total = BLOCK + padded(size) as usize;
+                if self.buf.len() < total {
+                    return Ok(());
+                }
+                let records = pax_records(&self.buf[BLOCK..BLOCK + size as usize])?;
+                self.pax.get_or_insert_with(Vec::new).extend(records);
+                self.buf.drain(..total);
+                continue;
+            }
+            let mut records = self.pax.take().unwrap_or_default();
+            let take = |records: &mut Vec<(Vec<u8>, Vec<u8>)>, key: &[u8]| {
+                let i = records.iter().rposition(|(k, _)| k == key)?;
+                Some(records.remove(i).1)
+            };
+            let path = take(&mut records, b"path").unwrap_or_else(|| {
+                let name = cstr_field(&h[0..100]);
+                let pre = cstr_field(&h[345..500]);
+                if pre.is_empty() {
+                    name.to_vec()
+                } else {
+                    [pre, b"/", name].concat()
+                }
+            });
+            let link = take(&mut records, b"linkpath")
+                .unwrap_or_else(|| cstr_field(&h[157..257]).to_vec());
+            let data_size = records
+                .iter()
+                .rfind(|(k, _)| k == b"size")
+                .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+                .unwrap_or(size);
+            let new_path = [&self.prefix[..], &path].concat();
+            records.push((b"path".to_vec(), new_path.clone()));
+            let hardlink = kind == b'1';
+            let new_link = if hardlink {
+                [&self.prefix[..], &link].concat()
+            } else {
+                link
+            };
+            if new_link.len() > 100 || hardlink {
+                records.push((b"linkpath".to_vec(), new_link.clone()));
+            }
+            let data = pax_encode(&records);
+            let mut ph = [0u8; BLOCK];
+            let pax_name = b"././@PaxHeader";
+            ph[..pax_name.len()].copy_from_slice(pax_name);
+            ph[100..108].copy_from_slice(b"0000644\0");
+            ph[108..116].copy_from_slice(b"0000000\0");
+            ph[116..124].copy_from_slice(b"0000000\0");
+            ph[124..136].copy_from_slice(format!("{:011o}\0", data.len()).as_bytes());
+            ph[136..148].copy_from_slice(b"00000000000\0");
+            ph[156] = b'x';
+            ph[257..265].copy_from_slice(b"ustar\x0000");
+            set_checksum(&mut ph);
+            self.out.write_all(&ph)?;
+            self.out.write_all(&data)?;
+            let pad = padded(data.len() as u64) as usize - data.len();
+            self.out.write_all(&vec![0u8; pad])?;
+            let mut nh = h;
+            nh[0..100].fill(0);
+            nh[345..500].fill(0);
+            let cut = new_path.len().min(100);
+            nh[..cut].copy_from_slice(&new_path[..cut]);
+            nh[157..257].fill(0);
+            let cut = new_link.len().min(100);
+            nh[157..157 + cut].copy_from_slice(&new_link[..cut]);
+            set_checksum(&mut nh);
+            self.out.write_all(&nh)?;
+            self.buf.drain(..BLOCK);
+            // Header-only types carry no data, whatever their size says.
+            self.data_left = match kind {
+                b'0' | 0 | b'7' => padded(data_size),
+                _ => 0,
+            };
+        }
+    }
+
+    fn finish(mut self) -> std::io::Result<()> {
+        self.process()?;
+        if !self.buf.is_empty() || self.data_left > 0 {
+            return Err(std::io::Error::other("the archive ended inside an entry"));
+        }
+        self.out.flush()
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for PrefixNames<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        self.process()?;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// One entry of `docker diff`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
@@ -1477,6 +1724,75 @@ mod tests {
         let mut out = Vec::new();
         r.read_to_end(&mut out).unwrap();
         assert_eq!(out, b"abcd");
+    }
+
+    #[test]
+    fn prefixed_names_read_back_with_gnu_tar() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        let long = "d".repeat(60);
+        std::fs::create_dir_all(src.join(&long).join(&long)).unwrap();
+        std::fs::write(src.join("a.txt"), "alpha").unwrap();
+        std::fs::write(
+            src.join(&long).join(&long).join("deep.txt"),
+            vec![7u8; 3000],
+        )
+        .unwrap();
+        std::fs::hard_link(src.join("a.txt"), src.join("hard")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", src.join("link")).unwrap();
+        let tar = t.path().join("out.tar");
+        let f = std::fs::File::create(&tar).unwrap();
+        let mut w = PrefixNames::new(f, b"./");
+        berth_archive::write_tree(&src, &mut w).unwrap();
+        w.finish().unwrap();
+        let out = std::process::Command::new("tar")
+            .arg("-tf")
+            .arg(&tar)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let names = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(names.lines().all(|l| l.starts_with("./")), "{names}");
+        assert!(
+            names.contains(&format!("./{long}/{long}/deep.txt")),
+            "{names}"
+        );
+        let dest = t.path().join("dest");
+        std::fs::create_dir_all(&dest).unwrap();
+        let out = std::process::Command::new("tar")
+            .arg("-xf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(&dest)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read(dest.join("hard")).unwrap(), b"alpha");
+        assert_eq!(
+            std::fs::read(dest.join(&long).join(&long).join("deep.txt")).unwrap(),
+            vec![7u8; 3000]
+        );
+        assert_eq!(
+            std::fs::read_link(dest.join("link")).unwrap(),
+            std::path::Path::new("/etc/passwd")
+        );
+        assert_eq!(
+            pax_encode(&[(b"path".to_vec(), b"x".to_vec())]),
+            b"9 path=x\n"
+        );
+        let long_value = vec![b'v'; 95];
+        let rec = pax_encode(&[(b"path".to_vec(), long_value)]);
+        assert_eq!(rec.len(), 105);
+        assert!(rec.starts_with(b"105 path="));
+        assert_eq!(pax_records(&rec).unwrap()[0].1.len(), 95);
     }
 
     /// Diffs of hand-made layer and upper directories (plain dirs: the
