@@ -801,6 +801,18 @@ fn healthchecks() {
         h["Status"] == "starting" || h["Status"] == "unhealthy",
         "{h}"
     );
+    // After a daemon restart the checks go on (starting over, as docker).
+    let mut d = d;
+    d.crash();
+    d.restart();
+    let h = inspect(&d, "good")["State"]["Health"].clone();
+    assert_eq!(h["Status"], "starting", "{h}");
+    eventually(20, "good to be healthy again", || {
+        inspect(&d, "good")["State"]["Health"]["Status"] == "healthy"
+    });
+    eventually(20, "bad to be unhealthy again", || {
+        inspect(&d, "bad")["State"]["Health"]["Status"] == "unhealthy"
+    });
     d.docker_ok(&["rm", "-f", "good", "bad", "slow", "none"]);
     d.stop();
 }
