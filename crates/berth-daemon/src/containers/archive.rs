@@ -1384,7 +1384,8 @@ const INIT_PATHS: &[&str] = &[
     "/proc",
     "/sys",
 ];
-/// Their parents, which the init layer has even when the image does not.
+/// Their parents, which the init layer has even when the image does not
+/// (and whose times the runtime's mount points change).
 const INIT_DIRS: &[&str] = &["/dev", "/etc"];
 
 /// An overlay whiteout: a character device 0/0.
@@ -1588,6 +1589,9 @@ impl Diff<'_> {
             .map_err(|e| internal(format!("reading the container's changes: {}", errno_io(e))))?;
         let opaque = is_opaque(sub.as_fd());
         match &below {
+            // The runtime creates its mount points in these (changing their
+            // times): they count as changed only through their children.
+            _ if INIT_DIRS.contains(&path.as_str()) => {}
             Some(b) if is_dir(b) => {
                 let same = b.st_mode == st.st_mode
                     && b.st_size == st.st_size
@@ -1598,7 +1602,6 @@ impl Diff<'_> {
                 }
             }
             Some(_) => self.record(path.clone(), MODIFIED, true),
-            None if INIT_DIRS.contains(&path.as_str()) => {}
             None => self.record(path.clone(), ADDED, true),
         }
         if opaque && below.as_ref().is_some_and(is_dir) {
