@@ -150,6 +150,9 @@ impl EventBus {
 
 /// `since`/`until`: unix seconds with an optional fraction, or RFC 3339.
 pub fn parse_time(s: &str) -> Option<i128> {
+    if s.contains('T') {
+        return parse_rfc3339_nanos(s);
+    }
     if let Some((secs, frac)) = s.split_once('.') {
         let secs: i128 = secs.parse().ok()?;
         let digits: String = frac.chars().take(9).collect();
@@ -165,9 +168,41 @@ pub fn parse_time(s: &str) -> Option<i128> {
     crate::images::parse_rfc3339(s).map(|s| s as i128 * 1_000_000_000)
 }
 
+/// RFC 3339 with an optional fraction (`2024-01-02T03:04:05.123456789Z`),
+/// as the json-file log and docker's clients write it.
+fn parse_rfc3339_nanos(s: &str) -> Option<i128> {
+    let Some((whole, rest)) = s.split_once('.') else {
+        return crate::images::parse_rfc3339(s).map(|t| i128::from(t) * 1_000_000_000);
+    };
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    if digits.is_empty() || digits.len() > 9 {
+        return None;
+    }
+    let zone = &rest[digits.len()..];
+    let secs = crate::images::parse_rfc3339(&format!("{whole}{zone}"))?;
+    let nanos: i128 = format!("{digits:0<9}").parse().ok()?;
+    Some(i128::from(secs) * 1_000_000_000 + nanos)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_in_every_shape() {
+        assert_eq!(parse_time("12.5"), Some(12_500_000_000));
+        assert_eq!(parse_time("12"), Some(12_000_000_000));
+        assert_eq!(parse_time("1970-01-01T00:00:10Z"), Some(10_000_000_000));
+        assert_eq!(
+            parse_time("1970-01-01T00:00:10.000000001Z"),
+            Some(10_000_000_001)
+        );
+        assert_eq!(
+            parse_time("1970-01-01T01:00:10.5+01:00"),
+            Some(10_500_000_000)
+        );
+        assert_eq!(parse_time("nope"), None);
+    }
 
     #[test]
     fn backlog_and_live_each_once() {
