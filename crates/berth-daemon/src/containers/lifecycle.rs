@@ -298,7 +298,7 @@ impl Engine {
                 Ok(())
             }
             Err(e) => {
-                self.cleanup_after_shim(c, &paths);
+                self.cleanup_after_shim(c, &paths, false);
                 let (code, status) = start_failure(&e.message);
                 state.status = if c.state.started_at == 0 && state.restart_count == 0 {
                     Status::Created
@@ -385,13 +385,17 @@ impl Engine {
     /// and deleted without it ([`shim::reap`]), so no process outlives its
     /// record. A shim still starting (launched by a daemon that was killed
     /// before recording it) is given the time to finish first.
-    fn cleanup_after_shim(&self, c: &Loaded, paths: &Paths) {
+    /// `shim_deleted`: the caller's `delete` was answered, so the shim is
+    /// done (it removes its socket a moment after answering: connecting
+    /// again would only find it on its way out).
+    fn cleanup_after_shim(&self, c: &Loaded, paths: &Paths, shim_deleted: bool) {
         let id = c.id.as_str();
         // A shim that deleted itself leaves none of these (its log only
         // when it wrote to it); one that runs, starts or died leaves some.
-        let pending = ["sock", "runtime", "shim.log"]
-            .iter()
-            .any(|f| paths.shim_dir.join(f).exists());
+        let pending = !shim_deleted
+            && ["sock", "runtime", "shim.log"]
+                .iter()
+                .any(|f| paths.shim_dir.join(f).exists());
         if pending {
             let deleted = match shim::connect_settled(paths, id) {
                 Ok(client) => client
@@ -465,11 +469,12 @@ impl Engine {
         let paths = self.container_paths(id);
         // Deleting the shim returns the final record (and waits for the
         // output to be drained into the log).
-        let final_exit = shim::connect(&paths, id)
+        let deleted = shim::connect(&paths, id)
             .ok()
-            .and_then(|client| client.delete(false).ok().flatten());
-        let exit = final_exit.or(exit);
-        self.cleanup_after_shim(&c, &paths);
+            .and_then(|client| client.delete(false).ok());
+        let shim_deleted = deleted.is_some();
+        let exit = deleted.flatten().or(exit);
+        self.cleanup_after_shim(&c, &paths, shim_deleted);
         let mut state = c.state.clone();
         let ran_for = Duration::from_nanos(
             exit.as_ref()
@@ -745,7 +750,7 @@ impl Engine {
         }
         let paths = self.container_paths(id);
         // A shim left over from a failed start or a crash goes first.
-        self.cleanup_after_shim(&c, &paths);
+        self.cleanup_after_shim(&c, &paths, false);
         if let Err(e) = std::fs::remove_dir_all(&paths.dir) {
             if e.kind() != std::io::ErrorKind::NotFound && !force {
                 return Err(internal(format!("removing {}: {e}", paths.dir.display())));
@@ -905,7 +910,7 @@ impl Engine {
             } else if rootfs::is_mounted(&paths.rootfs()) || paths.shim_dir.exists() {
                 // A start cut short by the daemon's death: its shim may
                 // run (or still be starting) while the row says stopped.
-                self.cleanup_after_shim(&c, &paths);
+                self.cleanup_after_shim(&c, &paths, false);
             }
         }
         for id in auto_removed {
@@ -1152,16 +1157,13 @@ fn cgroups_path(parent: &str, id: &str) -> String {
     }
 }
 
-/// Writes a file by temp file, fsync and rename.
+/// Writes a file by temp file and rename, so a reader never sees half of
+/// it. Not fsynced: these files (config.json, hostname, hosts,
+/// resolv.conf) are written again by every start, so one lost to a crash
+/// of the machine costs nothing, and five fsyncs were on every start's path.
 pub(crate) fn write_atomically(path: &std::path::Path, data: &[u8]) -> Result<(), ApiError> {
-    use std::io::Write;
     let tmp = path.with_extension("tmp");
-    let r = std::fs::File::create(&tmp)
-        .and_then(|mut f| {
-            f.write_all(data)?;
-            f.sync_all()
-        })
-        .and_then(|_| std::fs::rename(&tmp, path));
+    let r = std::fs::write(&tmp, data).and_then(|_| std::fs::rename(&tmp, path));
     r.map_err(|e| internal(format!("writing {}: {e}", path.display())))
 }
 

@@ -44,6 +44,36 @@ impl Paths {
     pub fn rootfs(&self) -> PathBuf {
         self.dir.join("rootfs")
     }
+
+    /// `<exec-root>/seccomp-cache`: compiled seccomp filters shared by
+    /// every shim (see [`share_seccomp_cache`]).
+    pub fn seccomp_cache(&self) -> PathBuf {
+        let exec_root = self.shim_dir.parent().and_then(Path::parent);
+        exec_root.unwrap_or(Path::new("/")).join("seccomp-cache")
+    }
+}
+
+/// The embedded runtime caches compiled seccomp filters under its state
+/// root (`<shim dir>/runtime/.seccomp-cache`), which is per container, so
+/// every container compiled docker's default profile with libseccomp
+/// again: 40-80 ms of each start here. Linking that directory to one
+/// cache for the whole daemon makes it a compile per profile (the cache
+/// checks the directory's owner and mode through the link, and keys and
+/// verifies every entry; concurrent writers rename whole files). The
+/// shim removes the link, not the shared directory, at delete.
+fn share_seccomp_cache(paths: &Paths) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let shared = paths.seccomp_cache();
+    let mut dirs = std::fs::DirBuilder::new();
+    dirs.recursive(true).mode(0o700);
+    dirs.create(&shared)?;
+    let root = paths.shim_dir.join("runtime");
+    dirs.create(&root)?;
+    let link = root.join(".seccomp-cache");
+    match std::os::unix::fs::symlink(&shared, &link) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        r => r,
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +128,12 @@ pub fn launch(l: &Launch) -> Result<ShimClient, ShimError> {
     let socket = l.paths.socket();
     // A previous run's exit record must not be mistaken for this one's.
     let _ = std::fs::remove_file(l.paths.shim_dir.join(berth_shim_proto::EXIT_RECORD));
+    if l.runtime.is_none() {
+        if let Err(e) = share_seccomp_cache(l.paths) {
+            // Only slower: the shim compiles into a cache of its own.
+            tracing::warn!(container = l.id, error = %e, "sharing the seccomp cache");
+        }
+    }
     let mut cmd = Command::new(bin);
     cmd.arg("--id")
         .arg(l.id)
@@ -128,6 +164,10 @@ pub fn launch(l: &Launch) -> Result<ShimClient, ShimError> {
     let child = cmd.spawn().map_err(ShimError::Spawn)?;
     let out = wait_with_timeout(child)?;
     if !out.status.success() {
+        // The shim is gone and made nothing to clean up but our link.
+        let root = l.paths.shim_dir.join("runtime");
+        let _ = std::fs::remove_file(root.join(".seccomp-cache"));
+        let _ = std::fs::remove_dir(root);
         let msg = String::from_utf8_lossy(&out.stderr);
         let msg = msg.trim().trim_start_matches("berth-shim: ").to_string();
         return Err(ShimError::Failed(if msg.is_empty() {
