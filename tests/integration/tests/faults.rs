@@ -257,14 +257,22 @@ fn remove_all(d: &Berthd) {
             })
             .unwrap_or_default()
     };
-    let dirs = left(d.data_root.join("containers"));
-    assert!(
-        dirs.is_empty(),
-        "container dirs remain: {dirs:?}\n{}",
-        d.log()
-    );
-    let shims = left(d.exec_root.join("c"));
-    assert!(shims.is_empty(), "shim dirs remain: {shims:?}\n{}", d.log());
+    // A `run --rm` container's files go just after its removal is
+    // reported (its monitor unmounts and deletes them): allow a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let dirs = left(d.data_root.join("containers"));
+        let shims = left(d.exec_root.join("c"));
+        if dirs.is_empty() && shims.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "container dirs {dirs:?} and shim dirs {shims:?} remain\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

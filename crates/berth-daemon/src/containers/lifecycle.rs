@@ -379,16 +379,23 @@ impl Engine {
             .map(|r| std::path::PathBuf::from(&r.path))
     }
 
-    /// Undoes what a shim and a start leave: the shim (deleted, forcibly),
-    /// its directory, the rootfs mount. A shim that is gone or does not
-    /// answer cannot delete its container: then the container is killed
-    /// and deleted without it ([`shim::reap`]), so no process outlives its
-    /// record. A shim still starting (launched by a daemon that was killed
-    /// before recording it) is given the time to finish first.
-    /// `shim_deleted`: the caller's `delete` was answered, so the shim is
-    /// done (it removes its socket a moment after answering: connecting
-    /// again would only find it on its way out).
+    /// Undoes what a shim and a start leave: the shim ([`Self::stop_shim`])
+    /// and the rootfs mount.
     fn cleanup_after_shim(&self, c: &Loaded, paths: &Paths, shim_deleted: bool) {
+        self.stop_shim(c, paths, shim_deleted);
+        unmount_rootfs(&c.id, paths);
+    }
+
+    /// Makes sure no shim and no process of the container remain: the shim
+    /// is deleted, forcibly, and its directory removed. A shim that is gone
+    /// or does not answer cannot delete its container: then the container
+    /// is killed and deleted without it ([`shim::reap`]), so no process
+    /// outlives its record. A shim still starting (launched by a daemon
+    /// that was killed before recording it) is given the time to finish
+    /// first. `shim_deleted`: the caller's `delete` was answered, so the
+    /// shim is done (it removes its socket a moment after answering:
+    /// connecting again would only find it on its way out).
+    fn stop_shim(&self, c: &Loaded, paths: &Paths, shim_deleted: bool) {
         let id = c.id.as_str();
         // A shim that deleted itself leaves none of these (its log only
         // when it wrote to it); one that runs, starts or died leaves some.
@@ -412,9 +419,6 @@ impl Engine {
                     Some(&self.container_cgroups_path(c)),
                 );
             }
-        }
-        if let Err(e) = rootfs::unmount(&paths.dir) {
-            tracing::warn!(container = id, error = %e, "unmounting the rootfs");
         }
         let _ = std::fs::remove_dir_all(&paths.shim_dir);
     }
@@ -474,7 +478,8 @@ impl Engine {
             .and_then(|client| client.delete(false).ok());
         let shim_deleted = deleted.is_some();
         let exit = deleted.flatten().or(exit);
-        self.cleanup_after_shim(&c, &paths, shim_deleted);
+        // No process of the container may outlive the exit's record.
+        self.stop_shim(&c, &paths, shim_deleted);
         let mut state = c.state.clone();
         let ran_for = Duration::from_nanos(
             exit.as_ref()
@@ -506,6 +511,15 @@ impl Engine {
             self.container_event(&c, "oom", &[]);
         }
         self.container_event(&c, "die", &[("exitCode", state.exit_code.to_string())]);
+        let removing = !restart && auto_remove(&c);
+        if !removing {
+            // After the exit is recorded, so waiters (`docker run`) do not
+            // wait for it: an overlay's unmount syncs its upper file system
+            // (3-50 ms here, the whole disk's dirty data). A container
+            // being removed is unmounted by the removal, after its waiters
+            // were told.
+            unmount_rootfs(id, &paths);
+        }
         drop(guard);
         if restart {
             let delay = if ran_for >= BACKOFF_RESET {
@@ -750,15 +764,23 @@ impl Engine {
         }
         let paths = self.container_paths(id);
         // A shim left over from a failed start or a crash goes first.
-        self.cleanup_after_shim(&c, &paths, false);
-        if let Err(e) = std::fs::remove_dir_all(&paths.dir) {
-            if e.kind() != std::io::ErrorKind::NotFound && !force {
-                return Err(internal(format!("removing {}: {e}", paths.dir.display())));
-            }
-        }
+        self.stop_shim(&c, &paths, false);
+        // The row goes before the files, so `wait --condition removed`
+        // (`docker run --rm`) returns without waiting for the overlay's
+        // unmount (a sync of its upper file system). Files left by a daemon
+        // killed in between belong to no row: restore removes them.
         self.store.delete_container(id)?;
         self.containers.forget(id);
         self.container_event(&c, "destroy", &[]);
+        unmount_rootfs(id, &paths);
+        if let Err(e) = std::fs::remove_dir_all(&paths.dir) {
+            if e.kind() != std::io::ErrorKind::NotFound && !force {
+                return Err(internal(format!(
+                    "the container is removed, but not all of its files: {}: {e}",
+                    paths.dir.display()
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -977,6 +999,13 @@ impl Engine {
             }
             let _ = std::fs::remove_dir_all(e.path());
         }
+    }
+}
+
+/// Unmounts a container's rootfs if it is mounted (a warning if not).
+fn unmount_rootfs(id: &str, paths: &Paths) {
+    if let Err(e) = rootfs::unmount(&paths.dir) {
+        tracing::warn!(container = id, error = %e, "unmounting the rootfs");
     }
 }
 
