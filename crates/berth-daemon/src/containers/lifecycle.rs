@@ -504,22 +504,30 @@ impl Engine {
         if restart {
             state.status = Status::Restarting;
         }
-        if let Err(e) = self.save_state(id, &handle, state.clone()) {
+        let removing = !restart && auto_remove(&c);
+        if removing {
+            // Its row is deleted next, under the same lock: the exit needs
+            // no record on disk (one fsync less on every `run --rm`), only
+            // its waiters need it. A daemon killed in between finds the
+            // shim gone at restore, and removes the container then.
+            handle.state.send_replace(state.clone());
+        } else if let Err(e) = self.save_state(id, &handle, state.clone()) {
             tracing::error!(container = id, error = %e.message, "recording an exit");
         }
         if state.oom_killed {
             self.container_event(&c, "oom", &[]);
         }
         self.container_event(&c, "die", &[("exitCode", state.exit_code.to_string())]);
-        let removing = !restart && auto_remove(&c);
-        if !removing {
-            // After the exit is recorded, so waiters (`docker run`) do not
-            // wait for it: an overlay's unmount syncs its upper file system
-            // (3-50 ms here, the whole disk's dirty data). A container
-            // being removed is unmounted by the removal, after its waiters
-            // were told.
-            unmount_rootfs(id, &paths);
+        if removing {
+            if let Err(e) = self.remove_locked(&c, &paths, false) {
+                tracing::warn!(container = id, error = %e.message, "auto-removing");
+            }
+            return;
         }
+        // After the exit is recorded, so waiters (`docker run`) do not wait
+        // for it: an overlay's unmount syncs its upper file system (3-50 ms
+        // here, the whole disk's dirty data).
+        unmount_rootfs(id, &paths);
         drop(guard);
         if restart {
             let delay = if ran_for >= BACKOFF_RESET {
@@ -542,10 +550,6 @@ impl Engine {
                 });
             if let Err(e) = spawned {
                 tracing::error!(container = id, error = %e, "cannot start a restart thread");
-            }
-        } else if auto_remove(&c) {
-            if let Err(e) = self.remove_stopped(id, false) {
-                tracing::warn!(container = id, error = %e.message, "auto-removing");
             }
         }
     }
@@ -763,16 +767,22 @@ impl Engine {
             )));
         }
         let paths = self.container_paths(id);
+        self.remove_locked(&c, &paths, force)
+    }
+
+    /// Removes stopped container `c`, its lock held.
+    fn remove_locked(&self, c: &Loaded, paths: &Paths, force: bool) -> Result<(), ApiError> {
+        let id = c.id.as_str();
         // A shim left over from a failed start or a crash goes first.
-        self.stop_shim(&c, &paths, false);
+        self.stop_shim(c, paths, false);
         // The row goes before the files, so `wait --condition removed`
         // (`docker run --rm`) returns without waiting for the overlay's
         // unmount (a sync of its upper file system). Files left by a daemon
         // killed in between belong to no row: restore removes them.
         self.store.delete_container(id)?;
         self.containers.forget(id);
-        self.container_event(&c, "destroy", &[]);
-        unmount_rootfs(id, &paths);
+        self.container_event(c, "destroy", &[]);
+        unmount_rootfs(id, paths);
         if let Err(e) = std::fs::remove_dir_all(&paths.dir) {
             if e.kind() != std::io::ErrorKind::NotFound && !force {
                 return Err(internal(format!(
