@@ -81,17 +81,20 @@ def main():
     w("### %d detached `sleep` containers, started one after another" % count)
     w("")
     w(
-        "Medians over %d rounds (the engines alternate within each round). Memory per container: "
-        "the shims' PSS, the containers' own processes' PSS and the daemons' PSS growth, divided "
-        "by %d; the system's growth is MemTotal - MemAvailable after minus before (everything: "
-        "kernel objects, page cache, other work on this shared machine)." % (r["rounds"], count)
+        "Medians over %d rounds (the engines alternate within each round). Memory per container, "
+        "PSS divided by %d: the shims; the daemons' growth; the engine's overhead (the two "
+        "together); the containers' own processes (the same busybox `sleep` in every engine: "
+        "its file-backed part depends on how much of the binary the page cache holds, so the "
+        "anonymous part is shown too); and the system's growth, MemTotal - MemAvailable after "
+        "minus before (everything: kernel objects, page cache, and other work on this shared "
+        "machine, which makes it noisy)." % (r["rounds"], count)
     )
     w("")
     w(
-        "| engine | total s | per start ms | shims KiB/ctr | containers KiB/ctr | daemons KiB/ctr "
-        "| sum KiB/ctr | system KiB/ctr | rm -f all s |"
+        "| engine | total s | per start ms | shims | daemons | overhead | containers (anon) "
+        "| overhead + containers | system | rm -f all s |"
     )
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     summary = {}
     for name, rounds in h.items():
         def m(f):
@@ -100,20 +103,22 @@ def main():
         total = m(lambda x: x["total_ns"])
         shim = m(lambda x: sum(x["shim_pss_kb"]) / count)
         cont = m(lambda x: x["container_pss_kb"] / count)
+        anon = m(lambda x: x.get("container_pss_anon_kb", 0) / count)
         dmn = m(lambda x: x["daemon_pss_delta_kb"] / count)
+        over = m(lambda x: (sum(x["shim_pss_kb"]) + x["daemon_pss_delta_kb"]) / count)
         tot = m(lambda x: (sum(x["shim_pss_kb"]) + x["container_pss_kb"] + x["daemon_pss_delta_kb"]) / count)
         system = m(lambda x: x["system_used_delta_kb"] / count)
         rm = m(lambda x: x["rm_ns"])
         per = m(lambda x: x["median_start_ns"])
-        summary[name] = {"total": total, "sum": tot, "system": system}
+        summary[name] = {"total": total, "over": over, "sum": tot, "system": system}
         w(
-            "| %s | %.2f | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f |"
-            % (name, total / 1e9, ms(per), shim, cont, dmn, tot, system, rm / 1e9)
+            "| %s | %.2f | %s | %.0f KiB | %.0f KiB | %.0f KiB | %.0f KiB (%.0f) | %.0f KiB | %.0f KiB | %.2f |"
+            % (name, total / 1e9, ms(per), shim, dmn, over, cont, anon, tot, system, rm / 1e9)
         )
         bad = [x for x in rounds if x["running"] != count or x["shims"] != count]
         for x in bad:
             w(
-                "| (round %d of %s: %d running, %d shims, %d container processes) | | | | | | | | |"
+                "| (round %d of %s: %d running, %d shims, %d container processes) | | | | | | | | | |"
                 % (x["round"] + 1, name, x["running"], x["shims"], x["containers"])
             )
     w("")
@@ -121,9 +126,12 @@ def main():
     if b and d:
         w("| ratio berthd / dockerd | value | goal |")
         w("|---|---:|---|")
-        w("| total time | %s | at most 0.1 |" % ratio(b["total"], d["total"]))
-        w("| memory per container (sum) | %s | |" % ratio(b["sum"], d["sum"]))
-        w("| system memory per container | %s | |" % ratio(b["system"], d["system"]))
+        w("| total time (docker CLI) | %s | at most 0.1 |" % ratio(b["total"], d["total"]))
+        bb = summary.get("berthd, berth CLI")
+        if bb:
+            w("| total time (berth CLI) | %s | at most 0.1 |" % ratio(bb["total"], d["total"]))
+        w("| engine overhead per container | %s | |" % ratio(b["over"], d["over"]))
+        w("| overhead + containers | %s | |" % ratio(b["sum"], d["sum"]))
         w("")
 
     # 3. idle
@@ -191,9 +199,14 @@ def main():
         goal("`run --rm` at most 0.1x docker (berth CLI)", "%.2fx" % x, x <= 0.1)
     if b and d:
         x = b["total"] / d["total"]
-        goal("100 containers at most 0.1x docker's time", "%.2fx" % x, x <= 0.1)
-        goal("at most 0.5 MiB per container (shim + container + daemon growth)", "%.2f MiB" % (b["sum"] / 1024), b["sum"] <= 512)
-        goal("... counted as the system's memory growth", "%.2f MiB" % (b["system"] / 1024), b["system"] <= 512)
+        goal("100 containers at most 0.1x docker's time (docker CLI)", "%.2fx" % x, x <= 0.1)
+        bb = summary.get("berthd, berth CLI")
+        if bb:
+            x = bb["total"] / d["total"]
+            goal("100 containers at most 0.1x docker's time (berth CLI)", "%.2fx" % x, x <= 0.1)
+        goal("at most 0.5 MiB per container (shim + daemon growth)", "%.2f MiB" % (b["over"] / 1024), b["over"] <= 512)
+        goal("... with the container's own processes", "%.2f MiB" % (b["sum"] / 1024), b["sum"] <= 512)
+        goal("... counted as the system's memory growth (noisy)", "%.2f MiB" % (b["system"] / 1024), b["system"] <= 512)
     if "berthd" in r["one_shim"] and r["one_shim"]["berthd"]["pss_kb"]:
         alone = statistics.median(r["one_shim"]["berthd"]["pss_kb"])
         goal("berth-shim at most 0.4 MiB PSS (alone)", "%.2f MiB" % (alone / 1024), alone <= 400)
@@ -246,11 +259,11 @@ def main():
         "by linear interpolation." % (r["iterations"], r["warmup"])
     )
     w(
-        "- %d containers: `docker run -d --network none busybox sleep 1000000` (podman: the "
-        "same with its flags) %d times in a row, timed as a whole; 2 s later the driver "
+        "- %d containers: `docker run -d --network none busybox sleep 1000000` (berth's CLI "
+        "and podman: the same with their flags) %d times in a row, timed as a whole; 2 s later the driver "
         "reads every shim's and container process's PSS (/proc/PID/smaps_rollup), the "
-        "daemons' PSS and RSS, and /proc/meminfo, then removes them all (`rm -f`, 50 ids per "
-        "call, timed). Shims are found by command line (berth-shim and conmon naming the "
+        "daemons' PSS and RSS, and /proc/meminfo, then removes them all (`rm -f`, 10 ids per "
+        "call, timed; one call with 50 wedged dockerd for good). Shims are found by command line (berth-shim and conmon naming the "
         "engine's dir, containerd-shim-runc-v2 naming dockerd's containerd namespace), "
         "container processes by the engine's cgroup parent." % (count, count)
     )

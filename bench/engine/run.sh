@@ -96,16 +96,16 @@ cleanup() {
 	set +e
 	if [[ -n $berthd_pid ]]; then
 		ids=$("${docker_cli[@]}" -H "unix://$berth_sock" ps -aq 2>/dev/null)
-		[[ -n $ids ]] && "${docker_cli[@]}" -H "unix://$berth_sock" rm -f $ids >/dev/null 2>&1
+		[[ -n $ids ]] && timeout 120 "${docker_cli[@]}" -H "unix://$berth_sock" rm -f $ids >/dev/null 2>&1
 		stop_pid "$berthd_pid"
 	fi
 	if [[ -n $dockerd_pid ]]; then
 		ids=$("${docker_cli[@]}" -H "unix://$docker_sock" ps -aq 2>/dev/null)
-		[[ -n $ids ]] && "${docker_cli[@]}" -H "unix://$docker_sock" rm -f $ids >/dev/null 2>&1
+		[[ -n $ids ]] && timeout 120 "${docker_cli[@]}" -H "unix://$docker_sock" rm -f $ids >/dev/null 2>&1
 		stop_pid "$dockerd_pid"
 	fi
 	if [[ -d $work/p ]]; then
-		"${podman_cmd[@]}" rm -af -t 0 >/dev/null 2>&1
+		timeout 120 "${podman_cmd[@]}" rm -af -t 0 >/dev/null 2>&1
 		"${podman_cmd[@]}" system reset -f >/dev/null 2>&1
 	fi
 	# containerd and its shims exit a moment after dockerd.
@@ -118,7 +118,13 @@ cleanup() {
 	for cg in "$berth_cg" "$docker_cg" "$podman_cg"; do
 		for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
 			[[ -d $h${cg#/} ]] || continue
-			find "$h${cg#/}" -depth -type d -exec rmdir {} + 2>/dev/null
+			if [[ $(stat -f -c %T "$h") == tmpfs ]]; then
+				# Not a hierarchy (hugetlb, net_cls... on this hybrid host):
+				# plain directories conmon made on the cgroup tmpfs.
+				rm -rf "$h${cg#/}"
+			else
+				find "$h${cg#/}" -depth -type d -exec rmdir {} + 2>/dev/null
+			fi
 		done
 	done
 	rm -rf "$work"
@@ -209,6 +215,14 @@ jq -n \
 				daemons: [["berthd", ($work + "/b/")]],
 				cgroup_parent: $berth_cg
 			},
+			"berthd, berth CLI": {
+				cli: [$berth, "-H", $bsock],
+				detached: ([$berth, "-H", $bsock] + sleeper),
+				shim: ["berth-shim", ($work + "/b/")],
+				daemons: [["berthd", ($work + "/b/")]],
+				cgroup_parent: $berth_cg,
+				same_daemon_as: "berthd"
+			},
 			dockerd: {
 				cli: ($docker + ["-H", $dsock]),
 				detached: ($docker + ["-H", $dsock] + sleeper),
@@ -220,6 +234,7 @@ jq -n \
 				cli: $podman,
 				detached: ($podman + ["run", "-d", "--network", "none", "--cgroup-parent", $podman_cg] + $limits
 					+ ["busybox", "sleep", "1000000"]),
+				rm: ["rm", "-f", "-t", "0"],
 				shim: ["conmon", ($work + "/p/")],
 				daemons: [],
 				cgroup_parent: $podman_cg
@@ -245,7 +260,7 @@ mem=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 cgroups=$(if [[ -e /sys/fs/cgroup/unified/cgroup.controllers ]]; then echo "v1/v2 hybrid"; else stat -f -c '%T' /sys/fs/cgroup; fi)
 export started load_before load_after commit dirty cpu mem cgroups
 export machine_kernel=$(uname -r) machine_debian=$(cat /etc/debian_version) nproc=$(nproc)
-export v_docker_cli=$(docker version --format '{{.Client.Version}}' 2>/dev/null || docker --version)
+export v_docker_cli=$(docker --version)
 export v_dockerd=$(dockerd --version) v_containerd=$(containerd --version)
 export v_runc=$(runc --version | head -1) v_podman=$(podman --version) v_conmon=$(conmon --version | head -1)
 export v_busybox=$(dpkg-query -W -f='${Version}' busybox-static)
