@@ -1199,7 +1199,7 @@ fn cgroups_path(parent: &str, id: &str) -> String {
 /// Writes a file by temp file and rename, so a reader never sees half of
 /// it. Not fsynced: these files (config.json, hostname, hosts,
 /// resolv.conf) are written again by every start, so one lost to a crash
-/// of the machine costs nothing, and five fsyncs were on every start's path.
+/// of the machine costs nothing, and four fsyncs were on every start's path.
 pub(crate) fn write_atomically(path: &std::path::Path, data: &[u8]) -> Result<(), ApiError> {
     let tmp = path.with_extension("tmp");
     let r = std::fs::write(&tmp, data).and_then(|_| std::fs::rename(&tmp, path));
