@@ -428,10 +428,23 @@ async fn attach(
     let replay_logs = q.logs;
     let stream = q.stream;
     let id = c.id.clone();
+    // Registered before the 101: docker's client starts the container as
+    // soon as it has the answer, and the first output must find us.
+    let (io_tx, io_rx) = tokio::sync::oneshot::channel();
+    if stream {
+        let e = engine.clone();
+        let id = id.clone();
+        let req = AttachRequest {
+            options: options.clone(),
+            io: io_rx,
+        };
+        blocking(move || e.attach_container(&id, req)).await?;
+    }
     hijack(parts, "application/vnd.docker.raw-stream", move |io| {
         let rt = tokio::runtime::Handle::current();
         rt.spawn_blocking(move || {
             let mut io = io;
+            let rt = tokio::runtime::Handle::current();
             if replay_logs {
                 let opts = LogOptions {
                     stdout: options.stdout,
@@ -440,7 +453,6 @@ async fn attach(
                 };
                 let mut buf = Vec::new();
                 if engine.write_logs(&id, tty, &opts, &mut buf).is_ok() {
-                    let rt = tokio::runtime::Handle::current();
                     let r = rt.block_on(async {
                         use tokio::io::AsyncWriteExt;
                         io.write_all(&buf).await?;
@@ -451,16 +463,13 @@ async fn attach(
                     }
                 }
             }
-            if !stream {
-                let rt = tokio::runtime::Handle::current();
+            if stream {
+                let _ = io_tx.send(io);
+            } else {
                 rt.spawn(async move {
                     use tokio::io::AsyncWriteExt;
                     let _ = io.shutdown().await;
                 });
-                return;
-            }
-            if let Err(e) = engine.attach_container(&id, AttachRequest { options, io }) {
-                tracing::debug!(error = %e.message, "attach");
             }
         });
     })

@@ -16,10 +16,13 @@ use crate::error::ApiError;
 pub trait Hijacked: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Hijacked for T {}
 
-/// One client waiting to be (or being) attached.
+/// One client waiting to be (or being) attached. The connection arrives
+/// through `io` once its upgrade completes: the request is registered
+/// before the client hears 101, so a start that follows at once cannot
+/// run ahead of it and lose the first output.
 pub struct AttachRequest {
     pub options: AttachOptions,
-    pub io: Box<dyn Hijacked>,
+    pub io: tokio::sync::oneshot::Receiver<Box<dyn Hijacked>>,
 }
 
 impl std::fmt::Debug for AttachRequest {
@@ -53,10 +56,13 @@ impl Engine {
                 .unwrap_or_else(|p| p.into_inner())
                 .push(req),
             Status::Exited | Status::Dead | Status::Removing => {
-                let mut io = req.io;
-                tokio::spawn(async move {
-                    let _ = io.shutdown().await;
-                });
+                if let Some(rt) = self.runtime_handle() {
+                    rt.spawn(async move {
+                        if let Ok(mut io) = req.io.await {
+                            let _ = io.shutdown().await;
+                        }
+                    });
+                }
             }
         }
         Ok(())
@@ -78,7 +84,9 @@ impl Engine {
         };
         let id = id.to_string();
         rt.spawn(async move {
-            let mut client = req.io;
+            // The shim already queues output for this attachment; the
+            // client's connection may still be on its way.
+            let Ok(mut client) = req.io.await else { return };
             let shim = match stream
                 .and_then(|s| tokio::net::UnixStream::from_std(s).map_err(|e| e.to_string()))
             {
