@@ -24,6 +24,8 @@ const SYNC_CRATES: &[&str] = &[
     "berth-container",
     "berth-runtime",
     "berth-shim",
+    "berth-net",
+    "berth-dns",
 ];
 /// Packages that mean "an async runtime is linked".
 const ASYNC_RUNTIMES: &[&str] = &["tokio", "async-std", "smol", "async-executor"];

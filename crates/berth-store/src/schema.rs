@@ -27,7 +27,25 @@
 //! it, and the last recorded run state): the store keeps them whole and
 //! atomic, and does not interpret them.
 //!
-//! Networks and volumes get their tables in later migrations.
+//! Version 3 adds volumes. `volumes`: one row per volume (docker's
+//! names; anonymous volumes have a 64-hex name and `anonymous = 1`);
+//! `labels` and `options` are JSON objects of strings (the driver options,
+//! `type`/`device`/`o` for the local driver). `volume_users` records which
+//! containers mount which volumes; it references `volumes(name)` without a
+//! cascade, so a volume in use cannot be deleted, and it goes away with its
+//! container.
+//!
+//! Version 4 adds networks. `networks`: one row per network, `bridge` is
+//! the Linux bridge's name (NULL for the `host` and `none` networks), and
+//! `config` the daemon's own JSON (IPAM, options, labels, internal, ipv6).
+//! `endpoints`: a container's attachment to a network, with the addresses
+//! IPAM gave it; the unique indexes on (network, address) are what makes
+//! IPAM never hand out one address twice, and the row (so the lease) goes
+//! away with its container. An endpoint references `networks(id)` without
+//! a cascade: a network with endpoints cannot be deleted. `port_bindings`:
+//! the host ports a running container holds (docker allocates them at start
+//! and releases them at stop); the primary key refuses a second holder of
+//! one protocol, host address and port.
 
 /// `PRAGMA application_id` of berth databases ("brth").
 pub const APPLICATION_ID: i32 = 0x6272_7468;
@@ -101,6 +119,57 @@ pub const MIGRATIONS: &[&str] = &[
         state      BLOB NOT NULL
     ) STRICT;
     CREATE INDEX containers_by_image ON containers(image_id);
+    "#,
+    // 3: volumes.
+    r#"
+    CREATE TABLE volumes (
+        name       TEXT PRIMARY KEY NOT NULL,
+        driver     TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        anonymous  INTEGER NOT NULL CHECK (anonymous IN (0, 1)),
+        labels     BLOB NOT NULL,
+        options    BLOB NOT NULL
+    ) STRICT;
+
+    CREATE TABLE volume_users (
+        volume       TEXT NOT NULL REFERENCES volumes(name),
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        PRIMARY KEY (volume, container_id)
+    ) STRICT;
+    CREATE INDEX volume_users_by_container ON volume_users(container_id);
+    "#,
+    // 4: networks, endpoints, published ports.
+    r#"
+    CREATE TABLE networks (
+        id         TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 64),
+        name       TEXT NOT NULL UNIQUE,
+        driver     TEXT NOT NULL,
+        bridge     TEXT UNIQUE,
+        created_at INTEGER NOT NULL,
+        config     BLOB NOT NULL
+    ) STRICT;
+
+    CREATE TABLE endpoints (
+        network_id   TEXT NOT NULL REFERENCES networks(id),
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        ipv4         TEXT,
+        ipv6         TEXT,
+        config       BLOB NOT NULL,
+        PRIMARY KEY (network_id, container_id)
+    ) STRICT;
+    CREATE UNIQUE INDEX endpoints_by_ipv4 ON endpoints(network_id, ipv4);
+    CREATE UNIQUE INDEX endpoints_by_ipv6 ON endpoints(network_id, ipv6);
+    CREATE INDEX endpoints_by_container ON endpoints(container_id);
+
+    CREATE TABLE port_bindings (
+        container_id   TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        protocol       TEXT NOT NULL CHECK (protocol IN ('tcp', 'udp', 'sctp')),
+        host_ip        TEXT NOT NULL,
+        host_port      INTEGER NOT NULL CHECK (host_port BETWEEN 1 AND 65535),
+        container_port INTEGER NOT NULL CHECK (container_port BETWEEN 1 AND 65535),
+        PRIMARY KEY (protocol, host_ip, host_port)
+    ) STRICT;
+    CREATE INDEX port_bindings_by_container ON port_bindings(container_id);
     "#,
 ];
 

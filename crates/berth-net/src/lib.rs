@@ -1,0 +1,7 @@
+#![forbid(unsafe_code)]
+//! Container networking for berthd, synchronous: network namespace files,
+//! netlink plumbing (bridges, veth pairs, addresses, routes), IPAM, and the
+//! one nftables table berth owns (masquerade, isolation, published ports).
+//!
+//! The daemon decides what should exist (from its database); this crate
+//! makes the kernel match. Nothing here keeps state of its own.
