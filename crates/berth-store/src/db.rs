@@ -54,6 +54,28 @@ pub enum StoreError {
     NameInUse { name: String, holder: String },
     #[error("multiple containers found with provided prefix: {prefix}")]
     AmbiguousContainer { prefix: String },
+    #[error("network {name} not found")]
+    NetworkNotFound { name: String },
+    #[error("network with name {name} already exists")]
+    NetworkNameInUse { name: String },
+    #[error("bridge {bridge} is already used by another network; choose another name with -o com.docker.network.bridge.name=NAME")]
+    BridgeInUse { bridge: String },
+    #[error("network id prefix {prefix:?} is ambiguous: it matches several networks; give more digits or the name")]
+    AmbiguousNetwork { prefix: String },
+    #[error("error while removing network: network {name} id {id} has active endpoints ({})", containers.iter().map(|c| &c[..12.min(c.len())]).collect::<Vec<_>>().join(", "))]
+    NetworkInUse {
+        name: String,
+        id: String,
+        containers: Vec<String>,
+    },
+    #[error("Address already in use: {address} is taken on network {network}")]
+    AddressInUse { network: String, address: String },
+    #[error("Bind for {host_ip}:{host_port} failed: port is already allocated ({protocol})")]
+    PortAllocated {
+        host_ip: String,
+        host_port: u16,
+        protocol: String,
+    },
     #[error("no such lease: {id}")]
     LeaseNotFound { id: String },
     #[error("lease {id} already exists")]
@@ -73,11 +95,18 @@ impl HasKind for StoreError {
             StoreError::ImageNotFound { .. }
             | StoreError::ReferenceNotFound { .. }
             | StoreError::LeaseNotFound { .. }
-            | StoreError::ContainerNotFound { .. } => ErrorKind::NotFound,
-            StoreError::AmbiguousId { .. } | StoreError::AmbiguousContainer { .. } => {
-                ErrorKind::InvalidArgument
-            }
-            StoreError::LeaseExists { .. } | StoreError::NameInUse { .. } => ErrorKind::Conflict,
+            | StoreError::ContainerNotFound { .. }
+            | StoreError::NetworkNotFound { .. } => ErrorKind::NotFound,
+            StoreError::AmbiguousId { .. }
+            | StoreError::AmbiguousContainer { .. }
+            | StoreError::AmbiguousNetwork { .. } => ErrorKind::InvalidArgument,
+            StoreError::LeaseExists { .. }
+            | StoreError::NameInUse { .. }
+            | StoreError::NetworkNameInUse { .. }
+            | StoreError::BridgeInUse { .. }
+            | StoreError::NetworkInUse { .. }
+            | StoreError::AddressInUse { .. }
+            | StoreError::PortAllocated { .. } => ErrorKind::Conflict,
         }
     }
 }

@@ -12,6 +12,7 @@ mod gc;
 mod images;
 mod layers;
 mod leases;
+mod networks;
 pub mod schema;
 
 pub use containers::ContainerRow;
@@ -20,3 +21,4 @@ pub use gc::{GcError, GcOptions, GcReport};
 pub use images::{ImageLayer, ImageRecord, LayerBlob, RefKind};
 pub use layers::LayerRecord;
 pub use leases::{Lease, LeaseResource};
+pub use networks::{EndpointRow, NetworkRow, PortBindingRow};
