@@ -80,6 +80,13 @@ pub enum StoreError {
     LeaseNotFound { id: String },
     #[error("lease {id} already exists")]
     LeaseExists { id: String },
+    #[error("get {name}: no such volume")]
+    VolumeNotFound { name: String },
+    #[error("remove {name}: volume is in use - [{}]", containers.join(", "))]
+    VolumeInUse {
+        name: String,
+        containers: Vec<String>,
+    },
 }
 
 impl HasKind for StoreError {
@@ -96,7 +103,8 @@ impl HasKind for StoreError {
             | StoreError::ReferenceNotFound { .. }
             | StoreError::LeaseNotFound { .. }
             | StoreError::ContainerNotFound { .. }
-            | StoreError::NetworkNotFound { .. } => ErrorKind::NotFound,
+            | StoreError::NetworkNotFound { .. }
+            | StoreError::VolumeNotFound { .. } => ErrorKind::NotFound,
             StoreError::AmbiguousId { .. }
             | StoreError::AmbiguousContainer { .. }
             | StoreError::AmbiguousNetwork { .. } => ErrorKind::InvalidArgument,
@@ -106,7 +114,8 @@ impl HasKind for StoreError {
             | StoreError::BridgeInUse { .. }
             | StoreError::NetworkInUse { .. }
             | StoreError::AddressInUse { .. }
-            | StoreError::PortAllocated { .. } => ErrorKind::Conflict,
+            | StoreError::PortAllocated { .. }
+            | StoreError::VolumeInUse { .. } => ErrorKind::Conflict,
         }
     }
 }

@@ -2,8 +2,8 @@
 //! berth's metadata database, `<data_root>/berth.db` (SQLite, WAL).
 //!
 //! The schema is written in code as numbered migrations ([`schema`]); every
-//! change happens in a transaction. Images, references, layers, leases
-//! and containers live here; blobs and layer files live in berth-image's content and
+//! change happens in a transaction. Images, references, layers, leases,
+//! containers, networks and volumes live here; blobs and layer files live in berth-image's content and
 //! layer stores, and [`Store::gc`] removes the ones nothing reaches.
 
 mod containers;
@@ -14,6 +14,7 @@ mod layers;
 mod leases;
 mod networks;
 pub mod schema;
+mod volumes;
 
 pub use containers::ContainerRow;
 pub use db::{Store, StoreError};
@@ -22,3 +23,4 @@ pub use images::{ImageLayer, ImageRecord, LayerBlob, RefKind};
 pub use layers::LayerRecord;
 pub use leases::{Lease, LeaseResource};
 pub use networks::{EndpointRow, NetworkRow, PortBindingRow};
+pub use volumes::VolumeRow;
