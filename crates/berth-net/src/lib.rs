@@ -5,3 +5,5 @@
 //!
 //! The daemon decides what should exist (from its database); this crate
 //! makes the kernel match. Nothing here keeps state of its own.
+
+pub mod firewall;
