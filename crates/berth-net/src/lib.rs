@@ -6,4 +6,14 @@
 //! The daemon decides what should exist (from its database); this crate
 //! makes the kernel match. Nothing here keeps state of its own.
 
+mod error;
+pub mod ipam;
+pub mod link;
+mod netlink;
+pub mod netns;
+mod random;
+mod sysctl;
+
+pub use error::NetError;
+
 pub mod firewall;

@@ -1,0 +1,185 @@
+//! Network namespace files: a namespace kept alive by a bind mount of its
+//! nsfs file onto a plain file (as `ip netns add` does), so it outlives every
+//! process and berthd can set it up before the container exists.
+//!
+//! No caller's thread ever changes namespace: creating and entering happen
+//! on short-lived threads of their own (the network namespace is a
+//! per-thread attribute).
+//!
+//! Mount propagation: the directory holding the files is made a bind mount
+//! of itself with shared propagation, in a peer group of its own (as
+//! iproute2 does for /run/netns). A mount namespace created later (a
+//! systemd service's, a container's before it pivots) copies the namespace
+//! mounts too; because they are shared or slave copies, the unmount in
+//! [`remove`] propagates to them, so no copy keeps a dead container's
+//! namespace alive. Only a namespace that made its copy private on purpose
+//! keeps it until that namespace exits. Private (the default on this host's
+//! `/`) would leave every such copy behind; unbindable would be no better,
+//! since new mount namespaces copy unbindable mounts as private ones.
+
+use std::fs::DirBuilder;
+use std::os::fd::AsFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+use std::sync::Mutex;
+
+use rustix::fs::{Mode, OFlags, StatxFlags};
+use rustix::io::Errno;
+use rustix::mount::{MountPropagationFlags, UnmountFlags};
+
+use crate::NetError;
+
+/// The nsfs file system's magic number (statfs f_type).
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+
+/// Serialises the check-and-bind of the directory, so two threads of one
+/// process cannot stack two bind mounts on it.
+static DIR_SETUP: Mutex<()> = Mutex::new(());
+
+/// Creates a network namespace, with `lo` up, and bind-mounts it on `path`
+/// (a new file; its parent directory is created 0700 if missing).
+/// Fails with [`NetError::NetnsExists`] if `path` already holds a namespace;
+/// a leftover plain file (from a crash between creating and mounting) is
+/// reused.
+pub fn create(path: &Path) -> Result<(), NetError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .ok_or_else(|| {
+            NetError::invalid("netns path", path.display(), "it needs a parent directory")
+        })?;
+    share_dir(dir)?;
+    let created = match rustix::fs::open(
+        path,
+        OFlags::CREATE | OFlags::EXCL | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::RUSR,
+    ) {
+        Ok(_) => true,
+        Err(Errno::EXIST) if holds_netns(path) => {
+            return Err(NetError::NetnsExists {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(Errno::EXIST) => false,
+        Err(e) => return Err(NetError::netns(path, "creating the file", e.into())),
+    };
+    let result = std::thread::scope(|s| {
+        s.spawn(|| new_netns_on(path)).join().unwrap_or_else(|_| {
+            Err(NetError::netns(
+                path,
+                "creating",
+                std::io::Error::other("thread panicked"),
+            ))
+        })
+    });
+    if result.is_err() && created {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+/// Runs on a thread of its own: a new namespace, `lo` up, the bind mount.
+fn new_netns_on(path: &Path) -> Result<(), NetError> {
+    berth_sys::process::unshare(libc::CLONE_NEWNET)
+        .map_err(|e| NetError::netns(path, "unshare(CLONE_NEWNET)", e))?;
+    crate::link::loopback_up().map_err(|e| match e {
+        NetError::Netlink {
+            op,
+            target,
+            source,
+            kernel,
+            ..
+        } => NetError::Netlink {
+            op,
+            target,
+            netns: Some(path.to_path_buf()),
+            source,
+            kernel,
+        },
+        other => other,
+    })?;
+    rustix::mount::mount_bind("/proc/thread-self/ns/net", path)
+        .map_err(|e| NetError::netns(path, "bind-mounting the namespace", e.into()))
+}
+
+/// Makes `dir` (created 0700 if missing) a shared mount of its own.
+fn share_dir(dir: &Path) -> Result<(), NetError> {
+    let _guard = DIR_SETUP.lock().unwrap_or_else(|e| e.into_inner());
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| NetError::netns(dir, "creating the directory", e))?;
+    if !is_mount_root(dir).map_err(|e| NetError::netns(dir, "statx", e.into()))? {
+        rustix::mount::mount_bind(dir, dir)
+            .map_err(|e| NetError::netns(dir, "bind-mounting the directory on itself", e.into()))?;
+    }
+    rustix::mount::mount_change(dir, MountPropagationFlags::SHARED)
+        .map_err(|e| NetError::netns(dir, "making the directory's mount shared", e.into()))
+}
+
+fn is_mount_root(dir: &Path) -> rustix::io::Result<bool> {
+    let st = rustix::fs::statx(
+        rustix::fs::CWD,
+        dir,
+        rustix::fs::AtFlags::empty(),
+        StatxFlags::BASIC_STATS,
+    )?;
+    let mount_root = rustix::fs::StatxAttributes::MOUNT_ROOT.bits();
+    if st.stx_attributes_mask.bits() & mount_root == 0 {
+        return Err(Errno::NOSYS); // kernels before 5.8 do not say
+    }
+    Ok(st.stx_attributes.bits() & mount_root != 0)
+}
+
+/// Whether `path` is a mount of a namespace file (nsfs).
+// f_type's width differs between architectures.
+#[allow(clippy::unnecessary_cast)]
+fn holds_netns(path: &Path) -> bool {
+    rustix::fs::statfs(path).is_ok_and(|s| s.f_type as i64 == NSFS_MAGIC)
+}
+
+/// Unmounts (lazily) and deletes a namespace file. Ok when it is absent or
+/// not mounted: the daemon calls this on every clean-up path.
+pub fn remove(path: &Path) -> Result<(), NetError> {
+    // More than one mount would be a bug elsewhere; take them all off.
+    for _ in 0..8 {
+        match rustix::mount::unmount(path, UnmountFlags::DETACH) {
+            Ok(()) => continue,
+            Err(Errno::INVAL | Errno::NOENT) => break,
+            Err(e) => return Err(NetError::netns(path, "unmounting", e.into())),
+        }
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(NetError::netns(path, "deleting the file", e)),
+    }
+}
+
+/// Runs `f` on a thread that has joined the network namespace at `path`,
+/// and returns what it returns. Sockets `f` opens stay in that namespace
+/// after the thread ends, which is how the netlink code reaches a
+/// container's interfaces.
+pub fn in_netns<T, F>(path: &Path, f: F) -> Result<T, NetError>
+where
+    T: Send,
+    F: FnOnce() -> T + Send,
+{
+    let ns = std::fs::File::open(path).map_err(|e| NetError::netns(path, "opening", e))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            berth_sys::process::setns(ns.as_fd(), libc::CLONE_NEWNET)
+                .map_err(|e| NetError::netns(path, "entering (setns)", e))?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(NetError::netns(
+                path,
+                "running a task inside",
+                std::io::Error::other("thread panicked"),
+            ))
+        })
+    })
+}
