@@ -7,6 +7,7 @@ pub mod cli;
 pub mod daemon;
 pub mod fixtures;
 pub mod leaks;
+pub mod netlab;
 pub mod peers;
 pub mod runtime;
 pub mod shim;
