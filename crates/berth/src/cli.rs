@@ -3,7 +3,7 @@
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::manage::Prune;
-use crate::{containers, images, manage, run, stats, system, Ctx};
+use crate::{containers, images, manage, network, run, stats, system, Ctx};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -110,6 +110,9 @@ pub enum Command {
     Cp(manage::CpArgs),
     /// Update configuration of one or more containers
     Update(manage::UpdateArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCmd),
     /// Generate the shell completion script (bash, zsh, fish, elvish, powershell)
     Completion { shell: clap_complete::Shell },
     /// Write the man page (roff) to stdout
@@ -225,7 +228,6 @@ pub fn many() -> ArgAction {
 fn not_yet(what: &[String]) -> anyhow::Result<()> {
     let name = what.first().map(String::as_str).unwrap_or("");
     let known = [
-        "network",
         "volume",
         "build",
         "builder",
@@ -316,6 +318,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Image(ImageCmd::Prune(a)) => manage::prune(ctx, Prune::Images, a),
         Command::System(SystemCmd::Prune(a)) => manage::prune(ctx, Prune::System, a),
         Command::Container(ContainerCmd::Other(v)) => not_yet(&v),
+        Command::Network(c) => network::dispatch(ctx, c),
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             // Into memory first: clap_complete panics on a closed pipe.
@@ -359,7 +362,9 @@ mod tests {
             Command::Run(r) => assert_eq!(r.opts.image_and_cmd, ["busybox", "ls", "-l"]),
             other => panic!("parsed as {other:?}"),
         }
-        let c = Cli::try_parse_from(["berth", "network", "ls"]).unwrap();
-        assert!(matches!(c.command, Command::Other(ref v) if v[0] == "network"));
+        let c = Cli::try_parse_from(["berth", "network", "ls", "-q"]).unwrap();
+        assert!(matches!(c.command, Command::Network(network::NetworkCmd::Ls(ref l)) if l.quiet));
+        let c = Cli::try_parse_from(["berth", "build", "."]).unwrap();
+        assert!(matches!(c.command, Command::Other(ref v) if v[0] == "build"));
     }
 }

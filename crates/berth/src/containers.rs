@@ -181,33 +181,13 @@ fn command(c: &str, trunc: bool) -> String {
 }
 
 fn ports(v: &Value) -> String {
-    let mut ps: Vec<(u64, String)> = v
+    let list: Vec<crate::ports::Port> = v
         .as_array()
         .into_iter()
         .flatten()
-        .map(|p| {
-            let private = p["PrivatePort"].as_u64().unwrap_or(0);
-            let ty = p["Type"].as_str().unwrap_or("tcp");
-            let s = match (p["IP"].as_str(), p["PublicPort"].as_u64()) {
-                (Some(ip), Some(public)) if !ip.is_empty() => {
-                    let ip = if ip.contains(':') {
-                        format!("[{ip}]")
-                    } else {
-                        ip.to_string()
-                    };
-                    format!("{ip}:{public}->{private}/{ty}")
-                }
-                _ => format!("{private}/{ty}"),
-            };
-            (private, s)
-        })
+        .map(crate::ports::Port::from_json)
         .collect();
-    ps.sort();
-    ps.dedup();
-    ps.into_iter()
-        .map(|(_, s)| s)
-        .collect::<Vec<_>>()
-        .join(", ")
+    crate::ports::display(&list)
 }
 
 fn container_row(c: &Value, trunc: bool) -> Value {
@@ -246,10 +226,11 @@ fn container_row(c: &Value, trunc: bool) -> Value {
         })
         .unwrap_or_default();
     labels.sort();
-    let networks: Vec<String> = c["NetworkSettings"]["Networks"]
+    let mut networks: Vec<String> = c["NetworkSettings"]["Networks"]
         .as_object()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
+    networks.sort();
     let mounts: Vec<String> = c["Mounts"]
         .as_array()
         .into_iter()
@@ -346,6 +327,12 @@ fn inspect_raw(ctx: &Ctx, kind: &str, name: &str, size: bool) -> Result<Vec<u8>,
             cpath(name),
             Query::new().flag("size", size).encode()
         ),
+        // `size` is `network inspect --verbose` here.
+        "network" => format!(
+            "/networks/{}{}",
+            escape_path(name),
+            Query::new().flag("verbose", size).encode()
+        ),
         _ => format!("/images/{}/json", escape_path(name)),
     };
     let resp = ctx.client.request("GET", &path, &[], Body::Empty)?;
@@ -355,11 +342,8 @@ fn inspect_raw(ctx: &Ctx, kind: &str, name: &str, size: bool) -> Result<Vec<u8>,
 
 pub fn inspect(ctx: &Ctx, a: InspectArgs) -> anyhow::Result<()> {
     match a.kind.as_deref() {
-        None | Some("container") | Some("image") => {}
-        Some(
-            k @ ("network" | "volume" | "node" | "service" | "task" | "plugin" | "secret"
-            | "config"),
-        ) => {
+        None | Some("container") | Some("image") | Some("network") => {}
+        Some(k @ ("volume" | "node" | "service" | "task" | "plugin" | "secret" | "config")) => {
             anyhow::bail!("inspect --type {k} is not available yet in this version of berth")
         }
         Some(k) => anyhow::bail!("{k:?} is not a valid value for --type"),
@@ -376,7 +360,7 @@ pub fn inspect_typed(
     inspect_typed_sized(ctx, kind, format, names, false)
 }
 
-fn inspect_typed_sized(
+pub fn inspect_typed_sized(
     ctx: &Ctx,
     kind: Option<&str>,
     format: &str,
@@ -394,23 +378,32 @@ fn inspect_typed_sized(
     let mut failed = Vec::new();
     for name in names {
         let res = match kind {
+            // docker passes the daemon's own words on for networks.
             Some(k) => inspect_raw(ctx, k, name, size).map_err(|e| match e.status() {
-                Some(404) => format!("No such {k}: {name}"),
+                Some(404) if k != "network" => format!("No such {k}: {name}"),
                 _ => e.to_string(),
             }),
-            // A daemon without container endpoints (501) still has images.
+            // Containers, then images, then networks, as docker looks; a
+            // daemon without some endpoints (501) still has the others.
             None => match inspect_raw(ctx, "container", name, size) {
                 Err(e) if matches!(e.status(), Some(404 | 501)) => {
-                    inspect_raw(ctx, "image", name, false).map_err(|e| match e.status() {
-                        Some(404) => format!("No such object: {name}"),
-                        _ => e.to_string(),
-                    })
+                    match inspect_raw(ctx, "image", name, false) {
+                        Err(e) if matches!(e.status(), Some(404 | 501)) => {
+                            inspect_raw(ctx, "network", name, false).map_err(|e| match e.status() {
+                                Some(404 | 501) => format!("No such object: {name}"),
+                                _ => e.to_string(),
+                            })
+                        }
+                        other => other.map_err(|e| e.to_string()),
+                    }
                 }
                 other => other.map_err(|e| e.to_string()),
             },
         };
         match res {
             Ok(raw) => found.push(raw),
+            // The daemon's messages carry their own prefix.
+            Err(e) if e.starts_with("Error response from daemon") => failed.push(e),
             Err(e) => failed.push(format!("Error: {e}")),
         }
     }
@@ -560,11 +553,7 @@ pub fn port(ctx: &Ctx, a: PortArgs) -> anyhow::Result<()> {
             for b in binds.as_array().into_iter().flatten() {
                 let ip = b["HostIp"].as_str().unwrap_or("");
                 let hp = b["HostPort"].as_str().unwrap_or("");
-                let ip = if ip.contains(':') {
-                    format!("[{ip}]")
-                } else {
-                    ip.to_string()
-                };
+                let ip = crate::ports::join_host(ip);
                 entries.push((
                     p.parse().unwrap_or(0),
                     format!("{p}/{proto}"),
@@ -577,12 +566,12 @@ pub fn port(ctx: &Ctx, a: PortArgs) -> anyhow::Result<()> {
     let mut out = ctx.out();
     match &a.port {
         Some(want) => {
-            let want = if want.contains('/') {
+            let key = if want.contains('/') {
                 want.clone()
             } else {
                 format!("{want}/tcp")
             };
-            let hits: Vec<_> = entries.iter().filter(|e| e.1 == want).collect();
+            let hits: Vec<_> = entries.iter().filter(|e| e.1 == key).collect();
             if hits.is_empty() {
                 drop(out);
                 anyhow::bail!("No public port '{want}' published for {}", a.container);
@@ -676,7 +665,9 @@ mod tests {
             "\"sh -c 'echo hello w…\""
         );
         let p = json!([{"PrivatePort": 80, "Type": "tcp"}, {"IP": "0.0.0.0", "PrivatePort": 22, "PublicPort": 2222, "Type": "tcp"}]);
-        assert_eq!(ports(&p), "0.0.0.0:2222->22/tcp, 80/tcp");
+        // Bindings to another host port come after the unpublished ones,
+        // as docker's ps prints them.
+        assert_eq!(ports(&p), "80/tcp, 0.0.0.0:2222->22/tcp");
         let c = json!({"Id": "0123456789abcdef", "Names": ["/a", "/b/a"], "Image": "docker.io/library/busybox:latest",
                        "Command": "sh", "Created": 0, "State": "running", "Status": "Up 1 second"});
         let r = container_row(&c, true);

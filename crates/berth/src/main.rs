@@ -3,14 +3,20 @@
 //! drives berthd and dockerd alike.
 //!
 //! - `cli`: the clap definitions (docker's names and flags).
-//! - `system`, `images`, `containers`, `run`: the commands.
+//! - `system`, `images`, `containers`, `run`, `network`: the commands.
+//! - `netflags`, `ports`, `network_create`: docker's networking flags and
+//!   port syntax into API requests, and ports back into `ps` columns.
 //! - `output`, `template`, `units`: docker's tables, `--format` and units.
 
 mod cli;
 mod containers;
 mod images;
 mod manage;
+mod netflags;
+mod network;
+mod network_create;
 mod output;
+mod ports;
 mod progress;
 mod run;
 mod stats;

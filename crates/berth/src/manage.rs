@@ -190,7 +190,7 @@ pub fn update(ctx: &Ctx, a: UpdateArgs) -> anyhow::Result<()> {
 }
 
 /// docker's prompt; anything but y/Y is no.
-fn confirm(warning: &str) -> anyhow::Result<bool> {
+pub(crate) fn confirm(warning: &str) -> anyhow::Result<bool> {
     let mut err = std::io::stderr();
     write!(err, "{warning}\nAre you sure you want to continue? [y/N] ")?;
     err.flush()?;

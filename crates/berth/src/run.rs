@@ -145,18 +145,8 @@ pub struct ContainerOpts {
     /// Container host name
     #[arg(short = 'h', long, default_value = "")]
     pub hostname: String,
-    /// Add a custom host-to-IP mapping (host:ip)
-    #[arg(long, action = crate::cli::many())]
-    pub add_host: Vec<String>,
-    /// Connect a container to a network
-    #[arg(long, alias = "net", default_value = "")]
-    pub network: String,
-    /// Publish a container's port(s) to the host
-    #[arg(short, long, action = crate::cli::many())]
-    pub publish: Vec<String>,
-    /// Expose a port or a range of ports
-    #[arg(long, action = crate::cli::many())]
-    pub expose: Vec<String>,
+    #[command(flatten)]
+    pub net: crate::netflags::NetOpts,
     /// Bind mount a volume
     #[arg(short, long, action = crate::cli::many())]
     pub volume: Vec<String>,
@@ -457,10 +447,8 @@ pub fn create_body(o: &ContainerOpts, attach_std: bool) -> anyhow::Result<Value>
         "RestartPolicy".into(),
         json!({"Name": if policy == "no" { "" } else { policy }, "MaximumRetryCount": retries}),
     );
-    if !o.network.is_empty() {
-        host.insert("NetworkMode".into(), o.network.clone().into());
-    }
-    host.insert("ExtraHosts".into(), json!(o.add_host));
+    let net = crate::netflags::networking(&o.net).map_err(usage)?;
+    host.extend(net.host);
     let mut binds = Vec::new();
     let mut volumes = Map::new();
     for v in &o.volume {
@@ -471,33 +459,6 @@ pub fn create_body(o: &ContainerOpts, attach_std: bool) -> anyhow::Result<Value>
         }
     }
     host.insert("Binds".into(), json!(binds));
-    let mut exposed = Map::new();
-    let mut bindings = Map::new();
-    for e in &o.expose {
-        let k = if e.contains('/') {
-            e.clone()
-        } else {
-            format!("{e}/tcp")
-        };
-        exposed.insert(k, json!({}));
-    }
-    for p in &o.publish {
-        let (spec, proto) = p.split_once('/').unwrap_or((p, "tcp"));
-        let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
-        let (cport, hport, ip) = match parts.as_slice() {
-            [c] => (*c, "", ""),
-            [c, h] => (*c, *h, ""),
-            [c, h, i] => (*c, *h, *i),
-            _ => return Err(usage(format!("invalid publish spec: {p}"))),
-        };
-        let k = format!("{cport}/{proto}");
-        exposed.insert(k.clone(), json!({}));
-        let e = bindings.entry(k).or_insert_with(|| json!([]));
-        if let Value::Array(a) = e {
-            a.push(json!({"HostIp": ip, "HostPort": hport}));
-        }
-    }
-    host.insert("PortBindings".into(), Value::Object(bindings));
     let mut cfg = Map::new();
     cfg.insert("Image".into(), image.clone().into());
     if !cmd.is_empty() {
@@ -518,8 +479,11 @@ pub fn create_body(o: &ContainerOpts, attach_std: bool) -> anyhow::Result<Value>
     cfg.insert("AttachStdin".into(), a_in.into());
     cfg.insert("AttachStdout".into(), a_out.into());
     cfg.insert("AttachStderr".into(), a_err.into());
-    if !exposed.is_empty() {
-        cfg.insert("ExposedPorts".into(), Value::Object(exposed));
+    if !net.exposed.is_empty() {
+        cfg.insert("ExposedPorts".into(), Value::Object(net.exposed));
+    }
+    if !net.mac.is_empty() {
+        cfg.insert("MacAddress".into(), net.mac.into());
     }
     if !volumes.is_empty() {
         cfg.insert("Volumes".into(), Value::Object(volumes));
@@ -555,6 +519,7 @@ pub fn create_body(o: &ContainerOpts, attach_std: bool) -> anyhow::Result<Value>
         cfg.insert("Healthcheck".into(), Value::Object(h));
     }
     cfg.insert("HostConfig".into(), Value::Object(host));
+    cfg.insert("NetworkingConfig".into(), net.networking);
     Ok(Value::Object(cfg))
 }
 
