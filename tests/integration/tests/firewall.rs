@@ -10,7 +10,7 @@ use berth_errdefs::{ErrorKind, HasKind};
 use berth_integration::netlab::{
     tcp_blocked, tcp_get, udp_ask, udp_get, Bridge, Lab, Netns, Outside,
 };
-use berth_net::firewall::{self, FirewallState, FwNetwork, FwPort, IpVersion, Protocol};
+use berth_net::firewall::{self, FirewallState, FwNetwork, FwPort, Protocol};
 
 /// A table of the test's own that is removed, and checked gone, at the end
 /// (also when the test fails).
@@ -63,7 +63,7 @@ fn setup() -> Option<(Lab, Table)> {
         eprintln!("skipped: nft is not installed (apt-get install nftables)");
         return None;
     }
-    firewall::set_ip_forward(IpVersion::V4, true).unwrap();
+    berth_net::link::enable_ip_forward(false).unwrap();
     let lab = Lab::new();
     let table = Table::new(&lab);
     Some((lab, table))

@@ -1,7 +1,5 @@
 //! What can go wrong with berth's table, naming the table and nft's own words.
 
-use std::path::PathBuf;
-
 use berth_errdefs::{ErrorKind, HasKind};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,14 +30,6 @@ pub enum FirewallError {
         stderr: String,
         kind: ErrorKind,
     },
-
-    /// Reading or writing a sysctl file (ip_forward).
-    #[error("{action} {}: {source}", path.display())]
-    Sysctl {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
 }
 
 impl HasKind for FirewallError {
@@ -49,10 +39,6 @@ impl HasKind for FirewallError {
             FirewallError::NftMissing { .. } => ErrorKind::FailedPrecondition,
             FirewallError::Spawn { .. } => ErrorKind::Internal,
             FirewallError::Nft { kind, .. } => *kind,
-            FirewallError::Sysctl { source, .. } => match source.kind() {
-                std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
-                _ => ErrorKind::Internal,
-            },
         }
     }
 }

@@ -15,9 +15,12 @@
 //! they keep answering while berthd is down or restarting. Connections
 //! from the host's own loopback (127.0.0.1) work through `route_localnet`
 //! on the bridge (the kernel then lets a 127/8 source leave through it;
-//! [`crate`]'s bridge set-up turns it on) plus a masquerade of 127.0.0.0/8
+//! [`crate::link::ensure_bridge`] turns it on) plus a masquerade of 127.0.0.0/8
 //! sources going out to the bridge. IPv6 has no `route_localnet`, so `[::1]`
-//! does not reach a published port.
+//! does not reach a published port. A container reaching its own published
+//! port through a host address needs its bridge port in hairpin mode when
+//! `br_netfilter` is loaded (the DNATed frame is bridged back out the port
+//! it came in on).
 //!
 //! Limitation: an `accept` in one nftables table does not override a `drop`
 //! in another; a packet must pass every table's chains on a hook. When
@@ -35,7 +38,6 @@
 //! has an effect only then (as with docker).
 
 mod error;
-mod ip_forward;
 mod nft;
 mod render;
 
@@ -45,7 +47,6 @@ use std::time::Instant;
 use ipnet::IpNet;
 
 pub use error::FirewallError;
-pub use ip_forward::{ip_forward, set_ip_forward, IpVersion};
 pub use render::render;
 
 /// Everything the table must do, computed whole by the daemon.
@@ -102,6 +103,25 @@ pub struct FwPort {
     pub container_port: u16,
     /// The bridge the container is reached through.
     pub bridge: String,
+}
+
+/// Which forwarding switch [`set_ip_forward`] turns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpVersion {
+    V4,
+    V6,
+}
+
+/// Turns forwarding of `version` on or off; returns whether it was on.
+/// Kept only until berthd's caller moves to the crate's one forwarding
+/// switch, [`crate::link::enable_ip_forward`].
+#[deprecated(note = "use berth_net::link::enable_ip_forward")]
+pub fn set_ip_forward(version: IpVersion, on: bool) -> Result<bool, crate::NetError> {
+    let key: &[&str] = match version {
+        IpVersion::V4 => &["net", "ipv4", "ip_forward"],
+        IpVersion::V6 => &["net", "ipv6", "conf", "all", "forwarding"],
+    };
+    Ok(crate::sysctl::set(key, if on { "1" } else { "0" })? == "1")
 }
 
 /// Makes the table `table` exactly what `state` says, in one atomic
