@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod dns;
 pub mod fixtures;
 pub mod leaks;
 pub mod netlab;
