@@ -22,7 +22,7 @@
 #   NO_RESULTS=1   print the section but leave bench/RESULTS.md alone
 #
 # It installs what it needs from apt (docker.io, podman, runc,
-# busybox-static), builds berthd, berth-shim, berth-runtime and berth in
+# busybox-static), builds berthd, berth-shim, berth-dns, berth-runtime and berth in
 # release mode, makes one busybox rootfs tarball (Debian's static busybox
 # and its applet links) and imports it into every engine as busybox:latest
 # (no registry). Each engine gets a temp dir of its own under one work dir:
@@ -65,10 +65,10 @@ fi
 
 # --- berth ----------------------------------------------------------------
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-	(cd "$repo" && cargo build --release -p berthd -p berth-shim -p berth-runtime -p berth)
+	(cd "$repo" && cargo build --release -p berthd -p berth-shim -p berth-dns -p berth-runtime -p berth)
 fi
 bin=${CARGO_TARGET_DIR:-$repo/target}/release
-for b in berthd berth-shim berth-runtime berth; do
+for b in berthd berth-shim berth-dns berth-runtime berth; do
 	[[ -x $bin/$b ]] || { echo "run.sh: $bin/$b is missing; build it or unset SKIP_BUILD" >&2; exit 1; }
 done
 
