@@ -15,5 +15,7 @@ mod random;
 mod sysctl;
 
 pub use error::NetError;
+/// The network types of this crate's API, so callers use the same version.
+pub use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 pub mod firewall;

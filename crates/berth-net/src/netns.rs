@@ -64,13 +64,9 @@ pub fn create(path: &Path) -> Result<(), NetError> {
         Err(e) => return Err(NetError::netns(path, "creating the file", e.into())),
     };
     let result = std::thread::scope(|s| {
-        s.spawn(|| new_netns_on(path)).join().unwrap_or_else(|_| {
-            Err(NetError::netns(
-                path,
-                "creating",
-                std::io::Error::other("thread panicked"),
-            ))
-        })
+        s.spawn(|| new_netns_on(path))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     });
     if result.is_err() && created {
         let _ = std::fs::remove_file(path);
@@ -110,12 +106,25 @@ fn share_dir(dir: &Path) -> Result<(), NetError> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| NetError::netns(dir, "creating the directory", e))?;
+    let share = |flags, what| {
+        rustix::mount::mount_change(dir, flags).map_err(|e| NetError::netns(dir, what, e.into()))
+    };
     if !is_mount_root(dir).map_err(|e| NetError::netns(dir, "statx", e.into()))? {
         rustix::mount::mount_bind(dir, dir)
             .map_err(|e| NetError::netns(dir, "bind-mounting the directory on itself", e.into()))?;
+        // A bind of a dir on a shared mount joins that mount's peer group;
+        // private first, so that shared then makes a group of its own.
+        share(
+            MountPropagationFlags::PRIVATE,
+            "making the directory's mount private",
+        )?;
     }
-    rustix::mount::mount_change(dir, MountPropagationFlags::SHARED)
-        .map_err(|e| NetError::netns(dir, "making the directory's mount shared", e.into()))
+    // Already a mount (berthd ran before): shared again is a no-op, and
+    // the copies other namespaces made meanwhile stay its peers.
+    share(
+        MountPropagationFlags::SHARED,
+        "making the directory's mount shared",
+    )
 }
 
 fn is_mount_root(dir: &Path) -> rustix::io::Result<bool> {
@@ -174,12 +183,6 @@ where
             Ok(f())
         })
         .join()
-        .unwrap_or_else(|_| {
-            Err(NetError::netns(
-                path,
-                "running a task inside",
-                std::io::Error::other("thread panicked"),
-            ))
-        })
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }

@@ -7,7 +7,10 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
-use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo};
+use netlink_packet_route::link::{
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
+    LinkInfo,
+};
 use netlink_packet_route::RouteNetlinkMessage;
 
 use super::{check_ifname, find, msg, netlink_error, open, CREATE};
@@ -38,10 +41,11 @@ pub struct VethSpec {
 
 /// Creates the pair and configures both ends. The container end is made
 /// directly inside the namespace (`IFLA_NET_NS_FD` on the peer) with its
-/// final name, MAC and MTU, up, in the same request that makes the host
-/// end a port of the bridge, up: no temporary name on the host, no move,
-/// no rename. Then, over one socket opened inside the namespace, the
-/// addresses and default routes go in one datagram.
+/// final name, MAC and MTU, in the same request that makes the host end a
+/// port of the bridge, up: no temporary name on the host, no move, no
+/// rename. The host end is put in hairpin mode ([`hairpin`]). Then, over
+/// one socket opened inside the namespace, the link-up, the addresses and
+/// the default routes go in one datagram.
 ///
 /// On any error the host end is deleted (taking the container end with
 /// it) before the error is returned; a host end that existed before the
@@ -56,6 +60,15 @@ pub fn attach_veth(spec: &VethSpec) -> Result<(), NetError> {
             netns: None,
             hint: "the network's bridge must exist before containers attach (ensure_bridge)",
         })?;
+    if bridge.kind != Some(InfoKind::Bridge) {
+        return Err(NetError::LinkConflict {
+            name: spec.bridge.clone(),
+            found: bridge
+                .kind
+                .map_or_else(|| "link of unknown kind".into(), |k| k.to_string()),
+            wanted: "bridge",
+        });
+    }
     let ns =
         std::fs::File::open(&spec.netns).map_err(|e| NetError::netns(&spec.netns, "opening", e))?;
     let pair = new_pair(spec, bridge.index, ns.as_raw_fd());
@@ -70,7 +83,7 @@ pub fn attach_veth(spec: &VethSpec) -> Result<(), NetError> {
             e,
         )
     })?;
-    let configured = configure_inside(spec);
+    let configured = hairpin(&mut host, &spec.host_name).and_then(|()| configure_inside(spec));
     if configured.is_err() {
         // Best effort: the error that matters is the one returned.
         let _ = host.request(
@@ -88,7 +101,8 @@ fn new_pair(spec: &VethSpec, bridge: u32, netns_fd: i32) -> RouteNetlinkMessage 
         .push(LinkAttribute::Address(spec.mac.to_vec()));
     peer.attributes.push(LinkAttribute::NetNsFd(netns_fd));
     peer.attributes.extend(spec.mtu.map(LinkAttribute::Mtu));
-    msg::up(&mut peer);
+    // Not up yet: the kernel configures the peer before the pair is linked,
+    // and opening a veth without its peer fails (ENOTCONN).
 
     let mut m = msg::new_link(
         &spec.host_name,
@@ -103,7 +117,24 @@ fn new_pair(spec: &VethSpec, bridge: u32, netns_fd: i32) -> RouteNetlinkMessage 
     RouteNetlinkMessage::NewLink(m)
 }
 
-/// Addresses and routes, from a socket inside the container's namespace.
+/// Hairpin mode on the host end's bridge port: a frame may go back out the
+/// port it came in by, which a container reaching its own published port
+/// through a host address needs (the DNATed frame returns to it). A
+/// separate request after the create, so it can only touch the link this
+/// call made.
+fn hairpin(host: &mut Netlink, name: &str) -> Result<(), NetError> {
+    let port = vec![
+        LinkInfo::PortKind(InfoPortKind::Bridge),
+        LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+            true,
+        )])),
+    ];
+    host.request(RouteNetlinkMessage::NewLink(msg::new_link(name, port)), 0)
+        .map_err(|e| netlink_error("setting hairpin mode on", name, None, e))
+}
+
+/// Link up, addresses and routes, from a socket inside the container's
+/// namespace, in one datagram.
 fn configure_inside(spec: &VethSpec) -> Result<(), NetError> {
     let ns = Some(spec.netns.as_path());
     let mut nl = crate::netns::in_netns(&spec.netns, || open(ns))??;
@@ -116,45 +147,34 @@ fn configure_inside(spec: &VethSpec) -> Result<(), NetError> {
             hint: "it vanished right after berth created it: is something else managing this namespace?",
         })?
         .index;
+    // Each request with what to call it if it fails.
+    let mut steps = vec![(msg::set_up(index, None), 0, "bringing up", name.to_string())];
+    for a in &spec.addresses {
+        let target = format!("{a} to {name}");
+        steps.push((
+            msg::new_address(index, *a),
+            CREATE,
+            "adding address",
+            target,
+        ));
+    }
     let gateways = [spec.gateway4.map(IpAddr::V4), spec.gateway6.map(IpAddr::V6)];
-    let requests: Vec<(RouteNetlinkMessage, u16)> = spec
-        .addresses
+    for g in gateways.into_iter().flatten() {
+        let target = format!("via {g} on {name}");
+        steps.push((
+            msg::default_route(index, g),
+            CREATE,
+            "adding default route",
+            target,
+        ));
+    }
+    let requests = steps
         .iter()
-        .map(|a| (msg::new_address(index, *a), CREATE))
-        .chain(
-            gateways
-                .iter()
-                .flatten()
-                .map(|g| (msg::default_route(index, *g), CREATE)),
-        )
+        .map(|(m, flags, ..)| (m.clone(), *flags))
         .collect();
-    batch(&mut nl, requests, spec)
-}
-
-fn batch(
-    nl: &mut Netlink,
-    requests: Vec<(RouteNetlinkMessage, u16)>,
-    spec: &VethSpec,
-) -> Result<(), NetError> {
     nl.batch(requests).map_err(|(i, e)| {
-        let ns = Some(spec.netns.as_path());
-        let name = &spec.container_name;
-        match spec.addresses.get(i) {
-            Some(a) => netlink_error("adding address", format!("{a} to {name}"), ns, e),
-            None => {
-                let gateway = [spec.gateway4.map(IpAddr::V4), spec.gateway6.map(IpAddr::V6)]
-                    .into_iter()
-                    .flatten()
-                    .nth(i - spec.addresses.len())
-                    .map_or_else(String::new, |g| g.to_string());
-                netlink_error(
-                    "adding default route",
-                    format!("via {gateway} on {name}"),
-                    ns,
-                    e,
-                )
-            }
-        }
+        let (_, _, op, target) = &steps[i];
+        netlink_error(op, target.as_str(), ns, e)
     })
 }
 
