@@ -93,6 +93,7 @@ pub fn run(dir: &Path, started: impl FnOnce(&Start)) -> i32 {
         }
     };
     if !server.reload() {
+        server.lock.unlink();
         started(&Start::Nothing);
         return 0;
     }
@@ -172,9 +173,12 @@ impl Server {
                 return !self.listeners.is_empty() || !self.unbound.is_empty();
             }
         };
+        let ours: Vec<IpAddr> = nets.iter().flat_map(|n| n.listen.iter().copied()).collect();
         let mut wanted: Vec<(IpAddr, Arc<Network>)> = Vec::new();
         for cfg in &nets {
-            let net = Arc::new(Network::new(cfg));
+            let mut net = Network::new(cfg);
+            drop_self(&mut net.upstreams, &ours);
+            let net = Arc::new(net);
             for &addr in &cfg.listen {
                 if let Some((_, other)) = wanted.iter().find(|(a, _)| *a == addr) {
                     tracing::error!(
@@ -205,7 +209,7 @@ impl Server {
             if let Some(l) = self.listeners.iter_mut().find(|l| l.addr == addr) {
                 l.net = net;
             } else {
-                self.listen(addr, net);
+                self.listen(addr, net, false);
             }
         }
         tracing::info!(
@@ -218,12 +222,20 @@ impl Server {
         !nets.is_empty()
     }
 
-    /// Opens and watches `addr`'s sockets, or queues it for a retry.
-    fn listen(&mut self, addr: IpAddr, net: Arc<Network>) {
+    /// Opens and watches `addr`'s sockets, or queues it for a retry (a
+    /// retry's failure is not logged again: the log must not grow by a
+    /// line every few seconds for as long as the address stays taken).
+    fn listen(&mut self, addr: IpAddr, net: Arc<Network>, retry: bool) {
         let (udp, tcp) = match bind(addr) {
             Ok(s) => s,
+            Err(e) if retry => {
+                tracing::debug!(%addr, "binding port {PORT} again: {e}");
+                self.unbound.push((addr, net));
+                return;
+            }
             Err(e) => {
-                tracing::error!(%addr, network = net.id, "binding port {PORT}: {e}; retrying every {}s", REBIND_EVERY.as_secs());
+                let every = REBIND_EVERY.as_secs();
+                tracing::error!(%addr, network = net.id, "binding port {PORT}: {e}; retrying every {every}s");
                 self.unbound.push((addr, net));
                 return;
             }
@@ -280,7 +292,7 @@ impl Server {
             }
             if events.is_empty() {
                 for (addr, net) in std::mem::take(&mut self.unbound) {
-                    self.listen(addr, net);
+                    self.listen(addr, net, true);
                 }
                 continue;
             }
@@ -507,6 +519,12 @@ fn bind(addr: IpAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
     Ok((UdpSocket::from(udp), TcpListener::from(tcp)))
 }
 
+/// Forwarding to ourselves would go round until the forward limit is hit
+/// (a host resolv.conf naming a gateway, say): such upstreams go.
+fn drop_self(upstreams: &mut Vec<SocketAddr>, ours: &[IpAddr]) {
+    upstreams.retain(|u| !(u.port() == PORT && ours.contains(&u.ip())));
+}
+
 /// One of a bounded number of places (forwards, connections), given back on drop.
 struct Slot(Arc<AtomicUsize>);
 
@@ -530,6 +548,28 @@ impl Drop for Slot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstreams_that_are_us_are_dropped() {
+        let mut ups: Vec<SocketAddr> = [
+            "10.0.0.1:53",
+            "10.0.0.1:5353",
+            "10.0.0.2:53",
+            "[fd00::1]:53",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        drop_self(
+            &mut ups,
+            &["10.0.0.1".parse().unwrap(), "fd00::1".parse().unwrap()],
+        );
+        let want: Vec<SocketAddr> = vec![
+            "10.0.0.1:5353".parse().unwrap(),
+            "10.0.0.2:53".parse().unwrap(),
+        ];
+        assert_eq!(ups, want);
+    }
 
     #[test]
     fn slots_are_bounded_and_given_back() {
