@@ -167,8 +167,11 @@ fn ip(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn ping(from: &Path, to: Ipv4Addr) -> Result<String, String> {
-    nsenter(from, &["busybox", "ping", "-c1", "-W1", &to.to_string()])
+fn ping(from: &Path, to: impl Into<IpAddr>) -> Result<String, String> {
+    nsenter(
+        from,
+        &["busybox", "ping", "-c1", "-W1", &to.into().to_string()],
+    )
 }
 
 #[test]
@@ -373,6 +376,52 @@ fn netns_files_are_created_once_and_removed_idempotently() {
     std::fs::write(&path, b"").unwrap();
     netns::create(&path).unwrap();
     netns::remove(&path).unwrap();
+    p.finish();
+}
+
+#[test]
+fn dual_stack_attach_routes_ipv6_too() {
+    let p = Plumbing::new();
+    let ula = ipam::ula_subnet();
+    let v6 = |n: u16| -> IpAddr {
+        let mut seg = ula.network().segments();
+        seg[7] = n;
+        IpAddr::V6(seg.into())
+    };
+    let cidr6 = |n: u16| IpNet::new(v6(n), 64).unwrap();
+    link::ensure_bridge(&BridgeSpec {
+        name: p.bridge(),
+        addresses: vec![p.cidr(1), cidr6(1)],
+        mtu: None,
+    })
+    .unwrap();
+    assert!(link::host_networks().unwrap().contains(&IpNet::V6(ula)));
+    let gw6 = match v6(1) {
+        IpAddr::V6(g) => g,
+        IpAddr::V4(_) => unreachable!(),
+    };
+    let mut specs = Vec::new();
+    for n in 1..=2u8 {
+        let mut s = p.veth(n, n == 1);
+        s.addresses.push(cidr6(u16::from(n) + 1));
+        s.gateway6 = (n == 1).then_some(gw6);
+        s.mtu = None;
+        netns::create(&s.netns).unwrap();
+        link::attach_veth(&s).unwrap_or_else(|e| panic!("{e}"));
+        specs.push(s);
+    }
+    let r = nsenter(&specs[0].netns, &["ip", "-6", "route", "show", "default"]).unwrap();
+    assert!(r.starts_with(&format!("default via {gw6} dev eth0")), "{r}");
+    let r = nsenter(&specs[1].netns, &["ip", "-6", "route", "show", "default"]).unwrap();
+    assert_eq!(r.trim(), "");
+    // No duplicate address detection: usable at once, never "tentative".
+    let a = nsenter(&specs[0].netns, &["ip", "-6", "-o", "addr", "show", "eth0"]).unwrap();
+    let global = a.lines().find(|l| l.contains(&cidr6(2).to_string()));
+    assert!(global.is_some_and(|l| !l.contains("tentative")), "{a}");
+    ping(&specs[0].netns, v6(3)).unwrap_or_else(|e| panic!("a -> b over IPv6: {e}"));
+    ping(&specs[1].netns, v6(2)).unwrap_or_else(|e| panic!("b -> a over IPv6: {e}"));
+    ping(&specs[0].netns, v6(1)).unwrap_or_else(|e| panic!("a -> gateway over IPv6: {e}"));
+    ping(&specs[1].netns, p.ip(2)).unwrap_or_else(|e| panic!("b -> a over IPv4: {e}"));
     p.finish();
 }
 
