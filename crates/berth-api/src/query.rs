@@ -297,6 +297,14 @@ query_struct!(
 );
 
 query_struct!(
+    /// `DELETE /volumes/{name}`
+    VolumeDeleteQuery {
+        #[serde(deserialize_with = "de_bool", skip_serializing_if = "is_false")]
+        force: bool,
+    }
+);
+
+query_struct!(
     /// `POST /containers/{id}/stop` and `/restart`
     ContainerStopQuery {
         #[serde(deserialize_with = "de_opt_i64", skip_serializing_if = "Option::is_none")]

@@ -3,7 +3,7 @@
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::manage::Prune;
-use crate::{containers, images, manage, network, run, stats, system, Ctx};
+use crate::{containers, images, manage, network, run, stats, system, volumes, Ctx};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -110,6 +110,9 @@ pub enum Command {
     Cp(manage::CpArgs),
     /// Update configuration of one or more containers
     Update(manage::UpdateArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volumes::VolumeCmd),
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCmd),
@@ -228,7 +231,6 @@ pub fn many() -> ArgAction {
 fn not_yet(what: &[String]) -> anyhow::Result<()> {
     let name = what.first().map(String::as_str).unwrap_or("");
     let known = [
-        "volume",
         "build",
         "builder",
         "buildx",
@@ -315,6 +317,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Cp(a) | Command::Container(ContainerCmd::Cp(a)) => manage::cp(ctx, a),
         Command::Update(a) | Command::Container(ContainerCmd::Update(a)) => manage::update(ctx, a),
         Command::Container(ContainerCmd::Prune(a)) => manage::prune(ctx, Prune::Containers, a),
+        Command::Volume(v) => volumes::dispatch(ctx, v),
         Command::Image(ImageCmd::Prune(a)) => manage::prune(ctx, Prune::Images, a),
         Command::System(SystemCmd::Prune(a)) => manage::prune(ctx, Prune::System, a),
         Command::Container(ContainerCmd::Other(v)) => not_yet(&v),

@@ -23,6 +23,7 @@ mod stats;
 mod system;
 mod template;
 mod units;
+mod volumes;
 
 use std::io::Write;
 

@@ -263,9 +263,6 @@ pub fn prune(ctx: &Ctx, kind: Prune, a: PruneArgs) -> anyhow::Result<()> {
             if a.all { "" } else { "dangling " }
         ),
     };
-    if a.volumes {
-        anyhow::bail!("pruning volumes is not available yet in this version of berth");
-    }
     if !a.force && !confirm(&warning)? {
         return Ok(());
     }
@@ -292,6 +289,9 @@ pub fn prune(ctx: &Ctx, kind: Prune, a: PruneArgs) -> anyhow::Result<()> {
             filters.push("dangling=false".into());
         }
         total += prune_one(ctx, "images", &filters_json(&filters)?, &mut out)?;
+    }
+    if matches!(kind, Prune::System) && a.volumes {
+        total += crate::volumes::prune_volumes(ctx, &a.filter, &mut out)?;
     }
     writeln!(out, "Total reclaimed space: {}", human_size(total as f64))?;
     Ok(())

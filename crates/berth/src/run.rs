@@ -150,6 +150,8 @@ pub struct ContainerOpts {
     /// Bind mount a volume
     #[arg(short, long, action = crate::cli::many())]
     pub volume: Vec<String>,
+    #[command(flatten)]
+    pub mounts: crate::volumes::MountOpts,
     /// Override the key sequence for detaching a container
     #[arg(long, default_value = "")]
     pub detach_keys: String,
@@ -459,6 +461,7 @@ pub fn create_body(o: &ContainerOpts, attach_std: bool) -> anyhow::Result<Value>
         }
     }
     host.insert("Binds".into(), json!(binds));
+    crate::volumes::add_mounts(&o.mounts, &mut host).map_err(|e| usage(e.to_string()))?;
     let mut cfg = Map::new();
     cfg.insert("Image".into(), image.clone().into());
     if !cmd.is_empty() {
