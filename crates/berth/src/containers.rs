@@ -378,9 +378,8 @@ pub fn inspect_typed_sized(
     let mut failed = Vec::new();
     for name in names {
         let res = match kind {
-            // docker passes the daemon's own words on for networks.
             Some(k) => inspect_raw(ctx, k, name, size).map_err(|e| match e.status() {
-                Some(404) if k != "network" => format!("No such {k}: {name}"),
+                Some(404) => format!("No such {k}: {name}"),
                 _ => e.to_string(),
             }),
             // Containers, then images, then networks, as docker looks; a

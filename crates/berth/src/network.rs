@@ -182,17 +182,22 @@ fn labels(v: &Value) -> String {
 /// One `network ls` row: the fields docker's network formatter offers.
 fn network_row(n: &Value, no_trunc: bool) -> Value {
     let flag = |k: &str| n[k].as_bool().unwrap_or(false).to_string();
-    json!({
+    let mut row = json!({
         "ID": short_id(n["Id"].as_str().unwrap_or(""), no_trunc),
         "Name": n["Name"],
         "Driver": n["Driver"],
         "Scope": n["Scope"],
-        "IPv4": flag("EnableIPv4"),
         "IPv6": flag("EnableIPv6"),
         "Internal": flag("Internal"),
         "Labels": labels(&n["Labels"]),
         "CreatedAt": created_at(n["Created"].as_str().unwrap_or("")),
-    })
+    });
+    // Only daemons of API 1.47 and later say whether IPv4 is on; docker's
+    // clients before that have no such field.
+    if n.get("EnableIPv4").is_some() {
+        row["IPv4"] = flag("EnableIPv4").into();
+    }
+    row
 }
 
 const HEADERS: &[(&str, &str)] = &[
@@ -353,7 +358,7 @@ mod tests {
         let r = network_row(&n, false);
         assert_eq!(r["ID"], "17c97a3590e0");
         assert_eq!(r["IPv6"], "true");
-        assert_eq!(r["IPv4"], "false");
+        assert!(r.get("IPv4").is_none());
         assert_eq!(r["Labels"], "a=1,b=2");
         assert_eq!(r["CreatedAt"], "2026-11-22 15:13:31.76922963 +0000 UTC");
         assert_eq!(

@@ -141,6 +141,19 @@ impl<'a> Clients<'a> {
     }
 }
 
+/// Fails the test with every mismatch a comparison run recorded, or says
+/// how many comparisons agreed. Called after the daemon has finished, with
+/// what [`Clients::mismatches`] and [`Clients::compared`] held.
+pub fn assert_agreed(mismatches: &[String], compared: usize) {
+    assert!(
+        mismatches.is_empty(),
+        "{} of {compared} comparisons differ from docker:\n\n{}",
+        mismatches.len(),
+        mismatches.join("\n\n")
+    );
+    eprintln!("{compared} comparisons with docker agree");
+}
+
 fn agree(d: &Run, b: &Run, stderr: bool) -> bool {
     d.stdout == b.stdout
         && d.code == b.code

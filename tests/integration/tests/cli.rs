@@ -2,7 +2,7 @@
 //! the oracle: the same commands, the same daemon, the same output and
 //! exit codes. Needs `cargo build -p berth -p berth-runtime` first.
 
-use berth_integration::cli::Clients;
+use berth_integration::cli::{assert_agreed, Clients};
 use berth_integration::peers::Dockerd;
 
 /// The state the comparisons look at: a running container with a label and
@@ -308,13 +308,7 @@ fn golden_against_dockerd() {
     let mismatches = c.mismatches().to_vec();
     let compared = c.compared;
     daemon.finish();
-    assert!(
-        mismatches.is_empty(),
-        "{} of {compared} comparisons differ from docker:\n\n{}",
-        mismatches.len(),
-        mismatches.join("\n\n")
-    );
-    eprintln!("{compared} comparisons with docker agree");
+    assert_agreed(&mismatches, compared);
 }
 
 /// `run` and `exec`: output, stream separation, stdin, exit codes.
