@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use berth_integration::cli::{assert_agreed, Clients};
 use berth_integration::daemon::Berthd;
-use berth_integration::peers::Dockerd;
+use berth_integration::peers::{busybox_tar, Dockerd};
 use berth_integration::require_root;
 use berth_integration::runtime::berth_binary;
 
@@ -480,5 +480,110 @@ fn network_commands_against_berthd() {
     assert!(made.status.success(), "{}", text(&made.stderr));
     let pruned = berth(&["network", "prune", "-f"]);
     assert_eq!(text(&pruned.stdout), "Deleted Networks:\nbn-two\n\n");
+
+    containers_on_berthd(&d, &berth);
     d.stop();
+}
+
+/// A container run with networking flags on a berthd network: its
+/// address, ports (`port`, `ps`), connect/disconnect, and rm refused
+/// while it is attached.
+fn containers_on_berthd(d: &Berthd, berth: &dyn Fn(&[&str]) -> Output) {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let ok = |args: &[&str]| -> String {
+        let o = berth(args);
+        assert!(o.status.success(), "berth {args:?}: {}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let tar = busybox_tar(d.dir.path());
+    d.docker_ok(&["import", tar.to_str().expect("UTF-8 path"), "bb:1"]);
+    let (sub, prefix) = subnet(10);
+    let (sub2, _) = subnet(11);
+    ok(&["network", "create", "--subnet", &sub, "bn-c"]);
+    ok(&["network", "create", "--subnet", &sub2, "bn-d"]);
+    let ip = format!("{prefix}.10");
+    ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c1",
+        "--network",
+        "bn-c",
+        "--network-alias",
+        "web",
+        "--ip",
+        &ip,
+        "-p",
+        "127.0.0.1::80",
+        "--expose",
+        "7000-7001",
+        "--add-host",
+        "db:192.0.2.7",
+        "--dns-search",
+        "example.com",
+        "bb:1",
+        "sleep",
+        "300",
+    ]);
+    let addr = ok(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.Aliases}}{{end}}",
+        "c1",
+    ]);
+    assert!(addr.starts_with(&format!("{ip} ")), "{addr}");
+    assert!(addr.contains("web"), "aliases: {addr}");
+    let port = ok(&["port", "c1"]);
+    let host_port = port
+        .strip_prefix("80/tcp -> 127.0.0.1:")
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("port c1: {port:?}"));
+    assert_eq!(
+        ok(&["port", "c1", "80"]),
+        format!("127.0.0.1:{host_port}\n")
+    );
+    assert_eq!(
+        ok(&[
+            "ps",
+            "-f",
+            "name=c1",
+            "--format",
+            "{{.Networks}} | {{.Ports}}"
+        ]),
+        format!("bn-c | 7000-7001/tcp, 127.0.0.1:{host_port}->80/tcp\n")
+    );
+    let hosts = ok(&["exec", "c1", "cat", "/etc/hosts", "/etc/resolv.conf"]);
+    assert!(
+        hosts.contains("192.0.2.7\tdb") || hosts.contains("192.0.2.7 db"),
+        "{hosts}"
+    );
+    assert!(hosts.contains("example.com"), "{hosts}");
+
+    ok(&["network", "connect", "--alias", "extra", "bn-d", "c1"]);
+    assert_eq!(
+        ok(&["ps", "-f", "name=c1", "--format", "{{.Networks}}"]),
+        "bn-c,bn-d\n"
+    );
+    let members = ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.Name}}{{end}}",
+        "bn-d",
+    ]);
+    assert_eq!(members.trim(), "c1");
+    let busy = berth(&["network", "rm", "bn-c"]);
+    assert_eq!(busy.status.code(), Some(1), "rm of a network in use");
+    assert!(
+        text(&busy.stderr).starts_with("berth: Error response from daemon: "),
+        "{}",
+        text(&busy.stderr)
+    );
+    ok(&["network", "disconnect", "bn-d", "c1"]);
+    assert_eq!(
+        ok(&["ps", "-f", "name=c1", "--format", "{{.Networks}}"]),
+        "bn-c\n"
+    );
+    ok(&["rm", "-f", "c1"]);
+    assert_eq!(ok(&["network", "rm", "bn-c", "bn-d"]), "bn-c\nbn-d\n");
 }
