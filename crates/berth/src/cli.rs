@@ -204,11 +204,13 @@ pub enum ContainerCmd {
 }
 
 /// Bash: where clap's static completion offers nothing for a positional
-/// argument, offer the daemon's container names and image references.
+/// argument, offer the daemon's container names, image references and
+/// network names.
 const BASH_NAMES: &str = r#"
 _berth_names() {
     berth ps -a --format '{{.Names}}' 2>/dev/null
     berth images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null | grep -v '<none>'
+    berth network ls --format '{{.Name}}' 2>/dev/null
 }
 _berth_dynamic() {
     _berth "$@"
@@ -352,6 +354,40 @@ mod tests {
     #[test]
     fn definitions_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn completion_and_man_page_know_the_network_commands() {
+        let mut script = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "berth",
+            &mut script,
+        );
+        let script = String::from_utf8(script).unwrap();
+        for sub in [
+            "create",
+            "ls",
+            "inspect",
+            "rm",
+            "prune",
+            "connect",
+            "disconnect",
+        ] {
+            assert!(
+                script.contains(&format!("berth__subcmd__network__subcmd__{sub}")),
+                "no network {sub}"
+            );
+        }
+        assert!(script.contains("--network-alias") && script.contains("--publish-all"));
+        let mut page = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut page)
+            .unwrap();
+        assert!(String::from_utf8(page)
+            .unwrap()
+            .contains(r"berth\-network(1)"));
     }
 
     #[test]
