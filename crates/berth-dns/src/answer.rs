@@ -2,6 +2,7 @@
 //! or forward. No I/O here, so every rule is unit-tested.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, PTR};
@@ -43,6 +44,45 @@ impl Network {
     }
 }
 
+/// A listen address's view: every network of the reload (a container on
+/// several networks resolves the names of each, as with docker) and which
+/// one the address belongs to.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub nets: Arc<Vec<Network>>,
+    pub at: usize,
+}
+
+impl Scope {
+    pub fn net(&self) -> &Network {
+        &self.nets[self.at]
+    }
+}
+
+/// The zone that has what `hit` looks for, among those `client` on
+/// `nets[at]` may see: its own network's first, then those of the other
+/// networks its container is on (known by the short id the records share).
+fn zone_for(
+    nets: &[Network],
+    at: usize,
+    client: IpAddr,
+    hit: impl Fn(&Zone) -> bool,
+) -> Option<&Zone> {
+    let own = &nets[at].zone;
+    if hit(own) {
+        return Some(own);
+    }
+    let ids = own.ids_of(client.to_canonical());
+    if ids.is_empty() {
+        return None;
+    }
+    nets.iter()
+        .enumerate()
+        .filter(|(i, n)| *i != at && ids.iter().any(|id| n.zone.has_id(id)))
+        .map(|(_, n)| &n.zone)
+        .find(|z| hit(z))
+}
+
 /// What to do with a packet.
 #[derive(Debug)]
 pub enum Reply {
@@ -56,8 +96,9 @@ pub enum Reply {
     Ignore,
 }
 
-/// Decides what `packet`, from `client`, gets on `net`.
-pub fn respond(packet: &[u8], client: IpAddr, net: &Network) -> Reply {
+/// Decides what `packet`, from `client`, gets on `nets[at]`.
+pub fn respond(packet: &[u8], client: IpAddr, nets: &[Network], at: usize) -> Reply {
+    let net = &nets[at];
     if packet.len() < 12 || packet[2] & 0x80 != 0 {
         // No header to answer to, or a response: answering responses is
         // how two servers end up in a loop.
@@ -84,17 +125,23 @@ pub fn respond(packet: &[u8], client: IpAddr, net: &Network) -> Reply {
         return Reply::Forward(Box::new(query));
     }
     let name = key(&q.name().to_ascii());
-    let zone = &net.zone;
     let answers: Vec<RData> = match q.query_type() {
-        RecordType::PTR => match zone.ptr(&name) {
-            Some(owner) => vec![RData::PTR(PTR(owner.clone()))],
-            None if zone.knows(&name) => vec![],
-            None => return Reply::Forward(Box::new(query)),
-        },
-        t => {
-            if !zone.knows(&name) {
+        RecordType::PTR => {
+            let found = zone_for(nets, at, client, |z| {
+                z.ptr(&name).is_some() || z.knows(&name)
+            });
+            let Some(zone) = found else {
                 return Reply::Forward(Box::new(query));
-            }
+            };
+            zone.ptr(&name)
+                .map(|owner| RData::PTR(PTR(owner.clone())))
+                .into_iter()
+                .collect()
+        }
+        t => {
+            let Some(zone) = zone_for(nets, at, client, |z| z.knows(&name)) else {
+                return Reply::Forward(Box::new(query));
+            };
             let mut out = Vec::new();
             if matches!(t, RecordType::A | RecordType::ANY) {
                 let v4 = zone.ipv4(&name).unwrap_or_default();
@@ -224,7 +271,7 @@ mod tests {
     const INSIDE: &str = "10.89.0.7";
 
     fn local(packet: &[u8], from: &str) -> Message {
-        match respond(packet, from.parse().unwrap(), &network()) {
+        match respond(packet, from.parse().unwrap(), &[network()], 0) {
             Reply::Local(m) => *m,
             other => panic!("not answered locally: {other:?}"),
         }
@@ -262,9 +309,12 @@ mod tests {
         let net = network();
         let mut firsts = Vec::new();
         for _ in 0..4 {
-            let Reply::Local(m) =
-                respond(&query("svc", RecordType::A), INSIDE.parse().unwrap(), &net)
-            else {
+            let Reply::Local(m) = respond(
+                &query("svc", RecordType::A),
+                INSIDE.parse().unwrap(),
+                std::slice::from_ref(&net),
+                0,
+            ) else {
                 panic!()
             };
             assert_eq!(m.answers.len(), 2);
@@ -301,7 +351,10 @@ mod tests {
             ("9.0.89.10.in-addr.arpa", RecordType::PTR),
         ] {
             assert!(
-                matches!(respond(&query(n, t), from, &net), Reply::Forward(_)),
+                matches!(
+                    respond(&query(n, t), from, std::slice::from_ref(&net), 0),
+                    Reply::Forward(_)
+                ),
                 "{n}"
             );
         }
@@ -311,10 +364,11 @@ mod tests {
     fn garbage_and_responses() {
         let net = network();
         let from = INSIDE.parse().unwrap();
-        assert!(matches!(respond(b"short", from, &net), Reply::Ignore));
+        let net = std::slice::from_ref(&net);
+        assert!(matches!(respond(b"short", from, net, 0), Reply::Ignore));
         let mut resp = query("web", RecordType::A);
         resp[2] |= 0x80;
-        assert!(matches!(respond(&resp, from, &net), Reply::Ignore));
+        assert!(matches!(respond(&resp, from, net, 0), Reply::Ignore));
         let mut junk = vec![0x12, 0x34, 0x01, 0x00, 0x00, 0x01];
         junk.extend_from_slice(&[0xff; 20]);
         let m = local(&junk, INSIDE);
@@ -326,6 +380,71 @@ mod tests {
         two.add_query(Query::query(Name::from_ascii("b.").unwrap(), RecordType::A));
         let m = local(&two.to_vec().unwrap(), INSIDE);
         assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+    }
+
+    #[test]
+    fn containers_on_several_networks_see_each_networks_names() {
+        let mk = |id: &str, name: &str, n: u8, records: Vec<Rec>| {
+            Network::new(&NetworkDns {
+                network_id: id.into(),
+                network_name: name.into(),
+                listen: vec![format!("10.{n}.0.1").parse().unwrap()],
+                subnets: vec![format!("10.{n}.0.0/24").parse().unwrap()],
+                records,
+                upstreams: vec![],
+            })
+        };
+        let rec = |names: &[&str], ip: &str| Rec {
+            names: names.iter().map(|s| s.to_string()).collect(),
+            ipv4: vec![ip.parse().unwrap()],
+            ipv6: vec![],
+        };
+        // "both" (short id aaaaaaaaaaaa) is on front and back; "lone" only on front.
+        let nets = vec![
+            mk(
+                "f",
+                "front",
+                1,
+                vec![
+                    rec(&["both", "aaaaaaaaaaaa"], "10.1.0.2"),
+                    rec(&["lone", "bbbbbbbbbbbb"], "10.1.0.3"),
+                ],
+            ),
+            mk(
+                "b",
+                "back",
+                2,
+                vec![
+                    rec(&["both", "aaaaaaaaaaaa"], "10.2.0.2"),
+                    rec(&["db", "cccccccccccc"], "10.2.0.3"),
+                ],
+            ),
+        ];
+        let ask = |name: &str, t: RecordType, from: &str| {
+            respond(&query(name, t), from.parse().unwrap(), &nets, 0)
+        };
+        let Reply::Local(m) = ask("db", RecordType::A, "10.1.0.2") else {
+            panic!()
+        };
+        assert_eq!(ips(&m), ["10.2.0.3"]);
+        let Reply::Local(m) = ask("3.0.2.10.in-addr.arpa", RecordType::PTR, "10.1.0.2") else {
+            panic!()
+        };
+        assert_eq!(ips(&m), ["db.back."]);
+        // The own network's answer wins for a name on both.
+        let Reply::Local(m) = ask("both", RecordType::A, "10.1.0.3") else {
+            panic!()
+        };
+        assert_eq!(ips(&m), ["10.1.0.2"]);
+        // A container that is not on back does not see back's names.
+        assert!(matches!(
+            ask("db", RecordType::A, "10.1.0.3"),
+            Reply::Forward(_)
+        ));
+        assert!(matches!(
+            ask("db", RecordType::A, "10.1.0.99"),
+            Reply::Forward(_)
+        ));
     }
 
     #[test]

@@ -36,7 +36,10 @@
 //! get answers (others get REFUSED: one network's containers cannot list
 //! another's names). A and AAAA for each record's names (container name,
 //! aliases, short id; case-insensitive, with or without the trailing dot,
-//! also as `name.<network_name>`); names shared by several containers give
+//! also as `name.<network_name>`; a container on several networks also
+//! gets the names of the others, found by the 12-character short id its
+//! records share, as docker resolves every network a container is on);
+//! names shared by several containers give
 //! all their addresses, rotated on every query (docker's service-style
 //! round robin); PTR for the records' addresses; a known name without the
 //! asked type gets NOERROR and no answer. Other names are forwarded to the

@@ -14,7 +14,7 @@ use hickory_proto::op::{Message, ResponseCode};
 use rustix::event::epoll::{self, EventData, EventFlags};
 use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
 
-use crate::answer::{encode, error, fit, respond, udp_limit, Network, Reply};
+use crate::answer::{encode, error, fit, respond, udp_limit, Network, Reply, Scope};
 use crate::config::{config_files, read_networks};
 use crate::control::{PidLock, EXIT_BUSY};
 use crate::forward::{forward, read_framed, write_framed};
@@ -113,7 +113,7 @@ struct Listener {
     addr: IpAddr,
     udp: Arc<UdpSocket>,
     tcp: TcpListener,
-    net: Arc<Network>,
+    scope: Scope,
 }
 
 struct Server {
@@ -123,7 +123,7 @@ struct Server {
     signals: berth_sys::signalfd::SignalFd,
     listeners: Vec<Listener>,
     /// Addresses that failed to bind, tried again every [`REBIND_EVERY`].
-    unbound: Vec<(IpAddr, Arc<Network>)>,
+    unbound: Vec<(IpAddr, Scope)>,
     next_id: u64,
     forwards: Arc<AtomicUsize>,
     connections: Arc<AtomicUsize>,
@@ -174,13 +174,20 @@ impl Server {
             }
         };
         let ours: Vec<IpAddr> = nets.iter().flat_map(|n| n.listen.iter().copied()).collect();
-        let mut wanted: Vec<(IpAddr, Arc<Network>)> = Vec::new();
-        for cfg in &nets {
-            let mut net = Network::new(cfg);
-            drop_self(&mut net.upstreams, &ours);
-            let net = Arc::new(net);
+        let all: Arc<Vec<Network>> = Arc::new(
+            nets.iter()
+                .map(|cfg| {
+                    let mut net = Network::new(cfg);
+                    drop_self(&mut net.upstreams, &ours);
+                    net
+                })
+                .collect(),
+        );
+        let mut wanted: Vec<(IpAddr, Scope)> = Vec::new();
+        for (at, cfg) in nets.iter().enumerate() {
             for &addr in &cfg.listen {
                 if let Some((_, other)) = wanted.iter().find(|(a, _)| *a == addr) {
+                    let other = other.net();
                     tracing::error!(
                         %addr, network = cfg.network_id, other = other.id,
                         "two networks listen on one address; the first keeps it"
@@ -188,7 +195,8 @@ impl Server {
                 } else if wanted.len() >= MAX_LISTEN {
                     tracing::error!(%addr, "more than {MAX_LISTEN} listen addresses; not served");
                 } else {
-                    wanted.push((addr, net.clone()));
+                    let nets = all.clone();
+                    wanted.push((addr, Scope { nets, at }));
                 }
             }
         }
@@ -205,11 +213,11 @@ impl Server {
             keep
         });
         self.unbound.clear();
-        for (addr, net) in wanted {
+        for (addr, scope) in wanted {
             if let Some(l) = self.listeners.iter_mut().find(|l| l.addr == addr) {
-                l.net = net;
+                l.scope = scope;
             } else {
-                self.listen(addr, net, false);
+                self.listen(addr, scope, false);
             }
         }
         tracing::info!(
@@ -225,18 +233,19 @@ impl Server {
     /// Opens and watches `addr`'s sockets, or queues it for a retry (a
     /// retry's failure is not logged again: the log must not grow by a
     /// line every few seconds for as long as the address stays taken).
-    fn listen(&mut self, addr: IpAddr, net: Arc<Network>, retry: bool) {
+    fn listen(&mut self, addr: IpAddr, scope: Scope, retry: bool) {
         let (udp, tcp) = match bind(addr) {
             Ok(s) => s,
             Err(e) if retry => {
                 tracing::debug!(%addr, "binding port {PORT} again: {e}");
-                self.unbound.push((addr, net));
+                self.unbound.push((addr, scope));
                 return;
             }
             Err(e) => {
                 let every = REBIND_EVERY.as_secs();
-                tracing::error!(%addr, network = net.id, "binding port {PORT}: {e}; retrying every {every}s");
-                self.unbound.push((addr, net));
+                let network = &scope.net().id;
+                tracing::error!(%addr, network, "binding port {PORT}: {e}; retrying every {every}s");
+                self.unbound.push((addr, scope));
                 return;
             }
         };
@@ -259,16 +268,16 @@ impl Server {
         if let Err(e) = watched {
             tracing::error!(%addr, "watching the sockets: {e}");
             let _ = epoll::delete(&self.epoll, &udp);
-            self.unbound.push((addr, net));
+            self.unbound.push((addr, scope));
             return;
         }
-        tracing::info!(%addr, network = net.id, "listening");
+        tracing::info!(%addr, network = scope.net().id, "listening");
         self.listeners.push(Listener {
             id,
             addr,
             udp: Arc::new(udp),
             tcp,
-            net,
+            scope,
         });
     }
 
@@ -291,8 +300,8 @@ impl Server {
                 Err(e) => return Err(format!("waiting for events: {e}")),
             }
             if events.is_empty() {
-                for (addr, net) in std::mem::take(&mut self.unbound) {
-                    self.listen(addr, net, true);
+                for (addr, scope) in std::mem::take(&mut self.unbound) {
+                    self.listen(addr, scope, true);
                 }
                 continue;
             }
@@ -364,7 +373,7 @@ impl Server {
 
     fn on_udp(&mut self, id: u64) {
         let Some(l) = self.listener(id) else { return };
-        let (udp, net) = (l.udp.clone(), l.net.clone());
+        let (udp, scope) = (l.udp.clone(), l.scope.clone());
         for _ in 0..UDP_BATCH {
             let (n, src) = match udp.recv_from(&mut self.buf) {
                 Ok(r) => r,
@@ -375,14 +384,16 @@ impl Server {
                 }
             };
             let packet = &self.buf[..n];
-            match respond(packet, src.ip(), &net) {
+            match respond(packet, src.ip(), &scope.nets, scope.at) {
                 Reply::Local(reply) => {
                     let limit = parsed_limit(packet);
                     if let Some(b) = encode(&reply, limit) {
                         let _ = udp.send_to(&b, src);
                     }
                 }
-                Reply::Forward(query) => self.forward_udp(&udp, &net, packet.to_vec(), *query, src),
+                Reply::Forward(query) => {
+                    self.forward_udp(&udp, scope.net(), packet.to_vec(), *query, src)
+                }
                 Reply::Ignore => {}
             }
         }
@@ -438,13 +449,13 @@ impl Server {
                 tracing::warn!(%peer, "{MAX_CONNECTIONS} TCP connections open; closed");
                 continue;
             };
-            let net = l.net.clone();
+            let scope = l.scope.clone();
             let spawned = std::thread::Builder::new()
                 .name("tcp".into())
                 .stack_size(THREAD_STACK)
                 .spawn(move || {
                     let _slot = slot;
-                    serve_connection(stream, peer.ip(), &net);
+                    serve_connection(stream, peer.ip(), &scope);
                 });
             if let Err(e) = spawned {
                 tracing::error!("starting a connection thread: {e}");
@@ -463,7 +474,7 @@ fn parsed_limit(packet: &[u8]) -> usize {
 
 /// Answers the queries of one TCP client, one at a time, until it
 /// closes, idles, misbehaves or has asked its share.
-fn serve_connection(mut s: TcpStream, client: IpAddr, net: &Network) {
+fn serve_connection(mut s: TcpStream, client: IpAddr, scope: &Scope) {
     if s.set_nonblocking(false).is_err()
         || s.set_read_timeout(Some(TCP_IDLE)).is_err()
         || s.set_write_timeout(Some(TCP_IDLE)).is_err()
@@ -474,9 +485,9 @@ fn serve_connection(mut s: TcpStream, client: IpAddr, net: &Network) {
         let Ok(packet) = read_framed(&mut s, MAX_TCP_QUERY) else {
             return;
         };
-        let reply = match respond(&packet, client, net) {
+        let reply = match respond(&packet, client, &scope.nets, scope.at) {
             Reply::Local(reply) => encode(&reply, MAX_TCP_REPLY),
-            Reply::Forward(query) => forward(&packet, &query, &net.upstreams)
+            Reply::Forward(query) => forward(&packet, &query, &scope.net().upstreams)
                 .or_else(|| encode(&error(&query, ResponseCode::ServFail), MAX_TCP_REPLY)),
             Reply::Ignore => continue,
         };

@@ -1,7 +1,7 @@
 //! One network's name table: names to addresses (rotated per query) and
 //! addresses back to names. Built once per reload, read by every query.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -18,6 +18,10 @@ pub struct Zone {
     names: HashMap<String, Entry>,
     /// `4.3.2.1.in-addr.arpa` (lowercase, no trailing dot) -> the owner's name.
     reverse: HashMap<String, Name>,
+    /// An endpoint's address -> the short ids among its record's names.
+    ids_by_addr: HashMap<IpAddr, Vec<String>>,
+    /// Every short id on the network: the containers on it.
+    ids: HashSet<String>,
 }
 
 /// The addresses behind one name: one container's, or every container
@@ -33,6 +37,16 @@ struct Entry {
 /// The lookup key of a name: lowercase, without the trailing dot.
 pub fn key(name: &str) -> String {
     name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
+}
+
+/// Whether `name` (a key) is a container's 12-character short id, which
+/// berthd puts among each record's names: the same container's records
+/// on two networks share it.
+fn is_short_id(name: &str) -> bool {
+    name.len() == 12
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// What a container name or alias may be to be served: a DNS name of
@@ -86,11 +100,21 @@ impl Zone {
                 }
             }
             let Some(owner) = owner else { continue };
+            let ids: Vec<String> = rec
+                .names
+                .iter()
+                .map(|n| key(n))
+                .filter(|n| is_short_id(n))
+                .collect();
+            zone.ids.extend(ids.iter().cloned());
             let addrs = rec.ipv4.iter().map(|a| IpAddr::V4(*a));
             for addr in addrs.chain(rec.ipv6.iter().map(|a| IpAddr::V6(*a))) {
                 zone.reverse
                     .entry(key(&Name::from(addr).to_ascii()))
                     .or_insert_with(|| owner.clone());
+                if !ids.is_empty() {
+                    zone.ids_by_addr.entry(addr).or_insert_with(|| ids.clone());
+                }
             }
         }
         zone
@@ -117,6 +141,16 @@ impl Zone {
     /// The name that owns the address of the reverse name `key`.
     pub fn ptr(&self, key: &str) -> Option<&Name> {
         self.reverse.get(key)
+    }
+
+    /// The short ids of the container that has `addr` on this network.
+    pub fn ids_of(&self, addr: IpAddr) -> &[String] {
+        self.ids_by_addr.get(&addr).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether the container with short id `id` is on this network.
+    pub fn has_id(&self, id: &str) -> bool {
+        self.ids.contains(id)
     }
 }
 
@@ -230,6 +264,20 @@ mod tests {
         assert!(v6.ends_with("ip6.arpa"), "{v6}");
         assert_eq!(z.ptr(&v6), Some(&want));
         assert_eq!(z.ptr("3.0.0.10.in-addr.arpa"), None);
+    }
+
+    #[test]
+    fn containers_are_known_by_short_id() {
+        let z = Zone::build(&net(vec![
+            rec(&["web", "0123456789AB"], &["10.0.0.2"], &["fd00::2"]),
+            rec(&["db", "not-an-id-xx"], &["10.0.0.3"], &[]),
+        ]));
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(z.ids_of(ip("10.0.0.2")), ["0123456789ab"]);
+        assert_eq!(z.ids_of(ip("fd00::2")), ["0123456789ab"]);
+        assert!(z.ids_of(ip("10.0.0.3")).is_empty());
+        assert!(z.ids_of(ip("10.0.0.9")).is_empty());
+        assert!(z.has_id("0123456789ab") && !z.has_id("not-an-id-xx"));
     }
 
     #[test]

@@ -318,6 +318,30 @@ fn reloads_add_and_remove_names_and_addresses() {
     });
     let m = a("127.53.6.1", me5, "other");
     assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    // A container on both networks (one short id in both records) sees
+    // the second's names through the first's server; others on the first
+    // do not.
+    let multi = "127.53.5.50";
+    n5.records
+        .push(record(&["multi", "abcdefabcdef"], &[multi], &[]));
+    berth_dns::write_network(d.path(), &n5).unwrap();
+    d.write(&network(
+        "n6",
+        6,
+        vec![
+            record(&["other"], &["10.53.6.2"], &[]),
+            record(&["multi", "abcdefabcdef"], &["127.53.6.50"], &[]),
+        ],
+    ));
+    eventually("the shared container's view", || {
+        (dns::data(&a("127.53.5.1", multi, "other")) == ["10.53.6.2"]).then_some(())
+    });
+    let m = a("127.53.5.1", me5, "other");
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::ServFail,
+        "not on n6: forwarded"
+    );
     // A notify with nothing new starts nothing.
     d.notify();
     d.notify();
