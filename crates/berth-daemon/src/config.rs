@@ -87,6 +87,20 @@ pub struct DaemonConfig {
     /// The cgroup every container's cgroup goes under (dockerd's
     /// `cgroup-parent`; `/berth` by default).
     pub cgroup_parent: String,
+    /// The Linux bridge of the default `bridge` network (dockerd's
+    /// `bridge`, "berth0" by default; "none" for no default network).
+    pub bridge: String,
+    /// The default bridge's address with its prefix (dockerd's `bip`);
+    /// empty: the first free private pool.
+    pub bip: String,
+    /// The MTU of bridges and container interfaces (dockerd's `mtu`).
+    pub mtu: u32,
+    /// Whether berthd manages its nftables table (dockerd's `iptables`).
+    pub iptables: bool,
+    /// Whether berthd turns on IPv4 forwarding (dockerd's `ip-forward`).
+    pub ip_forward: bool,
+    /// The name of the nftables table berthd owns ("berth").
+    pub firewall_table: String,
 }
 
 /// The name of berth's built-in runtime.
@@ -105,6 +119,12 @@ impl Default for DaemonConfig {
             log_level: "info".to_string(),
             default_ulimits: BTreeMap::new(),
             cgroup_parent: "/berth".to_string(),
+            bridge: "berth0".to_string(),
+            bip: String::new(),
+            mtu: 1500,
+            iptables: true,
+            ip_forward: true,
+            firewall_table: "berth".to_string(),
         }
     }
 }

@@ -35,7 +35,10 @@ fn not_modified() -> Response {
     StatusCode::NOT_MODIFIED.into_response()
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, ApiError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return serde_json::from_slice(b"{}")
             .map_err(|e| ApiError::bad_request(format!("{what}: {e}")));
@@ -136,7 +139,7 @@ async fn prune(engine: Arc<Engine>, q: &str) -> Result<Response, ApiError> {
     for id in candidates {
         let size =
             crate::containers::inspect::dir_size(&engine.container_paths(&id).dir.join("upper"));
-        if engine.remove_container(&id, false).await.is_ok() {
+        if engine.remove_container(&id, false, false).await.is_ok() {
             reclaimed += size;
             deleted.push(id);
         }
@@ -168,7 +171,7 @@ async fn container_action(
             if q.link {
                 return Err(ApiError::not_implemented("removing a legacy link (link=1)"));
             }
-            engine.remove_container(&name, q.force).await?;
+            engine.remove_container(&name, q.force, q.v).await?;
             Ok(no_content())
         }
         (Method::POST, "start") => {

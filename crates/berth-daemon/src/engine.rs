@@ -34,6 +34,8 @@ pub enum EngineError {
     Gc(#[from] GcError),
     #[error("registry settings: {0}")]
     Registry(String),
+    #[error("setting up networking: {0}")]
+    Network(String),
 }
 
 impl HasKind for EngineError {
@@ -44,6 +46,7 @@ impl HasKind for EngineError {
             EngineError::Layer(e) => e.kind(),
             EngineError::Gc(e) => e.kind(),
             EngineError::Registry(_) => ErrorKind::InvalidArgument,
+            EngineError::Network(_) => ErrorKind::Internal,
             EngineError::CreateDir { .. } | EngineError::EngineId { .. } => ErrorKind::Internal,
         }
     }
@@ -59,6 +62,9 @@ pub struct Engine {
     pub(crate) id: String,
     pub(crate) events: crate::events::EventBus,
     pub(crate) containers: crate::containers::Containers,
+    pub(crate) networks: crate::networks::Networks,
+    /// Which running containers hold which volumes' devices.
+    pub(crate) volumes: crate::volumes::Active,
     /// The async runtime the daemon serves on (absent in synchronous
     /// tests): attach and exec streams are copied on it.
     runtime: Option<tokio::runtime::Handle>,
@@ -108,10 +114,16 @@ impl Engine {
             id,
             events: crate::events::EventBus::default(),
             containers: crate::containers::Containers::default(),
+            networks: crate::networks::Networks::default(),
+            volumes: crate::volumes::Active::default(),
             runtime: tokio::runtime::Handle::try_current().ok(),
             stopping: tokio::sync::watch::channel(false).0,
         });
-        engine.restore();
+        engine
+            .ensure_networks()
+            .map_err(|e| EngineError::Network(e.message))?;
+        engine.restore_with_volumes();
+        engine.restore_networking();
         Ok(engine)
     }
 
@@ -135,6 +147,14 @@ impl Engine {
         new.data_root = config.data_root.clone();
         new.exec_root = config.exec_root.clone();
         new.hosts = config.hosts.clone();
+        // The network layout lives in the kernel and the database; it
+        // does not change under running containers.
+        new.bridge = config.bridge.clone();
+        new.bip = config.bip.clone();
+        new.mtu = config.mtu;
+        new.iptables = config.iptables;
+        new.ip_forward = config.ip_forward;
+        new.firewall_table = config.firewall_table.clone();
         *config = new;
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) = client;
         Ok(())

@@ -25,7 +25,7 @@ use crate::streams::{body_reader, drain_rest, line_channel, read_limited, Channe
 use crate::system::{self, AuthBody};
 
 /// JSON request bodies (auth, tags) are small; anything larger is refused.
-const MAX_JSON_BODY: usize = 1024 * 1024;
+pub(crate) const MAX_JSON_BODY: usize = 1024 * 1024;
 /// `X-Registry-Auth` is a base64 JSON object of a few hundred bytes.
 const MAX_AUTH_HEADER: usize = 64 * 1024;
 
@@ -139,7 +139,7 @@ pub(crate) fn decode(segment: &str) -> Result<String, ApiError> {
 async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> {
     let (mut parts, body) = req.into_parts();
     let (requested, path) = ApiVersion::split_path(parts.uri.path())?;
-    ApiVersion::negotiate(requested)?;
+    let version = ApiVersion::negotiate(requested)?;
     let path = path.to_string();
     let q = parts.uri.query().unwrap_or("").to_string();
     let method = parts.method.clone();
@@ -153,7 +153,12 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
             return Ok(json(StatusCode::OK, &info));
         }
         "/system/df" if m == Method::GET => {
-            let df = blocking(move || Ok(engine.disk_usage()?)).await?;
+            let df = blocking(move || {
+                let mut df = engine.disk_usage()?;
+                df["Volumes"] = engine.volumes_disk_usage()?;
+                Ok(df)
+            })
+            .await?;
             return Ok(json(StatusCode::OK, &df));
         }
         "/auth" if m == Method::POST => return auth(engine, body).await,
@@ -195,10 +200,18 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
         }
         return Err(ApiError::not_found("page not found"));
     }
+    if path == "/volumes" || path.starts_with("/volumes/") {
+        let r = crate::volume_routes::route(engine, &parts.method, &path, &q, version, body).await;
+        return r.unwrap_or_else(|| Err(ApiError::not_found("page not found")));
+    }
+    if path == "/networks" || path.starts_with("/networks/") {
+        if let Some(r) = crate::network_routes::route(engine, &parts.method, &path, &q, body).await
+        {
+            return r;
+        }
+    }
     for prefix in [
         "/events",
-        "/networks",
-        "/volumes",
         "/build",
         "/commit",
         "/plugins",

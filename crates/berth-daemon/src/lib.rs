@@ -18,10 +18,14 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod images;
+mod network_routes;
+pub mod networks;
 mod progress;
 pub mod spec;
 mod streams;
 mod system;
+mod volume_routes;
+pub mod volumes;
 
 pub use config::{DaemonConfig, Host};
 pub use engine::Engine;

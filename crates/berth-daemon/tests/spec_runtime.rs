@@ -208,6 +208,7 @@ fn run_case(runtime: &Path, name: &str, work: &Path, rootfs: &Path, case: &Case,
         rootfs,
         etc: &etc,
         cgroups_path: &cgroups_path,
+        network_namespace: None,
     })
     .unwrap();
     let bundle = work.join(format!("bundle-{name}-{}", case.name));

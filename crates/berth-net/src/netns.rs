@@ -166,6 +166,26 @@ pub fn remove(path: &Path) -> Result<(), NetError> {
     }
 }
 
+/// Unmounts the shared directory mount [`create`] made on `dir` once no
+/// namespace file is left in it, so a daemon whose containers are all gone
+/// leaves no mount behind; the next [`create`] makes it again. Ok when
+/// `dir` is absent, not a mount, or still in use.
+pub fn release_dir(dir: &Path) -> Result<(), NetError> {
+    let _guard = DIR_SETUP.lock().unwrap_or_else(|e| e.into_inner());
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(NetError::netns(dir, "reading the directory", e)),
+    };
+    if entries.flatten().next().is_some() {
+        return Ok(());
+    }
+    match rustix::mount::unmount(dir, UnmountFlags::DETACH) {
+        Ok(()) | Err(Errno::INVAL) => Ok(()),
+        Err(e) => Err(NetError::netns(dir, "unmounting the directory", e.into())),
+    }
+}
+
 /// Runs `f` on a thread that has joined the network namespace at `path`,
 /// and returns what it returns. Sockets `f` opens stay in that namespace
 /// after the thread ends, which is how the netlink code reaches a

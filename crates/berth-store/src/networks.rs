@@ -346,6 +346,17 @@ impl Store {
         tx.commit().map_err(sql("commit detach"))
     }
 
+    /// Forgets one endpoint (a running container left one network).
+    pub fn delete_endpoint(&self, network_id: &str, container_id: &str) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "DELETE FROM endpoints WHERE network_id = ?1 AND container_id = ?2",
+            [network_id, container_id],
+        )
+        .map_err(sql("delete endpoint"))?;
+        Ok(())
+    }
+
     /// Every host port held, by protocol and port.
     pub fn port_bindings(&self) -> Result<Vec<PortBindingRow>, StoreError> {
         let conn = self.conn();

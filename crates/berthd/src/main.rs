@@ -57,6 +57,24 @@ struct Flags {
     /// The parent cgroup of containers' cgroups (default /berth).
     #[arg(long)]
     cgroup_parent: Option<String>,
+    /// The Linux bridge of the default network ("none": no default network).
+    #[arg(short = 'b', long)]
+    bridge: Option<String>,
+    /// The default bridge's address and prefix, like 172.17.0.1/16.
+    #[arg(long)]
+    bip: Option<String>,
+    /// The MTU of bridges and container interfaces.
+    #[arg(long)]
+    mtu: Option<u32>,
+    /// Whether berthd manages its nftables table (true or false).
+    #[arg(long)]
+    iptables: Option<bool>,
+    /// Whether berthd turns on IPv4 forwarding (true or false).
+    #[arg(long)]
+    ip_forward: Option<bool>,
+    /// The name of the nftables table berthd owns.
+    #[arg(long)]
+    firewall_table: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +149,24 @@ fn effective_config(flags: &Flags) -> Result<DaemonConfig, DaemonError> {
     }
     if let Some(p) = &flags.cgroup_parent {
         c.cgroup_parent = p.clone();
+    }
+    if let Some(b) = &flags.bridge {
+        c.bridge = b.clone();
+    }
+    if let Some(b) = &flags.bip {
+        c.bip = b.clone();
+    }
+    if let Some(m) = flags.mtu {
+        c.mtu = m;
+    }
+    if let Some(v) = flags.iptables {
+        c.iptables = v;
+    }
+    if let Some(v) = flags.ip_forward {
+        c.ip_forward = v;
+    }
+    if let Some(t) = &flags.firewall_table {
+        c.firewall_table = t.clone();
     }
     for u in &flags.default_ulimits {
         let bad = || DaemonError::Flag {

@@ -30,8 +30,64 @@ pub struct Berthd {
     pub socket: PathBuf,
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
+    /// This daemon's own networking names: the default bridge, its
+    /// subnet and the nftables table, so parallel test daemons never share
+    /// one.
+    pub net: TestNet,
     extra: Vec<String>,
     child: Option<Child>,
+}
+
+/// A test daemon's networking names.
+#[derive(Debug, Clone)]
+pub struct TestNet {
+    /// The default bridge ("bt" + 6 digits).
+    pub bridge: String,
+    /// The default bridge's address with its prefix (10.X.Y.1/24).
+    pub bip: String,
+    /// The nftables table the daemon owns.
+    pub table: String,
+}
+
+impl TestNet {
+    /// Unique in this process (a counter) and unlikely to meet a leftover
+    /// of another run (the pid).
+    pub fn new() -> TestNet {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid = std::process::id();
+        let tag = format!("{:03}{:03}", pid % 1000, n % 1000);
+        TestNet {
+            bridge: format!("bt{tag}"),
+            bip: format!("10.{}.{}.1/24", 100 + pid % 50, n % 250),
+            table: format!("berth_t{tag}"),
+        }
+    }
+
+    /// A /24 for a test's own network, unique in this process and never
+    /// one of the daemons' default bridges (10.150-199.X.0/24).
+    pub fn subnet() -> String {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("10.{}.{}.0/24", 150 + std::process::id() % 50, n % 250)
+    }
+
+    /// Removes what a daemon leaves on purpose when it stops (docker
+    /// keeps docker0 and its rules too): the default bridge and the table.
+    pub fn remove(&self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .output();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
+            .output();
+    }
+}
+
+impl Default for TestNet {
+    fn default() -> Self {
+        TestNet::new()
+    }
 }
 
 fn text(b: &[u8]) -> String {
@@ -39,6 +95,29 @@ fn text(b: &[u8]) -> String {
 }
 
 impl Berthd {
+    /// A daemon started with `extra` flags and the busybox image imported
+    /// as `bb:1` (CMD sh).
+    pub fn with_busybox(extra: &[&str]) -> Berthd {
+        let d = Berthd::start(extra);
+        let tar = crate::peers::busybox_tar(d.dir.path());
+        d.docker_ok(&[
+            "import",
+            "-c",
+            "CMD [\"sh\"]",
+            tar.to_str().unwrap(),
+            "bb:1",
+        ]);
+        d
+    }
+
+    /// `docker inspect NAME`'s one object.
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
+        let out = self.docker_ok(&["inspect", name]);
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("inspect {name}: {e}: {out}"));
+        v[0].clone()
+    }
+
     /// Starts berthd with `extra` flags and waits until it answers `/_ping`.
     pub fn start(extra: &[&str]) -> Berthd {
         let dir = tempfile::Builder::new()
@@ -53,6 +132,7 @@ impl Berthd {
             socket,
             data_root,
             exec_root,
+            net: TestNet::new(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
@@ -78,6 +158,8 @@ impl Berthd {
             .args(["--log-level", "debug"])
             .arg("--cgroup-parent")
             .arg(cgroup_parent_of(self.dir.path()))
+            .args(["--bridge", &self.net.bridge, "--bip", &self.net.bip])
+            .args(["--firewall-table", &self.net.table])
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
@@ -262,6 +344,8 @@ impl Berthd {
             leaks.push(format!("process {p} mentioning {} remains", base.display()));
         }
         leaks.extend(cgroup_leaks(&cgroup_parent_of(&base)));
+        leaks.extend(network_leaks(&self.exec_root, &self.net));
+        self.net.remove();
         assert!(leaks.is_empty(), "leaks after berthd stopped: {leaks:?}");
     }
 }
@@ -303,8 +387,58 @@ impl Drop for Berthd {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            // A test that failed: take down what would outlive it.
+            kill_dns_server(&self.exec_root);
+            self.net.remove();
         }
     }
+}
+
+/// The berth-dns process serving a daemon's exec root, if any runs.
+fn dns_server_pid(exec_root: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(exec_root.join("dns").join("berth-dns.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+}
+
+fn kill_dns_server(exec_root: &Path) {
+    if let Some(pid) = dns_server_pid(exec_root) {
+        if let Some(p) = rustix::process::Pid::from_raw(pid) {
+            let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+/// Networking a stopped daemon's containers may not leave: network
+/// namespace files, veths on its bridge, a DNS server with nothing to
+/// serve (it exits when its last network goes).
+fn network_leaks(exec_root: &Path, net: &TestNet) -> Vec<String> {
+    let mut leaks = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(exec_root.join("netns")) {
+        for e in entries.flatten() {
+            leaks.push(format!(
+                "network namespace file {} remains",
+                e.path().display()
+            ));
+        }
+    }
+    let brif = Path::new("/sys/class/net").join(&net.bridge).join("brif");
+    if let Ok(entries) = std::fs::read_dir(brif) {
+        for e in entries.flatten() {
+            leaks.push(format!(
+                "veth {} remains on bridge {}",
+                e.file_name().to_string_lossy(),
+                net.bridge
+            ));
+        }
+    }
+    if let Some(pid) = dns_server_pid(exec_root) {
+        leaks.push(format!("berth-dns process {pid} remains"));
+    }
+    leaks
 }
 
 fn bounded(program: &str, args: &[String], daemon: Option<&Berthd>) -> Output {

@@ -7,49 +7,14 @@
 use std::time::{Duration, Instant};
 
 use berth_integration::daemon::{has_docker, Berthd};
-use berth_integration::peers::busybox_tar;
-use berth_integration::require_root;
-use serde_json::Value;
-
-/// A daemon with the busybox image imported as `bb:1`.
-fn daemon_with_busybox() -> Berthd {
-    let d = Berthd::start(&[]);
-    let tar = busybox_tar(d.dir.path());
-    d.docker_ok(&[
-        "import",
-        "-c",
-        "CMD [\"sh\"]",
-        tar.to_str().unwrap(),
-        "bb:1",
-    ]);
-    d
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn inspect(d: &Berthd, name: &str) -> Value {
-    let out = d.docker_ok(&["inspect", name]);
-    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("inspect: {e}: {out}"));
-    v[0].clone()
-}
-
-/// Polls `f` until it is true or `secs` pass.
-fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use berth_integration::{eventually, require_root, text};
 
 #[test]
 fn run_attached_and_removed() {
     if !require_root() || !has_docker() {
         return;
     }
-    let d = daemon_with_busybox();
+    let d = Berthd::with_busybox(&[]);
     let out = d.docker(&["run", "--rm", "bb:1", "echo", "hello from berth"]);
     assert!(out.status.success(), "{}\n{}", text(&out.stderr), d.log());
     assert_eq!(text(&out.stdout), "hello from berth\n");
@@ -101,7 +66,7 @@ fn detached_lifecycle() {
     if !require_root() || !has_docker() {
         return;
     }
-    let d = daemon_with_busybox();
+    let d = Berthd::with_busybox(&[]);
     let id = d.docker_ok(&[
         "run",
         "-d",
@@ -124,7 +89,7 @@ fn detached_lifecycle() {
     eventually(10, "the container's output in its log", || {
         d.docker_ok(&["logs", "web"]) == "started\nhi\n"
     });
-    let v = inspect(&d, "web");
+    let v = d.inspect("web");
     assert_eq!(v["Id"], id.as_str());
     assert_eq!(v["Name"], "/web");
     assert_eq!(v["State"]["Status"], "running");
@@ -171,12 +136,12 @@ fn detached_lifecycle() {
     let info = d.docker_ok(&["info", "--format", "{{.Containers}} {{.ContainersRunning}}"]);
     assert_eq!(info.trim(), "1 1");
     // Name lookup by prefix of the id works like docker.
-    assert_eq!(inspect(&d, &id[..10])["Name"], "/web");
+    assert_eq!(d.inspect(&id[..10])["Name"], "/web");
     // pause/unpause through the freezer.
     d.docker_ok(&["pause", "web"]);
-    assert_eq!(inspect(&d, "web")["State"]["Status"], "paused");
+    assert_eq!(d.inspect("web")["State"]["Status"], "paused");
     d.docker_ok(&["unpause", "web"]);
-    assert_eq!(inspect(&d, "web")["State"]["Status"], "running");
+    assert_eq!(d.inspect("web")["State"]["Status"], "running");
     // A running container cannot be removed without -f.
     let out = d.docker(&["rm", "web"]);
     assert!(!out.status.success());
@@ -190,7 +155,7 @@ fn detached_lifecycle() {
     let started = Instant::now();
     d.docker_ok(&["stop", "-t", "1", "web2"]);
     assert!(started.elapsed() < Duration::from_secs(20));
-    let v = inspect(&d, "web2");
+    let v = d.inspect("web2");
     assert_eq!(v["State"]["Status"], "exited");
     assert_eq!(v["State"]["ExitCode"], 137);
     assert_eq!(d.docker_ok(&["wait", "web2"]).trim(), "137");
@@ -201,7 +166,7 @@ fn detached_lifecycle() {
     });
     d.docker_ok(&["kill", "web2"]);
     eventually(10, "the kill to land", || {
-        inspect(&d, "web2")["State"]["Status"] == "exited"
+        d.inspect("web2")["State"]["Status"] == "exited"
     });
     // A stopped container's image needs force, and then only loses its name.
     let out = d.docker(&["rmi", "bb:1"]);
@@ -223,7 +188,7 @@ fn restart_policy_and_live_restore() {
     if !require_root() || !has_docker() {
         return;
     }
-    let mut d = daemon_with_busybox();
+    let mut d = Berthd::with_busybox(&[]);
     // on-failure:2 restarts a failing container twice, then leaves it.
     d.docker_ok(&[
         "run",
@@ -238,7 +203,7 @@ fn restart_policy_and_live_restore() {
         "echo run; exit 1",
     ]);
     eventually(30, "two restarts", || {
-        let v = inspect(&d, "flaky");
+        let v = d.inspect("flaky");
         v["State"]["Status"] == "exited" && v["RestartCount"] == 2
     });
     assert_eq!(d.docker_ok(&["logs", "flaky"]), "run\nrun\nrun\n");
@@ -256,7 +221,7 @@ fn restart_policy_and_live_restore() {
     eventually(10, "a few ticks", || {
         d.docker_ok(&["logs", "ticker"]).lines().count() >= 3
     });
-    let pid_before = inspect(&d, "ticker")["State"]["Pid"].clone();
+    let pid_before = d.inspect("ticker")["State"]["Pid"].clone();
     // One that exits while the daemon is down shows its real exit code.
     d.docker_ok(&[
         "run",
@@ -271,7 +236,7 @@ fn restart_policy_and_live_restore() {
     d.crash();
     std::thread::sleep(Duration::from_secs(3));
     d.restart();
-    let v = inspect(&d, "ticker");
+    let v = d.inspect("ticker");
     assert_eq!(v["State"]["Status"], "running", "{v}");
     assert_eq!(v["State"]["Pid"], pid_before);
     let before = d.docker_ok(&["logs", "ticker"]).lines().count();
@@ -279,16 +244,16 @@ fn restart_policy_and_live_restore() {
         d.docker_ok(&["logs", "ticker"]).lines().count() > before + 2
     });
     eventually(10, "brief's exit", || {
-        inspect(&d, "brief")["State"]["Status"] == "exited"
+        d.inspect("brief")["State"]["Status"] == "exited"
     });
-    assert_eq!(inspect(&d, "brief")["State"]["ExitCode"], 7);
+    assert_eq!(d.inspect("brief")["State"]["ExitCode"], 7);
     // exec and stop work on the restored container.
     assert_eq!(
         d.docker_ok(&["exec", "ticker", "echo", "still", "here"]),
         "still here\n"
     );
     d.docker_ok(&["stop", "-t", "1", "ticker"]);
-    assert_eq!(inspect(&d, "ticker")["State"]["Status"], "exited");
+    assert_eq!(d.inspect("ticker")["State"]["Status"], "exited");
     d.docker_ok(&["rm", "-f", "flaky", "ticker", "brief"]);
     d.stop();
 }

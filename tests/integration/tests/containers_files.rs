@@ -6,56 +6,11 @@
 //! `Berthd::stop`, which checks that no shim, mount or cgroup is left.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use berth_integration::daemon::Berthd;
-use berth_integration::peers::busybox_tar;
-use berth_integration::require_root;
+use berth_integration::daemon::{has_docker, Berthd};
+use berth_integration::{eventually, require_root, text};
 use serde_json::Value;
-
-fn has_docker() -> bool {
-    let ok = std::process::Command::new("docker")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipped: no docker CLI on this machine");
-    }
-    ok
-}
-
-/// A daemon with the busybox image imported as `bb:1`.
-fn daemon_with_busybox() -> Berthd {
-    let d = Berthd::start(&[]);
-    let tar = busybox_tar(d.dir.path());
-    d.docker_ok(&[
-        "import",
-        "-c",
-        "CMD [\"sh\"]",
-        tar.to_str().unwrap(),
-        "bb:1",
-    ]);
-    d
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn inspect(d: &Berthd, name: &str) -> Value {
-    let out = d.docker_ok(&["inspect", name]);
-    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("inspect: {e}: {out}"));
-    v[0].clone()
-}
-
-/// Polls `f` until it is true or `secs` pass.
-fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn exec(d: &Berthd, c: &str, script: &str) -> String {
     d.docker_ok(&["exec", c, "sh", "-c", script])
@@ -132,7 +87,7 @@ fn cp_both_ways() {
     if !require_root() || !has_docker() {
         return;
     }
-    let d = daemon_with_busybox();
+    let d = Berthd::with_busybox(&[]);
     let host = d.dir.path().join("host");
     std::fs::create_dir_all(host.join("tree/sub")).unwrap();
     std::fs::write(host.join("tree/a.txt"), "alpha\n").unwrap();
@@ -306,7 +261,7 @@ fn cp_both_ways() {
     assert_eq!(exec(&d, "files", "cat /data/x"), "not a dir\n");
 
     // The /etc files the container sees bind-mounted are what comes out.
-    let id = inspect(&d, "files")["Id"].as_str().unwrap().to_string();
+    let id = d.inspect("files")["Id"].as_str().unwrap().to_string();
     let hostname = d.dir.path().join("hostname");
     d.docker_ok(&["cp", "files:/etc/hostname", hostname.to_str().unwrap()]);
     assert_eq!(
@@ -333,7 +288,7 @@ fn cp_both_ways() {
     let rootfs = d
         .data_root
         .join("containers")
-        .join(inspect(&d, "files")["Id"].as_str().unwrap())
+        .join(d.inspect("files")["Id"].as_str().unwrap())
         .join("rootfs");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
@@ -351,7 +306,7 @@ fn hostile_archives_are_refused() {
     if !require_root() || !has_docker() {
         return;
     }
-    let d = daemon_with_busybox();
+    let d = Berthd::with_busybox(&[]);
     d.docker_ok(&["run", "-d", "--name", "target", "bb:1", "sleep", "1000"]);
     let victim_dir = d.dir.path().join("victim");
     std::fs::create_dir_all(&victim_dir).unwrap();
@@ -430,7 +385,7 @@ fn export_and_diff() {
     if !require_root() || !has_docker() {
         return;
     }
-    let d = daemon_with_busybox();
+    let d = Berthd::with_busybox(&[]);
     d.docker_ok(&["run", "-d", "--name", "changed", "bb:1", "sleep", "1000"]);
     // Nothing changed yet: the runtime's mount points do not count.
     assert_eq!(d.docker_ok(&["diff", "changed"]), "");
@@ -534,9 +489,9 @@ fn update_resources() {
     if !require_root() || !has_docker() {
         return;
     }
-    let d = daemon_with_busybox();
+    let d = Berthd::with_busybox(&[]);
     d.docker_ok(&["run", "-d", "--name", "limited", "bb:1", "sleep", "1000"]);
-    let pid = inspect(&d, "limited")["State"]["Pid"].as_u64().unwrap();
+    let pid = d.inspect("limited")["State"]["Pid"].as_u64().unwrap();
     let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     let (mem_file, pids_file) = if v2 {
         ("memory.max", "pids.max")
@@ -560,7 +515,7 @@ fn update_resources() {
         (64u64 << 20).to_string()
     );
     assert_eq!(cgroup_file(pid, "pids", pids_file).trim(), "50");
-    let hc = &inspect(&d, "limited")["HostConfig"];
+    let hc = &d.inspect("limited")["HostConfig"];
     assert_eq!(hc["Memory"], 64 << 20);
     assert_eq!(hc["MemorySwap"], 128 << 20);
     assert_eq!(hc["PidsLimit"], 50);
@@ -595,7 +550,7 @@ fn update_resources() {
     );
     // The restart policy too.
     d.docker_ok(&["update", "--restart", "on-failure:3", "limited"]);
-    let rp = &inspect(&d, "limited")["HostConfig"]["RestartPolicy"];
+    let rp = &d.inspect("limited")["HostConfig"]["RestartPolicy"];
     assert_eq!(rp["Name"], "on-failure");
     assert_eq!(rp["MaximumRetryCount"], 3);
     // A stopped container keeps the update for its next start.
@@ -611,7 +566,7 @@ fn update_resources() {
         "limited",
     ]);
     d.docker_ok(&["start", "limited"]);
-    let pid = inspect(&d, "limited")["State"]["Pid"].as_u64().unwrap();
+    let pid = d.inspect("limited")["State"]["Pid"].as_u64().unwrap();
     assert_eq!(
         cgroup_file(pid, "memory", mem_file).trim(),
         (96u64 << 20).to_string()
@@ -642,7 +597,7 @@ fn healthchecks() {
     if !require_root() || !has_docker() {
         return;
     }
-    let d = daemon_with_busybox();
+    let d = Berthd::with_busybox(&[]);
     let t0 = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -668,10 +623,10 @@ fn healthchecks() {
     ]);
     // Starting first: its probe fails for two seconds, within the start
     // period, so the streak stays at 0.
-    let h = &inspect(&d, "good")["State"]["Health"];
+    let h = &d.inspect("good")["State"]["Health"];
     assert_eq!(h["Status"], "starting", "{h}");
     std::thread::sleep(Duration::from_millis(800));
-    let h = &inspect(&d, "good")["State"]["Health"];
+    let h = &d.inspect("good")["State"]["Health"];
     assert_eq!(h["Status"], "starting", "{h}");
     assert_eq!(h["FailingStreak"], 0, "{h}");
     assert_eq!(h["Log"][0]["ExitCode"], 1, "{h}");
@@ -718,9 +673,9 @@ fn healthchecks() {
         "1000",
     ]);
     eventually(20, "good to be healthy", || {
-        inspect(&d, "good")["State"]["Health"]["Status"] == "healthy"
+        d.inspect("good")["State"]["Health"]["Status"] == "healthy"
     });
-    let h = inspect(&d, "good")["State"]["Health"].clone();
+    let h = d.inspect("good")["State"]["Health"].clone();
     assert_eq!(h["FailingStreak"], 0);
     let log = h["Log"].as_array().unwrap();
     assert!(!log.is_empty() && log.len() <= 5, "{h}");
@@ -728,9 +683,9 @@ fn healthchecks() {
     assert_eq!(last["ExitCode"], 0);
     assert_eq!(last["Output"], "ok\n");
     eventually(20, "bad to be unhealthy", || {
-        inspect(&d, "bad")["State"]["Health"]["Status"] == "unhealthy"
+        d.inspect("bad")["State"]["Health"]["Status"] == "unhealthy"
     });
-    let h = inspect(&d, "bad")["State"]["Health"].clone();
+    let h = d.inspect("bad")["State"]["Health"].clone();
     assert!(h["FailingStreak"].as_u64().unwrap() >= 2, "{h}");
     assert_eq!(h["Log"].as_array().unwrap().last().unwrap()["ExitCode"], 1);
     assert_eq!(
@@ -738,16 +693,16 @@ fn healthchecks() {
         "failing\n"
     );
     eventually(20, "slow to time out", || {
-        inspect(&d, "slow")["State"]["Health"]["Status"] == "unhealthy"
+        d.inspect("slow")["State"]["Health"]["Status"] == "unhealthy"
     });
-    let h = inspect(&d, "slow")["State"]["Health"].clone();
+    let h = d.inspect("slow")["State"]["Health"].clone();
     let out = h["Log"].as_array().unwrap()[0]["Output"]
         .as_str()
         .unwrap()
         .to_string();
     assert_eq!(out, "Health check exceeded timeout (300ms)");
     assert_eq!(h["Log"].as_array().unwrap()[0]["ExitCode"], -1);
-    assert!(inspect(&d, "none")["State"].get("Health").is_none());
+    assert!(d.inspect("none")["State"].get("Health").is_none());
     // docker ps shows it, and filters on it.
     let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
     assert!(
@@ -795,9 +750,9 @@ fn healthchecks() {
     );
     // A stop keeps the last state, a start begins again.
     d.docker_ok(&["stop", "-t", "1", "bad"]);
-    assert_eq!(inspect(&d, "bad")["State"]["Health"]["Status"], "unhealthy");
+    assert_eq!(d.inspect("bad")["State"]["Health"]["Status"], "unhealthy");
     d.docker_ok(&["start", "bad"]);
-    let h = inspect(&d, "bad")["State"]["Health"].clone();
+    let h = d.inspect("bad")["State"]["Health"].clone();
     assert!(
         h["Status"] == "starting" || h["Status"] == "unhealthy",
         "{h}"
@@ -806,13 +761,13 @@ fn healthchecks() {
     let mut d = d;
     d.crash();
     d.restart();
-    let h = inspect(&d, "good")["State"]["Health"].clone();
+    let h = d.inspect("good")["State"]["Health"].clone();
     assert_eq!(h["Status"], "starting", "{h}");
     eventually(20, "good to be healthy again", || {
-        inspect(&d, "good")["State"]["Health"]["Status"] == "healthy"
+        d.inspect("good")["State"]["Health"]["Status"] == "healthy"
     });
     eventually(20, "bad to be unhealthy again", || {
-        inspect(&d, "bad")["State"]["Health"]["Status"] == "unhealthy"
+        d.inspect("bad")["State"]["Health"]["Status"] == "unhealthy"
     });
     d.docker_ok(&["rm", "-f", "good", "bad", "slow", "none"]);
     d.stop();

@@ -13,27 +13,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_integration::daemon::{cgroup_parent_of, has_docker, Berthd, LoopbackRegistry};
-use berth_integration::peers::busybox_tar;
-use berth_integration::require_root;
+use berth_integration::{eventually, require_root, text};
 use serde_json::Value;
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// A daemon with the busybox image imported as `bb:1`.
-fn daemon_with_busybox(extra: &[&str]) -> Berthd {
-    let d = Berthd::start(extra);
-    let tar = busybox_tar(d.dir.path());
-    d.docker_ok(&[
-        "import",
-        "-c",
-        "CMD [\"sh\"]",
-        tar.to_str().unwrap(),
-        "bb:1",
-    ]);
-    d
-}
 
 /// What a docker command needs to reach a daemon, without borrowing it:
 /// client threads keep running while the main thread kills the daemon.
@@ -109,21 +90,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-}
-
-/// Polls `f` until it is true or `secs` pass.
-fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn inspect(d: &Berthd, name: &str) -> Value {
-    let out = d.docker_ok(&["inspect", name]);
-    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("inspect: {e}: {out}"));
-    v[0].clone()
 }
 
 /// Whether `pid` is a process that has not exited (a zombie has: on a
@@ -280,7 +246,7 @@ fn fifty_concurrent_run_rm() {
     if !require_root() || !has_docker() {
         return;
     }
-    let d = daemon_with_busybox(&[]);
+    let d = Berthd::with_busybox(&[]);
     let client = Client::of(&d);
     let started = Instant::now();
     let outs: Vec<Output> = std::thread::scope(|s| {
@@ -364,12 +330,12 @@ fn daemon_killed_during_create_start_and_rm() {
     if !require_root() || !has_docker() {
         return;
     }
-    let mut d = daemon_with_busybox(&[]);
+    let mut d = Berthd::with_busybox(&[]);
     let mut rng = Rng::new("daemon_killed_during_create_start_and_rm");
     // A container that runs through every crash.
     let steady = d.docker_ok(&["run", "-d", "--name", "steady", "bb:1", "sleep", "1000"]);
     let steady = steady.trim().to_string();
-    let steady_pid = inspect(&d, "steady")["State"]["Pid"].clone();
+    let steady_pid = d.inspect("steady")["State"]["Pid"].clone();
     for round in 0..4 {
         let client = Client::of(&d);
         let stop = std::sync::atomic::AtomicBool::new(false);
@@ -389,12 +355,12 @@ fn daemon_killed_during_create_start_and_rm() {
         d.restart();
         let ids = check_consistent(&d);
         eprintln!("round {round}: {} containers after the restart", ids.len());
-        let v = inspect(&d, "steady");
+        let v = d.inspect("steady");
         assert_eq!(v["State"]["Status"], "running", "{v}");
         assert_eq!(v["State"]["Pid"], steady_pid);
         // Everything can still be driven: stop some, start a stopped one.
         for id in ids.iter().filter(|id| **id != steady) {
-            let v = inspect(&d, id);
+            let v = d.inspect(id);
             if v["State"]["Status"] == "running" && rng.below(2) == 0 {
                 d.docker_ok(&["rm", "-f", id]);
             } else if v["State"]["Status"] == "created" {
@@ -402,7 +368,7 @@ fn daemon_killed_during_create_start_and_rm() {
                 // `sh -c "exit 3"` exits at once; the others sleep.
                 let exits = v["Config"]["Cmd"].to_string().contains("exit 3");
                 eventually(10, "the started container's state", || {
-                    let s = inspect(&d, id)["State"].clone();
+                    let s = d.inspect(id)["State"].clone();
                     if exits {
                         s["Status"] == "exited" && s["ExitCode"] == 3
                     } else {
@@ -528,7 +494,7 @@ fn daemon_killed_during_pull() {
 }
 
 fn shim_of(d: &Berthd, name: &str) -> i32 {
-    let id = inspect(d, name)["Id"].as_str().unwrap().to_string();
+    let id = d.inspect(name)["Id"].as_str().unwrap().to_string();
     let shims = shims_of(&id);
     assert_eq!(shims.len(), 1, "shims of {name}: {shims:?}");
     shims[0]
@@ -539,7 +505,7 @@ fn shim_killed() {
     if !require_root() || !has_docker() {
         return;
     }
-    let mut d = daemon_with_busybox(&[]);
+    let mut d = Berthd::with_busybox(&[]);
     // 1. A running container whose shim dies under a live daemon: the
     // daemon notices, the container's processes (init, a child, an exec)
     // go with it.
@@ -554,16 +520,16 @@ fn shim_killed() {
         "sleep 1000 & exec sleep 1001",
     ]);
     d.docker_ok(&["exec", "-d", "sa", "sleep", "1002"]);
-    let id_a = inspect(&d, "sa")["Id"].as_str().unwrap().to_string();
+    let id_a = d.inspect("sa")["Id"].as_str().unwrap().to_string();
     eventually(10, "three processes in a", || {
         cgroup_processes(&d, &id_a).len() == 3
     });
-    let pid_a = inspect(&d, "sa")["State"]["Pid"].as_i64().unwrap();
+    let pid_a = d.inspect("sa")["State"]["Pid"].as_i64().unwrap();
     kill9(shim_of(&d, "sa"));
     eventually(20, "a to be seen exited", || {
-        inspect(&d, "sa")["State"]["Status"] == "exited"
+        d.inspect("sa")["State"]["Status"] == "exited"
     });
-    let v = inspect(&d, "sa");
+    let v = d.inspect("sa");
     assert_eq!(v["State"]["ExitCode"], 255, "{v}");
     assert!(
         v["State"]["Error"]
@@ -581,13 +547,13 @@ fn shim_killed() {
     check_consistent(&d);
     // It can be started again, and removed.
     d.docker_ok(&["start", "sa"]);
-    assert_eq!(inspect(&d, "sa")["State"]["Status"], "running");
+    assert_eq!(d.inspect("sa")["State"]["Status"], "running");
     d.docker_ok(&["rm", "-f", "sa"]);
 
     // 2. A shim killed while the daemon is down: restore finds it gone.
     d.docker_ok(&["run", "-d", "--name", "sb", "bb:1", "sleep", "1000"]);
-    let id_b = inspect(&d, "sb")["Id"].as_str().unwrap().to_string();
-    let pid_b = inspect(&d, "sb")["State"]["Pid"].as_i64().unwrap();
+    let id_b = d.inspect("sb")["Id"].as_str().unwrap().to_string();
+    let pid_b = d.inspect("sb")["State"]["Pid"].as_i64().unwrap();
     let shim_b = shim_of(&d, "sb");
     // 3. A container that exited while the daemon was down, then lost its
     // shim: its real exit code is on record.
@@ -607,12 +573,12 @@ fn shim_killed() {
     std::thread::sleep(Duration::from_secs(2));
     kill9(shim_c);
     d.restart();
-    let v = inspect(&d, "sb");
+    let v = d.inspect("sb");
     assert_eq!(v["State"]["Status"], "exited", "{v}");
     assert_eq!(v["State"]["ExitCode"], 255, "{v}");
     assert!(!alive(pid_b), "b's init {pid_b} survived its shim");
     assert!(cgroup_processes(&d, &id_b).is_empty());
-    let v = inspect(&d, "sc");
+    let v = d.inspect("sc");
     assert_eq!(v["State"]["Status"], "exited", "{v}");
     assert_eq!(v["State"]["ExitCode"], 7, "{v}");
     check_consistent(&d);

@@ -738,13 +738,32 @@ impl Engine {
             + Send
             + 'static,
     {
+        self.in_rootfs_as(name, true, job)
+    }
+
+    /// [`Self::in_rootfs`]; `with_mounts`: the container's volumes and
+    /// binds are mounted in the view (`cp`), or not (`export`, as docker's
+    /// leaves them out).
+    pub(crate) fn in_rootfs_as<T, F>(
+        self: &Arc<Self>,
+        name: String,
+        with_mounts: bool,
+        job: F,
+    ) -> tokio::sync::oneshot::Receiver<Result<T, ApiError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(Result<&View<'_>, ApiError>, &mut Answer<T>) -> Result<T, ApiError>
+            + Send
+            + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let engine = self.clone();
         let spawned = std::thread::Builder::new()
             .name("container-files".into())
             .spawn(move || {
                 let mut answer = Some(tx);
-                let result = engine.run_in_rootfs(&name, |view| job(view, &mut answer));
+                let result =
+                    engine.run_in_rootfs(&name, with_mounts, |view| job(view, &mut answer));
                 match answer.take() {
                     Some(tx) => {
                         let _ = tx.send(result);
@@ -765,6 +784,7 @@ impl Engine {
     fn run_in_rootfs<T>(
         &self,
         name: &str,
+        with_mounts: bool,
         job: impl FnOnce(Result<&View<'_>, ApiError>) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let c = match self.load_container(name) {
@@ -857,10 +877,17 @@ impl Engine {
             Ok(v) => bind_etc_files(v.root.as_fd(), &paths.dir),
             Err(_) => false,
         };
+        let volumes = match &view {
+            Ok(v) if with_mounts => {
+                crate::volumes::view::mount(v.root.as_fd(), &rootfs_path, &self.view_mounts(&c))
+            }
+            _ => Vec::new(),
+        };
         let result = match &view {
             Ok(v) => job(Ok(v)),
             Err(e) => job(Err(e.clone())),
         };
+        crate::volumes::view::unmount(&volumes);
         drop(view);
         if scratch_mounted {
             let _ = rustix::mount::unmount(&scratch, rustix::mount::UnmountFlags::DETACH);
@@ -947,7 +974,7 @@ impl Engine {
         out: ChannelWriter,
     ) -> Result<(), ApiError> {
         let engine = self.clone();
-        let rx = self.in_rootfs(name, move |view, answer| {
+        let rx = self.in_rootfs_as(name, false, move |view, answer| {
             let v = view?;
             if let Some(tx) = answer.take() {
                 if tx.send(Ok(())).is_err() {
@@ -1022,7 +1049,9 @@ impl Engine {
             .as_ref()
             .and_then(|h| h.readonly_rootfs)
             .unwrap_or(false);
-        if readonly {
+        // A writable volume or bind of a read-only container takes files:
+        // where the path leads (symlinks followed in the root) decides.
+        if readonly && crate::volumes::view::on_root_mount(v.root.as_fd(), dest.as_fd()) {
             return Err(ApiError::new(
                 ErrorKind::PermissionDenied,
                 "container rootfs is marked read-only",

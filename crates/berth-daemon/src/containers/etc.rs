@@ -12,50 +12,127 @@ use crate::spec::EtcFiles;
 /// namespace); docker uses the same public fallbacks.
 const FALLBACK_NAMESERVERS: &[&str] = &["8.8.8.8", "8.8.4.4"];
 
+/// What a container's `/etc` files say besides the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct EtcInput {
+    pub hostname: String,
+    /// The container's own addresses (each gets a hosts line with its
+    /// hostname); none: `127.0.1.1`.
+    pub addresses: Vec<std::net::IpAddr>,
+    /// `--add-host` entries as (name, address).
+    pub extra_hosts: Vec<(String, String)>,
+    /// berth's DNS server for the container (user-defined networks).
+    pub dns_server: Option<std::net::IpAddr>,
+    /// `--dns`, `--dns-search`, `--dns-option`.
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    /// `container:<id>` networking: that container's files, shared.
+    pub share_from: Option<std::path::PathBuf>,
+}
+
 /// Writes the three files (each atomically) and returns their paths.
-pub fn write(dir: &Path, hostname: &str) -> Result<EtcFiles, ApiError> {
+pub fn write(dir: &Path, input: &EtcInput) -> Result<EtcFiles, ApiError> {
     let files = EtcFiles {
         hosts: dir.join("hosts"),
         hostname: dir.join("hostname"),
         resolv_conf: dir.join("resolv.conf"),
     };
-    write_atomically(&files.hostname, format!("{hostname}\n").as_bytes())?;
-    write_atomically(&files.hosts, hosts(hostname).as_bytes())?;
+    if let Some(other) = &input.share_from {
+        // docker shares the other container's hosts and resolv.conf
+        // (copied at start: its files may go when it is removed).
+        for name in ["hosts", "resolv.conf", "hostname"] {
+            let data = std::fs::read(other.join(name)).unwrap_or_default();
+            write_atomically(&dir.join(name), &data)?;
+        }
+        return Ok(files);
+    }
+    write_atomically(&files.hostname, format!("{}\n", input.hostname).as_bytes())?;
+    write_atomically(&files.hosts, hosts(input).as_bytes())?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    write_atomically(&files.resolv_conf, resolv_conf(&host_resolv).as_bytes())?;
+    write_atomically(
+        &files.resolv_conf,
+        resolv_conf(&host_resolv, input).as_bytes(),
+    )?;
     Ok(files)
 }
 
-fn hosts(hostname: &str) -> String {
-    format!(
+fn hosts(input: &EtcInput) -> String {
+    let mut out = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
          fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
-         ff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
-    )
+         ff02::2\tip6-allrouters\n",
+    );
+    for (name, addr) in &input.extra_hosts {
+        out.push_str(&format!("{addr}\t{name}\n"));
+    }
+    if input.addresses.is_empty() {
+        out.push_str(&format!("127.0.1.1\t{}\n", input.hostname));
+    }
+    for a in &input.addresses {
+        out.push_str(&format!("{a}\t{}\n", input.hostname));
+    }
+    out
 }
 
-/// The host's resolv.conf without loopback nameservers (a local resolver
-/// on the host is not reachable from the container); public fallbacks if
-/// none is left.
-fn resolv_conf(host: &str) -> String {
-    let mut out = String::new();
-    let mut servers = 0;
+/// docker's resolv.conf: berth's DNS server on user-defined networks
+/// (with `ndots:0`), else `--dns` or the host's usable nameservers; the
+/// host's search domains and options unless `--dns-search`/`--dns-option`
+/// replace them.
+fn resolv_conf(host: &str, input: &EtcInput) -> String {
+    let mut search: Vec<String> = Vec::new();
+    let mut options: Vec<String> = Vec::new();
+    let mut others = String::new();
+    let mut host_servers = Vec::new();
     for line in host.lines() {
         let mut words = line.split_whitespace();
-        if words.next() == Some("nameserver") {
-            let addr = words.next().unwrap_or("");
-            if addr.starts_with("127.") || addr == "::1" {
-                continue;
+        match words.next() {
+            Some("nameserver") => {
+                let addr = words.next().unwrap_or("");
+                if !(addr.starts_with("127.") || addr == "::1") {
+                    host_servers.push(addr.to_string());
+                }
             }
-            servers += 1;
+            Some("search") | Some("domain") => search = words.map(String::from).collect(),
+            Some("options") => options.extend(words.map(String::from)),
+            _ => {
+                others.push_str(line);
+                others.push('\n');
+            }
         }
-        out.push_str(line);
-        out.push('\n');
     }
-    if servers == 0 {
-        for s in FALLBACK_NAMESERVERS {
-            out.push_str(&format!("nameserver {s}\n"));
+    if !input.dns_search.is_empty() {
+        search = input
+            .dns_search
+            .iter()
+            .filter(|s| *s != ".")
+            .cloned()
+            .collect();
+    }
+    if !input.dns_options.is_empty() {
+        options = input.dns_options.clone();
+    }
+    let servers: Vec<String> = if let Some(s) = input.dns_server {
+        if !options.iter().any(|o| o.starts_with("ndots:")) {
+            options.push("ndots:0".into());
         }
+        vec![s.to_string()]
+    } else if !input.dns.is_empty() {
+        input.dns.clone()
+    } else if !host_servers.is_empty() {
+        host_servers
+    } else {
+        FALLBACK_NAMESERVERS.iter().map(|s| s.to_string()).collect()
+    };
+    let mut out = others;
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    for s in servers {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
     }
     out
 }
@@ -66,13 +143,36 @@ mod tests {
 
     #[test]
     fn loopback_nameservers_are_dropped() {
-        let r = resolv_conf("search example.com\nnameserver 127.0.0.53\noptions edns0\n");
+        let plain = EtcInput {
+            hostname: "abc".into(),
+            ..EtcInput::default()
+        };
+        let r = resolv_conf(
+            "search example.com\nnameserver 127.0.0.53\noptions edns0\n",
+            &plain,
+        );
         assert_eq!(
             r,
-            "search example.com\noptions edns0\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+            "search example.com\nnameserver 8.8.8.8\nnameserver 8.8.4.4\noptions edns0\n"
         );
-        let r = resolv_conf("nameserver 10.0.0.2\n");
+        let r = resolv_conf("nameserver 10.0.0.2\n", &plain);
         assert_eq!(r, "nameserver 10.0.0.2\n");
-        assert!(hosts("abc").ends_with("127.0.1.1\tabc\n"));
+        assert!(hosts(&plain).ends_with("127.0.1.1\tabc\n"));
+    }
+
+    #[test]
+    fn user_networks_use_berths_dns() {
+        let input = EtcInput {
+            hostname: "web".into(),
+            addresses: vec!["172.18.0.2".parse().unwrap()],
+            extra_hosts: vec![("db".into(), "10.0.0.9".into())],
+            dns_server: Some("172.18.0.1".parse().unwrap()),
+            dns_search: vec!["corp".into()],
+            ..EtcInput::default()
+        };
+        let r = resolv_conf("search example.com\nnameserver 10.0.0.2\n", &input);
+        assert_eq!(r, "search corp\nnameserver 172.18.0.1\noptions ndots:0\n");
+        let h = hosts(&input);
+        assert!(h.contains("10.0.0.9\tdb\n") && h.ends_with("172.18.0.2\tweb\n"));
     }
 }

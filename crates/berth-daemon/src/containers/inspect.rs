@@ -220,9 +220,9 @@ impl Engine {
                 },
                 "Name": "overlay2",
             },
-            "Mounts": [],
+            "Mounts": self.mounts_json(&c, &image_config),
             "Config": merged_config(&c, &image_config),
-            "NetworkSettings": network_settings(&c),
+            "NetworkSettings": self.network_settings(&c),
         });
         if let Some(h) = &state.health {
             v["State"]["Health"] = h.to_docker();
@@ -319,6 +319,12 @@ impl Engine {
                     .as_ref()
                     .map_or("none", |h| h.status.as_str())
             })
+            && any("volume", &|v| {
+                c.config
+                    .mount_points
+                    .iter()
+                    .any(|m| m.name == v || m.destination == v)
+            })
             && any("exited", &|v| {
                 c.state.status == Status::Exited && v.parse() == Ok(c.state.exit_code)
             })
@@ -338,6 +344,7 @@ impl Engine {
     }
 
     fn summary(&self, c: &Loaded, size: bool) -> Result<Value, ApiError> {
+        let (ports, network_settings) = self.network_summary(c);
         let command = std::iter::once(c.config.path.clone())
             .chain(c.config.args.iter().cloned())
             .map(|a| {
@@ -356,13 +363,14 @@ impl Engine {
             "ImageID": c.image_id.to_string(),
             "Command": command,
             "Created": c.created_at / 1_000_000_000,
-            "Ports": [],
+            "Ports": ports,
             "Labels": c.config.create.labels.clone().unwrap_or_default(),
             "State": c.state.status.as_str(),
             "Status": status_text(&c.state),
             "HostConfig": {"NetworkMode": c.config.create.host_config.as_ref().and_then(|h| h.network_mode.clone()).unwrap_or_else(|| "default".into())},
-            "NetworkSettings": {"Networks": {}},
-            "Mounts": [],
+            "NetworkSettings": network_settings,
+            // The image only adds anonymous volumes, which are recorded.
+            "Mounts": self.mounts_json(c, &Default::default()),
         });
         if size {
             let paths = self.container_paths(&c.id);
@@ -373,32 +381,6 @@ impl Engine {
         }
         Ok(v)
     }
-}
-
-fn network_settings(c: &Loaded) -> Value {
-    let mode = c
-        .config
-        .create
-        .host_config
-        .as_ref()
-        .and_then(|h| h.network_mode.clone())
-        .unwrap_or_default();
-    let mut networks = Map::new();
-    if mode == "none" {
-        networks.insert("none".into(), json!({"NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": ""}));
-    }
-    json!({
-        "Bridge": "",
-        "SandboxID": "",
-        "HairpinMode": false,
-        "Ports": {},
-        "SandboxKey": "",
-        "Gateway": "",
-        "IPAddress": "",
-        "IPPrefixLen": 0,
-        "MacAddress": "",
-        "Networks": networks,
-    })
 }
 
 /// docker's human status: `Up 5 seconds`, `Exited (0) 2 minutes ago`,

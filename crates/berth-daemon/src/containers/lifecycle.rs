@@ -76,7 +76,7 @@ impl Engine {
         Loaded::from_row(self.store.resolve_container(name)?)
     }
 
-    fn reload_container(&self, id: &str) -> Result<Loaded, ApiError> {
+    pub(crate) fn reload_container(&self, id: &str) -> Result<Loaded, ApiError> {
         Loaded::from_row(self.store.container(id)?)
     }
 
@@ -142,6 +142,7 @@ impl Engine {
         let image = self.store.resolve_image(&image_name)?;
         let image_config = crate::images::parse_image_config(&image)?;
         let mut warnings = crate::spec::validate(&body, &image_config)?;
+        self.check_container_networks(&body)?;
         let (path, args) = crate::spec::command(&body, &image_config)?;
         let host = body.host_config.clone().unwrap_or_default();
         let runtime = self.runtime_name(host.runtime.as_deref())?;
@@ -151,6 +152,7 @@ impl Engine {
             .map(names::validate)
             .transpose()
             .map_err(ApiError::bad_request)?;
+        let (mount_points, volumes) = self.plan_mount_points(&body, &image_config)?;
         let id = self.unused_id()?;
         let config = ContainerConfig {
             hostname: crate::spec::hostname(&body, &id),
@@ -161,6 +163,7 @@ impl Engine {
             runtime,
             log_max_size,
             log_max_files,
+            mount_points,
         };
         let paths = self.container_paths(&id);
         std::fs::create_dir_all(&paths.dir)
@@ -190,9 +193,14 @@ impl Engine {
                 result
             }
         };
+        let inserted = inserted.map_err(ApiError::from).and_then(|()| {
+            self.use_volumes(&id, &volumes).inspect_err(|_| {
+                let _ = self.store.delete_container(&id);
+            })
+        });
         if let Err(e) = inserted {
             let _ = std::fs::remove_dir_all(&paths.dir);
-            return Err(e.into());
+            return Err(e);
         }
         let c = self.reload_container(&id)?;
         self.container_event(&c, "create", &[]);
@@ -264,7 +272,7 @@ impl Engine {
             // docker removes an AutoRemove container whose start failed
             // (its client waits for the removal).
             if auto_remove(&c) {
-                if let Err(r) = self.remove_stopped(&c.id, true) {
+                if let Err(r) = self.remove_stopped(&c.id, true, true) {
                     tracing::warn!(container = %c.id, error = %r.message, "removing after a failed start");
                 }
             }
@@ -331,15 +339,21 @@ impl Engine {
         let image_config = crate::images::parse_image_config(&image)?;
         let chain: Vec<_> = image.layers.iter().map(|l| l.chain_id.clone()).collect();
         let rootfs = rootfs::mount(&self.layers, &chain, &paths.dir)?;
-        let etc = super::etc::write(&paths.dir, &c.config.hostname)?;
-        let spec = crate::spec::generate(&crate::spec::SpecInput {
-            id: &c.id,
-            body: &c.config.create,
-            image: &image_config,
-            rootfs: &rootfs,
-            etc: &etc,
-            cgroups_path: &self.container_cgroups_path(c),
-        })?;
+        let net = self.connect_container_networks(c)?;
+        let etc = super::etc::write(&paths.dir, &self.etc_input(c, &net)?)?;
+        let volumes = self.mount_volumes(c, &rootfs)?;
+        let spec = crate::spec::generate_with(
+            &crate::spec::SpecInput {
+                id: &c.id,
+                body: &c.config.create,
+                image: &image_config,
+                rootfs: &rootfs,
+                etc: &etc,
+                cgroups_path: &self.container_cgroups_path(c),
+                network_namespace: net.netns.as_deref(),
+            },
+            &volumes,
+        )?;
         write_atomically(&paths.dir.join("config.json"), &encode(&spec))?;
         std::fs::create_dir_all(&paths.shim_dir)
             .map_err(|e| internal(format!("creating {}: {e}", paths.shim_dir.display())))?;
@@ -384,6 +398,8 @@ impl Engine {
     fn cleanup_after_shim(&self, c: &Loaded, paths: &Paths, shim_deleted: bool) {
         self.stop_shim(c, paths, shim_deleted);
         unmount_rootfs(&c.id, paths);
+        self.release_volumes(c);
+        self.disconnect_container_networks(&c.id);
     }
 
     /// Makes sure no shim and no process of the container remain: the shim
@@ -519,7 +535,8 @@ impl Engine {
         }
         self.container_event(&c, "die", &[("exitCode", state.exit_code.to_string())]);
         if removing {
-            if let Err(e) = self.remove_locked(&c, &paths, false) {
+            // docker removes an AutoRemove container's anonymous volumes.
+            if let Err(e) = self.remove_locked(&c, &paths, false, true) {
                 tracing::warn!(container = id, error = %e.message, "auto-removing");
             }
             return;
@@ -528,6 +545,8 @@ impl Engine {
         // for it: an overlay's unmount syncs its upper file system (3-50 ms
         // here, the whole disk's dirty data).
         unmount_rootfs(id, &paths);
+        self.disconnect_container_networks(id);
+        self.release_volumes(&c);
         drop(guard);
         if restart {
             let delay = if ran_for >= BACKOFF_RESET {
@@ -698,11 +717,13 @@ impl Engine {
     }
 
     /// `DELETE /containers/{id}`: a running container needs `force`
-    /// (which kills it first).
+    /// (which kills it first); `volumes` (`v=1`) removes its anonymous
+    /// volumes too.
     pub async fn remove_container(
         self: &Arc<Self>,
         name: &str,
         force: bool,
+        volumes: bool,
     ) -> Result<(), ApiError> {
         let c = self.load_container(name)?;
         if c.state.status.is_live() || c.state.status == Status::Restarting {
@@ -751,12 +772,12 @@ impl Engine {
         }
         let e = self.clone();
         let id = c.id.clone();
-        crate::http::blocking(move || e.remove_stopped(&id, force)).await
+        crate::http::blocking(move || e.remove_stopped(&id, force, volumes)).await
     }
 
     /// Removes a container that is not running: its row, its files, its
     /// handle. Waiters on `removed` are told.
-    fn remove_stopped(&self, id: &str, force: bool) -> Result<(), ApiError> {
+    fn remove_stopped(&self, id: &str, force: bool, volumes: bool) -> Result<(), ApiError> {
         let c = self.reload_container(id)?;
         let handle = self.container_handle(&c);
         let _op = handle.lock();
@@ -767,22 +788,36 @@ impl Engine {
             )));
         }
         let paths = self.container_paths(id);
-        self.remove_locked(&c, &paths, force)
+        self.remove_locked(&c, &paths, force, volumes)
     }
 
-    /// Removes stopped container `c`, its lock held.
-    fn remove_locked(&self, c: &Loaded, paths: &Paths, force: bool) -> Result<(), ApiError> {
+    /// Removes stopped container `c`, its lock held (and its anonymous
+    /// volumes when `volumes`).
+    fn remove_locked(
+        &self,
+        c: &Loaded,
+        paths: &Paths,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), ApiError> {
         let id = c.id.as_str();
         // A shim left over from a failed start or a crash goes first.
         self.stop_shim(c, paths, false);
         // The row goes before the files, so `wait --condition removed`
         // (`docker run --rm`) returns without waiting for the overlay's
         // unmount (a sync of its upper file system). Files left by a daemon
-        // killed in between belong to no row: restore removes them.
+        // killed in between belong to no row: restore removes them. The
+        // network goes first: its firewall update reads the container's
+        // port rows.
+        self.disconnect_container_networks(id);
         self.store.delete_container(id)?;
         self.containers.forget(id);
         self.container_event(c, "destroy", &[]);
         unmount_rootfs(id, paths);
+        self.release_volumes(c);
+        if volumes {
+            self.remove_anonymous_volumes(c);
+        }
         if let Err(e) = std::fs::remove_dir_all(&paths.dir) {
             if e.kind() != std::io::ErrorKind::NotFound && !force {
                 return Err(internal(format!(
@@ -946,7 +981,7 @@ impl Engine {
             }
         }
         for id in auto_removed {
-            if let Err(e) = self.remove_stopped(&id, true) {
+            if let Err(e) = self.remove_stopped(&id, true, true) {
                 tracing::warn!(container = id, error = %e.message, "auto-removing at start-up");
             }
         }

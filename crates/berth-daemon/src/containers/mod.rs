@@ -14,7 +14,7 @@
 
 pub mod archive;
 pub mod attach;
-mod etc;
+pub(crate) mod etc;
 mod exec;
 pub mod health;
 pub mod inspect;
@@ -62,7 +62,7 @@ impl Handle {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, ()> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ()> {
         self.op.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -135,12 +135,12 @@ fn decode<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("container records serialise")
 }
 
 impl Loaded {
-    fn from_row(row: berth_store::ContainerRow) -> Result<Loaded, ApiError> {
+    pub(crate) fn from_row(row: berth_store::ContainerRow) -> Result<Loaded, ApiError> {
         Ok(Loaded {
             config: decode("config", &row.id, &row.config)?,
             state: decode("state", &row.id, &row.state)?,

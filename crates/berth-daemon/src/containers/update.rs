@@ -174,6 +174,7 @@ impl Engine {
             rootfs: &rootfs,
             etc: &etc,
             cgroups_path: "/",
+            network_namespace: None,
         })?;
         let mut resources = spec
             .linux()

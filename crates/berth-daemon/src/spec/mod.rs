@@ -43,6 +43,7 @@ use berth_image::ImageConfig;
 use oci_spec::runtime::{Linux, LinuxNamespace, LinuxNamespaceType, Process, Root, Spec, User};
 
 use host::Host;
+pub use mounts::{requests as mount_requests, BindPoint, Requests, ResolvedMount, VolumeRequest};
 use plan::{IpcMode, Plan};
 use root::RootDir;
 
@@ -73,6 +74,9 @@ pub struct SpecInput<'a> {
     pub etc: &'a EtcFiles,
     /// e.g. "/berth/<id>" (see [`cgroups_path`]).
     pub cgroups_path: &'a str,
+    /// The network namespace file the container joins (bridge networks,
+    /// `container:<id>`); `None`: a new one, or the host's.
+    pub network_namespace: Option<&'a Path>,
 }
 
 /// Why a container cannot be created or started as asked.
@@ -185,10 +189,20 @@ pub fn cgroups_path(body: &ContainerCreateBody, id: &str) -> String {
 /// when it is missing (as docker does: mode 0755, owned by root), resolving
 /// every component inside the root.
 pub fn generate(input: &SpecInput) -> Result<Spec, SpecError> {
-    generate_on(input, &Host::detect())
+    generate_on(input, &Host::detect(), &[])
 }
 
-fn generate_on(input: &SpecInput, host: &Host) -> Result<Spec, SpecError> {
+/// [`generate`] with the volumes (and inherited binds) the daemon resolved
+/// to host directories.
+pub fn generate_with(input: &SpecInput, volumes: &[ResolvedMount]) -> Result<Spec, SpecError> {
+    generate_on(input, &Host::detect(), volumes)
+}
+
+fn generate_on(
+    input: &SpecInput,
+    host: &Host,
+    volumes: &[ResolvedMount],
+) -> Result<Spec, SpecError> {
     if !input.rootfs.is_absolute() {
         return Err(SpecError::invalid(format!(
             "the rootfs {:?} must be an absolute path",
@@ -231,7 +245,15 @@ fn generate_on(input: &SpecInput, host: &Host) -> Result<Spec, SpecError> {
     let mut linux = Linux::default();
     linux.set_uid_mappings(None);
     linux.set_gid_mappings(None);
-    linux.set_namespaces(Some(namespaces(&plan)));
+    let mut namespaces = namespaces(&plan);
+    if let Some(path) = input.network_namespace {
+        for ns in namespaces.iter_mut() {
+            if ns.typ() == LinuxNamespaceType::Network {
+                ns.set_path(Some(path.to_path_buf()));
+            }
+        }
+    }
+    linux.set_namespaces(Some(namespaces));
     linux.set_cgroups_path(Some(PathBuf::from(input.cgroups_path)));
     let sysctls = plan.sysctls.clone();
     linux.set_sysctl((!sysctls.is_empty()).then(|| sysctls.into_iter().collect()));
@@ -252,7 +274,7 @@ fn generate_on(input: &SpecInput, host: &Host) -> Result<Spec, SpecError> {
     spec.set_root(Some(root_cfg));
     spec.set_hostname(plan.uts_private.then_some(hostname));
     spec.set_domainname(plan.domainname.clone());
-    spec.set_mounts(Some(mounts::build(&plan, input.etc)));
+    spec.set_mounts(Some(mounts::build(&plan, input.etc, volumes)));
     spec.set_annotations(
         (!plan.annotations.is_empty()).then(|| plan.annotations.clone().into_iter().collect()),
     );

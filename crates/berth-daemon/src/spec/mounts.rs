@@ -1,10 +1,11 @@
 //! The container's mounts: docker's defaults (/proc, /dev, /dev/pts, /sys,
-//! /sys/fs/cgroup, /dev/mqueue, /dev/shm), the /etc files, HostConfig.Binds
-//! with host paths, HostConfig.Tmpfs and HostConfig.Mounts of type bind and
-//! tmpfs, parsed and checked as docker's volume parser does. Volumes come
-//! in a later issue and are refused by name.
+//! /sys/fs/cgroup, /dev/mqueue, /dev/shm), the /etc files, HostConfig.Binds,
+//! HostConfig.Tmpfs and HostConfig.Mounts (bind, volume, tmpfs), parsed and
+//! checked as docker's volume parser does. Volumes are only requests here:
+//! the daemon names, creates and records them at create time and hands the
+//! resolved host directories to [`build`] as [`ResolvedMount`]s.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use berth_api::models::{
@@ -39,6 +40,36 @@ pub(crate) enum Kind {
     Tmpfs {
         options: Vec<String>,
     },
+    Volume(VolumeRequest),
+}
+
+/// A volume a request asks for (`-v name:/path`, `-v /path`, a `Mounts`
+/// entry of type volume).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeRequest {
+    /// Empty for an anonymous volume.
+    pub name: String,
+    pub readonly: bool,
+    /// Copy the image's content at the destination into the volume while
+    /// it is empty (docker's default; `nocopy`/`volume-nocopy` turn it off).
+    pub copy: bool,
+    /// docker's `Mode` in inspect: the mode words given, else "z".
+    pub mode: String,
+    /// `VolumeOptions.Labels` and `DriverConfig`, for a volume made now.
+    pub labels: BTreeMap<String, String>,
+    pub driver: String,
+    pub driver_opts: BTreeMap<String, String>,
+}
+
+/// A directory the daemon resolved for a mount point the spec cannot name
+/// itself (a volume's `_data`, a bind inherited through `VolumesFrom`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedMount {
+    pub destination: String,
+    pub source: PathBuf,
+    pub readonly: bool,
+    /// `rprivate` unless inherited otherwise.
+    pub propagation: String,
 }
 
 /// A mount the request asks for.
@@ -118,19 +149,19 @@ fn parse_bind(raw: &str) -> Result<UserMount, SpecError> {
             "invalid volume specification: '{raw}': invalid mount config for type \"{kind}\": {e}"
         ))
     })?;
-    if source.is_empty() {
-        return Err(SpecError::not_implemented(
-            "HostConfig.Binds",
-            format!("anonymous volumes ({raw:?}) are"),
-        ));
-    }
-    if !bind {
-        return Err(SpecError::not_implemented(
-            "HostConfig.Binds",
-            format!("named volumes ({source:?}) are"),
-        ));
-    }
     let words: Vec<&str> = mode.split(',').collect();
+    if !bind {
+        return Ok(UserMount {
+            destination: target,
+            kind: Kind::Volume(VolumeRequest {
+                name: source.to_string(),
+                readonly: words.contains(&"ro"),
+                copy: !words.contains(&"nocopy"),
+                mode: if mode.is_empty() { "z" } else { mode }.to_string(),
+                ..VolumeRequest::default()
+            }),
+        });
+    }
     let propagation = words
         .iter()
         .find(|w| PROPAGATIONS.contains(w))
@@ -332,10 +363,33 @@ fn parse_api_mount(m: &ApiMount) -> Result<UserMount, SpecError> {
                 },
             })
         }
-        Some(MountType::VOLUME) => Err(SpecError::not_implemented(
-            "HostConfig.Mounts",
-            "volume mounts are",
-        )),
+        Some(MountType::VOLUME) => {
+            if source.is_empty() && readonly {
+                return Err(err(
+                    "must not set ReadOnly mode when using anonymous volumes",
+                ));
+            }
+            let opts = m.volume_options.clone().unwrap_or_default();
+            if opts.subpath.as_deref().is_some_and(|p| !p.is_empty()) {
+                return Err(SpecError::not_implemented(
+                    "HostConfig.Mounts",
+                    "volume subpaths (VolumeOptions.Subpath) are",
+                ));
+            }
+            let driver = opts.driver_config.unwrap_or_default();
+            Ok(UserMount {
+                destination: target,
+                kind: Kind::Volume(VolumeRequest {
+                    name: source.to_string(),
+                    readonly,
+                    copy: !opts.no_copy.unwrap_or(false),
+                    mode: "z".to_string(),
+                    labels: opts.labels.unwrap_or_default().into_iter().collect(),
+                    driver: driver.name.unwrap_or_default(),
+                    driver_opts: driver.options.unwrap_or_default().into_iter().collect(),
+                }),
+            })
+        }
         Some(MountType::IMAGE) => Err(SpecError::not_implemented(
             "HostConfig.Mounts",
             "image mounts are",
@@ -400,6 +454,144 @@ pub(crate) fn parse(hc: &HostConfig) -> Result<(Vec<UserMount>, Option<String>),
     Ok((out, propagation))
 }
 
+/// HostConfig.VolumesFrom (`container[:ro|rw]`), as docker's
+/// parseVolumesFrom: (container, writable). Propagation and copy words are
+/// refused: the mounts keep their own.
+pub(crate) fn volumes_from(hc: &HostConfig) -> Result<Vec<(String, bool)>, SpecError> {
+    let mut out = Vec::new();
+    for raw in hc.volumes_from.iter().flatten() {
+        let (id, mode) = raw.split_once(':').unwrap_or((raw, "rw"));
+        let words: Vec<&str> = mode.split(',').collect();
+        let bad = mode.is_empty()
+            || !valid_mode(mode)
+            || words
+                .iter()
+                .any(|w| PROPAGATIONS.contains(w) || *w == "nocopy");
+        if bad {
+            return Err(SpecError::invalid(format!("invalid mode: {mode}")));
+        }
+        if id.is_empty() {
+            return Err(SpecError::invalid(format!(
+                "invalid volumes-from specification: '{raw}'"
+            )));
+        }
+        out.push((id.to_string(), !words.contains(&"ro")));
+    }
+    Ok(out)
+}
+
+/// The anonymous volumes of Config.Volumes and the image's VOLUMEs, by
+/// destination, sorted, leaving out those another mount (or a tmpfs)
+/// already covers, as docker does.
+pub(crate) fn anonymous(
+    body: &berth_api::models::ContainerCreateBody,
+    image: &berth_image::ImageConfig,
+    mounts: &[UserMount],
+    hc: &HostConfig,
+) -> Result<Vec<String>, SpecError> {
+    let image_volumes = image.config.as_ref().and_then(|c| c.volumes.as_ref());
+    let mut out = Vec::new();
+    let keys = body
+        .volumes
+        .iter()
+        .flatten()
+        .chain(image_volumes.into_iter().flat_map(|v| v.keys()));
+    for raw in keys {
+        let dest = destination(raw).map_err(|e| {
+            SpecError::invalid(format!(
+                "invalid volume specification: '{raw}': invalid mount config for type \"volume\": {e}"
+            ))
+        })?;
+        let covered = mounts.iter().any(|m| m.destination == dest)
+            || hc
+                .tmpfs
+                .iter()
+                .flatten()
+                .any(|(d, _)| super::env::clean(d) == dest);
+        if !covered && !out.contains(&dest) {
+            out.push(dest);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A bind mount as docker's inspect shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindPoint {
+    pub destination: String,
+    pub source: String,
+    pub readonly: bool,
+    /// The mode words of a Binds entry ("" for Mounts).
+    pub mode: String,
+    pub propagation: String,
+}
+
+/// What a create request asks of the daemon's volume service, and what
+/// inspect's `Mounts` shows of its own mounts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requests {
+    /// Volumes of Binds and Mounts: (destination, request), in order.
+    pub volumes: Vec<(String, VolumeRequest)>,
+    /// Binds and Mounts of type bind.
+    pub binds: Vec<BindPoint>,
+    /// Destinations of Mounts of type tmpfs (inspect lists those, not
+    /// HostConfig.Tmpfs).
+    pub tmpfs: Vec<String>,
+    /// Config.Volumes and the image's VOLUMEs no other mount covers.
+    pub anonymous: Vec<String>,
+    /// HostConfig.VolumesFrom: (container, writable).
+    pub volumes_from: Vec<(String, bool)>,
+}
+
+/// The request's mounts as [`Requests`], checked as at create.
+pub fn requests(
+    body: &berth_api::models::ContainerCreateBody,
+    image: &berth_image::ImageConfig,
+) -> Result<Requests, SpecError> {
+    let default_hc = HostConfig::default();
+    let hc = body.host_config.as_ref().unwrap_or(&default_hc);
+    let (mounts, _) = parse(hc)?;
+    let bind_modes: Vec<String> = hc
+        .binds
+        .iter()
+        .flatten()
+        .map(|raw| raw.splitn(3, ':').nth(2).unwrap_or("").to_string())
+        .collect();
+    let mut out = Requests {
+        anonymous: anonymous(body, image, &mounts, hc)?,
+        volumes_from: volumes_from(hc)?,
+        ..Requests::default()
+    };
+    // Binds come first in `mounts`, one each, in order.
+    for (i, m) in mounts.into_iter().enumerate() {
+        match m.kind {
+            Kind::Volume(v) => out.volumes.push((m.destination, v)),
+            Kind::Bind {
+                source,
+                readonly,
+                propagation,
+                ..
+            } => out.binds.push(BindPoint {
+                destination: m.destination,
+                source,
+                readonly: readonly != ReadOnly::No,
+                mode: bind_modes.get(i).cloned().unwrap_or_default(),
+                propagation,
+            }),
+            Kind::Tmpfs { .. } => {
+                let from_mounts = hc.mounts.iter().flatten().any(|a| {
+                    a.target.as_deref().map(super::env::clean) == Some(m.destination.clone())
+                });
+                if from_mounts {
+                    out.tmpfs.push(m.destination);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
     let mut m = Mount::default();
     m.set_destination(PathBuf::from(dest));
@@ -441,16 +633,22 @@ pub(crate) fn prepare(plan: &Plan) -> Result<(), SpecError> {
 }
 
 /// Every mount of the spec, in order: docker's defaults (minus those a
-/// request mount replaces), then the request's mounts and the /etc files
-/// sorted parents first.
-pub(crate) fn build(plan: &Plan, etc: &EtcFiles) -> Vec<Mount> {
+/// request mount replaces), then the request's mounts (its volumes as the
+/// daemon resolved them, in `resolved`) and the /etc files sorted parents
+/// first.
+pub(crate) fn build(plan: &Plan, etc: &EtcFiles, resolved: &[ResolvedMount]) -> Vec<Mount> {
     let ro_etc = if plan.readonly_rootfs {
         ReadOnly::Yes
     } else {
         ReadOnly::No
     };
     let mut user: Vec<Mount> = Vec::new();
-    let requested: HashSet<&str> = plan.mounts.iter().map(|m| m.destination.as_str()).collect();
+    let requested: HashSet<&str> = plan
+        .mounts
+        .iter()
+        .map(|m| m.destination.as_str())
+        .chain(resolved.iter().map(|r| r.destination.as_str()))
+        .collect();
     for (dest, source) in [
         ("/etc/resolv.conf", &etc.resolv_conf),
         ("/etc/hostname", &etc.hostname),
@@ -475,6 +673,21 @@ pub(crate) fn build(plan: &Plan, etc: &EtcFiles) -> Vec<Mount> {
             DEFAULT_PROPAGATION,
         ));
     }
+    for r in resolved {
+        let readonly = if r.readonly {
+            ReadOnly::Yes
+        } else {
+            ReadOnly::No
+        };
+        let source = r.source.to_string_lossy();
+        user.push(bind(
+            &r.destination,
+            &source,
+            true,
+            readonly,
+            &r.propagation,
+        ));
+    }
     for m in &plan.mounts {
         user.push(match &m.kind {
             Kind::Bind {
@@ -488,6 +701,8 @@ pub(crate) fn build(plan: &Plan, etc: &EtcFiles) -> Vec<Mount> {
                 let opts: Vec<&str> = options.iter().map(String::as_str).collect();
                 mount(&m.destination, "tmpfs", "tmpfs", &opts)
             }
+            // Resolved by the daemon: in `resolved`.
+            Kind::Volume(_) => continue,
         });
     }
     // Parents before children (docker's sortMounts: by depth, stable).
@@ -644,36 +859,116 @@ mod tests {
     }
 
     #[test]
-    fn volumes_are_not_implemented_yet() {
-        for (raw, want) in [
-            (
-                "data:/x",
-                "HostConfig.Binds: named volumes (\"data\") are not implemented by berthd yet",
-            ),
-            (
-                "/x",
-                "HostConfig.Binds: anonymous volumes (\"/x\") are not implemented by berthd yet",
-            ),
-        ] {
-            let e = err(&binds(&[raw]));
-            assert_eq!(e.to_string(), want);
-            assert_eq!(
-                berth_errdefs::HasKind::kind(&e),
-                berth_errdefs::ErrorKind::NotImplemented
-            );
-        }
+    fn volumes_parse_as_docker() {
         let hc = HostConfig {
+            binds: Some(vec![
+                "data:/x".into(),
+                "/anon".into(),
+                "ro_vol:/y:ro,nocopy".into(),
+                "/h:/b:ro".into(),
+            ]),
+            mounts: Some(vec![ApiMount {
+                typ: Some(MountType::VOLUME),
+                target: Some("/m".into()),
+                source: Some("vol".into()),
+                read_only: Some(true),
+                volume_options: Some(berth_api::models::MountVolumeOptions {
+                    no_copy: Some(true),
+                    labels: Some([("l".to_string(), "v".to_string())].into()),
+                    driver_config: Some(berth_api::models::MountVolumeOptionsDriverConfig {
+                        name: Some("local".into()),
+                        options: Some([("type".to_string(), "tmpfs".to_string())].into()),
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            volumes_from: Some(vec!["other:ro".into(), "third".into()]),
+            ..Default::default()
+        };
+        let body = berth_api::models::ContainerCreateBody {
+            volumes: Some(vec!["/data/".into(), "/x".into()]),
+            host_config: Some(hc),
+            ..Default::default()
+        };
+        let image = berth_image::ImageConfig {
+            config: Some(berth_image::config::RunConfig {
+                volumes: Some(
+                    [
+                        ("/img".to_string(), serde_json::json!({})),
+                        ("/y".to_string(), serde_json::json!({})),
+                    ]
+                    .into(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let r = requests(&body, &image).unwrap();
+        let names: Vec<(&str, &str, bool, bool, &str)> = r
+            .volumes
+            .iter()
+            .map(|(d, v)| {
+                (
+                    d.as_str(),
+                    v.name.as_str(),
+                    v.readonly,
+                    v.copy,
+                    v.mode.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("/x", "data", false, true, "z"),
+                ("/anon", "", false, true, "z"),
+                ("/y", "ro_vol", true, false, "ro,nocopy"),
+                ("/m", "vol", true, false, "z"),
+            ]
+        );
+        assert_eq!(r.volumes[3].1.labels["l"], "v");
+        assert_eq!(r.volumes[3].1.driver_opts["type"], "tmpfs");
+        assert_eq!(
+            r.binds,
+            [BindPoint {
+                destination: "/b".into(),
+                source: "/h".into(),
+                readonly: true,
+                mode: "ro".into(),
+                propagation: "rprivate".into(),
+            }]
+        );
+        // /x and /y are covered by other mounts.
+        assert_eq!(r.anonymous, ["/data", "/img"]);
+        assert_eq!(
+            r.volumes_from,
+            [("other".to_string(), false), ("third".to_string(), true)]
+        );
+        for (raw, want) in [
+            ("c:rshared", "invalid mode: rshared"),
+            ("c:nocopy", "invalid mode: nocopy"),
+            ("c:", "invalid mode: "),
+            ("c:xx", "invalid mode: xx"),
+        ] {
+            let hc = HostConfig {
+                volumes_from: Some(vec![raw.into()]),
+                ..Default::default()
+            };
+            assert_eq!(volumes_from(&hc).unwrap_err().to_string(), want);
+        }
+        let anonymous_ro = HostConfig {
             mounts: Some(vec![ApiMount {
                 typ: Some(MountType::VOLUME),
                 target: Some("/data".into()),
-                source: Some("vol".into()),
+                read_only: Some(true),
                 ..Default::default()
             }]),
             ..Default::default()
         };
         assert_eq!(
-            err(&hc).to_string(),
-            "HostConfig.Mounts: volume mounts are not implemented by berthd yet"
+            err(&anonymous_ro).to_string(),
+            "invalid mount config for type \"volume\": must not set ReadOnly mode when using anonymous volumes"
         );
     }
 

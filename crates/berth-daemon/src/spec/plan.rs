@@ -24,9 +24,6 @@ const MIN_HEALTH_DURATION: i64 = 1_000_000;
 /// docker's default /dev/shm size: 64 MiB.
 pub(crate) const DEFAULT_SHM_SIZE: i64 = 64 << 20;
 
-pub(crate) const NETWORK_WARNING: &str =
-    "networking is not available yet: the container has a loopback interface only";
-
 /// The IPC namespace and /dev/shm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IpcMode {
@@ -91,19 +88,6 @@ pub(crate) struct Plan {
 
 fn not_empty<T>(v: &Option<Vec<T>>) -> bool {
     v.as_ref().is_some_and(|v| !v.is_empty())
-}
-
-/// Whether a JSON value carries nothing (null, "", 0, false, [], {} all the way down).
-fn blank(v: &serde_json::Value) -> bool {
-    use serde_json::Value as V;
-    match v {
-        V::Null => true,
-        V::Bool(b) => !b,
-        V::Number(n) => n.as_f64() == Some(0.0),
-        V::String(s) => s.is_empty(),
-        V::Array(a) => a.iter().all(blank),
-        V::Object(o) => o.values().all(blank),
-    }
 }
 
 /// docker's signal.ParseSignal: a number, or a name with or without "SIG".
@@ -289,103 +273,56 @@ impl Plan {
             ));
         }
 
-        // Networking: loopback only, for now.
+        // Networking: the daemon makes the namespace of bridge networks
+        // (and checks that the networks exist); here only docker's
+        // request-level checks.
         let network_disabled = body.network_disabled.unwrap_or(false);
         let mode = hc.network_mode.as_deref().unwrap_or("");
         let net_host = mode == "host" && !network_disabled;
+        let net_shared = mode.starts_with("container:") && !network_disabled;
         match mode {
             _ if network_disabled => {}
-            // Only an explicit bridge request is warned about: every plain
-            // `run` asks for "default", and a warning on each would be noise.
-            "bridge" => warnings.push(NETWORK_WARNING.to_string()),
-            "" | "default" => {}
-            "none" | "host" => {}
-            "container" => {
+            "container" | "container:" => {
                 return Err(SpecError::invalid(
                     "invalid network mode: invalid container format container:<name|id>",
                 ))
             }
-            m if m.starts_with("container:") => {
-                if m.len() == "container:".len() {
-                    return Err(SpecError::invalid(
-                        "invalid network mode: invalid container format container:<name|id>",
-                    ));
-                }
-                if !hostname.is_empty() {
-                    return Err(SpecError::invalid(
-                        "conflicting options: hostname and the network mode",
-                    ));
-                }
-                return Err(SpecError::not_implemented(
-                    "HostConfig.NetworkMode",
-                    "sharing another container's network namespace is",
+            m if m.starts_with("container:") && !hostname.is_empty() => {
+                return Err(SpecError::invalid(
+                    "conflicting options: hostname and the network mode",
                 ));
             }
-            m => {
-                return Err(SpecError::not_implemented(
-                    "HostConfig.NetworkMode",
-                    format!("user-defined networks ({m:?}) are"),
-                ))
-            }
+            _ => {}
         }
-        if hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
-            if net_host {
-                warnings.push("Published ports are discarded when using host network mode".into());
-            } else {
-                return Err(SpecError::not_implemented(
-                    "HostConfig.PortBindings",
-                    "published ports are",
-                ));
-            }
-        }
-        if hc.publish_all_ports.unwrap_or(false) && !net_host {
-            return Err(SpecError::not_implemented(
-                "HostConfig.PublishAllPorts",
-                "published ports are",
+        let publishes = hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
+            || hc.publish_all_ports.unwrap_or(false);
+        if publishes && net_host {
+            warnings.push("Published ports are discarded when using host network mode".into());
+        } else if publishes && net_shared {
+            return Err(SpecError::invalid(
+                "conflicting options: port publishing and the container type network mode",
             ));
         }
         if not_empty(&hc.links) {
             if net_host {
                 return Err(SpecError::invalid("conflicting options: host type networking can't be used with links. This would result in undefined behavior"));
             }
-            return Err(SpecError::not_implemented("HostConfig.Links", "links are"));
-        }
-        for (field, v) in [
-            ("HostConfig.Dns", &hc.dns),
-            ("HostConfig.DnsOptions", &hc.dns_options),
-            ("HostConfig.DnsSearch", &hc.dns_search),
-        ] {
-            if not_empty(v) {
-                return Err(SpecError::not_implemented(field, "DNS settings are"));
-            }
-        }
-        if not_empty(&hc.extra_hosts) {
             return Err(SpecError::not_implemented(
-                "HostConfig.ExtraHosts",
-                "extra /etc/hosts entries are",
+                "HostConfig.Links",
+                "legacy links are (use a user-defined network: containers on it reach each other by name)",
             ));
         }
-        if let Some(endpoints) = body
-            .networking_config
-            .as_ref()
-            .and_then(|n| n.endpoints_config.as_ref())
+        if net_shared
+            && (not_empty(&hc.dns) || not_empty(&hc.dns_search) || not_empty(&hc.dns_options))
         {
-            // The docker CLI always names the network it asks for, with
-            // nothing set; only that is accepted.
-            let own = |name: &str| {
-                name == mode
-                    || (matches!(mode, "" | "default" | "bridge")
-                        && matches!(name, "default" | "bridge"))
-            };
-            for (name, settings) in endpoints {
-                let value = serde_json::to_value(settings).unwrap_or(serde_json::Value::Null);
-                if !own(name) || !blank(&value) {
-                    return Err(SpecError::not_implemented(
-                        "NetworkingConfig.EndpointsConfig",
-                        format!("endpoint settings (for network {name:?}) are"),
-                    ));
-                }
-            }
+            return Err(SpecError::invalid(
+                "conflicting options: dns and the network mode",
+            ));
+        }
+        if net_shared && not_empty(&hc.extra_hosts) {
+            return Err(SpecError::invalid(
+                "conflicting options: custom host-to-IP mapping and the network mode",
+            ));
         }
 
         // Namespaces.
@@ -491,32 +428,15 @@ impl Plan {
         let writable_cgroups = sec.writable_cgroups.unwrap_or(privileged);
 
         // Storage.
-        if not_empty(&body.volumes) {
-            return Err(SpecError::not_implemented(
-                "Volumes",
-                "anonymous volumes are",
-            ));
-        }
-        if not_empty(&hc.volumes_from) {
-            return Err(SpecError::not_implemented(
-                "HostConfig.VolumesFrom",
-                "volumes are",
-            ));
-        }
         if hc.storage_opt.as_ref().is_some_and(|o| !o.is_empty()) {
             return Err(SpecError::not_implemented(
                 "HostConfig.StorageOpt",
                 "storage options are",
             ));
         }
-        if let Some(vols) = run.volumes.as_ref().filter(|v| !v.is_empty()) {
-            let list: Vec<&str> = vols.keys().map(String::as_str).collect();
-            warnings.push(format!(
-                "the image's volumes ({}) are not created: volumes are not implemented by berthd yet, their content stays in the container's filesystem",
-                list.join(", ")
-            ));
-        }
         let (mounts, rootfs_propagation) = mounts::parse(hc)?;
+        mounts::volumes_from(hc)?;
+        mounts::anonymous(body, image, &mounts, hc)?;
 
         // Devices.
         if not_empty(&hc.device_requests) {
@@ -673,13 +593,5 @@ mod tests {
                 format!("Invalid signal: {bad}")
             );
         }
-    }
-
-    #[test]
-    fn blank_values() {
-        assert!(blank(
-            &serde_json::json!({"a": null, "b": "", "c": [], "d": {"e": 0}})
-        ));
-        assert!(!blank(&serde_json::json!({"Aliases": ["x"]})));
     }
 }

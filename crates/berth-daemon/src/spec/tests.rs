@@ -63,8 +63,10 @@ impl Fixture {
                 rootfs: &rootfs,
                 etc: &self.etc,
                 cgroups_path: &path,
+                network_namespace: None,
             },
             &Host::fixed(),
+            &[],
         )
     }
 }
@@ -296,8 +298,9 @@ fn validate_warns_about_networking_and_image_volumes() {
     let warnings = Plan::new(&body(bridge.clone()), &img, &Host::fixed())
         .unwrap()
         .warnings;
-    assert_eq!(warnings[0], plan::NETWORK_WARNING);
-    assert!(warnings[1].contains("/data"), "{warnings:?}");
+    // Bridge networking and the image's volumes are the daemon's:
+    // nothing to warn about.
+    assert!(warnings.is_empty(), "{warnings:?}");
     let none = Plan::new(
         &body(HostConfig {
             network_mode: Some("none".into()),
@@ -309,10 +312,7 @@ fn validate_warns_about_networking_and_image_volumes() {
     .unwrap();
     assert!(none.warnings.is_empty());
     // The public function, on this host.
-    assert_eq!(
-        validate(&body(bridge), &image()).unwrap(),
-        vec![plan::NETWORK_WARNING.to_string()]
-    );
+    assert!(validate(&body(bridge), &image()).unwrap().is_empty());
     assert!(validate(&body(HostConfig::default()), &image())
         .unwrap()
         .is_empty());
@@ -384,38 +384,6 @@ fn not_implemented_names_the_field() {
     let cases: Vec<(HostConfig, Option<NetworkingConfig>, &str)> = vec![
         (
             HostConfig {
-                port_bindings: Some(HashMap::from([("80/tcp".to_string(), None)])),
-                ..Default::default()
-            },
-            None,
-            "HostConfig.PortBindings: published ports are not implemented by berthd yet",
-        ),
-        (
-            HostConfig {
-                publish_all_ports: Some(true),
-                ..Default::default()
-            },
-            None,
-            "HostConfig.PublishAllPorts: ",
-        ),
-        (
-            HostConfig {
-                network_mode: Some("mynet".into()),
-                ..Default::default()
-            },
-            None,
-            "HostConfig.NetworkMode: user-defined networks (\"mynet\") are not implemented by berthd yet",
-        ),
-        (
-            HostConfig {
-                network_mode: Some("container:abc".into()),
-                ..Default::default()
-            },
-            None,
-            "HostConfig.NetworkMode: ",
-        ),
-        (
-            HostConfig {
                 pid_mode: Some("container:abc".into()),
                 ..Default::default()
             },
@@ -437,46 +405,6 @@ fn not_implemented_names_the_field() {
             },
             None,
             "HostConfig.Links: ",
-        ),
-        (
-            HostConfig {
-                dns: Some(s(&["8.8.8.8"])),
-                ..Default::default()
-            },
-            None,
-            "HostConfig.Dns: ",
-        ),
-        (
-            HostConfig {
-                dns_search: Some(s(&["example.com"])),
-                ..Default::default()
-            },
-            None,
-            "HostConfig.DnsSearch: ",
-        ),
-        (
-            HostConfig {
-                extra_hosts: Some(s(&["a:1.2.3.4"])),
-                ..Default::default()
-            },
-            None,
-            "HostConfig.ExtraHosts: ",
-        ),
-        (
-            HostConfig {
-                binds: Some(s(&["vol:/data"])),
-                ..Default::default()
-            },
-            None,
-            "HostConfig.Binds: named volumes (\"vol\") are not implemented by berthd yet",
-        ),
-        (
-            HostConfig {
-                volumes_from: Some(s(&["other"])),
-                ..Default::default()
-            },
-            None,
-            "HostConfig.VolumesFrom: ",
         ),
         (
             HostConfig {
@@ -502,11 +430,6 @@ fn not_implemented_names_the_field() {
             None,
             "HostConfig.SecurityOpt: AppArmor profiles (apparmor=docker-default) are not implemented by berthd yet",
         ),
-        (
-            HostConfig::default(),
-            Some(endpoint(Some(s(&["web"])))),
-            "NetworkingConfig.EndpointsConfig: ",
-        ),
     ];
     for (hc, net, want) in cases {
         let b = ContainerCreateBody {
@@ -518,20 +441,21 @@ fn not_implemented_names_the_field() {
         assert_eq!(e.kind(), ErrorKind::NotImplemented, "{e}");
         assert_eq!(crate::ApiError::from(e).status, 501);
     }
-    // Config.Volumes (`docker run -v /data`).
+    // Config.Volumes (`docker run -v /data`) and volumes are the
+    // daemon's: the plan accepts them.
     let b = ContainerCreateBody {
         volumes: Some(s(&["/data"])),
-        ..body(HostConfig::default())
+        ..body(HostConfig {
+            binds: Some(s(&["vol:/x"])),
+            volumes_from: Some(s(&["other:ro"])),
+            ..Default::default()
+        })
     };
-    let e = Plan::new(&b, &image(), &Host::fixed()).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "Volumes: anonymous volumes are not implemented by berthd yet"
-    );
-    // The CLI's empty endpoint for its own network is fine; so are host
-    // networking's ignored port bindings.
+    Plan::new(&b, &image(), &Host::fixed()).unwrap();
+    // Endpoint settings (aliases, addresses) are the daemon's; host
+    // networking's port bindings are ignored with a warning.
     let b = ContainerCreateBody {
-        networking_config: Some(endpoint(None)),
+        networking_config: Some(endpoint(Some(s(&["web"])))),
         ..body(HostConfig::default())
     };
     Plan::new(&b, &image(), &Host::fixed()).unwrap();

@@ -1,0 +1,727 @@
+//! A container's networking, from its start to its stop: the network
+//! namespace file it joins, one veth per network, its addresses (IPAM's
+//! leases, in the `endpoints` table), its host ports, and the firewall and
+//! DNS updates that follow.
+//!
+//! Addresses and ports are allocated at start and released at stop, as
+//! docker does; the endpoint rows exist exactly while the container runs.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use berth_api::models::{ContainerCreateBody, EndpointSettings};
+use berth_store::EndpointRow;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::{dns, ports, Network, BRIDGE, HOST, NONE};
+use crate::containers::{Loaded, Status};
+use crate::engine::Engine;
+use crate::error::ApiError;
+
+/// What an endpoint row keeps besides its addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct EndpointConfig {
+    pub endpoint_id: String,
+    pub mac: String,
+    /// The host end of the veth pair.
+    pub host_veth: String,
+    /// The interface's name in the container.
+    pub ifname: String,
+    pub aliases: Vec<String>,
+    /// The network that holds the default route and the published ports.
+    pub primary: bool,
+}
+
+impl EndpointConfig {
+    pub(crate) fn decode(bytes: &[u8]) -> EndpointConfig {
+        serde_json::from_slice(bytes).unwrap_or_default()
+    }
+}
+
+/// How a container is networked, from its create request.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Mode {
+    Host,
+    /// Loopback only: the runtime makes the namespace.
+    None,
+    /// Another container's namespace.
+    Container(String),
+    /// Bridge networks, the first one primary, each with its settings.
+    Networks(Vec<(String, EndpointSettings)>),
+}
+
+fn canonical(name: &str) -> &str {
+    match name {
+        "" | "default" => BRIDGE,
+        n => n,
+    }
+}
+
+/// The container's networking mode: `HostConfig.NetworkMode` names the
+/// primary network; `NetworkingConfig.EndpointsConfig` holds its settings
+/// and the other networks it joins (`network connect` adds there too).
+pub(crate) fn mode(body: &ContainerCreateBody) -> Mode {
+    if body.network_disabled.unwrap_or(false) {
+        return Mode::None;
+    }
+    let mode = body
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.as_deref())
+        .unwrap_or("");
+    match canonical(mode) {
+        HOST => return Mode::Host,
+        NONE => return Mode::None,
+        m if m.starts_with("container:") => {
+            return Mode::Container(m["container:".len()..].to_string())
+        }
+        _ => {}
+    }
+    let primary = canonical(mode).to_string();
+    let mut endpoints: Vec<(String, EndpointSettings)> = body
+        .networking_config
+        .as_ref()
+        .and_then(|n| n.endpoints_config.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (canonical(&k).to_string(), v))
+        .collect();
+    endpoints.sort_by(|a, b| a.0.cmp(&b.0));
+    let own = endpoints
+        .iter()
+        .position(|(k, _)| *k == primary)
+        .map(|i| endpoints.remove(i).1)
+        .unwrap_or_default();
+    let mut list = vec![(primary, own)];
+    list.extend(endpoints);
+    Mode::Networks(list)
+}
+
+/// The names of the networks a container is configured to join.
+pub(crate) fn configured_networks(body: &ContainerCreateBody) -> Vec<String> {
+    match mode(body) {
+        Mode::Host => vec![HOST.into()],
+        Mode::None => vec![NONE.into()],
+        Mode::Container(_) => Vec::new(),
+        Mode::Networks(list) => list.into_iter().map(|(n, _)| n).collect(),
+    }
+}
+
+/// What the container's spec and `/etc` files need from its networking.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NetSetup {
+    /// The network namespace to join (absent: host's, or a new one).
+    pub netns: Option<PathBuf>,
+    /// The container's own addresses, primary network first.
+    pub addresses: Vec<IpAddr>,
+    /// berth's DNS server (the primary network's gateway) when the
+    /// primary network is user-defined.
+    pub dns_server: Option<IpAddr>,
+    /// `container:<id>` mode: the container whose `/etc` files to share.
+    pub etc_from: Option<String>,
+}
+
+/// The host end of a container's veth on its `index`th network: "vb", 12
+/// digits of the id, one hex digit (15 bytes, IFNAMSIZ's limit).
+fn host_veth_name(id: &str, index: usize) -> String {
+    format!("vb{}{:x}", &id[..12], index)
+}
+
+fn interface_prefix(id: &str) -> String {
+    format!("vb{}", &id[..12])
+}
+
+/// Makes the bridge of a network exist with its gateway addresses.
+pub(crate) fn ensure_bridge(n: &Network, default_mtu: u32) -> Result<(), ApiError> {
+    let Some(name) = &n.row.bridge else {
+        return Ok(());
+    };
+    let addresses = n
+        .config
+        .subnets
+        .iter()
+        .filter_map(|s| IpNet::new(s.gateway, s.subnet.prefix_len()).ok())
+        .collect();
+    berth_net::link::ensure_bridge(&berth_net::link::BridgeSpec {
+        name: name.clone(),
+        addresses,
+        mtu: Some(n.config.mtu().unwrap_or(default_mtu)),
+    })
+    .map_err(ApiError::from)
+}
+
+fn conflict(msg: impl Into<String>) -> ApiError {
+    ApiError::new(berth_errdefs::ErrorKind::Conflict, msg)
+}
+
+fn parse_requested(what: &str, value: Option<&str>) -> Result<Option<IpAddr>, ApiError> {
+    value
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid {what} address {s:?}")))
+        })
+        .transpose()
+}
+
+/// Picks an address of `family` on `n` for a container: the requested
+/// one (checked), else IPAM's lowest free one.
+fn pick_address(
+    n: &Network,
+    v4: bool,
+    requested: Option<IpAddr>,
+    taken: &BTreeSet<IpAddr>,
+) -> Result<Option<IpAddr>, ApiError> {
+    let pools: Vec<_> = n
+        .config
+        .subnets
+        .iter()
+        .filter(|s| s.subnet.addr().is_ipv4() == v4)
+        .collect();
+    if let Some(want) = requested {
+        let Some(pool) = pools.iter().find(|p| p.subnet.contains(&want)) else {
+            return Err(ApiError::bad_request(format!(
+                "no configured subnet or ip-range contain the IP address {want}"
+            )));
+        };
+        if want == pool.gateway || taken.contains(&want) {
+            return Err(conflict(format!(
+                "Address already in use: {want} is taken on network {}",
+                n.row.name
+            )));
+        }
+        return Ok(Some(want));
+    }
+    for pool in &pools {
+        let reserved: BTreeSet<IpAddr> = [pool.gateway].into_iter().collect();
+        if let Some(a) = berth_net::ipam::allocate(pool.subnet, pool.ip_range, &reserved, taken) {
+            return Ok(Some(a));
+        }
+    }
+    if pools.is_empty() {
+        return Ok(None);
+    }
+    Err(ApiError::new(
+        berth_errdefs::ErrorKind::Unavailable,
+        format!(
+            "no available IPv{} addresses on network {}: its subnets are full; remove containers or create a larger network",
+            if v4 { 4 } else { 6 },
+            n.row.name
+        ),
+    ))
+}
+
+fn format_mac(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<u8> = s
+        .split(':')
+        .map(|p| u8::from_str_radix(p, 16))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    parts.try_into().ok()
+}
+
+/// One endpoint being made: its row and what the kernel needs.
+struct Planned {
+    network: Network,
+    row: EndpointRow,
+    config: EndpointConfig,
+    mac: [u8; 6],
+}
+
+impl Engine {
+    /// `<exec-root>/netns/<id>`: the container's network namespace file.
+    pub(crate) fn netns_path(&self, id: &str) -> PathBuf {
+        self.config().exec_root.join("netns").join(id)
+    }
+
+    /// Before a container starts: its namespace, addresses, veths, ports,
+    /// firewall and DNS. On failure nothing of it is left.
+    pub(crate) fn connect_container_networks(&self, c: &Loaded) -> Result<NetSetup, ApiError> {
+        match mode(&c.config.create) {
+            Mode::Host | Mode::None => Ok(NetSetup::default()),
+            Mode::Container(name) => self.shared_namespace(c, &name),
+            Mode::Networks(list) => {
+                let _guard = self.networks.lock();
+                let result = self.connect_locked(c, &list);
+                if result.is_err() {
+                    self.disconnect_locked(&c.id);
+                }
+                result
+            }
+        }
+    }
+
+    /// `container:<name>`: the other container must run; its namespace
+    /// file (or its process's namespace) is joined and its /etc shared.
+    fn shared_namespace(&self, c: &Loaded, name: &str) -> Result<NetSetup, ApiError> {
+        let target = self.load_container(name)?;
+        if target.id == c.id {
+            return Err(ApiError::bad_request(
+                "cannot join own network namespace: a container cannot use container:<itself>",
+            ));
+        }
+        if !matches!(target.state.status, Status::Running | Status::Paused) {
+            return Err(conflict(format!(
+                "cannot join network namespace of a non running container: container {} is {}",
+                target.id,
+                target.state.status.as_str()
+            )));
+        }
+        let file = self.netns_path(&target.id);
+        let netns = if file.exists() {
+            file
+        } else {
+            PathBuf::from(format!("/proc/{}/ns/net", target.state.pid))
+        };
+        Ok(NetSetup {
+            netns: Some(netns),
+            etc_from: Some(target.id),
+            ..NetSetup::default()
+        })
+    }
+
+    fn connect_locked(
+        &self,
+        c: &Loaded,
+        list: &[(String, EndpointSettings)],
+    ) -> Result<NetSetup, ApiError> {
+        let all = self.store.endpoints()?;
+        let mut planned: Vec<Planned> = Vec::new();
+        for (index, (name, settings)) in list.iter().enumerate() {
+            let mut taken = all.clone();
+            taken.extend(planned.iter().map(|p| p.row.clone()));
+            planned.push(self.plan_endpoint(c, index, name, settings, &taken)?);
+        }
+        let primary = planned.first().expect("a network list is never empty");
+        let port_rows = ports::allocate(self, c, primary.row.ipv4.or(primary.row.ipv6))?;
+        let rows: Vec<_> = planned.iter().map(|p| p.row.clone()).collect();
+        self.store.attach_container(&rows, &port_rows)?;
+
+        let netns = self.netns_path(&c.id);
+        berth_net::netns::create(&netns).map_err(ApiError::from)?;
+        for p in &planned {
+            self.attach_endpoint(p, &netns)?;
+        }
+        if !port_rows.is_empty() {
+            self.apply_firewall()?;
+        }
+        for p in planned.iter().filter(|p| p.network.has_dns()) {
+            dns::refresh(self, &p.network);
+        }
+        let primary = &planned[0];
+        Ok(NetSetup {
+            netns: Some(netns),
+            addresses: planned
+                .iter()
+                .flat_map(|p| [p.row.ipv4, p.row.ipv6])
+                .flatten()
+                .collect(),
+            dns_server: primary
+                .network
+                .has_dns()
+                .then(|| primary.network.config.subnets.first().map(|s| s.gateway))
+                .flatten(),
+            etc_from: None,
+        })
+    }
+
+    /// Chooses a container's addresses, MAC and interface names on one
+    /// network. `taken`: every endpoint recorded or being made.
+    fn plan_endpoint(
+        &self,
+        c: &Loaded,
+        index: usize,
+        name: &str,
+        settings: &EndpointSettings,
+        taken: &[EndpointRow],
+    ) -> Result<Planned, ApiError> {
+        let network = self.network(name).map_err(|e| {
+            if e.status == 404 {
+                ApiError::not_found(format!("network {name} not found"))
+            } else {
+                e
+            }
+        })?;
+        if network.row.bridge.is_none() {
+            return Err(ApiError::bad_request(format!(
+                "container cannot be connected to network {} together with others: host and none networks stand alone",
+                network.row.name
+            )));
+        }
+        if index >= 16 {
+            return Err(ApiError::bad_request(
+                "a container can join at most 16 networks",
+            ));
+        }
+        let ipam = settings.ipam_config.clone().unwrap_or_default();
+        let want4 = parse_requested("IPv4", ipam.ipv4_address.as_deref())?;
+        let want6 = parse_requested("IPv6", ipam.ipv6_address.as_deref())?;
+        let aliases = settings.aliases.clone().unwrap_or_default();
+        if network.config.default_bridge {
+            if want4.is_some() || want6.is_some() {
+                return Err(ApiError::bad_request(
+                    "user specified IP address is supported on user defined networks only",
+                ));
+            }
+            if !aliases.is_empty() {
+                return Err(ApiError::bad_request(
+                    "network-scoped alias is supported only for containers in user defined networks",
+                ));
+            }
+        }
+        let used: BTreeSet<IpAddr> = taken
+            .iter()
+            .filter(|e| e.network_id == network.row.id)
+            .flat_map(|e| [e.ipv4, e.ipv6])
+            .flatten()
+            .collect();
+        let ipv4 = pick_address(&network, true, want4, &used)?;
+        let ipv6 = if network.config.enable_ipv6 {
+            pick_address(&network, false, want6, &used)?
+        } else {
+            None
+        };
+        let mac = match settings.mac_address.as_deref().filter(|m| !m.is_empty()) {
+            Some(m) => parse_mac(m)
+                .ok_or_else(|| ApiError::bad_request(format!("invalid MAC address {m:?}")))?,
+            None => match ipv4 {
+                Some(IpAddr::V4(a)) => berth_net::ipam::mac_for(a),
+                _ => berth_net::ipam::mac_for(std::net::Ipv4Addr::new(0, 0, 0, index as u8 + 2)),
+            },
+        };
+        let config = EndpointConfig {
+            endpoint_id: super::random_id()?,
+            mac: format_mac(mac),
+            host_veth: host_veth_name(&c.id, index),
+            ifname: format!("eth{index}"),
+            aliases,
+            primary: index == 0,
+        };
+        let row = EndpointRow {
+            network_id: network.row.id.clone(),
+            container_id: c.id.clone(),
+            ipv4,
+            ipv6,
+            config: serde_json::to_vec(&config).expect("endpoint config serialises"),
+        };
+        Ok(Planned {
+            network,
+            row,
+            config,
+            mac,
+        })
+    }
+
+    /// The kernel side of one endpoint: a veth from the network's bridge
+    /// into the namespace, with the addresses (and, on the primary
+    /// network, the default routes).
+    fn attach_endpoint(&self, p: &Planned, netns: &std::path::Path) -> Result<(), ApiError> {
+        let mut addresses = Vec::new();
+        let (mut gateway4, mut gateway6) = (None, None);
+        for a in [p.row.ipv4, p.row.ipv6].into_iter().flatten() {
+            let Some(pool) = p
+                .network
+                .config
+                .subnets
+                .iter()
+                .find(|s| s.subnet.contains(&a))
+            else {
+                continue;
+            };
+            addresses
+                .push(IpNet::new(a, pool.subnet.prefix_len()).expect("prefix from the subnet"));
+            if p.config.primary && !p.network.config.internal {
+                match pool.gateway {
+                    IpAddr::V4(g) => gateway4 = Some(g),
+                    IpAddr::V6(g) => gateway6 = Some(g),
+                }
+            }
+        }
+        berth_net::link::attach_veth(&berth_net::link::VethSpec {
+            bridge: p.network.row.bridge.clone().expect("bridge networks only"),
+            host_name: p.config.host_veth.clone(),
+            netns: netns.to_path_buf(),
+            container_name: p.config.ifname.clone(),
+            mac: p.mac,
+            addresses,
+            gateway4,
+            gateway6,
+            mtu: Some(p.network.config.mtu().unwrap_or(self.config().mtu)),
+        })
+        .map_err(ApiError::from)
+    }
+
+    /// `network connect` of a running container: one more endpoint, hot.
+    pub(crate) fn hot_connect(
+        &self,
+        c: &Loaded,
+        name: &str,
+        settings: &EndpointSettings,
+    ) -> Result<(), ApiError> {
+        let _guard = self.networks.lock();
+        let all = self.store.endpoints()?;
+        let used: BTreeSet<String> = all
+            .iter()
+            .filter(|e| e.container_id == c.id)
+            .map(|e| EndpointConfig::decode(&e.config).host_veth)
+            .collect();
+        let index = (0..16)
+            .find(|i| !used.contains(&host_veth_name(&c.id, *i)))
+            .unwrap_or(16);
+        let p = self.plan_endpoint(c, index, name, settings, &all)?;
+        let mut p = p;
+        p.config.primary = false;
+        p.row.config = serde_json::to_vec(&p.config).expect("endpoint config serialises");
+        self.store
+            .attach_container(std::slice::from_ref(&p.row), &[])?;
+        if let Err(e) = self.attach_endpoint(&p, &self.netns_path(&c.id)) {
+            let _ = self.store.delete_endpoint(&p.row.network_id, &c.id);
+            return Err(e);
+        }
+        if p.network.has_dns() {
+            dns::refresh(self, &p.network);
+        }
+        Ok(())
+    }
+
+    /// `network disconnect` of a running container: its endpoint goes.
+    pub(crate) fn hot_disconnect(&self, c: &Loaded, n: &Network) -> Result<(), ApiError> {
+        let _guard = self.networks.lock();
+        let Some(e) = self
+            .store
+            .endpoints()?
+            .into_iter()
+            .find(|e| e.container_id == c.id && e.network_id == n.row.id)
+        else {
+            return Ok(());
+        };
+        let config = EndpointConfig::decode(&e.config);
+        berth_net::link::delete_link(&config.host_veth).map_err(ApiError::from)?;
+        self.store.delete_endpoint(&n.row.id, &c.id)?;
+        if config.primary {
+            self.apply_firewall()?;
+        }
+        if n.has_dns() {
+            dns::refresh(self, n);
+        }
+        Ok(())
+    }
+
+    /// After a container stops (or its start failed): its veths, namespace
+    /// file, addresses and ports go; the firewall and DNS follow. Best
+    /// effort: each failure is logged and the rest still done.
+    pub(crate) fn disconnect_container_networks(&self, id: &str) {
+        let _guard = self.networks.lock();
+        self.disconnect_locked(id);
+    }
+
+    fn disconnect_locked(&self, id: &str) {
+        let endpoints: Vec<EndpointRow> = match self.store.endpoints() {
+            Ok(all) => all.into_iter().filter(|e| e.container_id == id).collect(),
+            Err(e) => {
+                tracing::warn!(container = id, error = %e, "reading endpoints");
+                Vec::new()
+            }
+        };
+        // Every veth the container may have, recorded or not (a start
+        // that failed half-way).
+        match berth_net::link::links_with_prefix(&interface_prefix(id)) {
+            Ok(links) => {
+                for link in links {
+                    if let Err(e) = berth_net::link::delete_link(&link) {
+                        tracing::warn!(container = id, link, error = %e, "removing a veth");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(container = id, error = %e, "listing veths"),
+        }
+        let netns = self.netns_path(id);
+        if let Err(e) = berth_net::netns::remove(&netns) {
+            tracing::warn!(container = id, error = %e, "removing the network namespace");
+        }
+        if let Some(dir) = netns.parent() {
+            if let Err(e) = berth_net::netns::release_dir(dir) {
+                tracing::warn!(error = %e, "unmounting the namespace directory");
+            }
+        }
+        let had_ports = self
+            .store
+            .port_bindings()
+            .map(|p| p.iter().any(|b| b.container_id == id))
+            .unwrap_or(true);
+        if let Err(e) = self.store.detach_container(id) {
+            tracing::warn!(container = id, error = %e, "releasing addresses and ports");
+        }
+        if had_ports {
+            if let Err(e) = self.apply_firewall() {
+                tracing::warn!(container = id, error = %e.message, "updating the firewall");
+            }
+        }
+        for e in &endpoints {
+            if let Ok(n) = self
+                .store
+                .resolve_network(&e.network_id)
+                .map_err(ApiError::from)
+                .and_then(Network::from_row)
+            {
+                if n.has_dns() {
+                    dns::refresh(self, &n);
+                }
+            }
+        }
+    }
+
+    /// At start-up, after containers are restored: endpoints of containers
+    /// that no longer run are released, then the firewall and the DNS
+    /// configs are rebuilt from the database (never appended to).
+    pub(crate) fn restore_networking(&self) {
+        let running: BTreeSet<String> = self
+            .store
+            .containers()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|row| Loaded::from_row(row).ok())
+            .filter(|c| {
+                matches!(
+                    c.state.status,
+                    Status::Running | Status::Paused | Status::Restarting
+                )
+            })
+            .map(|c| c.id)
+            .collect();
+        let stale: BTreeSet<String> = self
+            .store
+            .endpoints()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.container_id)
+            .filter(|id| !running.contains(id))
+            .collect();
+        for id in stale {
+            tracing::info!(container = %id, "releasing the network of a container that stopped while berthd was down");
+            self.disconnect_container_networks(&id);
+        }
+        let _guard = self.networks.lock();
+        if let Err(e) = self.apply_firewall() {
+            tracing::error!(error = %e.message, "rebuilding the firewall table");
+        }
+        for n in self.all_networks().unwrap_or_default() {
+            if n.has_dns() {
+                dns::refresh(self, &n);
+            }
+        }
+    }
+}
+
+/// `--add-host NAME:ADDR` entries (docker's API form; `host-gateway`
+/// stands for the default bridge's gateway).
+fn extra_hosts(
+    entries: &[String],
+    gateway: Option<IpAddr>,
+) -> Result<Vec<(String, String)>, ApiError> {
+    entries
+        .iter()
+        .map(|e| {
+            let (name, addr) = e.split_once(':').or_else(|| e.split_once('=')).ok_or_else(|| {
+                ApiError::bad_request(format!("invalid extra host {e:?}: expected NAME:ADDRESS"))
+            })?;
+            let addr = if addr == "host-gateway" {
+                gateway
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "host-gateway needs the default bridge network, which this daemon does not have",
+                        )
+                    })?
+                    .to_string()
+            } else {
+                let a = addr.trim_start_matches('[').trim_end_matches(']');
+                a.parse::<IpAddr>().map_err(|_| {
+                    ApiError::bad_request(format!("invalid IP address in add-host: {addr:?}"))
+                })?;
+                a.to_string()
+            };
+            Ok((name.to_string(), addr))
+        })
+        .collect()
+}
+
+impl Engine {
+    /// What the container's `/etc` files say, from its request and its
+    /// networking.
+    pub(crate) fn etc_input(
+        &self,
+        c: &Loaded,
+        net: &NetSetup,
+    ) -> Result<crate::containers::etc::EtcInput, ApiError> {
+        let hc = c.config.create.host_config.clone().unwrap_or_default();
+        let gateway = self.default_gateway();
+        Ok(crate::containers::etc::EtcInput {
+            hostname: c.config.hostname.clone(),
+            addresses: net
+                .addresses
+                .iter()
+                .copied()
+                .filter(IpAddr::is_ipv4)
+                .collect(),
+            extra_hosts: extra_hosts(&hc.extra_hosts.unwrap_or_default(), gateway)?,
+            dns_server: net.dns_server,
+            dns: hc.dns.unwrap_or_default(),
+            dns_search: hc.dns_search.unwrap_or_default(),
+            dns_options: hc.dns_options.unwrap_or_default(),
+            share_from: net.etc_from.as_ref().map(|id| self.container_paths(id).dir),
+        })
+    }
+}
+
+impl Engine {
+    /// At create, docker's checks that need the daemon: the networks and
+    /// the `container:<name>` exist, the port keys parse.
+    pub(crate) fn check_container_networks(
+        &self,
+        body: &ContainerCreateBody,
+    ) -> Result<(), ApiError> {
+        match mode(body) {
+            Mode::Container(name) => {
+                self.load_container(&name)?;
+            }
+            Mode::Networks(list) => {
+                for (name, _) in &list {
+                    let n = self.network(name).map_err(|e| {
+                        if e.status == 404 {
+                            ApiError::not_found(format!("network {name} not found"))
+                        } else {
+                            e
+                        }
+                    })?;
+                    if n.row.bridge.is_none() && list.len() > 1 {
+                        return Err(ApiError::bad_request(format!(
+                            "container cannot be connected to network {} together with others",
+                            n.row.name
+                        )));
+                    }
+                }
+            }
+            Mode::Host | Mode::None => {}
+        }
+        for key in body
+            .host_config
+            .as_ref()
+            .and_then(|h| h.port_bindings.as_ref())
+            .into_iter()
+            .flat_map(|m| m.keys())
+        {
+            ports::parse_port_key(key)?;
+        }
+        Ok(())
+    }
+}

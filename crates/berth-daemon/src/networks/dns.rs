@@ -1,0 +1,95 @@
+//! berth's DNS for user-defined networks: one config file per network
+//! (who is on it) under `<exec-root>/dns`, served by the `berth-dns`
+//! process, which outlives berthd as the shims do.
+
+use std::path::PathBuf;
+
+use super::attach::EndpointConfig;
+use super::Network;
+use crate::engine::Engine;
+
+fn dir(engine: &Engine) -> PathBuf {
+    engine.config().exec_root.join("dns")
+}
+
+/// The `berth-dns` binary: beside berthd, else on PATH.
+fn binary() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("berth-dns"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("berth-dns"))
+}
+
+/// Rewrites the network's config from its endpoints and has the server
+/// reload (or start). Failures are logged: names stop resolving, but the
+/// containers run.
+pub(super) fn refresh(engine: &Engine, n: &Network) {
+    let endpoints = match engine.store.endpoints() {
+        Ok(all) => all
+            .into_iter()
+            .filter(|e| e.network_id == n.row.id)
+            .collect::<Vec<_>>(),
+        Err(e) => {
+            tracing::warn!(network = %n.row.name, error = %e, "reading endpoints for DNS");
+            return;
+        }
+    };
+    let dir = dir(engine);
+    if endpoints.is_empty() {
+        forget(engine, n);
+        return;
+    }
+    let mut records = Vec::new();
+    for e in &endpoints {
+        let Ok(c) = engine.store.container(&e.container_id) else {
+            continue;
+        };
+        let config = EndpointConfig::decode(&e.config);
+        let mut names = vec![c.name.clone(), c.id[..12].to_string()];
+        names.extend(config.aliases.iter().cloned());
+        let v4 = e.ipv4.iter().filter_map(|a| match a {
+            std::net::IpAddr::V4(a) => Some(*a),
+            _ => None,
+        });
+        let v6 = [e.ipv4, e.ipv6]
+            .into_iter()
+            .flatten()
+            .filter_map(|a| match a {
+                std::net::IpAddr::V6(a) => Some(a),
+                _ => None,
+            });
+        records.push(berth_dns::Record {
+            names,
+            ipv4: v4.collect(),
+            ipv6: v6.collect(),
+        });
+    }
+    let config = berth_dns::NetworkDns {
+        network_id: n.row.id.clone(),
+        network_name: n.row.name.clone(),
+        listen: n.config.subnets.iter().map(|s| s.gateway).collect(),
+        subnets: n.config.subnets.iter().map(|s| s.subnet).collect(),
+        records,
+        upstreams: berth_dns::host_upstreams(std::path::Path::new("/etc/resolv.conf")),
+    };
+    if let Err(e) = berth_dns::write_network(&dir, &config) {
+        tracing::warn!(network = %n.row.name, error = %e, "writing the DNS config");
+        return;
+    }
+    if let Err(e) = berth_dns::notify(&dir, &binary()) {
+        tracing::warn!(network = %n.row.name, error = %e, "starting or reloading berth-dns");
+    }
+}
+
+/// The network is gone or empty: its names are no longer served (the
+/// server exits when it has no network left).
+pub(super) fn forget(engine: &Engine, n: &Network) {
+    let dir = dir(engine);
+    if let Err(e) = berth_dns::remove_network(&dir, &n.row.id) {
+        tracing::warn!(network = %n.row.name, error = %e, "removing the DNS config");
+    }
+    if let Err(e) = berth_dns::notify(&dir, &binary()) {
+        tracing::warn!(network = %n.row.name, error = %e, "reloading berth-dns");
+    }
+}
