@@ -28,6 +28,24 @@ def ratio(a, b):
     return "%.2f" % (a / b) if a and b else "n/a"
 
 
+def analysis_and_machine(w, here):
+    """The hand-kept HERE/ANALYSIS.md, then the first lines of "Machine and
+    versions" (from what bench/engine/common.sh's bench_machine_env and the
+    run script export). Shared with bench/network/report.py."""
+    analysis = os.path.join(here, "ANALYSIS.md")
+    if os.path.exists(analysis):
+        with open(analysis) as f:
+            w(f.read().rstrip())
+        w("")
+
+    w("### Machine and versions")
+    w("")
+    w("- %s CPUs, %s, %s; kernel %s; Debian %s; cgroups %s" % (env("nproc"), env("cpu"), env("mem"), env("machine_kernel"), env("machine_debian"), env("cgroups")))
+    w("- load average (1/5/15 min) before: %s, after: %s (the machine is shared with other builds)" % (env("load_before"), env("load_after")))
+    dirty = env("dirty")
+    w("- berth: commit %s%s, release build" % (env("commit"), " plus uncommitted changes in " + dirty if dirty else ""))
+
+
 def main():
     with open(sys.argv[1]) as f:
         r = json.load(f)
@@ -221,18 +239,7 @@ def main():
         goal("... idle after the run", "%.1f MiB" % (rss / 1024), rss <= 15 * 1024)
     w("")
 
-    analysis = os.path.join(HERE, "ANALYSIS.md")
-    if os.path.exists(analysis):
-        with open(analysis) as f:
-            w(f.read().rstrip())
-        w("")
-
-    w("### Machine and versions")
-    w("")
-    w("- %s CPUs, %s, %s; kernel %s; Debian %s; cgroups %s" % (env("nproc"), env("cpu"), env("mem"), env("machine_kernel"), env("machine_debian"), env("cgroups")))
-    w("- load average (1/5/15 min) before: %s, after: %s (the machine is shared with other builds)" % (env("load_before"), env("load_after")))
-    dirty = env("dirty")
-    w("- berth: commit %s%s, release build" % (env("commit"), " plus uncommitted changes in " + dirty if dirty else ""))
+    analysis_and_machine(w, HERE)
     w("- docker CLI %s (the same client for berthd and dockerd); %s; %s" % (env("v_docker_cli"), env("v_dockerd"), env("v_containerd")))
     w("- %s (dockerd's and podman's runtime); %s; %s" % (env("v_runc"), env("v_podman"), env("v_conmon")))
     w("- busybox %s (busybox-static)" % env("v_busybox"))

@@ -43,130 +43,33 @@ WARMUP=${WARMUP:-3}
 ROUNDS=${ROUNDS:-3}
 COUNT=${COUNT:-100}
 
-if [[ $EUID -ne 0 ]]; then
-	echo "run.sh: must run as root (engines mount, create namespaces and cgroups)" >&2
-	exit 1
-fi
+# shellcheck source=common.sh
+source "$here/common.sh"
+bench_require_root run.sh
+bench_packages
+bench_build
 
-# --- packages -------------------------------------------------------------
-need=()
-for pair in dockerd:docker.io podman:podman runc:runc jq:jq python3:python3 tar:tar; do
-	command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
-done
-command -v docker >/dev/null || need+=(docker.io)
-dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
-if ((${#need[@]})); then
-	echo "run.sh: installing ${need[*]}" >&2
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-	# Debian's docker.io starts its own daemon where an init system runs.
-	service docker stop >/dev/null 2>&1 || true
-fi
-
-# --- berth ----------------------------------------------------------------
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-	(cd "$repo" && cargo build --release -p berthd -p berth-shim -p berth-dns -p berth-runtime -p berth)
-fi
-bin=${CARGO_TARGET_DIR:-$repo/target}/release
-for b in berthd berth-shim berth-dns berth-runtime berth; do
-	[[ -x $bin/$b ]] || { echo "run.sh: $bin/$b is missing; build it or unset SKIP_BUILD" >&2; exit 1; }
-done
-
-# Short: containerd's sockets live under dockerd's exec root (108-byte paths).
-work=$(mktemp -d /tmp/bbe.XXXXXX)
-tag=bbe-$$
-berth_cg=/$tag-berth docker_cg=/$tag-docker podman_cg=/$tag-podman
-berthd_pid="" dockerd_pid=""
-docker_cli=(docker --config "$work/docker-client")
-berth_sock=$work/b/berth.sock
-docker_sock=$work/d/docker.sock
-podman_cmd=(podman --root "$work/p/root" --runroot "$work/p/run" --tmpdir "$work/p/tmp"
-	--network-config-dir "$work/p/net" --runtime runc --cgroup-manager cgroupfs
-	--events-backend file --storage-driver overlay)
-
-stop_pid() { # pid: SIGTERM, then wait up to 30 s, then SIGKILL
-	local pid=$1
-	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-	kill "$pid" 2>/dev/null || true
-	for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-	kill -9 "$pid" 2>/dev/null || true
-}
-
+bench_init bbe
 cleanup() {
 	set +e
-	if [[ -n $berthd_pid ]]; then
-		ids=$("${docker_cli[@]}" -H "unix://$berth_sock" ps -aq 2>/dev/null)
-		[[ -n $ids ]] && timeout 120 "${docker_cli[@]}" -H "unix://$berth_sock" rm -f $ids >/dev/null 2>&1
-		stop_pid "$berthd_pid"
-	fi
-	if [[ -n $dockerd_pid ]]; then
-		ids=$("${docker_cli[@]}" -H "unix://$docker_sock" ps -aq 2>/dev/null)
-		[[ -n $ids ]] && timeout 120 "${docker_cli[@]}" -H "unix://$docker_sock" rm -f $ids >/dev/null 2>&1
-		stop_pid "$dockerd_pid"
-	fi
-	if [[ -d $work/p ]]; then
-		timeout 120 "${podman_cmd[@]}" rm -af -t 0 >/dev/null 2>&1
-		"${podman_cmd[@]}" system reset -f >/dev/null 2>&1
-	fi
-	# containerd and its shims exit a moment after dockerd.
-	for _ in $(seq 1 50); do
-		pgrep -f "$work/" >/dev/null || break
-		sleep 0.2
-	done
-	# Whatever the engines left mounted under the work dir.
-	{ grep -o " $work[^ ]*" /proc/self/mountinfo || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
-	for cg in "$berth_cg" "$docker_cg" "$podman_cg"; do
-		for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
-			[[ -d $h${cg#/} ]] || continue
-			if [[ $(stat -f -c %T "$h") == tmpfs ]]; then
-				# Not a hierarchy (hugetlb, net_cls... on this hybrid host):
-				# plain directories conmon made on the cgroup tmpfs.
-				rm -rf "$h${cg#/}"
-			else
-				find "$h${cg#/}" -depth -type d -exec rmdir {} + 2>/dev/null
-			fi
-		done
-	done
-	rm -rf "$work"
+	bench_cleanup_engines
+	nft delete table inet "${tag//-/_}" 2>/dev/null
 }
 trap cleanup EXIT
 
 # --- the image: one rootfs tarball for every engine --------------------------
-mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/tmp" "$work/rootfs/proc" \
-	"$work/rootfs/sys" "$work/rootfs/dev"
-cp /bin/busybox "$work/rootfs/bin/busybox"
-for applet in $(/bin/busybox --list); do
-	[[ $applet == busybox ]] || ln -s busybox "$work/rootfs/bin/$applet"
-done
+bench_busybox_rootfs "$work/rootfs"
 tar -C "$work/rootfs" --numeric-owner -cf "$work/busybox.tar" .
 
 # --- berthd ---------------------------------------------------------------
-mkdir -p "$work/b"
-echo '{}' >"$work/b/daemon.json"
-"$bin/berthd" --config-file "$work/b/daemon.json" --data-root "$work/b/data" \
-	--exec-root "$work/b/exec" -H "unix://$berth_sock" --cgroup-parent "$berth_cg" \
-	</dev/null >"$work/b/berthd.log" 2>&1 &
-berthd_pid=$!
+# No default bridge (every container here runs with --network none) and
+# an nft table of this run's own, deleted at the end (berthd keeps it).
+bench_start_berthd -b none --firewall-table "${tag//-/_}"
 
 # --- dockerd --------------------------------------------------------------
-mkdir -p "$work/d"
-echo '{}' >"$work/d/daemon.json"
-dockerd --config-file "$work/d/daemon.json" --data-root "$work/d/data" --exec-root "$work/d/exec" \
-	--pidfile "$work/d/docker.pid" -H "unix://$docker_sock" \
-	--bridge=none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
-	--userland-proxy=false --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "$docker_cg" \
-	--containerd-namespace "$tag" --containerd-plugins-namespace "$tag-plugins" \
-	</dev/null >"$work/d/dockerd.log" 2>&1 &
-dockerd_pid=$!
+bench_start_dockerd --bridge=none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
+	--userland-proxy=false
 
-wait_socket() { # name socket
-	for _ in $(seq 1 600); do
-		[[ -S $2 ]] && "${docker_cli[@]}" -H "unix://$2" version >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "run.sh: $1 did not answer on $2" >&2
-	exit 1
-}
 wait_socket berthd "$berth_sock"
 wait_socket dockerd "$docker_sock"
 "${docker_cli[@]}" -H "unix://$berth_sock" import "$work/busybox.tar" busybox:latest >/dev/null
@@ -175,11 +78,7 @@ wait_socket dockerd "$docker_sock"
 # --- podman ---------------------------------------------------------------
 mkdir -p "$work/p"
 "${podman_cmd[@]}" import --quiet "$work/busybox.tar" busybox:latest >/dev/null
-# podman asks for more open files than this machine's hard limit allows
-# (crun and runc then fail in setrlimit); the same limits it would clamp to.
-nofile=$(ulimit -Hn)
-((nofile > 1048576)) && nofile=1048576
-podman_limits=(--ulimit "nofile=$nofile:$nofile" --ulimit "nproc=32768:32768")
+bench_podman_limits
 
 # --- the run --------------------------------------------------------------
 # Nothing is reniced: the daemons do the work, and they were started above
@@ -253,30 +152,11 @@ cp "$work/out/samples.csv" "$here/last-run.csv"
 cp "$work/out/memory.json" "$here/last-run.json"
 
 # --- report ---------------------------------------------------------------
-commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$repo" status --porcelain -- crates 2>/dev/null | awk '{ print $2 }' | cut -d/ -f2 | sort -u | paste -sd, - | sed 's/,/, /g')
-cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-mem=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-cgroups=$(if [[ -e /sys/fs/cgroup/unified/cgroup.controllers ]]; then echo "v1/v2 hybrid"; else stat -f -c '%T' /sys/fs/cgroup; fi)
-export started load_before load_after commit dirty cpu mem cgroups
-export machine_kernel=$(uname -r) machine_debian=$(cat /etc/debian_version) nproc=$(nproc)
-export v_docker_cli=$(docker --version)
-export v_dockerd=$(dockerd --version) v_containerd=$(containerd --version)
-export v_runc=$(runc --version | head -1) v_podman=$(podman --version) v_conmon=$(conmon --version | head -1)
-export v_busybox=$(dpkg-query -W -f='${Version}' busybox-static)
+export started load_before load_after
+bench_machine_env
 python3 "$here/report.py" "$work/out/memory.json" >"$work/section.md"
 cat "$work/section.md"
 
 if [[ ${NO_RESULTS:-0} != 1 ]]; then
-	results=$repo/bench/RESULTS.md
-	if ! grep -q '^<!-- engine:begin -->$' "$results"; then
-		printf '\n<!-- engine:begin -->\n<!-- engine:end -->\n' >>"$results"
-	fi
-	awk -v file="$work/section.md" '
-		/^<!-- engine:begin -->$/ { print; while ((getline l < file) > 0) print l; skip = 1; next }
-		/^<!-- engine:end -->$/ { skip = 0 }
-		!skip { print }
-	' "$results" >"$work/RESULTS.md"
-	cat "$work/RESULTS.md" >"$results"
-	echo "run.sh: wrote the engine section of $results" >&2
+	bench_write_section engine "$work/section.md"
 fi
