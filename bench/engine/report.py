@@ -252,7 +252,8 @@ def main():
         "cgroupfs); podman with `--runtime runc` (its default, crun 1.8.1, refuses this "
         "machine's v1/v2 hybrid cgroups) and conmon. Each has its own data, exec and state "
         "dirs and cgroup parent in one temp dir; every container runs with `--network none` "
-        "(berthd has no networks yet: a container gets a loopback interface only)."
+        "(berthd runs with `-b none` and a firewall table of the run's own, dockerd with "
+        "`--bridge=none --iptables=false`: the network's cost is bench/network's subject)."
     )
     w(
         "- Image: one tarball of Debian's static busybox with its applet links, imported "
