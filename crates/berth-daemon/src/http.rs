@@ -210,17 +210,14 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
             return r;
         }
     }
+    if let Some(e) = swarm_refusal(m, &path) {
+        return Err(e);
+    }
     for prefix in [
         "/events",
         "/build",
         "/commit",
         "/plugins",
-        "/swarm",
-        "/nodes",
-        "/services",
-        "/tasks",
-        "/secrets",
-        "/configs",
         "/distribution",
         "/session",
         "/system/events",
@@ -230,6 +227,37 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
         }
     }
     Err(ApiError::not_found("page not found"))
+}
+
+/// Swarm mode: berthd never joins a swarm, so it answers as a docker
+/// engine outside one does (503, which clients such as docker-py's
+/// `leave_swarm(force=True)` expect), except that starting or joining a
+/// swarm is a 501 naming the gap.
+fn swarm_refusal(m: &Method, path: &str) -> Option<ApiError> {
+    let swarm = [
+        "/swarm",
+        "/nodes",
+        "/services",
+        "/tasks",
+        "/secrets",
+        "/configs",
+    ]
+    .iter()
+    .any(|p| path == *p || path.starts_with(&format!("{p}/")));
+    if !swarm {
+        return None;
+    }
+    let unavailable = |msg: &str| ApiError::new(berth_errdefs::ErrorKind::Unavailable, msg);
+    Some(match path {
+        "/swarm/init" | "/swarm/join" if m == Method::POST => ApiError::new(
+            berth_errdefs::ErrorKind::NotImplemented,
+            "swarm mode is not supported by berthd: run services with compose or Kubernetes instead",
+        ),
+        "/swarm/leave" => unavailable("This node is not part of a swarm"),
+        _ => unavailable(
+            "This node is not a swarm manager: berthd does not support swarm mode",
+        ),
+    })
 }
 
 /// `GET /events`: the backlog since `since`, then live events until

@@ -416,7 +416,17 @@ fn bad_input_is_refused_and_changes_nothing() {
         404,
         "No such exec instance",
     );
-    d.api_error("GET", "/networks", None, 501, "GET /networks");
+    // Outside a swarm, as docker answers there; starting one is berth's gap.
+    d.api_error(
+        "POST",
+        "/swarm/leave?force=1",
+        None,
+        503,
+        "not part of a swarm",
+    );
+    d.api_error("GET", "/services", None, 503, "not a swarm manager");
+    d.api_error("POST", "/swarm/init", Some(b"{}"), 501, "swarm mode");
+    d.api_error("GET", "/plugins", None, 501, "GET /plugins");
     d.api_error("GET", "/images/search?term=x", None, 501, "search");
     d.stop();
 }
