@@ -23,6 +23,7 @@
 #   COUNT          containers per round (default 100)
 #   SKIP_BUILD=1   use the existing release binaries
 #   NO_RESULTS=1   print the section but leave bench/RESULTS.md alone
+#   REPORT_ONLY=1  rewrite the section from last-run.json, running nothing
 #
 # The engines are set up as bench/engine/run.sh does (bench/engine/common.sh:
 # one work dir, own data/exec roots, sockets, cgroup parents, containerd
@@ -57,6 +58,18 @@ COUNT=${COUNT:-100}
 # shellcheck source=../engine/common.sh
 source "$repo/bench/engine/common.sh"
 bench_require_root run.sh
+if [[ ${REPORT_ONLY:-0} == 1 ]]; then
+	# The section again from last-run.json (its measurements and the
+	# machine description saved with them), after an edit of ANALYSIS.md
+	# or report.py; nothing is run.
+	work=$(mktemp -d /tmp/bbn-report.XXXXXX)
+	trap 'rm -rf "$work"' EXIT
+	eval "$(jq -r '.env | to_entries[] | "export \(.key)=\(.value | @sh)"' "$here/last-run.json")"
+	python3 "$here/report.py" "$here/last-run.json" >"$work/section.md"
+	cat "$work/section.md"
+	[[ ${NO_RESULTS:-0} == 1 ]] || bench_write_section network "$work/section.md"
+	exit 0
+fi
 bench_packages gcc:gcc nft:nftables iptables:iptables ip:iproute2
 [[ -e /usr/lib/x86_64-linux-gnu/libc.a ]] || apt-get install -y -qq libc6-dev >/dev/null
 bench_build
@@ -264,14 +277,26 @@ jq -n \
 mkdir -p "$work/out"
 python3 "$here/driver.py" "$work/config.json" "$work/out"
 export load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-cp "$work/out/samples.csv" "$here/last-run.csv"
-cp "$work/out/results.json" "$here/last-run.json"
 
 # --- report -----------------------------------------------------------------
 bench_machine_env
 export v_netavark=$(/usr/lib/podman/netavark --version 2>/dev/null || echo unknown)
 export v_nft=$(nft --version) v_iptables=$(iptables --version) host_ip
 export br_netfilter=$(sysctl -n net.bridge.bridge-nf-call-iptables 2>/dev/null || echo "not loaded")
+# What report.py prints about the machine, kept with the measurements
+# (REPORT_ONLY=1 reads it back).
+python3 - "$work/out/results.json" started load_before load_after commit dirty cpu mem cgroups \
+	machine_kernel machine_debian nproc v_docker_cli v_dockerd v_containerd v_runc v_podman v_conmon \
+	v_busybox v_netavark v_nft v_iptables host_ip br_netfilter podman_backend <<'EOF'
+import json, os, sys
+with open(sys.argv[1]) as f:
+    r = json.load(f)
+r["env"] = {k: os.environ.get(k, "") for k in sys.argv[2:]}
+with open(sys.argv[1], "w") as f:
+    json.dump(r, f, indent=1)
+EOF
+cp "$work/out/samples.csv" "$here/last-run.csv"
+cp "$work/out/results.json" "$here/last-run.json"
 python3 "$here/report.py" "$work/out/results.json" >"$work/section.md"
 cat "$work/section.md"
 if [[ ${NO_RESULTS:-0} != 1 ]]; then
