@@ -48,13 +48,23 @@ pub fn become_terminal(slave: &OwnedFd, size: Option<(u16, u16)>) -> std::io::Re
     if let Some((rows, cols)) = size {
         berth_sys::process::set_window_size(slave.as_fd(), rows, cols)?;
     }
-    // As runc: no \n -> \r\n translation on the container's side, so
-    // output read from the master is what the program wrote.
-    let mut attrs = rustix::termios::tcgetattr(slave)?;
-    attrs.output_modes -= rustix::termios::OutputModes::ONLCR;
-    rustix::termios::tcsetattr(slave, rustix::termios::OptionalActions::Now, &attrs)?;
+    // The pty keeps the kernel's default line discipline (ONLCR: the
+    // program's \n reads as \r\n from the master), as runc leaves it for
+    // a --console-socket caller: docker's logs and attach show \r\n for
+    // a tty container. Only a runtime that relays the terminal itself
+    // clears it (see `clear_onlcr`).
     rustix::stdio::dup2_stdin(slave)?;
     rustix::stdio::dup2_stdout(slave)?;
     rustix::stdio::dup2_stderr(slave)?;
     berth_sys::process::set_controlling_terminal(slave.as_fd())
+}
+
+/// Turns off the \n -> \r\n translation of a pty (through its master),
+/// for a caller that relays the container's terminal to its own: that
+/// terminal translates again, as runc does for `run -t` in the foreground.
+pub fn clear_onlcr(master: &OwnedFd) -> std::io::Result<()> {
+    let mut attrs = rustix::termios::tcgetattr(master)?;
+    attrs.output_modes -= rustix::termios::OutputModes::ONLCR;
+    rustix::termios::tcsetattr(master, rustix::termios::OptionalActions::Now, &attrs)?;
+    Ok(())
 }

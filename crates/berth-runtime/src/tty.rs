@@ -52,6 +52,7 @@ impl ConsoleListener {
         for msg in control.drain() {
             if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
                 if let Some(fd) = fds.next() {
+                    berth_container::console::clear_onlcr(&fd)?;
                     return Ok(fd);
                 }
             }

@@ -589,9 +589,10 @@ fn tty_attach_is_raw_and_resize_reaches_the_container() {
     s.write_all(b"abc\n").unwrap();
     let out = read_raw(s);
     // Raw pty bytes: the terminal's echo of the input first, no stream
-    // headers (the runtime clears ONLCR, as runc does: no CRLF).
+    // headers, and the pty's default ONLCR (runc leaves it on for a
+    // console-socket caller: docker shows a tty container's lines as CRLF).
     assert!(out.starts_with("abc"), "{out:?}");
-    assert!(out.contains("got-abc\n"), "{out:?}");
+    assert!(out.contains("got-abc\r\n"), "{out:?}");
     assert!(out.contains("40 100"), "{out:?}");
     assert!(!out.as_bytes().starts_with(&[1, 0, 0, 0]), "{out:?}");
     assert_eq!(c.wait().unwrap().code, 5);
@@ -1025,7 +1026,11 @@ fn tty_with_an_external_runtime() {
     c.start().unwrap();
     s.write_all(b"xyz\n").unwrap();
     let out = read_raw(s);
-    assert!(out.contains("got-xyz") && out.contains("20 70"), "{out:?}");
+    // runc, too, leaves the pty's ONLCR on for its console-socket caller.
+    assert!(
+        out.contains("got-xyz\r\n") && out.contains("20 70"),
+        "{out:?}"
+    );
     assert_eq!(c.wait().unwrap().code, 0);
     c.delete(false).unwrap();
     t.finish();
