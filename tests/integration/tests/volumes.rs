@@ -471,14 +471,14 @@ fn binds_read_only_rootfs_and_missing_sources() {
         d.docker_ok(&[
             "create",
             "--name",
-            "b",
+            "bc",
             "--network",
             "none",
             "-v",
             &format!("{h}:/h:ro"),
             "bb",
         ]);
-        inspect(&d, "container", "b")
+        inspect(&d, "container", "bc")
     };
     let m = &c["Mounts"][0];
     assert_eq!(
@@ -497,7 +497,7 @@ fn binds_read_only_rootfs_and_missing_sources() {
             Some("rprivate")
         )
     );
-    d.docker_ok(&["rm", "b"]);
+    d.docker_ok(&["rm", "bc"]);
 
     // --read-only with a writable volume.
     let out = run(
@@ -573,7 +573,7 @@ fn tmpfs_volumes_live_while_a_container_uses_them() {
         "run",
         "-d",
         "--name",
-        "t",
+        "tc",
         "--network",
         "none",
         "-v",
@@ -584,7 +584,7 @@ fn tmpfs_volumes_live_while_a_container_uses_them() {
     ]);
     let inside = d.docker_ok(&[
         "exec",
-        "t",
+        "tc",
         "sh",
         "-c",
         "grep ' /t ' /proc/mounts; echo x > /t/f; stat -c %u /t",
@@ -601,7 +601,7 @@ fn tmpfs_volumes_live_while_a_container_uses_them() {
         1,
         "still mounted for the first user"
     );
-    d.docker_ok(&["rm", "-f", "t"]);
+    d.docker_ok(&["rm", "-f", "tc"]);
     assert!(
         mounts_under(&data).is_empty(),
         "unmounted after the last user"

@@ -793,16 +793,7 @@ impl Engine {
         };
         let handle = self.container_handle(&c);
         let paths = self.container_paths(&c.id);
-        let private = berth_sys::process::unshare(libc::CLONE_FS | libc::CLONE_NEWNS)
-            .map_err(|e| internal(format!("unsharing the mount namespace: {e}")))
-            .and_then(|()| {
-                rustix::mount::mount_change(
-                    "/",
-                    rustix::mount::MountPropagationFlags::REC
-                        | rustix::mount::MountPropagationFlags::PRIVATE,
-                )
-                .map_err(|e| internal(format!("making mounts private: {}", errno_io(e))))
-            });
+        let private = crate::volumes::view::private_mounts().map_err(internal);
         if let Err(e) = private {
             return job(Err(e));
         }

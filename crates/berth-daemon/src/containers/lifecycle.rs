@@ -202,6 +202,14 @@ impl Engine {
             let _ = std::fs::remove_dir_all(&paths.dir);
             return Err(e);
         }
+        // docker copies the image's content into new volumes at create.
+        let chain: Vec<_> = image.layers.iter().map(|l| l.chain_id.clone()).collect();
+        if let Err(e) = self.populate_volumes(&chain, &paths.dir, &config.mount_points) {
+            let _ = self.store.delete_container(&id);
+            self.remove_anonymous_volumes(&config.mount_points);
+            let _ = std::fs::remove_dir_all(&paths.dir);
+            return Err(e);
+        }
         let c = self.reload_container(&id)?;
         self.container_event(&c, "create", &[]);
         warnings.retain(|w| !w.is_empty());
@@ -341,7 +349,7 @@ impl Engine {
         let rootfs = rootfs::mount(&self.layers, &chain, &paths.dir)?;
         let net = self.connect_container_networks(c)?;
         let etc = super::etc::write(&paths.dir, &self.etc_input(c, &net)?)?;
-        let volumes = self.mount_volumes(c, &rootfs)?;
+        let volumes = self.mount_volumes(c)?;
         let spec = crate::spec::generate_with(
             &crate::spec::SpecInput {
                 id: &c.id,
@@ -808,16 +816,18 @@ impl Engine {
         // unmount (a sync of its upper file system). Files left by a daemon
         // killed in between belong to no row: restore removes them. The
         // network goes first: its firewall update reads the container's
-        // port rows.
+        // port rows. Its volumes are released (and its anonymous ones
+        // removed) before waiters are told, as docker's: `run --rm` returns
+        // with them gone.
         self.disconnect_container_networks(id);
         self.store.delete_container(id)?;
+        self.release_volumes(c);
+        if volumes {
+            self.remove_anonymous_volumes(&c.config.mount_points);
+        }
         self.containers.forget(id);
         self.container_event(c, "destroy", &[]);
         unmount_rootfs(id, paths);
-        self.release_volumes(c);
-        if volumes {
-            self.remove_anonymous_volumes(c);
-        }
         if let Err(e) = std::fs::remove_dir_all(&paths.dir) {
             if e.kind() != std::io::ErrorKind::NotFound && !force {
                 return Err(internal(format!(

@@ -22,7 +22,7 @@ pub mod lifecycle;
 mod logs;
 mod names;
 mod record;
-mod rootfs;
+pub(crate) mod rootfs;
 mod shim;
 pub mod stats;
 mod update;

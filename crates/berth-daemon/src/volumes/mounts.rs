@@ -186,7 +186,12 @@ impl Engine {
 
     /// What `VolumesFrom` takes of container `name`: its volumes and binds.
     fn inheritable_mounts(&self, name: &str) -> Result<Vec<MountPoint>, ApiError> {
-        let src = self.load_container(name)?;
+        // docker answers a missing source with 400, not 404 (which the
+        // CLI would take for a missing image and pull).
+        let src = self.load_container(name).map_err(|e| match e.status {
+            404 => ApiError::bad_request(e.message),
+            _ => e,
+        })?;
         let image = self.store.image(&src.image_id)?;
         let config = crate::images::parse_image_config(&image)?;
         let mut out = src.config.mount_points.clone();
@@ -209,14 +214,9 @@ impl Engine {
         Ok(out)
     }
 
-    /// At start: the container's volumes ready (directories, devices, the
-    /// image's content copied into empty ones) and resolved to host paths
-    /// for the spec.
-    pub(crate) fn mount_volumes(
-        &self,
-        c: &Loaded,
-        rootfs: &Path,
-    ) -> Result<Vec<ResolvedMount>, ApiError> {
+    /// At start: the container's volumes ready (directories, devices) and
+    /// resolved to host paths for the spec.
+    pub(crate) fn mount_volumes(&self, c: &Loaded) -> Result<Vec<ResolvedMount>, ApiError> {
         let mut out = Vec::with_capacity(c.config.mount_points.len());
         if c.config.mount_points.iter().any(MountPoint::is_volume) {
             self.volumes.lock().1.insert(c.id.clone());
@@ -242,14 +242,6 @@ impl Engine {
             if local::has_device(&row.options) {
                 self.activate(&row, &p, &c.id)?;
             }
-            if mp.copy {
-                copyup::fill(rootfs, &mp.destination, &p.data).map_err(|e| {
-                    internal(format!(
-                        "copying the image's content at {} into volume {}: {e}",
-                        mp.destination, mp.name
-                    ))
-                })?;
-            }
             self.volume_event(
                 "mount",
                 &mp.name,
@@ -268,6 +260,54 @@ impl Engine {
             });
         }
         Ok(out)
+    }
+
+    /// At create, as docker's populateVolumes: each volume of `points` to
+    /// fill gets the image's content at its destination while it is
+    /// empty. Runs on a thread of its own with a private mount namespace,
+    /// where the container's overlay (`dir`, over the image's `chain`) and
+    /// the device of a volume that has one are mounted for the copy alone
+    /// (so a tmpfs volume no running container holds keeps nothing of it,
+    /// as with docker's local driver).
+    pub(crate) fn populate_volumes(
+        &self,
+        chain: &[berth_image::ChainId],
+        dir: &Path,
+        points: &[MountPoint],
+    ) -> Result<(), ApiError> {
+        let fill: Vec<&MountPoint> = points.iter().filter(|m| m.is_volume() && m.copy).collect();
+        if fill.is_empty() {
+            return Ok(());
+        }
+        let copy = || -> Result<(), ApiError> {
+            super::view::private_mounts().map_err(internal)?;
+            let rootfs = crate::containers::rootfs::mount(&self.layers, chain, dir)?;
+            for mp in fill {
+                let row = self.store.volume(&mp.name)?;
+                let p = self.volume_paths(&mp.name);
+                if local::has_device(&row.options) && !local::is_mount_point(&p.data) {
+                    local::mount(&p, &row.options).map_err(|e| {
+                        internal(format!("mounting volume {}'s device: {e}", mp.name))
+                    })?;
+                }
+                copyup::fill(&rootfs, &mp.destination, &p.data).map_err(|e| {
+                    internal(format!(
+                        "copying the image's content at {} into volume {}: {e}",
+                        mp.destination, mp.name
+                    ))
+                })?;
+            }
+            Ok(())
+        };
+        // The thread's namespace, and every mount made in it, ends with it.
+        std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .name("volume-copy".into())
+                .spawn_scoped(s, copy)
+                .map_err(|e| internal(format!("starting the volume copy thread: {e}")))?
+                .join()
+                .unwrap_or_else(|_| Err(internal("the volume copy thread panicked")))
+        })
     }
 
     /// Mounts a volume's device unless a running container holds it, and
@@ -315,13 +355,8 @@ impl Engine {
 
     /// After the container's row is gone (`rm -v`, `AutoRemove`): its
     /// anonymous volumes, unless another container uses them.
-    pub(crate) fn remove_anonymous_volumes(&self, c: &Loaded) {
-        for mp in c
-            .config
-            .mount_points
-            .iter()
-            .filter(|m| m.is_volume() && m.anonymous)
-        {
+    pub(crate) fn remove_anonymous_volumes(&self, points: &[MountPoint]) {
+        for mp in points.iter().filter(|m| m.is_volume() && m.anonymous) {
             match self.store.delete_volume(&mp.name) {
                 Ok(row) => self.remove_volume_files(&row),
                 Err(berth_store::StoreError::VolumeInUse { .. })

@@ -87,6 +87,18 @@ impl Engine {
     }
 }
 
+/// Gives this thread a mount namespace of its own where every mount is
+/// private: what it mounts afterwards is seen by it alone and goes with it.
+pub fn private_mounts() -> Result<(), String> {
+    berth_sys::process::unshare(libc::CLONE_FS | libc::CLONE_NEWNS)
+        .map_err(|e| format!("unsharing the mount namespace: {e}"))?;
+    rustix::mount::mount_change(
+        "/",
+        rustix::mount::MountPropagationFlags::REC | rustix::mount::MountPropagationFlags::PRIVATE,
+    )
+    .map_err(|e| format!("making mounts private: {}", std::io::Error::from(e)))
+}
+
 fn open_in_root(root: BorrowedFd<'_>, rel: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
     let rel = if rel.is_empty() { "." } else { rel };
     let mut tries = 0;
