@@ -64,12 +64,25 @@ impl TestNet {
         }
     }
 
-    /// A /24 for a test's own network, unique in this process and never
-    /// one of the daemons' default bridges (10.150-199.X.0/24).
+    /// A /24 for a test's own network, unique in this process, never one
+    /// of the daemons' default bridges (10.150-199.X.0/24), and not routed
+    /// on the host already (another engine's network, or a leftover of a
+    /// run that was killed, would make the create fail as overlapping).
     pub fn subnet() -> String {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!("10.{}.{}.0/24", 150 + std::process::id() % 50, n % 250)
+        let routes = Command::new("ip")
+            .args(["-4", "route", "show"])
+            .output()
+            .map(|o| text(&o.stdout))
+            .unwrap_or_default();
+        let second = 150 + std::process::id() % 50;
+        loop {
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let subnet = format!("10.{second}.{}.0/24", n % 250);
+            if n >= 250 || !routes.lines().any(|l| l.starts_with(&subnet)) {
+                return subnet;
+            }
+        }
     }
 
     /// Removes what a daemon leaves on purpose when it stops (docker

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod dns;
 pub mod fixtures;
 pub mod leaks;
+pub mod netcheck;
 pub mod netlab;
 pub mod peers;
 pub mod runtime;

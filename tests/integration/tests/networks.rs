@@ -6,12 +6,11 @@
 //! daemon. Each test ends with `Berthd::stop`, whose leak check covers
 //! netns files, veths on the daemon's bridge and the DNS server.
 
-use std::process::Command;
-use std::time::{Duration, Instant};
-
 use berth_integration::daemon::{has_docker, Berthd, TestNet};
+use berth_integration::netcheck::{curl, host_port, poll as eventually, web};
 use berth_integration::{require_root, text};
 use serde_json::Value;
+use std::process::Command;
 
 fn sh(script: &str) -> std::process::Output {
     Command::new("sh")
@@ -24,47 +23,6 @@ fn sh(script: &str) -> std::process::Output {
 // container's PID 1, busybox's timeout execs the command itself, and a
 // PID 1 ignores the SIGTERM meant to end it (and sh execs a lone last
 // command, so the `|| exit 1` keeps sh as PID 1).
-
-/// A web server container answering `GET /` with `body`.
-fn web(d: &Berthd, name: &str, extra: &[&str], body: &str) -> String {
-    let script =
-        format!("mkdir -p /www && echo {body} > /www/index.html && exec httpd -f -p 80 -h /www");
-    let mut args = vec!["run", "-d", "--name", name];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["bb:1", "sh", "-c", &script]);
-    d.docker_ok(&args).trim().to_string()
-}
-
-/// Polls `f` until it gives `Some` or `secs` pass.
-fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn curl(url: &str) -> Option<String> {
-    let out = Command::new("curl")
-        .args(["-s", "--max-time", "3", url])
-        .output()
-        .ok()?;
-    out.status.success().then(|| text(&out.stdout))
-}
-
-/// `docker port`'s host port for a container port.
-fn host_port(d: &Berthd, name: &str, port: &str) -> String {
-    let out = d.docker_ok(&["port", name, port]);
-    let line = out.lines().next().unwrap_or_default().to_string();
-    line.rsplit(':')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
 
 #[test]
 fn user_networks_resolve_names_and_aliases_and_stay_apart() {
@@ -212,11 +170,19 @@ struct OutsideHost {
 impl OutsideHost {
     fn start() -> OutsideHost {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // A /30 no route on the host uses yet (a leftover of a killed run
+        // would take the traffic meant for this one).
+        let routes = text(&sh("ip -4 route show").stdout);
+        let (n, third) = loop {
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let third = ((std::process::id() % 60) * 4 + n) % 250;
+            if n >= 250 || !routes.contains(&format!("198.18.{third}.0/30")) {
+                break (n, third);
+            }
+        };
         let tag = format!("{:03}{n}", std::process::id() % 1000);
-        let third = (std::process::id() % 60) * 4 + n % 4;
-        let host_ip = format!("198.18.{}.{}", third % 250, 1);
-        let peer_ip = format!("198.18.{}.{}", third % 250, 2);
+        let host_ip = format!("198.18.{third}.1");
+        let peer_ip = format!("198.18.{third}.2");
         let name = format!("bo{tag}");
         let dir = tempfile::tempdir().unwrap();
         let cgi = dir.path().join("cgi-bin");

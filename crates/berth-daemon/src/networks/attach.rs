@@ -45,7 +45,7 @@ impl EndpointConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Mode {
     Host,
-    /// Loopback only: the runtime makes the namespace.
+    /// Loopback only: a namespace of its own with `lo` up.
     None,
     /// Another container's namespace.
     Container(String),
@@ -248,7 +248,19 @@ impl Engine {
     /// firewall and DNS. On failure nothing of it is left.
     pub(crate) fn connect_container_networks(&self, c: &Loaded) -> Result<NetSetup, ApiError> {
         match mode(&c.config.create) {
-            Mode::Host | Mode::None => Ok(NetSetup::default()),
+            Mode::Host => Ok(NetSetup::default()),
+            // docker's `none`: loopback up (127.0.0.1, ::1), nothing else.
+            // A namespace file, not the runtime's anonymous one, so the
+            // loopback is up before the process starts and a
+            // `container:<this>` joins the same file.
+            Mode::None => {
+                let netns = self.netns_path(&c.id);
+                berth_net::netns::create(&netns).map_err(ApiError::from)?;
+                Ok(NetSetup {
+                    netns: Some(netns),
+                    ..NetSetup::default()
+                })
+            }
             Mode::Container(name) => self.shared_namespace(c, &name),
             Mode::Networks(list) => {
                 let _guard = self.networks.lock();
@@ -272,9 +284,8 @@ impl Engine {
         }
         if !matches!(target.state.status, Status::Running | Status::Paused) {
             return Err(conflict(format!(
-                "cannot join network namespace of a non running container: container {} is {}",
-                target.id,
-                target.state.status.as_str()
+                "cannot join network of a non running container: {}",
+                target.id
             )));
         }
         let file = self.netns_path(&target.id);
@@ -585,20 +596,7 @@ impl Engine {
     /// that no longer run are released, then the firewall and the DNS
     /// configs are rebuilt from the database (never appended to).
     pub(crate) fn restore_networking(&self) {
-        let running: BTreeSet<String> = self
-            .store
-            .containers()
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|row| Loaded::from_row(row).ok())
-            .filter(|c| {
-                matches!(
-                    c.state.status,
-                    Status::Running | Status::Paused | Status::Restarting
-                )
-            })
-            .map(|c| c.id)
-            .collect();
+        let running = self.running_container_ids();
         let stale: BTreeSet<String> = self
             .store
             .endpoints()
@@ -667,12 +665,9 @@ impl Engine {
         let gateway = self.default_gateway();
         Ok(crate::containers::etc::EtcInput {
             hostname: c.config.hostname.clone(),
-            addresses: net
-                .addresses
-                .iter()
-                .copied()
-                .filter(IpAddr::is_ipv4)
-                .collect(),
+            // Each address gets a hosts line, IPv6 ones too (docker's
+            // getEtcHostsAddrs).
+            addresses: net.addresses.clone(),
             extra_hosts: extra_hosts(&hc.extra_hosts.unwrap_or_default(), gateway)?,
             dns_server: net.dns_server,
             dns: hc.dns.unwrap_or_default(),
@@ -684,16 +679,16 @@ impl Engine {
 }
 
 impl Engine {
-    /// At create, docker's checks that need the daemon: the networks and
-    /// the `container:<name>` exist, the port keys parse.
+    /// At create, docker's checks that need the daemon: the networks
+    /// exist, the port keys parse.
     pub(crate) fn check_container_networks(
         &self,
         body: &ContainerCreateBody,
     ) -> Result<(), ApiError> {
         match mode(body) {
-            Mode::Container(name) => {
-                self.load_container(&name)?;
-            }
+            // Checked at start, as docker does: a 404 from create would
+            // make the CLI pull the image.
+            Mode::Container(_) => {}
             Mode::Networks(list) => {
                 for (name, _) in &list {
                     let n = self.network(name).map_err(|e| {

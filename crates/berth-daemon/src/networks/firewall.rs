@@ -45,24 +45,32 @@ fn desired(engine: &Engine) -> Result<FirewallState, ApiError> {
         }) else {
             continue;
         };
-        let host_ip = match p.host_ip.as_str() {
-            "0.0.0.0" | "::" => None,
-            ip => ip.parse().ok(),
+        // The container addresses a binding leads to: an address of the
+        // host's family; on every address (`0.0.0.0`), IPv4 and, on a
+        // dual-stack network, IPv6 too (`::`: IPv6 only). DNAT cannot
+        // cross families, so an IPv4-only container has no IPv6 port.
+        let (host_ip, targets) = match p.host_ip.as_str() {
+            "0.0.0.0" => (None, vec![e.ipv4.or(e.ipv6), e.ipv4.and(e.ipv6)]),
+            "::" => (None, vec![e.ipv6]),
+            ip => {
+                let ip: Option<std::net::IpAddr> = ip.parse().ok();
+                let target = match ip {
+                    Some(std::net::IpAddr::V6(_)) => e.ipv6,
+                    _ => e.ipv4,
+                };
+                (ip, vec![target])
+            }
         };
-        let Some(container_ip) = (match host_ip {
-            Some(std::net::IpAddr::V6(_)) => e.ipv6,
-            _ => e.ipv4.or(e.ipv6),
-        }) else {
-            continue;
-        };
-        state.ports.push(FwPort {
-            protocol: protocol(&p.protocol),
-            host_ip,
-            host_port: p.host_port,
-            container_ip,
-            container_port: p.container_port,
-            bridge,
-        });
+        for container_ip in targets.into_iter().flatten() {
+            state.ports.push(FwPort {
+                protocol: protocol(&p.protocol),
+                host_ip,
+                host_port: p.host_port,
+                container_ip,
+                container_port: p.container_port,
+                bridge: bridge.clone(),
+            });
+        }
     }
     Ok(state)
 }

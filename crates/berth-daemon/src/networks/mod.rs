@@ -133,9 +133,7 @@ impl Engine {
             }
         }
         let settings = self.config();
-        if settings.ip_forward {
-            berth_net::link::enable_ip_forward(false).map_err(ApiError::from)?;
-        }
+        self.ensure_forwarding(existing.iter().any(|n| n.config.enable_ipv6))?;
         if settings.bridge != "none" && !has(BRIDGE) {
             let taken = self.taken_subnets(&existing)?;
             let config = NetworkConfig::default_bridge(&settings, &taken)?;
@@ -228,8 +226,9 @@ impl Engine {
         };
         self.store.insert_network(&row)?;
         let network = Network { row, config };
-        let made =
-            attach::ensure_bridge(&network, self.config().mtu).and_then(|()| self.apply_firewall());
+        let made = attach::ensure_bridge(&network, self.config().mtu)
+            .and_then(|()| self.apply_firewall())
+            .and_then(|()| self.ensure_forwarding(network.config.enable_ipv6));
         if let Err(e) = made {
             let _ = self.store.delete_network(&id);
             if let Some(b) = &network.row.bridge {
@@ -303,17 +302,24 @@ impl Engine {
         Ok(())
     }
 
-    /// `POST /networks/prune`: user-defined networks no container uses
-    /// (running or not).
+    /// `POST /networks/prune`: user-defined networks without endpoints,
+    /// as docker's `len(nw.Endpoints()) > 0` check: a network only
+    /// stopped containers name goes too (they then fail to start with
+    /// "network ... not found", as with docker and `network rm`).
     pub fn prune_networks(&self, filters: &Filters) -> Result<Vec<String>, ApiError> {
         filters.validate(&["label", "label!", "until"])?;
-        let wanted = self.networks_wanted_by_containers()?;
+        let used: std::collections::HashSet<String> = self
+            .store
+            .endpoints()?
+            .into_iter()
+            .map(|e| e.network_id)
+            .collect();
         let mut deleted = Vec::new();
         for n in self.all_networks()? {
             if n.row.bridge.is_none() || n.config.default_bridge {
                 continue;
             }
-            if wanted.contains(&n.row.id) || !wire::prune_matches(&n, filters)? {
+            if used.contains(&n.row.id) || !wire::prune_matches(&n, filters)? {
                 continue;
             }
             match self.remove_network(&n.row.id) {
@@ -324,23 +330,6 @@ impl Engine {
         Ok(deleted)
     }
 
-    /// Ids of the networks some container (in any state) is configured
-    /// to join.
-    fn networks_wanted_by_containers(&self) -> Result<std::collections::HashSet<String>, ApiError> {
-        let mut wanted = std::collections::HashSet::new();
-        for row in self.store.containers()? {
-            let Ok(c) = crate::containers::Loaded::from_row(row) else {
-                continue;
-            };
-            for name in attach::configured_networks(&c.config.create) {
-                if let Ok(n) = self.store.resolve_network(&name) {
-                    wanted.insert(n.id);
-                }
-            }
-        }
-        Ok(wanted)
-    }
-
     pub(crate) fn network_event(&self, action: &str, n: &Network, extra: &[(&str, String)]) {
         let mut attributes = vec![
             ("name".to_string(), n.row.name.clone()),
@@ -349,6 +338,36 @@ impl Engine {
         attributes.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         self.events
             .emit_with("network", action, &n.row.id, attributes);
+    }
+
+    /// docker's `--ip-forward`: IPv4 forwarding on, and IPv6 forwarding
+    /// when a network has IPv6 (docker's setupIPv6Forwarding). Like
+    /// docker, berth never turns it off again: containers outlive the
+    /// daemon, and several daemons may share the host.
+    fn ensure_forwarding(&self, ipv6: bool) -> Result<(), ApiError> {
+        if self.config().ip_forward {
+            berth_net::link::enable_ip_forward(ipv6).map_err(ApiError::from)?;
+        }
+        Ok(())
+    }
+
+    /// Ids of the containers that run (or are paused or restarting).
+    pub(crate) fn running_container_ids(&self) -> std::collections::BTreeSet<String> {
+        self.store
+            .containers()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|row| crate::containers::Loaded::from_row(row).ok())
+            .filter(|c| {
+                matches!(
+                    c.state.status,
+                    crate::containers::Status::Running
+                        | crate::containers::Status::Paused
+                        | crate::containers::Status::Restarting
+                )
+            })
+            .map(|c| c.id)
+            .collect()
     }
 
     /// Makes the kernel's nftables table match the database.
