@@ -5,7 +5,8 @@
 //! 2. Only berth-api knows the Docker wire format (bollard-stubs).
 //! 3. berth-daemon never links berth-container: containers outlive the daemon
 //!    because the daemon can only reach them through the shim protocol.
-//! 4. The CLI depends on berth-api and berth-client, never on the engine.
+//! 4. The CLI depends on berth-api and berth-client, never on the engine
+//!    (berth-archive too: `cp` out of a container unpacks an untrusted tar).
 //!
 //! Also: every crate under crates/ is named in ARCHITECTURE.md's code map.
 
@@ -30,7 +31,12 @@ const SYNC_CRATES: &[&str] = &[
 /// Packages that mean "an async runtime is linked".
 const ASYNC_RUNTIMES: &[&str] = &["tokio", "async-std", "smol", "async-executor"];
 /// Berth crates the CLI may depend on.
-const CLI_ALLOWED: &[&str] = &["berth-api", "berth-client", "berth-errdefs"];
+const CLI_ALLOWED: &[&str] = &[
+    "berth-api",
+    "berth-client",
+    "berth-errdefs",
+    "berth-archive",
+];
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

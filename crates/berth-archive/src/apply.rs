@@ -78,6 +78,14 @@ pub struct ApplyOptions {
     /// `syncfs` the destination before returning, so a rename that commits
     /// the layer cannot survive a crash that loses its contents.
     pub sync: bool,
+    /// Every entry (and every directory created implicitly) owned by these
+    /// ids instead of the archive's: what is created is never chowned to
+    /// anyone else (docker cp's `NoLchown`; `id_map` is not consulted).
+    pub owner: Option<(u32, u32)>,
+    /// OCI whiteouts and opaque markers are layer bookkeeping (the
+    /// default). `false` for an archive that is not a layer (files copied
+    /// out of a container): `.wh.` names are ordinary files.
+    pub whiteouts: bool,
 }
 
 impl Default for ApplyOptions {
@@ -92,6 +100,8 @@ impl Default for ApplyOptions {
             id_map: None,
             opaque_xattr: OpaqueXattr::Trusted,
             sync: false,
+            owner: None,
+            whiteouts: true,
         }
     }
 }
@@ -120,8 +130,9 @@ pub struct ApplyStats {
 /// the returned diff ID covers every byte.
 pub fn apply_layer(r: impl Read, dest: &Path, opts: &ApplyOptions) -> Result<ApplyStats, Error> {
     let mut tar = TarReader::new(BufReader::with_capacity(READ_BUF, HashingReader::new(r)));
-    let root_owner = match &opts.id_map {
-        Some(map) => (
+    let root_owner = match (&opts.id_map, opts.owner) {
+        (_, Some(owner)) => owner,
+        (Some(map), None) => (
             map.uid_to_host(0).ok_or(Error::UnmappedId {
                 entry: "/".into(),
                 which: "uid",
@@ -133,7 +144,7 @@ pub fn apply_layer(r: impl Read, dest: &Path, opts: &ApplyOptions) -> Result<App
                 id: 0,
             })?,
         ),
-        None => (0, 0),
+        (None, None) => (0, 0),
     };
     let root = LayerRoot::open(
         dest,
@@ -143,7 +154,7 @@ pub fn apply_layer(r: impl Read, dest: &Path, opts: &ApplyOptions) -> Result<App
         path: dest.to_path_buf(),
         source,
     })?;
-    let unpacker = Unpacker::new(root, opts.id_map.clone(), opts.opaque_xattr, opts.sync);
+    let unpacker = Unpacker::new(root, opts);
     let mut counts = Counts::default();
 
     let (fed, unpacked) = std::thread::scope(|s| {

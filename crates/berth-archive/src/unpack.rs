@@ -27,7 +27,7 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 
-use crate::apply::{OpaqueXattr, CHUNK, OPAQUE_MARKER, WHITEOUT_PREFIX};
+use crate::apply::{ApplyOptions, OpaqueXattr, CHUNK, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::error::{show, Error};
 use crate::fsops::{current_umask, is_dir_at, lsetxattr_at, open_subdir, remove_any, timestamps};
 use crate::idmap::IdMap;
@@ -138,6 +138,10 @@ pub(crate) struct Unpacker {
     id_map: Option<IdMap>,
     opaque_xattr: OpaqueXattr,
     sync: bool,
+    /// [`crate::ApplyOptions::owner`].
+    owner: Option<(Uid, Gid)>,
+    /// [`crate::ApplyOptions::whiteouts`].
+    whiteouts: bool,
     /// Owner new files get without a chown: ours (euid, egid).
     creator: (Uid, Gid),
     /// Known umask, to skip `fchmod` when creation already set the mode.
@@ -164,17 +168,16 @@ fn is_errno(e: &io::Error, errno: Errno) -> bool {
 }
 
 impl Unpacker {
-    pub(crate) fn new(
-        root: LayerRoot,
-        id_map: Option<IdMap>,
-        opaque_xattr: OpaqueXattr,
-        sync: bool,
-    ) -> Self {
+    pub(crate) fn new(root: LayerRoot, opts: &ApplyOptions) -> Self {
         Unpacker {
             root,
-            id_map,
-            opaque_xattr,
-            sync,
+            id_map: opts.id_map.clone(),
+            opaque_xattr: opts.opaque_xattr,
+            sync: opts.sync,
+            owner: opts
+                .owner
+                .map(|(u, g)| (Uid::from_raw(u), Gid::from_raw(g))),
+            whiteouts: opts.whiteouts,
             creator: (rustix::process::geteuid(), rustix::process::getegid()),
             umask: None,
             dir_times: HashMap::new(),
@@ -211,6 +214,9 @@ impl Unpacker {
     }
 
     fn owner(&self, entry: &Entry) -> Result<(Uid, Gid), Error> {
+        if let Some(owner) = self.owner {
+            return Ok(owner);
+        }
         let unmapped = |which, id| Error::UnmappedId {
             entry: entry.name(),
             which,
@@ -243,15 +249,16 @@ impl Unpacker {
         }
         // aufs-era layers keep bookkeeping under top-level `.wh..wh.plnk/`
         // and `.wh..wh.aufs`; docker skips it, and so do we.
-        if rel.starts_with(WHITEOUT_META_PREFIX) && rel != OPAQUE_MARKER {
+        if self.whiteouts && rel.starts_with(WHITEOUT_META_PREFIX) && rel != OPAQUE_MARKER {
             return data.each(|_| Ok(()));
         }
         let (parent, name) = split(&rel);
         // A whiteout is a marker, never a directory: a path beneath one
         // would make us create a `.wh.` directory in the layer.
-        if parent
-            .split(|&b| b == b'/')
-            .any(|c| c.starts_with(WHITEOUT_PREFIX))
+        if self.whiteouts
+            && parent
+                .split(|&b| b == b'/')
+                .any(|c| c.starts_with(WHITEOUT_PREFIX))
         {
             return Err(Error::BadPath {
                 entry: entry.name(),
@@ -260,7 +267,7 @@ impl Unpacker {
             }
             .into());
         }
-        if name.starts_with(WHITEOUT_PREFIX) {
+        if self.whiteouts && name.starts_with(WHITEOUT_PREFIX) {
             self.whiteout(entry, parent, name)?;
             return data.each(|_| Ok(()));
         }

@@ -161,6 +161,15 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
             .await?;
             return Ok(json(StatusCode::OK, &df));
         }
+        // berthd builds no images (POST /build is 501): its build cache is
+        // always empty, so pruning it (`docker system prune` does) finds
+        // nothing.
+        "/build/prune" if m == Method::POST => {
+            let q: query::PruneQuery = parse_query(&q)?;
+            parse_filters(q.filters.as_deref())?;
+            let r = serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0});
+            return Ok(json(StatusCode::OK, &r));
+        }
         "/auth" if m == Method::POST => return auth(engine, body).await,
         "/events" | "/system/events" if m == Method::GET => return events(engine, &q),
         "/images/json" if m == Method::GET => {

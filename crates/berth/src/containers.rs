@@ -190,7 +190,7 @@ fn ports(v: &Value) -> String {
     crate::ports::display(&list)
 }
 
-fn container_row(c: &Value, trunc: bool) -> Value {
+pub(crate) fn container_row(c: &Value, trunc: bool) -> Value {
     let id = c["Id"].as_str().unwrap_or("");
     let mut names: Vec<String> = strs(&c["Names"])
         .into_iter()
@@ -271,7 +271,7 @@ fn container_row(c: &Value, trunc: bool) -> Value {
     })
 }
 
-const PS_HEADERS: &[(&str, &str)] = &[
+pub(crate) const PS_HEADERS: &[(&str, &str)] = &[
     ("ID", "CONTAINER ID"),
     ("Image", "IMAGE"),
     ("Command", "COMMAND"),
@@ -333,6 +333,7 @@ fn inspect_raw(ctx: &Ctx, kind: &str, name: &str, size: bool) -> Result<Vec<u8>,
             escape_path(name),
             Query::new().flag("verbose", size).encode()
         ),
+        "volume" => format!("/volumes/{}", escape_path(name)),
         _ => format!("/images/{}/json", escape_path(name)),
     };
     let resp = ctx.client.request("GET", &path, &[], Body::Empty)?;
@@ -342,8 +343,8 @@ fn inspect_raw(ctx: &Ctx, kind: &str, name: &str, size: bool) -> Result<Vec<u8>,
 
 pub fn inspect(ctx: &Ctx, a: InspectArgs) -> anyhow::Result<()> {
     match a.kind.as_deref() {
-        None | Some("container") | Some("image") | Some("network") => {}
-        Some(k @ ("volume" | "node" | "service" | "task" | "plugin" | "secret" | "config")) => {
+        None | Some("container") | Some("image") | Some("network") | Some("volume") => {}
+        Some(k @ ("node" | "service" | "task" | "plugin" | "secret" | "config")) => {
             anyhow::bail!("inspect --type {k} is not available yet in this version of berth")
         }
         Some(k) => anyhow::bail!("{k:?} is not a valid value for --type"),
@@ -382,22 +383,24 @@ pub fn inspect_typed_sized(
                 Some(404) => format!("No such {k}: {name}"),
                 _ => e.to_string(),
             }),
-            // Containers, then images, then networks, as docker looks; a
-            // daemon without some endpoints (501) still has the others.
-            None => match inspect_raw(ctx, "container", name, size) {
-                Err(e) if matches!(e.status(), Some(404 | 501)) => {
-                    match inspect_raw(ctx, "image", name, false) {
-                        Err(e) if matches!(e.status(), Some(404 | 501)) => {
-                            inspect_raw(ctx, "network", name, false).map_err(|e| match e.status() {
-                                Some(404 | 501) => format!("No such object: {name}"),
-                                _ => e.to_string(),
-                            })
+            // Containers, images, networks, then volumes, as docker looks;
+            // a daemon without some endpoints (501) still has the others.
+            None => {
+                let mut res = Err(format!("No such object: {name}"));
+                for (i, k) in ["container", "image", "network", "volume"]
+                    .iter()
+                    .enumerate()
+                {
+                    match inspect_raw(ctx, k, name, size && i == 0) {
+                        Err(e) if matches!(e.status(), Some(404 | 501)) => continue,
+                        other => {
+                            res = other.map_err(|e| e.to_string());
+                            break;
                         }
-                        other => other.map_err(|e| e.to_string()),
                     }
                 }
-                other => other.map_err(|e| e.to_string()),
-            },
+                res
+            }
         };
         match res {
             Ok(raw) => found.push(raw),

@@ -141,7 +141,7 @@ pub fn short_id(id: &str, no_trunc: bool) -> String {
 }
 
 /// The familiar repository name: `docker.io/library/busybox` -> `busybox`.
-fn familiar(repo: &str) -> String {
+pub(crate) fn familiar(repo: &str) -> String {
     let r = repo.strip_prefix("docker.io/").unwrap_or(repo);
     r.strip_prefix("library/").unwrap_or(r).to_string()
 }

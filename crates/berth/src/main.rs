@@ -10,6 +10,7 @@
 
 mod cli;
 mod containers;
+mod cpfrom;
 mod images;
 mod manage;
 mod netflags;

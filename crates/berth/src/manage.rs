@@ -1,4 +1,5 @@
-//! `cp` (tar streams both ways, host files into a container), `update`,
+//! `cp` (tar streams both ways, host files into a container; out of a
+//! container in `cpfrom`), `update`,
 //! and the prune commands.
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -21,6 +22,9 @@ pub struct CpArgs {
     /// Always follow symbol link in SRC_PATH
     #[arg(short = 'L', long)]
     pub follow_link: bool,
+    /// Suppress progress output during copy (only shown on a terminal)
+    #[arg(short, long)]
+    pub quiet: bool,
     /// CONTAINER:SRC_PATH, - or a host path
     pub src: String,
     /// CONTAINER:DEST_PATH, - or a host path
@@ -85,7 +89,9 @@ pub fn cp(ctx: &Ctx, a: CpArgs) -> anyhow::Result<()> {
     match (split_spec(&a.src), split_spec(&a.dest)) {
         ((Some(c), path), (None, "-")) => {
             if std::io::stdout().is_terminal() {
-                return Err(usage("cowardly refusing to write a tar archive to a terminal"));
+                return Err(usage(
+                    "cowardly refusing to write a tar archive to a terminal",
+                ));
             }
             let q = Query::new().push("path", path);
             let p = format!("/containers/{}/archive{}", escape_path(c), q.encode());
@@ -93,7 +99,9 @@ pub fn cp(ctx: &Ctx, a: CpArgs) -> anyhow::Result<()> {
             ctx.client.copy_body(&p, resp, &mut ctx.out())?;
             Ok(())
         }
-        ((None, "-"), (Some(c), path)) => put_archive(ctx, c, path, &mut std::io::stdin().lock(), a.archive),
+        ((None, "-"), (Some(c), path)) => {
+            put_archive(ctx, c, path, &mut std::io::stdin().lock(), a.archive)
+        }
         ((None, host), (Some(c), path)) => {
             // The host path goes in as one tar entry (a file or a tree)
             // named after its last component, as docker does.
@@ -101,7 +109,8 @@ pub fn cp(ctx: &Ctx, a: CpArgs) -> anyhow::Result<()> {
             let name = src
                 .file_name()
                 .ok_or_else(|| usage("cannot copy a path without a final component"))?;
-            let meta = std::fs::symlink_metadata(src).map_err(|e| usage(&format!("{host}: {e}")))?;
+            let meta =
+                std::fs::symlink_metadata(src).map_err(|e| usage(&format!("{host}: {e}")))?;
             let mut b = tar::Builder::new(Vec::new());
             b.follow_symlinks(a.follow_link);
             if meta.is_dir() {
@@ -112,9 +121,9 @@ pub fn cp(ctx: &Ctx, a: CpArgs) -> anyhow::Result<()> {
             let data = b.into_inner()?;
             put_archive(ctx, c, path, &mut &data[..], a.archive)
         }
-        ((Some(_), _), (None, _)) => Err(usage(
-            "copying from a container to a host path is not available yet in this version of berth: use `berth cp CONTAINER:PATH - | tar -x`",
-        )),
+        ((Some(c), path), (None, host)) => {
+            crate::cpfrom::copy_from_container(ctx, c, path, host, a.follow_link, a.quiet)
+        }
         ((Some(_), _), (Some(_), _)) => Err(usage("copying between containers is not supported")),
         ((None, _), (None, _)) => Err(usage("must specify at least one container source")),
     }

@@ -276,7 +276,7 @@ pub fn df(ctx: &Ctx, a: DfArgs) -> anyhow::Result<()> {
                "Size": human_size(b_size as f64), "Reclaimable": human_size(b_reclaim as f64)}),
     ];
     if a.verbose {
-        anyhow::bail!("'system df -v' is not available yet in this version of berth");
+        return df_verbose(ctx, &d, &a.format);
     }
     let f = Format::new(
         &a.format,
@@ -292,6 +292,159 @@ pub fn df(ctx: &Ctx, a: DfArgs) -> anyhow::Result<()> {
         ],
         &rows,
         &mut ctx.out(),
+    )
+}
+
+/// `docker system df -v`: a table per kind of object, under docker's
+/// section titles (its formatter's verbose contexts, field for field).
+fn df_verbose(ctx: &Ctx, d: &Value, format: &str) -> anyhow::Result<()> {
+    if !format.is_empty() && format != "table" {
+        anyhow::bail!("'system df -v --format' is not available yet in this version of berth");
+    }
+    let num = |v: &Value| v.as_i64().unwrap_or(0);
+    let n_a = |v: i64, s: String| if v == -1 { "N/A".to_string() } else { s };
+    let human4 = |v: i64| human_size_prec(v as f64, 4);
+    let mut out = ctx.out();
+
+    writeln!(out, "Images space usage:\n")?;
+    let mut rows = Vec::new();
+    for i in d["Images"].as_array().into_iter().flatten() {
+        // Only the first tag, as docker; `<none>` for an untagged image.
+        let tags = i["RepoTags"].as_array().cloned().unwrap_or_default();
+        let first = tags.first().and_then(Value::as_str).unwrap_or("");
+        let (repo, tag) = match crate::images::split_tag(first) {
+            (r, t) if !first.is_empty() && first != "<none>:<none>" && !t.is_empty() => {
+                (crate::images::familiar(r), t.to_string())
+            }
+            _ => ("<none>".to_string(), "<none>".to_string()),
+        };
+        let size = if i["VirtualSize"].is_i64() {
+            num(&i["VirtualSize"])
+        } else {
+            num(&i["Size"])
+        };
+        let shared = num(&i["SharedSize"]);
+        let containers = num(&i["Containers"]);
+        rows.push(json!({
+            "Repository": repo,
+            "Tag": tag,
+            "ID": crate::images::short_id(i["Id"].as_str().unwrap_or(""), false),
+            "CreatedSince": crate::units::ago(i["Created"].as_f64().unwrap_or(0.0)),
+            "VirtualSize": human4(size),
+            "SharedSize": n_a(shared, human4(shared)),
+            "UniqueSize": n_a(if size == -1 { -1 } else { shared }, human4(size - shared)),
+            "Containers": n_a(containers, containers.to_string()),
+        }));
+    }
+    Format::new(
+        "",
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.VirtualSize}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
+    )?
+    .print(
+        &[
+            ("Repository", "REPOSITORY"),
+            ("Tag", "TAG"),
+            ("ID", "IMAGE ID"),
+            ("CreatedSince", "CREATED"),
+            ("VirtualSize", "SIZE"),
+            ("SharedSize", "SHARED SIZE"),
+            ("UniqueSize", "UNIQUE SIZE"),
+            ("Containers", "CONTAINERS"),
+        ],
+        &rows,
+        &mut out,
+    )?;
+
+    writeln!(out, "\nContainers space usage:\n")?;
+    let rows: Vec<Value> = d["Containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            // docker leaves the virtual size out here.
+            let mut c = c.clone();
+            c["SizeRootFs"] = json!(0);
+            crate::containers::container_row(&c, true)
+        })
+        .collect();
+    Format::new(
+        "",
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
+    )?
+    .print(crate::containers::PS_HEADERS, &rows, &mut out)?;
+
+    writeln!(out, "\nLocal Volumes space usage:\n")?;
+    let rows: Vec<Value> = d["Volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let u = &v["UsageData"];
+            let (links, size) = if u.is_object() {
+                (num(&u["RefCount"]).to_string(), human4(num(&u["Size"])))
+            } else {
+                ("N/A".to_string(), "N/A".to_string())
+            };
+            json!({"Name": v["Name"].as_str().unwrap_or(""), "Links": links, "Size": size})
+        })
+        .collect();
+    Format::new("", "table {{.Name}}\t{{.Links}}\t{{.Size}}")?.print(
+        &[
+            ("Name", "VOLUME NAME"),
+            ("Links", "LINKS"),
+            ("Size", "SIZE"),
+        ],
+        &rows,
+        &mut out,
+    )?;
+
+    let cache = d["BuildCache"].as_array().cloned().unwrap_or_default();
+    let total = if d["BuilderSize"].is_i64() {
+        num(&d["BuilderSize"])
+    } else {
+        cache.iter().map(|b| num(&b["Size"])).sum()
+    };
+    writeln!(out, "\nBuild cache usage: {}\n", human4(total))?;
+    let since = |v: &Value| {
+        v.as_str()
+            .and_then(parse_rfc3339)
+            .map(crate::units::ago)
+            .unwrap_or_default()
+    };
+    let rows: Vec<Value> = cache
+        .iter()
+        .map(|b| {
+            let mut id = crate::images::short_id(b["ID"].as_str().unwrap_or(""), false);
+            if b["InUse"] == true {
+                id.push('*');
+            }
+            json!({
+                "ID": id,
+                "CacheType": b["Type"].as_str().unwrap_or(""),
+                "Size": human_size_prec(num(&b["Size"]) as f64, 3),
+                "CreatedSince": since(&b["CreatedAt"]),
+                "LastUsedSince": since(&b["LastUsedAt"]),
+                "UsageCount": num(&b["UsageCount"]).to_string(),
+                "Shared": (b["Shared"] == true).to_string(),
+            })
+        })
+        .collect();
+    Format::new(
+        "",
+        "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}",
+    )?
+    .print(
+        &[
+            ("ID", "CACHE ID"),
+            ("CacheType", "CACHE TYPE"),
+            ("Size", "SIZE"),
+            ("CreatedSince", "CREATED"),
+            ("LastUsedSince", "LAST USED"),
+            ("UsageCount", "USAGE"),
+            ("Shared", "SHARED"),
+        ],
+        &rows,
+        &mut out,
     )
 }
 

@@ -34,6 +34,7 @@ fn setup(c: &Clients) {
         ],
         &["tag", "busybox", "busybox:g1"],
         &["tag", "busybox", "example.com/team/app:2"],
+        &["volume", "create", "gvol"],
     ] {
         let r = c.docker(args);
         assert!(
@@ -191,6 +192,29 @@ fn golden_against_dockerd() {
         &["inspect", "nosuch"],
         &["inspect", "-f", "{{.Id}}", "nosuch"],
         &["inspect", "--type", "container", "busybox"],
+        // Volumes and networks: by --type and found without it.
+        &["inspect", "--type", "volume", "gvol"],
+        &[
+            "inspect",
+            "--type",
+            "volume",
+            "-f",
+            "{{.Name}} {{.Driver}}",
+            "gvol",
+        ],
+        &["inspect", "-f", "{{.Name}} {{.Driver}} {{.Scope}}", "gvol"],
+        &["inspect", "--type", "volume", "nosuch"],
+        &["inspect", "--type", "volume", "busybox"],
+        &[
+            "inspect",
+            "--type",
+            "network",
+            "-f",
+            "{{.Name}} {{.Driver}}",
+            "none",
+        ],
+        &["inspect", "-f", "{{.Name}} {{.Scope}}", "host"],
+        &["inspect", "--type", "network", "gvol"],
     ] {
         c.same(args, false);
     }
@@ -237,6 +261,7 @@ fn golden_against_dockerd() {
         &["port", "g-run"],
         &["wait", "g-exit"],
         &["system", "df"],
+        &["system", "df", "-v"],
         &["history", "busybox"],
         &[
             "events",
@@ -301,6 +326,7 @@ fn golden_against_dockerd() {
     for args in [
         &["rm", "-f", "g-run", "g-exit", "g-created"][..],
         &["rmi", "busybox:g1", "example.com/team/app:2"],
+        &["volume", "rm", "gvol"],
     ] {
         let r = c.docker(args);
         assert_eq!(r.code, 0, "cleanup `docker {args:?}`: {}", r.stderr);
