@@ -28,6 +28,11 @@ impl ApiError {
         Self::new(ErrorKind::NotFound, message)
     }
 
+    /// A 500: the daemon or the host failed, not the request.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+
     /// 501 naming what is missing, so a client's user knows it is berth's
     /// gap and not their mistake.
     pub fn not_implemented(what: &str) -> Self {

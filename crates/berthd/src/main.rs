@@ -335,6 +335,7 @@ async fn serve(
     }
     tracing::info!("stopping: containers keep running");
     engine.begin_shutdown();
+    engine.release_forwarding();
     let _ = stop_tx.send(true);
     // Streams (a pull, logs -f) get a moment to end; then we exit anyway.
     let wait = futures_all(servers);

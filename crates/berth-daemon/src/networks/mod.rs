@@ -17,6 +17,7 @@ mod config;
 mod connect;
 mod dns;
 mod firewall;
+mod forwarding;
 pub(crate) mod ports;
 mod view;
 mod wire;
@@ -341,14 +342,69 @@ impl Engine {
     }
 
     /// docker's `--ip-forward`: IPv4 forwarding on, and IPv6 forwarding
-    /// when a network has IPv6 (docker's setupIPv6Forwarding). Like
-    /// docker, berth never turns it off again: containers outlive the
-    /// daemon, and several daemons may share the host.
+    /// when a network has IPv6 (docker's setupIPv6Forwarding); what was
+    /// off is recorded so that [`Engine::release_forwarding`] can restore
+    /// it (see `forwarding` for who restores it when).
     fn ensure_forwarding(&self, ipv6: bool) -> Result<(), ApiError> {
-        if self.config().ip_forward {
-            berth_net::link::enable_ip_forward(ipv6).map_err(ApiError::from)?;
+        let settings = self.config();
+        if !settings.ip_forward {
+            return Ok(());
         }
-        Ok(())
+        let record = forwarding::Record::lock(std::path::Path::new(forwarding::RECORD_DIR))
+            .map_err(|e| {
+                ApiError::internal(format!(
+                    "locking the IP forwarding record in {}: {e}",
+                    forwarding::RECORD_DIR
+                ))
+            })?;
+        let was = berth_net::link::enable_ip_forward(ipv6).map_err(ApiError::from)?;
+        let mut turned = Vec::new();
+        if !was.ipv4 {
+            turned.push("ipv4");
+        }
+        if was.ipv6 == Some(false) {
+            turned.push("ipv6");
+        }
+        if !turned.is_empty() {
+            tracing::info!(?turned, "turned IP forwarding on");
+        }
+        record.acquire(&settings.exec_root, &turned).map_err(|e| {
+            ApiError::internal(format!(
+                "recording IP forwarding in {}: {e}",
+                forwarding::RECORD_DIR
+            ))
+        })
+    }
+
+    /// At shutdown: unless one of this daemon's containers still runs
+    /// (they outlive it and need forwarding), the daemon stops relying on
+    /// IP forwarding, and the last berth daemon to do so turns off what
+    /// berth turned on. Forwarding that was on before berth stays on.
+    pub fn release_forwarding(&self) {
+        let settings = self.config();
+        if !settings.ip_forward || !self.running_container_ids().is_empty() {
+            return;
+        }
+        let released = forwarding::Record::lock(std::path::Path::new(forwarding::RECORD_DIR))
+            .and_then(|r| r.release(&settings.exec_root));
+        let turned = match released {
+            Ok(turned) => turned,
+            Err(e) => {
+                tracing::warn!(error = %e, "releasing the IP forwarding record");
+                return;
+            }
+        };
+        let previous = berth_net::link::PreviousForwarding {
+            ipv4: !turned.contains("ipv4"),
+            ipv6: Some(!turned.contains("ipv6")),
+        };
+        match berth_net::link::restore_ip_forward(previous) {
+            Ok(()) if !turned.is_empty() => {
+                tracing::info!(?turned, "turned IP forwarding back off")
+            }
+            Ok(()) => {}
+            Err(e) => tracing::warn!(error = %e, "turning IP forwarding back off"),
+        }
     }
 
     /// Ids of the containers that run (or are paused or restarting).

@@ -48,6 +48,18 @@ pub fn enable_ip_forward(ipv6: bool) -> Result<PreviousForwarding, NetError> {
     Ok(PreviousForwarding { ipv4, ipv6 })
 }
 
+/// Undoes what [`enable_ip_forward`] turned on: each switch that was
+/// off before (`previous`) is turned off again; the others are left alone.
+pub fn restore_ip_forward(previous: PreviousForwarding) -> Result<(), NetError> {
+    if !previous.ipv4 {
+        sysctl::set(&["net", "ipv4", "ip_forward"], "0")?;
+    }
+    if previous.ipv6 == Some(false) {
+        sysctl::set(&["net", "ipv6", "conf", "all", "forwarding"], "0")?;
+    }
+    Ok(())
+}
+
 /// Deletes a link (a bridge, or either end of a veth pair, which takes the
 /// other end with it). Ok when there is no such link.
 pub fn delete_link(name: &str) -> Result<(), NetError> {
