@@ -134,6 +134,9 @@ impl Default for DaemonConfig {
 pub enum Host {
     Unix(PathBuf),
     Tcp(SocketAddr),
+    /// Sockets a service manager passed (systemd socket activation,
+    /// dockerd's `fd://`): all of them, or the one numbered (`fd://3`).
+    Fd(Option<i32>),
 }
 
 impl Host {
@@ -147,6 +150,17 @@ impl Host {
                 return Err(bad("the socket path must be absolute"));
             }
             return Ok(Host::Unix(PathBuf::from(path)));
+        }
+        if let Some(fd) = host.strip_prefix("fd://") {
+            if fd.is_empty() {
+                return Ok(Host::Fd(None));
+            }
+            let n: i32 = fd
+                .parse()
+                .ok()
+                .filter(|n| *n >= 3)
+                .ok_or_else(|| bad("expected fd:// or fd://N with N >= 3"))?;
+            return Ok(Host::Fd(Some(n)));
         }
         if let Some(addr) = host.strip_prefix("tcp://") {
             let addr: SocketAddr = addr

@@ -4,6 +4,7 @@
 //! (or rustix, which is safe). Each wrapper is small, documents the
 //! invariant that makes it sound, and returns `std::io::Result`.
 
+pub mod activation;
 pub mod bpf;
 pub mod caps;
 pub mod ids;

@@ -227,8 +227,84 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, DaemonError> {
     Ok(listener)
 }
 
+/// A listening socket a service manager passed in.
+enum Activated {
+    Unix(tokio::net::UnixListener),
+    Tcp(tokio::net::TcpListener),
+}
+
+/// `fd://` (every passed socket) or `fd://N` (that one), as dockerd's:
+/// each is taken out of `fds`, so two hosts never serve one socket.
+fn activated_listeners(
+    fds: &mut Vec<std::os::fd::OwnedFd>,
+    which: Option<i32>,
+) -> Result<Vec<Activated>, DaemonError> {
+    use std::os::fd::AsRawFd;
+    let err = |what: String, msg: String| DaemonError::Listen {
+        what,
+        source: std::io::Error::other(msg),
+    };
+    let taken: Vec<std::os::fd::OwnedFd> = match which {
+        None if fds.is_empty() => return Err(err(
+            "fd://".into(),
+            "no sockets were passed (run berthd from a systemd socket unit, or use -H unix://PATH)"
+                .into(),
+        )),
+        None => std::mem::take(fds),
+        Some(n) => match fds.iter().position(|f| f.as_raw_fd() == n) {
+            Some(i) => vec![fds.remove(i)],
+            None => {
+                return Err(err(
+                    format!("fd://{n}"),
+                    format!("descriptor {n} was not passed by the service manager"),
+                ))
+            }
+        },
+    };
+    let mut out = Vec::with_capacity(taken.len());
+    for fd in taken {
+        let what = format!("fd://{}", fd.as_raw_fd());
+        let io = |e: std::io::Error| DaemonError::Listen {
+            what: what.clone(),
+            source: e,
+        };
+        let local = rustix::net::getsockname(&fd).map_err(|e| io(e.into()))?;
+        if let Ok(addr) = std::net::SocketAddr::try_from(local.clone()) {
+            if !addr.ip().is_loopback() {
+                return Err(err(
+                    what,
+                    format!("{addr}: berthd serves TCP only on a loopback address (no TLS yet)"),
+                ));
+            }
+            let l = std::net::TcpListener::from(fd);
+            l.set_nonblocking(true).map_err(io)?;
+            tracing::info!(%addr, "serving the API on an activated TCP socket (no TLS)");
+            out.push(Activated::Tcp(
+                tokio::net::TcpListener::from_std(l).map_err(io)?,
+            ));
+        } else {
+            let l = std::os::unix::net::UnixListener::from(fd);
+            l.set_nonblocking(true).map_err(io)?;
+            tracing::info!(socket = ?l.local_addr().ok(), "serving the API on an activated socket");
+            out.push(Activated::Unix(
+                tokio::net::UnixListener::from_std(l).map_err(io)?,
+            ));
+        }
+    }
+    Ok(out)
+}
+
 fn main() -> std::process::ExitCode {
     let flags = Flags::parse();
+    // Before any thread exists: claiming the descriptors edits the
+    // environment.
+    let activated = match berth_sys::activation::take_listen_fds() {
+        Ok(fds) => fds,
+        Err(e) => {
+            eprintln!("berthd: socket activation: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
     let config = match effective_config(&flags) {
         Ok(c) => c,
         Err(e) => {
@@ -260,7 +336,7 @@ fn main() -> std::process::ExitCode {
             tracing::warn!(error = %e, "cannot change the log level");
         }
     };
-    match runtime.block_on(serve(flags, config, reload_log)) {
+    match runtime.block_on(serve(flags, config, activated, reload_log)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -273,6 +349,7 @@ fn main() -> std::process::ExitCode {
 async fn serve(
     flags: Flags,
     config: DaemonConfig,
+    mut activated: Vec<std::os::fd::OwnedFd>,
     reload_log: impl Fn(&str),
 ) -> Result<(), DaemonError> {
     let hosts = config.parsed_hosts()?;
@@ -309,6 +386,27 @@ async fn serve(
                         .with_graceful_shutdown(shutdown)
                         .into_future(),
                 ));
+            }
+            Host::Fd(which) => {
+                for listener in activated_listeners(&mut activated, which)? {
+                    let mut stop = stop_rx.clone();
+                    let shutdown = async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    };
+                    // The socket is the service manager's: never removed.
+                    servers.push(match listener {
+                        Activated::Unix(l) => tokio::spawn(
+                            axum::serve(l, app.clone())
+                                .with_graceful_shutdown(shutdown)
+                                .into_future(),
+                        ),
+                        Activated::Tcp(l) => tokio::spawn(
+                            axum::serve(l, app.clone())
+                                .with_graceful_shutdown(shutdown)
+                                .into_future(),
+                        ),
+                    });
+                }
             }
             Host::Tcp(addr) => {
                 let listener = tokio::net::TcpListener::bind(addr)

@@ -35,6 +35,8 @@ pub struct Berthd {
     /// one.
     pub net: TestNet,
     extra: Vec<String>,
+    /// Started by `systemd-socket-activate`, serving `-H fd://`.
+    activated: bool,
     child: Option<Child>,
 }
 
@@ -107,6 +109,9 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// systemd's tool that listens on a socket and starts a service with it.
+const SOCKET_ACTIVATE: &str = "/usr/bin/systemd-socket-activate";
+
 impl Berthd {
     /// A daemon started with `extra` flags and the busybox image imported
     /// as `bb:1` (CMD sh).
@@ -133,6 +138,19 @@ impl Berthd {
 
     /// Starts berthd with `extra` flags and waits until it answers `/_ping`.
     pub fn start(extra: &[&str]) -> Berthd {
+        Berthd::start_with(extra, false)
+    }
+
+    /// As [`Berthd::start`], but socket-activated: `systemd-socket-activate`
+    /// (from systemd) listens on the socket and starts berthd with it
+    /// (`-H fd://`) on the first connection. None when that tool is missing.
+    pub fn start_activated(extra: &[&str]) -> Option<Berthd> {
+        Path::new(SOCKET_ACTIVATE)
+            .exists()
+            .then(|| Berthd::start_with(extra, true))
+    }
+
+    fn start_with(extra: &[&str], activated: bool) -> Berthd {
         let dir = tempfile::Builder::new()
             .prefix("berthd-test-")
             .tempdir()
@@ -147,6 +165,7 @@ impl Berthd {
             exec_root,
             net: TestNet::new(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            activated,
             child: None,
         };
         d.spawn();
@@ -159,7 +178,15 @@ impl Berthd {
             .append(true)
             .open(self.dir.path().join("berthd.log"))
             .expect("log file");
-        let child = Command::new(berth_binary("berthd"))
+        let (mut cmd, host) = if self.activated {
+            let mut c = Command::new(SOCKET_ACTIVATE);
+            c.arg("-l").arg(&self.socket).arg(berth_binary("berthd"));
+            (c, "fd://".to_string())
+        } else {
+            let c = Command::new(berth_binary("berthd"));
+            (c, format!("unix://{}", self.socket.display()))
+        };
+        let child = cmd
             .arg("--config-file")
             .arg(self.dir.path().join("daemon.json"))
             .arg("--data-root")
@@ -167,7 +194,7 @@ impl Berthd {
             .arg("--exec-root")
             .arg(&self.exec_root)
             .arg("-H")
-            .arg(format!("unix://{}", self.socket.display()))
+            .arg(host)
             .args(["--log-level", "debug"])
             .arg("--cgroup-parent")
             .arg(cgroup_parent_of(self.dir.path()))
@@ -335,7 +362,10 @@ impl Berthd {
             self.log()
         );
         let mut leaks = Vec::new();
-        if self.socket.exists() {
+        if self.activated {
+            // The service manager's socket, not berthd's to remove.
+            let _ = std::fs::remove_file(&self.socket);
+        } else if self.socket.exists() {
             leaks.push(format!("socket {} remains", self.socket.display()));
         }
         if Path::new(&format!("/proc/{pid}")).exists() {

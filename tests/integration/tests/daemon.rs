@@ -92,6 +92,35 @@ fn tcp_only_on_loopback_when_asked() {
 }
 
 #[test]
+fn socket_activation_serves_the_socket_systemd_passes() {
+    if !require_root() {
+        return;
+    }
+    // systemd-socket-activate plays systemd's part (berthd.socket):
+    // it listens, and starts berthd with the socket on the first connection.
+    let Some(d) = Berthd::start_activated(&[]) else {
+        eprintln!("skipped: systemd-socket-activate is not installed");
+        return;
+    };
+    let out = d.docker_ok(&["version", "--format", "{{.Server.APIVersion}}"]);
+    assert_eq!(out.trim(), "1.41");
+    assert!(
+        d.log().contains("serving the API on an activated socket"),
+        "{}",
+        d.log()
+    );
+    d.stop();
+    // fd:// without a service manager's sockets is a clear error.
+    let out = std::process::Command::new(berth_integration::runtime::berth_binary("berthd"))
+        .args(["--config-file", "/nonexistent/daemon.json", "-H", "fd://"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no sockets were passed"), "{err}");
+}
+
+#[test]
 fn docker_cli_images_round_trip() {
     if !require_root() || !has_docker() {
         return;
