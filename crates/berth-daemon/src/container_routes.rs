@@ -207,7 +207,7 @@ async fn container_action(
                     .filter(|s| !s.is_empty())
                     .unwrap_or("KILL"),
             )?;
-            blocking(move || engine.kill_container(&name, signal)).await?;
+            engine.kill_container(&name, signal).await?;
             Ok(no_content())
         }
         (Method::POST, "wait") => {

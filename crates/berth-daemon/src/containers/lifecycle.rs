@@ -15,6 +15,9 @@ use super::{encode, names, rootfs, Handle, Loaded};
 use crate::engine::Engine;
 use crate::error::ApiError;
 
+const SIGKILL: i32 = 9;
+/// How long a SIGKILLed container may take to be recorded as exited.
+const KILL_WAIT: Duration = Duration::from_secs(30);
 /// docker's default `stop` timeout.
 const DEFAULT_STOP_TIMEOUT: i64 = 10;
 /// Restart backoff: docker starts at 100 ms and doubles, capped at a minute.
@@ -625,8 +628,28 @@ impl Engine {
         self.container_event(&c, "restart", &[]);
     }
 
-    /// Sends `signal` to the container's init. Not running is docker's 409.
-    pub fn kill_container(&self, name: &str, signal: i32) -> Result<(), ApiError> {
+    /// `POST /containers/{id}/kill`: sends `signal` to the container's
+    /// init. SIGKILL returns once the container has exited, as docker's
+    /// (its `Kill` waits for the exit, so `rm` or `inspect` right after
+    /// see it stopped); other signals return at once. Not running is
+    /// docker's 409.
+    pub async fn kill_container(self: &Arc<Self>, name: &str, signal: i32) -> Result<(), ApiError> {
+        let e = self.clone();
+        let n = name.to_string();
+        let (id, mut rx) = crate::http::blocking(move || e.signal_container(&n, signal)).await?;
+        if signal == SIGKILL {
+            wait_exited(&id, &mut rx).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `signal` to the container's init; returns its id and a
+    /// receiver of its state subscribed before the signal went out.
+    fn signal_container(
+        &self,
+        name: &str,
+        signal: i32,
+    ) -> Result<(String, tokio::sync::watch::Receiver<RunState>), ApiError> {
         let c = self.load_container(name)?;
         if !c.state.status.is_live() {
             return Err(conflict(format!(
@@ -635,16 +658,22 @@ impl Engine {
             )));
         }
         let handle = self.container_handle(&c);
-        if signal == 9 || signal == 15 {
+        let rx = handle.subscribe();
+        if signal == SIGKILL || signal == 15 {
             let mut state = c.state.clone();
             state.manually_stopped = true;
             self.save_state(&c.id, &handle, state)?;
         }
         let paths = self.container_paths(&c.id);
         let mut client = shim::connect(&paths, &c.id)?;
+        if signal == SIGKILL && c.state.status == Status::Paused {
+            // docker thaws a paused container it kills: a frozen process
+            // may not die until thawed.
+            let _ = client.resume();
+        }
         client.kill(signal, false)?;
         self.container_event(&c, "kill", &[("signal", signal.to_string())]);
-        Ok(())
+        Ok((c.id, rx))
     }
 
     /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after
@@ -672,9 +701,7 @@ impl Engine {
             .unwrap_or(DEFAULT_STOP_TIMEOUT);
         let handle = self.container_handle(&c);
         let mut rx = handle.subscribe();
-        let e = self.clone();
-        let n = name.to_string();
-        crate::http::blocking(move || e.kill_container(&n, signal)).await?;
+        self.kill_container(name, signal).await?;
         let stopped = async {
             let _ = rx.wait_for(|s| !s.status.is_live()).await;
         };
@@ -687,10 +714,8 @@ impl Engine {
                 .is_ok()
         };
         if !done {
-            let e = self.clone();
-            let n = name.to_string();
             // It may have exited just now: not running is fine here.
-            let _ = crate::http::blocking(move || e.kill_container(&n, 9)).await;
+            let _ = self.kill_container(name, SIGKILL).await;
             let mut rx = handle.subscribe();
             let _ = rx.wait_for(|s| !s.status.is_live()).await;
         }
@@ -765,17 +790,7 @@ impl Engine {
                     Ok(())
                 })
                 .await;
-                let waited = tokio::time::timeout(
-                    Duration::from_secs(30),
-                    rx.wait_for(|s| !s.status.is_live()),
-                )
-                .await;
-                if waited.is_err() {
-                    return Err(internal(format!(
-                        "container {} did not exit after SIGKILL within 30s",
-                        c.id
-                    )));
-                }
+                wait_exited(&c.id, &mut rx).await?;
             }
         }
         let e = self.clone();
@@ -1055,6 +1070,23 @@ impl Engine {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
+}
+
+/// Waits for a container sent SIGKILL to be recorded as exited. Bounded,
+/// so a process stuck in the kernel (uninterruptible sleep) ends the
+/// request with an error rather than holding it forever.
+async fn wait_exited(
+    id: &str,
+    rx: &mut tokio::sync::watch::Receiver<RunState>,
+) -> Result<(), ApiError> {
+    let waited = tokio::time::timeout(KILL_WAIT, rx.wait_for(|s| !s.status.is_live())).await;
+    if waited.is_err() {
+        return Err(internal(format!(
+            "container {id} did not exit within {}s of SIGKILL; a process of it may be stuck in the kernel (see its processes' state in ps)",
+            KILL_WAIT.as_secs()
+        )));
+    }
+    Ok(())
 }
 
 /// Unmounts a container's rootfs if it is mounted (a warning if not).
