@@ -510,6 +510,7 @@ async fn logs(engine: Arc<Engine>, name: String, q: &str) -> Result<Response, Ap
     };
     let e = engine.clone();
     let c = blocking(move || e.load_container(&name)).await?;
+    crate::containers::log_driver::readable(&c.config.create)?;
     let tty = c.config.create.tty.unwrap_or(false);
     let (mut writer, body) = ChannelWriter::new();
     tokio::task::spawn_blocking(move || {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 
 pub const USAGE: &str =
-    "usage: berth-shim --id ID --bundle DIR --state-dir DIR --socket PATH --log PATH \
+    "usage: berth-shim --id ID --bundle DIR --state-dir DIR --socket PATH (--log PATH | --no-log) \
 [--log-max-size BYTES] [--log-max-files N] [--runtime PATH] [--tty] [--stdin]";
 
 /// What the daemon tells one shim.
@@ -19,8 +19,9 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// The protocol socket; `exit.json` is written beside it.
     pub socket: PathBuf,
-    /// The container's json-file log.
-    pub log: PathBuf,
+    /// The container's json-file log; `None` (`--no-log`) keeps none
+    /// (docker's `none` log driver).
+    pub log: Option<PathBuf>,
     /// Rotate the log when it would grow past this many bytes (0: never).
     pub log_max_size: u64,
     /// Keep at most this many log files, the live one included (docker's
@@ -40,6 +41,7 @@ impl Config {
         let mut state_dir = None;
         let mut socket = None;
         let mut log = None;
+        let mut no_log = false;
         let mut log_max_size = 0;
         let mut log_max_files = 1;
         let mut runtime = None;
@@ -63,6 +65,7 @@ impl Config {
                 "--state-dir" => state_dir = Some(PathBuf::from(value("--state-dir")?)),
                 "--socket" => socket = Some(PathBuf::from(value("--socket")?)),
                 "--log" => log = Some(PathBuf::from(value("--log")?)),
+                "--no-log" => no_log = true,
                 "--log-max-size" => {
                     log_max_size = number(&value("--log-max-size")?, "--log-max-size")?
                 }
@@ -77,12 +80,19 @@ impl Config {
                 other => return Err(Error::Usage(format!("unknown argument {other:?}"))),
             }
         }
+        let log = match (log, no_log) {
+            (Some(_), true) => {
+                return Err(Error::Usage("--log and --no-log exclude each other".into()))
+            }
+            (log, true) => log,
+            (log, false) => Some(need(log, "--log (or --no-log)")?),
+        };
         let cfg = Config {
             id: need(id, "--id")?,
             bundle: need(bundle, "--bundle")?,
             state_dir: need(state_dir, "--state-dir")?,
             socket: need(socket, "--socket")?,
-            log: need(log, "--log")?,
+            log,
             log_max_size,
             log_max_files: log_max_files.max(1),
             runtime,
@@ -126,6 +136,11 @@ mod tests {
             Some(std::path::Path::new("/usr/bin/runc"))
         );
         assert!(c.tty && c.stdin);
+        let none = Config::parse(args(
+            "--id c1 --bundle /b --state-dir /s --socket /x --no-log",
+        ))
+        .unwrap();
+        assert_eq!(none.log, None);
     }
 
     #[test]
@@ -141,6 +156,10 @@ mod tests {
         .is_err());
         assert!(Config::parse(args(
             "--id c1 --bundle /b --state-dir /s --socket /x --log /l --log-max-size lots"
+        ))
+        .is_err());
+        assert!(Config::parse(args(
+            "--id c1 --bundle /b --state-dir /s --socket /x --log /l --no-log"
         ))
         .is_err());
     }

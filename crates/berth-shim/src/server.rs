@@ -190,7 +190,8 @@ pub struct Shim {
     conns: HashMap<RawFd, Conn>,
     init: Proc,
     execs: BTreeMap<String, Proc>,
-    logger: Logger,
+    /// `None`: the container keeps no log (docker's `none` driver).
+    logger: Option<Logger>,
     started: bool,
     paused: bool,
     oom_base: u64,
@@ -230,7 +231,11 @@ impl Shim {
                 io.pty = Some(pty?);
             }
             let input = container_input(&mut io, cfg.tty, cfg.stdin)?;
-            let logger = Logger::open(&cfg.log, cfg.log_max_size, cfg.log_max_files)?;
+            let logger = cfg
+                .log
+                .as_deref()
+                .map(|log| Logger::open(log, cfg.log_max_size, cfg.log_max_files))
+                .transpose()?;
             let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
                 .map_err(|e| Error::sys("creating the epoll set")(e.into()))?;
             let signals =
@@ -1171,8 +1176,8 @@ impl Shim {
         self.scratch = buf;
         if eof {
             self.unwatch(fd);
-            if owner == Owner::Init {
-                if let Err(e) = self.logger.flush(stream_id) {
+            if let (Owner::Init, Some(logger)) = (&owner, &mut self.logger) {
+                if let Err(e) = logger.flush(stream_id) {
                     eprintln!("berth-shim: {e}");
                 }
             }
@@ -1194,8 +1199,8 @@ impl Shim {
         let Some(tty) = self.proc_ref(owner).map(|p| p.tty) else {
             return;
         };
-        if *owner == Owner::Init {
-            if let Err(e) = self.logger.write(stream_id, data) {
+        if let (Owner::Init, Some(logger)) = (owner, &mut self.logger) {
+            if let Err(e) = logger.write(stream_id, data) {
                 eprintln!("berth-shim: {e}");
             }
         }

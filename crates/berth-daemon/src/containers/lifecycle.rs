@@ -11,7 +11,7 @@ use berth_store::ContainerRow;
 
 use super::record::{ContainerConfig, RunState, Status};
 use super::shim::{self, Launch, Paths};
-use super::{encode, names, rootfs, Handle, Loaded};
+use super::{encode, log_driver, names, rootfs, Handle, Loaded};
 use crate::engine::Engine;
 use crate::error::ApiError;
 
@@ -133,7 +133,7 @@ impl Engine {
     pub fn create_container(
         &self,
         name: Option<&str>,
-        body: ContainerCreateBody,
+        mut body: ContainerCreateBody,
     ) -> Result<(String, Vec<String>), ApiError> {
         let image_name = body
             .image
@@ -149,7 +149,7 @@ impl Engine {
         let (path, args) = crate::spec::command(&body, &image_config)?;
         let host = body.host_config.clone().unwrap_or_default();
         let runtime = self.runtime_name(host.runtime.as_deref())?;
-        let (log_max_size, log_max_files) = log_options(host.log_config.as_ref())?;
+        log_driver::normalise(&mut body)?;
         let requested = name
             .filter(|n| !n.is_empty())
             .map(names::validate)
@@ -164,8 +164,6 @@ impl Engine {
             path,
             args,
             runtime,
-            log_max_size,
-            log_max_files,
             mount_points,
         };
         let paths = self.container_paths(&id);
@@ -348,6 +346,8 @@ impl Engine {
     ) -> Result<(u32, u32, u64), ApiError> {
         let image = self.store.image(&c.image_id)?;
         let image_config = crate::images::parse_image_config(&image)?;
+        // Before anything is made: a bad log option fails the start.
+        let log = log_driver::driver(&c.config.create)?;
         let chain: Vec<_> = image.layers.iter().map(|l| l.chain_id.clone()).collect();
         let rootfs = rootfs::mount(&self.layers, &chain, &paths.dir)?;
         let net = self.connect_container_networks(c)?;
@@ -376,8 +376,7 @@ impl Engine {
             runtime: runtime.as_deref(),
             tty: create.tty.unwrap_or(false),
             stdin: create.open_stdin.unwrap_or(false),
-            log_max_size: c.config.log_max_size,
-            log_max_files: c.config.log_max_files,
+            log,
         })?;
         let pending: Vec<_> = std::mem::take(
             &mut *handle
@@ -1105,75 +1104,6 @@ fn auto_remove(c: &Loaded) -> bool {
         .unwrap_or(false)
 }
 
-/// docker's `LogConfig`: json-file (or unset) with `max-size` and
-/// `max-file`.
-fn log_options(
-    log: Option<&berth_api::models::HostConfigLogConfig>,
-) -> Result<(u64, u32), ApiError> {
-    let Some(log) = log else { return Ok((0, 1)) };
-    match log.typ.as_deref().unwrap_or("") {
-        "" | "json-file" => {}
-        "none" | "local" | "journald" | "syslog" | "fluentd" | "gelf" | "awslogs" | "splunk"
-        | "etwlogs" | "gcplogs" | "logentries" => {
-            return Err(ApiError::not_implemented(&format!(
-                "the {:?} logging driver (HostConfig.LogConfig.Type; json-file is available)",
-                log.typ.as_deref().unwrap_or("")
-            )))
-        }
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "logger: no log driver named '{other}' is registered"
-            )))
-        }
-    }
-    let opts = log.config.clone().unwrap_or_default();
-    let mut size = 0;
-    let mut files = 1;
-    for (k, v) in &opts {
-        match k.as_str() {
-            "max-size" => {
-                size = parse_size(v).ok_or_else(|| {
-                    ApiError::bad_request(format!("invalid max-size {v:?}: use a size like 10m"))
-                })?
-            }
-            "max-file" => {
-                files = v.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "invalid max-file {v:?}: use a whole number of at least 1"
-                    ))
-                })?;
-            }
-            "compress" | "labels" | "env" | "env-regex" | "tag" => {}
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown log opt '{other}' for json-file log driver"
-                )))
-            }
-        }
-    }
-    if files > 1 && size == 0 {
-        return Err(ApiError::bad_request(
-            "max-file cannot be greater than 1 without max-size",
-        ));
-    }
-    Ok((size, files))
-}
-
-/// go-units' RAMInBytes: `10m`, `1.5g`, `512k`, `100` (bytes).
-fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let s = s.strip_suffix('b').unwrap_or(&s);
-    let (num, mult) = match s.chars().last()? {
-        'k' => (&s[..s.len() - 1], 1u64 << 10),
-        'm' => (&s[..s.len() - 1], 1 << 20),
-        'g' => (&s[..s.len() - 1], 1 << 30),
-        't' => (&s[..s.len() - 1], 1 << 40),
-        _ => (s, 1),
-    };
-    let n: f64 = num.parse().ok()?;
-    (n >= 0.0).then_some((n * mult as f64) as u64)
-}
-
 /// docker's exit code and HTTP status for a failed start: 127 when the
 /// command is missing, 126 when it cannot be executed, else 128.
 pub(crate) fn start_failure(message: &str) -> (i32, u16) {
@@ -1298,37 +1228,12 @@ mod tests {
     }
 
     #[test]
-    fn sizes_and_start_failures() {
-        assert_eq!(parse_size("10m"), Some(10 << 20));
-        assert_eq!(parse_size("1k"), Some(1024));
-        assert_eq!(parse_size("100"), Some(100));
-        assert_eq!(parse_size("x"), None);
+    fn start_failures() {
         assert_eq!(
             start_failure("exec: \"nope\": executable file not found in $PATH").0,
             127
         );
         assert_eq!(start_failure("exec /etc: permission denied").0, 126);
         assert_eq!(start_failure("cgroup trouble").0, 128);
-    }
-
-    #[test]
-    fn log_options_follow_docker() {
-        use berth_api::models::HostConfigLogConfig;
-        let cfg = |pairs: &[(&str, &str)]| HostConfigLogConfig {
-            typ: Some("json-file".into()),
-            config: Some(
-                pairs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-        };
-        assert_eq!(log_options(None).unwrap(), (0, 1));
-        assert_eq!(
-            log_options(Some(&cfg(&[("max-size", "1m"), ("max-file", "3")]))).unwrap(),
-            (1 << 20, 3)
-        );
-        assert!(log_options(Some(&cfg(&[("max-file", "3")]))).is_err());
-        assert!(log_options(Some(&cfg(&[("bogus", "1")]))).is_err());
     }
 }

@@ -19,6 +19,7 @@ mod exec;
 pub mod health;
 pub mod inspect;
 pub mod lifecycle;
+pub(crate) mod log_driver;
 mod logs;
 mod names;
 mod record;

@@ -20,9 +20,6 @@ pub struct ContainerConfig {
     pub hostname: String,
     /// The OCI runtime's name (`berth-runtime` is the embedded one).
     pub runtime: String,
-    /// The json-file log's rotation (`max-size`, `max-file`).
-    pub log_max_size: u64,
-    pub log_max_files: u32,
     /// Its volumes (named, anonymous, the image's) and what it inherited
     /// through `VolumesFrom`, named at create (docker's MountPoints).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -116,8 +116,7 @@ pub struct Launch<'a> {
     pub runtime: Option<&'a Path>,
     pub tty: bool,
     pub stdin: bool,
-    pub log_max_size: u64,
-    pub log_max_files: u32,
+    pub log: super::log_driver::LogDriver,
 }
 
 /// Starts a shim, which creates the container (not yet started) and binds
@@ -142,13 +141,23 @@ pub fn launch(l: &Launch) -> Result<ShimClient, ShimError> {
         .arg("--state-dir")
         .arg(&l.paths.shim_dir)
         .arg("--socket")
-        .arg(&socket)
-        .arg("--log")
-        .arg(l.paths.log(l.id))
-        .arg("--log-max-size")
-        .arg(l.log_max_size.to_string())
-        .arg("--log-max-files")
-        .arg(l.log_max_files.to_string());
+        .arg(&socket);
+    match l.log {
+        super::log_driver::LogDriver::JsonFile {
+            max_size,
+            max_files,
+        } => {
+            cmd.arg("--log")
+                .arg(l.paths.log(l.id))
+                .arg("--log-max-size")
+                .arg(max_size.to_string())
+                .arg("--log-max-files")
+                .arg(max_files.to_string());
+        }
+        super::log_driver::LogDriver::None => {
+            cmd.arg("--no-log");
+        }
+    }
     if let Some(rt) = l.runtime {
         cmd.arg("--runtime").arg(rt);
     }
