@@ -760,13 +760,13 @@ impl Engine {
         let c = self.load_container(name)?;
         if c.state.status.is_live() || c.state.status == Status::Restarting {
             if !force {
-                let what = if c.state.status == Status::Paused {
-                    "paused"
-                } else {
-                    "running"
+                let procedure = match c.state.status {
+                    Status::Paused => "Unpause and then stop",
+                    _ => "Stop",
                 };
                 return Err(conflict(format!(
-                    "You cannot remove a {what} container {}. Stop the container before attempting removal or force remove",
+                    "You cannot remove a {} container {}. {procedure} the container before attempting removal or force remove",
+                    c.state.status.as_str(),
                     c.id
                 )));
             }
@@ -922,21 +922,21 @@ impl Engine {
             let err = (!s.error.is_empty()).then(|| s.error.clone());
             (i64::from(s.exit_code), err)
         };
+        let stopped = |s: &RunState| !s.status.is_live() && s.status != Status::Restarting;
+        // The next exit, even one its restart policy follows with a start.
+        let exited = |s: &RunState| {
+            s.finished_at != initial.finished_at
+                || (s.error != initial.error && !s.error.is_empty())
+        };
         match condition {
-            WaitCondition::NotRunning => {
+            WaitCondition::NotRunning if stopped(&initial) => Ok(result(&initial)),
+            // docker counts a restarting container as running and ends
+            // the wait at its next exit: `wait` on a container that
+            // restarts `always` returns when it first exits.
+            WaitCondition::NotRunning | WaitCondition::NextExit => {
+                let not_running = condition == WaitCondition::NotRunning;
                 let s = rx
-                    .wait_for(|s| !s.status.is_live() && s.status != Status::Restarting)
-                    .await
-                    .map(|s| s.clone())
-                    .unwrap_or(initial);
-                Ok(result(&s))
-            }
-            WaitCondition::NextExit => {
-                let s = rx
-                    .wait_for(|s| {
-                        s.finished_at != initial.finished_at
-                            || (s.error != initial.error && !s.error.is_empty())
-                    })
+                    .wait_for(|s| exited(s) || (not_running && stopped(s)))
                     .await
                     .map(|s| s.clone())
                     .unwrap_or(initial);
