@@ -39,6 +39,8 @@ pub enum ConfigError {
         "default-runtime {name:?} is not berth's own runtime nor registered under \"runtimes\""
     )]
     UnknownRuntime { name: String },
+    #[error("runtime name '{name}' is reserved: it names berth's own runtime; register yours under another name")]
+    ReservedRuntime { name: String },
 }
 
 impl HasKind for ConfigError {
@@ -103,8 +105,17 @@ pub struct DaemonConfig {
     pub firewall_table: String,
 }
 
-/// The name of berth's built-in runtime.
+/// The built-in runtime's name as docker's clients know the default
+/// runtime (`HostConfig.Runtime`, `info`'s `DefaultRuntime`): dockerd
+/// calls its stock runtime runc, and so does berthd.
+pub const STOCK_RUNTIME: &str = "runc";
+/// The built-in runtime's own name, accepted too.
 pub const BUILTIN_RUNTIME: &str = "berth-runtime";
+
+/// Whether `name` is the built-in (embedded) runtime.
+pub fn is_builtin_runtime(name: &str) -> bool {
+    name == STOCK_RUNTIME || name == BUILTIN_RUNTIME
+}
 
 impl Default for DaemonConfig {
     fn default() -> Self {
@@ -113,7 +124,7 @@ impl Default for DaemonConfig {
             exec_root: PathBuf::from("/run/berth"),
             hosts: Vec::new(),
             runtimes: BTreeMap::new(),
-            default_runtime: BUILTIN_RUNTIME.to_string(),
+            default_runtime: STOCK_RUNTIME.to_string(),
             insecure_registries: Vec::new(),
             registry_mirrors: Vec::new(),
             log_level: "info".to_string(),
@@ -211,7 +222,11 @@ impl DaemonConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.parsed_hosts()?;
         self.tracing_level()?;
-        if self.default_runtime != BUILTIN_RUNTIME
+        if let Some(name) = self.runtimes.keys().find(|n| is_builtin_runtime(n)) {
+            // dockerd reserves its stock name the same way.
+            return Err(ConfigError::ReservedRuntime { name: name.clone() });
+        }
+        if !is_builtin_runtime(&self.default_runtime)
             && !self.runtimes.contains_key(&self.default_runtime)
         {
             return Err(ConfigError::UnknownRuntime {
@@ -288,6 +303,7 @@ mod tests {
             r#"{"hosts":["unix://relative.sock"]}"#,
             r#"{"log-level":"chatty"}"#,
             r#"{"default-runtime":"nope"}"#,
+            r#"{"runtimes":{"runc":{"path":"/usr/sbin/runc"}}}"#,
             r#"{"hosts":"unix:///x"}"#,
         ] {
             std::fs::write(&path, bad).unwrap();

@@ -108,10 +108,12 @@ impl Engine {
         let config = self.config();
         let images = self.store.images()?.len();
         let mut runtimes = serde_json::Map::new();
-        runtimes.insert(
-            crate::config::BUILTIN_RUNTIME.to_string(),
-            json!({"path": crate::config::BUILTIN_RUNTIME}),
-        );
+        for name in [crate::config::STOCK_RUNTIME, crate::config::BUILTIN_RUNTIME] {
+            runtimes.insert(
+                name.to_string(),
+                json!({"path": crate::config::BUILTIN_RUNTIME}),
+            );
+        }
         for (name, r) in &config.runtimes {
             runtimes.insert(
                 name.clone(),

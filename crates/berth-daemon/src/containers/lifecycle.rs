@@ -238,10 +238,11 @@ impl Engine {
             .filter(|r| !r.is_empty())
             .unwrap_or(&cfg.default_runtime)
             .to_string();
-        if name == crate::config::BUILTIN_RUNTIME || cfg.runtimes.contains_key(&name) {
+        if crate::config::is_builtin_runtime(&name) || cfg.runtimes.contains_key(&name) {
             Ok(name)
         } else {
             let mut known: Vec<&str> = cfg.runtimes.keys().map(String::as_str).collect();
+            known.push(crate::config::STOCK_RUNTIME);
             known.push(crate::config::BUILTIN_RUNTIME);
             Err(ApiError::bad_request(format!(
                 "unknown or invalid runtime name: {name} (configured: {})",
@@ -394,7 +395,7 @@ impl Engine {
 
     /// The external runtime's binary; `None` for the embedded one.
     fn runtime_path(&self, c: &Loaded) -> Option<std::path::PathBuf> {
-        if c.config.runtime == crate::config::BUILTIN_RUNTIME {
+        if crate::config::is_builtin_runtime(&c.config.runtime) {
             return None;
         }
         self.config()
