@@ -47,8 +47,63 @@ fn blkio(entries: &[berth_cgroups::stats::BlkioEntry]) -> Value {
     }
 }
 
+/// What one stats sample reads: the cgroup's counters (from the shim) and
+/// the network interfaces' (docker's `networks`: `None` when the
+/// container has no network namespace of its own, as docker omits it).
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub cgroup: berth_cgroups::Stats,
+    pub networks: Option<Value>,
+}
+
+/// docker's per-interface `networks` from a `/proc/<pid>/net/dev`: every
+/// interface but the loopback, which docker does not count; `None` if
+/// that leaves none.
+fn parse_net_dev(text: &str) -> Option<Value> {
+    let mut out = serde_json::Map::new();
+    // Two header lines, then `name: rx(8 fields) tx(8 fields)`.
+    for line in text.lines().skip(2) {
+        let Some((name, counters)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        if name == "lo" {
+            continue;
+        }
+        let n: Vec<u64> = counters
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        if n.len() < 12 {
+            continue;
+        }
+        out.insert(
+            name.to_string(),
+            json!({
+                "rx_bytes": n[0], "rx_packets": n[1], "rx_errors": n[2], "rx_dropped": n[3],
+                "tx_bytes": n[8], "tx_packets": n[9], "tx_errors": n[10], "tx_dropped": n[11],
+            }),
+        );
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
+}
+
+/// The interface counters of the network namespace `pid` is in, unless
+/// that is the daemon's own (the host's: `--network host`), whose
+/// interfaces are not the container's.
+fn network_stats(pid: u32) -> Option<Value> {
+    use std::os::unix::fs::MetadataExt;
+    let theirs = std::fs::metadata(format!("/proc/{pid}/ns/net")).ok()?;
+    let ours = std::fs::metadata("/proc/self/ns/net").ok()?;
+    if (theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino()) {
+        return None;
+    }
+    parse_net_dev(&std::fs::read_to_string(format!("/proc/{pid}/net/dev")).ok()?)
+}
+
 /// One docker stats sample; `pre` is the previous sample's cpu part.
-pub fn docker_stats(id: &str, name: &str, s: &berth_cgroups::Stats, pre: &Value) -> Value {
+pub fn docker_stats(id: &str, name: &str, sample: &Sample, pre: &Value) -> Value {
+    let s = &sample.cgroup;
     let now = berth_image::time::rfc3339(std::time::SystemTime::now());
     let mut mem_stats = serde_json::Map::new();
     for (k, v) in &s.memory.raw {
@@ -69,7 +124,7 @@ pub fn docker_stats(id: &str, name: &str, s: &berth_cgroups::Stats, pre: &Value)
             "throttled_time": s.cpu.throttling.throttled_time,
         },
     });
-    json!({
+    let mut v = json!({
         "read": now,
         "preread": if pre.is_null() { "0001-01-01T00:00:00Z".to_string() } else { now.clone() },
         "pids_stats": {"current": s.pids.current, "limit": s.pids.limit},
@@ -96,7 +151,11 @@ pub fn docker_stats(id: &str, name: &str, s: &berth_cgroups::Stats, pre: &Value)
         },
         "name": format!("/{name}"),
         "id": id,
-    })
+    });
+    if let Some(n) = &sample.networks {
+        v["networks"] = n.clone();
+    }
+    v
 }
 
 /// An unlimited cgroup reports a huge number; docker shows the host's
@@ -123,17 +182,18 @@ fn limit_or_host(limit: u64) -> u64 {
 
 impl Engine {
     /// One stats sample of a running container, as the shim reads it.
-    pub fn container_stats(
-        &self,
-        name: &str,
-    ) -> Result<(String, String, berth_cgroups::Stats), ApiError> {
+    pub fn container_stats(&self, name: &str) -> Result<(String, String, Sample), ApiError> {
         let c = self.load_container(name)?;
         if !c.state.status.is_live() {
             return Err(super::lifecycle::not_running(&c.id));
         }
         let paths = self.container_paths(&c.id);
         let mut client = shim::connect(&paths, &c.id)?;
-        Ok((c.id, c.name, client.stats()?))
+        let sample = Sample {
+            cgroup: client.stats()?,
+            networks: network_stats(c.state.pid),
+        };
+        Ok((c.id, c.name, sample))
     }
 
     /// `GET /containers/{id}/top`: `ps` on the host, rows of the
@@ -243,6 +303,27 @@ fn parse_ps(output: &str, pids: &[u32]) -> Result<Value, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn net_dev_without_loopback() {
+        let text = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0
+  eth0:    1296      16    1    2    0     0          0         0      656       8    3    4    0     0       0          0
+";
+        let v = parse_net_dev(text).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 1);
+        assert_eq!(v["eth0"]["rx_bytes"], 1296);
+        assert_eq!(v["eth0"]["rx_packets"], 16);
+        assert_eq!(v["eth0"]["rx_errors"], 1);
+        assert_eq!(v["eth0"]["rx_dropped"], 2);
+        assert_eq!(v["eth0"]["tx_bytes"], 656);
+        assert_eq!(v["eth0"]["tx_packets"], 8);
+        assert_eq!(v["eth0"]["tx_errors"], 3);
+        assert_eq!(v["eth0"]["tx_dropped"], 4);
+        let lo_only = text.lines().take(3).collect::<Vec<_>>().join("\n");
+        assert_eq!(parse_net_dev(&lo_only), None);
+    }
 
     #[test]
     fn ps_rows_of_the_container_only() {
