@@ -35,6 +35,41 @@ fn not_modified() -> Response {
     StatusCode::NOT_MODIFIED.into_response()
 }
 
+/// The fields of an exec's config (`POST /containers/{id}/exec`).
+const EXEC_CONFIG_FIELDS: &[&str] = &[
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+    "ConsoleSize",
+    "DetachKeys",
+    "Tty",
+    "Env",
+    "Cmd",
+    "Privileged",
+    "User",
+    "WorkingDir",
+];
+
+/// Renames an object's keys to the field names they match without regard
+/// to case, as Go's JSON decoder matches them in dockerd: docker-py sends
+/// an exec's `detachKeys` so.
+fn go_field_names(v: &mut Value, fields: &[&str]) {
+    let Value::Object(m) = v else { return };
+    let renames: Vec<(String, &str)> = m
+        .keys()
+        .filter(|k| !fields.contains(&k.as_str()))
+        .filter_map(|k| {
+            let field = fields.iter().find(|f| f.eq_ignore_ascii_case(k))?;
+            Some((k.clone(), *field))
+        })
+        .collect();
+    for (from, to) in renames {
+        if let Some(value) = m.remove(&from) {
+            m.entry(to).or_insert(value);
+        }
+    }
+}
+
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     what: &str,
@@ -269,7 +304,10 @@ async fn container_action(
         (Method::POST, "attach") => attach(engine, name, q, parts).await,
         (Method::POST, "exec") => {
             let bytes = read_limited(body, MAX_CREATE_BODY).await?;
-            let config: ExecConfig = parse_json(&bytes, "invalid exec config")?;
+            let mut config: Value = parse_json(&bytes, "invalid exec config")?;
+            go_field_names(&mut config, EXEC_CONFIG_FIELDS);
+            let config: ExecConfig = serde_json::from_value(config)
+                .map_err(|e| ApiError::bad_request(format!("invalid exec config: {e}")))?;
             let id = blocking(move || engine.create_exec(&name, config)).await?;
             Ok(json_response(StatusCode::CREATED, &json!({"Id": id})))
         }
@@ -422,11 +460,21 @@ async fn attach(
     let n = name.clone();
     let c = blocking(move || e.load_container(&n)).await?;
     let tty = c.config.create.tty.unwrap_or(false);
+    let detach_keys = crate::containers::attach::parse_detach_keys(q.detach_keys.as_deref())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Invalid detach keys ({}) provided",
+                q.detach_keys.as_deref().unwrap_or("")
+            ))
+        })?;
     let options = AttachOptions {
         stdin: q.stdin,
         stdout: q.stdout,
         stderr: q.stderr,
-        close_stdin: c.config.create.stdin_once.unwrap_or(false),
+        // docker closes a container's stdin when its StdinOnce client's
+        // input ends, but never a tty's: a client that detaches from
+        // `run -it` leaves it open for the next attach.
+        close_stdin: c.config.create.stdin_once.unwrap_or(false) && !tty,
     };
     let replay_logs = q.logs;
     let stream = q.stream;
@@ -439,6 +487,8 @@ async fn attach(
         let id = id.clone();
         let req = AttachRequest {
             options: options.clone(),
+            // docker watches for the detach keys on a tty's input only.
+            detach_keys: tty.then_some(detach_keys),
             io: io_rx,
         };
         blocking(move || e.attach_container(&id, req)).await?;
@@ -641,5 +691,19 @@ async fn exec_route(
             })
         }
         _ => Err(ApiError::not_found("page not found")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn field_names_match_as_go_matches_them() {
+        let mut v =
+            serde_json::json!({"detachKeys": "ctrl-p", "cmd": ["a"], "Tty": true, "other": 1});
+        super::go_field_names(&mut v, super::EXEC_CONFIG_FIELDS);
+        assert_eq!(
+            v,
+            serde_json::json!({"DetachKeys": "ctrl-p", "Cmd": ["a"], "Tty": true, "other": 1})
+        );
     }
 }

@@ -951,7 +951,11 @@ impl Shim {
         // Input only reaches a process someone is attached to.
         let stdin = stdin && attach;
         process.set_terminal(Some(tty));
-        let console_path = self.cfg.state_dir.join(format!("exec-{exec_id}.sock"));
+        // One name serves every exec: they are created one at a time here
+        // and the socket is gone before this returns. Named after the
+        // exec's id (64 hex digits), the path outgrew a socket address
+        // (108 bytes) under a longer exec root, and every tty exec failed.
+        let console_path = self.cfg.state_dir.join("exec-console.sock");
         let (io, ends, console) = if tty {
             let l = stdio::console_listener(&console_path)?;
             (ShimEnds::default(), stdio::null_ends()?, Some(l))

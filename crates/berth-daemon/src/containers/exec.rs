@@ -7,7 +7,7 @@ use std::sync::Arc;
 use berth_api::models::ExecConfig;
 use berth_errdefs::ErrorKind;
 
-use super::attach::{bridge, Hijacked};
+use super::attach::{bridge, Ended, Hijacked, Input};
 use super::record::ExecRecord;
 use super::shim;
 use crate::engine::Engine;
@@ -42,6 +42,13 @@ impl Engine {
         }
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(ApiError::bad_request("No exec command specified"));
+        }
+        if let Some(keys) = config.detach_keys.as_deref() {
+            if super::attach::parse_detach_keys(Some(keys)).is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid escape keys ({keys}) provided"
+                )));
+            }
         }
         let id = super::names::new_id();
         let args = config.cmd.clone().unwrap_or_default().join(" ");
@@ -158,10 +165,20 @@ impl Engine {
                 let rt = self.runtime_handle().ok_or_else(|| {
                     ApiError::new(ErrorKind::Internal, "exec without an async runtime")
                 })?;
+                // docker watches for the detach keys on a tty's input only.
+                let keys = tty
+                    .then(|| super::attach::parse_detach_keys(rec.config.detach_keys.as_deref()))
+                    .flatten();
+                let engine = self.clone();
+                let (c, exec) = (c.clone(), exec_id.to_string());
                 rt.spawn(async move {
-                    match tokio::net::UnixStream::from_std(stream) {
-                        Ok(s) => bridge(io, s, stdin, Some(recorded_rx)).await,
-                        Err(e) => tracing::warn!(error = %e, "exec stream"),
+                    let shim = match tokio::net::UnixStream::from_std(stream) {
+                        Ok(s) => s,
+                        Err(e) => return tracing::warn!(error = %e, "exec stream"),
+                    };
+                    let input = Input::new(stdin, keys);
+                    if bridge(io, shim, input, Some(recorded_rx)).await == Ended::Detached {
+                        engine.container_event(&c, "exec_detach", &[("execID", exec)]);
                     }
                 });
                 pid
