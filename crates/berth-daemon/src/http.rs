@@ -489,15 +489,23 @@ async fn create_image(
 
 async fn load(engine: Arc<Engine>, body: Body) -> Result<Response, ApiError> {
     let mut reader = body_reader(body);
-    let lines = blocking(move || {
+    let loaded = blocking(move || {
         let loaded = engine.load_images(&mut reader);
         drain_rest(&mut reader);
-        Ok(loaded?)
+        Ok(loaded.map_err(ApiError::from))
     })
     .await?;
     let mut out = Vec::new();
-    for l in lines {
-        out.extend(JsonMessage::stream(l).to_line());
+    match loaded {
+        Ok(lines) => {
+            for l in lines {
+                out.extend(JsonMessage::stream(l).to_line());
+            }
+        }
+        // docker answers 200 and reports a failed load in the stream
+        // (`errorDetail`), where its clients look for it: docker-py
+        // raises ImageLoadError from it, the CLI prints it and fails.
+        Err(e) => out.extend(JsonMessage::error(e.message).to_line()),
     }
     Ok(json_lines(StatusCode::OK, Body::from(out)))
 }
