@@ -1,0 +1,450 @@
+//! Container endpoints the way docker's API clients (docker-py, the CLI)
+//! rely on them, through a real berthd with real containers: kill with
+//! SIGKILL returns once the container has exited, the json-file log's
+//! options are checked where and as docker checks them, the `none` log
+//! driver, `wait` on a container that restarts, the runtime's name,
+//! per-interface network stats, detaching from a hijacked attach or exec
+//! stream with the detach keys, attach replaying the log without a
+//! stream, and a bad image archive reported in the load's stream.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use berth_integration::daemon::{has_docker, Berthd};
+use berth_integration::{eventually, require_root, text};
+
+fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(body)))
+}
+
+/// A POST that hijacks the connection (as docker-py's attach_socket and
+/// exec_start(socket=True) do): returns the stream after the 101's
+/// headers, and what of the stream came with them.
+fn hijack(d: &Berthd, path: &str, body: &str) -> (UnixStream, Vec<u8>) {
+    let mut s = UnixStream::connect(&d.socket).expect("connecting to berthd");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut buf).expect("reading the 101");
+        assert!(n > 0, "the connection ended in the headers: {}", text(&got));
+        got.extend_from_slice(&buf[..n]);
+    };
+    assert!(
+        got.starts_with(b"HTTP/1.1 101"),
+        "{path}: not hijacked: {}",
+        text(&got)
+    );
+    (s, got[end..].to_vec())
+}
+
+/// Reads until the peer ends the stream; `None` if it did not within the
+/// read timeout.
+fn read_to_end(s: &mut UnixStream, mut got: Vec<u8>) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(got),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Types `keys` one per write, apart, as a person (and docker-py's tests)
+/// do: the daemon only matches the detach keys one per read.
+fn type_keys(s: &mut UnixStream, keys: &[u8]) {
+    for k in keys {
+        std::thread::sleep(Duration::from_millis(300));
+        s.write_all(&[*k]).unwrap();
+    }
+}
+
+fn running(d: &Berthd, name: &str) -> bool {
+    d.inspect(name)["State"]["Running"] == true
+}
+
+#[test]
+fn kill_waits_for_the_exit_of_sigkill() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    for round in 0..3 {
+        let name = format!("k{round}");
+        d.docker_ok(&["run", "-d", "--name", &name, "bb:1", "sleep", "600"]);
+        // The API's default signal is SIGKILL: once it answers, the
+        // container is stopped and can be removed without force.
+        let (status, body) = d.api("POST", &format!("/containers/{name}/kill"), None);
+        assert_eq!(status, 204, "{}", text(&body));
+        let state = &d.inspect(&name)["State"];
+        assert_eq!(state["Running"], false, "{state}");
+        assert_eq!(state["ExitCode"], 137, "{state}");
+        d.docker_ok(&["rm", &name]);
+    }
+    // Another signal returns at once; the container handles it.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "usr1",
+        "bb:1",
+        "sh",
+        "-c",
+        "trap 'exit 7' USR1; while :; do sleep 0.1; done",
+    ]);
+    d.docker_ok(&["kill", "-s", "USR1", "usr1"]);
+    assert_eq!(d.docker_ok(&["wait", "usr1"]).trim(), "7");
+    // A paused container is thawed to die.
+    d.docker_ok(&["run", "-d", "--name", "frozen", "bb:1", "sleep", "600"]);
+    d.docker_ok(&["pause", "frozen"]);
+    d.docker_ok(&["kill", "frozen"]);
+    assert!(!running(&d, "frozen"));
+    d.docker_ok(&["rm", "usr1", "frozen"]);
+    let err = d.docker(&["kill", "nope"]);
+    assert!(!err.status.success());
+    d.stop();
+}
+
+#[test]
+fn log_options_and_the_none_driver() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    // max-file without max-size is accepted (no rotation), as docker's
+    // json-file driver takes it; an empty type is json-file.
+    let create = br#"{"Image":"bb:1","Cmd":["echo","kept"],
+        "HostConfig":{"LogConfig":{"Type":"","Config":{"max-file":"100"}}}}"#;
+    let (status, body) = d.api("POST", "/containers/create?name=mf", Some(create));
+    assert_eq!(status, 201, "{}", text(&body));
+    d.docker_ok(&["start", "-a", "mf"]);
+    let log = &d.inspect("mf")["HostConfig"]["LogConfig"];
+    assert_eq!(log["Type"], "json-file", "{log}");
+    assert_eq!(
+        log["Config"],
+        serde_json::json!({"max-file": "100"}),
+        "{log}"
+    );
+    assert_eq!(d.docker_ok(&["logs", "mf"]), "kept\n");
+    // Option names are checked at create, values at start (docker's
+    // "failed to initialize logging driver").
+    let err = d.docker(&["create", "--log-opt", "bogus=1", "bb:1", "true"]);
+    assert!(
+        text(&err.stderr).contains("unknown log opt 'bogus' for json-file log driver"),
+        "{}",
+        text(&err.stderr)
+    );
+    let err = d.docker(&["create", "--log-driver", "asdf", "bb:1", "true"]);
+    assert!(
+        text(&err.stderr).contains("logger: no log driver named 'asdf' is registered"),
+        "{}",
+        text(&err.stderr)
+    );
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "badsize",
+        "--log-opt",
+        "max-size=lots",
+        "bb:1",
+        "true",
+    ]);
+    let err = d.docker(&["start", "badsize"]);
+    assert!(
+        text(&err.stderr).contains("failed to initialize logging driver"),
+        "{}",
+        text(&err.stderr)
+    );
+    assert!(!running(&d, "badsize"));
+    let err = d.docker(&["run", "--rm", "--log-opt", "compress=true", "bb:1", "true"]);
+    assert!(
+        text(&err.stderr).contains("compress cannot be true"),
+        "{}",
+        text(&err.stderr)
+    );
+    // Rotation still works with both.
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "rot",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        "bb:1",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done",
+    ]);
+    let logs = d.docker_ok(&["logs", "rot"]);
+    assert!(
+        logs.ends_with("line-199\n") && !logs.contains("line-0\n"),
+        "{logs}"
+    );
+
+    // none: the attached client still sees the output, no log is kept,
+    // and reading it is docker's 501.
+    let out = d.docker_ok(&[
+        "run",
+        "--name",
+        "quiet",
+        "--log-driver",
+        "none",
+        "bb:1",
+        "echo",
+        "hello",
+    ]);
+    assert_eq!(out, "hello\n");
+    let id = d.inspect("quiet")["Id"].as_str().unwrap().to_string();
+    assert_eq!(
+        d.inspect("quiet")["HostConfig"]["LogConfig"]["Type"],
+        "none"
+    );
+    let log_file = d
+        .data_root
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log"));
+    assert!(!log_file.exists(), "{} exists", log_file.display());
+    d.api_error(
+        "GET",
+        "/containers/quiet/logs?stdout=1",
+        None,
+        501,
+        "configured logging driver does not support reading",
+    );
+    d.docker_ok(&["rm", "mf", "badsize", "rot", "quiet"]);
+    d.stop();
+}
+
+#[test]
+fn wait_returns_at_the_exit_of_a_restarting_container() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--restart",
+        "always",
+        "--network",
+        "none",
+        "bb:1",
+        "sh",
+        "-c",
+        "sleep 1; exit 3",
+    ]);
+    // docker counts a restarting container as running: the wait ends at
+    // its first exit, with that exit's code.
+    let (status, body) = d.api("POST", "/containers/again/wait", None);
+    assert_eq!(status, 200, "{}", text(&body));
+    assert_eq!(json(&body)["StatusCode"], 3, "{}", text(&body));
+    let err = d.docker(&["rm", "again"]);
+    assert!(
+        text(&err.stderr).contains("Stop the container before attempting removal or force remove"),
+        "{}",
+        text(&err.stderr)
+    );
+    eventually(10, "a restart", || {
+        d.inspect("again")["RestartCount"].as_i64().unwrap_or(0) >= 1
+    });
+    d.docker_ok(&["rm", "-f", "again"]);
+    // A stopped container's wait answers at once; next-exit waits.
+    d.docker_ok(&["run", "--name", "done", "bb:1", "true"]);
+    assert_eq!(d.docker_ok(&["wait", "done"]).trim(), "0");
+    d.docker_ok(&["rm", "done"]);
+    d.stop();
+}
+
+#[test]
+fn the_stock_runtime_is_called_runc() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    let info = json(&d.api("GET", "/info", None).1);
+    assert_eq!(info["DefaultRuntime"], "runc", "{info}");
+    assert!(info["Runtimes"]["runc"].is_object(), "{info}");
+    d.docker_ok(&["create", "--name", "dflt", "bb:1", "true"]);
+    assert_eq!(d.inspect("dflt")["HostConfig"]["Runtime"], "runc");
+    // Both names run the embedded runtime, and inspect echoes the one asked.
+    for rt in ["runc", "berth-runtime"] {
+        let name = format!("rt-{rt}");
+        let out = d.docker_ok(&["run", "--name", &name, "--runtime", rt, "bb:1", "echo", rt]);
+        assert_eq!(out.trim(), rt);
+        assert_eq!(d.inspect(&name)["HostConfig"]["Runtime"], rt);
+        d.docker_ok(&["rm", &name]);
+    }
+    let err = d.docker(&["create", "--runtime", "nope", "bb:1", "true"]);
+    assert!(
+        text(&err.stderr).contains("unknown or invalid runtime name: nope"),
+        "{}",
+        text(&err.stderr)
+    );
+    d.docker_ok(&["rm", "dflt"]);
+    d.stop();
+}
+
+#[test]
+fn stats_count_the_container_interfaces() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    d.docker_ok(&["run", "-d", "--name", "net", "bb:1", "sleep", "600"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "nonet",
+        "--network",
+        "none",
+        "bb:1",
+        "sleep",
+        "600",
+    ]);
+    // Traffic the container sends shows in its counters.
+    let gateway = d.net.bip.split('/').next().unwrap().to_string();
+    d.docker(&["exec", "net", "ping", "-c", "2", "-W", "1", &gateway]);
+    let (status, body) = d.api("GET", "/containers/net/stats?stream=false", None);
+    assert_eq!(status, 200, "{}", text(&body));
+    let v = json(&body);
+    let eth0 = &v["networks"]["eth0"];
+    for key in [
+        "rx_bytes",
+        "rx_packets",
+        "rx_errors",
+        "rx_dropped",
+        "tx_bytes",
+        "tx_packets",
+        "tx_errors",
+        "tx_dropped",
+    ] {
+        assert!(eth0[key].is_u64(), "{key} in {eth0}");
+    }
+    assert!(eth0["tx_packets"].as_u64().unwrap() >= 2, "{eth0}");
+    assert!(v["networks"].get("lo").is_none(), "{}", v["networks"]);
+    // No interface of its own but the loopback: docker leaves it out.
+    let v = json(&d.api("GET", "/containers/nonet/stats?stream=false", None).1);
+    assert!(v.get("networks").is_none(), "{v}");
+    d.docker_ok(&["rm", "-f", "net", "nonet"]);
+    d.stop();
+}
+
+#[test]
+fn detach_keys_end_an_attach_or_exec_and_leave_it_running() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    d.docker_ok(&["run", "-d", "-it", "--name", "cat", "bb:1", "cat"]);
+    // The default sequence, ctrl-p ctrl-q; a broken sequence is typed
+    // through (cat echoes it on the tty).
+    let (mut s, early) = hijack(&d, "/containers/cat/attach?stream=1&stdin=1&stdout=1", "");
+    type_keys(&mut s, &[0x10, b'x']);
+    type_keys(&mut s, &[0x10, 0x11]);
+    let out = read_to_end(&mut s, early).expect("the attach did not end after ctrl-p ctrl-q");
+    assert!(out.windows(2).any(|w| w == b"^P"), "{:?}", text(&out));
+    assert!(running(&d, "cat"), "detaching stopped the container");
+    // detachKeys in the query; the container's stdin is still open.
+    let (mut s, early) = hijack(
+        &d,
+        "/containers/cat/attach?stream=1&stdin=1&stdout=1&detachKeys=ctrl-x",
+        "",
+    );
+    s.write_all(b"still here\n").unwrap();
+    type_keys(&mut s, &[0x18]);
+    let out = read_to_end(&mut s, early).expect("the attach did not end after ctrl-x");
+    assert!(text(&out).contains("still here"), "{:?}", text(&out));
+    assert!(running(&d, "cat"));
+    d.api_error(
+        "POST",
+        "/containers/cat/attach?stream=1&stdin=1&detachKeys=ctrl-shift",
+        None,
+        400,
+        "Invalid detach keys (ctrl-shift) provided",
+    );
+    // An exec with a tty, its keys from its config (docker-py spells the
+    // field detachKeys); it runs on after the detach.
+    let (status, body) = d.api(
+        "POST",
+        "/containers/cat/exec",
+        Some(br#"{"Cmd":["cat"],"AttachStdin":true,"AttachStdout":true,"Tty":true,"detachKeys":"ctrl-p"}"#),
+    );
+    assert_eq!(status, 201, "{}", text(&body));
+    let exec = json(&body)["Id"].as_str().unwrap().to_string();
+    let (mut s, early) = hijack(&d, &format!("/exec/{exec}/start"), r#"{"Tty":true}"#);
+    type_keys(&mut s, &[0x10]);
+    read_to_end(&mut s, early).expect("the exec's stream did not end after ctrl-p");
+    let e = json(&d.api("GET", &format!("/exec/{exec}/json"), None).1);
+    assert_eq!(e["Running"], true, "{e}");
+    d.docker_ok(&["rm", "-f", "cat"]);
+    d.stop();
+}
+
+#[test]
+fn attach_without_a_stream_replays_the_log() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "said",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo hello; echo oops >&2",
+    ]);
+    let (mut s, early) = hijack(
+        &d,
+        "/containers/said/attach?logs=1&stream=0&stdout=1&stderr=1",
+        "",
+    );
+    let out = read_to_end(&mut s, early).expect("the attach did not end");
+    // docker's frames: stdout's then stderr's.
+    let mut want = vec![1, 0, 0, 0, 0, 0, 0, 6];
+    want.extend_from_slice(b"hello\n");
+    want.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 5]);
+    want.extend_from_slice(b"oops\n");
+    assert_eq!(out, want, "{:?}", text(&out));
+    d.docker_ok(&["rm", "said"]);
+    d.stop();
+}
+
+#[test]
+fn a_bad_image_archive_is_reported_in_the_load_stream() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::start(&[]);
+    // docker answers 200 and reports the failure in the stream, where
+    // docker-py raises ImageLoadError from.
+    let (status, body) = d.api("POST", "/images/load", Some(b"abc"));
+    assert_eq!(status, 200, "{}", text(&body));
+    let line = json(text(&body).lines().next().unwrap_or_default().as_bytes());
+    assert!(
+        line["errorDetail"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("reading the image archive failed")),
+        "{line}"
+    );
+    assert_eq!(line["error"], line["errorDetail"]["message"]);
+    d.stop();
+}
