@@ -448,3 +448,44 @@ fn a_bad_image_archive_is_reported_in_the_load_stream() {
     assert_eq!(line["error"], line["errorDetail"]["message"]);
     d.stop();
 }
+
+#[test]
+fn an_exec_stream_is_framed_as_its_start_asks() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    d.docker_ok(&["run", "-d", "--name", "box", "bb:1", "sleep", "600"]);
+    let exec = |config: &str| {
+        let (status, body) = d.api("POST", "/containers/box/exec", Some(config.as_bytes()));
+        assert_eq!(status, 201, "{}", text(&body));
+        json(&body)["Id"].as_str().unwrap().to_string()
+    };
+    // A terminal (its \r\n) in stdout frames: the start did not ask for a
+    // raw stream (docker-py's exec_create(tty=True) then exec_start()).
+    let id = exec(
+        r#"{"Cmd":["sh","-c","echo out; echo err >&2"],"AttachStdout":true,"AttachStderr":true,"Tty":true}"#,
+    );
+    let (mut s, early) = hijack(&d, &format!("/exec/{id}/start"), r#"{"Tty":false}"#);
+    let out = read_to_end(&mut s, early).expect("the exec's stream did not end");
+    // docker's frames: stream byte, three zeros, big-endian length.
+    let mut stdout = Vec::new();
+    let mut rest = &out[..];
+    while !rest.is_empty() {
+        assert!(
+            rest.len() >= 8 && rest[0] == 1,
+            "not stdout frames: {out:?}"
+        );
+        let len = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+        stdout.extend_from_slice(&rest[8..8 + len]);
+        rest = &rest[8 + len..];
+    }
+    assert_eq!(text(&stdout), "out\r\nerr\r\n");
+    // Pipes, unframed: the start asked for a raw stream.
+    let id = exec(r#"{"Cmd":["sh","-c","echo out"],"AttachStdout":true,"AttachStderr":true}"#);
+    let (mut s, early) = hijack(&d, &format!("/exec/{id}/start"), r#"{"Tty":true}"#);
+    let out = read_to_end(&mut s, early).expect("the exec's stream did not end");
+    assert_eq!(text(&out), "out\n");
+    d.docker_ok(&["rm", "-f", "box"]);
+    d.stop();
+}

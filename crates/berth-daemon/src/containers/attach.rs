@@ -101,7 +101,7 @@ impl Engine {
                 }
             };
             let input = Input::new(req.options.stdin, req.detach_keys);
-            if bridge(client, shim, input, None).await == Ended::Detached {
+            if bridge(client, shim, input, Framing::AsIs, None).await == Ended::Detached {
                 if let Ok(c) = engine.load_container(&id) {
                     engine.container_event(&c, "detach", &[]);
                 }
@@ -148,6 +148,62 @@ pub(crate) struct Input {
 impl Input {
     pub(crate) fn new(stdin: bool, detach_keys: Option<Vec<u8>>) -> Input {
         Input { stdin, detach_keys }
+    }
+}
+
+/// How the process's output goes on the client's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// As the shim sends it: docker's frames without a tty, raw with one.
+    AsIs,
+    /// A terminal's bytes in stdout frames: an exec with a tty whose start
+    /// did not ask for a raw stream (docker frames unless the start's Tty).
+    Frame,
+    /// The frames' payloads only: a start asking for a raw stream of an
+    /// exec without a tty.
+    Unframe,
+}
+
+impl Framing {
+    /// For a process with or without a terminal (`process_tty`) and a
+    /// stream asked raw or framed (`stream_tty`).
+    pub(crate) fn between(process_tty: bool, stream_tty: bool) -> Framing {
+        match (process_tty, stream_tty) {
+            (true, false) => Framing::Frame,
+            (false, true) => Framing::Unframe,
+            _ => Framing::AsIs,
+        }
+    }
+}
+
+/// Copies the shim's output to the client, framed as `framing` says.
+async fn copy_output<R, W>(shim: &mut R, client: &mut W, framing: Framing) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    if framing == Framing::AsIs {
+        return tokio::io::copy(shim, client).await.map(|_| ());
+    }
+    let mut decoder = berth_api::stream::FrameDecoder::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = shim.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut out = Vec::with_capacity(n + 8);
+        if framing == Framing::Frame {
+            berth_api::stream::encode_frames(berth_api::StreamKind::Stdout, &buf[..n], &mut out);
+        } else {
+            decoder.push(&buf[..n]);
+            while let Some((_, payload)) = decoder.next_frame().map_err(std::io::Error::other)? {
+                out.extend_from_slice(&payload);
+            }
+        }
+        client.write_all(&out).await?;
+        client.flush().await?;
     }
 }
 
@@ -230,6 +286,7 @@ pub(crate) async fn bridge(
     client: Box<dyn Hijacked>,
     shim: tokio::net::UnixStream,
     input: Input,
+    framing: Framing,
     before_close: Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> Ended {
     let (mut client_r, mut client_w) = tokio::io::split(client);
@@ -255,7 +312,7 @@ pub(crate) async fn bridge(
         }
     };
     let ended = tokio::select! {
-        _ = tokio::io::copy(&mut shim_r, &mut client_w) => Ended::Output,
+        _ = copy_output(&mut shim_r, &mut client_w, framing) => Ended::Output,
         () = detached => Ended::Detached,
     };
     if ended == Ended::Output {

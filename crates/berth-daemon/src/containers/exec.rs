@@ -7,7 +7,7 @@ use std::sync::Arc;
 use berth_api::models::ExecConfig;
 use berth_errdefs::ErrorKind;
 
-use super::attach::{bridge, Ended, Hijacked, Input};
+use super::attach::{bridge, Ended, Framing, Hijacked, Input};
 use super::record::ExecRecord;
 use super::shim;
 use crate::engine::Engine;
@@ -112,7 +112,11 @@ impl Engine {
         };
         let base = spec.process().clone().unwrap_or_default();
         let process = crate::spec::exec_process(&rec.config, &base, &paths.rootfs())?;
-        let tty = tty.or(rec.config.tty).unwrap_or(false);
+        // docker gives the process a terminal as its config says; the
+        // start's Tty only says whether the stream is raw or framed.
+        let process_tty = rec.config.tty.unwrap_or(false);
+        let stream_tty = tty.unwrap_or(process_tty);
+        let tty = process_tty;
         let stdin = rec.config.attach_stdin.unwrap_or(false);
         let client = shim::connect(&paths, &c.id)?;
         let (recorded_tx, recorded_rx) = tokio::sync::oneshot::channel();
@@ -140,7 +144,7 @@ impl Engine {
                         // docker writes it to stdout, framed unless a tty.
                         let text = format!("{}\r\n", err.message);
                         let mut line = Vec::new();
-                        if tty {
+                        if stream_tty {
                             line.extend_from_slice(text.as_bytes());
                         } else {
                             berth_api::stream::encode_frames(
@@ -177,7 +181,9 @@ impl Engine {
                         Err(e) => return tracing::warn!(error = %e, "exec stream"),
                     };
                     let input = Input::new(stdin, keys);
-                    if bridge(io, shim, input, Some(recorded_rx)).await == Ended::Detached {
+                    let framing = Framing::between(process_tty, stream_tty);
+                    let ended = bridge(io, shim, input, framing, Some(recorded_rx)).await;
+                    if ended == Ended::Detached {
                         engine.container_event(&c, "exec_detach", &[("execID", exec)]);
                     }
                 });
