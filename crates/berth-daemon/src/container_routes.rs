@@ -23,6 +23,9 @@ use crate::error::ApiError;
 use crate::http::{blocking, json as json_response, parse_filters, parse_query};
 use crate::streams::{body_reader, line_channel, read_limited, ChannelWriter};
 
+/// How long attach's log replay waits after the 101 (see `attach`).
+const REPLAY_AFTER_HEADERS: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Create bodies carry the whole Config and HostConfig; docker's own are
 /// a few KiB.
 const MAX_CREATE_BODY: usize = 1024 * 1024;
@@ -505,7 +508,21 @@ async fn attach(
                     ..LogOptions::default()
                 };
                 let mut buf = Vec::new();
-                if engine.write_logs(&id, tty, &opts, &mut buf).is_ok() {
+                let replayed = match crate::containers::log_driver::readable(&c.config.create) {
+                    Ok(()) => engine.write_logs(&id, tty, &opts, &mut buf),
+                    // docker says so on the stream, raw, after the 101.
+                    Err(e) => {
+                        buf = format!("Error attaching: {}\n", e.message).into_bytes();
+                        Ok(())
+                    }
+                };
+                // Clients that parse the 101 with a buffered reader and
+                // then read the socket itself (docker-py) lose what
+                // arrives with the headers: the log, ready at once, is
+                // held back a moment, as dockerd's slower replay happens
+                // to be.
+                std::thread::sleep(REPLAY_AFTER_HEADERS);
+                if replayed.is_ok() {
                     let r = rt.block_on(async {
                         use tokio::io::AsyncWriteExt;
                         io.write_all(&buf).await?;

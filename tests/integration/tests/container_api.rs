@@ -225,6 +225,12 @@ fn log_options_and_the_none_driver() {
         501,
         "configured logging driver does not support reading",
     );
+    let (mut s, early) = hijack(&d, "/containers/quiet/attach?logs=1&stdout=1", "");
+    let out = read_to_end(&mut s, early).expect("the attach did not end");
+    assert_eq!(
+        text(&out),
+        "Error attaching: configured logging driver does not support reading\n"
+    );
     d.docker_ok(&["rm", "mf", "badsize", "rot", "quiet"]);
     d.stop();
 }
