@@ -12,8 +12,8 @@ use url::Url;
 pub const DOCKER_HUB_DOMAIN: &str = "docker.io";
 /// The host that serves Docker Hub's registry API.
 pub const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
-/// The key docker uses for Docker Hub in `~/.docker/config.json`.
-pub const DOCKER_HUB_AUTH_KEY: &str = "https://index.docker.io/v1/";
+/// Docker Hub's key in `~/.docker/config.json`, and which domains are Hub.
+pub use berth_credentials::{is_docker_hub, DOCKER_HUB_AUTH_KEY};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -218,14 +218,6 @@ pub fn api_host(domain: &str) -> &str {
     } else {
         domain
     }
-}
-
-/// Whether `domain` names Docker Hub.
-pub fn is_docker_hub(domain: &str) -> bool {
-    matches!(
-        domain,
-        "docker.io" | "index.docker.io" | "registry-1.docker.io"
-    )
 }
 
 #[cfg(test)]

@@ -23,7 +23,6 @@ mod blobs;
 mod challenge;
 mod client;
 pub mod config;
-pub mod credentials;
 mod error;
 mod login;
 mod manifests;
@@ -32,6 +31,7 @@ pub mod pull;
 pub mod push;
 mod tags;
 
+pub use berth_credentials as credentials;
 pub use blobs::{PushedBlob, Resume};
 pub use client::Client;
 pub use config::{RegistryConfig, RetryPolicy, UploadConfig};

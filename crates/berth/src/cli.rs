@@ -3,7 +3,7 @@
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::manage::Prune;
-use crate::{containers, images, manage, network, run, stats, system, volumes, Ctx};
+use crate::{containers, images, login, manage, network, run, stats, system, volumes, Ctx};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -17,8 +17,9 @@ pub struct Cli {
     /// default $BERTH_HOST, $DOCKER_HOST, unix:///run/berth/berth.sock
     #[arg(short = 'H', long = "host", global = true)]
     pub host: Option<String>,
-    /// Accepted for docker compatibility; berth keeps no client config
-    #[arg(long, global = true, hide = true)]
+    /// Location of client config files (config.json: registry logins);
+    /// default $DOCKER_CONFIG, ~/.docker
+    #[arg(long, global = true)]
     pub config: Option<String>,
     /// Enable debug mode (accepted for docker compatibility)
     #[arg(short = 'D', long, global = true, hide = true)]
@@ -47,6 +48,10 @@ pub enum Command {
     Pull(images::PullArgs),
     /// Push an image to a registry
     Push(images::PushArgs),
+    /// Log in to a registry
+    Login(login::LoginArgs),
+    /// Log out from a registry
+    Logout(login::LogoutArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(images::TagArgs),
     /// Remove one or more images
@@ -238,8 +243,6 @@ fn not_yet(what: &[String]) -> anyhow::Result<()> {
         "buildx",
         "compose",
         "commit",
-        "login",
-        "logout",
         "search",
         "swarm",
         "service",
@@ -273,6 +276,8 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         }
         Command::Pull(a) | Command::Image(ImageCmd::Pull(a)) => images::pull(ctx, a),
         Command::Push(a) | Command::Image(ImageCmd::Push(a)) => images::push(ctx, a),
+        Command::Login(a) => login::login(ctx, a),
+        Command::Logout(a) => login::logout(ctx, a),
         Command::Tag(a) | Command::Image(ImageCmd::Tag(a)) => images::tag(ctx, a),
         Command::Rmi(a) | Command::Image(ImageCmd::Rm(a)) => images::rmi(ctx, a),
         Command::Save(a) | Command::Image(ImageCmd::Save(a)) => images::save(ctx, a),

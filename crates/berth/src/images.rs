@@ -287,12 +287,6 @@ pub fn images(ctx: &Ctx, a: ImagesArgs) -> anyhow::Result<()> {
     Format::new(spec, default)?.print(IMAGE_HEADERS, &rows, &mut ctx.out())
 }
 
-fn auth_header() -> String {
-    // No credential store yet: an empty auth config, as docker sends for
-    // anonymous pulls. (base64url of "{}")
-    "e30=".to_string()
-}
-
 pub fn pull(ctx: &Ctx, a: PullArgs) -> anyhow::Result<()> {
     let mut out = ctx.out();
     let (repo, mut tag) = split_tag(&a.name);
@@ -311,7 +305,7 @@ pub fn pull(ctx: &Ctx, a: PullArgs) -> anyhow::Result<()> {
     }
     q = q.opt("platform", &a.platform);
     let path = format!("/images/create{}", q.encode());
-    let auth = auth_header();
+    let auth = crate::login::registry_auth(ctx.config_dir.as_deref(), &a.name)?;
     let resp = ctx
         .client
         .request("POST", &path, &[("X-Registry-Auth", &auth)], Body::Empty)?;
@@ -324,9 +318,8 @@ pub fn pull(ctx: &Ctx, a: PullArgs) -> anyhow::Result<()> {
 
 /// `busybox` -> `docker.io/library/busybox:latest`, as docker prints after a pull.
 fn full_name(name: &str, tag: &str) -> String {
-    let first = name.split('/').next().unwrap_or("");
     let has_domain =
-        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+        crate::login::registry_domain(name) != "docker.io" || name.starts_with("docker.io/");
     let mut n = if has_domain {
         name.to_string()
     } else if name.contains('/') {
@@ -357,7 +350,7 @@ pub fn push(ctx: &Ctx, a: PushArgs) -> anyhow::Result<()> {
         },
     );
     let path = format!("/images/{}/push{}", escape_path(repo), q.encode());
-    let auth = auth_header();
+    let auth = crate::login::registry_auth(ctx.config_dir.as_deref(), &a.name)?;
     let resp = ctx
         .client
         .request("POST", &path, &[("X-Registry-Auth", &auth)], Body::Empty)?;

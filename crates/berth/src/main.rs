@@ -4,6 +4,8 @@
 //!
 //! - `cli`: the clap definitions (docker's names and flags).
 //! - `system`, `images`, `containers`, `run`, `network`: the commands.
+//! - `login`: registry logins in docker's config.json, and the
+//!   `X-Registry-Auth` header pulls and pushes send.
 //! - `netflags`, `ports`, `network_create`: docker's networking flags and
 //!   port syntax into API requests, and ports back into `ps` columns.
 //! - `output`, `template`, `units`: docker's tables, `--format` and units.
@@ -12,6 +14,7 @@ mod cli;
 mod containers;
 mod cpfrom;
 mod images;
+mod login;
 mod manage;
 mod netflags;
 mod network;
@@ -54,6 +57,8 @@ impl StatusError {
 /// Everything a command needs: the client and how stdout looks.
 pub struct Ctx {
     pub client: Client,
+    /// `--config DIR`: where config.json (registry logins) lives.
+    pub config_dir: Option<String>,
 }
 
 impl Ctx {
@@ -95,7 +100,10 @@ fn real_main() -> anyhow::Result<()> {
         Ok(v) if !v.is_empty() => Client::with_version(host, &v),
         _ => Client::new(host),
     };
-    let ctx = Ctx { client };
+    let ctx = Ctx {
+        client,
+        config_dir: args.config,
+    };
     cli::dispatch(&ctx, args.command)
 }
 

@@ -539,10 +539,11 @@ fn pull_for_run(ctx: &Ctx, image: &str, platform: &str) -> anyhow::Result<()> {
         .push("fromImage", repo)
         .push("tag", digest.unwrap_or(tag))
         .opt("platform", platform);
+    let auth = crate::login::registry_auth(ctx.config_dir.as_deref(), image)?;
     let resp = ctx.client.request(
         "POST",
         &format!("/images/create{}", q.encode()),
-        &[("X-Registry-Auth", "e30=")],
+        &[("X-Registry-Auth", &auth)],
         berth_client::Body::Empty,
     )?;
     let mut body = resp.body();
@@ -737,7 +738,10 @@ fn forward_resizes(ctx: &Ctx, path_prefix: &str) -> anyhow::Result<()> {
         berth_client::Client::with_version(ctx.client.host().clone(), ctx.client.api_version()?);
     let prefix = path_prefix.to_string();
     std::thread::spawn(move || {
-        let ctx = Ctx { client };
+        let ctx = Ctx {
+            client,
+            config_dir: None,
+        };
         for _ in signals.forever() {
             resize(&ctx, &prefix);
         }

@@ -511,6 +511,26 @@ impl LoopbackRegistry {
     /// `None` (with a message) when Debian's docker-registry is missing and
     /// cannot be installed.
     pub fn start() -> Option<LoopbackRegistry> {
+        LoopbackRegistry::start_with(None)
+    }
+
+    /// As [`LoopbackRegistry::start`], but only `user` with `password` may
+    /// push or pull: htpasswd (bcrypt, made by apache2-utils' htpasswd).
+    pub fn with_htpasswd(user: &str, password: &str) -> Option<LoopbackRegistry> {
+        if crate::peers::ensure_installed("/usr/bin/htpasswd", "apache2-utils").is_err() {
+            eprintln!("skipped: htpasswd (apache2-utils) is not available");
+            return None;
+        }
+        let out = Command::new("htpasswd")
+            .args(["-Bbn", user, password])
+            .output()
+            .expect("running htpasswd");
+        assert!(out.status.success(), "htpasswd failed: {out:?}");
+        LoopbackRegistry::start_with(Some(&out.stdout))
+    }
+
+    /// With `htpasswd`, the registry asks for those users' passwords.
+    fn start_with(htpasswd: Option<&[u8]>) -> Option<LoopbackRegistry> {
         if crate::peers::ensure_installed("/usr/bin/docker-registry", "docker-registry").is_err() {
             eprintln!("skipped: docker-registry is not available");
             return None;
@@ -520,11 +540,22 @@ impl LoopbackRegistry {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        let extra = match htpasswd {
+            Some(entries) => {
+                let file = dir.path().join("htpasswd");
+                std::fs::write(&file, entries).expect("writing the htpasswd file");
+                format!(
+                    "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                    file.display()
+                )
+            }
+            None => String::new(),
+        };
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
                 dir.path().join("data").display()
             ),
         )

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Registry credentials in docker's `config.json` format.
 //!
 //! Lookup follows docker: a `credHelpers` entry for the registry wins, then
@@ -18,7 +19,16 @@ use base64::Engine;
 use berth_errdefs::{ErrorKind, HasKind};
 use serde_json::{Map, Value};
 
-use crate::config::{is_docker_hub, DOCKER_HUB_AUTH_KEY};
+/// The key docker stores Docker Hub's credentials under.
+pub const DOCKER_HUB_AUTH_KEY: &str = "https://index.docker.io/v1/";
+
+/// Whether `domain` names Docker Hub.
+pub fn is_docker_hub(domain: &str) -> bool {
+    matches!(
+        domain,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io"
+    )
+}
 
 /// Bound on the size of a config file or a helper's answer.
 const MAX_CONFIG_SIZE: u64 = 4 << 20;
@@ -124,7 +134,7 @@ pub fn server_key(domain: &str) -> String {
 }
 
 /// docker's ConvertToHostname: drop the scheme and any path from a stored key.
-fn key_host(key: &str) -> &str {
+pub fn key_host(key: &str) -> &str {
     let k = key
         .strip_prefix("https://")
         .or_else(|| key.strip_prefix("http://"))
@@ -135,6 +145,16 @@ fn key_host(key: &str) -> &str {
 fn same_registry(key: &str, domain: &str) -> bool {
     let host = key_host(key);
     host.eq_ignore_ascii_case(domain) || (is_docker_hub(domain) && is_docker_hub(host))
+}
+
+/// Where [`DockerConfig::store`] put the credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// With the named `docker-credential-<name>` helper.
+    Helper(String),
+    /// In the file itself (base64, not encrypted); `written` is false when
+    /// the same entry was already there.
+    File { written: bool },
 }
 
 /// A loaded config file.
@@ -190,7 +210,7 @@ impl DockerConfig {
     }
 
     /// The helper responsible for `domain`, if any.
-    fn helper_for(&self, domain: &str) -> Option<String> {
+    pub fn helper_for(&self, domain: &str) -> Option<String> {
         if let Some(helpers) = self.root.get("credHelpers").and_then(Value::as_object) {
             for (key, helper) in helpers {
                 if same_registry(key, domain) {
@@ -265,8 +285,10 @@ impl DockerConfig {
         Ok(Some(creds))
     }
 
-    /// Saves credentials for `domain` (through its helper if one is configured) and writes the file.
-    pub fn store(&mut self, domain: &str, creds: &Credentials) -> Result<(), CredentialsError> {
+    /// Saves credentials for `domain` (through its helper if one is
+    /// configured) and writes the file. As docker's file store, an
+    /// unchanged entry does not rewrite the file.
+    pub fn store(&mut self, domain: &str, creds: &Credentials) -> Result<Stored, CredentialsError> {
         let key = server_key(domain);
         if let Some(helper) = self.helper_for(domain) {
             let (username, secret) = match &creds.identity_token {
@@ -278,23 +300,31 @@ impl DockerConfig {
             self.run_helper(&helper, "store", domain, input.to_string().as_bytes())?;
             // Leave an empty entry so that `docker info`-style listings still show the login.
             self.auths_mut().insert(key, Value::Object(Map::new()));
-        } else {
-            let mut entry = Map::new();
-            if creds.identity_token.is_none() || !creds.password.is_empty() {
-                let raw = format!("{}:{}", creds.username, creds.password);
-                entry.insert(
-                    "auth".into(),
-                    base64::engine::general_purpose::STANDARD.encode(raw).into(),
-                );
-            }
-            if let Some(t) = &creds.identity_token {
-                entry.insert("identitytoken".into(), t.clone().into());
-            }
-            let auths = self.auths_mut();
-            auths.retain(|k, _| !same_registry(k, domain));
-            auths.insert(key, Value::Object(entry));
+            self.save()?;
+            return Ok(Stored::Helper(helper));
         }
-        self.save()
+        let mut entry = Map::new();
+        if creds.identity_token.is_none() || !creds.password.is_empty() {
+            let raw = format!("{}:{}", creds.username, creds.password);
+            entry.insert(
+                "auth".into(),
+                base64::engine::general_purpose::STANDARD.encode(raw).into(),
+            );
+        }
+        if let Some(t) = &creds.identity_token {
+            entry.insert("identitytoken".into(), t.clone().into());
+        }
+        let entry = Value::Object(entry);
+        let auths = self.auths_mut();
+        let unchanged = auths.get(&key) == Some(&entry)
+            && auths.keys().filter(|k| same_registry(k, domain)).count() == 1;
+        if unchanged {
+            return Ok(Stored::File { written: false });
+        }
+        auths.retain(|k, _| !same_registry(k, domain));
+        auths.insert(key, entry);
+        self.save()?;
+        Ok(Stored::File { written: true })
     }
 
     /// Removes credentials for `domain`; returns whether there were any.
@@ -344,8 +374,11 @@ impl DockerConfig {
             .mode(0o700)
             .create(dir)
             .map_err(werr)?;
-        let mut text = serde_json::to_vec_pretty(&self.root).expect("a JSON map always serialises");
-        text.push(b'\n');
+        // Tab-indented without a final newline, as docker writes it.
+        let mut text = Vec::new();
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+        let mut ser = serde_json::Serializer::with_formatter(&mut text, fmt);
+        serde::Serialize::serialize(&self.root, &mut ser).expect("a JSON map always serialises");
         let name = self
             .path
             .file_name()
