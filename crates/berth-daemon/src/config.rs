@@ -103,6 +103,12 @@ pub struct DaemonConfig {
     pub ip_forward: bool,
     /// The name of the nftables table berthd owns ("berth").
     pub firewall_table: String,
+    /// Whether containers whose HostConfig.Init is unset run an init
+    /// (dockerd's `init`).
+    pub init: bool,
+    /// The init binary (dockerd's `init-path`); empty: `berth-init` beside
+    /// berthd, else in PATH.
+    pub init_path: PathBuf,
 }
 
 /// The built-in runtime's name as docker's clients know the default
@@ -136,6 +142,8 @@ impl Default for DaemonConfig {
             iptables: true,
             ip_forward: true,
             firewall_table: "berth".to_string(),
+            init: false,
+            init_path: PathBuf::new(),
         }
     }
 }
@@ -273,13 +281,16 @@ mod tests {
             r#"{"data-root":"/d","exec-root":"/e","hosts":["unix:///tmp/x.sock","tcp://127.0.0.1:2375"],
                "runtimes":{"crun":{"path":"/usr/bin/crun"}},"default-runtime":"crun",
                "insecure-registries":["127.0.0.1:5000"],"registry-mirrors":["https://m.example"],
-               "log-level":"debug","default-ulimits":{"nofile":{"Name":"nofile","Hard":64,"Soft":32}}}"#,
+               "log-level":"debug","default-ulimits":{"nofile":{"Name":"nofile","Hard":64,"Soft":32}},
+               "init":true,"init-path":"/usr/libexec/docker-init"}"#,
         )
         .unwrap();
         let c = DaemonConfig::load(&path).unwrap();
         assert_eq!(c.data_root, PathBuf::from("/d"));
         assert_eq!(c.default_runtime, "crun");
         assert_eq!(c.default_ulimits["nofile"].soft, 32);
+        assert!(c.init);
+        assert_eq!(c.init_path, PathBuf::from("/usr/libexec/docker-init"));
         assert_eq!(
             c.parsed_hosts().unwrap(),
             [

@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod images;
+pub mod init;
 mod network_routes;
 pub mod networks;
 mod progress;

@@ -209,6 +209,7 @@ fn run_case(runtime: &Path, name: &str, work: &Path, rootfs: &Path, case: &Case,
         etc: &etc,
         cgroups_path: &cgroups_path,
         network_namespace: None,
+        init: None,
     })
     .unwrap();
     let bundle = work.join(format!("bundle-{name}-{}", case.name));

@@ -268,3 +268,46 @@ pub fn reset_signal_dispositions() -> Result<()> {
     })
     .map(drop)
 }
+
+/// Sends signal `signal` (any number, real-time ones too, which rustix's
+/// safe `Signal` cannot name) to process `pid`, or to process group
+/// `-pid` when `pid` is negative.
+pub fn kill(pid: i32, signal: i32) -> Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    check(unsafe { libc::kill(pid, signal) } as libc::c_long).map(drop)
+}
+
+/// Prepares `cmd` for an init's child (tini's "isolate child"): its process
+/// is the leader of a new process group and, when its stdin is the
+/// controlling terminal, the terminal's foreground group, so a ^C typed on
+/// a container's tty goes to the program and not to the init; and it
+/// starts with an empty signal mask, whatever the caller blocked (std
+/// passes the parent's mask on, and an init blocks every signal).
+pub fn isolate_child(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    // SAFETY: the hook runs in the forked child before exec and makes only
+    // async-signal-safe calls (sigemptyset/sigaddset on a local set,
+    // sigprocmask, getpgrp, ioctl); it allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGTTOU);
+            // A background group taking the terminal gets SIGTTOU (which
+            // stops it) unless SIGTTOU is blocked: block it for the call.
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            let rc = libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp());
+            let err = std::io::Error::last_os_error();
+            libc::sigemptyset(&mut set);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            match err.raw_os_error() {
+                _ if rc == 0 => Ok(()),
+                // No terminal on stdin (a pipe, /dev/null, closed), or not
+                // ours: there is no foreground to take.
+                Some(libc::ENOTTY | libc::ENXIO | libc::EBADF) => Ok(()),
+                _ => Err(err),
+            }
+        });
+    }
+}

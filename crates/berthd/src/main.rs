@@ -75,6 +75,13 @@ struct Flags {
     /// The name of the nftables table berthd owns.
     #[arg(long)]
     firewall_table: Option<String>,
+    /// Run an init in containers that do not say (--init or --init=false).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    init: Option<bool>,
+    /// The init binary bind-mounted at /sbin/docker-init (default:
+    /// berth-init beside berthd, else in PATH).
+    #[arg(long)]
+    init_path: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +174,12 @@ fn effective_config(flags: &Flags) -> Result<DaemonConfig, DaemonError> {
     }
     if let Some(t) = &flags.firewall_table {
         c.firewall_table = t.clone();
+    }
+    if let Some(v) = flags.init {
+        c.init = v;
+    }
+    if let Some(p) = &flags.init_path {
+        c.init_path = p.clone();
     }
     for u in &flags.default_ulimits {
         let bad = || DaemonError::Flag {
@@ -502,5 +515,14 @@ mod tests {
         assert!(effective_config(&flags(&["--default-ulimit", "nofile"])).is_err());
         assert!(effective_config(&flags(&["-H", "tcp://0.0.0.0:1"])).is_err());
         assert!(effective_config(&flags(&["--default-runtime", "nope"])).is_err());
+    }
+
+    #[test]
+    fn init_flags_as_dockerd() {
+        assert!(!effective_config(&flags(&[])).unwrap().init);
+        let c = effective_config(&flags(&["--init", "--init-path", "/x/init"])).unwrap();
+        assert!(c.init);
+        assert_eq!(c.init_path, PathBuf::from("/x/init"));
+        assert!(!effective_config(&flags(&["--init=false"])).unwrap().init);
     }
 }

@@ -345,6 +345,7 @@ impl Engine {
         handle: &Handle,
         paths: &Paths,
     ) -> Result<(u32, u32, u64), ApiError> {
+        let init = crate::init::for_container(&c.config.create, &self.config())?;
         let image = self.store.image(&c.image_id)?;
         let image_config = crate::images::parse_image_config(&image)?;
         // Before anything is made: a bad log option fails the start.
@@ -363,6 +364,7 @@ impl Engine {
                 etc: &etc,
                 cgroups_path: &self.container_cgroups_path(c),
                 network_namespace: net.netns.as_deref(),
+                init: init.as_deref(),
             },
             &volumes,
         )?;

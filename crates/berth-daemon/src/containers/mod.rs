@@ -24,7 +24,7 @@ mod logs;
 mod names;
 mod record;
 pub(crate) mod rootfs;
-mod shim;
+pub(crate) mod shim;
 pub mod stats;
 mod update;
 

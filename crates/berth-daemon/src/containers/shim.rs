@@ -377,7 +377,7 @@ fn kill_cgroup(path: &str, id: &str) -> Result<(), berth_cgroups::Error> {
 }
 
 /// `name` beside the daemon's own executable, else on PATH.
-fn binary(name: &str) -> Option<PathBuf> {
+pub(crate) fn binary(name: &str) -> Option<PathBuf> {
     let beside = std::env::current_exe().ok()?.with_file_name(name);
     if beside.exists() {
         return Some(beside);

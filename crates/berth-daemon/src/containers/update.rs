@@ -175,6 +175,7 @@ impl Engine {
             etc: &etc,
             cgroups_path: "/",
             network_namespace: None,
+            init: None,
         })?;
         let mut resources = spec
             .linux()

@@ -77,6 +77,25 @@ pub struct SpecInput<'a> {
     /// The network namespace file the container joins (bridge networks,
     /// `container:<id>`); `None`: a new one, or the host's.
     pub network_namespace: Option<&'a Path>,
+    /// The init binary on the host (berth-init), when the container runs
+    /// one ([`uses_init`]): it is bind-mounted read-only at
+    /// [`CONTAINER_INIT_PATH`] and runs the command as its child.
+    pub init: Option<&'a Path>,
+}
+
+/// Where the init binary appears inside a container (docker's path, which
+/// images and tools expect).
+pub const CONTAINER_INIT_PATH: &str = "/sbin/docker-init";
+
+/// Whether the container runs an init as PID 1: HostConfig.Init, else the
+/// daemon's default (`init` in daemon.json); never without a PID namespace
+/// of its own (`--pid host` or `container:<id>`), as docker.
+pub fn uses_init(body: &ContainerCreateBody, daemon_default: bool) -> bool {
+    let hc = body.host_config.as_ref();
+    let pid_private = hc
+        .and_then(|h| h.pid_mode.as_deref())
+        .is_none_or(str::is_empty);
+    pid_private && hc.and_then(|h| h.init).unwrap_or(daemon_default)
 }
 
 /// Why a container cannot be created or started as asked.
@@ -224,7 +243,15 @@ fn generate_on(
         process.set_console_size(Some(console_box(h, w)));
     }
     process.set_user(resolved.to_oci());
-    process.set_args(Some(plan.args.clone()));
+    let args = match input.init {
+        // docker's form: `/sbin/docker-init -- CMD ARGS...`.
+        Some(_) => [CONTAINER_INIT_PATH.to_string(), "--".to_string()]
+            .into_iter()
+            .chain(plan.args.iter().cloned())
+            .collect(),
+        None => plan.args.clone(),
+    };
+    process.set_args(Some(args));
     process.set_command_line(None);
     process.set_env(Some(env::daemon_env(&plan.env, &hostname, plan.tty)));
     process.set_cwd(PathBuf::from(plan.working_dir.as_deref().unwrap_or("/")));
@@ -274,7 +301,11 @@ fn generate_on(
     spec.set_root(Some(root_cfg));
     spec.set_hostname(plan.uts_private.then_some(hostname));
     spec.set_domainname(plan.domainname.clone());
-    spec.set_mounts(Some(mounts::build(&plan, input.etc, volumes)));
+    let mut all_mounts = mounts::build(&plan, input.etc, volumes);
+    if let Some(init) = input.init {
+        all_mounts.push(mounts::init_mount(init));
+    }
+    spec.set_mounts(Some(all_mounts));
     spec.set_annotations(
         (!plan.annotations.is_empty()).then(|| plan.annotations.clone().into_iter().collect()),
     );

@@ -601,6 +601,17 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
     m
 }
 
+/// The init binary, read-only at [`super::CONTAINER_INIT_PATH`] (docker's
+/// options: `bind`, `ro`).
+pub(crate) fn init_mount(source: &Path) -> Mount {
+    mount(
+        super::CONTAINER_INIT_PATH,
+        "bind",
+        &source.to_string_lossy(),
+        &["bind", "ro"],
+    )
+}
+
 fn bind(dest: &str, source: &str, recursive: bool, readonly: ReadOnly, propagation: &str) -> Mount {
     let mut opts = vec![if recursive { "rbind" } else { "bind" }];
     match readonly {

@@ -449,12 +449,6 @@ impl Plan {
         let device_rules = devices::parse_rules(hc)?;
 
         // Process.
-        if hc.init.unwrap_or(false) {
-            return Err(SpecError::not_implemented(
-                "HostConfig.Init",
-                "the init process (docker-init) is",
-            ));
-        }
         let tty = body.tty.unwrap_or(false);
         let console_size = hc
             .console_size

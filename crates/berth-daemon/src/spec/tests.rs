@@ -53,6 +53,15 @@ impl Fixture {
     }
 
     fn generate(&self, body: &ContainerCreateBody, image: &ImageConfig) -> Result<Spec, SpecError> {
+        self.generate_with_init(body, image, None)
+    }
+
+    fn generate_with_init(
+        &self,
+        body: &ContainerCreateBody,
+        image: &ImageConfig,
+        init: Option<&Path>,
+    ) -> Result<Spec, SpecError> {
         let rootfs = self.rootfs();
         let path = cgroups_path(body, ID);
         generate_on(
@@ -64,6 +73,7 @@ impl Fixture {
                 etc: &self.etc,
                 cgroups_path: &path,
                 network_namespace: None,
+                init,
             },
             &Host::fixed(),
             &[],
@@ -405,14 +415,6 @@ fn not_implemented_names_the_field() {
             },
             None,
             "HostConfig.Links: ",
-        ),
-        (
-            HostConfig {
-                init: Some(true),
-                ..Default::default()
-            },
-            None,
-            "HostConfig.Init: ",
         ),
         (
             HostConfig {
@@ -956,4 +958,49 @@ fn exec_processes() {
         e.to_string(),
         "unable to find user nobody: no matching entries in passwd file"
     );
+}
+
+#[test]
+fn an_init_runs_the_command_as_its_child() {
+    let f = Fixture::new();
+    let init = Path::new("/usr/libexec/berth-init");
+    let spec = f
+        .generate_with_init(&body(HostConfig::default()), &image(), Some(init))
+        .unwrap();
+    let p = spec.process().as_ref().unwrap();
+    assert_eq!(
+        p.args().as_deref(),
+        Some(&s(&["/sbin/docker-init", "--", "echo", "hi"])[..])
+    );
+    let m = mount(&spec, CONTAINER_INIT_PATH).expect("the init is mounted");
+    assert_eq!(m.source().as_deref(), Some(init));
+    assert_eq!(m.typ().as_deref(), Some("bind"));
+    assert_eq!(options(&spec, CONTAINER_INIT_PATH), s(&["bind", "ro"]));
+    assert_eq!(
+        spec.mounts()
+            .as_ref()
+            .unwrap()
+            .last()
+            .unwrap()
+            .destination(),
+        Path::new(CONTAINER_INIT_PATH),
+        "docker adds it last"
+    );
+
+    // HostConfig.Init wins over the daemon's default; no init without a
+    // PID namespace of the container's own.
+    let with = |init: Option<bool>, pid: Option<&str>| {
+        body(HostConfig {
+            init,
+            pid_mode: pid.map(String::from),
+            ..Default::default()
+        })
+    };
+    assert!(uses_init(&with(Some(true), None), false));
+    assert!(!uses_init(&with(Some(false), None), true));
+    assert!(uses_init(&with(None, None), true));
+    assert!(uses_init(&with(None, Some("")), true));
+    assert!(!uses_init(&with(None, None), false));
+    assert!(!uses_init(&with(Some(true), Some("host")), false));
+    assert!(!uses_init(&with(Some(true), Some("container:abc")), true));
 }
