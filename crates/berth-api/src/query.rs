@@ -109,6 +109,37 @@ query_struct!(
 );
 
 query_struct!(
+    /// `POST /commit`: a container's changes as a new image.
+    CommitQuery {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        container: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        repo: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        author: Option<String>,
+        /// docker's BoolValueOrDefault: absent or empty means true.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pause: Option<String>,
+        #[serde(rename = "changes", skip_serializing_if = "Vec::is_empty")]
+        changes: Vec<String>,
+    }
+);
+
+impl CommitQuery {
+    /// Whether to pause a running container while its changes are read.
+    pub fn pause(&self) -> bool {
+        self.pause
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .is_none_or(bool_value)
+    }
+}
+
+query_struct!(
     /// `POST /images/{name}/tag`
     ImageTagQuery {
         #[serde(skip_serializing_if = "Option::is_none")]

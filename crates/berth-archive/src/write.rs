@@ -42,6 +42,10 @@ pub struct WriteOptions {
     /// Map host owners back to container ids (the inverse of
     /// [`crate::ApplyOptions::id_map`]); an unmapped owner is an error.
     pub id_map: Option<IdMap>,
+    /// Paths relative to the root (`etc/hosts`, no leading `/`) left out,
+    /// with everything under them: a container's mount points, which are
+    /// not its content (`docker commit` leaves them to the init layer).
+    pub exclude: Vec<String>,
 }
 
 /// Writes everything under `root` (not `root` itself) as a tar.
@@ -94,6 +98,7 @@ fn walk(
         tw: TarWriter::new(w),
         source,
         id_map: opts.id_map.as_ref(),
+        exclude: &opts.exclude,
         links: HashMap::new(),
         entries: 0,
     };
@@ -116,6 +121,7 @@ struct Walker<'o, W: Write> {
     tw: TarWriter<W>,
     source: Source,
     id_map: Option<&'o IdMap>,
+    exclude: &'o [String],
     /// (device, inode) of multiply-linked files already written -> path.
     links: HashMap<(u64, u64), Vec<u8>>,
     entries: u64,
@@ -200,6 +206,9 @@ impl<W: Write> Walker<'_, W> {
         st: &Stat,
         depth: usize,
     ) -> Result<(), Error> {
+        if self.exclude.iter().any(|e| e.as_bytes() == path) {
+            return Ok(());
+        }
         let ty = FileType::from_raw_mode(st.st_mode);
         let mut out = OutEntry {
             path,

@@ -168,6 +168,7 @@ fn id_mapping_shifts_owners() {
         &mut back,
         &WriteOptions {
             id_map: Some(map.clone()),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -180,6 +181,7 @@ fn id_mapping_shifts_owners() {
                 uids: map.uids.clone(),
                 gids: vec![],
             }),
+            ..Default::default()
         },
     )
     .unwrap_err();
@@ -251,4 +253,28 @@ fn owners_are_exact_even_in_setgid_directories() {
     );
     let mode = fs::metadata(dest.path().join("sg")).unwrap().mode() & 0o7777;
     assert_eq!(mode, 0o2775);
+}
+
+#[test]
+fn excluded_paths_are_left_out_with_their_subtrees() {
+    let src = tempfile::tempdir().unwrap();
+    for d in ["a/b", "etc"] {
+        fs::create_dir_all(src.path().join(d)).unwrap();
+    }
+    for f in ["a/b/c", "etc/hosts", "etc/x", "ab"] {
+        fs::write(src.path().join(f), f).unwrap();
+    }
+    let mut tar = Vec::new();
+    let opts = WriteOptions {
+        exclude: vec!["a".into(), "etc/hosts".into()],
+        ..Default::default()
+    };
+    let stats = write_tree_with(src.path(), &mut tar, &opts).unwrap();
+    let names: Vec<String> = tar::Archive::new(&tar[..])
+        .entries()
+        .unwrap()
+        .map(|e| String::from_utf8(e.unwrap().path_bytes().into_owned()).unwrap())
+        .collect();
+    assert_eq!(names, ["ab", "etc/", "etc/x"]);
+    assert_eq!(stats.entries, 3);
 }

@@ -171,6 +171,15 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
             return Ok(json(StatusCode::OK, &r));
         }
         "/auth" if m == Method::POST => return auth(engine, body).await,
+        "/commit" if m == Method::POST => {
+            let q: query::CommitQuery = parse_query(&q)?;
+            let bytes = read_limited(body, MAX_JSON_BODY).await?;
+            let id = engine.commit_container(q, bytes.to_vec()).await?;
+            return Ok(json(
+                StatusCode::CREATED,
+                &serde_json::json!({"Id": id.to_string()}),
+            ));
+        }
         "/events" | "/system/events" if m == Method::GET => return events(engine, &q),
         "/images/json" if m == Method::GET => {
             let q: query::ImageListQuery = parse_query(&q)?;
@@ -225,7 +234,6 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
     for prefix in [
         "/events",
         "/build",
-        "/commit",
         "/plugins",
         "/distribution",
         "/session",

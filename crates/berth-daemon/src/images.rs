@@ -10,8 +10,8 @@ use berth_api::models::{ImageDeleteResponseItem, ImagePruneResponse, ImageSummar
 use berth_api::Filters;
 use berth_errdefs::{ErrorKind, HasKind};
 use berth_image::{
-    ArchiveError, ContentError, Digest, ImageConfig, ImportError, ImportOptions, LoadOptions,
-    Platform, PlatformError, Reference, ReferenceError, SaveItem,
+    ArchiveError, ContentError, Digest, ImageConfig, ImageParts, ImportError, ImportOptions,
+    LoadOptions, Platform, PlatformError, Reference, ReferenceError, SaveItem,
 };
 use berth_store::{GcError, GcOptions, ImageRecord, RefKind, StoreError};
 use serde_json::{json, Value};
@@ -186,10 +186,10 @@ impl Engine {
             "Id": image.id.to_string(),
             "RepoTags": tags,
             "RepoDigests": digests,
-            "Parent": "",
+            "Parent": config.parent.as_ref().map(ToString::to_string).unwrap_or_default(),
             "Comment": config.comment.clone().unwrap_or_default(),
             "Created": config.created.clone().unwrap_or_default(),
-            "Container": "",
+            "Container": config.container.clone().unwrap_or_default(),
             "ContainerConfig": raw.get("container_config").cloned().unwrap_or(Value::Null),
             "DockerVersion": config.docker_version.clone().unwrap_or_default(),
             "Author": config.author.clone().unwrap_or_default(),
@@ -403,16 +403,7 @@ impl Engine {
         platform: Option<&str>,
     ) -> Result<Digest> {
         // Parse the target name before reading a byte.
-        let target = match repo.filter(|r| !r.is_empty()) {
-            Some(r) => {
-                let mut t = Reference::parse(r)?;
-                if let Some(tag) = tag.filter(|t| !t.is_empty()) {
-                    t = t.with_tag(tag)?;
-                }
-                Some(t.with_default_tag())
-            }
-            None => None,
-        };
+        let target = target_reference(repo, tag)?;
         let platform = platform
             .filter(|p| !p.is_empty())
             .map(Platform::parse)
@@ -434,6 +425,22 @@ impl Engine {
         self.events
             .emit("image", "import", &parts.id.to_string(), name.as_deref());
         Ok(parts.id)
+    }
+
+    /// Records a committed image and tags it `target`.
+    pub(crate) fn record_commit(
+        &self,
+        parts: &ImageParts,
+        target: Option<&Reference>,
+    ) -> Result<()> {
+        self.store
+            .put_image(&ImageRecord::from_parts(parts, None))?;
+        if let Some(t) = target {
+            self.store.set_reference(t, &parts.id)?;
+            self.events
+                .emit("image", "tag", &parts.id.to_string(), Some(&t.familiar()));
+        }
+        Ok(())
     }
 
     /// `POST /images/load`: the lines docker prints (`Loaded image: ...`).
@@ -668,6 +675,21 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
+}
+
+/// The `repo[:tag]` an import or commit names, with docker's default tag;
+/// `None` without a repo.
+pub(crate) fn target_reference(repo: Option<&str>, tag: Option<&str>) -> Result<Option<Reference>> {
+    match repo.filter(|r| !r.is_empty()) {
+        Some(r) => {
+            let mut t = Reference::parse(r)?;
+            if let Some(tag) = tag.filter(|t| !t.is_empty()) {
+                t = t.with_tag(tag)?;
+            }
+            Ok(Some(t.with_default_tag()))
+        }
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]

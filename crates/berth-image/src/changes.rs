@@ -1,8 +1,8 @@
 //! docker's `--change` instructions (the Dockerfile subset that `docker
 //! import` and `docker commit` accept), applied to an image's run config.
 //!
-//! Supported: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER,
-//! VOLUME, WORKDIR. Exec form (`CMD ["a", "b"]`) is taken as JSON; shell
+//! Supported: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL,
+//! USER, VOLUME, WORKDIR (docker's list for both). Exec form (`CMD ["a", "b"]`) is taken as JSON; shell
 //! form becomes `["/bin/sh", "-c", "..."]` as in a Dockerfile.
 
 use std::collections::BTreeMap;
@@ -14,7 +14,7 @@ use crate::config::RunConfig;
 /// Why a `--change` value was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
-    #[error("{instruction:?} is not a valid change command; --change accepts CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME and WORKDIR")]
+    #[error("{instruction:?} is not a valid change command; --change accepts CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME and WORKDIR")]
     Unsupported { instruction: String },
     #[error("invalid --change {change:?}: {reason}")]
     Invalid { change: String, reason: String },
@@ -51,6 +51,7 @@ fn apply_one(config: &mut RunConfig, change: &str) -> Result<(), ChangeError> {
         "ENV",
         "EXPOSE",
         "LABEL",
+        "ONBUILD",
         "STOPSIGNAL",
         "USER",
         "VOLUME",
@@ -108,6 +109,26 @@ fn apply_one(config: &mut RunConfig, change: &str) -> Result<(), ChangeError> {
                 }
                 volumes.insert(v, serde_json::json!({}));
             }
+        }
+        "ONBUILD" => {
+            // Stored as a Dockerfile line for a later build, its
+            // instruction upper-cased (docker's form).
+            let (trigger, args) = match rest.find(char::is_whitespace) {
+                Some(i) => (&rest[..i], rest[i..].trim()),
+                None => (rest, ""),
+            };
+            let trigger = trigger.to_ascii_uppercase();
+            if matches!(trigger.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
+                return Err(invalid(&format!(
+                    "{trigger} isn't allowed as an ONBUILD trigger"
+                )));
+            }
+            let line = if args.is_empty() {
+                trigger
+            } else {
+                format!("{trigger} {args}")
+            };
+            config.on_build.get_or_insert_with(Vec::new).push(line);
         }
         "USER" => config.user = Some(single(rest).map_err(|r| invalid(&r))?),
         "STOPSIGNAL" => {
@@ -341,6 +362,15 @@ mod tests {
         assert_eq!(c.user.as_deref(), Some("app:app"));
         assert_eq!(c.working_dir.as_deref(), Some("/srv/app"));
         assert_eq!(c.stop_signal.as_deref(), Some("SIGQUIT"));
+    }
+
+    #[test]
+    fn onbuild_keeps_a_trigger_for_later_builds() {
+        let c = apply(&["ONBUILD run echo hi", "ONBUILD ADD . /app"]).unwrap();
+        assert_eq!(c.on_build, Some(v(&["RUN echo hi", "ADD . /app"])));
+        assert!(apply(&["ONBUILD ONBUILD RUN x"]).is_err());
+        assert!(apply(&["ONBUILD FROM busybox"]).is_err());
+        assert!(apply(&["ONBUILD"]).is_err());
     }
 
     #[test]

@@ -63,6 +63,15 @@ pub struct ImageConfig {
     pub comment: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker_version: Option<String>,
+    /// The image a commit was made on (docker's `parent`, inspect's Parent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Digest>,
+    /// The container a commit was made from (inspect's Container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// That container's Config (inspect's ContainerConfig).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_config: Option<serde_json::Value>,
 }
 
 /// The defaults for containers run from the image.

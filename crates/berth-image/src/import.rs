@@ -88,7 +88,7 @@ pub fn import<R: Read>(
 
     let ingest_ref = format!("import-{}", unique_suffix());
     let mut writer = content.writer(&ingest_ref)?;
-    let result = store_layer(&mut writer, layers, tarball, &options.apply);
+    let result = store_layer(&mut writer, layers, None, tarball, &options.apply);
     let (unpacked, first) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -128,8 +128,24 @@ pub fn import<R: Read>(
             ..History::default()
         }],
         comment: Some(message),
-        docker_version: None,
+        ..ImageConfig::default()
     };
+    let layer = LayerParts {
+        diff_id: unpacked.meta.diff_id,
+        chain_id: unpacked.meta.chain_id,
+        blob,
+        size: unpacked.meta.size,
+    };
+    Ok(store_image(content, config, vec![layer])?)
+}
+
+/// Writes `config` and an OCI manifest listing `layers` (stored already)
+/// into the content store: the image id is the config's digest.
+pub(crate) fn store_image(
+    content: &ContentStore,
+    config: ImageConfig,
+    layers: Vec<LayerParts>,
+) -> Result<ImageParts, ContentError> {
     let config_bytes = config.to_json();
     let config_blob = content.write_blob(&config_bytes)?;
     let manifest = Manifest {
@@ -141,7 +157,7 @@ pub fn import<R: Read>(
             config_blob.digest.clone(),
             config_blob.size,
         ),
-        layers: vec![blob.clone()],
+        layers: layers.iter().map(|l| l.blob.clone()).collect(),
         subject: None,
         annotations: Default::default(),
     };
@@ -153,20 +169,17 @@ pub fn import<R: Read>(
         manifest,
         manifest_digest: manifest_blob.digest,
         manifest_media_type: media_type::OCI_MANIFEST.to_owned(),
-        layers: vec![LayerParts {
-            diff_id: unpacked.meta.diff_id,
-            chain_id: unpacked.meta.chain_id,
-            blob,
-            size: unpacked.meta.size,
-        }],
+        layers,
     })
 }
 
-/// Unpacks the tarball while copying its bytes into `writer`. Returns the
-/// unpacked layer and the first bytes of the tarball (for its media type).
-fn store_layer<R: Read>(
+/// Unpacks the tarball (on top of the layer `parent`) while copying its
+/// bytes into `writer`. Returns the unpacked layer and the first bytes of
+/// the tarball (for its media type).
+pub(crate) fn store_layer<R: Read>(
     writer: &mut Writer,
     layers: &LayerStore,
+    parent: Option<&crate::layers::ChainId>,
     tarball: R,
     apply: &berth_archive::ApplyOptions,
 ) -> Result<(crate::layers::Unpacked, Vec<u8>), ImportError> {
@@ -175,7 +188,7 @@ fn store_layer<R: Read>(
         copy: writer,
         first: Vec::with_capacity(berth_archive::MAGIC_LEN),
     };
-    let unpacked = layers.unpack_new(None, &mut tee, apply)?;
+    let unpacked = layers.unpack_new(parent, &mut tee, apply)?;
     // The decompressor may stop at the end of its data; the blob is the
     // whole input, so copy the rest too.
     io::copy(&mut tee, &mut io::sink()).map_err(|source| ImportError::Read { source })?;
@@ -201,7 +214,7 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
-fn unique_suffix() -> String {
+pub(crate) fn unique_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()

@@ -6,6 +6,7 @@
 
 pub mod archive;
 pub mod changes;
+pub mod commit;
 pub mod config;
 pub mod content;
 pub mod digest;
@@ -19,6 +20,7 @@ mod tarfmt;
 pub mod time;
 
 pub use archive::{load, save, ArchiveError, LoadOptions, Loaded, SaveItem};
+pub use commit::{commit, CommitError, CommitOptions};
 pub use config::{ConfigError, ImageConfig};
 pub use content::{BlobInfo, Committed, ContentError, ContentStore, IngestStatus, Writer};
 pub use digest::{Algorithm, Digest, DigestError, Digester, HashingWriter, VerifyingReader};

@@ -1391,7 +1391,7 @@ const DELETED: u8 = 2;
 
 /// Paths docker keeps in a container's init layer (mount points and the
 /// files it bind-mounts): never a change of the container's own.
-const INIT_PATHS: &[&str] = &[
+pub(super) const INIT_PATHS: &[&str] = &[
     "/.dockerenv",
     "/dev/console",
     "/dev/mqueue",
@@ -1406,14 +1406,14 @@ const INIT_PATHS: &[&str] = &[
 ];
 /// Their parents, which the init layer has even when the image does not
 /// (and whose times the runtime's mount points change).
-const INIT_DIRS: &[&str] = &["/dev", "/etc"];
+pub(super) const INIT_DIRS: &[&str] = &["/dev", "/etc"];
 
 /// An overlay whiteout: a character device 0/0.
 fn is_whiteout(st: &Stat) -> bool {
     FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
 }
 
-fn is_opaque(dir: BorrowedFd<'_>) -> bool {
+pub(super) fn is_opaque(dir: BorrowedFd<'_>) -> bool {
     let mut buf = [0u8; 8];
     for key in ["trusted.overlay.opaque", "user.overlay.opaque"] {
         if let Ok(n) = rustix::fs::fgetxattr(dir, key, &mut buf) {

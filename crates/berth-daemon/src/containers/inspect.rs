@@ -26,7 +26,7 @@ fn time(ns: u64) -> String {
 
 /// The container's Config as docker reports it: the create request with
 /// the image's defaults merged in.
-fn merged_config(c: &Loaded, image: &berth_image::ImageConfig) -> Value {
+pub(super) fn merged_config(c: &Loaded, image: &berth_image::ImageConfig) -> Value {
     let create = &c.config.create;
     let run = image.config.clone().unwrap_or_default();
     let env = crate::spec::env::merge_env(

@@ -14,6 +14,7 @@
 
 pub mod archive;
 pub mod attach;
+mod commit;
 pub(crate) mod etc;
 mod exec;
 pub mod health;
