@@ -103,6 +103,9 @@ pub async fn route(
         prune(engine, q).await
     } else if let Some(rest) = path.strip_prefix("/containers/") {
         let (name, action) = match rest.split_once('/') {
+            // docker's DELETE /containers/{name:.*}: a legacy link's name
+            // is "parent/alias".
+            Some(_) if m == Method::DELETE => (rest, ""),
             Some((n, a)) => (n, a),
             None => (rest, ""),
         };
@@ -127,7 +130,9 @@ async fn create(engine: Arc<Engine>, q: &str, body: Body) -> Result<Response, Ap
         }
     }
     let bytes = read_limited(body, MAX_CREATE_BODY).await?;
-    let create: ContainerCreateBody = parse_json(&bytes, "invalid container config")?;
+    let mut create: ContainerCreateBody = parse_json(&bytes, "invalid container config")?;
+    let raw: serde_json::Value = parse_json(&bytes, "invalid container config")?;
+    crate::networks::attach::apply_container_mac(&mut create, &raw)?;
     let (id, warnings) =
         blocking(move || engine.create_container(q.name.as_deref(), create)).await?;
     Ok(json_response(
@@ -207,7 +212,8 @@ async fn container_action(
         (Method::DELETE, "") => {
             let q: query::ContainerDeleteQuery = parse_query(q)?;
             if q.link {
-                return Err(ApiError::not_implemented("removing a legacy link (link=1)"));
+                blocking(move || engine.remove_link(&name)).await?;
+                return Ok(no_content());
             }
             engine.remove_container(&name, q.force, q.v).await?;
             Ok(no_content())

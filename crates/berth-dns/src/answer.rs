@@ -139,6 +139,9 @@ pub fn respond(packet: &[u8], client: IpAddr, nets: &[Network], at: usize) -> Re
                 .collect()
         }
         t => {
+            // A link's alias answers with its target's addresses, for the
+            // linking container only (docker's links on user networks).
+            let name = net.zone.linked(client.to_canonical(), &name).to_string();
             let Some(zone) = zone_for(nets, at, client, |z| z.knows(&name)) else {
                 return Reply::Forward(Box::new(query));
             };
@@ -249,11 +252,19 @@ mod tests {
                     names: vec!["web".into(), "svc".into()],
                     ipv4: vec!["10.89.0.2".parse().unwrap()],
                     ipv6: vec!["fd89::2".parse().unwrap()],
+                    links: Default::default(),
                 },
                 Rec {
                     names: vec!["api".into(), "svc".into()],
                     ipv4: vec!["10.89.0.3".parse().unwrap()],
                     ipv6: vec![],
+                    links: Default::default(),
+                },
+                Rec {
+                    names: vec!["cli".into()],
+                    ipv4: vec!["10.89.0.4".parse().unwrap()],
+                    ipv6: vec![],
+                    links: [("Db".to_string(), "api".to_string())].into(),
                 },
             ],
             upstreams: vec![],
@@ -293,6 +304,21 @@ mod tests {
         assert_eq!(ips(&m), ["fd89::2"]);
         let m = local(&query("web", RecordType::ANY), INSIDE);
         assert_eq!(ips(&m), ["10.89.0.2", "fd89::2"]);
+    }
+
+    #[test]
+    fn link_aliases_answer_only_the_linking_container() {
+        let m = local(&query("db.", RecordType::A), "10.89.0.4");
+        assert_eq!(ips(&m), ["10.89.0.3"]);
+        assert_eq!(m.answers[0].name.to_ascii(), "db.");
+        assert!(matches!(
+            respond(&query("db.", RecordType::A), ip(INSIDE), &[network()], 0),
+            Reply::Forward(_)
+        ));
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The config directory: one JSON file per network, written by berthd
 //! atomically and read by the server on start and on every SIGHUP.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -40,6 +41,10 @@ pub struct Record {
     pub names: Vec<String>,
     pub ipv4: Vec<Ipv4Addr>,
     pub ipv6: Vec<Ipv6Addr>,
+    /// docker's links on a user-defined network: alias -> a name on the
+    /// network, resolved for this container's own queries only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, String>,
 }
 
 /// The config file of `network_id` in `dir`.
@@ -212,6 +217,7 @@ pub(crate) fn tests_sample(id: &str) -> NetworkDns {
             names: vec!["web".into(), "0123456789ab".into()],
             ipv4: vec!["10.89.0.2".parse().unwrap()],
             ipv6: vec![],
+            links: BTreeMap::new(),
         }],
         upstreams: vec!["127.0.0.53:53".parse().unwrap()],
     }

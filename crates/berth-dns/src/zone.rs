@@ -22,6 +22,8 @@ pub struct Zone {
     ids_by_addr: HashMap<IpAddr, Vec<String>>,
     /// Every short id on the network: the containers on it.
     ids: HashSet<String>,
+    /// An endpoint's address -> its links (alias key -> target key).
+    links_by_addr: HashMap<IpAddr, HashMap<String, String>>,
 }
 
 /// The addresses behind one name: one container's, or every container
@@ -99,6 +101,18 @@ impl Zone {
                     }
                 }
             }
+            let links: HashMap<String, String> = rec
+                .links
+                .iter()
+                .map(|(alias, target)| (key(alias), key(target)))
+                .filter(|(alias, target)| valid_name(alias) && valid_name(target))
+                .collect();
+            if !links.is_empty() {
+                let addrs = rec.ipv4.iter().map(|a| IpAddr::V4(*a));
+                for addr in addrs.chain(rec.ipv6.iter().map(|a| IpAddr::V6(*a))) {
+                    zone.links_by_addr.insert(addr, links.clone());
+                }
+            }
             let Some(owner) = owner else { continue };
             let ids: Vec<String> = rec
                 .names
@@ -148,6 +162,15 @@ impl Zone {
         self.ids_by_addr.get(&addr).map_or(&[], Vec::as_slice)
     }
 
+    /// The name `key` stands for when the container at `client` asks:
+    /// one of its links' targets, or `key` itself.
+    pub fn linked<'a>(&'a self, client: IpAddr, key: &'a str) -> &'a str {
+        self.links_by_addr
+            .get(&client)
+            .and_then(|l| l.get(key))
+            .map_or(key, String::as_str)
+    }
+
     /// Whether the container with short id `id` is on this network.
     pub fn has_id(&self, id: &str) -> bool {
         self.ids.contains(id)
@@ -175,6 +198,7 @@ mod tests {
             names: names.iter().map(|s| s.to_string()).collect(),
             ipv4: v4.iter().map(|s| s.parse().unwrap()).collect(),
             ipv6: v6.iter().map(|s| s.parse().unwrap()).collect(),
+            links: Default::default(),
         }
     }
 

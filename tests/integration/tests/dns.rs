@@ -27,6 +27,7 @@ fn record(names: &[&str], v4: &[&str], v6: &[&str]) -> Record {
         names: names.iter().map(|s| s.to_string()).collect(),
         ipv4: v4.iter().map(|s| s.parse().unwrap()).collect(),
         ipv6: v6.iter().map(|s| s.parse().unwrap()).collect(),
+        links: Default::default(),
     }
 }
 

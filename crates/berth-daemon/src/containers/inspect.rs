@@ -224,6 +224,8 @@ impl Engine {
             "Config": merged_config(&c, &image_config),
             "NetworkSettings": self.network_settings(&c),
         });
+        // Legacy links as docker shows them ("/child:/parent/alias").
+        v["HostConfig"]["Links"] = self.links_json(&c);
         if let Some(h) = &state.health {
             v["State"]["Health"] = h.to_docker();
         }

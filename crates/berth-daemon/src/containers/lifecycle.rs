@@ -165,6 +165,7 @@ impl Engine {
             args,
             runtime,
             mount_points,
+            left_mode_network: false,
         };
         let paths = self.container_paths(&id);
         std::fs::create_dir_all(&paths.dir)
@@ -355,10 +356,11 @@ impl Engine {
         let net = self.connect_container_networks(c)?;
         let etc = super::etc::write(&paths.dir, &self.etc_input(c, &net)?)?;
         let volumes = self.mount_volumes(c)?;
+        let body = net.spec_body(&c.config.create);
         let spec = crate::spec::generate_with(
             &crate::spec::SpecInput {
                 id: &c.id,
-                body: &c.config.create,
+                body: &body,
                 image: &image_config,
                 rootfs: &rootfs,
                 etc: &etc,

@@ -24,6 +24,10 @@ pub struct ContainerConfig {
     /// through `VolumesFrom`, named at create (docker's MountPoints).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mount_points: Vec<crate::volumes::MountPoint>,
+    /// `network disconnect` took it off the network NetworkMode names
+    /// (docker keeps NetworkMode; the container joins the rest).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub left_mode_network: bool,
 }
 
 /// Docker's container states.

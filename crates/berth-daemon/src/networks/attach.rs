@@ -6,7 +6,7 @@
 //! Addresses and ports are allocated at start and released at stop, as
 //! docker does; the endpoint rows exist exactly while the container runs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -16,7 +16,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::{dns, ports, Network, BRIDGE, HOST, NONE};
-use crate::containers::{Loaded, Status};
+use crate::containers::{ContainerConfig, Loaded, Status};
 use crate::engine::Engine;
 use crate::error::ApiError;
 
@@ -31,6 +31,10 @@ pub(crate) struct EndpointConfig {
     /// The interface's name in the container.
     pub ifname: String,
     pub aliases: Vec<String>,
+    /// EndpointSettings.Links on a user-defined network: alias -> the
+    /// linked container's name, resolved by DNS for this container only.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, String>,
     /// The network that holds the default route and the published ports.
     pub primary: bool,
 }
@@ -100,9 +104,74 @@ pub(crate) fn mode(body: &ContainerCreateBody) -> Mode {
     Mode::Networks(list)
 }
 
-/// The names of the networks a container is configured to join.
-pub(crate) fn configured_networks(body: &ContainerCreateBody) -> Vec<String> {
-    match mode(body) {
+/// A created container's networking: [`mode`] of its request, less the
+/// network its NetworkMode names once `network disconnect` took it off
+/// that one (docker keeps NetworkMode as created and joins only the
+/// networks still connected; none left: loopback only).
+pub(crate) fn container_mode(config: &ContainerConfig) -> Mode {
+    match mode(&config.create) {
+        Mode::Networks(mut list) if config.left_mode_network => {
+            list.remove(0);
+            Mode::Networks(list)
+        }
+        m => m,
+    }
+}
+
+/// Config.MacAddress (API before 1.44; the models no longer carry it):
+/// docker puts it on the network NetworkMode names (its
+/// buildCreateEndpointOptions), so it moves into that network's
+/// EndpointSettings unless those name a MAC of their own.
+pub(crate) fn apply_container_mac(
+    body: &mut ContainerCreateBody,
+    raw: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let Some(m) = raw
+        .get("MacAddress")
+        .and_then(|m| m.as_str())
+        .filter(|m| !m.is_empty())
+    else {
+        return Ok(());
+    };
+    if parse_mac(m).is_none() {
+        return Err(ApiError::bad_request(format!(
+            "invalid MAC address {m:?}: give six hex bytes like 02:42:ac:11:00:02"
+        )));
+    }
+    let Mode::Networks(list) = mode(body) else {
+        return Ok(());
+    };
+    let primary = list[0].0.clone();
+    let eps = body
+        .networking_config
+        .get_or_insert_with(Default::default)
+        .endpoints_config
+        .get_or_insert_with(Default::default);
+    let key = eps
+        .keys()
+        .find(|k| canonical(k) == primary)
+        .cloned()
+        .unwrap_or(primary);
+    let ep = eps.entry(key).or_default();
+    if ep.mac_address.as_deref().unwrap_or_default().is_empty() {
+        ep.mac_address = Some(m.to_string());
+    }
+    Ok(())
+}
+
+/// Whether `name` is the network a container's NetworkMode names.
+pub(crate) fn is_mode_network(body: &ContainerCreateBody, name: &str) -> bool {
+    let mode = body
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.as_deref())
+        .unwrap_or("");
+    canonical(mode) == canonical(name)
+}
+
+/// The names of the networks a container is joined to.
+pub(crate) fn configured_networks(config: &ContainerConfig) -> Vec<String> {
+    match container_mode(config) {
         Mode::Host => vec![HOST.into()],
         Mode::None => vec![NONE.into()],
         Mode::Container(_) => Vec::new(),
@@ -122,6 +191,26 @@ pub(crate) struct NetSetup {
     pub dns_server: Option<IpAddr>,
     /// `container:<id>` mode: the container whose `/etc` files to share.
     pub etc_from: Option<String>,
+    /// What legacy links on the default bridge add.
+    pub links: super::links::LinkSetup,
+}
+
+impl NetSetup {
+    /// The request the spec is made from: with legacy links, docker's
+    /// link variables come before the container's own Env (which wins).
+    pub(crate) fn spec_body<'a>(
+        &self,
+        body: &'a ContainerCreateBody,
+    ) -> std::borrow::Cow<'a, ContainerCreateBody> {
+        if self.links.env.is_empty() {
+            return std::borrow::Cow::Borrowed(body);
+        }
+        let mut body = body.clone();
+        let mut env = self.links.env.clone();
+        env.extend(body.env.take().unwrap_or_default());
+        body.env = Some(env);
+        std::borrow::Cow::Owned(body)
+    }
 }
 
 /// The host end of a container's veth on its `index`th network: "vb", 12
@@ -187,7 +276,7 @@ fn pick_address(
                 "no configured subnet or ip-range contain the IP address {want}"
             )));
         };
-        if want == pool.gateway || taken.contains(&want) {
+        if pool.reserved().contains(&want) || taken.contains(&want) {
             return Err(conflict(format!(
                 "Address already in use: {want} is taken on network {}",
                 n.row.name
@@ -196,8 +285,9 @@ fn pick_address(
         return Ok(Some(want));
     }
     for pool in &pools {
-        let reserved: BTreeSet<IpAddr> = [pool.gateway].into_iter().collect();
-        if let Some(a) = berth_net::ipam::allocate(pool.subnet, pool.ip_range, &reserved, taken) {
+        if let Some(a) =
+            berth_net::ipam::allocate(pool.subnet, pool.ip_range, &pool.reserved(), taken)
+        {
             return Ok(Some(a));
         }
     }
@@ -247,20 +337,22 @@ impl Engine {
     /// Before a container starts: its namespace, addresses, veths, ports,
     /// firewall and DNS. On failure nothing of it is left.
     pub(crate) fn connect_container_networks(&self, c: &Loaded) -> Result<NetSetup, ApiError> {
-        match mode(&c.config.create) {
+        // Before anything is made: a link to a stopped child fails the start.
+        let links = self.legacy_link_setup(c)?;
+        let mut setup = self.connect_mode(c)?;
+        setup.links = links;
+        Ok(setup)
+    }
+
+    fn connect_mode(&self, c: &Loaded) -> Result<NetSetup, ApiError> {
+        match container_mode(&c.config) {
             Mode::Host => Ok(NetSetup::default()),
-            // docker's `none`: loopback up (127.0.0.1, ::1), nothing else.
-            // A namespace file, not the runtime's anonymous one, so the
-            // loopback is up before the process starts and a
-            // `container:<this>` joins the same file.
-            Mode::None => {
-                let netns = self.netns_path(&c.id);
-                berth_net::netns::create(&netns).map_err(ApiError::from)?;
-                Ok(NetSetup {
-                    netns: Some(netns),
-                    ..NetSetup::default()
-                })
-            }
+            // docker's `none`, or disconnected from every network: loopback
+            // up (127.0.0.1, ::1), nothing else. A namespace file, not the
+            // runtime's anonymous one, so the loopback is up before the
+            // process starts and a `container:<this>` joins the same file.
+            Mode::None => self.loopback_only(c),
+            Mode::Networks(list) if list.is_empty() => self.loopback_only(c),
             Mode::Container(name) => self.shared_namespace(c, &name),
             Mode::Networks(list) => {
                 let _guard = self.networks.lock();
@@ -271,6 +363,15 @@ impl Engine {
                 result
             }
         }
+    }
+
+    fn loopback_only(&self, c: &Loaded) -> Result<NetSetup, ApiError> {
+        let netns = self.netns_path(&c.id);
+        berth_net::netns::create(&netns).map_err(ApiError::from)?;
+        Ok(NetSetup {
+            netns: Some(netns),
+            ..NetSetup::default()
+        })
     }
 
     /// `container:<name>`: the other container must run; its namespace
@@ -343,6 +444,7 @@ impl Engine {
                 .then(|| primary.network.config.subnets.first().map(|s| s.gateway))
                 .flatten(),
             etc_from: None,
+            links: Default::default(),
         })
     }
 
@@ -402,7 +504,13 @@ impl Engine {
         } else {
             None
         };
-        let mac = match settings.mac_address.as_deref().filter(|m| !m.is_empty()) {
+        let requested_mac = settings.mac_address.as_deref().filter(|m| !m.is_empty());
+        let links = if network.has_dns() {
+            super::links::endpoint_links(settings.links.as_deref().unwrap_or_default())?
+        } else {
+            BTreeMap::new()
+        };
+        let mac = match requested_mac {
             Some(m) => parse_mac(m)
                 .ok_or_else(|| ApiError::bad_request(format!("invalid MAC address {m:?}")))?,
             None => match ipv4 {
@@ -416,6 +524,7 @@ impl Engine {
             host_veth: host_veth_name(&c.id, index),
             ifname: format!("eth{index}"),
             aliases,
+            links,
             primary: index == 0,
         };
         let row = EndpointRow {
@@ -663,12 +772,15 @@ impl Engine {
     ) -> Result<crate::containers::etc::EtcInput, ApiError> {
         let hc = c.config.create.host_config.clone().unwrap_or_default();
         let gateway = self.default_gateway();
+        // Links' lines follow --add-host's, as docker's sandbox options.
+        let mut extra = extra_hosts(&hc.extra_hosts.unwrap_or_default(), gateway)?;
+        extra.extend(net.links.hosts.iter().cloned());
         Ok(crate::containers::etc::EtcInput {
             hostname: c.config.hostname.clone(),
             // Each address gets a hosts line, IPv6 ones too (docker's
             // getEtcHostsAddrs).
             addresses: net.addresses.clone(),
-            extra_hosts: extra_hosts(&hc.extra_hosts.unwrap_or_default(), gateway)?,
+            extra_hosts: extra,
             dns_server: net.dns_server,
             dns: hc.dns.unwrap_or_default(),
             dns_search: hc.dns_search.unwrap_or_default(),
@@ -708,6 +820,7 @@ impl Engine {
             }
             Mode::Host | Mode::None => {}
         }
+        self.check_legacy_links(body)?;
         for key in body
             .host_config
             .as_ref()

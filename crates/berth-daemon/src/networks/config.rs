@@ -33,6 +33,20 @@ pub(crate) struct Subnet {
     pub gateway: IpAddr,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_range: Option<IpNet>,
+    /// docker's AuxiliaryAddresses: named addresses of the subnet that
+    /// IPAM never gives a container (devices already on the segment).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, IpAddr>,
+}
+
+impl Subnet {
+    /// Addresses IPAM keeps out of its leases: the gateway and the
+    /// auxiliary addresses.
+    pub(crate) fn reserved(&self) -> std::collections::BTreeSet<IpAddr> {
+        std::iter::once(self.gateway)
+            .chain(self.aux_addresses.values().copied())
+            .collect()
+    }
 }
 
 /// What berthd keeps of a network besides its row's columns.
@@ -78,6 +92,7 @@ impl NetworkConfig {
                 subnet: net,
                 gateway: berth_net::ipam::default_gateway(net),
                 ip_range: None,
+                aux_addresses: BTreeMap::new(),
             }
         } else {
             let with_host: IpNet = settings.bip.parse().map_err(|_| {
@@ -90,6 +105,7 @@ impl NetworkConfig {
                 subnet: with_host.trunc(),
                 gateway: with_host.addr(),
                 ip_range: None,
+                aux_addresses: BTreeMap::new(),
             }
         };
         tracing::info!(subnet = %subnet.subnet, bridge = %settings.bridge, "default bridge network");
@@ -169,15 +185,6 @@ impl NetworkConfig {
         let enable_ipv6 = req.enable_ipv6.unwrap_or(false);
         let mut subnets = Vec::new();
         for pool in ipam.config.clone().unwrap_or_default() {
-            if pool
-                .auxiliary_addresses
-                .as_ref()
-                .is_some_and(|a| !a.is_empty())
-            {
-                return Err(ApiError::bad_request(
-                    "IPAM AuxiliaryAddresses are not supported by berthd",
-                ));
-            }
             let subnet: IpNet =
                 match pool.subnet.as_deref().filter(|s| !s.is_empty()) {
                     Some(s) => s.parse().map_err(|_| {
@@ -226,10 +233,18 @@ impl NetworkConfig {
                     format!("Pool overlaps with other one on this address space: {subnet} overlaps {clash}"),
                 ));
             }
+            let gateway = gateway.unwrap_or_else(|| berth_net::ipam::default_gateway(subnet));
+            let aux_addresses = aux_addresses(
+                &req.name,
+                subnet,
+                gateway,
+                pool.auxiliary_addresses.as_ref(),
+            )?;
             subnets.push(Subnet {
                 subnet,
-                gateway: gateway.unwrap_or_else(|| berth_net::ipam::default_gateway(subnet)),
+                gateway,
                 ip_range,
+                aux_addresses,
             });
         }
         if !subnets.iter().any(|s| s.subnet.addr().is_ipv4()) {
@@ -246,6 +261,7 @@ impl NetworkConfig {
                     subnet: net,
                     gateway: berth_net::ipam::default_gateway(net),
                     ip_range: None,
+                    aux_addresses: BTreeMap::new(),
                 },
             );
         }
@@ -255,6 +271,7 @@ impl NetworkConfig {
                 subnet: net,
                 gateway: berth_net::ipam::default_gateway(net),
                 ip_range: None,
+                aux_addresses: BTreeMap::new(),
             });
         }
         Ok(NetworkConfig {
@@ -296,18 +313,59 @@ impl NetworkConfig {
     }
 }
 
+/// A pool's AuxiliaryAddresses, with docker's checks: each parses and
+/// lies in the pool's subnet, and none is the gateway or another's.
+fn aux_addresses(
+    network: &str,
+    subnet: IpNet,
+    gateway: IpAddr,
+    given: Option<&std::collections::HashMap<String, String>>,
+) -> Result<BTreeMap<String, IpAddr>, ApiError> {
+    let mut out: BTreeMap<String, IpAddr> = BTreeMap::new();
+    for (name, value) in given.into_iter().flatten() {
+        let addr: IpAddr = value.parse().map_err(|_| {
+            ApiError::bad_request(format!(
+                "non parsable secondary ip address ({name}:{value}) passed for network {network}"
+            ))
+        })?;
+        if !subnet.contains(&addr) {
+            return Err(ApiError::new(
+                berth_errdefs::ErrorKind::PermissionDenied,
+                format!(
+                    "auxiliary address: ({name}:{value}) must belong to the master pool: {subnet}"
+                ),
+            ));
+        }
+        if addr == gateway || out.values().any(|a| *a == addr) {
+            return Err(ApiError::new(
+                berth_errdefs::ErrorKind::Conflict,
+                format!("failed to allocate secondary ip address ({name}:{value}): Address already in use"),
+            ));
+        }
+        out.insert(name.clone(), addr);
+    }
+    Ok(out)
+}
+
 fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 
-/// docker's rule for network names.
+/// docker 20.10's rules for a new network's name: not blank (libnetwork's
+/// IsValidName; any other text, spaces included, is a name), and not one
+/// of the predefined networks' names (a 403, also when that network does
+/// not exist here, as with `-b none`).
 pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
-    let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+    if name.trim().is_empty() {
         return Err(ApiError::bad_request(format!(
-            "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            "invalid name: {name}: give the network a name"
         )));
+    }
+    if matches!(name, "bridge" | "host" | "none" | "default" | "ingress") {
+        return Err(ApiError::new(
+            berth_errdefs::ErrorKind::PermissionDenied,
+            format!("operation is not permitted on predefined {name} network "),
+        ));
     }
     Ok(())
 }
@@ -334,8 +392,10 @@ mod tests {
     #[test]
     fn names() {
         assert!(check_name("my-net_1.a").is_ok());
-        assert!(check_name("-bad").is_err());
-        assert!(check_name("a/b").is_err());
+        assert!(check_name("test 01").is_ok());
+        assert!(check_name(" ").is_err());
+        assert!(check_name("").is_err());
+        assert_eq!(check_name("bridge").unwrap_err().status, 403);
         assert!(check_bridge_name("br-0123456789ab").is_ok());
         assert!(check_bridge_name("br-0123456789abc").is_err());
     }

@@ -4,8 +4,8 @@
 
 use berth_api::models::{NetworkConnectRequest, NetworkDisconnectRequest, NetworkingConfig};
 
-use super::attach::{mode, Mode};
-use super::{Network, BRIDGE};
+use super::attach::{container_mode, is_mode_network, Mode};
+use super::Network;
 use crate::containers::Loaded;
 use crate::engine::Engine;
 use crate::error::ApiError;
@@ -21,15 +21,33 @@ fn check_modes(c: &Loaded, n: &Network) -> Result<(), ApiError> {
             "container cannot be disconnected from host network or connected to host network",
         ));
     }
-    if !matches!(mode(&c.config.create), Mode::Networks(_)) {
-        return Err(forbidden(
+    match container_mode(&c.config) {
+        Mode::Networks(_) => Ok(()),
+        Mode::None => Err(forbidden(
+            "container cannot be connected to multiple networks with one of the networks in private (none) mode",
+        )),
+        Mode::Host | Mode::Container(_) => Err(forbidden(
             "container sharing network namespace with another container or host cannot be connected to any other network",
-        ));
+        )),
     }
-    Ok(())
 }
 
 impl Engine {
+    /// Whether `n` is the network the container's NetworkMode names.
+    fn names_mode_network(&self, c: &Loaded, n: &Network) -> bool {
+        let mode = c
+            .config
+            .create
+            .host_config
+            .as_ref()
+            .and_then(|h| h.network_mode.clone())
+            .unwrap_or_default();
+        is_mode_network(&c.config.create, &n.row.name)
+            || self
+                .network(if mode.is_empty() { "bridge" } else { &mode })
+                .is_ok_and(|m| m.row.id == n.row.id)
+    }
+
     /// `POST /networks/{id}/connect`.
     pub fn connect_network(&self, name: &str, req: NetworkConnectRequest) -> Result<(), ApiError> {
         let n = self.network(name)?;
@@ -38,7 +56,7 @@ impl Engine {
         let handle = self.container_handle(&c);
         let _op = handle.lock();
         let mut c = self.reload_container(&c.id)?;
-        let Mode::Networks(list) = mode(&c.config.create) else {
+        let Mode::Networks(list) = container_mode(&c.config) else {
             unreachable!("checked above");
         };
         if list
@@ -54,6 +72,22 @@ impl Engine {
         if c.state.status.is_live() {
             self.hot_connect(&c, &n.row.name, &settings)?;
         }
+        // Back on the network its NetworkMode names: that network is the
+        // primary again, its settings under NetworkMode's own key.
+        let mode_network = c.config.left_mode_network && self.names_mode_network(&c, &n);
+        let key = match mode_network {
+            true => c
+                .config
+                .create
+                .host_config
+                .as_ref()
+                .and_then(|h| h.network_mode.clone())
+                .unwrap_or_default(),
+            false => n.row.name.clone(),
+        };
+        if mode_network {
+            c.config.left_mode_network = false;
+        }
         let networking = c
             .config
             .create
@@ -62,7 +96,7 @@ impl Engine {
         networking
             .endpoints_config
             .get_or_insert_with(Default::default)
-            .insert(n.row.name.clone(), settings);
+            .insert(key, settings);
         self.store
             .set_container_config(&c.id, &crate::containers::encode(&c.config))?;
         self.network_event("connect", &n, &[("container", c.id.clone())]);
@@ -81,7 +115,7 @@ impl Engine {
         let handle = self.container_handle(&c);
         let _op = handle.lock();
         let mut c = self.reload_container(&c.id)?;
-        let Mode::Networks(list) = mode(&c.config.create) else {
+        let Mode::Networks(list) = container_mode(&c.config) else {
             unreachable!("checked above");
         };
         let Some(pos) = list
@@ -111,21 +145,12 @@ impl Engine {
                 eps.remove("default");
             }
         }
-        if pos == 0 {
-            // The primary network goes: the next one takes its place, or
-            // the container is left with loopback only.
-            let next = list
-                .get(1)
-                .map(|(k, _)| k.clone())
-                .unwrap_or_else(|| "none".into());
-            create
-                .host_config
-                .get_or_insert_with(Default::default)
-                .network_mode = Some(if next == BRIDGE {
-                "bridge".into()
-            } else {
-                next
-            });
+        if pos == 0 && !c.config.left_mode_network {
+            // The network NetworkMode names goes: docker keeps NetworkMode
+            // as created; the next network becomes the primary one, or the
+            // container is left with loopback only (and may be connected
+            // again).
+            c.config.left_mode_network = true;
         }
         self.store
             .set_container_config(&c.id, &crate::containers::encode(&c.config))?;

@@ -63,6 +63,7 @@ pub(super) fn refresh(engine: &Engine, n: &Network) {
             names,
             ipv4: v4.collect(),
             ipv6: v6.collect(),
+            links: config.links,
         });
     }
     let config = berth_dns::NetworkDns {

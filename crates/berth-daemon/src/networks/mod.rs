@@ -18,6 +18,7 @@ mod connect;
 mod dns;
 mod firewall;
 mod forwarding;
+mod links;
 pub(crate) mod ports;
 mod view;
 mod wire;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use berth_store::{EndpointRow, PortBindingRow};
 use serde_json::{json, Map, Value};
 
-use super::attach::{configured_networks, mode, EndpointConfig, Mode};
+use super::attach::{configured_networks, container_mode, EndpointConfig, Mode};
 use super::{Network, BRIDGE};
 use crate::containers::Loaded;
 use crate::engine::Engine;
@@ -27,18 +27,23 @@ fn endpoint_json(n: Option<&Network>, e: Option<&EndpointRow>, settings: Option<
     };
     let v4 = e.and_then(|e| e.ipv4);
     let v6 = e.and_then(|e| e.ipv6);
-    let ipam = settings
-        .and_then(|s| s.get("IPAMConfig"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    let aliases = settings
-        .and_then(|s| s.get("Aliases"))
-        .cloned()
-        .unwrap_or(Value::Null);
+    // What the client asked for is echoed as given (docker keeps the
+    // request's EndpointSettings and fills in the operational fields).
+    let given = |key: &str| {
+        settings
+            .and_then(|s| s.get(key))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    // A configured MAC shows before the container runs, as docker's.
+    let mac = match e {
+        Some(_) => config.mac,
+        None => given("MacAddress").as_str().unwrap_or_default().to_string(),
+    };
     json!({
-        "IPAMConfig": ipam,
-        "Links": null,
-        "Aliases": aliases,
+        "IPAMConfig": given("IPAMConfig"),
+        "Links": given("Links"),
+        "Aliases": given("Aliases"),
         "NetworkID": n.map(|n| n.row.id.clone()).unwrap_or_default(),
         "EndpointID": config.endpoint_id,
         "Gateway": v4.and_then(pool_of).map(|p| p.gateway.to_string()).unwrap_or_default(),
@@ -47,8 +52,8 @@ fn endpoint_json(n: Option<&Network>, e: Option<&EndpointRow>, settings: Option<
         "IPv6Gateway": v6.and_then(pool_of).map(|p| p.gateway.to_string()).unwrap_or_default(),
         "GlobalIPv6Address": v6.map(|a| a.to_string()).unwrap_or_default(),
         "GlobalIPv6PrefixLen": v6.and_then(pool_of).map(|p| p.subnet.prefix_len()).unwrap_or(0),
-        "MacAddress": config.mac,
-        "DriverOpts": null,
+        "MacAddress": mac,
+        "DriverOpts": given("DriverOpts"),
     })
 }
 
@@ -77,7 +82,7 @@ impl Engine {
             })
             .unwrap_or_default();
         let mut out = Map::new();
-        for name in configured_networks(&c.config.create) {
+        for name in configured_networks(&c.config) {
             let n = facts
                 .networks
                 .iter()
@@ -121,7 +126,7 @@ impl Engine {
         json!(ports)
     }
 
-    fn exposed_ports(&self, c: &Loaded) -> Vec<String> {
+    pub(super) fn exposed_ports(&self, c: &Loaded) -> Vec<String> {
         let mut keys: Vec<String> = c.config.create.exposed_ports.clone().unwrap_or_default();
         if let Ok(image) = self.store.image(&c.image_id) {
             if let Ok(cfg) = crate::images::parse_image_config(&image) {
@@ -146,7 +151,7 @@ impl Engine {
         // docker repeats the default bridge's endpoint at the top level.
         let top = networks.get(BRIDGE).cloned().unwrap_or(json!({}));
         let field = |k: &str| top.get(k).cloned().unwrap_or(json!(""));
-        let sandbox_key = match mode(&c.config.create) {
+        let sandbox_key = match container_mode(&c.config) {
             Mode::Networks(_) if running => self.netns_path(&c.id).display().to_string(),
             _ => String::new(),
         };

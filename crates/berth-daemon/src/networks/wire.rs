@@ -28,6 +28,9 @@ fn ipam(n: &Network) -> Value {
             if let Some(r) = s.ip_range {
                 pool["IPRange"] = json!(r.to_string());
             }
+            if !s.aux_addresses.is_empty() {
+                pool["AuxiliaryAddresses"] = json!(s.aux_addresses);
+            }
             pool
         })
         .collect();

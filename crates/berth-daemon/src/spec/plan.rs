@@ -303,14 +303,8 @@ impl Plan {
                 "conflicting options: port publishing and the container type network mode",
             ));
         }
-        if not_empty(&hc.links) {
-            if net_host {
-                return Err(SpecError::invalid("conflicting options: host type networking can't be used with links. This would result in undefined behavior"));
-            }
-            return Err(SpecError::not_implemented(
-                "HostConfig.Links",
-                "legacy links are (use a user-defined network: containers on it reach each other by name)",
-            ));
+        if not_empty(&hc.links) && net_host {
+            return Err(SpecError::invalid("conflicting options: host type networking can't be used with links. This would result in undefined behavior"));
         }
         if net_shared
             && (not_empty(&hc.dns) || not_empty(&hc.dns_search) || not_empty(&hc.dns_options))

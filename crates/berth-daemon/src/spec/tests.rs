@@ -410,14 +410,6 @@ fn not_implemented_names_the_field() {
         ),
         (
             HostConfig {
-                links: Some(s(&["db:db"])),
-                ..Default::default()
-            },
-            None,
-            "HostConfig.Links: ",
-        ),
-        (
-            HostConfig {
                 userns_mode: Some("private".into()),
                 ..Default::default()
             },
