@@ -424,6 +424,7 @@ mod tests {
             names: names.iter().map(|s| s.to_string()).collect(),
             ipv4: vec![ip.parse().unwrap()],
             ipv6: vec![],
+            links: Default::default(),
         };
         // "both" (short id aaaaaaaaaaaa) is on front and back; "lone" only on front.
         let nets = vec![
