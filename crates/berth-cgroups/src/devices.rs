@@ -51,12 +51,12 @@ pub(crate) fn validate(rules: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>, E
                 access.push(c);
             }
         }
-        if access.is_empty() || access.len() != access_raw.len() {
+        // Other letters are ignored, as runc ignores them (its own tests
+        // write "rwa"); a rule that grants or denies nothing is a mistake.
+        if access.is_empty() {
             return Err(Error::invalid(
                 f("access"),
-                format!(
-                    "{access_raw:?} must be a non-empty combination of r, w and m without repeats"
-                ),
+                format!("{access_raw:?} must contain at least one of r, w and m"),
             ));
         }
         out.push(DeviceRule {

@@ -629,10 +629,11 @@ impl Container {
     }
 
     /// Sends `signal` to the init, or with `all` to every process of the container.
-    /// Signal 0 only checks that the container runs, as kill(2) does.
+    /// Signal 0 only checks that the container runs, as kill(2) does; with
+    /// `all` a stopped container is no error (runc: `kill -a ID 0` is 0).
     pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
         let status = self.status();
-        if status == Status::Stopped && (!all || signal == 0) {
+        if status == Status::Stopped && !all {
             return Err(self.wrong_state(status, "container not running"));
         }
         if signal == 0 {

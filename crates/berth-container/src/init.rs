@@ -139,11 +139,9 @@ fn setup(ctx: &InitContext<'_>) -> Res<Stage> {
     ctx.process
         .seal_fds()
         .map_err(|e| format!("closing inherited file descriptors: {e}"))?;
-    let early = ctx.process.drop_privileges(cwd_done)?;
-    let late = ctx.process.load_late_seccomp()?;
-    if let Some(listener) = early.or(late) {
-        send_seccomp_listener(ctx, host_pid, &listener)?;
-    }
+    let hand_listener = |listener: OwnedFd| send_seccomp_listener(ctx, host_pid, &listener);
+    ctx.process.drop_privileges(cwd_done, &hand_listener)?;
+    ctx.process.load_late_seccomp(&hand_listener)?;
     // As runc: startContainer hooks run last, as the container's user and
     // under its seccomp filter, with the process's environment by default.
     if ctx.exec_fifo.is_some() {
@@ -156,12 +154,18 @@ fn setup(ctx: &InitContext<'_>) -> Res<Stage> {
             .as_ref()
             .and_then(|h| h.start_container().clone())
             .unwrap_or_default();
-        let env = ctx
+        let mut env = ctx
             .spec
             .process()
             .as_ref()
             .and_then(|p| p.env().clone())
             .unwrap_or_default();
+        // The environment the process will get, HOME included (runc's
+        // hooks see the HOME it looked up in /etc/passwd).
+        if let Some(home) = &home {
+            env.retain(|e| !e.starts_with("HOME="));
+            env.push(home.to_string_lossy().into_owned());
+        }
         crate::hooks::run_all_with_env("startContainer", &hooks, &state, &env, None)
             .map_err(|e| e.to_string())?;
     }

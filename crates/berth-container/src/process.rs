@@ -199,9 +199,13 @@ impl ProcessPlan {
     }
 
     /// Identity, capabilities, no_new_privs and seccomp, in the order that
-    /// lets each step still have the privilege it needs.
-    pub fn drop_privileges(&self, cwd_done: bool) -> std::result::Result<Option<OwnedFd>, String> {
-        let mut listener = None;
+    /// lets each step still have the privilege it needs. `hand_listener`
+    /// gets the seccomp notify fd as soon as the filter is loaded.
+    pub fn drop_privileges(
+        &self,
+        cwd_done: bool,
+        hand_listener: &dyn Fn(OwnedFd) -> std::result::Result<(), String>,
+    ) -> std::result::Result<(), String> {
         if let Some(caps) = &self.caps {
             caps.apply_bounding()
                 .map_err(|e| format!("dropping bounding capabilities: {e}"))?;
@@ -209,11 +213,7 @@ impl ProcessPlan {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
         // the identity change below may take away: load it first.
         if !self.no_new_privileges {
-            if let Some(filter) = &self.seccomp {
-                listener = filter
-                    .load()
-                    .map_err(|e| format!("loading the seccomp filter: {e}"))?;
-            }
+            self.load_seccomp(hand_listener)?;
         }
         berth_sys::process::prctl(libc::PR_SET_KEEPCAPS, 1, 0)
             .map_err(|e| format!("PR_SET_KEEPCAPS: {e}"))?;
@@ -262,17 +262,37 @@ impl ProcessPlan {
         if let Some(umask) = self.umask {
             rustix::process::umask(rustix::fs::Mode::from_raw_mode(umask & 0o777));
         }
-        Ok(listener)
+        Ok(())
     }
 
     /// With no_new_privs the filter goes last, so nothing berth still has
     /// to do is subject to it.
-    pub fn load_late_seccomp(&self) -> std::result::Result<Option<OwnedFd>, String> {
-        match (&self.seccomp, self.no_new_privileges) {
-            (Some(filter), true) => filter
-                .load()
-                .map_err(|e| format!("loading the seccomp filter: {e}")),
-            _ => Ok(None),
+    pub fn load_late_seccomp(
+        &self,
+        hand_listener: &dyn Fn(OwnedFd) -> std::result::Result<(), String>,
+    ) -> std::result::Result<(), String> {
+        if self.no_new_privileges {
+            self.load_seccomp(hand_listener)?;
+        }
+        Ok(())
+    }
+
+    /// Loads the filter and hands its notify fd over at once: until the
+    /// agent holds it, any syscall the profile sends to the agent (read,
+    /// close, openat, fcntl, ...) would block this process for good.
+    fn load_seccomp(
+        &self,
+        hand_listener: &dyn Fn(OwnedFd) -> std::result::Result<(), String>,
+    ) -> std::result::Result<(), String> {
+        let Some(filter) = &self.seccomp else {
+            return Ok(());
+        };
+        match filter
+            .load()
+            .map_err(|e| format!("loading the seccomp filter: {e}"))?
+        {
+            Some(listener) => hand_listener(listener),
+            None => Ok(()),
         }
     }
 

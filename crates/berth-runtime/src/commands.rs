@@ -256,9 +256,9 @@ fn exit_code(status: rustix::process::WaitStatus) -> i32 {
     }
 }
 
-/// An exec whose process could not be started: runc exits 255 for these,
-/// so callers can tell them from the process's own exit status. Errors
-/// found before (an unknown container, bad flags) exit 1 as elsewhere.
+/// An exec whose process could not be started, an unknown container
+/// included: runc exits 255 for these, so callers can tell them from the
+/// process's own exit status. Bad flags (clap) exit as elsewhere.
 #[derive(Debug)]
 pub struct ExecFailed(pub anyhow::Error);
 
@@ -271,8 +271,11 @@ impl std::fmt::Display for ExecFailed {
 impl std::error::Error for ExecFailed {}
 
 fn exec(rt: &Runtime, args: &ExecArgs) -> Result<i32> {
-    let container = rt.load(&args.id)?;
-    exec_in(rt, &container, args).map_err(|e| ExecFailed(e).into())
+    let load_and_exec = || -> Result<i32> {
+        let container = rt.load(&args.id)?;
+        exec_in(rt, &container, args)
+    };
+    load_and_exec().map_err(|e| ExecFailed(e).into())
 }
 
 fn exec_in(rt: &Runtime, container: &Container, args: &ExecArgs) -> Result<i32> {
@@ -335,8 +338,16 @@ fn exec_in(rt: &Runtime, container: &Container, args: &ExecArgs) -> Result<i32> 
 fn exec_process(container: &Container, args: &ExecArgs) -> Result<Process> {
     if let Some(path) = &args.process {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        return serde_json::from_slice(&bytes)
-            .with_context(|| format!("{}: not a valid OCI process", path.display()));
+        let not_valid = || format!("{}: not a valid OCI process", path.display());
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&bytes).with_context(not_valid)?;
+        // runc decodes with Go's zero values: a process without `user` runs
+        // as uid 0, gid 0 (runc's own tests write such files).
+        if let Some(obj) = value.as_object_mut() {
+            obj.entry("user")
+                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+        }
+        return serde_json::from_value(value).with_context(not_valid);
     }
     if args.command.is_empty() {
         bail!("exec needs a command to run (or --process FILE)");

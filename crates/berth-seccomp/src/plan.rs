@@ -261,8 +261,11 @@ fn plan_syscall(
             return Err(Error::invalid(
                 format!("{field}.names[{k}]"),
                 name,
-                "SCMP_ACT_NOTIFY cannot be used on this syscall: the runtime needs it to hand \
-                 the listener to the agent, so the container would hang before it starts",
+                format!(
+                    "SCMP_ACT_NOTIFY cannot be used for the {name} syscall: the runtime needs it \
+                     to hand the listener to the agent, so the container would hang before it \
+                     starts"
+                ),
             ));
         }
         if action == default_action {

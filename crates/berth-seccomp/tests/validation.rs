@@ -145,7 +145,11 @@ fn notify_is_refused_where_it_would_hang_the_runtime() {
         "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_NOTIFY"}]}));
     assert_mentions(
         &err.to_string(),
-        &["linux.seccomp.syscalls[0].names[1] = write"],
+        &[
+            "linux.seccomp.syscalls[0].names[1] = write",
+            // runc's wording, which its tests look for
+            "SCMP_ACT_NOTIFY cannot be used for the write syscall",
+        ],
     );
 }
 

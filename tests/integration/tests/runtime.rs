@@ -36,6 +36,32 @@ fn exit_codes_propagate() {
     env.wait_status(&id, "running");
     env.rt_ok(&["kill", &id, "KILL"]);
     assert_eq!(run.wait().unwrap().code(), Some(137));
+    // exec exits 255 when it cannot start the process, an unknown
+    // container included (runc's tests check this), else the process's code.
+    let b = env.bundle(&["sleep", "1000"]);
+    let id = env.id();
+    env.rt_ok(&["run", "-d", "--bundle", b.path(), &id]);
+    assert_eq!(
+        env.rt(&["exec", &id, "sh", "-c", "exit 42"]).status.code(),
+        Some(42)
+    );
+    assert_eq!(
+        env.rt(&["exec", &id, "no-such-binary"]).status.code(),
+        Some(255)
+    );
+    let out = env.rt(&["exec", "no-such-container", "true"]);
+    assert_eq!(
+        out.status.code(),
+        Some(255),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.rt_ok(&["kill", &id, "KILL"]);
+    env.wait_status(&id, "stopped");
+    // Signal 0 asks whether it runs; with -a a stopped container is no error.
+    assert_eq!(env.rt(&["kill", &id, "0"]).status.code(), Some(1));
+    env.rt_ok(&["kill", "-a", &id, "0"]);
+    env.rt_ok(&["delete", &id]);
     env.finish();
 }
 
@@ -341,7 +367,7 @@ fn hooks_run_in_order_with_the_state() {
     let mut b = env.bundle(&["true"]);
     let host_hook = |stage: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {0}/{stage}.json; echo {stage} >> {0}/order", log.display())]});
     // startContainer runs inside the container: it writes to a bind mount.
-    let in_container = json!({"path": "/bin/sh", "args": ["sh", "-c", "cat > /hooklog/startContainer.json; echo startContainer >> /hooklog/order"]});
+    let in_container = json!({"path": "/bin/sh", "args": ["sh", "-c", "cat > /hooklog/startContainer.json; echo \"$HOME\" > /hooklog/home; echo startContainer >> /hooklog/order"]});
     b.edit(|c| {
         c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/hooklog", "type": "bind", "source": log, "options": ["rbind", "rw"]}));
         c["hooks"] = json!({
@@ -367,6 +393,9 @@ fn hooks_run_in_order_with_the_state() {
             "poststop"
         ]
     );
+    // The spec sets no HOME: the hook gets the process's, from /etc/passwd.
+    let home = std::fs::read_to_string(log.join("home")).unwrap();
+    assert!(home.starts_with('/'), "startContainer's HOME: {home:?}");
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(log.join("createRuntime.json")).unwrap()).unwrap();
     assert_eq!(state["status"], json!("creating"));
@@ -728,5 +757,237 @@ fn the_process_starts_with_default_signal_dispositions() {
     for line in out.lines() {
         assert!(line.ends_with("0000000000000000"), "{line}");
     }
+    env.finish();
+}
+
+/// A minimal seccomp agent for `seccomp_notify_hands_the_listener_to_the_agent`:
+/// takes one connection at `socket`, returns the state it was sent and how
+/// many notifications it answered, mkdir(at) with EDQUOT, every other
+/// syscall let through. It stops once no process uses the filter any more.
+fn seccomp_agent(socket: &std::path::Path) -> std::thread::JoinHandle<(serde_json::Value, u32)> {
+    use std::io::{IoSliceMut, Read};
+    use std::mem::MaybeUninit;
+    use std::time::{Duration, Instant};
+    let agent = std::os::unix::net::UnixListener::bind(socket).expect("binding the agent socket");
+    agent.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let conn = loop {
+            match agent.accept() {
+                Ok((c, _)) => break c,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("the runtime never connected to the agent: {e}"),
+            }
+        };
+        conn.set_nonblocking(false).unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+        let got = rustix::net::recvmsg(
+            &conn,
+            &mut [IoSliceMut::new(&mut buf)],
+            &mut control,
+            rustix::net::RecvFlags::CMSG_CLOEXEC,
+        )
+        .expect("receiving the state and the listener");
+        let mut fds = Vec::new();
+        for m in control.drain() {
+            if let rustix::net::RecvAncillaryMessage::ScmRights(rights) = m {
+                fds.extend(rights);
+            }
+        }
+        // Read until the state parses, not to EOF: the runtime's close of
+        // the connection may itself be a notified syscall waiting for us.
+        let mut payload = buf[..got.bytes].to_vec();
+        let state: serde_json::Value = loop {
+            if let Ok(v) = serde_json::from_slice(&payload) {
+                break v;
+            }
+            let n = (&conn).read(&mut buf).expect("reading the state");
+            assert!(n > 0, "the connection ended inside the state: {payload:?}");
+            payload.extend_from_slice(&buf[..n]);
+        };
+        assert_eq!(fds.len(), 1, "one fd with the state: {state}");
+        let listener = fds.pop().unwrap();
+
+        // struct seccomp_notif and struct seccomp_notif_resp (linux/seccomp.h).
+        #[repr(C)]
+        struct Notif {
+            id: u64,
+            pid: u32,
+            flags: u32,
+            nr: i32,
+            arch: u32,
+            ip: u64,
+            args: [u64; 6],
+        }
+        #[repr(C)]
+        struct Resp {
+            id: u64,
+            val: i64,
+            error: i32,
+            flags: u32,
+        }
+        const RECV: rustix::ioctl::Opcode = rustix::ioctl::opcode::read_write::<Notif>(b'!', 0);
+        const SEND: rustix::ioctl::Opcode = rustix::ioctl::opcode::read_write::<Resp>(b'!', 1);
+        const CONTINUE: u32 = 1; // SECCOMP_USER_NOTIF_FLAG_CONTINUE
+        const MKDIR: i32 = 83; // x86_64
+        const MKDIRAT: i32 = 258;
+        let mut answered = 0;
+        while Instant::now() < deadline {
+            let mut pfd = [rustix::event::PollFd::new(
+                &listener,
+                rustix::event::PollFlags::IN,
+            )];
+            let timeout = rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: 100_000_000,
+            };
+            if rustix::event::poll(&mut pfd, Some(&timeout)).unwrap_or(0) == 0 {
+                continue;
+            }
+            let revents = pfd[0].revents();
+            if !revents.contains(rustix::event::PollFlags::IN) {
+                break; // HUP: every process under the filter is gone
+            }
+            let mut n: Notif = unsafe { std::mem::zeroed() };
+            let recv = unsafe {
+                rustix::ioctl::ioctl(
+                    &listener,
+                    rustix::ioctl::Updater::<RECV, Notif>::new(&mut n),
+                )
+            };
+            if recv.is_err() {
+                continue; // the caller went away (ENOENT) or a signal came
+            }
+            let mut resp = if n.nr == MKDIR || n.nr == MKDIRAT {
+                Resp {
+                    id: n.id,
+                    val: 0,
+                    error: -rustix::io::Errno::DQUOT.raw_os_error(),
+                    flags: 0,
+                }
+            } else {
+                Resp {
+                    id: n.id,
+                    val: 0,
+                    error: 0,
+                    flags: CONTINUE,
+                }
+            };
+            let sent = unsafe {
+                rustix::ioctl::ioctl(
+                    &listener,
+                    rustix::ioctl::Updater::<SEND, Resp>::new(&mut resp),
+                )
+            };
+            if sent.is_ok() {
+                answered += 1;
+            }
+        }
+        (state, answered)
+    })
+}
+
+#[test]
+fn seccomp_notify_hands_the_listener_to_the_agent() {
+    if !require_root() {
+        return;
+    }
+    for no_new_privileges in [false, true] {
+        let mut env = TestEnv::new("seccompnotify");
+        let socket = env.dir.path().join("agent.sock");
+        let agent = seccomp_agent(&socket);
+        let mut b = env.bundle(&["sh", "-c", "mkdir /tmp/x; echo rc=$?"]);
+        b.edit(|c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+            c["process"]["noNewPrivileges"] = json!(no_new_privileges);
+            // The runtime's own syscalls after loading (open, read, close,
+            // fcntl) go to the agent too: it must hold the fd by then.
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "listenerPath": socket,
+                "listenerMetadata": "agent-metadata",
+                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                "syscalls": [{"names": ["mkdir", "mkdirat", "openat", "open", "read", "close", "fcntl"], "action": "SCMP_ACT_NOTIFY"}]
+            });
+        });
+        let id = env.id();
+        // A runtime stuck before the agent holds the listener is killed
+        // (its init dies with it) so the test fails instead of hanging.
+        // Output goes to files: a stuck init would hold pipes open forever.
+        let (out_path, err_path) = (env.dir.path().join("out"), env.dir.path().join("err"));
+        let status = std::process::Command::new("timeout")
+            .args(["-s", "KILL", "60"])
+            .arg(&env.binary)
+            .arg("--root")
+            .arg(&env.state_root)
+            .args(["run", "--bundle", b.path(), &id])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .status()
+            .unwrap();
+        let stdout = std::fs::read_to_string(&out_path).unwrap();
+        let stderr = std::fs::read_to_string(&err_path).unwrap();
+        assert!(
+            status.success(),
+            "noNewPrivileges {no_new_privileges}: {status}: {stderr}"
+        );
+        assert!(
+            stdout.contains("rc=1"),
+            "the agent's EDQUOT reached mkdir: {stdout} {stderr}"
+        );
+        assert!(
+            stderr.contains("Disk quota exceeded") || stdout.contains("Disk quota exceeded"),
+            "{stdout} {stderr}"
+        );
+        let (state, answered) = agent.join().expect("agent thread");
+        assert_eq!(state["metadata"], "agent-metadata");
+        assert_eq!(state["state"]["id"], id.as_str());
+        assert!(state["pid"].as_i64().unwrap_or(0) > 0, "{state}");
+        assert!(
+            answered > 1,
+            "the agent answered mkdir and the loader's own calls: {answered}"
+        );
+        env.finish();
+    }
+}
+
+#[test]
+fn seccomp_notify_without_an_agent_fails_with_runcs_text() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("seccompnoagent");
+    let socket = env.dir.path().join("nobody.sock");
+    let mut b = env.bundle(&["true"]);
+    b.edit(|c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": socket,
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        });
+    });
+    let (code, _, err) = env.run(&b);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("failed to connect with seccomp agent"),
+        "{err}"
+    );
+    b.edit(|c| {
+        c["linux"]["seccomp"]["syscalls"] =
+            json!([{"names": ["write"], "action": "SCMP_ACT_NOTIFY"}]);
+    });
+    let (code, _, err) = env.run(&b);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("SCMP_ACT_NOTIFY cannot be used for the write syscall"),
+        "{err}"
+    );
     env.finish();
 }
