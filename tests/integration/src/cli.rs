@@ -175,3 +175,70 @@ fn message(stderr: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// A tmux server of its own (a real terminal for a client), killed when
+/// the test ends however it ends. Its one window is named `t`.
+pub struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// A server named after `name` and this process.
+    pub fn new(name: &str) -> Tmux {
+        Tmux {
+            socket: format!("berth-it-{name}-{}", std::process::id()),
+        }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("running tmux")
+    }
+
+    /// (Re)starts window `t`, WIDTH columns by 30 lines, running `cmd`
+    /// in a shell that then prints `EXITED-<code>` and stays a while.
+    pub fn session(&self, width: u16, cmd: &str) {
+        let _ = self.cmd(&["kill-session", "-t", "t"]);
+        let out = self.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            &width.to_string(),
+            "-y",
+            "30",
+            &format!("{cmd}; echo EXITED-$?; sleep 120"),
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
+    }
+
+    /// Waits up to 20 s for `text` on the screen.
+    pub fn expect(&self, text: &str) {
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(20) {
+            if self.screen().contains(text) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("{text:?} did not appear; the screen:\n{}", self.screen());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}

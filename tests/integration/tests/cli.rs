@@ -2,7 +2,7 @@
 //! the oracle: the same commands, the same daemon, the same output and
 //! exit codes. Needs `cargo build -p berth -p berth-runtime` first.
 
-use berth_integration::cli::{assert_agreed, Clients};
+use berth_integration::cli::{assert_agreed, Clients, Tmux};
 use berth_integration::peers::Dockerd;
 
 /// The state the comparisons look at: a running container with a label and
@@ -659,49 +659,6 @@ fn no_daemon_message() {
     assert_eq!(out.status.code(), Some(125));
 }
 
-/// A tmux server of its own, killed when the test ends however it ends.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn new() -> Tmux {
-        Tmux {
-            socket: format!("berth-it-cli-{}", std::process::id()),
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("running tmux")
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
-    }
-
-    /// Waits up to 20 s for `text` on the screen.
-    fn expect(&self, text: &str) {
-        let start = std::time::Instant::now();
-        while start.elapsed() < std::time::Duration::from_secs(20) {
-            if self.screen().contains(text) {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("{text:?} did not appear; the screen:\n{}", self.screen());
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]);
-    }
-}
-
 /// `run -it` in a real terminal: typed commands, a window resize seen by
 /// the container, detach with ctrl-p ctrl-q, re-attach and exit code.
 #[test]
@@ -715,26 +672,8 @@ fn tty_session_in_tmux() {
     };
     let c = Clients::new(&daemon);
     let berth = format!("{} -H {}", c.berth.display(), c.host);
-    let tmux = Tmux::new();
-    let session = |cmd: String| {
-        let _ = tmux.cmd(&["kill-session", "-t", "t"]);
-        let out = tmux.cmd(&[
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "-x",
-            "100",
-            "-y",
-            "30",
-            &format!("{cmd}; echo EXITED-$?; sleep 120"),
-        ]);
-        assert!(
-            out.status.success(),
-            "tmux: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let tmux = Tmux::new("cli");
+    let session = |cmd: String| tmux.session(100, &cmd);
     session(format!(
         "{berth} run -it --name tty1 -e BERTH_IT=cli busybox sh"
     ));

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use berth_integration::cli::Tmux;
 use berth_integration::daemon::{Berthd, LoopbackRegistry};
 use berth_integration::peers::DOCKER;
 use berth_integration::runtime::berth_binary;
@@ -137,6 +138,35 @@ fn login_push_pull_logout_against_an_htpasswd_registry() {
         let b = p.same(args, b"");
         assert_eq!(b.code, 1, "{args:?}: {b:?}");
     }
+    // On a terminal: prompts, the password not echoed.
+    if berth_integration::peers::ensure_installed("/usr/bin/tmux", "tmux").is_ok() {
+        let tmux = Tmux::new("login");
+        tmux.session(
+            150,
+            &format!(
+                "{} --config {} -H unix://{} login {r}",
+                p.berth.display(),
+                tmp.path().join("tty").display(),
+                d.socket.display()
+            ),
+        );
+        tmux.expect("Username:");
+        tmux.cmd(&["send-keys", "-t", "t", "alice", "Enter"]);
+        tmux.expect("Password:");
+        tmux.cmd(&["send-keys", "-t", "t", "wonderland", "Enter"]);
+        tmux.expect("EXITED-0");
+        let screen = tmux.screen();
+        assert!(screen.contains("Login Succeeded"), "{screen}");
+        assert!(
+            !screen.contains("wonderland"),
+            "the password was echoed: {screen}"
+        );
+        let cfg = std::fs::read_to_string(tmp.path().join("tty/config.json")).expect("stored");
+        assert!(cfg.contains("YWxpY2U6d29uZGVybGFuZA=="), "{cfg}");
+    } else {
+        eprintln!("skipped the terminal login: no tmux");
+    }
+
     // The right password from stdin: stored, with docker's warning.
     let b = p.same(
         &["login", "-u", "alice", "--password-stdin", &r],
