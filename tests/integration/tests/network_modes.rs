@@ -827,3 +827,135 @@ fn network_create_options_inspect_prune_and_nothing_left() {
     }
     d.stop();
 }
+
+/// docker's legacy links on the default bridge (hosts line, variables,
+/// inspect's form, `rm --link`), links on a user network (an alias only
+/// the linking container resolves), disconnect from the only network and
+/// connect again, `--mac-address`, auxiliary addresses and a name with a
+/// space.
+#[test]
+fn links_macs_reconnect_aux_addresses_and_names() {
+    let Some(d) = daemon() else { return };
+    d.docker_ok(&[
+        "run", "-d", "--name", "child", "-e", "FOO=1", "--expose", "5432", "bb:1", "sleep", "300",
+    ]);
+    let child_ip = field(&endpoint(&d, "child", "bridge"), "IPAddress");
+    let out = d.docker_ok(&[
+        "run",
+        "--name",
+        "parent",
+        "--link",
+        "child:db",
+        "bb:1",
+        "sh",
+        "-c",
+        "env; cat /etc/hosts",
+    ]);
+    for want in [
+        "DB_NAME=/parent/db".to_string(),
+        "DB_ENV_FOO=1".to_string(),
+        format!("DB_PORT=tcp://{child_ip}:5432"),
+        format!("DB_PORT_5432_TCP_ADDR={child_ip}"),
+    ] {
+        assert!(out.contains(&want), "{want} missing in:\n{out}");
+    }
+    let child_id = d.inspect("child")["Id"].as_str().unwrap().to_string();
+    assert!(
+        out.contains(&format!("{child_ip}\tdb {} child", &child_id[..12])),
+        "no hosts line for the link:\n{out}"
+    );
+    assert_eq!(
+        d.inspect("parent")["HostConfig"]["Links"],
+        serde_json::json!(["/child:/parent/db"])
+    );
+    d.docker_ok(&["rm", "--link", "parent/db"]);
+    assert!(d.inspect("parent")["HostConfig"]["Links"].is_null());
+    let missing = d.docker(&["create", "--link", "nosuch:x", "bb:1"]);
+    assert!(
+        !missing.status.success()
+            && text(&missing.stderr).contains("could not get container for nosuch")
+    );
+
+    // A MAC of one's own on the default bridge.
+    // (Config.MacAddress through the API: the CLI talks to API 1.41 with
+    // it only that way.)
+    let body = br#"{"Image": "bb:1", "Cmd": ["sleep", "300"], "MacAddress": "02:42:ac:11:00:0a"}"#;
+    let (status, out) = d.api("POST", "/containers/create?name=mac", Some(body));
+    assert_eq!(status, 201, "{}", text(&out));
+    d.docker_ok(&["start", "mac"]);
+    assert_eq!(
+        field(&d.inspect("mac")["NetworkSettings"], "MacAddress"),
+        "02:42:ac:11:00:0a"
+    );
+    let link = d.docker_ok(&["exec", "mac", "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(link.trim(), "02:42:ac:11:00:0a");
+
+    // A user network: a link is an alias the linking container resolves.
+    let subnet = TestNet::subnet();
+    let base = subnet.trim_end_matches(".0/24");
+    let aux = format!("{base}.2");
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &subnet,
+        "--aux-address",
+        &format!("dev={aux}"),
+        "link net",
+    ]);
+    let ipam = d.inspect("link net")["IPAM"]["Config"][0].clone();
+    assert_eq!(ipam["AuxiliaryAddresses"]["dev"], serde_json::json!(aux));
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "up",
+        "--network",
+        "link net",
+        "bb:1",
+        "sleep",
+        "300",
+    ]);
+    let up_ip = field(&endpoint(&d, "up", "link net"), "IPAddress");
+    assert_ne!(up_ip, aux, "an auxiliary address was leased");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "down",
+        "--network",
+        "link net",
+        "--link",
+        "up:bar",
+        "bb:1",
+        "sleep",
+        "300",
+    ]);
+    let ans = d.docker_ok(&[
+        "exec",
+        "down",
+        "sh",
+        "-c",
+        "timeout 10 nslookup bar || exit 1",
+    ]);
+    assert!(
+        ans.contains(&up_ip),
+        "bar did not resolve to {up_ip}:\n{ans}"
+    );
+    let other = d.docker(&["exec", "up", "sh", "-c", "timeout 10 nslookup bar"]);
+    assert!(!text(&other.stdout).contains(&format!("Address: {up_ip}")) || !other.status.success());
+
+    // Off its only network and back, with a chosen address.
+    d.docker_ok(&["network", "disconnect", "link net", "down"]);
+    assert_eq!(
+        d.inspect("down")["HostConfig"]["NetworkMode"],
+        serde_json::json!("link net")
+    );
+    let ip = format!("{base}.77");
+    d.docker_ok(&["network", "connect", "--ip", &ip, "link net", "down"]);
+    assert_eq!(field(&endpoint(&d, "down", "link net"), "IPAddress"), ip);
+
+    d.docker_ok(&["rm", "-f", "child", "parent", "mac", "up", "down"]);
+    d.docker_ok(&["network", "rm", "link net"]);
+    d.stop();
+}
