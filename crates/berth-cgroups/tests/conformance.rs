@@ -634,7 +634,7 @@ fn invalid_values_name_the_field_and_write_nothing() {
             (r#""cpu":{"period":10}"#, "linux.resources.cpu.period:"),
             (r#""cpu":{"cpus":"3-1"}"#, "linux.resources.cpu.cpus:"),
             (
-                r#""devices":[{"allow":true,"access":"rwx"}]"#,
+                r#""devices":[{"allow":true,"access":"xa"}]"#,
                 "linux.resources.devices[0].access:",
             ),
             (
