@@ -37,6 +37,9 @@ pub struct Berthd {
     extra: Vec<String>,
     /// Started by `systemd-socket-activate`, serving `-H fd://`.
     activated: bool,
+    /// Passes `--bip` (the default); without it the daemon picks the
+    /// bridge's address itself.
+    pass_bip: bool,
     child: Option<Child>,
 }
 
@@ -138,7 +141,13 @@ impl Berthd {
 
     /// Starts berthd with `extra` flags and waits until it answers `/_ping`.
     pub fn start(extra: &[&str]) -> Berthd {
-        Berthd::start_with(extra, false)
+        Berthd::start_with(extra, false, true)
+    }
+
+    /// As [`Berthd::start`] but without `--bip`, with `net` as its
+    /// networking names: the daemon chooses the default bridge's address.
+    pub fn start_without_bip(net: TestNet) -> Berthd {
+        Berthd::start_on(net, &[], false, false)
     }
 
     /// As [`Berthd::start`], but socket-activated: `systemd-socket-activate`
@@ -147,10 +156,14 @@ impl Berthd {
     pub fn start_activated(extra: &[&str]) -> Option<Berthd> {
         Path::new(SOCKET_ACTIVATE)
             .exists()
-            .then(|| Berthd::start_with(extra, true))
+            .then(|| Berthd::start_with(extra, true, true))
     }
 
-    fn start_with(extra: &[&str], activated: bool) -> Berthd {
+    fn start_with(extra: &[&str], activated: bool, pass_bip: bool) -> Berthd {
+        Berthd::start_on(TestNet::new(), extra, activated, pass_bip)
+    }
+
+    fn start_on(net: TestNet, extra: &[&str], activated: bool, pass_bip: bool) -> Berthd {
         let dir = tempfile::Builder::new()
             .prefix("berthd-test-")
             .tempdir()
@@ -163,9 +176,10 @@ impl Berthd {
             socket,
             data_root,
             exec_root,
-            net: TestNet::new(),
+            net,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             activated,
+            pass_bip,
             child: None,
         };
         d.spawn();
@@ -198,7 +212,13 @@ impl Berthd {
             .args(["--log-level", "debug"])
             .arg("--cgroup-parent")
             .arg(cgroup_parent_of(self.dir.path()))
-            .args(["--bridge", &self.net.bridge, "--bip", &self.net.bip])
+            .args(["--bridge", &self.net.bridge])
+            .args(
+                self.pass_bip
+                    .then_some(["--bip", &self.net.bip])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(["--firewall-table", &self.net.table])
             .args(&self.extra)
             .stdin(Stdio::null())

@@ -7,8 +7,13 @@ use serde_json::json;
 
 /// Asserts exit 1 and a single stderr line containing `want`.
 fn assert_one_line_error(out: &std::process::Output, want: &str) {
+    assert_one_line_error_with(out, want, 1);
+}
+
+/// Asserts exit status `code` and a single stderr line containing `want`.
+fn assert_one_line_error_with(out: &std::process::Output, want: &str, code: i32) {
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
     assert_eq!(err.trim_end().lines().count(), 1, "one line, got: {err}");
     assert!(err.contains(want), "expected {want:?} in: {err}");
 }
@@ -116,12 +121,16 @@ fn unknown_ids_and_bad_signals() {
         vec!["kill", "nope"],
         vec!["delete", "nope"],
         vec!["state", "nope"],
-        vec!["exec", "nope", "true"],
         vec!["pause", "nope"],
     ] {
         let out = env.rt(&cmd);
         assert_one_line_error(&out, "\"nope\" does not exist");
     }
+    // exec is the one command runc exits 255 from on any failure of its
+    // own, so a caller can tell it from the process's exit status (runc's
+    // exec.bats checks it); berth follows runc here.
+    let out = env.rt(&["exec", "nope", "true"]);
+    assert_one_line_error_with(&out, "\"nope\" does not exist", 255);
     assert_one_line_error(&env.rt(&["start", "../etc"]), "invalid container id");
     let b = env.bundle(&["sleep", "1000"]);
     let id = env.id();

@@ -426,3 +426,40 @@ fn ports_and_names_survive_a_daemon_kill_and_restart() {
     d.docker_ok(&["network", "rm", "keep"]);
     d.stop();
 }
+
+/// As dockerd with an existing docker0: a default bridge that already has
+/// an address (made by hand, or left by an earlier daemon on another data
+/// root) keeps it when no `--bip` is given, rather than gaining another
+/// 172.x range at every start.
+#[test]
+fn an_existing_default_bridge_keeps_its_address() {
+    if !require_root() {
+        return;
+    }
+    let net = TestNet::new();
+    let made = sh(&format!(
+        "ip link add {b} type bridge && ip addr add {a} dev {b}",
+        b = net.bridge,
+        a = net.bip
+    ));
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let d = Berthd::start_without_bip(net.clone());
+    let (status, body) = d.api("GET", "/networks/bridge", None);
+    assert_eq!(status, 200, "{}", text(&body));
+    let ipam: Value = serde_json::from_slice(&body).unwrap();
+    let gateway = net.bip.split('/').next().unwrap();
+    assert_eq!(ipam["IPAM"]["Config"][0]["Gateway"], gateway, "{ipam}");
+    let subnet = format!("{}.0/24", gateway.rsplit_once('.').unwrap().0);
+    assert_eq!(
+        ipam["IPAM"]["Config"][0]["Subnet"],
+        subnet.as_str(),
+        "{ipam}"
+    );
+    let addrs = text(&sh(&format!("ip -4 -o addr show dev {}", net.bridge)).stdout);
+    assert_eq!(
+        addrs.lines().count(),
+        1,
+        "one address on the bridge: {addrs}"
+    );
+    d.stop();
+}

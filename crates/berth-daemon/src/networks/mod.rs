@@ -138,6 +138,17 @@ impl Engine {
         self.ensure_forwarding(existing.iter().any(|n| n.config.enable_ipv6))?;
         if settings.bridge != "none" && !has(BRIDGE) {
             let taken = self.taken_subnets(&existing)?;
+            // As dockerd with an existing docker0: a bridge that already
+            // has an address (a data root started afresh, or made by hand)
+            // keeps it rather than gaining another range at every start.
+            let mut settings = settings.clone();
+            if settings.bip.is_empty() {
+                let kept = berth_net::link::link_ipv4_addresses(&settings.bridge)
+                    .map_err(ApiError::from)?;
+                if let Some(addr) = kept.first() {
+                    settings.bip = addr.to_string();
+                }
+            }
             let config = NetworkConfig::default_bridge(&settings, &taken)?;
             self.store.insert_network(&NetworkRow {
                 id: random_id()?,

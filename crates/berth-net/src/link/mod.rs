@@ -80,6 +80,30 @@ pub fn link_exists(name: &str) -> Result<bool, NetError> {
         .is_some())
 }
 
+/// The IPv4 addresses (with their prefixes) of link `name`, in the kernel's
+/// order; empty when there is no such link.
+pub fn link_ipv4_addresses(name: &str) -> Result<Vec<IpNet>, NetError> {
+    check_ifname(name)?;
+    let mut nl = open(None)?;
+    let Some(link) =
+        find(&mut nl, name).map_err(|e| netlink_error("looking up link", name, None, e))?
+    else {
+        return Ok(Vec::new());
+    };
+    let addresses = nl
+        .dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))
+        .map_err(|e| netlink_error("listing addresses", name, None, e))?;
+    Ok(addresses
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewAddress(a) if a.header.index == link.index => {
+                address_network_exact(&a).filter(|n| matches!(n, IpNet::V4(_)))
+            }
+            _ => None,
+        })
+        .collect())
+}
+
 /// The names of the caller's namespace's links that start with `prefix`, sorted.
 pub fn links_with_prefix(prefix: &str) -> Result<Vec<String>, NetError> {
     let mut nl = open(None)?;
