@@ -30,12 +30,15 @@ const SYNC_CRATES: &[&str] = &[
 ];
 /// Packages that mean "an async runtime is linked".
 const ASYNC_RUNTIMES: &[&str] = &["tokio", "async-std", "smol", "async-executor"];
-/// Berth crates the CLI may depend on.
+/// Berth crates the CLI may depend on: the API and its client, and leaf
+/// crates that hold no engine state (berth-credentials reads and writes
+/// the user's own `~/.docker/config.json` for `login`/`logout`).
 const CLI_ALLOWED: &[&str] = &[
     "berth-api",
     "berth-client",
     "berth-errdefs",
     "berth-archive",
+    "berth-credentials",
 ];
 
 pub fn workspace_root() -> PathBuf {
