@@ -38,7 +38,8 @@
 #   DOCKERD            dockerd binary (default /usr/sbin/dockerd, Debian's
 #                      docker.io, installed when missing).
 #   TEST_TIMEOUT       per-test timeout in seconds (default 180).
-#   PYTEST_ARGS        extra pytest arguments (e.g. "-k exec").
+#   PYTEST_ARGS        extra pytest arguments, with shell quoting
+#                      (e.g. "-k 'KillTest or test_stats'").
 #
 # The selection: tests/integration minus the swarm-mode files (api_swarm,
 # api_service, api_secret, api_config, models_swarm, models_services,
@@ -84,6 +85,8 @@ BERTH_BIN=${BERTH_BIN:-$REPO/target/release}
 DOCKERD=${DOCKERD:-/usr/sbin/dockerd}
 TEST_TIMEOUT=${TEST_TIMEOUT:-180}
 PYTEST_ARGS=${PYTEST_ARGS:-}
+# Split as the shell would, so a quoted -k expression stays one argument.
+eval "PYTEST_EXTRA=($PYTEST_ARGS)"
 # berthd's default network gets a bridge, range and nft table of its own,
 # so that another berthd on this machine (berth0, table berth) is untouched.
 BERTH_BRIDGE=${BERTH_BRIDGE:-bdpy0}
@@ -460,7 +463,7 @@ for daemon in $DAEMONS; do
 				"$PY" -m pytest -p no:cacheprovider -p berth_outcomes \
 				tests/integration "${IGNORE[@]}" \
 				--timeout="$TEST_TIMEOUT" -rfEs \
-				--junitxml="$WORK/results/$daemon.xml" $PYTEST_ARGS
+				--junitxml="$WORK/results/$daemon.xml" "${PYTEST_EXTRA[@]}"
 	) >"$WORK/results/$daemon.log" 2>&1
 	rc=$?
 	set -e
