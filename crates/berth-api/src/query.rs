@@ -129,6 +129,43 @@ query_struct!(
     }
 );
 
+query_struct!(
+    /// `POST /build`: a Dockerfile build of the tar context in the body.
+    /// Booleans stay strings (docker's BoolValue, see [`bool_value`]).
+    BuildQuery {
+        #[serde(rename = "t", skip_serializing_if = "Vec::is_empty")]
+        tags: Vec<String>,
+        /// Repeated by some clients (docker-py 7 sends the path, then the
+        /// text): the first wins, as Go's `FormValue`.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        dockerfile: Vec<String>,
+        /// JSON object of build args.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        buildargs: Option<String>,
+        /// JSON object of labels for the final image.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        labels: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nocache: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        q: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        networkmode: Option<String>,
+        /// `host:ip` entries, repeated or comma-separated.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        extrahosts: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        shmsize: Option<String>,
+        /// JSON array of images whose build cache may be used.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cachefrom: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        platform: Option<String>,
+    }
+);
+
 impl CommitQuery {
     /// Whether to pause a running container while its changes are read.
     pub fn pause(&self) -> bool {

@@ -93,6 +93,13 @@ impl Engine {
         let store = Arc::new(Store::open(&config.data_root)?);
         let content = ContentStore::open(&config.data_root)?;
         let layers = LayerStore::open(&config.data_root)?;
+        // Contexts of builds a kill interrupted (no build runs yet).
+        let builds = crate::build::builds_dir(&config.data_root);
+        if let Err(e) = std::fs::remove_dir_all(&builds) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %builds.display(), error = %e, "removing interrupted builds");
+            }
+        }
         // No request runs yet, so half-unpacked layers can go too.
         let report = store.gc(
             &content,

@@ -170,6 +170,7 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
             let r = serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0});
             return Ok(json(StatusCode::OK, &r));
         }
+        "/build" if m == Method::POST => return crate::build::build(engine, &q, body).await,
         "/auth" if m == Method::POST => return auth(engine, body).await,
         "/commit" if m == Method::POST => {
             let q: query::CommitQuery = parse_query(&q)?;

@@ -10,6 +10,7 @@
 //! docker's wire format through berth-api. Containers are reached only
 //! through the shim protocol ([`containers`]).
 
+mod build;
 pub mod config;
 mod container_routes;
 pub mod containers;

@@ -67,7 +67,8 @@ impl From<ImportError> for CommitError {
 /// The image a container runs on.
 #[derive(Debug, Clone)]
 pub struct Parent {
-    pub id: Digest,
+    /// None for `FROM scratch`: the first image of a build has no parent.
+    pub id: Option<Digest>,
     pub config: ImageConfig,
     /// Its layers, bottom first, with their stored blobs.
     pub layers: Vec<LayerParts>,
@@ -147,7 +148,7 @@ pub fn commit<R: Read>(
         rootfs,
         history,
         comment: options.comment.clone().filter(|c| !c.is_empty()),
-        parent: Some(parent.id.clone()),
+        parent: parent.id.clone(),
         container: Some(options.container.clone()),
         container_config: options.container_config.clone(),
         docker_version: None,

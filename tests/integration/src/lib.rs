@@ -13,6 +13,7 @@ pub mod netlab;
 pub mod peers;
 pub mod runtime;
 pub mod shim;
+pub mod tarball;
 
 /// Skips (with a message on stderr) when not root: these tests run real containers.
 pub fn require_root() -> bool {

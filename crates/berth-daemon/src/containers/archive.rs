@@ -157,7 +157,7 @@ struct Target {
 }
 
 /// Go's `filepath.Clean` of an absolute path.
-fn clean_abs(path: &str) -> String {
+pub(crate) fn clean_abs(path: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {

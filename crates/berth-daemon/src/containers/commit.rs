@@ -78,28 +78,7 @@ impl Engine {
         let container_run: RunConfig = serde_json::from_value(container_config.clone())
             .map_err(|e| internal(format!("reading container {}'s config: {e}", c.id)))?;
         merge_config(&mut config, &container_run);
-        let parent = Parent {
-            id: image.id.clone(),
-            config: image_config,
-            layers: image
-                .layers
-                .iter()
-                .map(|l| {
-                    let blob = l.blob.as_ref().ok_or_else(|| {
-                        internal(format!(
-                            "cannot commit on image {}: its layer {} has no stored blob",
-                            image.id, l.diff_id
-                        ))
-                    })?;
-                    Ok(LayerParts {
-                        diff_id: l.diff_id.clone(),
-                        chain_id: l.chain_id.clone(),
-                        blob: Descriptor::new(&blob.media_type, blob.digest.clone(), blob.size),
-                        size: self.layers.meta(&l.chain_id).map(|m| m.size).unwrap_or(0),
-                    })
-                })
-                .collect::<Result<_, ApiError>>()?,
-        };
+        let parent = self.parent_of(&image, image_config)?;
         let options = CommitOptions {
             config,
             container: c.id.clone(),
@@ -141,8 +120,38 @@ impl Engine {
         Ok(parts.id)
     }
 
+    /// `image` as the parent of a new image: its config and stored layers.
+    pub(crate) fn parent_of(
+        &self,
+        image: &berth_store::ImageRecord,
+        config: berth_image::ImageConfig,
+    ) -> Result<Parent, ApiError> {
+        Ok(Parent {
+            id: Some(image.id.clone()),
+            config,
+            layers: image
+                .layers
+                .iter()
+                .map(|l| {
+                    let blob = l.blob.as_ref().ok_or_else(|| {
+                        internal(format!(
+                            "cannot commit on image {}: its layer {} has no stored blob",
+                            image.id, l.diff_id
+                        ))
+                    })?;
+                    Ok(LayerParts {
+                        diff_id: l.diff_id.clone(),
+                        chain_id: l.chain_id.clone(),
+                        blob: Descriptor::new(&blob.media_type, blob.digest.clone(), blob.size),
+                        size: self.layers.meta(&l.chain_id).map(|m| m.size).unwrap_or(0),
+                    })
+                })
+                .collect::<Result<_, ApiError>>()?,
+        })
+    }
+
     /// Streams the upper directory's diff into berth-image's commit.
-    fn commit_layer(
+    pub(crate) fn commit_layer(
         &self,
         c: &Loaded,
         parent: &Parent,

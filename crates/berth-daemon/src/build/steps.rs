@@ -1,0 +1,1154 @@
+//! Running a Dockerfile's instructions, one image per step.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_build::{Args, Instruction};
+use berth_image::commit::Parent;
+use berth_image::config::RunConfig;
+use berth_image::{CommitOptions, Digest, ImageConfig};
+
+use super::{BuildError, Context, Options, Output, MAX_CONTEXT};
+use crate::containers::lifecycle::WaitCondition;
+use crate::engine::Engine;
+
+/// The image a stage has made so far.
+struct Stage {
+    name: Option<String>,
+    parent: Parent,
+    config: RunConfig,
+    /// ARGs declared in this stage, with their values.
+    args: BTreeMap<String, Option<String>>,
+    /// Whether CMD was set in this stage (ENTRYPOINT resets an inherited one).
+    cmd_set: bool,
+    author: Option<String>,
+}
+
+pub(crate) struct Build<'a> {
+    engine: &'a Arc<Engine>,
+    rt: &'a tokio::runtime::Handle,
+    opts: Options,
+    ctx: Context,
+    escape: char,
+    out: &'a mut Output,
+    /// ARGs declared before the first FROM (usable in FROM lines).
+    global_args: BTreeMap<String, Option<String>>,
+    /// Finished stages' images, by name and by index.
+    stages: Vec<(Option<String>, Digest)>,
+    /// Images the cache may use (with `cachefrom`), else any.
+    cache_allowed: Option<BTreeSet<Digest>>,
+    staging_seq: usize,
+}
+
+impl<'a> Build<'a> {
+    pub(crate) fn run(
+        engine: &'a Arc<Engine>,
+        rt: &'a tokio::runtime::Handle,
+        opts: Options,
+        input: impl Read,
+        out: &'a mut Output,
+    ) -> Result<(), BuildError> {
+        let data_root = engine.config().data_root;
+        let ctx = Context::unpack(&data_root, input, MAX_CONTEXT)?;
+        let text = ctx.dockerfile(&opts.dockerfile)?;
+        ctx.apply_dockerignore()?;
+        let df = berth_build::parse(&text).map_err(|e| BuildError::new(e.to_string()))?;
+        let cache_allowed = opts
+            .cache_from
+            .as_ref()
+            .map(|names| cache_sources(engine, names));
+        let mut b = Build {
+            engine,
+            rt,
+            opts,
+            ctx,
+            escape: df.escape,
+            out,
+            global_args: BTreeMap::new(),
+            stages: Vec::new(),
+            cache_allowed,
+            staging_seq: 0,
+        };
+        b.instructions(&df.instructions)
+    }
+
+    fn instructions(&mut self, all: &[Instruction]) -> Result<(), BuildError> {
+        // With a target, the stages after it are not built (their steps
+        // are not counted either).
+        let end = match &self.opts.target {
+            None => all.len(),
+            Some(t) => {
+                let start = all
+                    .iter()
+                    .position(|i| i.keyword == "FROM" && stage_name(i).as_deref() == Some(t))
+                    .ok_or_else(|| {
+                        BuildError::new(format!("failed to reach build target {t} in Dockerfile"))
+                    })?;
+                all[start + 1..]
+                    .iter()
+                    .position(|i| i.keyword == "FROM")
+                    .map_or(all.len(), |p| start + 1 + p)
+            }
+        };
+        let steps = &all[..end];
+        let mut stage: Option<Stage> = None;
+        for (n, ins) in steps.iter().enumerate() {
+            self.out.stream(&format!(
+                "Step {}/{} : {} {}\n",
+                n + 1,
+                steps.len(),
+                ins.keyword,
+                ins.text
+            ));
+            match (ins.keyword.as_str(), stage.as_mut()) {
+                ("FROM", _) => {
+                    if let Some(done) = stage.take() {
+                        self.finish_stage(done)?;
+                    }
+                    stage = Some(self.from(ins)?);
+                }
+                ("ARG", None) => {
+                    for (k, v) in self.pairs(ins, &BTreeMap::new(), &[])? {
+                        let v = self.opts.build_args.get(&k).cloned().flatten().or(v);
+                        self.global_args.insert(k, v);
+                    }
+                }
+                (_, None) => {
+                    return Err(BuildError::new(format!(
+                        "Dockerfile line {}: {} before the first FROM: a build starts with FROM",
+                        ins.line, ins.keyword
+                    )))
+                }
+                (_, Some(s)) => self.step(s, ins)?,
+            }
+        }
+        let last = stage.ok_or_else(|| BuildError::new("the Dockerfile has no FROM"))?;
+        let id = self.finish_stage(last)?;
+        self.finish(&id)
+    }
+
+    /// Records a stage's final image; returns its id.
+    fn finish_stage(&mut self, s: Stage) -> Result<Digest, BuildError> {
+        let id = match &s.parent.id {
+            Some(id) => id.clone(),
+            // `FROM scratch` and nothing else: an image with no layers.
+            None => self.commit_config(&s, "")?,
+        };
+        self.stages.push((s.name, id.clone()));
+        Ok(id)
+    }
+
+    /// Labels from the query, the tags, the success lines.
+    fn finish(&mut self, id: &Digest) -> Result<(), BuildError> {
+        let mut id = id.clone();
+        if !self.opts.labels.is_empty() {
+            let parent = self.parent(&id)?;
+            let mut run = parent.config.config.clone().unwrap_or_default();
+            let labels = run.labels.get_or_insert_with(Default::default);
+            labels.extend(self.opts.labels.clone());
+            let s = Stage {
+                name: None,
+                config: run,
+                args: BTreeMap::new(),
+                cmd_set: true,
+                author: parent.config.author.clone(),
+                parent,
+            };
+            id = self.commit_config(&s, "LABEL")?;
+        }
+        let short = short_id(&id);
+        self.out.aux_id(&id.to_string());
+        match self.out.quiet {
+            true => self.out.always(&format!("{id}\n")),
+            false => self.out.stream(&format!("Successfully built {short}\n")),
+        }
+        for t in self.opts.tags.clone() {
+            self.engine.store.set_reference(&t, &id).map_err(api)?;
+            self.engine
+                .events
+                .emit("image", "tag", &id.to_string(), Some(&t.familiar()));
+            self.out
+                .stream(&format!("Successfully tagged {}\n", t.familiar()));
+        }
+        Ok(())
+    }
+
+    fn from(&mut self, ins: &Instruction) -> Result<Stage, BuildError> {
+        let globals = self.global_args.clone();
+        let vars = |k: &str| globals.get(k).cloned().flatten();
+        let words = berth_build::words(&ins.args.shell_text(), self.escape, &vars)
+            .map_err(|e| line_error(ins, e))?;
+        let (image, name) = match words.as_slice() {
+            [image] => (image.clone(), None),
+            [image, as_, name] if as_.eq_ignore_ascii_case("as") => {
+                (image.clone(), Some(name.to_ascii_lowercase()))
+            }
+            _ => {
+                return Err(BuildError::new(format!(
+                    "Dockerfile line {}: FROM takes an image and an optional `AS name`",
+                    ins.line
+                )))
+            }
+        };
+        let stage = |parent: Parent, config: RunConfig| Stage {
+            name: name.clone(),
+            parent,
+            config,
+            args: BTreeMap::new(),
+            cmd_set: false,
+            author: None,
+        };
+        if image == "scratch" {
+            let config = ImageConfig {
+                architecture: crate::system::go_arch().to_string(),
+                os: "linux".into(),
+                ..Default::default()
+            };
+            self.out.stream(" ---> \n");
+            return Ok(stage(
+                Parent {
+                    id: None,
+                    config,
+                    layers: Vec::new(),
+                },
+                RunConfig::default(),
+            ));
+        }
+        let earlier = self
+            .stages
+            .iter()
+            .find(|(n, _)| n.as_deref() == Some(image.to_ascii_lowercase().as_str()))
+            .map(|(_, id)| id.to_string());
+        let image_ref = earlier.unwrap_or(image.clone());
+        let record = self.engine.store.resolve_image(&image_ref).map_err(|_| {
+            BuildError::new(format!(
+                "pull access denied or image not found: {image:?} is not stored locally; pull it with \"docker pull {image}\" (berthd builds from local images)"
+            ))
+        })?;
+        let config = crate::images::parse_image_config(&record)?;
+        let run = config.config.clone().unwrap_or_default();
+        let parent = self.engine.parent_of(&record, config)?;
+        self.out
+            .stream(&format!(" ---> {}\n", short_id(&record.id)));
+        let mut s = stage(parent, run);
+        // The base image's ONBUILD triggers run now, as docker's do.
+        if let Some(triggers) = s.config.on_build.take().filter(|t| !t.is_empty()) {
+            for t in triggers {
+                self.out.stream("# Executing 1 build trigger\n");
+                let parsed = berth_build::parse(&t).map_err(|e| BuildError::new(e.to_string()))?;
+                for ins in parsed.instructions {
+                    self.step(&mut s, &ins)?;
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// The variables a stage's instructions see: its ARGs, then ENV.
+    fn vars(s: &Stage) -> impl Fn(&str) -> Option<String> + '_ {
+        move |k: &str| env_value(&s.config, k).or_else(|| s.args.get(k).cloned().flatten())
+    }
+
+    fn pairs(
+        &self,
+        ins: &Instruction,
+        args: &BTreeMap<String, Option<String>>,
+        env: &[String],
+    ) -> Result<Vec<(String, Option<String>)>, BuildError> {
+        let vars = |k: &str| {
+            env.iter()
+                .find_map(|e| e.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
+                .map(str::to_string)
+                .or_else(|| args.get(k).cloned().flatten())
+        };
+        berth_build::pairs(&ins.args.shell_text(), self.escape, &vars)
+            .map_err(|e| line_error(ins, e))
+    }
+
+    fn step(&mut self, s: &mut Stage, ins: &Instruction) -> Result<(), BuildError> {
+        let escape = self.escape;
+        let text = ins.args.shell_text();
+        let one = |s: &Stage| -> Result<String, BuildError> {
+            berth_build::expand(&text, escape, &Self::vars(s)).map_err(|e| line_error(ins, e))
+        };
+        let list = |s: &Stage| -> Result<Vec<String>, BuildError> {
+            match &ins.args {
+                Args::Json(v) => Ok(v.clone()),
+                Args::Shell(t) => {
+                    berth_build::words(t, escape, &Self::vars(s)).map_err(|e| line_error(ins, e))
+                }
+            }
+        };
+        let command = |s: &Stage| -> Vec<String> {
+            match &ins.args {
+                Args::Json(v) => v.clone(),
+                Args::Shell(t) => {
+                    let mut c = shell(s);
+                    c.push(t.clone());
+                    c
+                }
+            }
+        };
+        match ins.keyword.as_str() {
+            "RUN" => return self.run_step(s, command(s)),
+            "COPY" | "ADD" => return self.copy_step(s, ins),
+            "ARG" => {
+                let env = s.config.env.clone().unwrap_or_default();
+                for (k, v) in self.pairs(ins, &s.args, &env)? {
+                    let v = self
+                        .opts
+                        .build_args
+                        .get(&k)
+                        .cloned()
+                        .flatten()
+                        .or(v)
+                        .or_else(|| self.global_args.get(&k).cloned().flatten());
+                    s.args.insert(k, v);
+                }
+                // ARG changes no image: docker prints the same id.
+                return Ok(());
+            }
+            "ENV" => {
+                let env = s.config.env.clone().unwrap_or_default();
+                for (k, v) in self.pairs(ins, &s.args, &env)? {
+                    let v = v.ok_or_else(|| {
+                        BuildError::new(format!(
+                            "Dockerfile line {}: ENV {k} needs a value",
+                            ins.line
+                        ))
+                    })?;
+                    set_env(&mut s.config, &k, &v);
+                }
+            }
+            "LABEL" => {
+                let env = s.config.env.clone().unwrap_or_default();
+                for (k, v) in self.pairs(ins, &s.args, &env)? {
+                    s.config
+                        .labels
+                        .get_or_insert_with(Default::default)
+                        .insert(k, v.unwrap_or_default());
+                }
+            }
+            "MAINTAINER" => s.author = Some(one(s)?),
+            "WORKDIR" => {
+                let dir = one(s)?;
+                let base = s.config.working_dir.clone().unwrap_or_else(|| "/".into());
+                s.config.working_dir = Some(join_path(&base, &dir));
+            }
+            "USER" => s.config.user = Some(one(s)?),
+            "STOPSIGNAL" => s.config.stop_signal = Some(one(s)?),
+            "EXPOSE" => {
+                for p in list(s)? {
+                    let key = if p.contains('/') {
+                        p
+                    } else {
+                        format!("{p}/tcp")
+                    };
+                    s.config
+                        .exposed_ports
+                        .get_or_insert_with(Default::default)
+                        .insert(key, serde_json::json!({}));
+                }
+            }
+            "VOLUME" => {
+                for v in list(s)? {
+                    s.config
+                        .volumes
+                        .get_or_insert_with(Default::default)
+                        .insert(v, serde_json::json!({}));
+                }
+            }
+            "CMD" => {
+                s.config.cmd = Some(command(s));
+                s.cmd_set = true;
+            }
+            "ENTRYPOINT" => {
+                s.config.entrypoint = Some(command(s));
+                if !s.cmd_set {
+                    s.config.cmd = None;
+                }
+            }
+            "SHELL" => match &ins.args {
+                Args::Json(v) if !v.is_empty() => s.config.shell = Some(v.clone()),
+                _ => {
+                    return Err(BuildError::new(format!(
+                        "Dockerfile line {}: SHELL requires the arguments to be a JSON array",
+                        ins.line
+                    )))
+                }
+            },
+            "ONBUILD" => {
+                let trigger = text.trim().to_string();
+                let first = trigger
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_uppercase();
+                if matches!(first.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
+                    return Err(BuildError::new(format!(
+                        "Dockerfile line {}: {first} isn't allowed as an ONBUILD trigger",
+                        ins.line
+                    )));
+                }
+                s.config.on_build.get_or_insert_with(Vec::new).push(trigger);
+            }
+            "HEALTHCHECK" => s.config.healthcheck = Some(healthcheck(ins)?),
+            other => {
+                return Err(BuildError::new(format!(
+                    "Dockerfile line {}: {other} is not supported by berthd's builder",
+                    ins.line
+                )))
+            }
+        }
+        let created_by = format!("/bin/sh -c #(nop) {} {}", ins.keyword, text.trim());
+        if let Some(hit) = self.cached(s, &created_by) {
+            return self.use_cache(s, hit);
+        }
+        let id = self.commit_config(s, &created_by)?;
+        self.advance(s, &id)
+    }
+
+    /// Commits the stage's config with no new layer; returns the image id.
+    fn commit_config(&mut self, s: &Stage, created_by: &str) -> Result<Digest, BuildError> {
+        // An empty tar: two zero blocks.
+        let empty = std::io::Cursor::new(vec![0u8; 1024]);
+        let options = self.commit_options(s, created_by, String::new());
+        let parts = berth_image::commit(
+            &self.engine.content,
+            &self.engine.layers,
+            &s.parent,
+            empty,
+            &options,
+        )
+        .map_err(|e| BuildError::new(e.to_string()))?;
+        self.engine.record_commit(&parts, None)?;
+        Ok(parts.id)
+    }
+
+    fn commit_options(&self, s: &Stage, created_by: &str, container: String) -> CommitOptions {
+        CommitOptions {
+            config: s.config.clone(),
+            container,
+            container_config: None,
+            author: s.author.clone(),
+            comment: None,
+            created_by: created_by.to_string(),
+            apply: berth_archive::ApplyOptions::default(),
+        }
+    }
+
+    /// Image `id` as the parent of the next step.
+    fn parent(&self, id: &Digest) -> Result<Parent, BuildError> {
+        let record = self
+            .engine
+            .store
+            .resolve_image(&id.to_string())
+            .map_err(api)?;
+        let config = crate::images::parse_image_config(&record)?;
+        Ok(self.engine.parent_of(&record, config)?)
+    }
+
+    /// Moves the stage onto image `id`.
+    fn advance(&mut self, s: &mut Stage, id: &Digest) -> Result<(), BuildError> {
+        s.parent = self.parent(id)?;
+        self.out.stream(&format!(" ---> {}\n", short_id(id)));
+        Ok(())
+    }
+
+    /// A child of the stage's image made by the same step, if the cache
+    /// may be used.
+    fn cached(&self, s: &Stage, created_by: &str) -> Option<Digest> {
+        if self.opts.nocache {
+            return None;
+        }
+        let images = self.engine.store.images().ok()?;
+        images.into_iter().find_map(|img| {
+            if let Some(allowed) = &self.cache_allowed {
+                if !allowed.contains(&img.id) {
+                    return None;
+                }
+            }
+            let config = crate::images::parse_image_config(&img).ok()?;
+            let same_parent = config.parent == s.parent.id;
+            let step = config.history.last()?.created_by.as_deref() == Some(created_by);
+            // The step leaves the stage's config as it is now (metadata
+            // steps changed it before the lookup).
+            let same_config = config.config.as_ref() == Some(&s.config);
+            (same_parent && step && same_config).then_some(img.id)
+        })
+    }
+
+    fn use_cache(&mut self, s: &mut Stage, id: Digest) -> Result<(), BuildError> {
+        self.out.stream(" ---> Using cache\n");
+        self.advance(s, &id)?;
+        // The cached image's config is the stage's from here on (it is the
+        // same as what this step would make).
+        s.config = s.parent.config.config.clone().unwrap_or_default();
+        Ok(())
+    }
+
+    fn run_step(&mut self, s: &mut Stage, cmd: Vec<String>) -> Result<(), BuildError> {
+        // Build args reach RUN's environment (not the image's), and the
+        // cache key names them as docker's does (`|N K=V ... cmd`).
+        let arg_env: Vec<String> = s
+            .args
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+            .filter(|kv| env_value(&s.config, kv.split('=').next().unwrap_or("")).is_none())
+            .collect();
+        let created_by = match arg_env.is_empty() {
+            true => cmd.join(" "),
+            false => format!("|{} {} {}", arg_env.len(), arg_env.join(" "), cmd.join(" ")),
+        };
+        if let Some(hit) = self.cached(s, &created_by) {
+            return self.use_cache(s, hit);
+        }
+        let parent_id = self.stage_image(s)?;
+        let mut env = s.config.env.clone().unwrap_or_default();
+        env.extend(arg_env);
+        let mut host = serde_json::json!({
+            "NetworkMode": self.opts.network_mode.clone().unwrap_or_else(|| "default".into()),
+            "ExtraHosts": self.opts.extra_hosts,
+        });
+        if let Some(shm) = self.opts.shm_size {
+            host["ShmSize"] = shm.into();
+        }
+        let body = serde_json::json!({
+            "Image": parent_id.to_string(),
+            "Cmd": cmd,
+            "Entrypoint": [""],
+            "Env": env,
+            "WorkingDir": s.config.working_dir.clone().unwrap_or_default(),
+            "User": s.config.user.clone().unwrap_or_default(),
+            "Labels": {"com.berth.build": "intermediate"},
+            "HostConfig": host,
+        });
+        let id = self.create(body)?;
+        self.out
+            .stream(&format!(" ---> Running in {}\n", &id[..12]));
+        let result = self.run_container(&id, &cmd);
+        let committed = result.and_then(|()| self.commit_container(s, &id, &created_by));
+        self.remove(&id);
+        let image = committed?;
+        self.advance(s, &image)
+    }
+
+    /// The stage's image id, committing it first if it has none yet (a
+    /// `FROM scratch` stage before its first step).
+    fn stage_image(&mut self, s: &mut Stage) -> Result<Digest, BuildError> {
+        if let Some(id) = &s.parent.id {
+            return Ok(id.clone());
+        }
+        let id = self.commit_config(s, "")?;
+        s.parent = self.parent(&id)?;
+        Ok(id)
+    }
+
+    fn create(&self, body: serde_json::Value) -> Result<String, BuildError> {
+        let body = serde_json::from_value(body)
+            .map_err(|e| BuildError::new(format!("the build's container config: {e}")))?;
+        let (id, _) = self.engine.create_container(None, body)?;
+        Ok(id)
+    }
+
+    /// Starts the step's container, streams its output, waits for it.
+    fn run_container(&mut self, id: &str, cmd: &[String]) -> Result<(), BuildError> {
+        self.engine.start_container(id)?;
+        let opts = crate::containers::logs::LogOptions {
+            stdout: true,
+            stderr: true,
+            follow: true,
+            timestamps: false,
+            since: None,
+            until: None,
+            tail: None,
+        };
+        let mut demux = Demux {
+            out: &mut *self.out,
+            buf: Vec::new(),
+        };
+        if let Err(e) = self.engine.write_logs(id, false, &opts, &mut demux) {
+            tracing::debug!(container = id, error = %e, "build: following the step's output");
+        }
+        let (code, _) = self
+            .rt
+            .block_on(self.engine.wait_container(id, WaitCondition::NotRunning))?;
+        if code != 0 {
+            return Err(BuildError {
+                message: format!(
+                    "The command '{}' returned a non-zero code: {code}",
+                    cmd.join(" ")
+                ),
+                code: Some(code),
+            });
+        }
+        Ok(())
+    }
+
+    fn commit_container(
+        &mut self,
+        s: &Stage,
+        id: &str,
+        created_by: &str,
+    ) -> Result<Digest, BuildError> {
+        let c = self.engine.load_container(id)?;
+        let options = self.commit_options(s, created_by, id.to_string());
+        let parts = self.engine.commit_layer(&c, &s.parent, &options)?;
+        self.engine.record_commit(&parts, None)?;
+        Ok(parts.id)
+    }
+
+    /// Removes a step's container (always: a failed step's too).
+    fn remove(&mut self, id: &str) {
+        match self
+            .rt
+            .block_on(self.engine.remove_container(id, true, true))
+        {
+            Ok(()) => self
+                .out
+                .stream(&format!("Removing intermediate container {}\n", &id[..12])),
+            Err(e) => {
+                tracing::warn!(container = id, error = %e.message, "build: removing an intermediate container")
+            }
+        }
+    }
+
+    fn copy_step(&mut self, s: &mut Stage, ins: &Instruction) -> Result<(), BuildError> {
+        let is_add = ins.keyword == "ADD";
+        let mut words = match &ins.args {
+            Args::Json(v) => v.clone(),
+            Args::Shell(t) => berth_build::words(t, self.escape, &Self::vars(s))
+                .map_err(|e| line_error(ins, e))?,
+        };
+        if words.len() < 2 {
+            return Err(BuildError::new(format!(
+                "Dockerfile line {}: {} requires at least two arguments: sources and a destination",
+                ins.line, ins.keyword
+            )));
+        }
+        let dest_raw = words.pop().expect("two words");
+        let workdir = s.config.working_dir.clone().unwrap_or_else(|| "/".into());
+        let dest_is_dir = dest_raw.ends_with('/')
+            || dest_raw == "."
+            || dest_raw.ends_with("/.")
+            || words.len() > 1;
+        let dest = join_path(&workdir, &dest_raw);
+        let mut owner = (0u32, 0u32);
+        for (flag, value) in &ins.flags {
+            match flag.as_str() {
+                "chown" => owner = numeric_owner(ins, value)?,
+                "from" => {
+                    return Err(BuildError::new(format!(
+                        "Dockerfile line {}: {} --from is not supported by berthd's builder yet; copy from the build context instead",
+                        ins.line, ins.keyword
+                    )))
+                }
+                "chmod" | "link" | "checksum" | "keep-git-dir" | "exclude" | "parents" => {
+                    return Err(BuildError::new(format!(
+                        "Dockerfile line {}: {} --{flag} needs BuildKit; berthd's builder is docker's classic one",
+                        ins.line, ins.keyword
+                    )))
+                }
+                other => {
+                    return Err(BuildError::new(format!(
+                        "Dockerfile line {}: unknown flag --{other} for {}",
+                        ins.line, ins.keyword
+                    )))
+                }
+            }
+        }
+        // The staging tree: the destination's path, then the files.
+        self.staging_seq += 1;
+        let stage_root = self.ctx.work.join(format!("stage-{}", self.staging_seq));
+        let target = stage_root.join(dest.trim_start_matches('/'));
+        let mut key = Vec::new();
+        for src in &words {
+            if is_add && (src.starts_with("http://") || src.starts_with("https://")) {
+                return Err(BuildError::new(format!(
+                    "Dockerfile line {}: ADD {src}: berthd's builder does not download URLs yet; fetch the file into the build context and ADD it from there",
+                    ins.line
+                )));
+            }
+            let matched = self.ctx_matches(src)?;
+            if matched.is_empty() {
+                return Err(BuildError::new(format!(
+                    "{} failed: file not found in build context or excluded by .dockerignore: stat {src}: file does not exist",
+                    ins.keyword
+                )));
+            }
+            for path in matched {
+                let meta = std::fs::symlink_metadata(&path)
+                    .map_err(|e| BuildError::new(format!("{}: {e}", path.display())))?;
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_os_string())
+                    .unwrap_or_default();
+                if meta.is_dir() {
+                    copy_tree(&path, &target, owner)?;
+                } else if is_add && is_archive(&path) {
+                    extract_archive(&path, &target)?;
+                } else if dest_is_dir {
+                    copy_tree(&path, &target.join(&name), owner)?;
+                } else {
+                    copy_tree(&path, &target, owner)?;
+                }
+                key.push(format!(
+                    "{}:{}",
+                    path.strip_prefix(&self.ctx.dir).unwrap_or(&path).display(),
+                    file_digest(&path)
+                ));
+            }
+        }
+        let created_by = format!(
+            "/bin/sh -c #(nop) {} {} in {dest} ",
+            ins.keyword,
+            key.join(",")
+        );
+        if let Some(hit) = self.cached(s, &created_by) {
+            let _ = std::fs::remove_dir_all(&stage_root);
+            return self.use_cache(s, hit);
+        }
+        let parent_id = self.stage_image(s)?;
+        let id = self.create(serde_json::json!({
+            "Image": parent_id.to_string(),
+            "Cmd": ["/copy"],
+            "Entrypoint": [""],
+            "Labels": {"com.berth.build": "intermediate"},
+            "HostConfig": {"NetworkMode": "none"},
+        }))?;
+        self.match_existing_dirs(&id, &stage_root, &dest);
+        let result = self.put_tree(&id, &stage_root);
+        let _ = std::fs::remove_dir_all(&stage_root);
+        let committed = result.and_then(|()| self.commit_container(s, &id, &created_by));
+        self.remove(&id);
+        let image = committed?;
+        self.advance(s, &image)
+    }
+
+    /// Context paths matching `src` (wildcards in the last element).
+    fn ctx_matches(&self, src: &str) -> Result<Vec<PathBuf>, BuildError> {
+        let path = self.ctx.resolve(src);
+        let last = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !last.contains(['*', '?', '[']) {
+            return Ok(match std::fs::symlink_metadata(&path) {
+                Ok(_) => vec![path],
+                Err(_) => Vec::new(),
+            });
+        }
+        let dir = path.parent().unwrap_or(&self.ctx.dir).to_path_buf();
+        let pattern = berth_build::Ignore::parse(&last);
+        let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|r| {
+                r.flatten()
+                    .filter(|e| pattern.excludes(&e.file_name().to_string_lossy()))
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Gives the staged copies of directories that already exist in the
+    /// image their mode, so the layer does not change them (a COPY into
+    /// /tmp must leave /tmp 1777).
+    fn match_existing_dirs(&self, container: &str, stage_root: &Path, dest: &str) {
+        let mut path = String::new();
+        for part in dest.split('/').filter(|p| !p.is_empty()) {
+            path.push('/');
+            path.push_str(part);
+            let staged = stage_root.join(path.trim_start_matches('/'));
+            if !staged.is_dir() {
+                break;
+            }
+            let stat = self.rt.block_on(
+                self.engine
+                    .container_path_stat(container.to_string(), path.clone()),
+            );
+            if let Some(st) = stat.ok().filter(|st| st.is_dir()) {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::Permissions::from_mode(unix_mode(st.mode));
+                let _ = std::fs::set_permissions(&staged, mode);
+            }
+        }
+    }
+
+    /// Puts the staged tree into container `id` at `/`.
+    fn put_tree(&self, id: &str, stage_root: &Path) -> Result<(), BuildError> {
+        std::fs::create_dir_all(stage_root)
+            .map_err(|e| BuildError::new(format!("{}: {e}", stage_root.display())))?;
+        let (read_end, write_end) = rustix::pipe::pipe()
+            .map_err(|e| BuildError::new(format!("creating a pipe for COPY: {e}")))?;
+        let mut write_end = std::fs::File::from(write_end);
+        let root = stage_root.to_path_buf();
+        let writer = std::thread::spawn(move || berth_archive::write_tree(&root, &mut write_end));
+        let opts = crate::containers::archive::ExtractOptions {
+            no_overwrite_dir_non_dir: false,
+            copy_uid_gid: false,
+        };
+        let put = self.rt.block_on(self.engine.extract_to_container(
+            id.to_string(),
+            "/".into(),
+            opts,
+            std::fs::File::from(read_end),
+        ));
+        let written = writer
+            .join()
+            .map_err(|_| BuildError::new("the COPY writer panicked"))?;
+        put?;
+        written.map_err(|e| BuildError::new(format!("writing the files to copy: {e}")))?;
+        Ok(())
+    }
+}
+
+/// Splits a container log stream's frames into build output lines; stderr
+/// in red as docker's classic builder shows it.
+struct Demux<'o> {
+    out: &'o mut Output,
+    buf: Vec<u8>,
+}
+
+impl Write for Demux<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        while self.buf.len() >= 8 {
+            let size =
+                u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
+            if self.buf.len() < 8 + size {
+                break;
+            }
+            let text = String::from_utf8_lossy(&self.buf[8..8 + size]).into_owned();
+            match self.buf[0] {
+                2 => self.out.stream(&format!("\u{1b}[91m{text}\u{1b}[0m")),
+                _ => self.out.stream(&text),
+            }
+            self.buf.drain(..8 + size);
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn api(e: impl Into<crate::error::ApiError>) -> BuildError {
+    BuildError::from(e.into())
+}
+
+fn line_error(ins: &Instruction, e: impl std::fmt::Display) -> BuildError {
+    BuildError::new(format!(
+        "Dockerfile line {}: {}: {e}",
+        ins.line, ins.keyword
+    ))
+}
+
+fn stage_name(ins: &Instruction) -> Option<String> {
+    let words: Vec<&str> = ins.text.split_whitespace().collect();
+    match words.as_slice() {
+        [_, as_, name] if as_.eq_ignore_ascii_case("as") => Some(name.to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
+fn short_id(id: &Digest) -> String {
+    id.to_string()
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect()
+}
+
+fn shell(s: &Stage) -> Vec<String> {
+    s.config
+        .shell
+        .clone()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+}
+
+fn env_value(config: &RunConfig, key: &str) -> Option<String> {
+    config.env.as_ref()?.iter().find_map(|e| {
+        e.strip_prefix(key)
+            .and_then(|r| r.strip_prefix('='))
+            .map(str::to_string)
+    })
+}
+
+fn set_env(config: &mut RunConfig, key: &str, value: &str) {
+    let env = config.env.get_or_insert_with(Vec::new);
+    let entry = format!("{key}={value}");
+    match env.iter_mut().find(|e| e.split('=').next() == Some(key)) {
+        Some(e) => *e = entry,
+        None => env.push(entry),
+    }
+}
+
+/// `path` relative to `base` (absolute paths as they are), cleaned.
+fn join_path(base: &str, path: &str) -> String {
+    match path.starts_with('/') {
+        true => crate::containers::archive::clean_abs(path),
+        false => crate::containers::archive::clean_abs(&format!("{base}/{path}")),
+    }
+}
+
+fn numeric_owner(ins: &Instruction, value: &str) -> Result<(u32, u32), BuildError> {
+    let (u, g) = value.split_once(':').unwrap_or((value, value));
+    match (u.parse(), g.parse()) {
+        (Ok(u), Ok(g)) => Ok((u, g)),
+        _ => Err(BuildError::new(format!(
+            "Dockerfile line {}: --chown={value}: berthd's builder takes numeric ids (uid[:gid]) only",
+            ins.line
+        ))),
+    }
+}
+
+/// Go's os.FileMode back to Unix permission bits (with the special bits).
+fn unix_mode(go: u32) -> u32 {
+    let mut m = go & 0o777;
+    if go & (1 << 23) != 0 {
+        m |= 0o4000;
+    }
+    if go & (1 << 22) != 0 {
+        m |= 0o2000;
+    }
+    if go & (1 << 20) != 0 {
+        m |= 0o1000;
+    }
+    m
+}
+
+/// Copies `src` (file, symlink or directory; links never followed) to
+/// `dst`, owned by `owner`; a directory's contents go into `dst`.
+fn copy_tree(src: &Path, dst: &Path, owner: (u32, u32)) -> Result<(), BuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    let err =
+        |p: &Path, e: std::io::Error| BuildError::new(format!("copying {}: {e}", p.display()));
+    if let Some(parent) = dst.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| err(parent, e))?;
+    }
+    let meta = std::fs::symlink_metadata(src).map_err(|e| err(src, e))?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let target = std::fs::read_link(src).map_err(|e| err(src, e))?;
+        let _ = std::fs::remove_file(dst);
+        std::os::unix::fs::symlink(target, dst).map_err(|e| err(dst, e))?;
+    } else if ft.is_dir() {
+        std::fs::create_dir_all(dst).map_err(|e| err(dst, e))?;
+        std::fs::set_permissions(
+            dst,
+            std::fs::Permissions::from_mode(meta.permissions().mode()),
+        )
+        .map_err(|e| err(dst, e))?;
+        for entry in std::fs::read_dir(src).map_err(|e| err(src, e))? {
+            let entry = entry.map_err(|e| err(src, e))?;
+            copy_tree(&entry.path(), &dst.join(entry.file_name()), owner)?;
+        }
+    } else if ft.is_file() {
+        std::fs::copy(src, dst).map_err(|e| err(src, e))?;
+    } else {
+        // Devices, fifos and sockets in a context are not copied, as docker's.
+        return Ok(());
+    }
+    rustix::fs::chownat(
+        rustix::fs::CWD,
+        dst,
+        Some(rustix::fs::Uid::from_raw(owner.0)),
+        Some(rustix::fs::Gid::from_raw(owner.1)),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| err(dst, e.into()))?;
+    Ok(())
+}
+
+/// Whether ADD should unpack `path`: a tar, plain or compressed.
+fn is_archive(path: &Path) -> bool {
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok((_, mut r)) = berth_archive::auto_decompressor(f) else {
+        return false;
+    };
+    let mut block = [0u8; 512];
+    if r.read_exact(&mut block).is_err() {
+        return false;
+    }
+    &block[257..262] == b"ustar"
+}
+
+fn extract_archive(path: &Path, dst: &Path) -> Result<(), BuildError> {
+    std::fs::create_dir_all(dst).map_err(|e| BuildError::new(format!("{}: {e}", dst.display())))?;
+    let f = std::fs::File::open(path)
+        .map_err(|e| BuildError::new(format!("{}: {e}", path.display())))?;
+    let (_, r) = berth_archive::auto_decompressor(f)
+        .map_err(|e| BuildError::new(format!("{}: {e}", path.display())))?;
+    let opts = berth_archive::ApplyOptions {
+        whiteouts: false,
+        ..Default::default()
+    };
+    berth_archive::apply_layer(r, dst, &opts)
+        .map(|_| ())
+        .map_err(|e| BuildError::new(format!("ADD {}: {e}", path.display())))
+}
+
+/// A content digest of a context file for the cache key (directories by
+/// their listing's names, sizes and modes, recursively).
+fn file_digest(path: &Path) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    fn feed(h: &mut sha2::Sha256, p: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::symlink_metadata(p) else {
+            return;
+        };
+        h.update(meta.permissions().mode().to_le_bytes());
+        if meta.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(p)
+                .map(|r| r.flatten().collect())
+                .unwrap_or_default();
+            entries.sort_by_key(|e| e.file_name());
+            for e in entries {
+                h.update(e.file_name().as_encoded_bytes());
+                feed(h, &e.path());
+            }
+        } else if meta.file_type().is_symlink() {
+            if let Ok(t) = std::fs::read_link(p) {
+                h.update(t.as_os_str().as_encoded_bytes());
+            }
+        } else if let Ok(mut f) = std::fs::File::open(p) {
+            let _ = std::io::copy(&mut f, h);
+        }
+    }
+    feed(&mut h, path);
+    let d = h.finalize();
+    d.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The images the cache may use with `cachefrom`: the named ones and
+/// their ancestors.
+fn cache_sources(engine: &Engine, names: &[String]) -> BTreeSet<Digest> {
+    let mut out = BTreeSet::new();
+    for n in names {
+        let mut next = engine.store.resolve_image(n).ok().map(|r| r.id);
+        while let Some(id) = next.take() {
+            if !out.insert(id.clone()) {
+                break;
+            }
+            next = engine
+                .store
+                .resolve_image(&id.to_string())
+                .ok()
+                .and_then(|r| crate::images::parse_image_config(&r).ok())
+                .and_then(|c| c.parent);
+        }
+    }
+    out
+}
+
+fn healthcheck(ins: &Instruction) -> Result<serde_json::Value, BuildError> {
+    let text = ins.args.shell_text();
+    if text.trim().eq_ignore_ascii_case("NONE") {
+        return Ok(serde_json::json!({"Test": ["NONE"]}));
+    }
+    let (kind, rest) = match &ins.args {
+        Args::Shell(t) => {
+            let t = t.trim();
+            let (w, r) = t.split_once(char::is_whitespace).unwrap_or((t, ""));
+            (w.to_ascii_uppercase(), r.trim().to_string())
+        }
+        Args::Json(_) => (String::new(), String::new()),
+    };
+    if kind != "CMD" {
+        return Err(BuildError::new(format!(
+            "Dockerfile line {}: HEALTHCHECK takes CMD or NONE",
+            ins.line
+        )));
+    }
+    let test = match rest.starts_with('[') {
+        true => match serde_json::from_str::<Vec<String>>(&rest) {
+            Ok(v) => std::iter::once("CMD".to_string()).chain(v).collect(),
+            Err(_) => vec!["CMD-SHELL".to_string(), rest.clone()],
+        },
+        false => vec!["CMD-SHELL".to_string(), rest.clone()],
+    };
+    let mut hc = serde_json::json!({ "Test": test });
+    for (flag, value) in &ins.flags {
+        let field = match flag.as_str() {
+            "interval" => "Interval",
+            "timeout" => "Timeout",
+            "start-period" => "StartPeriod",
+            "start-interval" => "StartInterval",
+            "retries" => {
+                let n: i64 = value.parse().map_err(|_| {
+                    BuildError::new(format!(
+                        "Dockerfile line {}: --retries={value} is not a number",
+                        ins.line
+                    ))
+                })?;
+                hc["Retries"] = n.into();
+                continue;
+            }
+            other => {
+                return Err(BuildError::new(format!(
+                    "Dockerfile line {}: unknown flag --{other} for HEALTHCHECK",
+                    ins.line
+                )))
+            }
+        };
+        let ns = parse_duration(value).ok_or_else(|| {
+            BuildError::new(format!(
+                "Dockerfile line {}: --{flag}={value} is not a duration",
+                ins.line
+            ))
+        })?;
+        hc[field] = ns.into();
+    }
+    Ok(hc)
+}
+
+/// Go-style durations (`30s`, `1m30s`, `500ms`) in nanoseconds.
+fn parse_duration(s: &str) -> Option<i64> {
+    let mut total: f64 = 0.0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let n: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += n * unit;
+        rest = &rest[unit_len..];
+    }
+    Some(total as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_durations() {
+        assert_eq!(join_path("/app", "sub/../x"), "/app/x");
+        assert_eq!(join_path("/app", "/abs"), "/abs");
+        assert_eq!(join_path("/", "."), "/");
+        assert_eq!(parse_duration("1m30s"), Some(90_000_000_000));
+        assert_eq!(parse_duration("500ms"), Some(500_000_000));
+        assert_eq!(parse_duration("5 parsecs"), None);
+        assert_eq!(unix_mode((1 << 31) | (1 << 20) | 0o777), 0o1777);
+    }
+}

@@ -1,0 +1,196 @@
+//! Dockerfile builds through berthd (`POST /build`, docker's classic
+//! builder), driven by the real docker CLI with `DOCKER_BUILDKIT=0` and by
+//! the API: the built image runs and holds what the steps made, a second
+//! build is taken from the cache, multi-stage targets, build args, a
+//! failing RUN's error with no container left, and hostile contexts.
+
+use berth_integration::daemon::{has_docker, Berthd};
+use berth_integration::tarball::{end as tar_end, entry as tar_entry};
+use berth_integration::{require_root, text};
+
+fn build(d: &Berthd, ctx: &std::path::Path, args: &str) -> std::process::Output {
+    let script = format!(
+        "cd {} && DOCKER_BUILDKIT=0 docker build {args} . 2>&1",
+        ctx.display()
+    );
+    std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("DOCKER_HOST", format!("unix://{}", d.socket.display()))
+        .output()
+        .expect("docker build")
+}
+
+/// Builds `dockerfile` in `ctx` as `never:1`, which must fail saying `want`
+/// and leave no image.
+fn failing_build(d: &Berthd, ctx: &std::path::Path, dockerfile: &str, want: &str) {
+    std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    let out = build(d, ctx, "-t never:1");
+    let log = text(&out.stdout);
+    assert!(!out.status.success(), "{log}");
+    assert!(log.contains(want), "{want:?} in {log}");
+    assert!(!d.docker(&["inspect", "never:1"]).status.success());
+}
+
+#[test]
+fn dockerfile_builds_run_cache_and_fail_cleanly() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    let ctx = tempfile::tempdir().unwrap();
+    let p = ctx.path();
+    std::fs::create_dir_all(p.join("sub")).unwrap();
+    std::fs::write(p.join("sub/a.txt"), "from the context\n").unwrap();
+    std::fs::write(p.join("secret.txt"), "ignored\n").unwrap();
+    std::fs::write(p.join(".dockerignore"), "secret.txt\n").unwrap();
+    std::fs::write(
+        p.join("Dockerfile"),
+        "FROM bb:1 AS base\n\
+         ARG GREETING=hi\n\
+         ENV APP=/app \\\n    MODE=test\n\
+         WORKDIR $APP\n\
+         COPY sub/ ./data/\n\
+         COPY . /ctx/\n\
+         COPY sub/a.txt /tmp/copied.txt\n\
+         RUN echo \"$GREETING from $MODE\" > greeting && >&2 echo to-stderr\n\
+         LABEL built.by=berth\n\
+         CMD [\"cat\", \"/app/greeting\"]\n\
+         FROM base AS second\n\
+         RUN echo second > /second\n",
+    )
+    .unwrap();
+
+    let out = build(&d, p, "-t built:1 --target base --build-arg GREETING=hey");
+    let log = text(&out.stdout);
+    assert!(out.status.success(), "{log}\n{}", d.log());
+    assert!(log.contains("Successfully tagged built:1"), "{log}");
+    assert!(log.contains("\u{1b}[91mto-stderr"), "stderr in red: {log}");
+    assert!(!log.contains("second"), "the target stops the build: {log}");
+    assert_eq!(d.docker_ok(&["run", "--rm", "built:1"]), "hey from test\n");
+    let files = d.docker_ok(&[
+        "run",
+        "--rm",
+        "built:1",
+        "sh",
+        "-c",
+        "cat /app/data/a.txt /tmp/copied.txt; ls /ctx; stat -c %a /tmp",
+    ]);
+    assert_eq!(
+        files, "from the context\nfrom the context\nDockerfile\nsub\n1777\n",
+        ".dockerignore'd files stay out; /tmp keeps its mode"
+    );
+    let label = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"built.by\"}}",
+        "built:1",
+    ]);
+    assert_eq!(label.trim(), "berth");
+
+    // The same build again: every step from the cache.
+    let again = build(&d, p, "-t built:2 --target base --build-arg GREETING=hey");
+    let log = text(&again.stdout);
+    assert!(again.status.success(), "{log}");
+    assert_eq!(log.matches("Using cache").count(), 8, "{log}");
+    let id = |r: &str| d.docker_ok(&["inspect", "-f", "{{.Id}}", r]);
+    assert_eq!(id("built:1"), id("built:2"));
+    // Another build arg changes the RUN step: no cache from there on.
+    let other = build(&d, p, "-t built:3 --target base --build-arg GREETING=yo");
+    assert!(other.status.success(), "{}", text(&other.stdout));
+    assert_eq!(d.docker_ok(&["run", "--rm", "built:3"]), "yo from test\n");
+
+    // A failing RUN: docker's message and exit code, no container left.
+    let want = "The command '/bin/sh -c echo before && exit 3' returned a non-zero code: 3";
+    failing_build(&d, p, "FROM bb:1\nRUN echo before && exit 3\n", want);
+    assert_eq!(
+        d.docker_ok(&["ps", "-aq"]),
+        "",
+        "no intermediate container remains"
+    );
+    // Sources are resolved inside the context: `..` stops at its root.
+    let dockerfile = "FROM bb:1\nCOPY ../../../../etc/passwd /x\n";
+    failing_build(&d, p, dockerfile, "file not found in build context");
+    d.stop();
+}
+
+/// A context tar of regular files, names as given (`..` included).
+fn context_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut t = Vec::new();
+    for (name, data) in files {
+        tar_entry(&mut t, name, b'0', "", data);
+    }
+    tar_end(&mut t);
+    t
+}
+
+#[test]
+fn hostile_contexts_and_scratch_images_through_the_api() {
+    if !require_root() {
+        return;
+    }
+    let d = Berthd::start(&[]);
+    // An entry that climbs out of the context: the build fails naming it
+    // and nothing is written outside.
+    let victim = tempfile::tempdir().unwrap();
+    let climb = format!(
+        "../../../../../../../../../..{}/pwned",
+        victim.path().display()
+    );
+    let t = context_tar(&[
+        ("Dockerfile", &b"FROM scratch\nUSER nobody\n"[..]),
+        (&climb, &b"pwned\n"[..]),
+    ]);
+    let (status, body) = d.api("POST", "/build?t=hostile:1", Some(&t));
+    let body = text(&body);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("errorDetail") && body.contains("pwned"),
+        "{body}"
+    );
+    assert!(!victim.path().join("pwned").exists());
+    assert_eq!(d.api("GET", "/images/hostile:1/json", None).0, 404);
+
+    // FROM scratch with build args and labels: a config-only image.
+    let t = context_tar(&[(
+        "df",
+        &b"FROM scratch\nARG who\nUSER $who\nCMD [\"/x\"]\n"[..],
+    )]);
+    let (status, body) = d.api(
+        "POST",
+        "/build?t=scratchy:1&dockerfile=df&buildargs=%7B%22who%22%3A%22OK%22%7D&labels=%7B%22k%22%3A%22v%22%7D",
+        Some(&t),
+    );
+    assert_eq!(status, 200, "{}", text(&body));
+    assert!(!text(&body).contains("errorDetail"), "{}", text(&body));
+    let (_, info) = d.api("GET", "/images/scratchy:1/json", None);
+    let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
+    assert_eq!(info["Config"]["User"], "OK");
+    assert_eq!(info["Config"]["Labels"]["k"], "v");
+    assert_eq!(info["Config"]["Cmd"][0], "/x");
+    assert_eq!(
+        info["RootFS"]["Layers"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0),
+        0
+    );
+
+    // An unknown instruction and a missing Dockerfile: errors naming them.
+    let t = context_tar(&[("Dockerfile", &b"FROM scratch\nFROBNICATE x\n"[..])]);
+    let (_, body) = d.api("POST", "/build", Some(&t));
+    assert!(
+        text(&body).contains("unknown instruction: FROBNICATE"),
+        "{}",
+        text(&body)
+    );
+    let (_, body) = d.api("POST", "/build?dockerfile=nope", Some(&t));
+    assert!(
+        text(&body).contains("Cannot locate specified Dockerfile: nope"),
+        "{}",
+        text(&body)
+    );
+    let builds = d.data_root.join("builds");
+    let left = std::fs::read_dir(&builds).map(|r| r.count()).unwrap_or(0);
+    assert_eq!(left, 0, "build contexts are removed after each build");
+    d.stop();
+}
