@@ -161,9 +161,9 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
             .await?;
             return Ok(json(StatusCode::OK, &df));
         }
-        // berthd builds no images (POST /build is 501): its build cache is
-        // always empty, so pruning it (`docker system prune` does) finds
-        // nothing.
+        // berthd's build cache is its builds' untagged intermediate images,
+        // which `image prune` removes; there is no BuildKit cache apart from
+        // them, so pruning it (`docker system prune` does) finds nothing.
         "/build/prune" if m == Method::POST => {
             let q: query::PruneQuery = parse_query(&q)?;
             parse_filters(q.filters.as_deref())?;
