@@ -7,7 +7,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{PosixRlimitType, Process};
+use oci_spec::runtime::{
+    IOPriorityClass, LinuxIOPriority, LinuxPersonality, LinuxPersonalityDomain, PosixRlimitType,
+    Process,
+};
 
 use crate::caps::CapPlan;
 use crate::error::{Error, Result};
@@ -27,6 +30,10 @@ pub struct ProcessPlan {
     pub rlimits: Vec<(u32, u64, u64)>,
     pub no_new_privileges: bool,
     pub oom_score_adj: Option<i32>,
+    /// personality(2) persona from linux.personality (domain | flags).
+    pub personality: Option<libc::c_ulong>,
+    /// ioprio_set(2) value from process.ioPriority (class << 13 | level).
+    pub io_priority: Option<i32>,
     pub terminal: bool,
     pub console_size: Option<(u16, u16)>,
     pub seccomp: Option<berth_seccomp::CompiledFilter>,
@@ -41,6 +48,7 @@ fn cstring(what: &str, s: &str) -> Result<CString> {
 impl ProcessPlan {
     pub fn new(
         p: &Process,
+        personality: Option<&LinuxPersonality>,
         seccomp: Option<berth_seccomp::CompiledFilter>,
         preserve_fds: u32,
     ) -> Result<ProcessPlan> {
@@ -69,6 +77,12 @@ impl ProcessPlan {
             rlimits.push((rlimit_resource(r.typ()), r.soft(), r.hard()));
         }
         let user = p.user();
+        let io_priority = p
+            .io_priority()
+            .as_ref()
+            .map(io_priority_value)
+            .transpose()?;
+        let personality = personality.map(persona).transpose()?;
         Ok(ProcessPlan {
             args,
             env,
@@ -81,6 +95,8 @@ impl ProcessPlan {
             rlimits,
             no_new_privileges: p.no_new_privileges().unwrap_or(false),
             oom_score_adj: p.oom_score_adj(),
+            personality,
+            io_priority,
             terminal: p.terminal().unwrap_or(false),
             console_size: p.console_size().as_ref().map(|b| {
                 (
@@ -172,6 +188,15 @@ impl ProcessPlan {
         if let Some(adj) = self.oom_score_adj {
             std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
                 format!("process.oomScoreAdj: writing {adj}: {e} (lowering the score needs CAP_SYS_RESOURCE)")
+            })?;
+        }
+        if let Some(persona) = self.personality {
+            berth_sys::process::personality(persona)
+                .map_err(|e| format!("linux.personality: setting persona {persona:#x}: {e}"))?;
+        }
+        if let Some(ioprio) = self.io_priority {
+            berth_sys::process::ioprio_set_self(ioprio).map_err(|e| {
+                format!("process.ioPriority: setting I/O priority {ioprio:#x}: {e} (the realtime class needs CAP_SYS_ADMIN)")
             })?;
         }
         for (res, soft, hard) in &self.rlimits {
@@ -395,6 +420,56 @@ fn dedup_env(env: &[String]) -> Vec<String> {
         .collect();
     out.reverse();
     out
+}
+
+/// The ioprio_set(2) value for process.ioPriority: the class in the top
+/// bits, the level (0 highest to 7 lowest) in the low 13.
+fn io_priority_value(p: &LinuxIOPriority) -> Result<i32> {
+    const CLASS_SHIFT: i32 = 13;
+    let class = match p.class() {
+        IOPriorityClass::IoprioClassRt => 1,
+        IOPriorityClass::IoprioClassBe => 2,
+        IOPriorityClass::IoprioClassIdle => 3,
+    };
+    if !(0..=7).contains(&p.priority()) {
+        return Err(Error::InvalidArgument(format!(
+            "process.ioPriority.priority: {} is out of range; use 0 (highest) to 7 (lowest)",
+            p.priority()
+        )));
+    }
+    Ok(class << CLASS_SHIFT | p.priority() as i32)
+}
+
+/// The personality(2) persona for linux.personality: the domain plus the
+/// flags of <linux/personality.h>, named as there.
+fn persona(p: &LinuxPersonality) -> Result<libc::c_ulong> {
+    const FLAGS: &[(&str, libc::c_ulong)] = &[
+        ("UNAME26", 0x002_0000),
+        ("ADDR_NO_RANDOMIZE", 0x004_0000),
+        ("FDPIC_FUNCPTRS", 0x008_0000),
+        ("MMAP_PAGE_ZERO", 0x010_0000),
+        ("ADDR_COMPAT_LAYOUT", 0x020_0000),
+        ("READ_IMPLIES_EXEC", 0x040_0000),
+        ("ADDR_LIMIT_32BIT", 0x080_0000),
+        ("SHORT_INODE", 0x100_0000),
+        ("WHOLE_SECONDS", 0x200_0000),
+        ("STICKY_TIMEOUTS", 0x400_0000),
+        ("ADDR_LIMIT_3GB", 0x800_0000),
+    ];
+    let mut persona = match p.domain() {
+        LinuxPersonalityDomain::PerLinux => 0x0000,
+        LinuxPersonalityDomain::PerLinux32 => 0x0008,
+    };
+    for flag in p.flags().iter().flatten() {
+        let (_, bit) = FLAGS.iter().find(|(name, _)| name == flag).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "linux.personality.flags: unknown flag {flag:?}; use one of {}",
+                FLAGS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        persona |= bit;
+    }
+    Ok(persona)
 }
 
 fn rlimit_resource(t: PosixRlimitType) -> u32 {

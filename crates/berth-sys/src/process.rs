@@ -142,6 +142,29 @@ pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> Result<()> {
     check(unsafe { libc::setrlimit(resource as _, &lim) } as libc::c_long).map(drop)
 }
 
+/// Sets the execution domain (persona) of the calling process; it
+/// survives execve, so the container's program sees it (uname's machine).
+pub fn personality(persona: libc::c_ulong) -> Result<()> {
+    // SAFETY: plain syscall with an integer argument.
+    check(unsafe { libc::personality(persona) } as libc::c_long).map(drop)
+}
+
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, ioprio)`: the I/O priority of the
+/// calling process, inherited by its children and kept across execve.
+pub fn ioprio_set_self(ioprio: i32) -> Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    // SAFETY: integer-only syscall.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0 as libc::c_long,
+            ioprio as libc::c_long,
+        )
+    })
+    .map(drop)
+}
+
 /// Creates a new session; the caller becomes its leader.
 pub fn setsid() -> Result<()> {
     // SAFETY: plain syscall.

@@ -991,3 +991,41 @@ fn seccomp_notify_without_an_agent_fails_with_runcs_text() {
     );
     env.finish();
 }
+
+#[test]
+fn personality_and_io_priority_reach_init_and_exec() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("persona_ioprio");
+    let mut b = env.bundle(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"]["personality"] = json!({"domain": "LINUX32"});
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 4});
+    });
+    let id = env.id();
+    env.rt_ok(&["run", "-d", "--bundle", b.path(), &id]);
+    // exec copies config.json's process, so both settings carry over.
+    let out = env.rt_ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "uname -m; ionice -p 1; ionice -p $$",
+    ]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["i686", "best-effort: prio 4", "best-effort: prio 4"],
+        "{out}"
+    );
+    env.rt_ok(&["kill", &id, "KILL"]);
+    env.wait_status(&id, "stopped");
+    env.rt_ok(&["delete", &id]);
+    // Unknown personality flags are refused by name, not ignored.
+    let mut b = env.bundle(&["true"]);
+    b.edit(|c| c["linux"]["personality"] = json!({"domain": "LINUX", "flags": ["NO_SUCH"]}));
+    let (code, _, err) = env.run(&b);
+    assert_ne!(code, 0);
+    assert!(err.contains("linux.personality.flags"), "{err}");
+    env.finish();
+}
