@@ -60,6 +60,8 @@ pub enum Command {
     Save(images::SaveArgs),
     /// Load an image from a tar archive or STDIN
     Load(images::LoadArgs),
+    /// Build an image from a Dockerfile
+    Build(crate::build::BuildArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(images::ImportArgs),
     /// Show the history of an image
@@ -238,7 +240,6 @@ pub fn many() -> ArgAction {
 fn not_yet(what: &[String]) -> anyhow::Result<()> {
     let name = what.first().map(String::as_str).unwrap_or("");
     let known = [
-        "build",
         "builder",
         "buildx",
         "compose",
@@ -282,6 +283,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Rmi(a) | Command::Image(ImageCmd::Rm(a)) => images::rmi(ctx, a),
         Command::Save(a) | Command::Image(ImageCmd::Save(a)) => images::save(ctx, a),
         Command::Load(a) | Command::Image(ImageCmd::Load(a)) => images::load(ctx, a),
+        Command::Build(a) => crate::build::build(ctx, a),
         Command::Import(a) | Command::Image(ImageCmd::Import(a)) => images::import(ctx, a),
         Command::History(a) | Command::Image(ImageCmd::History(a)) => images::history(ctx, a),
         Command::Image(ImageCmd::Other(v)) => not_yet(&v),
@@ -408,7 +410,7 @@ mod tests {
         }
         let c = Cli::try_parse_from(["berth", "network", "ls", "-q"]).unwrap();
         assert!(matches!(c.command, Command::Network(network::NetworkCmd::Ls(ref l)) if l.quiet));
-        let c = Cli::try_parse_from(["berth", "build", "."]).unwrap();
-        assert!(matches!(c.command, Command::Other(ref v) if v[0] == "build"));
+        let c = Cli::try_parse_from(["berth", "compose", "up"]).unwrap();
+        assert!(matches!(c.command, Command::Other(ref v) if v[0] == "compose"));
     }
 }

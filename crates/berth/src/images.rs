@@ -459,14 +459,18 @@ pub fn load(ctx: &Ctx, a: LoadArgs) -> anyhow::Result<()> {
         }
     };
     let q = Query::new().flag("quiet", a.quiet || !std::io::stdout().is_terminal());
-    let path = format!("/images/load{}", q.encode());
+    post_tar(ctx, &format!("/images/load{}", q.encode()), &mut input)
+}
+
+/// POSTs a tar to `path` and shows the daemon's JSON message stream.
+pub(crate) fn post_tar(ctx: &Ctx, path: &str, tar: &mut dyn std::io::Read) -> anyhow::Result<()> {
     let resp = ctx.client.request(
         "POST",
-        &path,
+        path,
         &[],
         Body::Stream {
             content_type: "application/x-tar",
-            reader: &mut input,
+            reader: tar,
         },
     )?;
     let mut body = resp.body();

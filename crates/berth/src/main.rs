@@ -10,6 +10,7 @@
 //!   port syntax into API requests, and ports back into `ps` columns.
 //! - `output`, `template`, `units`: docker's tables, `--format` and units.
 
+mod build;
 mod cli;
 mod containers;
 mod cpfrom;

@@ -99,6 +99,27 @@ fn dockerfile_builds_run_cache_and_fail_cleanly() {
     assert!(other.status.success(), "{}", text(&other.stdout));
     assert_eq!(d.docker_ok(&["run", "--rm", "built:3"]), "yo from test\n");
 
+    // berth's own client: the same build, `-q` prints the id only.
+    let out = std::process::Command::new(berth_integration::runtime::berth_binary("berth"))
+        .args(["-H", &format!("unix://{}", d.socket.display())])
+        .args(["build", "-q", "-t", "viaberth:1", "--target", "base"])
+        .args(["--build-arg", "GREETING=cli", "--label", "via=berth"])
+        .arg(p)
+        .output()
+        .expect("berth build");
+    let id = text(&out.stdout);
+    assert!(out.status.success(), "{id}{}", text(&out.stderr));
+    assert!(
+        id.trim().starts_with("sha256:") && id.lines().count() == 1,
+        "{id}"
+    );
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "viaberth:1"]),
+        "cli from test\n"
+    );
+    let label = d.docker_ok(&["inspect", "-f", "{{.Config.Labels.via}}", "viaberth:1"]);
+    assert_eq!(label.trim(), "berth");
+
     // A failing RUN: docker's message and exit code, no container left.
     let want = "The command '/bin/sh -c echo before && exit 3' returned a non-zero code: 3";
     failing_build(&d, p, "FROM bb:1\nRUN echo before && exit 3\n", want);

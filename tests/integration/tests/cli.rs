@@ -629,7 +629,7 @@ fn no_daemon_message() {
     }
     // Later commands say so; unknown ones are usage errors.
     let out = std::process::Command::new(&berth)
-        .args(["build", "."])
+        .args(["compose", "up"])
         .output()
         .expect("running berth");
     let err = String::from_utf8_lossy(&out.stderr);
