@@ -111,7 +111,15 @@ pub fn parse_spec(bytes: &[u8]) -> std::result::Result<Spec, String> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let first = serde_path_to_error::deserialize(&mut de);
     match first {
-        Ok(spec) => Ok(spec),
+        Ok(spec) if !has_empty_page_size(&spec) => Ok(spec),
+        // pageSize defaults to "" in oci-spec, so a differently cased key
+        // parses but leaves it empty.
+        Ok(_) => {
+            let mut value: serde_json::Value =
+                serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+            normalise_hugepage_keys(&mut value);
+            serde_path_to_error::deserialize(value).map_err(describe)
+        }
         Err(e) if e.path().to_string().starts_with("process.capabilities") => {
             let mut value: serde_json::Value =
                 serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
@@ -161,6 +169,40 @@ fn drop_unknown_capabilities(value: &mut serde_json::Value) {
     for set in CAPABILITY_SETS {
         if let Some(list) = value["process"]["capabilities"][set].as_array_mut() {
             list.retain(|c| c.as_str().is_some_and(|c| crate::caps::number(c).is_some()));
+        }
+    }
+}
+
+fn has_empty_page_size(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.hugepage_limits().as_ref())
+        .is_some_and(|l| l.iter().any(|h| h.page_size().is_empty()))
+}
+
+/// runc decodes config.json with Go's encoding/json, which matches keys
+/// case-insensitively, and runc's own tests write hugepageLimits entries
+/// with `pagesize`. Only this field's case variants are renamed to the
+/// spec's `pageSize`; every other key keeps its exact spelling.
+fn normalise_hugepage_keys(value: &mut serde_json::Value) {
+    let Some(limits) = value
+        .pointer_mut("/linux/resources/hugepageLimits")
+        .and_then(|l| l.as_array_mut())
+    else {
+        return;
+    };
+    for limit in limits.iter_mut().filter_map(|l| l.as_object_mut()) {
+        if limit.contains_key("pageSize") {
+            continue;
+        }
+        let variant = limit
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case("pageSize"))
+            .cloned();
+        if let Some(key) = variant {
+            let size = limit.remove(&key).expect("key just found");
+            limit.insert("pageSize".into(), size);
         }
     }
 }
@@ -321,6 +363,23 @@ mod tests {
         }
         for bad in ["", "2.0.0", "1.4.0", "0.9.0", "one"] {
             assert!(check_version(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hugepage_limits_accept_gos_case_variants_of_page_size() {
+        for key in ["pageSize", "pagesize", "PageSize"] {
+            let json = format!(
+                r#"{{"ociVersion":"1.0.0","linux":{{"resources":{{"hugepageLimits":[{{"{key}":"2MB","limit":4}}]}}}}}}"#
+            );
+            let spec = parse_spec(json.as_bytes()).unwrap_or_else(|e| panic!("{key}: {e}"));
+            let limits = spec.linux().as_ref().unwrap().resources().as_ref().unwrap();
+            let limit = &limits.hugepage_limits().as_ref().unwrap()[0];
+            assert_eq!(
+                (limit.page_size().as_str(), limit.limit()),
+                ("2MB", 4),
+                "{key}"
+            );
         }
     }
 
