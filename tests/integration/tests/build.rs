@@ -56,7 +56,11 @@ fn dockerfile_builds_run_cache_and_fail_cleanly() {
          LABEL built.by=berth\n\
          CMD [\"cat\", \"/app/greeting\"]\n\
          FROM base AS second\n\
-         RUN echo second > /second\n",
+         RUN echo second > /second && mkdir -p /out/deep && echo deep > /out/deep/f\n\
+         FROM bb:1\n\
+         COPY --from=second /second /got/\n\
+         COPY --from=1 /out /tree\n\
+         COPY --from=bb:1 /bin/busybox /bb-copy\n",
     )
     .unwrap();
 
@@ -98,6 +102,20 @@ fn dockerfile_builds_run_cache_and_fail_cleanly() {
     let other = build(&d, p, "-t built:3 --target base --build-arg GREETING=yo");
     assert!(other.status.success(), "{}", text(&other.stdout));
     assert_eq!(d.docker_ok(&["run", "--rm", "built:3"]), "yo from test\n");
+
+    // The last stage copies from the others and from an image.
+    let out = build(&d, p, "-t multi:1");
+    let log = text(&out.stdout);
+    assert!(out.status.success(), "{log}");
+    let got = d.docker_ok(&[
+        "run",
+        "--rm",
+        "multi:1",
+        "sh",
+        "-c",
+        "cat /got/second /tree/deep/f; test -x /bb-copy && echo exe",
+    ]);
+    assert_eq!(got, "second\ndeep\nexe\n");
 
     // berth's own client: the same build, `-q` prints the id only.
     let out = std::process::Command::new(berth_integration::runtime::berth_binary("berth"))

@@ -636,15 +636,11 @@ impl<'a> Build<'a> {
             || words.len() > 1;
         let dest = join_path(&workdir, &dest_raw);
         let mut owner = (0u32, 0u32);
+        let mut from = None;
         for (flag, value) in &ins.flags {
             match flag.as_str() {
                 "chown" => owner = numeric_owner(ins, value)?,
-                "from" => {
-                    return Err(BuildError::new(format!(
-                        "Dockerfile line {}: {} --from is not supported by berthd's builder yet; copy from the build context instead",
-                        ins.line, ins.keyword
-                    )))
-                }
+                "from" => from = Some(value.clone()),
                 "chmod" | "link" | "checksum" | "keep-git-dir" | "exclude" | "parents" => {
                     return Err(BuildError::new(format!(
                         "Dockerfile line {}: {} --{flag} needs BuildKit; berthd's builder is docker's classic one",
@@ -671,7 +667,10 @@ impl<'a> Build<'a> {
                     ins.line
                 )));
             }
-            let matched = self.ctx_matches(src)?;
+            let matched = match &from {
+                Some(stage) => vec![self.fetch_from_stage(stage, src)?],
+                None => self.ctx_matches(src)?,
+            };
             if matched.is_empty() {
                 return Err(BuildError::new(format!(
                     "{} failed: file not found in build context or excluded by .dockerignore: stat {src}: file does not exist",
@@ -725,6 +724,51 @@ impl<'a> Build<'a> {
         self.remove(&id);
         let image = committed?;
         self.advance(s, &image)
+    }
+
+    /// `COPY --from=STAGE SRC`: `src` of an earlier stage (by name or
+    /// index) or of a local image, fetched into the build's work dir
+    /// through a created container of it (paths resolved in its root).
+    fn fetch_from_stage(&mut self, stage: &str, src: &str) -> Result<PathBuf, BuildError> {
+        let by_name = self
+            .stages
+            .iter()
+            .find(|(n, _)| n.as_deref() == Some(stage.to_ascii_lowercase().as_str()));
+        let by_index = stage.parse::<usize>().ok().and_then(|i| self.stages.get(i));
+        let image = match by_name.or(by_index) {
+            Some((_, id)) => id.to_string(),
+            None => stage.to_string(),
+        };
+        let id = self.create(serde_json::json!({
+            "Image": image,
+            "Cmd": ["/copy-from"],
+            "Entrypoint": [""],
+            "Labels": {"com.berth.build": "intermediate"},
+            "HostConfig": {"NetworkMode": "none"},
+        }))?;
+        self.staging_seq += 1;
+        let dir = self.ctx.work.join(format!("from-{}", self.staging_seq));
+        let tar = self.ctx.work.join(format!("from-{}.tar", self.staging_seq));
+        let fetched = std::fs::File::create(&tar)
+            .map_err(|e| BuildError::new(format!("{}: {e}", tar.display())))
+            .and_then(|f| {
+                let path = join_path("/", src);
+                Ok(self
+                    .rt
+                    .block_on(self.engine.copy_from_container(id.clone(), path, f))?)
+            });
+        let _ = self
+            .rt
+            .block_on(self.engine.remove_container(&id, true, true));
+        fetched
+            .map_err(|e| BuildError::new(format!("COPY --from={stage} {src}: {}", e.message)))?;
+        extract_archive(&tar, &dir)?;
+        let _ = std::fs::remove_file(&tar);
+        let name = Path::new(&join_path("/", src))
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        Ok(dir.join(name))
     }
 
     /// Context paths matching `src` (wildcards in the last element).

@@ -957,6 +957,29 @@ impl Engine {
         })
     }
 
+    /// `path` of container `name` as docker cp's tar (the path's last
+    /// element the top entry), written into `out`: the build's
+    /// `COPY --from`, which reads another stage's files this way.
+    pub(crate) async fn copy_from_container(
+        self: &Arc<Self>,
+        name: String,
+        path: String,
+        mut out: impl std::io::Write + Send + 'static,
+    ) -> Result<(), ApiError> {
+        let target = parse_target(&path)?;
+        let n = name.clone();
+        let rx = self.in_rootfs(name, move |view, _| {
+            let v = view?;
+            let (fd, st) = v.lookup(&target, &path, &n)?;
+            v.write_entry(&target, fd, &st, &mut out)
+        });
+        rx.await.unwrap_or_else(|_| {
+            Err(internal(
+                "the container file thread ended without an answer",
+            ))
+        })
+    }
+
     /// `GET /containers/{id}/export`: the whole root filesystem as a tar,
     /// streamed into `out` once it is mounted.
     pub async fn export_container(
