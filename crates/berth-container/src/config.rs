@@ -120,6 +120,14 @@ pub fn parse_spec(bytes: &[u8]) -> std::result::Result<Spec, String> {
             normalise_hugepage_keys(&mut value);
             serde_path_to_error::deserialize(value).map_err(describe)
         }
+        Err(e) if e.path().to_string().starts_with("process.scheduler.flags") => {
+            let mut value: serde_json::Value =
+                serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+            if let Some(process) = value.get_mut("process") {
+                spec_scheduler_flag_names(process);
+            }
+            serde_path_to_error::deserialize(value).map_err(describe)
+        }
         Err(e) if e.path().to_string().starts_with("process.capabilities") => {
             let mut value: serde_json::Value =
                 serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
@@ -170,6 +178,27 @@ fn drop_unknown_capabilities(value: &mut serde_json::Value) {
         if let Some(list) = value["process"]["capabilities"][set].as_array_mut() {
             list.retain(|c| c.as_str().is_some_and(|c| crate::caps::number(c).is_some()));
         }
+    }
+}
+
+/// The runtime spec names scheduler flags SCHED_FLAG_RESET_ON_FORK and
+/// SCHED_FLAG_DL_OVERRUN; oci-spec's enum spells these two differently,
+/// so a process object (config.json's or exec's --process) is rewritten
+/// to oci-spec's names before it is decoded.
+pub fn spec_scheduler_flag_names(process: &mut serde_json::Value) {
+    let Some(flags) = process
+        .pointer_mut("/scheduler/flags")
+        .and_then(|f| f.as_array_mut())
+    else {
+        return;
+    };
+    for flag in flags {
+        let renamed = match flag.as_str() {
+            Some("SCHED_FLAG_RESET_ON_FORK") => "SCHED_RESET_ON_FORK",
+            Some("SCHED_FLAG_DL_OVERRUN") => "SCHED_FLAG_D_L_OVERRUN",
+            _ => continue,
+        };
+        *flag = renamed.into();
     }
 }
 
@@ -315,12 +344,6 @@ pub fn validate(spec: &Spec, path: &Path) -> Result<()> {
             "SELinux is not supported",
         ));
     }
-    if process.scheduler().is_some() {
-        return Err(Error::unsupported(
-            "process.scheduler",
-            "scheduler settings are not supported yet",
-        ));
-    }
     if process.exec_cpu_affinity().is_some() {
         return Err(Error::unsupported(
             "process.execCPUAffinity",
@@ -364,6 +387,22 @@ mod tests {
         for bad in ["", "2.0.0", "1.4.0", "0.9.0", "one"] {
             assert!(check_version(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn scheduler_flags_take_the_runtime_specs_names() {
+        let spec = parse_spec(
+            br#"{"ociVersion":"1.0.0","process":{"user":{"uid":0,"gid":0},"cwd":"/","scheduler":{"policy":"SCHED_DEADLINE","flags":["SCHED_FLAG_RESET_ON_FORK","SCHED_FLAG_DL_OVERRUN","SCHED_FLAG_RECLAIM"]}}}"#,
+        )
+        .unwrap();
+        let sched = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .scheduler()
+            .clone()
+            .unwrap();
+        assert_eq!(sched.flags().as_ref().unwrap().len(), 3);
     }
 
     #[test]

@@ -196,12 +196,7 @@ impl Plan {
                 "--console-socket was given but process.terminal is false".into(),
             ));
         }
-        let process = ProcessPlan::new(
-            process,
-            spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
-            seccomp,
-            opts.preserve_fds,
-        )?;
+        let process = ProcessPlan::new(process, spec.linux().as_ref(), seccomp, opts.preserve_fds)?;
         crate::caps::check_held(process.caps.as_ref(), ns.has_userns)?;
         Ok(Plan { ns, process })
     }

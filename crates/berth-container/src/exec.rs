@@ -64,12 +64,7 @@ impl Container {
                 "a terminal needs --console-socket".into(),
             ));
         }
-        let process = ProcessPlan::new(
-            &opts.process,
-            linux.personality().as_ref(),
-            seccomp,
-            opts.preserve_fds,
-        )?;
+        let process = ProcessPlan::new(&opts.process, Some(&linux), seccomp, opts.preserve_fds)?;
         crate::caps::check_held(process.caps.as_ref(), ns.has_userns)?;
         let seccomp_agent = crate::container::open_seccomp_agent(spec)?;
         let console = opts

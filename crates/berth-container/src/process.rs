@@ -8,8 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    IOPriorityClass, LinuxIOPriority, LinuxPersonality, LinuxPersonalityDomain, PosixRlimitType,
-    Process,
+    IOPriorityClass, Linux, LinuxIOPriority, LinuxPersonality, LinuxPersonalityDomain,
+    LinuxSchedulerFlag, LinuxSchedulerPolicy, PosixRlimitType, Process, Scheduler,
 };
 
 use crate::caps::CapPlan;
@@ -34,6 +34,11 @@ pub struct ProcessPlan {
     pub personality: Option<libc::c_ulong>,
     /// ioprio_set(2) value from process.ioPriority (class << 13 | level).
     pub io_priority: Option<i32>,
+    /// sched_setattr(2) attributes from process.scheduler.
+    pub scheduler: Option<berth_sys::process::SchedAttr>,
+    /// Whether linux.resources.cpu.cpus limits the CPUs: a deadline
+    /// policy then fails with EPERM, which the error explains.
+    pub cpus_limited: bool,
     pub terminal: bool,
     pub console_size: Option<(u16, u16)>,
     pub seccomp: Option<berth_seccomp::CompiledFilter>,
@@ -48,7 +53,7 @@ fn cstring(what: &str, s: &str) -> Result<CString> {
 impl ProcessPlan {
     pub fn new(
         p: &Process,
-        personality: Option<&LinuxPersonality>,
+        linux: Option<&Linux>,
         seccomp: Option<berth_seccomp::CompiledFilter>,
         preserve_fds: u32,
     ) -> Result<ProcessPlan> {
@@ -82,7 +87,16 @@ impl ProcessPlan {
             .as_ref()
             .map(io_priority_value)
             .transpose()?;
-        let personality = personality.map(persona).transpose()?;
+        let personality = linux
+            .and_then(|l| l.personality().as_ref())
+            .map(persona)
+            .transpose()?;
+        let scheduler = p.scheduler().as_ref().map(sched_attr);
+        let cpus_limited = linux
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.cpu().as_ref())
+            .and_then(|c| c.cpus().as_ref())
+            .is_some_and(|c| !c.is_empty());
         Ok(ProcessPlan {
             args,
             env,
@@ -97,6 +111,8 @@ impl ProcessPlan {
             oom_score_adj: p.oom_score_adj(),
             personality,
             io_priority,
+            scheduler,
+            cpus_limited,
             terminal: p.terminal().unwrap_or(false),
             console_size: p.console_size().as_ref().map(|b| {
                 (
@@ -197,6 +213,15 @@ impl ProcessPlan {
         if let Some(ioprio) = self.io_priority {
             berth_sys::process::ioprio_set_self(ioprio).map_err(|e| {
                 format!("process.ioPriority: setting I/O priority {ioprio:#x}: {e} (the realtime class needs CAP_SYS_ADMIN)")
+            })?;
+        }
+        if let Some(attr) = &self.scheduler {
+            berth_sys::process::sched_setattr_self(attr).map_err(|e| {
+                if e.raw_os_error() == Some(libc::EPERM) && self.cpus_limited {
+                    format!("process.scheduler: process scheduler can't be used together with AllowedCPUs (linux.resources.cpu.cpus): {e}")
+                } else {
+                    format!("process.scheduler: sched_setattr: {e} (realtime and deadline policies need CAP_SYS_NICE)")
+                }
             })?;
         }
         for (res, soft, hard) in &self.rlimits {
@@ -438,6 +463,41 @@ fn io_priority_value(p: &LinuxIOPriority) -> Result<i32> {
         )));
     }
     Ok(class << CLASS_SHIFT | p.priority() as i32)
+}
+
+/// The sched_setattr(2) attributes for process.scheduler, with the
+/// kernel's values for the policies and flags of <linux/sched.h>.
+fn sched_attr(s: &Scheduler) -> berth_sys::process::SchedAttr {
+    let policy = match s.policy() {
+        LinuxSchedulerPolicy::SchedOther => 0,
+        LinuxSchedulerPolicy::SchedFifo => 1,
+        LinuxSchedulerPolicy::SchedRr => 2,
+        LinuxSchedulerPolicy::SchedBatch => 3,
+        LinuxSchedulerPolicy::SchedIso => 4,
+        LinuxSchedulerPolicy::SchedIdle => 5,
+        LinuxSchedulerPolicy::SchedDeadline => 6,
+    };
+    let flags = s.flags().iter().flatten().fold(0, |acc, f| {
+        acc | match f {
+            LinuxSchedulerFlag::SchedResetOnFork => 0x01,
+            LinuxSchedulerFlag::SchedFlagReclaim => 0x02,
+            LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
+            LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
+            LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
+            LinuxSchedulerFlag::SchedFlagUtilClampMin => 0x20,
+            LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
+        }
+    });
+    berth_sys::process::SchedAttr {
+        policy,
+        flags,
+        nice: s.nice().unwrap_or(0),
+        priority: s.priority().unwrap_or(0).max(0) as u32,
+        runtime: s.runtime().unwrap_or(0),
+        deadline: s.deadline().unwrap_or(0),
+        period: s.period().unwrap_or(0),
+        ..Default::default()
+    }
 }
 
 /// The personality(2) persona for linux.personality: the domain plus the

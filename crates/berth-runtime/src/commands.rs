@@ -347,6 +347,7 @@ fn exec_process(container: &Container, args: &ExecArgs) -> Result<Process> {
             obj.entry("user")
                 .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
         }
+        berth_container::config::spec_scheduler_flag_names(&mut value);
         return serde_json::from_value(value).with_context(not_valid);
     }
     if args.command.is_empty() {

@@ -165,6 +165,37 @@ pub fn ioprio_set_self(ioprio: i32) -> Result<()> {
     .map(drop)
 }
 
+/// The kernel's `struct sched_attr` (SCHED_ATTR_SIZE_VER0, 48 bytes).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+}
+
+/// `sched_setattr(0, attr, 0)`: scheduling policy and parameters of the
+/// calling thread, kept across execve.
+pub fn sched_setattr_self(attr: &SchedAttr) -> Result<()> {
+    let mut attr = *attr;
+    attr.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: `attr` is a valid, sized sched_attr for the duration of the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_sched_setattr,
+            0 as libc::c_long,
+            &attr as *const SchedAttr,
+            0 as libc::c_long,
+        )
+    })
+    .map(drop)
+}
+
 /// Creates a new session; the caller becomes its leader.
 pub fn setsid() -> Result<()> {
     // SAFETY: plain syscall.

@@ -1029,3 +1029,30 @@ fn personality_and_io_priority_reach_init_and_exec() {
     assert!(err.contains("linux.personality.flags"), "{err}");
     env.finish();
 }
+
+#[test]
+fn scheduler_policy_and_nice_reach_init_and_exec() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("scheduler");
+    let mut b = env.bundle(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 19, "priority": 0});
+    });
+    let id = env.id();
+    env.rt_ok(&["run", "-d", "--bundle", b.path(), &id]);
+    // /proc/PID/stat: field 19 is nice, field 41 the policy (3 = SCHED_BATCH).
+    let out = env.rt_ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "awk '{print $19, $41}' /proc/1/stat /proc/self/stat",
+    ]);
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["19 3", "19 3"], "{out}");
+    env.rt_ok(&["kill", &id, "KILL"]);
+    env.wait_status(&id, "stopped");
+    env.rt_ok(&["delete", &id]);
+    env.finish();
+}
