@@ -216,6 +216,12 @@ fn enter_namespaces(ctx: &InitContext<'_>) -> Res {
             .map_err(|e| format!("becoming gid 0 in the user namespace (is it mapped?): {e}"))?;
         berth_sys::ids::setresuid(0)
             .map_err(|e| format!("becoming uid 0 in the user namespace (is it mapped?): {e}"))?;
+        // Changing the euid made us non-dumpable (fs.suid_dumpable is 0),
+        // which hands our /proc files to the host's root, an unmapped owner
+        // here: writing /proc/self/timens_offsets would fail with EACCES.
+        // In a user namespace we stay dumpable, as decided in setup().
+        berth_sys::process::prctl(libc::PR_SET_DUMPABLE, 1, 0)
+            .map_err(|e| format!("PR_SET_DUMPABLE after the uid change: {e}"))?;
     }
     for (fd, t) in ns
         .joins

@@ -1056,3 +1056,38 @@ fn scheduler_policy_and_nice_reach_init_and_exec() {
     env.rt_ok(&["delete", &id]);
     env.finish();
 }
+
+#[test]
+fn time_offsets_apply_in_a_user_namespace() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("timens_userns");
+    let mut b = env.bundle(&["cat", "/proc/self/timens_offsets"]);
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.push(json!({"type": "user"}));
+        ns.push(json!({"type": "time"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        c["linux"]["timeOffsets"] = json!({
+            "monotonic": {"secs": 7881, "nanosecs": 2718281},
+            "boottime": {"secs": 1337, "nanosecs": 3141519}
+        });
+    });
+    let (code, out, err) = env.run(&b);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        lines.contains(&vec!["monotonic", "7881", "2718281"]),
+        "{out}"
+    );
+    assert!(
+        lines.contains(&vec!["boottime", "1337", "3141519"]),
+        "{out}"
+    );
+    env.finish();
+}
