@@ -65,20 +65,59 @@ tool=$(cd "$repo" && cargo test --release -p berth-registry --test pull_push --n
 berth_tool() { "$tool" --ignored --exact bench_tool --nocapture --test-threads 1 -q; }
 
 work=$(mktemp -d /var/tmp/berth-bench-images.XXXXXX)
-# shellcheck source=bench/images/lib.sh
-source "$here/lib.sh"
 reg_pid="" dockerd_pid="" docker_cmd=()
 cleanup() {
-	dockerd_stop
+	# pull_docker runs in a command substitution: its dockerd's pid is in a file.
+	[[ -s $work/dockerd.pid ]] && dockerd_pid=$(cat "$work/dockerd.pid")
+	if [[ -n $dockerd_pid ]]; then
+		kill "$dockerd_pid" 2>/dev/null || true
+		for _ in $(seq 1 100); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
+	fi
 	[[ -n $reg_pid ]] && kill "$reg_pid" 2>/dev/null || true
-	unmount_under "$work"
+	# Whatever dockerd left mounted under its roots.
+	{ grep -o " $work[^ ]*" /proc/self/mountinfo || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
 	# The registry and containerd may take a moment to let go of their files.
-	remove_work
+	for _ in $(seq 1 50); do rm -rf "$work" 2>/dev/null && break; sleep 0.2; done
+	[[ ! -e $work ]] || echo "run.sh: could not remove $work" >&2
 }
 trap cleanup EXIT
 
 # --- the image ------------------------------------------------------------
-images_make_trees
+mkdir -p "$CACHE"
+base=$CACHE/bookworm-minbase.tar
+if [[ ! -s $base ]]; then
+	echo "run.sh: mmdebstrap --variant=minbase bookworm (cached in $CACHE)" >&2
+	# Without docs, man pages and locales, as Debian's -slim images.
+	mmdebstrap --quiet --variant=minbase --mode=root \
+		--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+		--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+		bookworm "$base.tmp"
+	mv "$base.tmp" "$base"
+fi
+echo "run.sh: generating the other layers" >&2
+python3 - "$work/layers" <<'PY'
+import os, random, sys, base64
+root = sys.argv[1]
+rng = random.Random(42)
+def write(path, size, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    raw = rng.randbytes(size if not text else size * 3 // 4 + 3)
+    data = base64.encodebytes(raw)[:size] if text else raw
+    with open(path, "wb") as f:
+        f.write(data)
+# Layer 2: 3000 small files (1-16 KiB), like a language runtime's library tree.
+for i in range(3000):
+    write(f"{root}/small/usr/lib/app/mod{i // 100}/f{i}.py", rng.randint(1 << 10, 16 << 10), i % 2 == 0)
+# Layer 3: 30 medium files (256 KiB - 2 MiB), like shared libraries.
+for i in range(30):
+    write(f"{root}/medium/usr/lib/app/lib{i}.so", rng.randint(256 << 10, 2 << 20), i % 2 == 0)
+# Layer 4: a few large files, like a model or a database seed.
+write(f"{root}/large/srv/data/seed.txt", 20 << 20, True)
+write(f"{root}/large/srv/data/blob.bin", 10 << 20, False)
+# Layer 5: the application, a handful of files.
+for i in range(20):
+    write(f"{root}/app/srv/app/conf{i}.json", rng.randint(200, 4000), True)
+PY
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$work/registry"
 cat >"$work/registry/config.yml" <<EOF
@@ -114,6 +153,31 @@ layers=$(grep -c '^layer ' "$work/push.log")
 # (recently_deleted), which would measure the previous pull's `rm -rf`
 # rather than this pull. docker gets a fresh dockerd (own data root) for
 # each pull, started and stopped outside the timing.
+dockerd_start() {
+	local d=$work/dkr-$1
+	mkdir -p "$d"
+	echo '{}' >"$d/daemon.json"
+	local ns=berth-bench-images-$$-$1
+	dockerd --config-file "$d/daemon.json" --data-root "$d/data" --exec-root "$d/exec" \
+		--pidfile "$d/docker.pid" -H "unix://$d/docker.sock" \
+		--bridge=none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
+		--userland-proxy=false --containerd-namespace "$ns" --containerd-plugins-namespace "$ns-plugins" \
+		--insecure-registry "127.0.0.1:$port" >"$d/dockerd.log" 2>&1 &
+	dockerd_pid=$!
+	echo "$dockerd_pid" >"$work/dockerd.pid"
+	docker_cmd=(docker -H "unix://$d/docker.sock")
+	for _ in $(seq 1 300); do "${docker_cmd[@]}" version >/dev/null 2>&1 && break; sleep 0.2; done
+	"${docker_cmd[@]}" version >/dev/null || { tail -20 "$d/dockerd.log" >&2; exit 1; }
+}
+dockerd_stop() {
+	kill "$dockerd_pid" 2>/dev/null || true
+	for _ in $(seq 1 150); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
+	# Its containerd (its files are under the exec root) goes a moment later.
+	for _ in $(seq 1 150); do pgrep -f "$work/dkr-" >/dev/null || break; sleep 0.2; done
+	dockerd_pid=""
+	rm -f "$work/dockerd.pid"
+}
+now() { date +%s.%N; }
 pull_berth() {
 	sync
 	local t0 t1
@@ -135,7 +199,7 @@ pull_skopeo() {
 	echo "$t1 - $t0" | bc -l
 }
 pull_docker() {
-	dockerd_start "$1" --insecure-registry "127.0.0.1:$port"
+	dockerd_start "$1"
 	sync
 	local t0 t1
 	t0=$(now)
