@@ -56,39 +56,33 @@ fn matches(pattern: &[String], path: &[&str]) -> bool {
         None => path.is_empty(),
         Some((p, rest)) if p == "**" => (0..=path.len()).any(|skip| matches(rest, &path[skip..])),
         Some((p, rest)) => match path.split_first() {
-            Some((first, tail)) => {
-                let chars = |t: &str| t.chars().collect::<Vec<char>>();
-                glob(&chars(p), &chars(first)) && matches(rest, tail)
-            }
+            Some((first, tail)) => glob(p.as_bytes(), first.as_bytes()) && matches(rest, tail),
             None => false,
         },
     }
 }
 
-/// One path element (or, for `${VAR#pattern}`, a shell word) against a
-/// glob: `*`, `?`, `[...]` classes (`^` or `!` negates, `a-z` ranges) and
-/// `\` escapes, by characters as Go's filepath.Match; a `[` without its
-/// `]` matches nothing.
-pub(crate) fn glob(p: &[char], s: &[char]) -> bool {
+/// One element: `*`, `?`, `[...]` classes and `\` escapes, as Go's filepath.Match.
+fn glob(p: &[u8], s: &[u8]) -> bool {
     match p.split_first() {
         None => s.is_empty(),
-        Some(('*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
-        Some(('?', rest)) => !s.is_empty() && glob(rest, &s[1..]),
-        Some(('[', rest)) => {
-            let Some(close) = rest.iter().position(|&c| c == ']') else {
+        Some((b'*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
+        Some((b'?', rest)) => !s.is_empty() && glob(rest, &s[1..]),
+        Some((b'[', rest)) => {
+            let Some(close) = rest.iter().position(|&c| c == b']') else {
                 return false;
             };
             let Some((&c, tail)) = s.split_first() else {
                 return false;
             };
             let (negate, class) = match rest[..close].split_first() {
-                Some(('^' | '!', class)) => (true, class),
+                Some((b'^' | b'!', class)) => (true, class),
                 _ => (false, &rest[..close]),
             };
             let mut hit = false;
             let mut i = 0;
             while i < class.len() {
-                if i + 2 < class.len() && class[i + 1] == '-' {
+                if i + 2 < class.len() && class[i + 1] == b'-' {
                     hit |= class[i] <= c && c <= class[i + 2];
                     i += 3;
                 } else {
@@ -98,7 +92,7 @@ pub(crate) fn glob(p: &[char], s: &[char]) -> bool {
             }
             hit != negate && glob(&rest[close + 1..], tail)
         }
-        Some(('\\', rest)) if !rest.is_empty() => {
+        Some((b'\\', rest)) if !rest.is_empty() => {
             s.first() == Some(&rest[0]) && glob(&rest[1..], &s[1..])
         }
         Some((&c, rest)) => s.first() == Some(&c) && glob(rest, &s[1..]),
