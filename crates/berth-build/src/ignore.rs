@@ -56,33 +56,39 @@ fn matches(pattern: &[String], path: &[&str]) -> bool {
         None => path.is_empty(),
         Some((p, rest)) if p == "**" => (0..=path.len()).any(|skip| matches(rest, &path[skip..])),
         Some((p, rest)) => match path.split_first() {
-            Some((first, tail)) => glob(p.as_bytes(), first.as_bytes()) && matches(rest, tail),
+            Some((first, tail)) => {
+                let chars = |t: &str| t.chars().collect::<Vec<char>>();
+                glob(&chars(p), &chars(first)) && matches(rest, tail)
+            }
             None => false,
         },
     }
 }
 
-/// One element: `*`, `?`, `[...]` classes and `\` escapes, as Go's filepath.Match.
-fn glob(p: &[u8], s: &[u8]) -> bool {
+/// One path element (or, for `${VAR#pattern}`, a shell word) against a
+/// glob: `*`, `?`, `[...]` classes (`^` or `!` negates, `a-z` ranges) and
+/// `\` escapes, by characters as Go's filepath.Match; a `[` without its
+/// `]` matches nothing.
+pub(crate) fn glob(p: &[char], s: &[char]) -> bool {
     match p.split_first() {
         None => s.is_empty(),
-        Some((b'*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
-        Some((b'?', rest)) => !s.is_empty() && glob(rest, &s[1..]),
-        Some((b'[', rest)) => {
-            let Some(close) = rest.iter().position(|&c| c == b']') else {
+        Some(('*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
+        Some(('?', rest)) => !s.is_empty() && glob(rest, &s[1..]),
+        Some(('[', rest)) => {
+            let Some(close) = rest.iter().position(|&c| c == ']') else {
                 return false;
             };
             let Some((&c, tail)) = s.split_first() else {
                 return false;
             };
             let (negate, class) = match rest[..close].split_first() {
-                Some((b'^' | b'!', class)) => (true, class),
+                Some(('^' | '!', class)) => (true, class),
                 _ => (false, &rest[..close]),
             };
             let mut hit = false;
             let mut i = 0;
             while i < class.len() {
-                if i + 2 < class.len() && class[i + 1] == b'-' {
+                if i + 2 < class.len() && class[i + 1] == '-' {
                     hit |= class[i] <= c && c <= class[i + 2];
                     i += 3;
                 } else {
@@ -92,7 +98,7 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
             }
             hit != negate && glob(&rest[close + 1..], tail)
         }
-        Some((b'\\', rest)) if !rest.is_empty() => {
+        Some(('\\', rest)) if !rest.is_empty() => {
             s.first() == Some(&rest[0]) && glob(&rest[1..], &s[1..])
         }
         Some((&c, rest)) => s.first() == Some(&c) && glob(rest, &s[1..]),

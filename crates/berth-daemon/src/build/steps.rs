@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_build::{Args, Instruction};
+use berth_build::{Args, Instruction, Lexer, Vars};
 use berth_image::commit::Parent;
 use berth_image::config::RunConfig;
 use berth_image::{CommitOptions, Digest, ImageConfig};
@@ -55,6 +55,7 @@ impl<'a> Build<'a> {
         let text = ctx.dockerfile(&opts.dockerfile)?;
         ctx.apply_dockerignore()?;
         let df = berth_build::parse(&text).map_err(|e| BuildError::new(e.to_string()))?;
+        check_instructions(&df.instructions)?;
         let cache_allowed = opts
             .cache_from
             .as_ref()
@@ -96,11 +97,10 @@ impl<'a> Build<'a> {
         let mut stage: Option<Stage> = None;
         for (n, ins) in steps.iter().enumerate() {
             self.out.stream(&format!(
-                "Step {}/{} : {} {}\n",
+                "Step {}/{} : {}\n",
                 n + 1,
                 steps.len(),
-                ins.keyword,
-                ins.text
+                ins.original
             ));
             match (ins.keyword.as_str(), stage.as_mut()) {
                 ("FROM", _) => {
@@ -110,7 +110,9 @@ impl<'a> Build<'a> {
                     stage = Some(self.from(ins)?);
                 }
                 ("ARG", None) => {
-                    for (k, v) in self.pairs(ins, &BTreeMap::new(), &[])? {
+                    let globals = self.global_args.clone();
+                    let vars = |k: &str| globals.get(k).cloned().flatten();
+                    for (k, v) in self.arg_pairs(ins, &vars)? {
                         let v = self.opts.build_args.get(&k).cloned().flatten().or(v);
                         self.global_args.insert(k, v);
                     }
@@ -178,8 +180,10 @@ impl<'a> Build<'a> {
     fn from(&mut self, ins: &Instruction) -> Result<Stage, BuildError> {
         let globals = self.global_args.clone();
         let vars = |k: &str| globals.get(k).cloned().flatten();
-        let words = berth_build::words(&ins.args.shell_text(), self.escape, &vars)
-            .map_err(|e| line_error(ins, e))?;
+        let words = match &ins.args {
+            Args::Words(w) => self.expand_each(ins, w, &vars)?,
+            _ => Vec::new(),
+        };
         let (image, name) = match words.as_slice() {
             [image] => (image.clone(), None),
             [image, as_, name] if as_.eq_ignore_ascii_case("as") => {
@@ -238,6 +242,7 @@ impl<'a> Build<'a> {
             for t in triggers {
                 self.out.stream("# Executing 1 build trigger\n");
                 let parsed = berth_build::parse(&t).map_err(|e| BuildError::new(e.to_string()))?;
+                check_instructions(&parsed.instructions)?;
                 for ins in parsed.instructions {
                     self.step(&mut s, &ins)?;
                 }
@@ -251,52 +256,120 @@ impl<'a> Build<'a> {
         move |k: &str| env_value(&s.config, k).or_else(|| s.args.get(k).cloned().flatten())
     }
 
+    /// Each word expanded on its own (BuildKit's parser has split them).
+    fn expand_each(
+        &self,
+        ins: &Instruction,
+        words: &[String],
+        vars: &dyn Vars,
+    ) -> Result<Vec<String>, BuildError> {
+        let lx = Lexer::new(self.escape);
+        words
+            .iter()
+            .map(|w| lx.process_word(w, vars).map_err(|e| line_error(ins, e)))
+            .collect()
+    }
+
+    /// ARG's `NAME[=default]` words, the defaults expanded.
+    fn arg_pairs(
+        &self,
+        ins: &Instruction,
+        vars: &dyn Vars,
+    ) -> Result<Vec<(String, Option<String>)>, BuildError> {
+        let Args::Words(words) = &ins.args else {
+            return Err(line_error(ins, "ARG requires at least one argument"));
+        };
+        let lx = Lexer::new(self.escape);
+        let ex = |t: &str| lx.process_word(t, vars).map_err(|e| line_error(ins, e));
+        words
+            .iter()
+            .map(|w| match w.split_once('=') {
+                Some(("", _)) => Err(line_error(ins, "ARG names can not be blank")),
+                Some((k, v)) => Ok((ex(k)?, Some(ex(v)?))),
+                None => Ok((ex(w)?, None)),
+            })
+            .collect()
+    }
+
+    /// ENV's and LABEL's pairs, keys and values expanded.
     fn pairs(
         &self,
         ins: &Instruction,
-        args: &BTreeMap<String, Option<String>>,
-        env: &[String],
-    ) -> Result<Vec<(String, Option<String>)>, BuildError> {
-        let vars = |k: &str| {
-            env.iter()
-                .find_map(|e| e.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
-                .map(str::to_string)
-                .or_else(|| args.get(k).cloned().flatten())
+        vars: &dyn Vars,
+    ) -> Result<Vec<(String, String)>, BuildError> {
+        let Args::Pairs(pairs) = &ins.args else {
+            return Err(line_error(
+                ins,
+                format!("{} requires at least one argument", ins.keyword),
+            ));
         };
-        berth_build::pairs(&ins.args.shell_text(), self.escape, &vars)
-            .map_err(|e| line_error(ins, e))
+        let lx = Lexer::new(self.escape);
+        let ex = |t: &str| lx.process_word(t, vars).map_err(|e| line_error(ins, e));
+        pairs
+            .iter()
+            .map(|p| {
+                let key = ex(&p.key)?;
+                if key.is_empty() {
+                    return Err(line_error(
+                        ins,
+                        format!("{} names can not be blank", ins.keyword),
+                    ));
+                }
+                Ok((key, ex(&p.value)?))
+            })
+            .collect()
     }
 
     fn step(&mut self, s: &mut Stage, ins: &Instruction) -> Result<(), BuildError> {
-        let escape = self.escape;
-        let text = ins.args.shell_text();
-        let one = |s: &Stage| -> Result<String, BuildError> {
-            berth_build::expand(&text, escape, &Self::vars(s)).map_err(|e| line_error(ins, e))
-        };
-        let list = |s: &Stage| -> Result<Vec<String>, BuildError> {
+        // One string (USER, WORKDIR, ...), expanded.
+        let one = |b: &Self, s: &Stage| -> Result<String, BuildError> {
             match &ins.args {
-                Args::Json(v) => Ok(v.clone()),
-                Args::Shell(t) => {
-                    berth_build::words(t, escape, &Self::vars(s)).map_err(|e| line_error(ins, e))
-                }
+                Args::Text(t) => Lexer::new(b.escape)
+                    .process_word(t, &Self::vars(s))
+                    .map_err(|e| line_error(ins, e)),
+                _ => Err(line_error(
+                    ins,
+                    format!("{} requires exactly one argument", ins.keyword),
+                )),
             }
         };
+        // A list (EXPOSE, VOLUME), each entry expanded.
+        let list = |b: &Self, s: &Stage| -> Result<Vec<String>, BuildError> {
+            match &ins.args {
+                Args::Json(v) | Args::Words(v) => b.expand_each(ins, v, &Self::vars(s)),
+                _ => Err(line_error(
+                    ins,
+                    format!("{} requires at least one argument", ins.keyword),
+                )),
+            }
+        };
+        // RUN, CMD, ENTRYPOINT: the exec form as is, the shell form through
+        // the stage's shell.
         let command = |s: &Stage| -> Vec<String> {
             match &ins.args {
                 Args::Json(v) => v.clone(),
-                Args::Shell(t) => {
+                Args::Text(t) => {
                     let mut c = shell(s);
                     c.push(t.clone());
                     c
                 }
+                _ => Vec::new(),
             }
         };
+        if !matches!(ins.keyword.as_str(), "COPY" | "ADD" | "HEALTHCHECK") {
+            check_flags(ins, &[])?;
+        }
         match ins.keyword.as_str() {
-            "RUN" => return self.run_step(s, command(s)),
+            "RUN" => {
+                if matches!(ins.args, Args::None) {
+                    return Err(line_error(ins, "RUN requires at least one argument"));
+                }
+                return self.run_step(s, command(s));
+            }
             "COPY" | "ADD" => return self.copy_step(s, ins),
             "ARG" => {
-                let env = s.config.env.clone().unwrap_or_default();
-                for (k, v) in self.pairs(ins, &s.args, &env)? {
+                let pairs = self.arg_pairs(ins, &Self::vars(s))?;
+                for (k, v) in pairs {
                     let v = self
                         .opts
                         .build_args
@@ -311,40 +384,38 @@ impl<'a> Build<'a> {
                 return Ok(());
             }
             "ENV" => {
-                let env = s.config.env.clone().unwrap_or_default();
-                for (k, v) in self.pairs(ins, &s.args, &env)? {
-                    let v = v.ok_or_else(|| {
-                        BuildError::new(format!(
-                            "Dockerfile line {}: ENV {k} needs a value",
-                            ins.line
-                        ))
-                    })?;
+                // All values see the variables as they were before this
+                // instruction (`ENV A=1 B=$A` takes the old A), as docker's.
+                let pairs = self.pairs(ins, &Self::vars(s))?;
+                for (k, v) in pairs {
                     set_env(&mut s.config, &k, &v);
                 }
             }
             "LABEL" => {
-                let env = s.config.env.clone().unwrap_or_default();
-                for (k, v) in self.pairs(ins, &s.args, &env)? {
+                // All values see the variables as they were before this
+                // instruction (`ENV A=1 B=$A` takes the old A), as docker's.
+                let pairs = self.pairs(ins, &Self::vars(s))?;
+                for (k, v) in pairs {
                     s.config
                         .labels
                         .get_or_insert_with(Default::default)
-                        .insert(k, v.unwrap_or_default());
+                        .insert(k, v);
                 }
             }
-            "MAINTAINER" => s.author = Some(one(s)?),
+            "MAINTAINER" => s.author = Some(one(self, s)?),
             "WORKDIR" => {
-                let dir = one(s)?;
+                let dir = one(self, s)?;
                 let base = s.config.working_dir.clone().unwrap_or_else(|| "/".into());
                 s.config.working_dir = Some(join_path(&base, &dir));
             }
-            "USER" => s.config.user = Some(one(s)?),
-            "STOPSIGNAL" => s.config.stop_signal = Some(one(s)?),
+            "USER" => s.config.user = Some(one(self, s)?),
+            "STOPSIGNAL" => s.config.stop_signal = Some(one(self, s)?),
             "EXPOSE" => {
-                for p in list(s)? {
-                    let key = if p.contains('/') {
-                        p
-                    } else {
-                        format!("{p}/tcp")
+                // An expansion may hold several ports.
+                for p in list(self, s)?.iter().flat_map(|p| p.split_whitespace()) {
+                    let key = match p.contains('/') {
+                        true => p.to_string(),
+                        false => format!("{p}/tcp"),
                     };
                     s.config
                         .exposed_ports
@@ -353,7 +424,13 @@ impl<'a> Build<'a> {
                 }
             }
             "VOLUME" => {
-                for v in list(s)? {
+                for v in list(self, s)? {
+                    if v.trim().is_empty() {
+                        return Err(line_error(
+                            ins,
+                            "VOLUME specified can not be an empty string",
+                        ));
+                    }
                     s.config
                         .volumes
                         .get_or_insert_with(Default::default)
@@ -373,26 +450,26 @@ impl<'a> Build<'a> {
             "SHELL" => match &ins.args {
                 Args::Json(v) if !v.is_empty() => s.config.shell = Some(v.clone()),
                 _ => {
-                    return Err(BuildError::new(format!(
-                        "Dockerfile line {}: SHELL requires the arguments to be a JSON array",
-                        ins.line
-                    )))
+                    return Err(line_error(
+                        ins,
+                        "SHELL requires the arguments to be a JSON array of strings",
+                    ))
                 }
             },
             "ONBUILD" => {
-                let trigger = text.trim().to_string();
-                let first = trigger
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_ascii_uppercase();
-                if matches!(first.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
-                    return Err(BuildError::new(format!(
-                        "Dockerfile line {}: {first} isn't allowed as an ONBUILD trigger",
-                        ins.line
-                    )));
+                let Args::Sub(trigger) = &ins.args else {
+                    return Err(line_error(ins, "ONBUILD requires at least one argument"));
+                };
+                if matches!(trigger.keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
+                    return Err(line_error(
+                        ins,
+                        format!("{} isn't allowed as an ONBUILD trigger", trigger.keyword),
+                    ));
                 }
-                s.config.on_build.get_or_insert_with(Vec::new).push(trigger);
+                s.config
+                    .on_build
+                    .get_or_insert_with(Vec::new)
+                    .push(trigger.original.clone());
             }
             "HEALTHCHECK" => s.config.healthcheck = Some(healthcheck(ins)?),
             other => {
@@ -402,7 +479,7 @@ impl<'a> Build<'a> {
                 )))
             }
         }
-        let created_by = format!("/bin/sh -c #(nop) {} {}", ins.keyword, text.trim());
+        let created_by = format!("/bin/sh -c #(nop) {} {}", ins.keyword, ins.text());
         if let Some(hit) = self.cached(s, &created_by) {
             return self.use_cache(s, hit);
         }
@@ -618,9 +695,8 @@ impl<'a> Build<'a> {
     fn copy_step(&mut self, s: &mut Stage, ins: &Instruction) -> Result<(), BuildError> {
         let is_add = ins.keyword == "ADD";
         let mut words = match &ins.args {
-            Args::Json(v) => v.clone(),
-            Args::Shell(t) => berth_build::words(t, self.escape, &Self::vars(s))
-                .map_err(|e| line_error(ins, e))?,
+            Args::Json(v) | Args::Words(v) => self.expand_each(ins, v, &Self::vars(s))?,
+            _ => Vec::new(),
         };
         if words.len() < 2 {
             return Err(BuildError::new(format!(
@@ -637,22 +713,11 @@ impl<'a> Build<'a> {
         let dest = join_path(&workdir, &dest_raw);
         let mut owner = (0u32, 0u32);
         let mut from = None;
-        for (flag, value) in &ins.flags {
+        check_flags(ins, &["chown", "from"])?;
+        for (flag, value) in ins.flag_pairs() {
             match flag.as_str() {
-                "chown" => owner = numeric_owner(ins, value)?,
-                "from" => from = Some(value.clone()),
-                "chmod" | "link" | "checksum" | "keep-git-dir" | "exclude" | "parents" => {
-                    return Err(BuildError::new(format!(
-                        "Dockerfile line {}: {} --{flag} needs BuildKit; berthd's builder is docker's classic one",
-                        ins.line, ins.keyword
-                    )))
-                }
-                other => {
-                    return Err(BuildError::new(format!(
-                        "Dockerfile line {}: unknown flag --{other} for {}",
-                        ins.line, ins.keyword
-                    )))
-                }
+                "chown" => owner = numeric_owner(ins, &value)?,
+                _ => from = Some(value),
             }
         }
         // The staging tree: the destination's path, then the files.
@@ -893,11 +958,59 @@ fn line_error(ins: &Instruction, e: impl std::fmt::Display) -> BuildError {
 }
 
 fn stage_name(ins: &Instruction) -> Option<String> {
-    let words: Vec<&str> = ins.text.split_whitespace().collect();
-    match words.as_slice() {
-        [_, as_, name] if as_.eq_ignore_ascii_case("as") => Some(name.to_ascii_lowercase()),
+    match &ins.args {
+        Args::Words(w) => match w.as_slice() {
+            [_, as_, name] if as_.eq_ignore_ascii_case("as") => Some(name.to_ascii_lowercase()),
+            _ => None,
+        },
         _ => None,
     }
+}
+
+/// Refuses what the builder cannot run before any step runs: keywords
+/// docker does not know, and instructions without their arguments.
+fn check_instructions(all: &[Instruction]) -> Result<(), BuildError> {
+    for ins in all {
+        let ins = match &ins.args {
+            Args::Sub(trigger) => trigger.as_ref(),
+            _ => ins,
+        };
+        if matches!(ins.args, Args::Unknown) {
+            let word = ins.original.split(char::is_whitespace).next().unwrap_or("");
+            return Err(BuildError::new(format!(
+                "Dockerfile parse error line {}: unknown instruction: {}",
+                ins.line.max(1),
+                word.to_ascii_uppercase()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses the flags of `ins` not in `allowed`; those only BuildKit has
+/// say so.
+fn check_flags(ins: &Instruction, allowed: &[&str]) -> Result<(), BuildError> {
+    for (flag, _) in ins.flag_pairs() {
+        if allowed.contains(&flag.as_str()) {
+            continue;
+        }
+        let buildkit_only = matches!(
+            (ins.keyword.as_str(), flag.as_str()),
+            ("RUN", "mount" | "network" | "security")
+                | ("COPY" | "ADD", "chmod" | "link" | "exclude" | "parents")
+                | ("ADD", "checksum" | "keep-git-dir")
+        );
+        return Err(line_error(
+            ins,
+            match buildkit_only {
+                true => format!(
+                    "the --{flag} option requires BuildKit; berthd's builder is docker's classic one"
+                ),
+                false => format!("unknown flag: --{flag}"),
+            },
+        ));
+    }
+    Ok(())
 }
 
 fn short_id(id: &Digest) -> String {
@@ -1095,61 +1208,51 @@ fn cache_sources(engine: &Engine, names: &[String]) -> BTreeSet<Digest> {
 }
 
 fn healthcheck(ins: &Instruction) -> Result<serde_json::Value, BuildError> {
-    let text = ins.args.shell_text();
-    if text.trim().eq_ignore_ascii_case("NONE") {
-        return Ok(serde_json::json!({"Test": ["NONE"]}));
-    }
-    let (kind, rest) = match &ins.args {
-        Args::Shell(t) => {
-            let t = t.trim();
-            let (w, r) = t.split_once(char::is_whitespace).unwrap_or((t, ""));
-            (w.to_ascii_uppercase(), r.trim().to_string())
+    let Args::Health { kind, command } = &ins.args else {
+        return Err(line_error(ins, "HEALTHCHECK requires an argument"));
+    };
+    let test = match (kind.to_ascii_uppercase().as_str(), command.as_ref()) {
+        ("NONE", Args::None) => return Ok(serde_json::json!({"Test": ["NONE"]})),
+        ("NONE", _) => return Err(line_error(ins, "HEALTHCHECK NONE takes no arguments")),
+        ("CMD", Args::Json(v)) => std::iter::once("CMD".to_string())
+            .chain(v.clone())
+            .collect::<Vec<_>>(),
+        ("CMD", Args::Text(t)) => vec!["CMD-SHELL".to_string(), t.clone()],
+        ("CMD", _) => return Err(line_error(ins, "HEALTHCHECK CMD requires a command")),
+        (other, _) => {
+            return Err(line_error(
+                ins,
+                format!("unknown type for HEALTHCHECK: {other:?} (CMD or NONE)"),
+            ))
         }
-        Args::Json(_) => (String::new(), String::new()),
     };
-    if kind != "CMD" {
-        return Err(BuildError::new(format!(
-            "Dockerfile line {}: HEALTHCHECK takes CMD or NONE",
-            ins.line
-        )));
-    }
-    let test = match rest.starts_with('[') {
-        true => match serde_json::from_str::<Vec<String>>(&rest) {
-            Ok(v) => std::iter::once("CMD".to_string()).chain(v).collect(),
-            Err(_) => vec!["CMD-SHELL".to_string(), rest.clone()],
-        },
-        false => vec!["CMD-SHELL".to_string(), rest.clone()],
-    };
+    check_flags(
+        ins,
+        &[
+            "interval",
+            "timeout",
+            "start-period",
+            "start-interval",
+            "retries",
+        ],
+    )?;
     let mut hc = serde_json::json!({ "Test": test });
-    for (flag, value) in &ins.flags {
+    for (flag, value) in ins.flag_pairs() {
+        if flag == "retries" {
+            let n: i64 = value
+                .parse()
+                .map_err(|_| line_error(ins, format!("--retries={value} is not a number")))?;
+            hc["Retries"] = n.into();
+            continue;
+        }
         let field = match flag.as_str() {
             "interval" => "Interval",
             "timeout" => "Timeout",
             "start-period" => "StartPeriod",
-            "start-interval" => "StartInterval",
-            "retries" => {
-                let n: i64 = value.parse().map_err(|_| {
-                    BuildError::new(format!(
-                        "Dockerfile line {}: --retries={value} is not a number",
-                        ins.line
-                    ))
-                })?;
-                hc["Retries"] = n.into();
-                continue;
-            }
-            other => {
-                return Err(BuildError::new(format!(
-                    "Dockerfile line {}: unknown flag --{other} for HEALTHCHECK",
-                    ins.line
-                )))
-            }
+            _ => "StartInterval",
         };
-        let ns = parse_duration(value).ok_or_else(|| {
-            BuildError::new(format!(
-                "Dockerfile line {}: --{flag}={value} is not a duration",
-                ins.line
-            ))
-        })?;
+        let ns = parse_duration(&value)
+            .ok_or_else(|| line_error(ins, format!("--{flag}={value} is not a duration")))?;
         hc[field] = ns.into();
     }
     Ok(hc)
