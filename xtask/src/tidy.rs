@@ -7,6 +7,9 @@
 //!    because the daemon can only reach them through the shim protocol.
 //! 4. The CLI depends on berth-api and berth-client, never on the engine
 //!    (berth-archive too: `cp` out of a container unpacks an untrusted tar).
+//! 5. berth-build (the Dockerfile parser) is a pure library: no other berth
+//!    crate and no async runtime, so the daemon's builder, the CLI or a
+//!    linter can use it without the engine.
 //!
 //! Also: every crate under crates/ is named in ARCHITECTURE.md's code map.
 
@@ -27,6 +30,7 @@ const SYNC_CRATES: &[&str] = &[
     "berth-shim",
     "berth-net",
     "berth-dns",
+    "berth-build",
 ];
 /// Packages that mean "an async runtime is linked".
 const ASYNC_RUNTIMES: &[&str] = &["tokio", "async-std", "smol", "async-executor"];
@@ -178,6 +182,15 @@ fn check_graph(
     {
         problems.push("berth-daemon links berth-container; it must reach containers only through the shim protocol".into());
     }
+    if members.contains("berth-build") {
+        for dep in transitive(graph, "berth-build") {
+            if dep.starts_with("berth-") {
+                problems.push(format!(
+                    "berth-build depends on {dep}; the Dockerfile parser must stay free of berth crates"
+                ));
+            }
+        }
+    }
     if members.contains("berth") {
         for dep in graph.get("berth").into_iter().flatten() {
             if dep.starts_with("berth-") && !CLI_ALLOWED.contains(&dep.as_str()) {
@@ -263,6 +276,19 @@ mod tests {
         let g = graph(&[("berth", "berth-api"), ("berth", "berth-image")]);
         let p = check_graph(&g, &members(&["berth"]), "`berth`");
         assert_eq!(p.len(), 1, "{p:?}");
+    }
+
+    #[test]
+    fn the_parser_reaching_into_berth_is_caught() {
+        let g = graph(&[
+            ("berth-build", "serde_json"),
+            ("berth-build", "berth-image"),
+        ]);
+        let p = check_graph(&g, &members(&["berth-build"]), "`berth-build`");
+        assert_eq!(
+            p,
+            vec!["berth-build depends on berth-image; the Dockerfile parser must stay free of berth crates"]
+        );
     }
 
     #[test]
