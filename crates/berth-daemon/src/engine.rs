@@ -69,6 +69,8 @@ pub struct Engine {
     /// tests): attach and exec streams are copied on it.
     runtime: Option<tokio::runtime::Handle>,
     stopping: tokio::sync::watch::Sender<bool>,
+    /// Exit and removal tails still running on monitor threads.
+    pub(crate) inflight: crate::inflight::Inflight,
 }
 
 impl std::fmt::Debug for Engine {
@@ -125,6 +127,7 @@ impl Engine {
             volumes: crate::volumes::Active::default(),
             runtime: tokio::runtime::Handle::try_current().ok(),
             stopping: tokio::sync::watch::channel(false).0,
+            inflight: Default::default(),
         });
         engine
             .ensure_networks()
@@ -185,6 +188,13 @@ impl Engine {
     /// is not held open by a subscriber.
     pub fn begin_shutdown(&self) {
         self.stopping.send_replace(true);
+    }
+
+    /// For a stopping daemon: waits until no container's exit or removal
+    /// is half done (mounts and namespaces still being released), at most
+    /// `timeout`; false if one still was then.
+    pub fn finish_inflight(&self, timeout: std::time::Duration) -> bool {
+        self.inflight.wait_idle(timeout)
     }
 
     /// Resolves once [`Engine::begin_shutdown`] was called.

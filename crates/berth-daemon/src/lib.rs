@@ -19,6 +19,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod images;
+mod inflight;
 pub mod init;
 mod network_routes;
 pub mod networks;

@@ -9,8 +9,8 @@
 //! # How berthd drives it
 //! berthd keeps one JSON file per user-defined network ([`NetworkDns`]) in
 //! a directory under its exec root (`<exec-root>/dns/`), written with
-//! [`write_network`] and removed with [`remove_network`] (temp file,
-//! fsync, rename: the server never reads half a file), and then calls
+//! [`write_network`] and removed with [`remove_network`] (temp file and
+//! rename: the server never reads half a file), and then calls
 //! [`notify`]: it sends SIGHUP to the live server of that directory, or,
 //! when none runs and configs exist, starts `berth-dns --config-dir DIR`.
 //! The process detaches itself (a new session, stdin `/dev/null`, stdout

@@ -222,6 +222,30 @@ impl Store {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs `f`'s writes with `synchronous=NORMAL`: in WAL mode their
+    /// commit appends to the WAL without an fsync, then FULL is back for
+    /// every other write. Only for rows whose loss in a power cut does no
+    /// harm. What holds: a crash of berthd alone loses nothing (the WAL is
+    /// written before the commit returns, only not synced); the WAL is
+    /// append-only and a later FULL commit syncs it whole, so a power cut
+    /// can lose only the relaxed commits after the last synced one, never
+    /// a commit without those before it, and the database stays consistent
+    /// (SQLite's WAL guarantees, synchronous=NORMAL documented as safe
+    /// from corruption in WAL mode).
+    pub(crate) fn without_sync<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql("set synchronous=NORMAL"))?;
+        let result = f(&mut conn);
+        // Under the same lock: no other write ever runs relaxed.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sql("set synchronous=FULL back"))?;
+        result
+    }
+
     fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let path = self.path.clone();

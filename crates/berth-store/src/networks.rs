@@ -105,6 +105,66 @@ fn read_port(r: &Row<'_>) -> rusqlite::Result<PortBindingRow> {
 }
 
 /// Whether `e` is a uniqueness or primary-key violation.
+/// The inserts of [`Store::attach_container`], in one transaction.
+fn attach_rows(
+    conn: &mut Connection,
+    endpoints: &[EndpointRow],
+    ports: &[PortBindingRow],
+) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(sql("begin attach"))?;
+    for e in endpoints {
+        tx.execute(
+            &format!("INSERT INTO endpoints ({ENDPOINT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
+            params![
+                e.network_id,
+                e.container_id,
+                e.ipv4.map(|a| a.to_string()),
+                e.ipv6.map(|a| a.to_string()),
+                e.config
+            ],
+        )
+        .map_err(|err| {
+            if is_unique_violation(&err) {
+                StoreError::AddressInUse {
+                    network: e.network_id.clone(),
+                    address: [e.ipv4, e.ipv6]
+                        .iter()
+                        .flatten()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+            } else {
+                sql("insert endpoint")(err)
+            }
+        })?;
+    }
+    for p in ports {
+        tx.execute(
+            &format!("INSERT INTO port_bindings ({PORT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
+            params![
+                p.container_id,
+                p.protocol,
+                p.host_ip,
+                p.host_port,
+                p.container_port
+            ],
+        )
+        .map_err(|err| {
+            if is_unique_violation(&err) {
+                StoreError::PortAllocated {
+                    host_ip: p.host_ip.clone(),
+                    host_port: p.host_port,
+                    protocol: p.protocol.clone(),
+                }
+            } else {
+                sql("insert port binding")(err)
+            }
+        })?;
+    }
+    tx.commit().map_err(sql("commit attach"))
+}
+
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
 }
@@ -268,82 +328,39 @@ impl Store {
 
     /// Records endpoints and host ports of a container being started, all
     /// or none. An address or a port someone else holds is refused.
+    ///
+    /// Committed without an fsync ([`Store::without_sync`]): the rows
+    /// describe kernel state (veths, namespaces, NAT rules) that a power
+    /// loss takes with them, and the container's `running` state, saved
+    /// with a full sync after this, makes them durable too.
     pub fn attach_container(
         &self,
         endpoints: &[EndpointRow],
         ports: &[PortBindingRow],
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(sql("begin attach"))?;
-        for e in endpoints {
-            tx.execute(
-                &format!("INSERT INTO endpoints ({ENDPOINT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
-                params![
-                    e.network_id,
-                    e.container_id,
-                    e.ipv4.map(|a| a.to_string()),
-                    e.ipv6.map(|a| a.to_string()),
-                    e.config
-                ],
-            )
-            .map_err(|err| {
-                if is_unique_violation(&err) {
-                    StoreError::AddressInUse {
-                        network: e.network_id.clone(),
-                        address: [e.ipv4, e.ipv6]
-                            .iter()
-                            .flatten()
-                            .map(|a| a.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    }
-                } else {
-                    sql("insert endpoint")(err)
-                }
-            })?;
-        }
-        for p in ports {
-            tx.execute(
-                &format!("INSERT INTO port_bindings ({PORT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
-                params![
-                    p.container_id,
-                    p.protocol,
-                    p.host_ip,
-                    p.host_port,
-                    p.container_port
-                ],
-            )
-            .map_err(|err| {
-                if is_unique_violation(&err) {
-                    StoreError::PortAllocated {
-                        host_ip: p.host_ip.clone(),
-                        host_port: p.host_port,
-                        protocol: p.protocol.clone(),
-                    }
-                } else {
-                    sql("insert port binding")(err)
-                }
-            })?;
-        }
-        tx.commit().map_err(sql("commit attach"))
+        self.without_sync(|conn| attach_rows(conn, endpoints, ports))
     }
 
     /// Forgets a container's endpoints and host ports (it stopped): its
-    /// addresses and ports are free again.
+    /// addresses and ports are free again. Committed without an fsync
+    /// ([`Store::without_sync`]): rows this loses to a power loss belong
+    /// to a container that is not running after it, and berthd releases
+    /// such rows at start-up.
     pub fn detach_container(&self, container_id: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(sql("begin detach"))?;
-        tx.execute(
-            "DELETE FROM endpoints WHERE container_id = ?1",
-            [container_id],
-        )
-        .map_err(sql("delete endpoints"))?;
-        tx.execute(
-            "DELETE FROM port_bindings WHERE container_id = ?1",
-            [container_id],
-        )
-        .map_err(sql("delete port bindings"))?;
-        tx.commit().map_err(sql("commit detach"))
+        self.without_sync(|conn| {
+            let tx = conn.transaction().map_err(sql("begin detach"))?;
+            tx.execute(
+                "DELETE FROM endpoints WHERE container_id = ?1",
+                [container_id],
+            )
+            .map_err(sql("delete endpoints"))?;
+            tx.execute(
+                "DELETE FROM port_bindings WHERE container_id = ?1",
+                [container_id],
+            )
+            .map_err(sql("delete port bindings"))?;
+            tx.commit().map_err(sql("commit detach"))
+        })
     }
 
     /// Forgets one endpoint (a running container left one network).

@@ -489,6 +489,7 @@ impl Engine {
     /// The container's process is gone: record how it ended, clean up,
     /// then restart it or remove it as its policy says.
     pub(crate) fn handle_exit(self: &Arc<Self>, id: &str, exit: Option<Exit>) {
+        let _work = self.inflight.enter();
         let Ok(c) = self.reload_container(id) else {
             return;
         };
@@ -828,24 +829,30 @@ impl Engine {
         volumes: bool,
     ) -> Result<(), ApiError> {
         let id = c.id.as_str();
+        let _work = self.inflight.enter();
         // A shim left over from a failed start or a crash goes first.
         self.stop_shim(c, paths, false);
         // The row goes before the files, so `wait --condition removed`
         // (`docker run --rm`) returns without waiting for the overlay's
         // unmount (a sync of its upper file system). Files left by a daemon
-        // killed in between belong to no row: restore removes them. The
-        // network goes first: its firewall update reads the container's
-        // port rows. Its volumes are released (and its anonymous ones
-        // removed) before waiters are told, as docker's: `run --rm` returns
-        // with them gone.
-        self.disconnect_container_networks(id);
-        self.store.delete_container(id)?;
+        // killed in between belong to no row: restore removes them. Its
+        // endpoint and port rows go with the row, the firewall and DNS
+        // follow at once; its veths and namespace file after the waiters
+        // are told (`teardown`, below), as the rootfs: their deletion
+        // waits on the kernel. Its volumes are released (and its anonymous
+        // ones removed) before waiters are told, as docker's: `run --rm`
+        // returns with them gone.
+        let teardown = self.remove_container_networks(id, || {
+            self.store.delete_container(id).map_err(ApiError::from)
+        })?;
         self.release_volumes(c);
         if volumes {
             self.remove_anonymous_volumes(&c.config.mount_points);
         }
         self.containers.forget(id);
         self.container_event(c, "destroy", &[]);
+        // Before the unmount: it holds the network lock.
+        drop(teardown);
         unmount_rootfs(id, paths);
         if let Err(e) = std::fs::remove_dir_all(&paths.dir) {
             if e.kind() != std::io::ErrorKind::NotFound && !force {

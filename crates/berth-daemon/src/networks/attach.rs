@@ -646,48 +646,121 @@ impl Engine {
     }
 
     fn disconnect_locked(&self, id: &str) {
-        let endpoints: Vec<EndpointRow> = match self.store.endpoints() {
-            Ok(all) => all.into_iter().filter(|e| e.container_id == id).collect(),
+        let endpoints = self.container_endpoints(id);
+        // The kernel side before the rows: IPAM hands the addresses out
+        // again only once no interface holds them.
+        self.delete_kernel_side(id, endpoints.as_deref());
+        let had_ports = self.holds_ports(id);
+        if let Err(e) = self.store.detach_container(id) {
+            tracing::warn!(container = id, error = %e, "releasing addresses and ports");
+        }
+        self.after_release(id, had_ports, endpoints.as_deref().unwrap_or_default());
+    }
+
+    /// A container's removal: `delete_row` deletes its row, which takes
+    /// its endpoint and port rows with it (ON DELETE CASCADE) in the same
+    /// transaction, one fsync for both; the firewall and DNS follow.
+    /// Returns the kernel side (veths, namespace file), for the caller to
+    /// drop once the removal's waiters are told: deleting a veth waits out
+    /// RCU grace periods in the kernel (10-20 ms here), which `docker run
+    /// --rm` need not wait for. The network lock is held until then, so no
+    /// start is given one of the addresses while an interface still has
+    /// it; the veth names (`vb` and the id) are the container's own, so
+    /// nothing else can collide with them meanwhile. A daemon killed before
+    /// the teardown leaves a namespace file of no container: the start-up
+    /// sweep ([`Self::restore_networking`]) removes it, and its veths go
+    /// with the namespace. If `delete_row` fails, the network is released
+    /// as at a stop and its error returned.
+    pub(crate) fn remove_container_networks(
+        &self,
+        id: &str,
+        delete_row: impl FnOnce() -> Result<(), ApiError>,
+    ) -> Result<Teardown<'_>, ApiError> {
+        let guard = self.networks.lock();
+        let endpoints = self.container_endpoints(id);
+        let had_ports = self.holds_ports(id);
+        if let Err(e) = delete_row() {
+            self.disconnect_locked(id);
+            return Err(e);
+        }
+        self.after_release(id, had_ports, endpoints.as_deref().unwrap_or_default());
+        Ok(Teardown {
+            engine: self,
+            id: id.to_string(),
+            endpoints,
+            _guard: guard,
+        })
+    }
+
+    /// The container's endpoint rows; `None` when they cannot be read.
+    fn container_endpoints(&self, id: &str) -> Option<Vec<EndpointRow>> {
+        match self.store.endpoints() {
+            Ok(all) => Some(all.into_iter().filter(|e| e.container_id == id).collect()),
             Err(e) => {
                 tracing::warn!(container = id, error = %e, "reading endpoints");
-                Vec::new()
+                None
             }
-        };
-        // Every veth the container may have, recorded or not (a start
-        // that failed half-way).
-        match berth_net::link::links_with_prefix(&interface_prefix(id)) {
-            Ok(links) => {
-                for link in links {
-                    if let Err(e) = berth_net::link::delete_link(&link) {
-                        tracing::warn!(container = id, link, error = %e, "removing a veth");
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(container = id, error = %e, "listing veths"),
         }
-        let netns = self.netns_path(id);
-        if let Err(e) = berth_net::netns::remove(&netns) {
-            tracing::warn!(container = id, error = %e, "removing the network namespace");
+    }
+
+    /// Whether the container holds host ports (so the firewall changes when
+    /// it lets them go); yes when that cannot be read.
+    fn holds_ports(&self, id: &str) -> bool {
+        self.store
+            .port_bindings()
+            .map(|p| p.iter().any(|b| b.container_id == id))
+            .unwrap_or(true)
+    }
+
+    /// The veths named in `endpoints` (every link starting with the
+    /// container's prefix when the rows could not be read or name none),
+    /// then the namespace file. A container without rows has no veth: rows
+    /// are recorded before a veth is made and deleted after, and a veth
+    /// whose rows went without it (a daemon killed in [`Teardown`]) has its
+    /// other end in the namespace, whose removal takes the pair with it.
+    fn delete_kernel_side(&self, id: &str, endpoints: Option<&[EndpointRow]>) {
+        let named: Option<Vec<String>> = endpoints.map(|rows| {
+            rows.iter()
+                .map(|e| EndpointConfig::decode(&e.config).host_veth)
+                .collect()
+        });
+        let veths = match named {
+            Some(names) if names.iter().all(|n| !n.is_empty()) => names,
+            _ => berth_net::link::links_with_prefix(&interface_prefix(id)).unwrap_or_else(|e| {
+                tracing::warn!(container = id, error = %e, "listing veths");
+                Vec::new()
+            }),
+        };
+        for link in veths {
+            if let Err(e) = berth_net::link::delete_link(&link) {
+                tracing::warn!(container = id, link, error = %e, "removing a veth");
+            }
+        }
+        self.remove_netns_file(&self.netns_path(id));
+    }
+
+    /// Removes a namespace file, and the shared directory mount once it
+    /// holds none.
+    fn remove_netns_file(&self, netns: &std::path::Path) {
+        if let Err(e) = berth_net::netns::remove(netns) {
+            tracing::warn!(netns = %netns.display(), error = %e, "removing the network namespace");
         }
         if let Some(dir) = netns.parent() {
             if let Err(e) = berth_net::netns::release_dir(dir) {
                 tracing::warn!(error = %e, "unmounting the namespace directory");
             }
         }
-        let had_ports = self
-            .store
-            .port_bindings()
-            .map(|p| p.iter().any(|b| b.container_id == id))
-            .unwrap_or(true);
-        if let Err(e) = self.store.detach_container(id) {
-            tracing::warn!(container = id, error = %e, "releasing addresses and ports");
-        }
+    }
+
+    /// After a container's endpoint and port rows are gone: the firewall
+    /// without its ports, the DNS of its networks without its names.
+    fn after_release(&self, id: &str, had_ports: bool, endpoints: &[EndpointRow]) {
         if had_ports {
             if let Err(e) = self.apply_firewall() {
                 tracing::warn!(container = id, error = %e.message, "updating the firewall");
             }
         }
-        for e in &endpoints {
+        for e in endpoints {
             if let Ok(n) = self
                 .store
                 .resolve_network(&e.network_id)
@@ -698,6 +771,33 @@ impl Engine {
                     dns::refresh(self, &n);
                 }
             }
+        }
+    }
+
+    /// At start-up: namespace files of no recorded container (a daemon
+    /// killed between a removal's row deletion and its [`Teardown`]) are
+    /// removed, and the veths into them go with the namespaces. Only
+    /// unrecorded ids: a recorded container may be starting (a restart
+    /// policy) while this runs.
+    fn sweep_netns_files(&self) {
+        let dir = self.config().exec_root.join("netns");
+        let known: BTreeSet<String> = match self.store.containers() {
+            Ok(rows) => rows.into_iter().map(|r| r.id).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "listing containers to sweep namespace files");
+                return;
+            }
+        };
+        let orphans: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| !known.contains(e.file_name().to_string_lossy().as_ref()))
+            .map(|e| e.path())
+            .collect();
+        for netns in orphans {
+            tracing::warn!(netns = %netns.display(), "removing the network namespace of an unrecorded container");
+            self.remove_netns_file(&netns);
         }
     }
 
@@ -719,6 +819,7 @@ impl Engine {
             self.disconnect_container_networks(&id);
         }
         let _guard = self.networks.lock();
+        self.sweep_netns_files();
         if let Err(e) = self.apply_firewall() {
             tracing::error!(error = %e.message, "rebuilding the firewall table");
         }
@@ -727,6 +828,24 @@ impl Engine {
                 dns::refresh(self, &n);
             }
         }
+    }
+}
+
+/// The kernel side of a removed container's networking, torn down when
+/// dropped ([`Engine::remove_container_networks`]); the network lock is
+/// released after.
+#[must_use = "dropping it tears the container's veths and namespace down"]
+pub(crate) struct Teardown<'a> {
+    engine: &'a Engine,
+    id: String,
+    endpoints: Option<Vec<EndpointRow>>,
+    _guard: std::sync::MutexGuard<'a, ()>,
+}
+
+impl Drop for Teardown<'_> {
+    fn drop(&mut self) {
+        self.engine
+            .delete_kernel_side(&self.id, self.endpoints.as_deref());
     }
 }
 
