@@ -221,11 +221,7 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, DaemonError> {
         what: path.display().to_string(),
         source,
     };
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        return Err(DaemonError::InUse {
-            path: path.to_path_buf(),
-        });
-    }
+    refuse_live_socket(path)?;
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -240,8 +236,18 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, DaemonError> {
     Ok(listener)
 }
 
-/// A listening socket a service manager passed in.
-enum Activated {
+/// A socket another daemon answers on is refused (not replaced).
+fn refuse_live_socket(path: &Path) -> Result<(), DaemonError> {
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(DaemonError::InUse {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// A socket the API is served on.
+enum Listener {
     Unix(tokio::net::UnixListener),
     Tcp(tokio::net::TcpListener),
 }
@@ -251,7 +257,7 @@ enum Activated {
 fn activated_listeners(
     fds: &mut Vec<std::os::fd::OwnedFd>,
     which: Option<i32>,
-) -> Result<Vec<Activated>, DaemonError> {
+) -> Result<Vec<Listener>, DaemonError> {
     use std::os::fd::AsRawFd;
     let err = |what: String, msg: String| DaemonError::Listen {
         what,
@@ -292,14 +298,14 @@ fn activated_listeners(
             let l = std::net::TcpListener::from(fd);
             l.set_nonblocking(true).map_err(io)?;
             tracing::info!(%addr, "serving the API on an activated TCP socket (no TLS)");
-            out.push(Activated::Tcp(
+            out.push(Listener::Tcp(
                 tokio::net::TcpListener::from_std(l).map_err(io)?,
             ));
         } else {
             let l = std::os::unix::net::UnixListener::from(fd);
             l.set_nonblocking(true).map_err(io)?;
             tracing::info!(socket = ?l.local_addr().ok(), "serving the API on an activated socket");
-            out.push(Activated::Unix(
+            out.push(Listener::Unix(
                 tokio::net::UnixListener::from_std(l).map_err(io)?,
             ));
         }
@@ -374,68 +380,49 @@ async fn serve(
     let mut term = signal(SignalKind::terminate()).map_err(listen)?;
     let mut int = signal(SignalKind::interrupt()).map_err(listen)?;
     let mut hup = signal(SignalKind::hangup()).map_err(listen)?;
-    let engine = tokio::task::spawn_blocking(move || Engine::open(config))
-        .await
-        .map_err(|e| DaemonError::Listen {
-            what: "the engine".into(),
-            source: std::io::Error::other(e.to_string()),
-        })??;
+    // Every listener before the engine opens: the engine sets up the
+    // default bridge and the firewall table, which a daemon that cannot
+    // serve (a socket in use, no activated socket) must not touch.
+    let mut listeners = Vec::new();
+    let mut sockets = Vec::new();
+    let bound = bind_hosts(hosts, &mut activated, &mut listeners, &mut sockets);
+    let engine = match bound {
+        Ok(()) => tokio::task::spawn_blocking(move || Engine::open(config))
+            .await
+            .map_err(|e| DaemonError::Listen {
+                what: "the engine".into(),
+                source: std::io::Error::other(e.to_string()),
+            })
+            .and_then(|opened| opened.map_err(DaemonError::from)),
+        Err(e) => Err(e),
+    };
+    let engine = match engine {
+        Ok(engine) => engine,
+        Err(e) => {
+            remove_sockets(&sockets);
+            return Err(e);
+        }
+    };
     let app = berth_daemon::http::router(engine.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = Vec::new();
-    let mut sockets = Vec::new();
-    for host in hosts {
+    for listener in listeners {
         let mut stop = stop_rx.clone();
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        match host {
-            Host::Unix(path) => {
-                let listener = bind_unix(&path)?;
-                tracing::info!(socket = %path.display(), "serving the API");
-                sockets.push(path);
-                servers.push(tokio::spawn(
-                    axum::serve(listener, app.clone())
-                        .with_graceful_shutdown(shutdown)
-                        .into_future(),
-                ));
-            }
-            Host::Fd(which) => {
-                for listener in activated_listeners(&mut activated, which)? {
-                    let mut stop = stop_rx.clone();
-                    let shutdown = async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    };
-                    // The socket is the service manager's: never removed.
-                    servers.push(match listener {
-                        Activated::Unix(l) => tokio::spawn(
-                            axum::serve(l, app.clone())
-                                .with_graceful_shutdown(shutdown)
-                                .into_future(),
-                        ),
-                        Activated::Tcp(l) => tokio::spawn(
-                            axum::serve(l, app.clone())
-                                .with_graceful_shutdown(shutdown)
-                                .into_future(),
-                        ),
-                    });
-                }
-            }
-            Host::Tcp(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| DaemonError::Listen {
-                        what: addr.to_string(),
-                        source,
-                    })?;
-                tracing::info!(%addr, "serving the API over TCP (no TLS)");
-                servers.push(tokio::spawn(
-                    axum::serve(listener, app.clone())
-                        .with_graceful_shutdown(shutdown)
-                        .into_future(),
-                ));
-            }
-        }
+        servers.push(match listener {
+            Listener::Unix(l) => tokio::spawn(
+                axum::serve(l, app.clone())
+                    .with_graceful_shutdown(shutdown)
+                    .into_future(),
+            ),
+            Listener::Tcp(l) => tokio::spawn(
+                axum::serve(l, app.clone())
+                    .with_graceful_shutdown(shutdown)
+                    .into_future(),
+            ),
+        });
     }
     loop {
         tokio::select! {
@@ -456,10 +443,63 @@ async fn serve(
     {
         tracing::warn!("connections still open after 10s; exiting");
     }
+    // A container's exit or removal half done (its rootfs or network
+    // namespace being released after `run --rm` was told) is finished, so
+    // a stopped daemon leaves no mounts behind.
+    let finishing = engine.clone();
+    let finished = tokio::task::spawn_blocking(move || {
+        finishing.finish_inflight(std::time::Duration::from_secs(10))
+    })
+    .await;
+    if !matches!(finished, Ok(true)) {
+        tracing::warn!("a container's exit or removal still under way after 10s; exiting");
+    }
+    remove_sockets(&sockets);
+    Ok(())
+}
+
+/// The sockets of `hosts`, bound (unix sockets this daemon creates are
+/// added to `sockets`, for removal at exit; activated ones are the service
+/// manager's).
+fn bind_hosts(
+    hosts: Vec<Host>,
+    activated: &mut Vec<std::os::fd::OwnedFd>,
+    listeners: &mut Vec<Listener>,
+    sockets: &mut Vec<PathBuf>,
+) -> Result<(), DaemonError> {
+    for host in hosts {
+        match host {
+            Host::Unix(path) => {
+                let listener = bind_unix(&path)?;
+                tracing::info!(socket = %path.display(), "serving the API");
+                sockets.push(path);
+                listeners.push(Listener::Unix(listener));
+            }
+            Host::Fd(which) => listeners.extend(activated_listeners(activated, which)?),
+            Host::Tcp(addr) => {
+                let listener =
+                    std::net::TcpListener::bind(addr).map_err(|source| DaemonError::Listen {
+                        what: addr.to_string(),
+                        source,
+                    })?;
+                let listen = |source| DaemonError::Listen {
+                    what: addr.to_string(),
+                    source,
+                };
+                listener.set_nonblocking(true).map_err(listen)?;
+                let listener = tokio::net::TcpListener::from_std(listener).map_err(listen)?;
+                tracing::info!(%addr, "serving the API over TCP (no TLS)");
+                listeners.push(Listener::Tcp(listener));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove_sockets(sockets: &[PathBuf]) {
     for s in sockets {
         let _ = std::fs::remove_file(s);
     }
-    Ok(())
 }
 
 async fn futures_all(handles: Vec<tokio::task::JoinHandle<std::io::Result<()>>>) {

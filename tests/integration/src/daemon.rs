@@ -187,6 +187,7 @@ impl Berthd {
     }
 
     fn spawn(&mut self) {
+        DEFAULT_NETWORKING_BEFORE.get_or_init(DefaultNetworking::now);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -500,6 +501,59 @@ fn network_leaks(exec_root: &Path, net: &TestNet) -> Vec<String> {
     }
     if let Some(pid) = dns_server_pid(exec_root) {
         leaks.push(format!("berth-dns process {pid} remains"));
+    }
+    leaks.extend(default_networking_leaks());
+    leaks
+}
+
+/// Whether berthd's default bridge and firewall table exist. Test daemons
+/// get names of their own (`TestNet`), so these appear only when something
+/// in the tests starts a berthd without them, which would then leave them
+/// on the host.
+#[derive(Clone, Copy, PartialEq)]
+struct DefaultNetworking {
+    bridge: bool,
+    table: bool,
+}
+
+const DEFAULT_BRIDGE: &str = "berth0";
+const DEFAULT_TABLE: &str = "berth";
+
+static DEFAULT_NETWORKING_BEFORE: std::sync::OnceLock<DefaultNetworking> =
+    std::sync::OnceLock::new();
+
+impl DefaultNetworking {
+    fn now() -> DefaultNetworking {
+        DefaultNetworking {
+            bridge: Path::new("/sys/class/net").join(DEFAULT_BRIDGE).exists(),
+            table: Command::new("nft")
+                .args(["list", "table", "inet", DEFAULT_TABLE])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success()),
+        }
+    }
+}
+
+/// The default bridge or table, if either appeared since the first test
+/// daemon of this process started (one that was there before belongs to
+/// the host, e.g. a berthd of its own).
+fn default_networking_leaks() -> Vec<String> {
+    let Some(before) = DEFAULT_NETWORKING_BEFORE.get() else {
+        return Vec::new();
+    };
+    let now = DefaultNetworking::now();
+    let mut leaks = Vec::new();
+    if now.bridge && !before.bridge {
+        leaks.push(format!(
+            "berthd's default bridge {DEFAULT_BRIDGE} appeared during the tests (a berthd started without the kit's --bridge)"
+        ));
+    }
+    if now.table && !before.table {
+        leaks.push(format!(
+            "berthd's default nft table inet {DEFAULT_TABLE} appeared during the tests (a berthd started without the kit's --firewall-table)"
+        ));
     }
     leaks
 }
