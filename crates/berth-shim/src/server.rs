@@ -790,8 +790,19 @@ impl Shim {
             }
             Request::State => Response::State(self.status()),
             Request::Start => {
-                if self.started || self.init.exit.is_some() {
+                if self.started {
                     return Err(Error::State("the container was already started".into()));
+                }
+                // Its init ended while it waited for the start: something
+                // killed it, and what it wrote is in the container's log.
+                if let Some(exit) = &self.init.exit {
+                    return Err(Error::State(format!(
+                        "the container's process ended before it was started ({}); see the container's log",
+                        match exit.signal {
+                            Some(sig) => format!("killed by signal {sig}"),
+                            None => format!("exit code {}", exit.code),
+                        }
+                    )));
                 }
                 self.backend.start()?;
                 self.started = true;
