@@ -463,3 +463,48 @@ fn an_existing_default_bridge_keeps_its_address() {
     );
     d.stop();
 }
+
+/// `run --rm` returns before the kernel has deleted the container's veth
+/// (berthd tears it down after telling the client), so the next start must
+/// not be handed that address early, and one asking for it by `--ip` gets
+/// it once the old veth is gone: back-to-back `run --rm --ip A` all succeed
+/// with A on eth0, and automatic addresses never collide with it.
+#[test]
+fn a_fixed_address_is_reused_right_after_run_rm() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    let subnet = TestNet::subnet();
+    let fixed = subnet.replace(".0/24", ".50");
+    d.docker_ok(&["network", "create", "--subnet", &subnet, "fixed"]);
+    let check = format!("ip -4 addr show eth0 | grep -q 'inet {fixed}/24'");
+    for _ in 0..5 {
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "fixed",
+            "--ip",
+            &fixed,
+            "bb:1",
+            "sh",
+            "-c",
+            &check,
+        ]);
+        // An automatic address meanwhile: never the fixed one, and its own.
+        let auto = d.docker_ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "fixed",
+            "bb:1",
+            "sh",
+            "-c",
+            "ip -4 -o addr show eth0",
+        ]);
+        assert!(!auto.contains(&format!("inet {fixed}/")), "{auto}");
+    }
+    d.docker_ok(&["network", "rm", "fixed"]);
+    d.stop();
+}

@@ -851,7 +851,8 @@ impl Engine {
         }
         self.containers.forget(id);
         self.container_event(c, "destroy", &[]);
-        // Before the unmount: it holds the network lock.
+        // Before the unmount: its addresses are kept from new starts
+        // until it ends.
         drop(teardown);
         unmount_rootfs(id, paths);
         if let Err(e) = std::fs::remove_dir_all(&paths.dir) {

@@ -407,7 +407,11 @@ impl Engine {
         c: &Loaded,
         list: &[(String, EndpointSettings)],
     ) -> Result<NetSetup, ApiError> {
-        let all = self.store.endpoints()?;
+        for (_, settings) in list {
+            self.wait_requested_released(settings);
+        }
+        let mut all = self.store.endpoints()?;
+        all.extend(self.networks.releasing());
         let mut planned: Vec<Planned> = Vec::new();
         for (index, (name, settings)) in list.iter().enumerate() {
             let mut taken = all.clone();
@@ -446,6 +450,19 @@ impl Engine {
             etc_from: None,
             links: Default::default(),
         })
+    }
+
+    /// Addresses a start asks for (`--ip`, `--ip6`) that a removed
+    /// container's veth still holds are waited for.
+    fn wait_requested_released(&self, settings: &EndpointSettings) {
+        let Some(ipam) = settings.ipam_config.as_ref() else {
+            return;
+        };
+        for requested in [&ipam.ipv4_address, &ipam.ipv6_address] {
+            if let Some(addr) = requested.as_deref().and_then(|s| s.parse().ok()) {
+                self.networks.wait_released(addr);
+            }
+        }
     }
 
     /// Chooses a container's addresses, MAC and interface names on one
@@ -589,7 +606,9 @@ impl Engine {
         settings: &EndpointSettings,
     ) -> Result<(), ApiError> {
         let _guard = self.networks.lock();
-        let all = self.store.endpoints()?;
+        self.wait_requested_released(settings);
+        let mut all = self.store.endpoints()?;
+        all.extend(self.networks.releasing());
         let used: BTreeSet<String> = all
             .iter()
             .filter(|e| e.container_id == c.id)
@@ -663,10 +682,12 @@ impl Engine {
     /// Returns the kernel side (veths, namespace file), for the caller to
     /// drop once the removal's waiters are told: deleting a veth waits out
     /// RCU grace periods in the kernel (10-20 ms here), which `docker run
-    /// --rm` need not wait for. The network lock is held until then, so no
-    /// start is given one of the addresses while an interface still has
-    /// it; the veth names (`vb` and the id) are the container's own, so
-    /// nothing else can collide with them meanwhile. A daemon killed before
+    /// --rm` need not wait for, nor the next start: the network lock is
+    /// not held meanwhile. The addresses count as taken until the teardown
+    /// ends ([`Networks::begin_release`](super::Networks::begin_release)),
+    /// so no start is given one while an interface still has it; the veth
+    /// names (`vb` and the id) are the container's own, so nothing else can
+    /// collide with them meanwhile. A daemon killed before
     /// the teardown leaves a namespace file of no container: the start-up
     /// sweep ([`Self::restore_networking`]) removes it, and its veths go
     /// with the namespace. If `delete_row` fails, the network is released
@@ -676,19 +697,20 @@ impl Engine {
         id: &str,
         delete_row: impl FnOnce() -> Result<(), ApiError>,
     ) -> Result<Teardown<'_>, ApiError> {
-        let guard = self.networks.lock();
+        let _guard = self.networks.lock();
         let endpoints = self.container_endpoints(id);
         let had_ports = self.holds_ports(id);
         if let Err(e) = delete_row() {
             self.disconnect_locked(id);
             return Err(e);
         }
+        self.networks
+            .begin_release(endpoints.as_deref().unwrap_or_default());
         self.after_release(id, had_ports, endpoints.as_deref().unwrap_or_default());
         Ok(Teardown {
             engine: self,
             id: id.to_string(),
             endpoints,
-            _guard: guard,
         })
     }
 
@@ -832,20 +854,20 @@ impl Engine {
 }
 
 /// The kernel side of a removed container's networking, torn down when
-/// dropped ([`Engine::remove_container_networks`]); the network lock is
-/// released after.
+/// dropped ([`Engine::remove_container_networks`]); its addresses are
+/// handed out again after.
 #[must_use = "dropping it tears the container's veths and namespace down"]
 pub(crate) struct Teardown<'a> {
     engine: &'a Engine,
     id: String,
     endpoints: Option<Vec<EndpointRow>>,
-    _guard: std::sync::MutexGuard<'a, ()>,
 }
 
 impl Drop for Teardown<'_> {
     fn drop(&mut self) {
         self.engine
             .delete_kernel_side(&self.id, self.endpoints.as_deref());
+        self.engine.networks.end_release(&self.id);
     }
 }
 

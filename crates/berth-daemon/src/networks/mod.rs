@@ -25,11 +25,12 @@ mod wire;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use berth_api::models::NetworkCreateRequest;
 use berth_api::Filters;
-use berth_store::NetworkRow;
+use berth_store::{EndpointRow, NetworkRow};
 
 pub(crate) use config::NetworkConfig;
 
@@ -46,11 +47,61 @@ pub(crate) const NONE: &str = "none";
 #[derive(Debug, Default)]
 pub struct Networks {
     lock: Mutex<()>,
+    /// Endpoints of removed containers whose veths the kernel is still
+    /// deleting (a removal's teardown runs after its waiters are told, and
+    /// without the lock): their addresses are not handed out again until
+    /// no interface holds them.
+    releasing: Mutex<Vec<EndpointRow>>,
+    released: Condvar,
 }
+
+/// How long a start that asks for an address being released waits for it.
+const RELEASE_WAIT: Duration = Duration::from_secs(10);
 
 impl Networks {
     pub(crate) fn lock(&self) -> MutexGuard<'_, ()> {
         self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn releasing_rows(&self) -> MutexGuard<'_, Vec<EndpointRow>> {
+        self.releasing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The endpoints being released, to count as taken.
+    pub(crate) fn releasing(&self) -> Vec<EndpointRow> {
+        self.releasing_rows().clone()
+    }
+
+    pub(crate) fn begin_release(&self, rows: &[EndpointRow]) {
+        self.releasing_rows().extend_from_slice(rows);
+    }
+
+    pub(crate) fn end_release(&self, container_id: &str) {
+        self.releasing_rows()
+            .retain(|e| e.container_id != container_id);
+        self.released.notify_all();
+    }
+
+    /// Waits (at most [`RELEASE_WAIT`]) until no endpoint being released
+    /// holds `addr`: a start asking for the address of a container just
+    /// removed (`run --rm --ip A` twice) gets it once the old veth is gone.
+    pub(crate) fn wait_released(&self, addr: IpAddr) {
+        let deadline = Instant::now() + RELEASE_WAIT;
+        let mut rows = self.releasing_rows();
+        while rows
+            .iter()
+            .any(|e| e.ipv4 == Some(addr) || e.ipv6 == Some(addr))
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            rows = self
+                .released
+                .wait_timeout(rows, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
     }
 }
 
@@ -386,6 +437,18 @@ impl Engine {
                 forwarding::RECORD_DIR
             ))
         })
+    }
+
+    /// At shutdown: berth-dns stops serving the user networks no
+    /// container is on (and exits if that is all of them).
+    pub fn release_idle_dns(&self) {
+        let _guard = self.networks.lock();
+        match self.all_networks() {
+            Ok(networks) => dns::release_idle(self, &networks),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "listing networks to stop serving idle ones")
+            }
+        }
     }
 
     /// At shutdown: unless one of this daemon's containers still runs
