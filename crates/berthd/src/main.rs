@@ -454,6 +454,7 @@ async fn serve(
     if !matches!(finished, Ok(true)) {
         tracing::warn!("a container's exit or removal still under way after 10s; exiting");
     }
+    engine.release_idle_dns();
     remove_sockets(&sockets);
     Ok(())
 }
