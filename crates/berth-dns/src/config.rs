@@ -77,8 +77,8 @@ fn check_network_id(id: &str) -> Result<(), Error> {
 /// start and stop of a container on a user network): the rename alone is
 /// what keeps the server from reading half a file, and the syncs matter
 /// only after a power loss, which stops the server too. berthd rewrites
-/// every network's config from its database at start-up (or removes it
-/// when the network has no endpoint) before it starts the server again,
+/// every network's config from its database at start-up before it starts
+/// the server again,
 /// so a config lost, empty or stale after a power loss is never read.
 pub fn write_network(dir: &Path, net: &NetworkDns) -> Result<(), Error> {
     let path = config_path(dir, &net.network_id)?;
