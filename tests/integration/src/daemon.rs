@@ -409,6 +409,7 @@ impl Berthd {
         }
         leaks.extend(cgroup_leaks(&cgroup_parent_of(&base)));
         leaks.extend(network_leaks(&self.exec_root, &self.net));
+        leaks.extend(allocation_leaks(&self.data_root, &self.net));
         self.net.remove();
         assert!(leaks.is_empty(), "leaks after berthd stopped: {leaks:?}");
     }
@@ -503,6 +504,48 @@ fn network_leaks(exec_root: &Path, net: &TestNet) -> Vec<String> {
         leaks.push(format!("berth-dns process {pid} remains"));
     }
     leaks.extend(default_networking_leaks());
+    leaks
+}
+
+/// With every container gone, IPAM's leases (endpoint rows) and the host
+/// ports held must be gone from the database, and the daemon's nft table
+/// must forward no port (its DNAT rules are made from the held ports).
+fn allocation_leaks(data_root: &Path, net: &TestNet) -> Vec<String> {
+    let mut leaks = Vec::new();
+    match berth_store::Store::open(data_root) {
+        Ok(store) => {
+            for e in store.endpoints().unwrap_or_default() {
+                leaks.push(format!(
+                    "IPAM lease of container {} on network {} remains ({:?} {:?})",
+                    e.container_id, e.network_id, e.ipv4, e.ipv6
+                ));
+            }
+            for p in store.port_bindings().unwrap_or_default() {
+                leaks.push(format!(
+                    "host port binding of container {} remains: {p:?}",
+                    p.container_id
+                ));
+            }
+        }
+        Err(e) => leaks.push(format!("cannot open the store to check leases: {e}")),
+    }
+    if let Ok(out) = Command::new("nft")
+        .args(["list", "table", "inet", &net.table])
+        .output()
+    {
+        let table = String::from_utf8_lossy(&out.stdout);
+        for rule in table.lines().filter(|l| {
+            ["dnat to ", "dnat ip to ", "dnat ip6 to "]
+                .iter()
+                .any(|d| l.contains(d))
+        }) {
+            leaks.push(format!(
+                "nft rule remains in {}: {}",
+                net.table,
+                rule.trim()
+            ));
+        }
+    }
     leaks
 }
 
