@@ -61,9 +61,17 @@ pub struct InspectArgs {
 
 #[derive(Args, Debug)]
 pub struct StopArgs {
-    /// Seconds to wait for stop before killing it
-    #[arg(short, long)]
+    /// Seconds to wait before killing the container
+    #[arg(
+        short = 't',
+        long = "timeout",
+        visible_alias = "time",
+        allow_hyphen_values = true
+    )]
     pub time: Option<i64>,
+    /// Signal to send to the container
+    #[arg(short, long, default_value = "")]
+    pub signal: String,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -468,7 +476,8 @@ pub fn stop(ctx: &Ctx, a: StopArgs, verb: &str) -> anyhow::Result<()> {
     let q = match a.time {
         Some(t) => Query::new().push("t", t.to_string()),
         None => Query::new(),
-    };
+    }
+    .opt("signal", &a.signal);
     for_each(ctx, &a.containers, |n| {
         ctx.client
             .post_json(&format!("{}/{verb}{}", cpath(n), q.encode()), None)

@@ -14,6 +14,7 @@ mod build;
 mod cli;
 mod containers;
 mod cpfrom;
+mod hostflags;
 mod images;
 mod login;
 mod manage;

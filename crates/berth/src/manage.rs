@@ -47,6 +47,8 @@ pub struct UpdateArgs {
     pub pids_limit: Option<i64>,
     #[arg(long, default_value = "")]
     pub restart: String,
+    #[command(flatten)]
+    pub limits: crate::hostflags::LimitOpts,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -170,6 +172,7 @@ pub fn update(ctx: &Ctx, a: UpdateArgs) -> anyhow::Result<()> {
     if let Some(p) = a.pids_limit {
         body.insert("PidsLimit".into(), p.into());
     }
+    a.limits.apply(&mut body)?;
     if !a.restart.is_empty() {
         let (name, n) = a.restart.split_once(':').unwrap_or((&a.restart, "0"));
         body.insert(

@@ -152,6 +152,8 @@ pub struct ContainerOpts {
     pub volume: Vec<String>,
     #[command(flatten)]
     pub mounts: crate::volumes::MountOpts,
+    #[command(flatten)]
+    pub host: crate::hostflags::HostOpts,
     /// Override the key sequence for detaching a container
     #[arg(long, default_value = "")]
     pub detach_keys: String,
@@ -242,7 +244,7 @@ pub struct ExecArgs {
 }
 
 /// A flag value that is not valid: docker exits 125 on these.
-fn usage(msg: String) -> anyhow::Error {
+pub(crate) fn usage(msg: String) -> anyhow::Error {
     StatusError { code: 125, msg }.into()
 }
 
@@ -521,12 +523,13 @@ pub fn create_body(o: &ContainerOpts, attach_std: bool) -> anyhow::Result<Value>
         h.insert("Retries".into(), o.health_retries.into());
         cfg.insert("Healthcheck".into(), Value::Object(h));
     }
+    crate::hostflags::apply(&o.host, &mut host, &mut cfg)?;
     cfg.insert("HostConfig".into(), Value::Object(host));
     cfg.insert("NetworkingConfig".into(), net.networking);
     Ok(Value::Object(cfg))
 }
 
-fn pull_for_run(ctx: &Ctx, image: &str, platform: &str) -> anyhow::Result<()> {
+fn pull_for_run(ctx: &Ctx, image: &str, platform: &str, quiet: bool) -> anyhow::Result<()> {
     // docker writes the pull's progress to stderr for run/create.
     let (repo, tag) = split_tag(image);
     let tag = if tag.is_empty() && !image.contains('@') {
@@ -547,7 +550,12 @@ fn pull_for_run(ctx: &Ctx, image: &str, platform: &str) -> anyhow::Result<()> {
         berth_client::Body::Empty,
     )?;
     let mut body = resp.body();
-    crate::progress::display(&mut body, &mut std::io::stderr(), false)?;
+    if quiet {
+        // Errors in the stream still fail the pull.
+        crate::progress::display(&mut body, &mut std::io::sink(), false)?;
+    } else {
+        crate::progress::display(&mut body, &mut std::io::stderr(), false)?;
+    }
     Ok(())
 }
 
@@ -555,6 +563,7 @@ fn pull_for_run(ctx: &Ctx, image: &str, platform: &str) -> anyhow::Result<()> {
 /// returns its id. Errors are exit 125, as docker's.
 fn create_container(ctx: &Ctx, o: &ContainerOpts, attach_std: bool) -> anyhow::Result<String> {
     let body = create_body(o, attach_std)?;
+    crate::hostflags::check_cidfile(&o.host.cidfile)?;
     let image = o.image_and_cmd[0].clone();
     let q = Query::new()
         .opt("name", &o.name)
@@ -571,7 +580,7 @@ fn create_container(ctx: &Ctx, o: &ContainerOpts, attach_std: bool) -> anyhow::R
         }
     };
     match o.pull.as_str() {
-        "always" => pull_for_run(ctx, &image, &o.platform).map_err(daemon)?,
+        "always" => pull_for_run(ctx, &image, &o.platform, o.host.quiet).map_err(daemon)?,
         "missing" | "never" => {}
         other => {
             return Err(usage(format!(
@@ -586,12 +595,14 @@ fn create_container(ctx: &Ctx, o: &ContainerOpts, attach_std: bool) -> anyhow::R
                 && o.pull == "missing"
                 && e.to_string().contains("No such image") =>
         {
-            let _ = writeln!(
-                std::io::stderr(),
-                "Unable to find image '{}' locally",
-                with_latest(&image)
-            );
-            pull_for_run(ctx, &image, &o.platform).map_err(daemon)?;
+            if !o.host.quiet {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "Unable to find image '{}' locally",
+                    with_latest(&image)
+                );
+            }
+            pull_for_run(ctx, &image, &o.platform, o.host.quiet).map_err(daemon)?;
             ctx.client
                 .post_json(&path, Some(&body))
                 .map_err(|e| daemon(e.into()))?
@@ -601,10 +612,12 @@ fn create_container(ctx: &Ctx, o: &ContainerOpts, attach_std: bool) -> anyhow::R
     for w in resp["Warnings"].as_array().into_iter().flatten() {
         let _ = writeln!(std::io::stderr(), "WARNING: {}", w.as_str().unwrap_or(""));
     }
-    resp["Id"]
+    let id = resp["Id"]
         .as_str()
         .map(str::to_string)
-        .ok_or_else(|| daemon(anyhow::anyhow!("the daemon's create answer has no Id")))
+        .ok_or_else(|| daemon(anyhow::anyhow!("the daemon's create answer has no Id")))?;
+    crate::hostflags::write_cidfile(&o.host.cidfile, &id)?;
+    Ok(id)
 }
 
 fn with_latest(image: &str) -> String {

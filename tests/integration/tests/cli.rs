@@ -321,6 +321,7 @@ fn golden_against_dockerd() {
 
     run_and_exec(&mut c);
     lifecycle(&mut c);
+    create_flags_as_docker(&mut c);
     images_roundtrip(&mut c);
 
     for args in [
@@ -523,6 +524,128 @@ fn lifecycle(c: &mut Clients) {
     let left = c.docker(&["ps", "-aq", "--filter", "name=g-life"]);
     if !left.stdout.is_empty() {
         c.mismatch(format!("g-life remains after berth rm: {left:?}"));
+    }
+}
+
+/// `create` with the HostConfig flags (namespaces, cgroup limits, block
+/// I/O, logging, OOM): the container berth's CLI creates must carry the
+/// same settings as docker's CLI gives the same flags, read back through
+/// docker's inspect; `--cidfile` holds each one's id; a flag berth cannot
+/// honour (`--gpus`) is refused with 125 and nothing created.
+fn create_flags_as_docker(c: &mut Clients) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let flags = [
+        "--cgroup-parent",
+        "/g-parent",
+        "--cgroupns",
+        "private",
+        "--domainname",
+        "example.com",
+        "--group-add",
+        "audio",
+        "--group-add",
+        "27",
+        "--ipc",
+        "private",
+        "--pid",
+        "host",
+        "--uts",
+        "host",
+        "--userns",
+        "host",
+        "--log-driver",
+        "json-file",
+        "--log-opt",
+        "max-size=1m",
+        "--oom-score-adj",
+        "5",
+        "--oom-kill-disable",
+        "--memory-reservation",
+        "64m",
+        "--memory-swappiness",
+        "10",
+        "--cpu-period",
+        "100000",
+        "--cpu-quota",
+        "50000",
+        "--cpuset-mems",
+        "0",
+        "--blkio-weight",
+        "300",
+        "--blkio-weight-device",
+        "/dev/null:200",
+        "--device-read-bps",
+        "/dev/null:1mb",
+        "--device-write-iops",
+        "/dev/null:100",
+        "--device-cgroup-rule",
+        "c 1:3 rwm",
+        "--isolation",
+        "default",
+        "--volume-driver",
+        "local",
+    ];
+    let mut ids = Vec::new();
+    for (client, name) in [("docker", "g-flags-d"), ("berth", "g-flags-b")] {
+        let cidfile = dir.path().join(name);
+        let mut args = vec![
+            "create",
+            "--name",
+            name,
+            "--cidfile",
+            cidfile.to_str().unwrap(),
+        ];
+        args.extend(flags);
+        args.extend(["busybox", "true"]);
+        let r = if client == "docker" {
+            c.docker(&args)
+        } else {
+            c.berth(&args)
+        };
+        let written = std::fs::read_to_string(&cidfile).unwrap_or_default();
+        if r.code != 0 || written != r.stdout.trim() {
+            c.mismatch(format!(
+                "{client} create with flags: {r:?}; cidfile {written:?}"
+            ));
+        }
+        ids.push(name);
+    }
+    let fields = "{{json .HostConfig.CgroupParent}} {{json .HostConfig.CgroupnsMode}} \
+        {{json .Config.Domainname}} {{json .HostConfig.GroupAdd}} {{json .HostConfig.IpcMode}} \
+        {{json .HostConfig.PidMode}} {{json .HostConfig.UTSMode}} {{json .HostConfig.UsernsMode}} \
+        {{json .HostConfig.LogConfig}} {{json .HostConfig.OomScoreAdj}} \
+        {{json .HostConfig.OomKillDisable}} {{json .HostConfig.MemoryReservation}} \
+        {{json .HostConfig.MemorySwappiness}} {{json .HostConfig.CpuPeriod}} \
+        {{json .HostConfig.CpuQuota}} {{json .HostConfig.CpusetMems}} \
+        {{json .HostConfig.BlkioWeight}} {{json .HostConfig.BlkioWeightDevice}} \
+        {{json .HostConfig.BlkioDeviceReadBps}} {{json .HostConfig.BlkioDeviceWriteIOps}} \
+        {{json .HostConfig.DeviceCgroupRules}} {{json .HostConfig.Isolation}} \
+        {{json .HostConfig.VolumeDriver}}";
+    let d = c.docker(&["inspect", "-f", fields, ids[0]]);
+    let b = c.docker(&["inspect", "-f", fields, ids[1]]);
+    c.compared += 1;
+    if d.code != 0 || d.stdout != b.stdout {
+        c.mismatch(format!(
+            "HostConfig from the same create flags:\n--- docker's CLI:\n{d:?}\n--- berth's CLI:\n{b:?}"
+        ));
+    }
+    let refused = c.berth(&[
+        "create",
+        "--name",
+        "g-flags-gpu",
+        "--gpus",
+        "all",
+        "busybox",
+    ]);
+    if refused.code != 125 || !refused.stderr.contains("--gpus is not supported") {
+        c.mismatch(format!("berth create --gpus: {refused:?}"));
+    }
+    let r = c.docker(&["rm", "g-flags-d", "g-flags-b"]);
+    if r.code != 0 {
+        c.mismatch(format!("removing the flag containers: {r:?}"));
+    }
+    if c.docker(&["inspect", "g-flags-gpu"]).code == 0 {
+        c.mismatch("berth create --gpus made a container".into());
     }
 }
 
