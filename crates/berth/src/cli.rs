@@ -10,9 +10,33 @@ use crate::{containers, images, login, manage, network, run, stats, system, volu
     name = "berth",
     version,
     about = "A container engine with docker's command line",
-    disable_help_subcommand = true
+    disable_help_subcommand = true,
+    disable_version_flag = true
 )]
 pub struct Cli {
+    /// Print version information and quit (docker's -v)
+    #[arg(short = 'v', long = "version", action = ArgAction::Version)]
+    pub version: Option<bool>,
+    /// Name of the context to use: berth has only "default" (-H and
+    /// $BERTH_HOST/$DOCKER_HOST choose the daemon)
+    #[arg(short = 'c', long)]
+    pub context: Option<String>,
+    /// Set the logging level (accepted for docker compatibility: berth
+    /// logs nothing but errors)
+    #[arg(short = 'l', long = "log-level", value_parser = ["debug", "info", "warn", "error", "fatal"])]
+    pub log_level: Option<String>,
+    /// TLS to the daemon (docker's --tls, --tlsverify and their files):
+    /// not supported; berth speaks to unix sockets and plain tcp://
+    #[arg(long, hide = true)]
+    pub tls: bool,
+    #[arg(long, hide = true)]
+    pub tlsverify: bool,
+    #[arg(long, hide = true)]
+    pub tlscacert: Option<String>,
+    #[arg(long, hide = true)]
+    pub tlscert: Option<String>,
+    #[arg(long, hide = true)]
+    pub tlskey: Option<String>,
     /// Daemon socket to connect to (unix:///path or tcp://host:port);
     /// default $BERTH_HOST, $DOCKER_HOST, unix:///run/berth/berth.sock
     #[arg(short = 'H', long = "host", global = true)]
@@ -410,6 +434,10 @@ mod tests {
         }
         let c = Cli::try_parse_from(["berth", "network", "ls", "-q"]).unwrap();
         assert!(matches!(c.command, Command::Network(network::NetworkCmd::Ls(ref l)) if l.quiet));
+        let c = Cli::try_parse_from(["berth", "-l", "warn", "-c", "default", "ps"]).unwrap();
+        assert_eq!(c.context.as_deref(), Some("default"));
+        let e = Cli::try_parse_from(["berth", "-v"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayVersion);
         let c = Cli::try_parse_from(["berth", "compose", "up"]).unwrap();
         assert!(matches!(c.command, Command::Other(ref v) if v[0] == "compose"));
     }

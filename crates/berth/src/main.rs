@@ -31,6 +31,7 @@ mod template;
 mod units;
 mod volumes;
 
+use std::ffi::OsString;
 use std::io::Write;
 
 use berth_client::{Client, Host};
@@ -79,8 +80,102 @@ fn main() {
     std::process::exit(code);
 }
 
+/// docker's (pflag's) boolean flags also take `--flag=true` and
+/// `--flag=false` (`--rm=false`, `-d=true`, `--privileged=false`), which
+/// clap's switches refuse: such a token becomes the bare switch or is
+/// dropped. Only flags are rewritten: a container's own command (after
+/// `run IMAGE`) and everything after `--` stay as typed.
+fn pflag_bools(mut cmd: clap::Command, args: Vec<OsString>) -> Vec<OsString> {
+    cmd.build();
+    let switch = |a: &clap::Arg| matches!(a.get_action(), clap::ArgAction::SetTrue);
+    let needs_value = |a: &clap::Arg| {
+        a.get_action().takes_values() && a.get_num_args().is_none_or(|n| n.min_values() > 0)
+    };
+    let mut cur = &cmd;
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.into_iter();
+    out.extend(it.next());
+    let mut verbatim = false;
+    while let Some(tok) = it.next() {
+        let Some(t) = tok.to_str().filter(|_| !verbatim).map(str::to_string) else {
+            out.push(tok);
+            continue;
+        };
+        if t == "--" {
+            verbatim = true;
+            out.push(tok);
+            continue;
+        }
+        // (the flag, its inline value, whether it is long)
+        let flag = if let Some(l) = t.strip_prefix("--") {
+            let (name, v) = l.split_once('=').map_or((l, None), |(n, v)| (n, Some(v)));
+            cur.get_arguments()
+                .find(|a| a.get_long() == Some(name))
+                .map(|a| (a, v))
+        } else if t.len() > 1 && t.starts_with('-') {
+            let body = &t[1..];
+            let (shorts, v) = body
+                .split_once('=')
+                .map_or((body, None), |(s, v)| (s, Some(v)));
+            // A cluster (`-it`): the last short decides about a value.
+            let last = shorts.chars().last();
+            let a = cur
+                .get_arguments()
+                .find(|a| a.get_short().is_some() && a.get_short() == last);
+            match a {
+                Some(a) if shorts.chars().count() == 1 => Some((a, v)),
+                // `-ip 80:80`: no rewriting, but the value follows.
+                Some(a) if needs_value(a) => {
+                    out.push(tok);
+                    out.extend(it.next());
+                    continue;
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
+        match flag {
+            Some((a, Some(v))) if switch(a) => match v {
+                "true" | "1" | "t" | "T" | "TRUE" | "True" => {
+                    out.push(if t.starts_with("--") {
+                        format!("--{}", a.get_long().unwrap_or_default()).into()
+                    } else {
+                        format!("-{}", a.get_short().unwrap_or_default()).into()
+                    });
+                }
+                "false" | "0" | "f" | "F" | "FALSE" | "False" => {}
+                _ => out.push(tok),
+            },
+            Some((a, None)) if needs_value(a) => {
+                // The value is the next token, whatever it looks like.
+                out.push(tok);
+                out.extend(it.next());
+            }
+            Some(_) => out.push(tok),
+            None if t.starts_with('-') => out.push(tok),
+            None => {
+                out.push(tok);
+                if let Some(sub) = cur.find_subcommand(&t) {
+                    cur = sub;
+                } else if cur.is_trailing_var_arg_set()
+                    || cur.get_arguments().any(|a| a.is_trailing_var_arg_set())
+                {
+                    // `run IMAGE CMD...`: the rest is the container's.
+                    verbatim = true;
+                }
+            }
+        }
+    }
+    out
+}
+
 fn real_main() -> anyhow::Result<()> {
-    let args = match cli::Cli::try_parse() {
+    let argv = pflag_bools(
+        <cli::Cli as clap::CommandFactory>::command(),
+        std::env::args_os().collect(),
+    );
+    let args = match cli::Cli::try_parse_from(argv) {
         Ok(a) => a,
         Err(e) => {
             let code = match e.kind() {
@@ -94,6 +189,26 @@ fn real_main() -> anyhow::Result<()> {
             return Err(StatusError::exit(code));
         }
     };
+    if let Some(c) = args.context.as_deref().filter(|c| *c != "default") {
+        anyhow::bail!(
+            "context \"{c}\" does not exist: berth has only the default context; \
+             choose the daemon with -H or $BERTH_HOST / $DOCKER_HOST"
+        );
+    }
+    if args.tls
+        || args.tlsverify
+        || args.tlscacert.is_some()
+        || args.tlscert.is_some()
+        || args.tlskey.is_some()
+    {
+        return Err(StatusError {
+            code: 125,
+            msg: "TLS to the daemon (--tls, --tlsverify, --tlscacert, --tlscert, --tlskey) \
+                  is not supported: use a unix socket, or plain tcp:// on a trusted network"
+                .into(),
+        }
+        .into());
+    }
     let host = match &args.host {
         Some(h) => Host::parse(h)?,
         None => Host::from_env()?,
@@ -118,6 +233,16 @@ fn report(e: &anyhow::Error) -> i32 {
                 return 0;
             }
         }
+    }
+    // docker exits 64 (EX_USAGE) when a --format template does not parse.
+    if e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<template::TemplateError>(),
+            Some(template::TemplateError::Parse { .. })
+        )
+    }) {
+        let _ = writeln!(std::io::stderr(), "berth: {e}");
+        return 64;
     }
     if let Some(s) = e.downcast_ref::<StatusError>() {
         if !s.msg.is_empty() {

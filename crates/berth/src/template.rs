@@ -14,7 +14,7 @@ use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("Template parsing error: template: :{pos}: {msg}")]
+    #[error("template parsing error: template: :{pos}: {msg}")]
     Parse { pos: usize, msg: String },
     #[error("template: :{action}: executing: {msg}")]
     Exec { action: String, msg: String },
@@ -459,6 +459,14 @@ fn eval_pipe_value(p: &Pipe, dot: &Value, vars: &Vars) -> Result<Value, Template
                 }
                 call(name, &args).map_err(|m| exec_err(p, format!("error calling {name}: {m}")))?
             }
+            Arg::Field(path)
+                if rest.len() == 1
+                    && prev.is_none()
+                    && path.last().is_some_and(|l| l == "Label") =>
+            {
+                let key = as_str(&eval_arg(&rest[0], p, dot, vars)?);
+                label(&walk(dot, &path[..path.len() - 1]), &key)
+            }
             other => {
                 if !rest.is_empty() || prev.is_some() {
                     return Err(exec_err(p, "can't give argument to non-function".into()));
@@ -510,6 +518,23 @@ fn walk(v: &Value, path: &[String]) -> Value {
     cur.clone()
 }
 
+/// docker's `.Label "name"` method of ps, volume and network rows: one
+/// label's value from `Labels` (a map, or the table's `k=v,k=v` string);
+/// empty when the label is not set.
+fn label(row: &Value, key: &str) -> Value {
+    let labels = walk(row, &["Labels".to_string()]);
+    let found = match &labels {
+        Value::Object(m) => m.get(key).map(as_str),
+        Value::String(s) => s
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string()),
+        _ => None,
+    };
+    Value::String(found.unwrap_or_default())
+}
+
 fn truthy(v: &Value) -> bool {
     match v {
         Value::Null => false,
@@ -539,7 +564,7 @@ fn call(name: &str, args: &[Value]) -> Result<Value, String> {
     Ok(match name {
         "json" => {
             want(1)?;
-            Value::String(serde_json::to_string(&args[0]).map_err(|e| e.to_string())?)
+            Value::String(go_json(&args[0]).map_err(|e| e.to_string())?)
         }
         "lower" => {
             want(1)?;
@@ -634,6 +659,48 @@ fn call(name: &str, args: &[Value]) -> Result<Value, String> {
             want(2)?;
             Value::Bool(!values_eq(&args[0], &args[1]))
         }
+        "lt" | "le" | "gt" | "ge" => {
+            want(2)?;
+            let ord = compare(&args[0], &args[1])?;
+            Value::Bool(match name {
+                "lt" => ord.is_lt(),
+                "le" => ord.is_le(),
+                "gt" => ord.is_gt(),
+                _ => ord.is_ge(),
+            })
+        }
+        "slice" => {
+            if args.is_empty() {
+                return Err("wrong number of args: want at least 1 got 0".into());
+            }
+            let bound = |i: usize, len: usize| -> Result<usize, String> {
+                match args.get(i) {
+                    None => Ok(if i == 1 { 0 } else { len }),
+                    Some(v) => v
+                        .as_u64()
+                        .map(|n| n as usize)
+                        .filter(|n| *n <= len)
+                        .ok_or_else(|| format!("index out of range: {}", go_print(v))),
+                }
+            };
+            match &args[0] {
+                Value::String(s) => {
+                    let (from, to) = (bound(1, s.len())?, bound(2, s.len())?);
+                    if from > to {
+                        return Err(format!("invalid slice index: {from} > {to}"));
+                    }
+                    Value::String(s.get(from..to).ok_or("slice inside a character")?.into())
+                }
+                Value::Array(a) => {
+                    let (from, to) = (bound(1, a.len())?, bound(2, a.len())?);
+                    if from > to {
+                        return Err(format!("invalid slice index: {from} > {to}"));
+                    }
+                    Value::Array(a[from..to].to_vec())
+                }
+                other => return Err(format!("can't slice item of type {}", type_name(other))),
+            }
+        }
         "not" => {
             want(1)?;
             Value::Bool(!truthy(&args[0]))
@@ -669,6 +736,28 @@ fn call(name: &str, args: &[Value]) -> Result<Value, String> {
     })
 }
 
+/// Go's `json.Marshal`: like serde_json, but `<`, `>` and `&` are escaped
+/// (`\u003c`), as docker's `{{json}}` prints them.
+fn go_json(v: &Value) -> serde_json::Result<String> {
+    let s = serde_json::to_string(v)?;
+    Ok(s.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026"))
+}
+
+/// `lt`, `le`, `gt`, `ge`: numbers with numbers, strings with strings.
+fn compare(a: &Value, b: &Value) -> Result<std::cmp::Ordering, String> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x
+            .as_f64()
+            .zip(y.as_f64())
+            .and_then(|(x, y)| x.partial_cmp(&y))
+            .ok_or_else(|| "incomparable numbers".into()),
+        (Value::String(x), Value::String(y)) => Ok(x.cmp(y)),
+        _ => Err("incompatible types for comparison".into()),
+    }
+}
+
 fn values_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
@@ -699,7 +788,8 @@ fn go_sprint(args: &[Value]) -> String {
     out
 }
 
-/// `%s`, `%v`, `%d`, `%q` and `%%`; widths like `%-10s`.
+/// `%s`, `%v`, `%d`, `%f`, `%q` and `%%`; widths and precisions like
+/// `%-10s`, `%.4s`, `%6.2f`.
 fn sprintf(fmt: &str, args: &[Value]) -> String {
     let mut out = String::new();
     let mut it = args.iter();
@@ -711,7 +801,7 @@ fn sprintf(fmt: &str, args: &[Value]) -> String {
         }
         let mut spec = String::new();
         while let Some(&d) = chars.peek() {
-            if d == '-' || d.is_ascii_digit() {
+            if d == '-' || d == '.' || d.is_ascii_digit() {
                 spec.push(d);
                 chars.next();
             } else {
@@ -730,12 +820,18 @@ fn sprintf(fmt: &str, args: &[Value]) -> String {
             out.push_str(&format!("%!{verb}(MISSING)"));
             continue;
         };
-        let s = match verb {
-            'q' => serde_json::to_string(&as_str(a)).unwrap_or_default(),
+        let (width, precision) = match spec.trim_start_matches('-').split_once('.') {
+            Some((w, p)) => (w, Some(p.parse::<usize>().unwrap_or(0))),
+            None => (spec.trim_start_matches('-'), None),
+        };
+        let s = match (verb, precision) {
+            ('q', _) => serde_json::to_string(&as_str(a)).unwrap_or_default(),
+            ('f' | 'F', p) => format!("{:.*}", p.unwrap_or(6), a.as_f64().unwrap_or(0.0)),
+            ('s' | 'v', Some(p)) => go_print(a).chars().take(p).collect(),
             _ => go_print(a),
         };
         let left = spec.starts_with('-');
-        let width: usize = spec.trim_start_matches('-').parse().unwrap_or(0);
+        let width: usize = width.parse().unwrap_or(0);
         let pad = width.saturating_sub(s.chars().count());
         if left {
             out.push_str(&s);
@@ -842,7 +938,22 @@ mod tests {
         assert_eq!(r("{{printf \"%-5s|\" .ID}}", v.clone()), "abc  |");
         assert_eq!(r("{{len .Names}} {{$.ID}}", v.clone()), "2 abc");
         assert_eq!(r("a {{- \" b \" -}} c", v.clone()), "a b c");
-        assert_eq!(r("{{if .Nope}}x{{else if .ID}}y{{end}}", v), "y");
+        assert_eq!(r("{{if .Nope}}x{{else if .ID}}y{{end}}", v.clone()), "y");
+        assert_eq!(
+            r("{{slice .ID 1 2}} {{slice .Names 1}}", v.clone()),
+            "b [b]"
+        );
+        assert_eq!(
+            r("{{lt 1 2}} {{ge .Size 13}} {{gt \"b\" \"a\"}}", v.clone()),
+            "true false true"
+        );
+        assert_eq!(
+            r("{{printf \"%.2s|%5.1f\" .ID 2.25}}", v.clone()),
+            "ab|  2.2"
+        );
+        assert_eq!(r("{{.Label \"x\"}}|{{.Label \"no\"}}", v.clone()), "1|");
+        assert_eq!(r("{{.Label \"k\"}}", json!({"Labels": "j=1,k=2"})), "2");
+        assert_eq!(r("{{json .}}", json!("<a&b>")), r#""\u003ca\u0026b\u003e""#);
     }
 
     #[test]
