@@ -199,11 +199,22 @@ pub struct ImageInspectArgs {
     pub names: Vec<String>,
 }
 
+#[derive(Args, Debug)]
+pub struct ContainerInspectArgs {
+    #[arg(short, long, default_value = "")]
+    pub format: String,
+    /// Display total file sizes
+    #[arg(short, long)]
+    pub size: bool,
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ContainerCmd {
     #[command(alias = "list", alias = "ps")]
     Ls(containers::PsArgs),
-    Inspect(ImageInspectArgs),
+    Inspect(ContainerInspectArgs),
     #[command(disable_help_flag = true)]
     Run(run::RunArgs),
     #[command(disable_help_flag = true)]
@@ -313,7 +324,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Image(ImageCmd::Other(v)) => not_yet(&v),
         Command::Ps(a) | Command::Container(ContainerCmd::Ls(a)) => containers::ps(ctx, a),
         Command::Container(ContainerCmd::Inspect(a)) => {
-            containers::inspect_typed(ctx, Some("container"), &a.format, &a.names)
+            containers::inspect_typed_sized(ctx, Some("container"), &a.format, &a.names, a.size)
         }
         Command::Inspect(a) => containers::inspect(ctx, a),
         Command::Run(a) | Command::Container(ContainerCmd::Run(a)) => run::run(ctx, a),

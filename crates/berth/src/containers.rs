@@ -298,9 +298,14 @@ pub(crate) const PS_HEADERS: &[(&str, &str)] = &[
 
 pub fn ps(ctx: &Ctx, a: PsArgs) -> anyhow::Result<()> {
     let limit = if a.latest { 1 } else { a.last };
+    // As docker: a --format that shows sizes (`.Size`, `{{json .}}`)
+    // asks the daemon for them; `-q` never does.
+    let size = a.size
+        || !a.quiet
+            && (a.format == "json" || a.format.contains(".Size") || a.format.contains("json ."));
     let mut q = Query::new()
         .flag("all", a.all || limit > 0)
-        .flag("size", a.size);
+        .flag("size", size);
     if limit > 0 {
         q = q.push("limit", limit.to_string());
     }
@@ -323,7 +328,23 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> anyhow::Result<()> {
     } else {
         "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
     };
-    let spec = if a.quiet { "" } else { a.format.as_str() };
+    // docker's `raw` format: a block of `key: value` lines per container.
+    let raw = match (a.quiet, size) {
+        (true, _) => "container_id: {{.ID}}".to_string(),
+        (false, size) => format!(
+            "container_id: {{{{.ID}}}}\nimage: {{{{.Image}}}}\ncommand: {{{{.Command}}}}\n\
+             created_at: {{{{.CreatedAt}}}}\nstate: {{{{- pad .State 1 0}}}}\n\
+             status: {{{{- pad .Status 1 0}}}}\nnames: {{{{.Names}}}}\n\
+             labels: {{{{- pad .Labels 1 0}}}}\nports: {{{{- pad .Ports 1 0}}}}\n{}",
+            if size { "size: {{.Size}}\n" } else { "" }
+        ),
+    };
+    // A --format wins over -q (`table` alone is the default table).
+    let spec = match a.format.as_str() {
+        "raw" => raw.as_str(),
+        "table" | "" if a.quiet => "",
+        f => f,
+    };
     Format::new(spec, default)?.print(PS_HEADERS, &rows, &mut ctx.out())
 }
 
@@ -460,12 +481,22 @@ fn for_each(
     names: &[String],
     each: impl Fn(&str) -> Result<(), ClientError>,
 ) -> anyhow::Result<()> {
+    for_each_forced(ctx, names, false, each)
+}
+
+/// [`for_each`] where `force` (`rm -f`) forgives names that are not there.
+fn for_each_forced(
+    ctx: &Ctx,
+    names: &[String],
+    force: bool,
+    each: impl Fn(&str) -> Result<(), ClientError>,
+) -> anyhow::Result<()> {
     let mut failed = Vec::new();
     let mut out = ctx.out();
     for n in names {
         match each(n) {
             Ok(()) => writeln!(out, "{n}")?,
-            Err(e) => failed.push(e.to_string()),
+            Err(e) => crate::images::forgive_missing(force, e, &mut failed),
         }
     }
     drop(out);
@@ -499,7 +530,7 @@ pub fn rm(ctx: &Ctx, a: RmArgs) -> anyhow::Result<()> {
         .flag("force", a.force)
         .flag("v", a.volumes)
         .flag("link", a.link);
-    for_each(ctx, &a.containers, |n| {
+    for_each_forced(ctx, &a.containers, a.force, |n| {
         ctx.client
             .delete(&format!("{}{}", cpath(n), q.encode()))
             .map(drop)

@@ -48,6 +48,10 @@ pub struct PullArgs {
     /// Set platform if server is multi-platform capable
     #[arg(long, default_value = "")]
     pub platform: String,
+    /// Skip image verification (the default; content trust is not
+    /// supported, so =false is refused)
+    #[arg(long, default_value_t = true, default_missing_value = "true", num_args = 0..=1, require_equals = true, action = clap::ArgAction::Set)]
+    pub disable_content_trust: bool,
     pub name: String,
 }
 
@@ -59,6 +63,10 @@ pub struct PushArgs {
     /// Suppress verbose output
     #[arg(short, long)]
     pub quiet: bool,
+    /// Skip image verification (the default; content trust is not
+    /// supported, so =false is refused)
+    #[arg(long, default_value_t = true, default_missing_value = "true", num_args = 0..=1, require_equals = true, action = clap::ArgAction::Set)]
+    pub disable_content_trust: bool,
     pub name: String,
 }
 
@@ -117,8 +125,9 @@ pub struct ImportArgs {
 
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
-    /// Print sizes and dates in human readable format
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    /// Print sizes and dates in human readable format (docker's -H is
+    /// berth's global -H/--host: write --human=false)
+    #[arg(long, default_value_t = true, default_missing_value = "true", num_args = 0..=1, require_equals = true, action = clap::ArgAction::Set)]
     pub human: bool,
     /// Don't truncate output
     #[arg(long)]
@@ -184,7 +193,8 @@ fn image_rows(img: &Value, digests: bool, no_trunc: bool) -> Vec<Value> {
             "CreatedSince": ago(created),
             "CreatedAt": crate::units::go_time_string(created),
             "Size": human_size(size),
-            "VirtualSize": human_size(size),
+            // docker: HumanSize (4 digits) here, 3 digits for Size.
+            "VirtualSize": crate::units::human_size_prec(size, 4),
             "SharedSize": "N/A",
             "UniqueSize": "N/A",
             "Containers": "N/A",
@@ -287,7 +297,21 @@ pub fn images(ctx: &Ctx, a: ImagesArgs) -> anyhow::Result<()> {
     Format::new(spec, default)?.print(IMAGE_HEADERS, &rows, &mut ctx.out())
 }
 
+/// docker's content trust (Notary signatures) is off unless asked for;
+/// berth has none, and says so rather than pulling unverified.
+fn no_content_trust(disabled: bool) -> anyhow::Result<()> {
+    if !disabled {
+        return Err(crate::StatusError {
+            code: 1,
+            msg: "content trust (--disable-content-trust=false) is not supported by berth".into(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 pub fn pull(ctx: &Ctx, a: PullArgs) -> anyhow::Result<()> {
+    no_content_trust(a.disable_content_trust)?;
     let mut out = ctx.out();
     let (repo, mut tag) = split_tag(&a.name);
     let digest = a.name.split_once('@').map(|(_, d)| d);
@@ -334,6 +358,7 @@ fn full_name(name: &str, tag: &str) -> String {
 }
 
 pub fn push(ctx: &Ctx, a: PushArgs) -> anyhow::Result<()> {
+    no_content_trust(a.disable_content_trust)?;
     let (repo, tag) = split_tag(&a.name);
     let mut out = ctx.out();
     if tag.is_empty() && !a.all_tags {
@@ -390,10 +415,20 @@ pub fn rmi(ctx: &Ctx, a: RmiArgs) -> anyhow::Result<()> {
                     }
                 }
             }
-            Err(e) => failed.push(e.to_string()),
+            Err(e) => forgive_missing(a.force, e, &mut failed),
         }
     }
     fail_all(failed)
+}
+
+/// `rm -f` and `rmi -f` of something that is not there: docker prints the
+/// daemon's error but does not fail for it. Any other error counts.
+pub fn forgive_missing(force: bool, e: berth_client::Error, failed: &mut Vec<String>) {
+    if force && e.status() == Some(404) {
+        let _ = writeln!(std::io::stderr(), "berth: {e}");
+    } else {
+        failed.push(e.to_string());
+    }
 }
 
 /// docker prints every failure of a multi-object command and exits 1.
@@ -533,24 +568,32 @@ pub fn history(ctx: &Ctx, a: HistoryArgs) -> anyhow::Result<()> {
             if !a.no_trunc && by.chars().count() > 45 {
                 by = by.chars().take(44).collect::<String>() + "…";
             }
+            let created = e["Created"].as_f64().unwrap_or(0.0);
+            let size = e["Size"].as_f64().unwrap_or(0.0);
+            // --human=false: RFC 3339 dates and sizes in bytes, as docker.
+            let created_at = crate::units::rfc3339_utc(created);
             json!({
                 "ID": if id == "<missing>" { id.to_string() } else { short_id(id, a.no_trunc) },
-                "CreatedSince": ago(e["Created"].as_f64().unwrap_or(0.0)),
+                "CreatedSince": if a.human { ago(created) } else { created_at.clone() },
+                "CreatedAt": created_at,
                 "CreatedBy": by,
-                "Size": human_size(e["Size"].as_f64().unwrap_or(0.0)),
+                "Size": if a.human { human_size(size) } else { (size as i64).to_string() },
                 "Comment": e["Comment"].as_str().unwrap_or(""),
             })
         })
         .collect();
     let default = if a.quiet {
         "{{.ID}}"
-    } else {
+    } else if a.human {
         "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+    } else {
+        "table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
     };
     Format::new(if a.quiet { "" } else { &a.format }, default)?.print(
         &[
             ("ID", "IMAGE"),
             ("CreatedSince", "CREATED"),
+            ("CreatedAt", "CREATED AT"),
             ("CreatedBy", "CREATED BY"),
             ("Size", "SIZE"),
             ("Comment", "COMMENT"),

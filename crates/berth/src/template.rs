@@ -720,6 +720,10 @@ fn call(name: &str, args: &[Value]) -> Result<Value, String> {
         "pad" => {
             want(3)?;
             let n = |v: &Value| v.as_u64().unwrap_or(0) as usize;
+            // docker pads nothing around an empty string.
+            if as_str(&args[0]).is_empty() {
+                return Ok(Value::String(String::new()));
+            }
             Value::String(format!(
                 "{}{}{}",
                 " ".repeat(n(&args[1])),

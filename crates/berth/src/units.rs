@@ -108,16 +108,38 @@ pub fn ago(unix: f64) -> String {
 }
 
 /// Seconds since the epoch of an RFC 3339 time (`2024-01-02T03:04:05.123Z`,
-/// `+01:00` offsets); `None` if it is not one.
+/// `+01:00` offsets), or of the shorter forms docker's `--since`/`--until`
+/// take: `2024-01-02`, `2024-01-02T03`, `2024-01-02T03:04`, each with an
+/// optional zone (`Z`, `+01:00`; none is UTC here, where docker reads the
+/// client's local zone); `None` if it is none of these.
 pub fn parse_rfc3339(s: &str) -> Option<f64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b' ') {
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut i = 19;
+    let mut i = 10;
+    let mut hms = [0i64; 3];
+    if matches!(b.get(i), Some(b'T' | b't' | b' ')) {
+        for (k, part) in hms.iter_mut().enumerate() {
+            if k > 0 {
+                if b.get(i) != Some(&b':') {
+                    break;
+                }
+                i += 1;
+            } else {
+                i += 1;
+            }
+            *part = num(i..i + 2)?;
+            i += 2;
+        }
+    }
     let mut frac = 0.0;
     if b.get(i) == Some(&b'.') {
         let start = i;
@@ -127,12 +149,11 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
         }
         frac = format!("0{}", &s[start..i]).parse().ok()?;
     }
-    let offset = match b.get(i)? {
-        b'Z' | b'z' => 0,
-        c @ (b'+' | b'-') => {
-            let oh = num(i + 1..i + 3)?;
-            let om = num(i + 4..i + 6)?;
-            let o = oh * 3600 + om * 60;
+    let offset = match b.get(i) {
+        None => 0,
+        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        Some(c @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
+            let o = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
             if *c == b'+' {
                 o
             } else {
@@ -141,8 +162,11 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
         }
         _ => return None,
     };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || hms[0] > 23 || hms[1] > 59 {
+        return None;
+    }
     let days = days_from_civil(y, mo, d);
-    Some((days * 86400 + h * 3600 + mi * 60 + se - offset) as f64 + frac)
+    Some((days * 86400 + hms[0] * 3600 + hms[1] * 60 + hms[2] - offset) as f64 + frac)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm).
@@ -160,12 +184,22 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// daemon already does; this one formats unix seconds for `--format` dates
 /// (`2006-01-02 15:04:05 +0000 UTC`, Go's `time.Time` String).
 pub fn go_time_string(unix: f64) -> String {
+    format!("{} +0000 UTC", utc_date_time(unix, ' '))
+}
+
+/// Go's `time.RFC3339` of unix seconds in UTC (`2006-01-02T15:04:05Z`).
+pub fn rfc3339_utc(unix: f64) -> String {
+    format!("{}Z", utc_date_time(unix, 'T'))
+}
+
+/// `2006-01-02<sep>15:04:05` in UTC.
+fn utc_date_time(unix: f64, sep: char) -> String {
     let secs = unix.floor() as i64;
     let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400);
     let (y, m, d) = civil_from_days(days);
     format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000 UTC",
+        "{y:04}-{m:02}-{d:02}{sep}{:02}:{:02}:{:02}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
@@ -225,6 +259,13 @@ mod tests {
             Some(1709294400.0)
         );
         assert_eq!(parse_rfc3339("nope"), None);
+        // docker's shorter --since/--until forms.
+        assert_eq!(parse_rfc3339("1970-01-02"), Some(86400.0));
+        assert_eq!(parse_rfc3339("1970-01-01T01"), Some(3600.0));
+        assert_eq!(parse_rfc3339("1970-01-01T01:02Z"), Some(3720.0));
+        assert_eq!(parse_rfc3339("1970-01-01T01:00:00-01:00"), Some(7200.0));
+        assert_eq!(parse_rfc3339("1970-01-01T1"), None);
+        assert_eq!(parse_rfc3339("1970-13-01"), None);
         assert_eq!(
             go_time_string(1709294400.0),
             "2024-03-01 12:00:00 +0000 UTC"
