@@ -229,6 +229,37 @@ fn path_stat(header: Option<&str>) -> Option<(u64, String)> {
     ))
 }
 
+/// `cp -L`: when `src` in the container is a symlink, the path of its
+/// target, and the name the copy keeps (docker's rebase); as docker, a
+/// failed stat leaves the path as it is (the GET then says why).
+pub fn follow_symlink(
+    ctx: &Ctx,
+    container: &str,
+    src: &str,
+) -> anyhow::Result<(String, Option<String>)> {
+    let full = format!(
+        "/v{}/containers/{}/archive{}",
+        ctx.client.api_version()?,
+        escape_path(container),
+        Query::new().push("path", src).encode()
+    );
+    let stat = ctx
+        .client
+        .raw("HEAD", &full, &[], Body::Empty)
+        .ok()
+        .filter(|r| r.status < 300)
+        .and_then(|r| path_stat(r.header("X-Docker-Container-Path-Stat")));
+    if let Some((mode, mut target)) = stat {
+        if mode & MODE_SYMLINK != 0 {
+            if !target.starts_with('/') {
+                target = clean(&format!("{}/{target}", split_dir_entry(src).0));
+            }
+            return Ok(rebase_name(src, &target));
+        }
+    }
+    Ok((src.to_string(), None))
+}
+
 pub fn copy_from_container(
     ctx: &Ctx,
     container: &str,
@@ -246,28 +277,11 @@ pub fn copy_from_container(
             Query::new().push("path", p).encode()
         )
     };
-    let mut src = src_path.to_string();
-    let mut rebase = None;
-    if follow_link {
-        // As docker: a failed stat leaves the path as it is (the GET says why).
-        let full = format!("/v{}{}", ctx.client.api_version()?, archive_path(&src));
-        let stat = ctx
-            .client
-            .raw("HEAD", &full, &[], Body::Empty)
-            .ok()
-            .filter(|r| r.status < 300)
-            .and_then(|r| path_stat(r.header("X-Docker-Container-Path-Stat")));
-        if let Some((mode, mut target)) = stat {
-            if mode & MODE_SYMLINK != 0 {
-                if !target.starts_with('/') {
-                    target = clean(&format!("{}/{target}", split_dir_entry(&src).0));
-                }
-                let (resolved, r) = rebase_name(&src, &target);
-                src = resolved;
-                rebase = r;
-            }
-        }
-    }
+    let (src, rebase) = if follow_link {
+        follow_symlink(ctx, container, src_path)?
+    } else {
+        (src_path.to_string(), None)
+    };
     let path = archive_path(&src);
     let resp = ctx.client.request("GET", &path, &[], Body::Empty)?;
     let src_is_dir = path_stat(resp.header("X-Docker-Container-Path-Stat"))

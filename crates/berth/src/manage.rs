@@ -95,7 +95,14 @@ pub fn cp(ctx: &Ctx, a: CpArgs) -> anyhow::Result<()> {
                     "cowardly refusing to write a tar archive to a terminal",
                 ));
             }
-            let q = Query::new().push("path", path);
+            // -L: the link's target, under its own name (docker rebases
+            // only what it unpacks itself).
+            let path = if a.follow_link {
+                crate::cpfrom::follow_symlink(ctx, c, path)?.0
+            } else {
+                path.to_string()
+            };
+            let q = Query::new().push("path", &path);
             let p = format!("/containers/{}/archive{}", escape_path(c), q.encode());
             let resp = ctx.client.request("GET", &p, &[], Body::Empty)?;
             ctx.client.copy_body(&p, resp, &mut ctx.out())?;
@@ -182,6 +189,7 @@ pub fn update(ctx: &Ctx, a: UpdateArgs) -> anyhow::Result<()> {
     }
     let body = Value::Object(body);
     let mut failed = Vec::new();
+    let mut warnings = Vec::new();
     let mut out = ctx.out();
     for c in &a.containers {
         match ctx.client.post_json(
@@ -189,13 +197,21 @@ pub fn update(ctx: &Ctx, a: UpdateArgs) -> anyhow::Result<()> {
             Some(&body),
         ) {
             Ok(v) => {
-                for w in v["Warnings"].as_array().into_iter().flatten() {
-                    let _ = writeln!(std::io::stderr(), "{}", w.as_str().unwrap_or(""));
-                }
                 writeln!(out, "{c}")?;
+                warnings.extend(
+                    v["Warnings"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|w| w.as_str().unwrap_or("").to_string()),
+                );
             }
             Err(e) => failed.push(e.to_string()),
         }
+    }
+    // As docker: the daemon's warnings after the names, on stdout.
+    for w in warnings {
+        writeln!(out, "{w}")?;
     }
     drop(out);
     crate::images::fail_all(failed)

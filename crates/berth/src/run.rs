@@ -629,7 +629,16 @@ fn with_latest(image: &str) -> String {
 }
 
 pub fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<()> {
-    let id = create_container(ctx, &a.opts, false)?;
+    // docker's create exits 125 on flags it refuses but 1 when the daemon
+    // refuses (only `run` makes every failure 125).
+    let id =
+        create_container(ctx, &a.opts, false).map_err(|e| match e.downcast::<StatusError>() {
+            Ok(s) if s.code == 125 && s.msg.starts_with("Error response from daemon") => {
+                StatusError { code: 1, ..s }.into()
+            }
+            Ok(s) => s.into(),
+            Err(e) => e,
+        })?;
     writeln!(ctx.out(), "{id}")?;
     Ok(())
 }
@@ -834,8 +843,14 @@ fn pump(h: Hijacked, tty: bool, stdin: bool, keys: Vec<u8>) -> anyhow::Result<bo
 pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
     let o = &a.opts;
     if a.detach && !o.attach.is_empty() {
-        return Err(usage("Conflicting options: -a and -d".into()));
+        return Err(StatusError {
+            code: 1,
+            msg: "Conflicting options: -a and -d".into(),
+        }
+        .into());
     }
+    let attach_stdin = o.interactive || o.attach.iter().any(|s| s.eq_ignore_ascii_case("stdin"));
+    check_tty(o.tty && attach_stdin && !a.detach)?;
     let keys = detach_sequence(&o.detach_keys)?;
     let id = create_container(ctx, o, !a.detach)?;
     if a.detach {
@@ -926,9 +941,11 @@ pub fn start(ctx: &Ctx, a: StartArgs) -> anyhow::Result<()> {
         return crate::images::fail_all(failed);
     }
     if a.containers.len() > 1 {
-        return Err(usage(
-            "you cannot start and attach multiple containers at once".into(),
-        ));
+        return Err(StatusError {
+            code: 1,
+            msg: "you cannot start and attach multiple containers at once".into(),
+        }
+        .into());
     }
     let c = &a.containers[0];
     let info = ctx.client.get_json(&format!("{}/json", cpath(c)))?;
@@ -1013,7 +1030,21 @@ pub fn attach(ctx: &Ctx, a: AttachArgs) -> anyhow::Result<()> {
     exit_with_container_code(ctx, &a.container)
 }
 
+/// `-it` with stdin that is not a terminal: docker refuses before it
+/// creates anything (exit 1); `-t` alone, or with stdin detached, is fine.
+fn check_tty(tty_with_stdin: bool) -> anyhow::Result<()> {
+    if tty_with_stdin && !std::io::stdin().is_terminal() {
+        return Err(StatusError {
+            code: 1,
+            msg: "the input device is not a TTY".into(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 pub fn exec(ctx: &Ctx, a: ExecArgs) -> anyhow::Result<()> {
+    check_tty(a.tty && a.interactive && !a.detach)?;
     let body = json!({
         "AttachStdin": a.interactive && !a.detach,
         "AttachStdout": !a.detach,
