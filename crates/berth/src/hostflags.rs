@@ -271,7 +271,8 @@ pub fn apply(
             .filter(|w| (10..=1000).contains(w))
             .map(|w| json!({"Weight": w}))
     })?;
-    insert_list(host, "BlkioWeightDevice", weights);
+    // docker's CLI sends this one as [] when empty, the rates as null.
+    host.insert("BlkioWeightDevice".into(), Value::Array(weights));
     for (key, flag, values, bytes) in [
         (
             "BlkioDeviceReadBps",

@@ -288,7 +288,12 @@ pub fn networking(o: &NetOpts) -> Result<Networking, String> {
         .iter()
         .map(|h| parse_add_host(h))
         .collect::<Result<Vec<_>, _>>()?;
-    out.host.insert("ExtraHosts".into(), json!(hosts));
+    // null when none, as docker's CLI sends it.
+    if !hosts.is_empty() {
+        out.host.insert("ExtraHosts".into(), json!(hosts));
+    } else {
+        out.host.insert("ExtraHosts".into(), Value::Null);
+    }
 
     for e in &o.expose {
         for k in ports::parse_expose(e)? {

@@ -243,6 +243,15 @@ pub struct ExecArgs {
     pub cmd: Vec<String>,
 }
 
+/// A list flag as docker's CLI sends it: `null` when not given.
+fn json_or_null(list: &[String]) -> Value {
+    if list.is_empty() {
+        Value::Null
+    } else {
+        json!(list)
+    }
+}
+
 /// A flag value that is not valid: docker exits 125 on these.
 pub(crate) fn usage(msg: String) -> anyhow::Error {
     StatusError { code: 125, msg }.into()
@@ -340,7 +349,8 @@ pub fn create_body(o: &ContainerOpts, attach_std: bool) -> anyhow::Result<Value>
     }
     let (a_in, a_out, a_err) = if !attach.is_empty() {
         (
-            attach.iter().any(|a| a == "stdin"),
+            // -i attaches stdin whatever -a says, as docker.
+            o.interactive || attach.iter().any(|a| a == "stdin"),
             attach.iter().any(|a| a == "stdout"),
             attach.iter().any(|a| a == "stderr"),
         )
@@ -370,11 +380,13 @@ pub fn create_body(o: &ContainerOpts, attach_std: bool) -> anyhow::Result<Value>
     if let Some(p) = o.pids_limit {
         host.insert("PidsLimit".into(), p.into());
     }
-    host.insert("CapAdd".into(), json!(o.cap_add));
-    host.insert("CapDrop".into(), json!(o.cap_drop));
+    // As docker's CLI sends them: as typed (the daemon normalizes), null
+    // for none.
+    host.insert("CapAdd".into(), json_or_null(&o.cap_add));
+    host.insert("CapDrop".into(), json_or_null(&o.cap_drop));
     host.insert("Privileged".into(), o.privileged.into());
     host.insert("ReadonlyRootfs".into(), o.read_only.into());
-    host.insert("SecurityOpt".into(), json!(o.security_opt));
+    host.insert("SecurityOpt".into(), json_or_null(&o.security_opt));
     let mut ulimits = Vec::new();
     for u in &o.ulimit {
         let (name, vals) = u
@@ -387,7 +399,12 @@ pub fn create_body(o: &ContainerOpts, attach_std: bool) -> anyhow::Result<Value>
         };
         ulimits.push(json!({"Name": name, "Soft": p(soft)?, "Hard": p(hard)?}));
     }
-    host.insert("Ulimits".into(), Value::Array(ulimits));
+    // null when none, as docker's CLI sends it.
+    if ulimits.is_empty() {
+        host.insert("Ulimits".into(), Value::Null);
+    } else {
+        host.insert("Ulimits".into(), Value::Array(ulimits));
+    }
     let mut tmpfs = Map::new();
     for t in &o.tmpfs {
         let (p, opts) = t.split_once(':').unwrap_or((t, ""));
@@ -449,7 +466,7 @@ pub fn create_body(o: &ContainerOpts, attach_std: bool) -> anyhow::Result<Value>
     }
     host.insert(
         "RestartPolicy".into(),
-        json!({"Name": if policy == "no" { "" } else { policy }, "MaximumRetryCount": retries}),
+        json!({"Name": policy, "MaximumRetryCount": retries}),
     );
     let net = crate::netflags::networking(&o.net).map_err(usage)?;
     host.extend(net.host);
@@ -462,7 +479,7 @@ pub fn create_body(o: &ContainerOpts, attach_std: bool) -> anyhow::Result<Value>
             volumes.insert(v.clone(), json!({}));
         }
     }
-    host.insert("Binds".into(), json!(binds));
+    host.insert("Binds".into(), json_or_null(&binds));
     crate::volumes::add_mounts(&o.mounts, &mut host).map_err(|e| usage(e.to_string()))?;
     let mut cfg = Map::new();
     cfg.insert("Image".into(), image.clone().into());
@@ -632,7 +649,7 @@ pub fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<()> {
     // docker's create exits 125 on flags it refuses but 1 when the daemon
     // refuses (only `run` makes every failure 125).
     let id =
-        create_container(ctx, &a.opts, false).map_err(|e| match e.downcast::<StatusError>() {
+        create_container(ctx, &a.opts, true).map_err(|e| match e.downcast::<StatusError>() {
             Ok(s) if s.code == 125 && s.msg.starts_with("Error response from daemon") => {
                 StatusError { code: 1, ..s }.into()
             }
