@@ -10,7 +10,7 @@ use berth_integration::{require_root, text};
 
 fn build(d: &Berthd, ctx: &std::path::Path, args: &str) -> std::process::Output {
     let script = format!(
-        "cd {} && DOCKER_BUILDKIT=0 docker build {args} . 2>&1",
+        "cd {} && DOCKER_BUILDKIT=0 timeout 300 docker build {args} . 2>&1",
         ctx.display()
     );
     std::process::Command::new("sh")
@@ -153,6 +153,45 @@ fn dockerfile_builds_run_cache_and_fail_cleanly() {
 }
 
 /// A context tar of regular files, names as given (`..` included).
+/// A context holding device nodes and a fifo (a root file system's /dev):
+/// the cache key and COPY must never read them (reading /dev/console
+/// blocks, /dev/zero never ends; a build hung on both), and the build
+/// finishes with the regular files copied.
+#[test]
+fn contexts_with_device_nodes_and_fifos_build() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    let ctx = tempfile::tempdir().unwrap();
+    let p = ctx.path();
+    std::fs::create_dir_all(p.join("root/dev")).unwrap();
+    std::fs::write(p.join("root/hello"), "hello\n").unwrap();
+    let made = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "mknod {0}/root/dev/zero c 1 5 && mknod {0}/root/dev/console c 5 1 && mkfifo {0}/root/dev/fifo",
+            p.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::write(
+        p.join("Dockerfile"),
+        "FROM bb:1\nCOPY root/ /copied/\nADD root/dev/zero /added\nRUN cat /copied/hello\n",
+    )
+    .unwrap();
+    let out = build(&d, p, "-t devs:1");
+    let log = text(&out.stdout);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "devs:1", "cat", "/copied/hello"]),
+        "hello\n"
+    );
+    d.docker_ok(&["rmi", "devs:1"]);
+    d.stop();
+}
+
 fn context_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut t = Vec::new();
     for (name, data) in files {

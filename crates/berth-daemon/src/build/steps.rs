@@ -1125,6 +1125,10 @@ fn copy_tree(src: &Path, dst: &Path, owner: (u32, u32)) -> Result<(), BuildError
 
 /// Whether ADD should unpack `path`: a tar, plain or compressed.
 fn is_archive(path: &Path) -> bool {
+    // Only a regular file is read (a device or fifo could block forever).
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
     let Ok(f) = std::fs::File::open(path) else {
         return false;
     };
@@ -1177,8 +1181,16 @@ fn file_digest(path: &Path) -> String {
             if let Ok(t) = std::fs::read_link(p) {
                 h.update(t.as_os_str().as_encoded_bytes());
             }
-        } else if let Ok(mut f) = std::fs::File::open(p) {
-            let _ = std::io::copy(&mut f, h);
+        } else if meta.is_file() {
+            if let Ok(mut f) = std::fs::File::open(p) {
+                let _ = std::io::copy(&mut f, h);
+            }
+        } else {
+            // A device node, fifo or socket: never opened (reading
+            // /dev/console blocks, /dev/zero never ends); its number is
+            // what it is.
+            use std::os::unix::fs::MetadataExt;
+            h.update(meta.rdev().to_le_bytes());
         }
     }
     feed(&mut h, path);
