@@ -11,7 +11,9 @@ use crate::{containers, images, login, manage, network, run, stats, system, volu
     version,
     about = "A container engine with docker's command line",
     disable_help_subcommand = true,
-    disable_version_flag = true
+    disable_version_flag = true,
+    // pflag lets a flag come again (`--rm --rm=true`): the last one wins.
+    args_override_self = true
 )]
 pub struct Cli {
     /// Print version information and quit (docker's -v)

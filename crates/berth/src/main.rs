@@ -85,11 +85,23 @@ fn main() {
 /// clap's switches refuse: such a token becomes the bare switch or is
 /// dropped. Only flags are rewritten: a container's own command (after
 /// `run IMAGE`) and everything after `--` stay as typed.
-fn pflag_bools(mut cmd: clap::Command, args: Vec<OsString>) -> Vec<OsString> {
+///
+/// In `run`, `create` and `exec`, where the first word that is not a flag
+/// starts the container's part, an unknown flag before it is refused here
+/// (clap would take it for the image), as docker's "unknown flag".
+fn is_true(v: &str) -> bool {
+    matches!(v, "true" | "1" | "t" | "T" | "TRUE" | "True")
+}
+
+fn pflag_bools(mut cmd: clap::Command, args: Vec<OsString>) -> Result<Vec<OsString>, String> {
     cmd.build();
     let switch = |a: &clap::Arg| matches!(a.get_action(), clap::ArgAction::SetTrue);
     let needs_value = |a: &clap::Arg| {
         a.get_action().takes_values() && a.get_num_args().is_none_or(|n| n.min_values() > 0)
+    };
+    // `run IMAGE CMD...`: commands whose last argument takes the rest.
+    let trailing = |c: &clap::Command| {
+        c.is_trailing_var_arg_set() || c.get_arguments().any(|a| a.is_trailing_var_arg_set())
     };
     let mut cur = &cmd;
     let mut out = Vec::with_capacity(args.len());
@@ -113,31 +125,62 @@ fn pflag_bools(mut cmd: clap::Command, args: Vec<OsString>) -> Vec<OsString> {
                 .find(|a| a.get_long() == Some(name))
                 .map(|a| (a, v))
         } else if t.len() > 1 && t.starts_with('-') {
-            let body = &t[1..];
-            let (shorts, v) = body
-                .split_once('=')
-                .map_or((body, None), |(s, v)| (s, Some(v)));
-            // A cluster (`-it`): the last short decides about a value.
-            let last = shorts.chars().last();
-            let a = cur
-                .get_arguments()
-                .find(|a| a.get_short().is_some() && a.get_short() == last);
-            match a {
-                Some(a) if shorts.chars().count() == 1 => Some((a, v)),
-                // `-ip 80:80`: no rewriting, but the value follows.
-                Some(a) if needs_value(a) => {
-                    out.push(tok);
-                    out.extend(it.next());
-                    continue;
+            let body: Vec<char> = t[1..].chars().collect();
+            let short = |ch: char| cur.get_arguments().find(|a| a.get_short() == Some(ch));
+            if body.len() > 2 && body[1] == '=' {
+                // `-d=false`, `-e=A=1`: one short and its inline value.
+                short(body[0]).map(|a| (a, Some(&t[3..])))
+            } else {
+                // A cluster (`-it`, `-ip 80:80`, `-p8080:80`, `-eA=1`):
+                // switches up to one that takes a value, which is the rest
+                // of the token or the next one; split the way pflag reads it.
+                let mut split = false;
+                for (i, ch) in body.iter().enumerate() {
+                    if *ch == '=' && i > 0 {
+                        // `-it=false`: the value is the last switch's.
+                        let on = is_true(&body[i + 1..].iter().collect::<String>());
+                        let switches: String = body[..if on { i } else { i - 1 }].iter().collect();
+                        if !switches.is_empty() {
+                            out.push(format!("-{switches}").into());
+                        }
+                        split = true;
+                        break;
+                    }
+                    match short(*ch) {
+                        None if trailing(cur) => {
+                            return Err(format!("unknown shorthand flag: '{ch}' in {t}"))
+                        }
+                        None => break,
+                        Some(a) if a.get_action().takes_values() && !switch(a) => {
+                            if i > 0 {
+                                let switches: String = body[..i].iter().collect();
+                                out.push(format!("-{switches}").into());
+                            }
+                            out.push(format!("-{ch}").into());
+                            let rest: String = body[i + 1..].iter().collect();
+                            if !rest.is_empty() {
+                                out.push(rest.into());
+                            } else if needs_value(a) {
+                                out.extend(it.next());
+                            }
+                            split = true;
+                            break;
+                        }
+                        Some(_) => {}
+                    }
                 }
-                _ => None,
+                if !split {
+                    // Switches only, or something clap will explain.
+                    out.push(tok);
+                }
+                continue;
             }
         } else {
             None
         };
         match flag {
             Some((a, Some(v))) if switch(a) => match v {
-                "true" | "1" | "t" | "T" | "TRUE" | "True" => {
+                v if is_true(v) => {
                     out.push(if t.starts_with("--") {
                         format!("--{}", a.get_long().unwrap_or_default()).into()
                     } else {
@@ -152,29 +195,39 @@ fn pflag_bools(mut cmd: clap::Command, args: Vec<OsString>) -> Vec<OsString> {
                 out.push(tok);
                 out.extend(it.next());
             }
+            // `-e=A=1`: pflag's value is `A=1`.
+            Some((a, Some(v))) if !t.starts_with("--") => {
+                out.push(format!("-{}", a.get_short().unwrap_or_default()).into());
+                out.push(v.into());
+            }
             Some(_) => out.push(tok),
+            None if t.starts_with("--") && trailing(cur) => {
+                return Err(format!(
+                    "unknown flag: {}",
+                    t.split('=').next().unwrap_or(&t)
+                ));
+            }
             None if t.starts_with('-') => out.push(tok),
             None => {
                 out.push(tok);
                 if let Some(sub) = cur.find_subcommand(&t) {
                     cur = sub;
-                } else if cur.is_trailing_var_arg_set()
-                    || cur.get_arguments().any(|a| a.is_trailing_var_arg_set())
-                {
+                } else if trailing(cur) {
                     // `run IMAGE CMD...`: the rest is the container's.
                     verbatim = true;
                 }
             }
         }
     }
-    out
+    Ok(out)
 }
 
 fn real_main() -> anyhow::Result<()> {
     let argv = pflag_bools(
         <cli::Cli as clap::CommandFactory>::command(),
         std::env::args_os().collect(),
-    );
+    )
+    .map_err(|msg| StatusError { code: 125, msg })?;
     let args = match cli::Cli::try_parse_from(argv) {
         Ok(a) => a,
         Err(e) => {
@@ -253,4 +306,48 @@ fn report(e: &anyhow::Error) -> i32 {
     // Our errors carry their cause in their own message: no chain.
     let _ = writeln!(std::io::stderr(), "berth: {e}");
     1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &str) -> Result<String, String> {
+        let v = std::iter::once("berth")
+            .chain(args.split(' '))
+            .map(OsString::from)
+            .collect();
+        let out = pflag_bools(<cli::Cli as clap::CommandFactory>::command(), v)?;
+        Ok(out[1..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" "))
+    }
+
+    #[test]
+    fn pflag_forms_become_clap_forms() {
+        assert_eq!(
+            argv("run --rm=false -d=true -it=false -eA=1 -e=B=2 -ip8080 busybox sh --rm=false"),
+            Ok("run -d -i -e A=1 -e B=2 -i -p 8080 busybox sh --rm=false".into())
+        );
+        assert_eq!(
+            argv("-H unix:///x ps -a=true -q=false -n=2"),
+            Ok("-H unix:///x ps -a -n 2".into())
+        );
+        assert_eq!(
+            argv("exec -e X g-run true"),
+            Ok("exec -e X g-run true".into())
+        );
+        assert_eq!(
+            argv("run --nosuch busybox"),
+            Err("unknown flag: --nosuch".into())
+        );
+        assert_eq!(
+            argv("create -x busybox"),
+            Err("unknown shorthand flag: 'x' in -x".into())
+        );
+        // After `--` and after the image, everything is the container's.
+        assert_eq!(argv("run -- -x"), Ok("run -- -x".into()));
+    }
 }

@@ -61,7 +61,7 @@ impl Format {
             text.push('\n');
         }
         for r in rows {
-            text.push_str(&self.template.render(r)?);
+            text.push_str(&self.template.render_row(r)?);
             text.push('\n');
         }
         if self.table {

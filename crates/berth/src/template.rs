@@ -76,12 +76,31 @@ impl Template {
 
     /// Renders the template with `data` as `.`.
     pub fn render(&self, data: &Value) -> Result<String, TemplateError> {
+        self.render_vars(vec![("$".to_string(), data.clone())])
+    }
+
+    /// Renders a row of a list (`ps`, `images`, ...): there `{{json .}}` is
+    /// docker's formatter context marshalling itself, which escapes `<`,
+    /// `>` and `&` (`\u003c`); everywhere else docker's `json` does not.
+    pub fn render_row(&self, data: &Value) -> Result<String, TemplateError> {
+        self.render_vars(vec![
+            ("$".to_string(), data.clone()),
+            (ROW_MARK.to_string(), Value::Bool(true)),
+        ])
+    }
+
+    fn render_vars(&self, mut vars: Vars) -> Result<String, TemplateError> {
         let mut out = String::new();
-        let mut vars = vec![("$".to_string(), data.clone())];
+        let data = vars[0].1.clone();
+        let data = &data;
         exec_list(&self.nodes, data, &mut vars, &mut out)?;
         Ok(out)
     }
 }
+
+/// A variable no template can name (`$` then NUL): set while rendering a
+/// list row, see [`Template::render_row`].
+const ROW_MARK: &str = "$\0row";
 
 enum Tok {
     Text(String),
@@ -457,7 +476,17 @@ fn eval_pipe_value(p: &Pipe, dot: &Value, vars: &Vars) -> Result<Value, Template
                 if let Some(x) = prev.take() {
                     args.push(x);
                 }
-                call(name, &args).map_err(|m| exec_err(p, format!("error calling {name}: {m}")))?
+                let whole_row = name == "json"
+                    && matches!(rest, [Arg::Field(path)] if path.is_empty())
+                    && vars.iter().any(|(n, _)| n == ROW_MARK);
+                if whole_row {
+                    let json =
+                        serde_json::to_string(&args[0]).map_err(|e| exec_err(p, e.to_string()))?;
+                    Value::String(html_escape(&json))
+                } else {
+                    call(name, &args)
+                        .map_err(|m| exec_err(p, format!("error calling {name}: {m}")))?
+                }
             }
             Arg::Field(path)
                 if rest.len() == 1
@@ -564,7 +593,7 @@ fn call(name: &str, args: &[Value]) -> Result<Value, String> {
     Ok(match name {
         "json" => {
             want(1)?;
-            Value::String(go_json(&args[0]).map_err(|e| e.to_string())?)
+            Value::String(serde_json::to_string(&args[0]).map_err(|e| e.to_string())?)
         }
         "lower" => {
             want(1)?;
@@ -740,13 +769,11 @@ fn call(name: &str, args: &[Value]) -> Result<Value, String> {
     })
 }
 
-/// Go's `json.Marshal`: like serde_json, but `<`, `>` and `&` are escaped
-/// (`\u003c`), as docker's `{{json}}` prints them.
-fn go_json(v: &Value) -> serde_json::Result<String> {
-    let s = serde_json::to_string(v)?;
-    Ok(s.replace('<', "\\u003c")
+/// Go's `json.Marshal` escapes `<`, `>` and `&` (`\u003c`).
+fn html_escape(json: &str) -> String {
+    json.replace('<', "\\u003c")
         .replace('>', "\\u003e")
-        .replace('&', "\\u0026"))
+        .replace('&', "\\u0026")
 }
 
 /// `lt`, `le`, `gt`, `ge`: numbers with numbers, strings with strings.
@@ -957,7 +984,12 @@ mod tests {
         );
         assert_eq!(r("{{.Label \"x\"}}|{{.Label \"no\"}}", v.clone()), "1|");
         assert_eq!(r("{{.Label \"k\"}}", json!({"Labels": "j=1,k=2"})), "2");
-        assert_eq!(r("{{json .}}", json!("<a&b>")), r#""\u003ca\u0026b\u003e""#);
+        assert_eq!(r("{{json .}}", json!("<a&b>")), r#""<a&b>""#);
+        let t = Template::parse("{{json .}} {{json .A}}").unwrap();
+        assert_eq!(
+            t.render_row(&json!({"A": "<"})).unwrap(),
+            r#"{"A":"\u003c"} "<""#
+        );
     }
 
     #[test]

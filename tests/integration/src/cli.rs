@@ -83,6 +83,19 @@ impl<'a> Clients<'a> {
         self.docker_with_stdin(args, None)
     }
 
+    /// `docker args` that must exit with `code` (setup and cleanup steps).
+    pub fn docker_exits(&self, code: i32, args: &[&str]) -> Run {
+        let r = self.docker(args);
+        assert_eq!(
+            r.code,
+            code,
+            "`docker {}` failed: {}",
+            args.join(" "),
+            r.stderr
+        );
+        r
+    }
+
     pub fn docker_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
         let pre = vec![
             "--config".to_string(),
