@@ -93,8 +93,11 @@ fn is_true(v: &str) -> bool {
     matches!(v, "true" | "1" | "t" | "T" | "TRUE" | "True")
 }
 
-fn pflag_bools(mut cmd: clap::Command, args: Vec<OsString>) -> Result<Vec<OsString>, String> {
-    cmd.build();
+fn pflag_bools(cmd: clap::Command, args: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    // Not `cmd.build()` (it costs start-up time on every call): the derive
+    // sets switches' actions itself, and the globals are looked up at the
+    // root.
+    let globals: Vec<&clap::Arg> = cmd.get_arguments().filter(|a| a.is_global_set()).collect();
     let switch = |a: &clap::Arg| matches!(a.get_action(), clap::ArgAction::SetTrue);
     let needs_value = |a: &clap::Arg| {
         a.get_action().takes_values() && a.get_num_args().is_none_or(|n| n.min_values() > 0)
@@ -122,11 +125,16 @@ fn pflag_bools(mut cmd: clap::Command, args: Vec<OsString>) -> Result<Vec<OsStri
         let flag = if let Some(l) = t.strip_prefix("--") {
             let (name, v) = l.split_once('=').map_or((l, None), |(n, v)| (n, Some(v)));
             cur.get_arguments()
+                .chain(globals.iter().copied())
                 .find(|a| a.get_long() == Some(name))
                 .map(|a| (a, v))
         } else if t.len() > 1 && t.starts_with('-') {
             let body: Vec<char> = t[1..].chars().collect();
-            let short = |ch: char| cur.get_arguments().find(|a| a.get_short() == Some(ch));
+            let short = |ch: char| {
+                cur.get_arguments()
+                    .chain(globals.iter().copied())
+                    .find(|a| a.get_short() == Some(ch))
+            };
             if body.len() > 2 && body[1] == '=' {
                 // `-d=false`, `-e=A=1`: one short and its inline value.
                 short(body[0]).map(|a| (a, Some(&t[3..])))
