@@ -395,7 +395,7 @@ fn read_entries<R: Read>(content: &ContentStore, input: R) -> Result<Files, Arch
                 let mut w = content.writer(&unique_ref())?;
                 w.set_size_limit(entry.size);
                 let mut data = data;
-                if let Err(source) = io::copy(&mut data, &mut w) {
+                if let Err(source) = crate::content::copy_in_large_writes(&mut data, &mut w) {
                     w.abort()?;
                     return Err(read_err(source));
                 }

@@ -341,7 +341,8 @@ impl ContentStore {
         // Read at most one byte more than declared, so an over-long stream is
         // detected without filling the disk.
         let limit = size.map(|s| s + 1).unwrap_or(u64::MAX);
-        let res = io::copy(&mut reader.take(limit), &mut w).map_err(io_err("copy into", &w.dir));
+        let res = copy_in_large_writes(&mut reader.take(limit), &mut w)
+            .map_err(io_err("copy into", &w.dir));
         match res {
             Ok(_) => {
                 let committed = w.commit(size, Some(expected));
@@ -649,6 +650,32 @@ impl Write for Writer {
 
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
+    }
+}
+
+/// `io::copy` in writes of up to 1 MiB: its 8 KiB buffer made one write
+/// syscall per 8 KiB of every blob stored (27,000 for a 219 MB `load`).
+pub fn copy_in_large_writes(r: &mut impl Read, w: &mut impl Write) -> io::Result<u64> {
+    const CHUNK: usize = 1 << 20;
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        // Fill the buffer (a stream may hand out small pieces) before
+        // writing it.
+        let mut filled = 0;
+        while filled < CHUNK {
+            match r.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(total);
+        }
+        w.write_all(&buf[..filled])?;
+        total += filled as u64;
     }
 }
 
