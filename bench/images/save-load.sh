@@ -38,10 +38,12 @@ bench_require_root save-load.sh
 bench_packages mmdebstrap:mmdebstrap python3:python3
 bench_build
 bench_init bsl
-trap 'bench_cleanup_engines' EXIT
+# berthd keeps its firewall table (an nft table of this run's own) when
+# it stops: deleted with the rest.
+trap 'bench_cleanup_engines; nft delete table inet "${tag//-/_}" 2>/dev/null || true' EXIT
 
 image=bench/saveload:1
-bench_start_berthd --bridge none
+bench_start_berthd --bridge none --firewall-table "${tag//-/_}"
 bench_start_dockerd --bridge=none --iptables=false --ip6tables=false --ip-masq=false --userland-proxy=false
 wait_socket berthd "$berth_sock"
 wait_socket dockerd "$docker_sock"

@@ -215,8 +215,11 @@ impl OutsideHost {
 
 impl Drop for OutsideHost {
     fn drop(&mut self) {
+        // `[h]ttpd`: the pattern must not match this `sh -c` itself, or
+        // pkill kills the shell before it deletes the namespace (which
+        // left a netns and a veth behind after every run).
         sh(&format!(
-            "pkill -f 'httpd -p 8080 -h {}'; ip netns del {name}; ip link del {name}h 2>/dev/null; true",
+            "pkill -f '[h]ttpd -p 8080 -h {}'; ip netns del {name}; ip link del {name}h 2>/dev/null; true",
             self.dir.path().display(),
             name = self.name
         ));
