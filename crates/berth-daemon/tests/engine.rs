@@ -9,9 +9,15 @@ use berth_api::Filters;
 use berth_daemon::{DaemonConfig, Engine};
 
 fn engine(dir: &Path) -> Arc<Engine> {
+    // No default bridge, firewall table or forwarding: these tests are
+    // about images, and the defaults (berth0, `inet berth`) would be left
+    // on the host.
     Engine::open(DaemonConfig {
         data_root: dir.join("data"),
         exec_root: dir.join("exec"),
+        bridge: "none".into(),
+        iptables: false,
+        ip_forward: false,
         ..DaemonConfig::default()
     })
     .expect("opening the engine")
