@@ -99,7 +99,7 @@ fn network_golden_against_dockerd() {
                 "network",
                 "ls",
                 "--format",
-                "{{.Name}} {{.Driver}} {{.Labels}} {{.Internal}} {{.IPv6}}",
+                "{{.Name}} {{.Driver}} {{.Label \"a\"}} {{.Label \"c\"}} {{.Internal}} {{.IPv6}}",
             ],
             false,
         ),
