@@ -454,4 +454,26 @@ mod tests {
         let c = Cli::try_parse_from(["berth", "compose", "up"]).unwrap();
         assert!(matches!(c.command, Command::Other(ref v) if v[0] == "compose"));
     }
+
+    /// `--sig-proxy` is a pflag boolean: bare means true, `=false` turns it
+    /// off, and a following word is the image, never the flag's value.
+    #[test]
+    fn sig_proxy_takes_pflag_boolean_forms() {
+        let sig_proxy = |argv: &[&str]| match Cli::try_parse_from(argv).unwrap().command {
+            Command::Run(r) => (r.sig_proxy, r.opts.image_and_cmd),
+            other => panic!("parsed as {other:?}"),
+        };
+        assert_eq!(
+            sig_proxy(&["berth", "run", "img"]),
+            (true, vec!["img".into()])
+        );
+        assert_eq!(
+            sig_proxy(&["berth", "run", "--sig-proxy=false", "img"]),
+            (false, vec!["img".into()])
+        );
+        assert_eq!(
+            sig_proxy(&["berth", "run", "--sig-proxy", "img"]),
+            (true, vec!["img".into()])
+        );
+    }
 }

@@ -168,7 +168,7 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub detach: bool,
     /// Proxy received signals to the process
-    #[arg(long, default_value_t = true, action = ArgAction::Set)]
+    #[arg(long, default_value_t = true, default_missing_value = "true", num_args = 0..=1, require_equals = true, action = ArgAction::Set)]
     pub sig_proxy: bool,
     #[command(flatten)]
     pub opts: ContainerOpts,
@@ -201,7 +201,7 @@ pub struct AttachArgs {
     #[arg(long)]
     pub no_stdin: bool,
     /// Proxy all received signals to the process
-    #[arg(long, default_value_t = true, action = ArgAction::Set)]
+    #[arg(long, default_value_t = true, default_missing_value = "true", num_args = 0..=1, require_equals = true, action = ArgAction::Set)]
     pub sig_proxy: bool,
     /// Override the key sequence for detaching a container
     #[arg(long, default_value = "")]
