@@ -121,6 +121,16 @@ fn pflag_bools(cmd: clap::Command, args: Vec<OsString>) -> Result<Vec<OsString>,
             out.push(tok);
             continue;
         }
+        // clap adds `-h`/`--help` only when it builds the tree, so they are
+        // not among `cur`'s arguments here; `run` and `create` define their
+        // own (`-h` is their hostname there).
+        if (t == "--help" || t == "-h") && !cur.get_arguments().any(|a| a.get_id() == "help") {
+            let taken = t == "-h" && cur.get_arguments().any(|a| a.get_short() == Some('h'));
+            if !taken {
+                out.push(tok);
+                continue;
+            }
+        }
         // (the flag, its inline value, whether it is long)
         let flag = if let Some(l) = t.strip_prefix("--") {
             let (name, v) = l.split_once('=').map_or((l, None), |(n, v)| (n, Some(v)));
@@ -333,6 +343,34 @@ mod tests {
             .join(" "))
     }
 
+    /// `berth CMD --help` prints CMD's help for every command and
+    /// subcommand, through the same pre-pass and parser as a real call.
+    #[test]
+    fn every_command_answers_help() {
+        fn paths(c: &clap::Command, prefix: &mut Vec<String>, all: &mut Vec<Vec<String>>) {
+            for sub in c.get_subcommands() {
+                prefix.push(sub.get_name().to_string());
+                all.push(prefix.clone());
+                paths(sub, prefix, all);
+                prefix.pop();
+            }
+        }
+        let mut all = Vec::new();
+        paths(
+            &<cli::Cli as clap::CommandFactory>::command(),
+            &mut Vec::new(),
+            &mut all,
+        );
+        assert!(all.len() > 60, "only {} commands found", all.len());
+        for path in all {
+            let line = format!("{} --help", path.join(" "));
+            let v = argv(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let parsed = cli::Cli::try_parse_from(std::iter::once("berth").chain(v.split(' ')));
+            let kind = parsed.map(|_| "parsed").map_err(|e| e.kind());
+            assert_eq!(kind, Err(clap::error::ErrorKind::DisplayHelp), "{line}");
+        }
+    }
+
     #[test]
     fn pflag_forms_become_clap_forms() {
         assert_eq!(
@@ -355,6 +393,11 @@ mod tests {
             argv("create -x busybox"),
             Err("unknown shorthand flag: 'x' in -x".into())
         );
+        // Every command answers -h/--help (clap's own flag, not in the tree
+        // before it is built); run's -h stays the hostname.
+        assert_eq!(argv("exec --help"), Ok("exec --help".into()));
+        assert_eq!(argv("top -h"), Ok("top -h".into()));
+        assert_eq!(argv("run -h box busybox"), Ok("run -h box busybox".into()));
         // After `--` and after the image, everything is the container's.
         assert_eq!(argv("run -- -x"), Ok("run -- -x".into()));
     }
