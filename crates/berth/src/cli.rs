@@ -247,28 +247,6 @@ pub enum ContainerCmd {
     Other(Vec<String>),
 }
 
-/// Bash: where clap's static completion offers nothing for a positional
-/// argument, offer the daemon's container names, image references and
-/// network names.
-const BASH_NAMES: &str = r#"
-_berth_names() {
-    berth ps -a --format '{{.Names}}' 2>/dev/null
-    berth images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null | grep -v '<none>'
-    berth network ls --format '{{.Name}}' 2>/dev/null
-}
-_berth_dynamic() {
-    _berth "$@"
-    local cur="${COMP_WORDS[COMP_CWORD]}"
-    [[ "$cur" == -* ]] && return
-    local w keep=()
-    for w in "${COMPREPLY[@]}"; do [[ "$w" != -* ]] && keep+=("$w"); done
-    if [[ ${#keep[@]} -eq 0 ]]; then
-        COMPREPLY=( $(compgen -W "$(_berth_names)" -- "$cur") )
-    fi
-}
-complete -F _berth_dynamic -o bashdefault -o default berth
-"#;
-
 /// Repeated `--flag a --flag b` values.
 pub fn many() -> ArgAction {
     ArgAction::Append
@@ -369,13 +347,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Container(ContainerCmd::Other(v)) => not_yet(&v),
         Command::Network(c) => network::dispatch(ctx, c),
         Command::Completion { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            // Into memory first: clap_complete panics on a closed pipe.
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut cmd, "berth", &mut script);
-            if shell == clap_complete::Shell::Bash {
-                script.extend_from_slice(BASH_NAMES.as_bytes());
-            }
+            let script = crate::completion::script(shell);
             std::io::Write::write_all(&mut ctx.out(), &script)?;
             Ok(())
         }

@@ -12,6 +12,7 @@
 
 mod build;
 mod cli;
+mod completion;
 mod containers;
 mod cpfrom;
 mod hostflags;

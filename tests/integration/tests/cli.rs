@@ -829,6 +829,64 @@ fn tty_session_in_tmux() {
     daemon.finish();
 }
 
+/// `berth completion` loaded in bash, zsh and fish in a real terminal: a
+/// container's and an image's name, typed in part, are completed from the
+/// daemon.
+#[test]
+fn completion_offers_the_daemons_names() {
+    for (binary, package) in [
+        ("/usr/bin/tmux", "tmux"),
+        ("/usr/bin/zsh", "zsh"),
+        ("/usr/bin/fish", "fish"),
+    ] {
+        if let Err(e) = berth_integration::peers::ensure_installed(binary, package) {
+            eprintln!("skipped: {e}");
+            return;
+        }
+    }
+    let Some(daemon) = Dockerd::start("cli_completion") else {
+        return;
+    };
+    let c = Clients::new(&daemon);
+    let r = c.docker(&["create", "--name", "compl-target", "busybox", "true"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The scripts call `berth` by name; HOME keeps the shells' history
+    // files out of the real one.
+    let home = tempfile::tempdir().expect("temp dir");
+    let env = format!(
+        "env -i TERM=xterm PATH={}:/usr/bin:/bin BERTH_HOST={} HOME={}",
+        c.berth.parent().expect("berth's dir").display(),
+        c.host,
+        home.path().display()
+    );
+    let tmux = Tmux::new("completion");
+    for (shell, load) in [
+        ("bash --norc --noprofile", "source <(berth completion bash)"),
+        (
+            "zsh -f",
+            "autoload -U compinit && compinit -u && source <(berth completion zsh)",
+        ),
+        ("fish --no-config", "berth completion fish | source"),
+    ] {
+        tmux.session(120, &format!("{env} {shell}"));
+        tmux.cmd(&["send-keys", "-t", "t", load, "Enter"]);
+        for (typed, completed) in [
+            ("berth rm compl-ta", "berth rm compl-target"),
+            ("berth history busyb", "berth history busybox:latest"),
+        ] {
+            // Printed for the failure's context: expect() shows the screen.
+            eprintln!("{shell}: {typed:?} and Tab should give {completed:?}");
+            tmux.cmd(&["send-keys", "-t", "t", typed, "Tab"]);
+            tmux.expect(completed);
+            tmux.cmd(&["send-keys", "-t", "t", "C-c"]);
+        }
+    }
+    drop(tmux);
+    let r = c.docker(&["rm", "compl-target"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    daemon.finish();
+}
+
 /// Distribution's registry on a loopback port, stopped when dropped.
 struct Registry {
     child: std::process::Child,
