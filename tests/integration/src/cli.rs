@@ -115,6 +115,28 @@ impl<'a> Clients<'a> {
         self.run(self.berth.to_str().expect("UTF-8 path"), &pre, args, stdin)
     }
 
+    /// What a terminal shows once `args` has run through berth (or docker)
+    /// in tmux: the final screen, ending in `EXITED-<code>`, blank lines
+    /// dropped.
+    pub fn terminal_screen(&self, tmux: &Tmux, berth: bool, args: &[&str]) -> String {
+        let config = self.daemon.dir.path().join("client");
+        let mut line = if berth {
+            format!("{} -H {}", self.berth.display(), self.host)
+        } else {
+            format!("{DOCKER} --config {} -H {}", config.display(), self.host)
+        };
+        for a in args {
+            line.push_str(&format!(" '{}'", a.replace('\'', r"'\''")));
+        }
+        tmux.session(100, &line);
+        tmux.expect("EXITED-");
+        tmux.screen()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| format!("{}\n", l.trim_end()))
+            .collect()
+    }
+
     /// Runs `args` through both clients and records a mismatch of stdout
     /// or exit code (and of stderr when `stderr` is set, with `docker`
     /// read as `berth`). Times in tables move with the clock, so a

@@ -989,6 +989,39 @@ fn pull_push_against_a_loopback_registry() {
     ] {
         c.same(args, true);
     }
+    // On a terminal: progress lines redrawn in place (bars while bytes
+    // move), and the same final screen as docker's.
+    if berth_integration::peers::ensure_installed("/usr/bin/tmux", "tmux").is_ok() {
+        let tmux = Tmux::new("progress");
+        let archive = daemon.dir.path().join("bb.tar");
+        let archive = archive.to_str().expect("UTF-8 path");
+        c.docker_exits(0, &["save", "-o", archive, &image]);
+        for (what, args) in [
+            ("pull", &["pull", image.as_str()][..]),
+            ("load", &["load", "-i", archive]),
+        ] {
+            let mut screens = Vec::new();
+            for berth in [false, true] {
+                c.docker_exits(0, &["rmi", &image]);
+                screens.push(c.terminal_screen(&tmux, berth, args));
+            }
+            if screens[0] != screens[1] || !screens[0].ends_with("EXITED-0\n") {
+                c.mismatch(format!(
+                    "{what} on a terminal: docker's screen\n{}berth's\n{}",
+                    screens[0], screens[1]
+                ));
+            }
+        }
+        let screens: Vec<String> = [false, true]
+            .map(|berth| c.terminal_screen(&tmux, berth, &["push", &image]))
+            .into();
+        if screens[0] != screens[1] {
+            c.mismatch(format!(
+                "push on a terminal: docker's screen\n{}berth's\n{}",
+                screens[0], screens[1]
+            ));
+        }
+    }
     assert_eq!(c.docker(&["rmi", &image]).code, 0);
     let mismatches = c.mismatches().to_vec();
     drop(registry);
