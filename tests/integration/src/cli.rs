@@ -115,6 +115,24 @@ impl<'a> Clients<'a> {
         self.run(self.berth.to_str().expect("UTF-8 path"), &pre, args, stdin)
     }
 
+    /// berth (or docker) pointed at the daemon, not yet given its command:
+    /// for tests that signal or watch the client process itself.
+    pub fn client_command(&self, berth: bool) -> Command {
+        let mut cmd = if berth {
+            Command::new(&self.berth)
+        } else {
+            let mut cmd = Command::new(DOCKER);
+            cmd.arg("--config")
+                .arg(self.daemon.dir.path().join("client"));
+            cmd
+        };
+        cmd.args(["-H", &self.host])
+            .env_remove("DOCKER_HOST")
+            .env_remove("BERTH_HOST")
+            .env("TZ", "UTC");
+        cmd
+    }
+
     /// What a terminal shows once `args` has run through berth (or docker)
     /// in tmux: the final screen, ending in `EXITED-<code>`, blank lines
     /// dropped.

@@ -209,6 +209,8 @@ fn audit_against_dockerd() {
     c.same(&["update", "--blkio-weight", "300", "a-run"], false);
 
     run_flags_as_docker(&mut c);
+    state_changes_as_docker(&mut c);
+    signals_proxied_as_docker(&mut c);
     prunes_as_docker(&mut c);
 
     c.docker_exits(0, &["rm", "-f", "a-run"]);
@@ -407,6 +409,169 @@ fn prunes_as_docker(c: &mut Clients) {
                 args.join(" "),
                 outs[0],
                 outs[1]
+            ));
+        }
+    }
+}
+
+/// Item 2's commands that change a container (pause, unpause, exec -d,
+/// diff, top, restart, attach, wait): each client acts on a container of
+/// its own made the same way, and their answers must agree once the
+/// container's name is taken out.
+fn state_changes_as_docker(c: &mut Clients) {
+    let script = "trap 'exit 0' TERM; while true; do sleep 0.1; done";
+    let names = [("s-docker", false), ("s-berth", true)];
+    for (name, _) in names {
+        c.docker_exits(
+            0,
+            &["run", "-d", "--name", name, "busybox", "sh", "-c", script],
+        );
+    }
+    let steps: &[&[&str]] = &[
+        &["pause", "NAME"],
+        &[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.Paused}}",
+            "NAME",
+        ],
+        &[
+            "ps",
+            "--filter",
+            "name=NAME",
+            "--format",
+            "{{.Names}} {{.State}}",
+        ],
+        &["unpause", "NAME"],
+        &["unpause", "NAME"],
+        &["exec", "-d", "NAME", "sh", "-c", "echo made > /tmp/f"],
+        &["exec", "NAME", "sh", "-c", "sleep 0.3; cat /tmp/f"],
+        &["diff", "NAME"],
+        &["top", "NAME", "-o", "comm,args"],
+        &["restart", "-t", "5", "NAME"],
+        &[
+            "inspect",
+            "-f",
+            "{{.State.Running}} {{.RestartCount}}",
+            "NAME",
+        ],
+        &["exec", "NAME", "ls", "/tmp"],
+        &["kill", "-s", "TERM", "NAME"],
+        &["wait", "NAME"],
+        &["start", "NAME"],
+        // (docker 20.10's CLI has no `stop -s` to compare berth's with.)
+        &["stop", "-t", "5", "NAME"],
+        &["wait", "NAME"],
+    ];
+    for step in steps {
+        let mut answers = Vec::new();
+        for (name, berth) in names {
+            let args: Vec<&str> = step
+                .iter()
+                .map(|a| if *a == "NAME" { name } else { a })
+                .collect();
+            let r = if berth {
+                c.berth(&args)
+            } else {
+                c.docker(&args)
+            };
+            answers.push((r.stdout.replace(name, "NAME"), r.code));
+        }
+        c.compared += 1;
+        if answers[0] != answers[1] {
+            c.mismatch(format!(
+                "{}: docker {:?}, berth {:?}",
+                step.join(" "),
+                answers[0],
+                answers[1]
+            ));
+        }
+    }
+    // attach --no-stdin to a container that prints, then exits 3.
+    for (name, _) in names {
+        c.docker_exits(0, &["rm", "-f", name]);
+        c.docker_exits(
+            0,
+            &[
+                "create",
+                "--name",
+                name,
+                "busybox",
+                "sh",
+                "-c",
+                "sleep 1; echo late; exit 3",
+            ],
+        );
+    }
+    let mut answers = Vec::new();
+    for (name, berth) in names {
+        // Attaching needs a running container: it prints after a second.
+        c.docker_exits(0, &["start", name]);
+        let mut attach = c.client_command(berth);
+        attach.args(["attach", "--no-stdin", name]);
+        attach.stdout(std::process::Stdio::piped());
+        let child = attach.spawn().expect("starting the client");
+        let out = child.wait_with_output().expect("waiting for attach");
+        answers.push((
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            out.status.code(),
+        ));
+    }
+    c.compared += 1;
+    if answers[0] != answers[1] || answers[0] != ("late\n".to_string(), Some(3)) {
+        c.mismatch(format!(
+            "attach --no-stdin: docker {:?}, berth {:?}",
+            answers[0], answers[1]
+        ));
+    }
+    for (name, _) in names {
+        c.docker_exits(0, &["rm", "-f", name]);
+    }
+}
+
+/// Item 4: `run` without -t passes the signals it gets to the container
+/// (the container's trap answers and its code is the client's), and
+/// `--sig-proxy=false` does not: the client dies, the container runs on.
+fn signals_proxied_as_docker(c: &mut Clients) {
+    let script = "trap 'echo got-term; exit 5' TERM; echo ready; while true; do sleep 0.1; done";
+    for proxy in ["--sig-proxy=true", "--sig-proxy=false"] {
+        let mut answers = Vec::new();
+        for berth in [false, true] {
+            let name = if berth { "p-berth" } else { "p-docker" };
+            let mut run = c.client_command(berth);
+            run.args(["run", proxy, "--name", name, "busybox", "sh", "-c", script])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null());
+            let mut child = run.spawn().expect("starting the client");
+            let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+            let mut first = String::new();
+            std::io::BufRead::read_line(&mut stdout, &mut first).expect("reading the client");
+            let pid = rustix::process::Pid::from_child(&child);
+            rustix::process::kill_process(pid, rustix::process::Signal::TERM)
+                .expect("signalling the client");
+            let mut rest = String::new();
+            std::io::Read::read_to_string(&mut stdout, &mut rest).expect("reading the client");
+            let status = child.wait().expect("waiting for the client");
+            let running = c
+                .docker(&["inspect", "-f", "{{.State.Running}}", name])
+                .stdout;
+            answers.push((first + &rest, status.code(), running));
+            c.docker_exits(0, &["rm", "-f", name]);
+        }
+        c.compared += 1;
+        let want = if proxy == "--sig-proxy=true" {
+            (
+                "ready\ngot-term\n".to_string(),
+                Some(5),
+                "false\n".to_string(),
+            )
+        } else {
+            ("ready\n".to_string(), None, "true\n".to_string())
+        };
+        if answers[0] != answers[1] || answers[0] != want {
+            c.mismatch(format!(
+                "run {proxy} and SIGTERM: docker {:?}, berth {:?}",
+                answers[0], answers[1]
             ));
         }
     }
