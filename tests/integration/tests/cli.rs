@@ -783,7 +783,9 @@ fn no_daemon_message() {
 }
 
 /// `run -it` in a real terminal: typed commands, a window resize seen by
-/// the container, detach with ctrl-p ctrl-q, re-attach and exit code.
+/// the container, detach with ctrl-p ctrl-q, re-attach with other detach
+/// keys, detach with those, re-attach and exit code; after every exit the
+/// terminal's settings are the ones it had before (raw mode undone).
 #[test]
 fn tty_session_in_tmux() {
     if let Err(e) = berth_integration::peers::ensure_installed("/usr/bin/tmux", "tmux") {
@@ -796,10 +798,17 @@ fn tty_session_in_tmux() {
     let c = Clients::new(&daemon);
     let berth = format!("{} -H {}", c.berth.display(), c.host);
     let tmux = Tmux::new("cli");
-    let session = |cmd: String| tmux.session(100, &cmd);
-    session(format!(
-        "{berth} run -it --name tty1 -e BERTH_IT=cli busybox sh"
-    ));
+    // The client between two readings of the terminal's settings.
+    let session = |args: &str| {
+        tmux.session(
+            100,
+            &format!(
+                "S=$(stty -g); {berth} {args}; R=$?; \
+                 [ \"$S\" = \"$(stty -g)\" ] && echo TERMINAL-RESTORED; (exit $R)"
+            ),
+        )
+    };
+    session("run -it --name tty1 -e BERTH_IT=cli busybox sh");
     tmux.expect("/ #");
     tmux.cmd(&["send-keys", "-t", "t", "echo hi-$((1+2))", "Enter"]);
     tmux.expect("hi-3");
@@ -811,18 +820,38 @@ fn tty_session_in_tmux() {
     tmux.expect("40 120");
     tmux.cmd(&["send-keys", "-t", "t", "C-p", "C-q"]);
     tmux.expect("EXITED-0");
-    let state = c.docker(&["inspect", "-f", "{{.State.Running}}", "tty1"]);
+    tmux.expect("TERMINAL-RESTORED");
+    let running = || {
+        c.docker(&["inspect", "-f", "{{.State.Running}}", "tty1"])
+            .stdout
+    };
     assert_eq!(
-        state.stdout, "true\n",
+        running(),
+        "true\n",
         "detaching must leave the container running"
     );
 
-    session(format!("{berth} attach tty1"));
+    session("attach --detach-keys ctrl-x,x tty1");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    tmux.cmd(&["send-keys", "-t", "t", "echo keys-$((3+3))", "Enter"]);
+    tmux.expect("keys-6");
+    // ctrl-p is an ordinary key now; ctrl-x x detaches.
+    tmux.cmd(&["send-keys", "-t", "t", "C-p", "C-x", "x"]);
+    tmux.expect("EXITED-0");
+    tmux.expect("TERMINAL-RESTORED");
+    assert_eq!(
+        running(),
+        "true\n",
+        "detaching must leave the container running"
+    );
+
+    session("attach tty1");
     std::thread::sleep(std::time::Duration::from_millis(500));
     tmux.cmd(&["send-keys", "-t", "t", "echo back-$((2+2))", "Enter"]);
     tmux.expect("back-4");
     tmux.cmd(&["send-keys", "-t", "t", "exit 4", "Enter"]);
     tmux.expect("EXITED-4");
+    tmux.expect("TERMINAL-RESTORED");
     drop(tmux);
     let r = c.docker(&["rm", "-f", "tty1"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
