@@ -1018,6 +1018,30 @@ fn pull_push_against_a_loopback_registry() {
     ] {
         c.same(args, true);
     }
+    // pull -a: every tag of the repository, and --platform.
+    let repo = format!("{}/bb", registry.addr);
+    let second = format!("{repo}:2");
+    c.docker_exits(0, &["tag", &image, &second]);
+    c.docker_exits(0, &["push", &second]);
+    let mut pulls = Vec::new();
+    for berth in [false, true] {
+        c.docker_exits(0, &["rmi", &image, &second]);
+        let args = ["pull", "-a", repo.as_str()];
+        pulls.push(if berth {
+            c.berth(&args)
+        } else {
+            c.docker(&args)
+        });
+    }
+    if pulls[0] != pulls[1] {
+        c.mismatch(format!(
+            "pull -a: docker {:?}, berth {:?}",
+            pulls[0], pulls[1]
+        ));
+    }
+    c.same(&["images", "--format", "{{.Tag}}", repo.as_str()], false);
+    c.docker_exits(0, &["rmi", &second]);
+    c.same(&["pull", "--platform", "linux/amd64", image.as_str()], true);
     // On a terminal: progress lines redrawn in place (bars while bytes
     // move), and the same final screen as docker's.
     if berth_integration::peers::ensure_installed("/usr/bin/tmux", "tmux").is_ok() {
