@@ -633,7 +633,12 @@ impl Container {
     /// `all` a stopped container is no error (runc: `kill -a ID 0` is 0).
     pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
         let status = self.status();
-        if status == Status::Stopped && !all {
+        // Without a pid namespace of its own, the init's death does not take
+        // the other processes with it: SIGKILL then means all of them (runc
+        // 1.2), and still does once the init is gone and the container
+        // counts as stopped, so none is left behind.
+        let kill_everything = signal == libc::SIGKILL && !self.has_own_pid_namespace();
+        if status == Status::Stopped && !all && !kill_everything {
             return Err(self.wrong_state(status, "container not running"));
         }
         if signal == 0 {
@@ -641,9 +646,7 @@ impl Container {
         }
         let sig = rustix::process::Signal::from_named_raw(signal)
             .ok_or_else(|| Error::InvalidArgument(format!("invalid signal {signal}")))?;
-        // Without a pid namespace of its own, the init's death does not take
-        // the other processes with it: SIGKILL then means all of them (runc 1.2).
-        let all = all || (signal == libc::SIGKILL && !self.has_own_pid_namespace());
+        let all = all || kill_everything;
         if all {
             let cg = self.cgroup()?;
             // Freeze first so no process can fork past the signal.

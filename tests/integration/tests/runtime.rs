@@ -537,17 +537,7 @@ fn a_detached_exec_outlives_the_runtime() {
     let b = env.bundle(&["sleep", "1000"]);
     let id = env.id();
     env.rt_ok(&["run", "--detach", "--bundle", b.path(), &id]);
-    let pid_file = env.dir.path().join("exec.pid");
-    env.rt_ok(&[
-        "exec",
-        "--detach",
-        "--pid-file",
-        pid_file.to_str().unwrap(),
-        &id,
-        "sleep",
-        "1000",
-    ]);
-    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    let pid = exec_detached_sleep(&env, &id);
     std::thread::sleep(std::time::Duration::from_millis(200));
     let stat =
         std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the exec'd process is alive");
@@ -559,6 +549,66 @@ fn a_detached_exec_outlives_the_runtime() {
         serde_json::from_str(&env.rt_ok(&["ps", "--format", "json", &id])).unwrap();
     assert!(pids.contains(&pid), "{pids:?} lacks {pid}");
     env.rt_ok(&["delete", "--force", &id]);
+    env.finish();
+}
+
+/// `exec --detach` of a `sleep` in container `id`; its host pid.
+fn exec_detached_sleep(env: &TestEnv, id: &str) -> i32 {
+    let pid_file = env.dir.path().join("exec.pid");
+    env.rt_ok(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        id,
+        "sleep",
+        "1000",
+    ]);
+    std::fs::read_to_string(&pid_file).unwrap().parse().unwrap()
+}
+
+/// Without a pid namespace of its own, a container's other processes
+/// outlive its init: `kill ID KILL` must still reach every one of them once
+/// the init is gone and the container counts as stopped (runc 1.2).
+#[test]
+fn kill_reaches_the_processes_an_init_in_the_host_pidns_left() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("hostpidkill");
+    let mut b = env.bundle(&["sleep", "1000"]);
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "pid");
+    });
+    let id = env.id();
+    env.rt_ok(&["run", "--detach", "--bundle", b.path(), &id]);
+    let init: i32 = serde_json::from_str::<serde_json::Value>(&env.rt_ok(&["state", &id])).unwrap()
+        ["pid"]
+        .as_i64()
+        .unwrap() as i32;
+    let left = exec_detached_sleep(&env, &id);
+    // Dead means gone or a zombie (this machine's pid 1 may not reap).
+    let dead = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+    };
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(init).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    env.wait_status(&id, "stopped");
+    assert!(!dead(left), "the exec'd process went with the init");
+    env.rt_ok(&["kill", &id, "KILL"]);
+    let start = std::time::Instant::now();
+    while !dead(left) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "pid {left} survived kill KILL"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    env.rt_ok(&["delete", &id]);
     env.finish();
 }
 
