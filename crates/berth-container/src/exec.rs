@@ -26,6 +26,10 @@ pub struct ExecOptions {
     /// (controller, path below the container's cgroup); no controller means
     /// every hierarchy (runc's `exec --cgroup [ctrl:]path`).
     pub sub_cgroups: Vec<(Option<String>, String)>,
+    /// Exec in a paused container too: the process joins the frozen
+    /// cgroup and runs once the container is resumed (runc's
+    /// `exec --ignore-paused`).
+    pub ignore_paused: bool,
 }
 
 impl Container {
@@ -35,6 +39,7 @@ impl Container {
     pub fn exec(&self, opts: &ExecOptions) -> Result<i32> {
         match self.status() {
             Status::Running | Status::Created => {}
+            Status::Paused if opts.ignore_paused => {}
             s => {
                 return Err(Error::WrongState {
                     id: self.id().to_string(),

@@ -315,6 +315,7 @@ fn exec_in(rt: &Runtime, container: &Container, args: &ExecArgs) -> Result<i32> 
                 None => (None, c.clone()),
             })
             .collect(),
+        ignore_paused: args.ignore_paused,
     })?;
     send_pidfd(args.pidfd_socket.as_deref(), pid)?;
     let output = match &listener {

@@ -335,6 +335,8 @@ impl Backend {
                     pid_file: None,
                     preserve_fds: 0,
                     sub_cgroups: Vec::new(),
+                    // docker refuses exec in a paused container first.
+                    ignore_paused: false,
                 };
                 self.embedded(|c| {
                     take_stdio(ends).map_err(|e| {

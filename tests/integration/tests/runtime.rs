@@ -612,6 +612,39 @@ fn kill_reaches_the_processes_an_init_in_the_host_pidns_left() {
     env.finish();
 }
 
+/// A paused container refuses exec unless `--ignore-paused`: then the
+/// process joins the frozen cgroup and finishes once the container resumes.
+#[test]
+fn exec_ignore_paused_runs_after_resume() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("execpaused");
+    let b = env.bundle(&["sleep", "1000"]);
+    let id = env.id();
+    env.rt_ok(&["run", "--detach", "--bundle", b.path(), &id]);
+    env.rt_ok(&["pause", &id]);
+    let refused = env.rt(&["exec", &id, "echo", "ok"]);
+    assert!(
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr)
+                .contains("cannot exec in a paused container"),
+        "{refused:?}"
+    );
+    let exec = env
+        .rt_cmd(&["exec", "--ignore-paused", &id, "echo", "ok"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("running berth-runtime exec");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    env.rt_ok(&["resume", &id]);
+    let out = exec.wait_with_output().expect("waiting for exec");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+    env.rt_ok(&["delete", "--force", &id]);
+    env.finish();
+}
+
 #[test]
 fn time_namespace_with_offsets() {
     if !require_root() {
