@@ -108,23 +108,45 @@ fn set_propagation(target: &Path, flags: MountFlags) -> rustix::io::Result<()> {
     rustix::mount::mount_change(target, prop)
 }
 
+/// One line of /proc/self/mountinfo, the fields used here.
+struct MountEntry {
+    /// The root of the mount within its file system (`/` for a full mount).
+    root: String,
+    mount_point: String,
+    shared: bool,
+    fs_type: String,
+}
+
+/// This mount namespace's mounts, in mount order.
+fn mount_table() -> Res<Vec<MountEntry>> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("reading mountinfo: {e}"))?;
+    Ok(info
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let sep = fields.iter().position(|f| *f == "-")?;
+            Some(MountEntry {
+                root: fields.get(3)?.to_string(),
+                mount_point: fields.get(4)?.to_string(),
+                shared: fields.get(6..sep)?.iter().any(|f| f.starts_with("shared:")),
+                fs_type: fields.get(sep + 1)?.to_string(),
+            })
+        })
+        .collect())
+}
+
 /// pivot_root refuses a new root whose parent mount is shared; make it private.
 fn make_parent_mount_private(rootfs: &Path) -> Res {
     let Some(parent) = rootfs.parent() else {
         return Ok(());
     };
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| format!("reading mountinfo: {e}"))?;
+    let mounts = mount_table()?;
     let mut best: Option<(&str, bool)> = None;
-    for line in info.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let (Some(mp), Some(sep)) = (fields.get(4), fields.iter().position(|f| *f == "-")) else {
-            continue;
-        };
-        let mp = *mp;
+    for m in &mounts {
+        let mp = m.mount_point.as_str();
         if parent.starts_with(mp) && best.is_none_or(|(b, _)| mp.len() >= b.len()) {
-            let shared = fields[6..sep].iter().any(|f| f.starts_with("shared:"));
-            best = Some((mp, shared));
+            best = Some((mp, m.shared));
         }
     }
     if let Some((mp, true)) = best {
@@ -617,10 +639,55 @@ fn dev_symlinks(root: BorrowedFd<'_>, has_devpts: bool) -> Res {
     Ok(())
 }
 
+/// Before a chroot (`--no-pivot`): the host's mounts stay in the mount
+/// namespace, below the new root. The kernel lets a new procfs or sysfs be
+/// mounted (say by a process that makes its own user and pid namespaces)
+/// only where a fully visible one already exists in the namespace, and the
+/// host's /proc and /sys are exactly that. Detach every full proc and sysfs
+/// mount outside the rootfs (as slaves first, so the host keeps its own),
+/// or cover it with an empty tmpfs where detaching is not allowed.
+fn hide_full_proc_and_sysfs_outside(rootfs: &Path) -> Res {
+    // mountinfo shows resolved paths: compare with the rootfs's.
+    let rootfs = std::fs::canonicalize(rootfs)
+        .map_err(|e| format!("resolving {}: {e}", rootfs.display()))?;
+    let targets: Vec<PathBuf> = mount_table()?
+        .into_iter()
+        .filter(|m| m.root == "/" && matches!(m.fs_type.as_str(), "proc" | "sysfs"))
+        .map(|m| PathBuf::from(m.mount_point))
+        .filter(|mount_point| !mount_point.starts_with(&rootfs))
+        .collect();
+    for target in targets {
+        match rustix::mount::mount_change(
+            &target,
+            MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
+        ) {
+            // Gone with a parent detached before it.
+            Err(Errno::NOENT) => continue,
+            r => r.map_err(errno_ctx(format!("making {} a slave", target.display())))?,
+        }
+        match rustix::mount::unmount(&target, UnmountFlags::DETACH) {
+            Ok(()) => {}
+            Err(Errno::INVAL | Errno::PERM) => {
+                rustix::mount::mount("tmpfs", &target, "tmpfs", MountFlags::empty(), None)
+                    .map_err(errno_ctx(format!("covering {}", target.display())))?
+            }
+            Err(e) => {
+                return Err(format!(
+                    "detaching {}: {}",
+                    target.display(),
+                    std::io::Error::from(e)
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Makes `rootfs` the root: pivot_root, or (with `no_pivot`) MS_MOVE + chroot.
 pub fn enter(rootfs: &Path, no_pivot: bool) -> Res {
     rustix::process::chdir(rootfs).map_err(errno_ctx("entering the rootfs"))?;
     if no_pivot {
+        hide_full_proc_and_sysfs_outside(rootfs)?;
         rustix::mount::mount_move(".", "/").map_err(errno_ctx("moving the rootfs to /"))?;
         rustix::process::chroot(".").map_err(errno_ctx("chroot"))?;
     } else {

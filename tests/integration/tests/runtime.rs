@@ -504,6 +504,54 @@ fn no_pivot_and_preserved_fds() {
     env.finish();
 }
 
+/// `--no-pivot` keeps the host's mounts below the chroot: a process that
+/// makes its own user and pid namespaces must still not be able to mount a
+/// new procfs (the kernel allows that only beside a fully visible one),
+/// exactly as under pivot_root.
+#[test]
+fn no_pivot_leaves_no_full_proc_to_mount_beside() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("nopivotproc");
+    let mut b = env.bundle(&[
+        "unshare",
+        "-mrpf",
+        "sh",
+        "-c",
+        "mount -t proc none /proc && echo mounted",
+    ]);
+    b.edit(|c| {
+        for set in ["bounding", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SETFCAP"));
+        }
+    });
+    for no_pivot in [false, true] {
+        let id = env.id();
+        let mut args = vec!["run", "--bundle", b.path()];
+        if no_pivot {
+            args.push("--no-pivot");
+        }
+        args.push(&id);
+        let out = env.rt(&args);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            !out.status.success()
+                && !stdout.contains("mounted")
+                && stderr.contains("permission denied"),
+            "no_pivot={no_pivot}: {}\nstdout: {stdout}\nstderr: {stderr}",
+            out.status
+        );
+    }
+    env.finish();
+}
+
 #[test]
 fn update_and_stats_reach_the_cgroup() {
     if !require_root() {
