@@ -39,7 +39,7 @@ impl Bundle {
         })?;
         let path = dir.join("config.json");
         let bytes = read_config(&path)?;
-        let spec = parse_spec(&bytes).map_err(|message| Error::InvalidConfig {
+        let mut spec = parse_spec(&bytes).map_err(|message| Error::InvalidConfig {
             path: path.clone(),
             message,
         })?;
@@ -65,6 +65,7 @@ impl Bundle {
                 message: format!("root.path: rootfs {rootfs:?} is not a directory"),
             });
         }
+        destinations_inside_the_rootfs(&mut spec, &rootfs);
         let mut warnings = Vec::new();
         let unknown = unknown_capabilities(&bytes);
         if !unknown.is_empty() {
@@ -84,6 +85,30 @@ impl Bundle {
             mount_idmaps,
             warnings,
         })
+    }
+}
+
+/// A mount destination that already spells the rootfs's host path
+/// (`<rootfs>/mnt/x`) means that place in the container (`/mnt/x`), as
+/// runc reads it; any other destination is a path inside the rootfs.
+fn destinations_inside_the_rootfs(spec: &mut Spec, rootfs: &Path) {
+    let Some(mut mounts) = spec.mounts().clone() else {
+        return;
+    };
+    let mut changed = false;
+    for m in &mut mounts {
+        let dest = m.destination();
+        let lexical = !dest
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir));
+        if let Some(inside) = dest.strip_prefix(rootfs).ok().filter(|_| lexical) {
+            let inside = Path::new("/").join(inside);
+            m.set_destination(inside);
+            changed = true;
+        }
+    }
+    if changed {
+        spec.set_mounts(Some(mounts));
     }
 }
 

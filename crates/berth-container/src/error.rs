@@ -34,11 +34,12 @@ pub enum Error {
         message: String,
     },
 
-    #[error("{context}: {source}")]
+    /// The io error is part of the message, not a `source`: callers print
+    /// the chain (`{:#}`), which would say it twice.
+    #[error("{context}: {cause}")]
     Io {
         context: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error("{0}")]
@@ -68,7 +69,7 @@ impl Error {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),
-            source,
+            cause: source,
         }
     }
 

@@ -552,6 +552,34 @@ fn no_pivot_leaves_no_full_proc_to_mount_beside() {
     env.finish();
 }
 
+/// A mount destination that spells the rootfs's host path means that
+/// place inside the container, as runc reads it (its mount-order tests
+/// rely on it).
+#[test]
+fn a_destination_spelled_with_the_rootfs_path_lands_inside() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("rootfsdest");
+    let source = env.dir.path().join("src");
+    std::fs::create_dir(&source).unwrap();
+    std::fs::write(source.join("file"), "from-the-host\n").unwrap();
+    let mut b = env.bundle(&["cat", "/tmp/file"]);
+    let rootfs = std::fs::canonicalize(b.config["root"]["path"].as_str().unwrap()).unwrap();
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "source": source,
+            "destination": rootfs.join("tmp"),
+            "type": "bind",
+            "options": ["rbind", "ro"],
+        }))
+    });
+    let id = env.id();
+    let out = env.rt_ok(&["run", "--bundle", b.path(), &id]);
+    assert_eq!(out, "from-the-host\n");
+    env.finish();
+}
+
 #[test]
 fn update_and_stats_reach_the_cgroup() {
     if !require_root() {
