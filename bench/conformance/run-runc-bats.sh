@@ -102,13 +102,14 @@ DEBIAN_TAR="$TESTDATA/debian-$ARCH.tar.xz"
 
 # A busybox image laid out like the docker-library one the suite expects:
 # every applet as a hard link in /bin, the usual /etc account files, and the
-# empty directories programs look for.
+# empty directories programs look for. No /proc or /sys, as in docker's
+# images: the runtime creates them (mask.bats replaces them with symlinks).
 make_busybox_image() {
 	local dir
 	dir=$(mktemp -d "$OUT/busybox-rootfs.XXXXXX")
 	# mktemp's 0700 would become the container's / and lock out non-root users.
 	chmod 755 "$dir"
-	mkdir -p "$dir"/{bin,dev,etc,home,proc,root,sys,tmp,usr/sbin,var/spool/mail,var/www}
+	mkdir -p "$dir"/{bin,dev,etc,home,root,tmp,usr/sbin,var/spool/mail,var/www}
 	chmod 1777 "$dir/tmp"
 	chmod 700 "$dir/root"
 	cp /bin/busybox "$dir/bin/busybox"
@@ -185,9 +186,13 @@ make_debian_image() {
 	rm -rf "$dir"
 }
 
-[ -s "$BUSYBOX_TAR" ] || {
+# Bumped when make_busybox_image's layout changes, so a cached image is
+# remade (2: no /proc or /sys).
+BUSYBOX_LAYOUT=2
+[ -s "$BUSYBOX_TAR" ] && [ "$(cat "$BUSYBOX_TAR.layout" 2>/dev/null)" = "$BUSYBOX_LAYOUT" ] || {
 	log "making $BUSYBOX_TAR from busybox-static"
 	make_busybox_image
+	echo "$BUSYBOX_LAYOUT" >"$BUSYBOX_TAR.layout"
 }
 [ -s "$DEBIAN_TAR" ] || make_debian_image
 

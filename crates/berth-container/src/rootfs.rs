@@ -179,7 +179,7 @@ fn mount_one(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, index: usize, m: &Moun
     // files somewhere the masked paths do not cover: refuse it, as runc does.
     if (typ == "proc" || typ == "sysfs") && paths::is_symlink_in_root(root, m.destination()) {
         return Err(format!(
-            "{} is a symlink in the rootfs; {typ} must be mounted on a real directory",
+            "{} is a symlink in the rootfs: {typ} must be mounted on ordinary directory, not on a link",
             m.destination().display()
         ));
     }
