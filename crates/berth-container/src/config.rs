@@ -65,8 +65,7 @@ impl Bundle {
                 message: format!("root.path: rootfs {rootfs:?} is not a directory"),
             });
         }
-        destinations_inside_the_rootfs(&mut spec, &rootfs);
-        let mut warnings = Vec::new();
+        let mut warnings = container_mount_destinations(&mut spec, &rootfs);
         let unknown = unknown_capabilities(&bytes);
         if !unknown.is_empty() {
             warnings.push(format!(
@@ -88,28 +87,33 @@ impl Bundle {
     }
 }
 
-/// A mount destination that already spells the rootfs's host path
-/// (`<rootfs>/mnt/x`) means that place in the container (`/mnt/x`), as
-/// runc reads it; any other destination is a path inside the rootfs.
-fn destinations_inside_the_rootfs(spec: &mut Spec, rootfs: &Path) {
+/// Mount destinations as paths in the container, read as runc reads them:
+/// one that already spells the rootfs's host path (`<rootfs>/mnt/x`) means
+/// that place in the container (`/mnt/x`), and a relative one (`tmp/x`,
+/// which the spec says should not be) is taken from `/`, with a warning.
+/// Returns the warnings.
+fn container_mount_destinations(spec: &mut Spec, rootfs: &Path) -> Vec<String> {
     let Some(mut mounts) = spec.mounts().clone() else {
-        return;
+        return Vec::new();
     };
-    let mut changed = false;
-    for m in &mut mounts {
-        let dest = m.destination();
+    let mut warnings = Vec::new();
+    for (i, m) in mounts.iter_mut().enumerate() {
+        let dest = m.destination().clone();
         let lexical = !dest
             .components()
             .any(|c| matches!(c, std::path::Component::ParentDir));
         if let Some(inside) = dest.strip_prefix(rootfs).ok().filter(|_| lexical) {
-            let inside = Path::new("/").join(inside);
-            m.set_destination(inside);
-            changed = true;
+            m.set_destination(Path::new("/").join(inside));
+        } else if dest.is_relative() {
+            warnings.push(format!(
+                "mounts[{i}].destination {dest:?} is not absolute; mounting it at /{}",
+                dest.display()
+            ));
+            m.set_destination(Path::new("/").join(&dest));
         }
     }
-    if changed {
-        spec.set_mounts(Some(mounts));
-    }
+    spec.set_mounts(Some(mounts));
+    warnings
 }
 
 /// The bytes of a config.json, refusing one larger than the limit.
@@ -376,12 +380,6 @@ pub fn validate(spec: &Spec, path: &Path) -> Result<()> {
         ));
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        if !m.destination().is_absolute() {
-            return Err(invalid(format!(
-                "mounts[{i}].destination: {:?} must be an absolute path",
-                m.destination()
-            )));
-        }
         crate::mounts::MountOptions::parse(m.options().as_deref().unwrap_or_default())
             .map_err(|e| invalid(format!("mounts[{i}].options: {e}")))?;
     }
@@ -403,6 +401,31 @@ pub fn check_version(version: &str) -> std::result::Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_destinations_become_container_paths() {
+        let mut spec = parse_spec(
+            br#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"mounts":[
+                {"destination":"/r/rootfs/mnt/x","type":"bind","source":"/a"},
+                {"destination":"tmp/m","type":"bind","source":"/b"},
+                {"destination":"/r/rootfs/../etc","type":"bind","source":"/c"},
+                {"destination":"/r/rootfsx/y","type":"bind","source":"/d"}]}"#,
+        )
+        .unwrap();
+        let warnings = container_mount_destinations(&mut spec, Path::new("/r/rootfs"));
+        let dests: Vec<_> = spec
+            .mounts()
+            .iter()
+            .flatten()
+            .map(|m| m.destination().display().to_string())
+            .collect();
+        assert_eq!(
+            dests,
+            ["/mnt/x", "/tmp/m", "/r/rootfs/../etc", "/r/rootfsx/y"]
+        );
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("mounts[1]"), "{warnings:?}");
+    }
 
     #[test]
     fn versions() {

@@ -186,7 +186,7 @@ pub fn prepare_sources(bundle: &crate::config::Bundle) -> Result<Vec<Option<Bind
             .map_err(|_| Error::InvalidArgument(format!("mounts[{i}].source has a NUL byte")))?;
         let tree = berth_sys::mount::open_tree_clone(&path, opts.recursive_bind)
             .ctx(|| format!("mounts[{i}]: cloning {source:?} for an idmapped mount"))?;
-        berth_sys::mount::set_idmap(tree.as_fd(), userns.as_fd(), opts.recursive_bind).ctx(|| {
+        berth_sys::mount::set_idmap(tree.as_fd(), userns.as_fd(), opts.recursive_idmap).ctx(|| {
             format!("mounts[{i}]: id-mapping {source:?} (the filesystem or kernel may not support idmapped mounts)")
         })?;
         trees.push(Some(BindSource { tree }));

@@ -21,6 +21,9 @@ pub struct MountOptions {
     pub tmpcopyup: bool,
     /// `idmap`/`ridmap`: id-map the bind mount with the container's user namespace.
     pub idmap: bool,
+    /// `ridmap`: the mounts below an rbind's top are id-mapped too; with
+    /// `idmap` (or mappings alone) only the top one is, as in runc.
+    pub recursive_idmap: bool,
 }
 
 /// Maps a propagation word (also used by rootfsPropagation) to its flags.
@@ -115,6 +118,7 @@ impl Default for MountOptions {
             recursive_attrs: Vec::new(),
             tmpcopyup: false,
             idmap: false,
+            recursive_idmap: false,
         }
     }
 }
@@ -147,6 +151,7 @@ impl MountOptions {
             } else if word == "idmap" || word == "ridmap" {
                 out.idmap = true;
                 out.recursive_bind |= word == "ridmap";
+                out.recursive_idmap |= word == "ridmap";
             } else if word == "nosymfollow" {
                 out.flags |= MountFlags::from_bits_retain(libc::MS_NOSYMFOLLOW as _);
             } else if word == "acl" || word == "noacl" {

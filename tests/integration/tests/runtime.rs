@@ -803,6 +803,55 @@ fn idmapped_bind_mounts_with_their_own_mappings() {
     env.finish();
 }
 
+/// An rbind with `idmap` (or mappings alone) id-maps only its top mount;
+/// `ridmap` maps the mounts below it too (runc's semantics).
+#[test]
+fn idmap_maps_an_rbinds_submounts_only_with_ridmap() {
+    if !require_root() {
+        return;
+    }
+    /// Unmounts the host-side submount however the test ends.
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+    let mut env = TestEnv::new("ridmap");
+    let source = env.dir.path().join("source");
+    let other = env.dir.path().join("other");
+    for dir in [source.join("sub"), other.clone()] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(source.join("top.txt"), "x").unwrap();
+    std::fs::write(other.join("sub.txt"), "x").unwrap();
+    rustix::mount::mount_bind(&other, source.join("sub")).unwrap();
+    let _submount = Unmount(source.join("sub"));
+    for (option, want) in [
+        ("idmap", "100000:100000\n0:0\n"),
+        ("ridmap", "100000:100000\n100000:100000\n"),
+    ] {
+        let mut b = env.bundle(&[
+            "stat",
+            "-c",
+            "%u:%g",
+            "/tmp/m/top.txt",
+            "/tmp/m/sub/sub.txt",
+        ]);
+        b.edit(|c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "source": source, "destination": "/tmp/m", "options": ["rbind", option],
+                "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+                "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            }))
+        });
+        let (code, out, err) = env.run(&b);
+        assert_eq!((code, out.as_str()), (0, want), "{option}: {err}");
+    }
+    drop(_submount);
+    env.finish();
+}
+
 #[test]
 fn a_profile_denying_fd_syscalls_still_starts() {
     if !require_root() {
