@@ -131,6 +131,12 @@ pub fn prepare_sources(bundle: &crate::config::Bundle) -> Result<Vec<Option<Bind
         uid: to_mappings(linux.uid_mappings().as_deref().unwrap_or_default()),
         gid: to_mappings(linux.gid_mappings().as_deref().unwrap_or_default()),
     };
+    let joined_userns = linux.namespaces().iter().flatten().find_map(|n| {
+        (n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+            .then(|| n.path().clone())
+            .flatten()
+    });
+    let joined_userns = joined_userns.as_deref();
     let mut trees = Vec::new();
     for (i, m) in bundle.spec.mounts().iter().flatten().enumerate() {
         let opts = crate::mounts::MountOptions::parse(m.options().as_deref().unwrap_or_default())
@@ -167,21 +173,32 @@ pub fn prepare_sources(bundle: &crate::config::Bundle) -> Result<Vec<Option<Bind
             trees.push(Some(BindSource { tree }));
             continue;
         }
-        let map = match own {
-            Some(map) => map,
-            None if !container_map.uid.is_empty() => container_map.clone(),
-            None => {
-                return Err(Error::InvalidArgument(format!(
-                    "mounts[{i}]: the idmap option needs uidMappings/gidMappings on the mount \
-                     or a user namespace with mappings for the container"
-                )))
-            }
-        };
         let source = m.source().as_ref().ok_or_else(|| {
             Error::InvalidArgument(format!("mounts[{i}]: an idmapped mount needs a source"))
         })?;
         let source = bundle.dir.join(source);
-        let userns = userns_with(&map)?;
+        // The mount's own mappings, else the container's: those it
+        // declares, or those of the user namespace it joins.
+        let userns = match own {
+            Some(map) => userns_with(&map)?,
+            None if !container_map.uid.is_empty() => userns_with(&container_map)?,
+            None => match joined_userns {
+                Some(path) => rustix::fs::open(
+                    path,
+                    rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .ctx(|| {
+                    format!("mounts[{i}]: opening the user namespace {path:?} to id-map with")
+                })?,
+                None => {
+                    return Err(Error::InvalidArgument(format!(
+                        "mounts[{i}]: the idmap option needs uidMappings/gidMappings on the mount \
+                         or a user namespace with mappings for the container"
+                    )))
+                }
+            },
+        };
         let path = std::ffi::CString::new(source.as_os_str().as_encoded_bytes())
             .map_err(|_| Error::InvalidArgument(format!("mounts[{i}].source has a NUL byte")))?;
         let tree = berth_sys::mount::open_tree_clone(&path, opts.recursive_bind)

@@ -848,6 +848,44 @@ fn idmap_maps_an_rbinds_submounts_only_with_ridmap() {
         let (code, out, err) = env.run(&b);
         assert_eq!((code, out.as_str()), (0, want), "{option}: {err}");
     }
+    // Joining another container's user namespace, `idmap` alone takes
+    // that namespace's mappings: root's files are root's inside, and the
+    // unmapped submount shows as the overflow id.
+    let mut owner = env.bundle(&["sleep", "1000"]);
+    owner.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    });
+    let owner_id = env.id();
+    env.rt_ok(&["run", "--detach", "--bundle", owner.path(), &owner_id]);
+    let state: serde_json::Value = serde_json::from_str(&env.rt_ok(&["state", &owner_id])).unwrap();
+    let mut b = env.bundle(&[
+        "stat",
+        "-c",
+        "%u:%g",
+        "/tmp/m/top.txt",
+        "/tmp/m/sub/sub.txt",
+    ]);
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user", "path": format!("/proc/{}/ns/user", state["pid"])}));
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "source": source, "destination": "/tmp/m", "options": ["rbind", "idmap"]
+        }))
+    });
+    let (code, out, err) = env.run(&b);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "0:0\n65534:65534\n"),
+        "joined userns: {err}"
+    );
+    env.rt_ok(&["delete", "--force", &owner_id]);
     drop(_submount);
     env.finish();
 }
