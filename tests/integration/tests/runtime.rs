@@ -266,6 +266,18 @@ fn dropped_capabilities_stop_chown() {
     env.finish();
 }
 
+/// Gives the config a new user namespace mapping container root (and the
+/// 65536 ids after it) to `host_id`.
+fn in_a_user_namespace(config: &mut serde_json::Value, host_id: u32) {
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    let map = json!([{"containerID": 0, "hostID": host_id, "size": 65536}]);
+    config["linux"]["uidMappings"] = map.clone();
+    config["linux"]["gidMappings"] = map;
+}
+
 #[test]
 fn user_namespace_maps_root_to_an_unprivileged_host_id() {
     if !require_root() {
@@ -274,12 +286,7 @@ fn user_namespace_maps_root_to_an_unprivileged_host_id() {
     let mut env = TestEnv::new("userns");
     let mut b = env.bundle(&["sleep", "1000"]);
     b.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        in_a_user_namespace(c, 200000);
     });
     let id = env.id();
     env.rt_ok(&["run", "--detach", "--bundle", b.path(), &id]);
@@ -791,12 +798,7 @@ fn idmapped_bind_mounts_with_their_own_mappings() {
     let mut b = env.bundle(&["stat", "-c", "%u:%g", "/tmp/mount-1/foo.txt"]);
     b.edit(|c| {
         c["mounts"].as_array_mut().unwrap().push(mount.clone());
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        in_a_user_namespace(c, 100000);
     });
     let (code, out, err) = env.run(&b);
     assert_eq!((code, out.as_str()), (0, "0:0\n"), "{err}");
@@ -853,12 +855,7 @@ fn idmap_maps_an_rbinds_submounts_only_with_ridmap() {
     // unmapped submount shows as the overflow id.
     let mut owner = env.bundle(&["sleep", "1000"]);
     owner.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        in_a_user_namespace(c, 100000);
     });
     let owner_id = env.id();
     env.rt_ok(&["run", "--detach", "--bundle", owner.path(), &owner_id]);
