@@ -223,6 +223,13 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
         let r = crate::volume_routes::route(engine, &parts.method, &path, &q, version, body).await;
         return r.unwrap_or_else(|| Err(ApiError::not_found("page not found")));
     }
+    if let Some(name) = path
+        .strip_prefix("/distribution/")
+        .and_then(|rest| rest.strip_suffix("/json"))
+        .filter(|_| m == Method::GET)
+    {
+        return crate::distribution::inspect(engine, &parts.headers, &decode(name)?).await;
+    }
     if path == "/networks" || path.starts_with("/networks/") {
         if let Some(r) = crate::network_routes::route(engine, &parts.method, &path, &q, body).await
         {
@@ -424,7 +431,7 @@ async fn auth(engine: Arc<Engine>, body: Body) -> Result<Response, ApiError> {
 }
 
 /// The client that carries `X-Registry-Auth`'s credentials, if any.
-fn client_for(
+pub(crate) fn client_for(
     engine: &Engine,
     headers: &HeaderMap,
     registry: &str,

@@ -14,6 +14,7 @@ mod build;
 pub mod config;
 mod container_routes;
 pub mod containers;
+mod distribution;
 pub mod engine;
 pub mod error;
 pub mod events;

@@ -289,6 +289,27 @@ fn docker_cli_push_and_pull_through_a_loopback_registry() {
     d.docker_ok(&["tag", "bb:1", &remote]);
     let pushed = d.docker_ok(&["push", &remote]);
     assert!(pushed.contains("digest: sha256:"), "{pushed}");
+    // The registry's view of the name, without a pull: the manifest's
+    // descriptor (the digest push printed) and its platform.
+    let digest = pushed
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .unwrap();
+    let (status, body) = d.api("GET", &format!("/distribution/{remote}/json"), None);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let inspected = json(&body);
+    assert_eq!(inspected["Descriptor"]["digest"], digest, "{inspected}");
+    assert!(
+        inspected["Descriptor"]["size"].as_u64().unwrap() > 0,
+        "{inspected}"
+    );
+    assert_eq!(inspected["Platforms"][0]["os"], "linux", "{inspected}");
+    let (status, _) = d.api(
+        "GET",
+        &format!("/distribution/{host}/test/absent:1/json"),
+        None,
+    );
+    assert_eq!(status, 404);
     d.docker_ok(&["rmi", "bb:1", &remote]);
     assert_eq!(d.docker_ok(&["images", "-q"]).trim(), "");
     let pulled = d.docker_ok(&["pull", &remote]);
