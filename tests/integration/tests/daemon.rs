@@ -482,7 +482,23 @@ fn bad_input_is_refused_and_changes_nothing() {
     );
     d.api_error("GET", "/services", None, 503, "not a swarm manager");
     d.api_error("POST", "/swarm/init", Some(b"{}"), 501, "swarm mode");
-    d.api_error("GET", "/plugins", None, 501, "GET /plugins");
+    // No managed plugins: an empty list, no such plugin, installing refused.
+    let (status, body) = d.api("GET", "/plugins", None);
+    assert_eq!((status, json(&body)), (200, serde_json::json!([])));
+    d.api_error(
+        "GET",
+        "/plugins/vieux/sshfs:latest/json",
+        None,
+        404,
+        "not found",
+    );
+    d.api_error(
+        "POST",
+        "/plugins/pull?remote=vieux/sshfs",
+        Some(b"[]"),
+        501,
+        "POST /plugins/pull",
+    );
     d.api_error("GET", "/images/search?term=x", None, 501, "search");
     d.stop();
 }
