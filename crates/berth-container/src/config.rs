@@ -373,12 +373,7 @@ pub fn validate(spec: &Spec, path: &Path) -> Result<()> {
             "SELinux is not supported",
         ));
     }
-    if process.exec_cpu_affinity().is_some() {
-        return Err(Error::unsupported(
-            "process.execCPUAffinity",
-            "not supported yet",
-        ));
-    }
+    crate::affinity::ExecAffinity::of(process).map_err(|e| invalid(e.to_string()))?;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         crate::mounts::MountOptions::parse(m.options().as_deref().unwrap_or_default())
             .map_err(|e| invalid(format!("mounts[{i}].options: {e}")))?;

@@ -77,6 +77,7 @@ impl Container {
             .as_deref()
             .map(crate::container::connect_unix)
             .transpose()?;
+        let affinity = crate::affinity::ExecAffinity::of(&opts.process)?;
         let cgroup = self.cgroup_manager()?;
         let (parent_end, child_end) = sync::channel()?;
         let state = self.record.oci_state(Status::Running);
@@ -120,10 +121,18 @@ impl Container {
             }
             e
         };
+        // The child waits for Go: pin it before and after it changes cgroup.
+        use crate::affinity::ExecAffinity;
+        if let Err(e) = ExecAffinity::apply(affinity.initial.as_ref(), child, "initial") {
+            return Err(fail(e, &[child]));
+        }
         if let Err(e) = cgroup.add_process(child) {
             return Err(fail(Error::Cgroup(e.to_string()), &[child]));
         }
         if let Err(e) = join_sub_cgroups(&cgroup.paths(), &opts.sub_cgroups, child) {
+            return Err(fail(e, &[child]));
+        }
+        if let Err(e) = ExecAffinity::apply(affinity.last.as_ref(), child, "final") {
             return Err(fail(e, &[child]));
         }
         if let Err(e) = parent_end.send(&Msg::Go) {

@@ -4,6 +4,7 @@
 //!
 //! Synchronous by design (it forks): the runtime binary and the shim embed it.
 
+mod affinity;
 pub mod caps;
 pub mod config;
 pub mod console;

@@ -728,6 +728,61 @@ fn exec_ignore_paused_runs_after_resume() {
     env.finish();
 }
 
+/// `process.execCPUAffinity`: the exec'd process ends on its `final`
+/// CPUs, from `exec --process` or the config's process; a bad list is
+/// refused naming the field.
+#[test]
+fn exec_cpu_affinity_pins_the_process() {
+    if !require_root() {
+        return;
+    }
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+    if online.trim() == "0" {
+        eprintln!("skipped: one CPU");
+        return;
+    }
+    let mut env = TestEnv::new("affinity");
+    let mut b = env.bundle(&["sleep", "1000"]);
+    b.edit(|c| c["process"]["execCPUAffinity"] = json!({"initial": "0", "final": "1"}));
+    let id = env.id();
+    env.rt_ok(&["run", "--detach", "--bundle", b.path(), &id]);
+    let allowed = |out: String| {
+        out.lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(|v| v.trim().to_string())
+    };
+    let from_config = env.rt_ok(&["exec", &id, "cat", "/proc/self/status"]);
+    assert_eq!(allowed(from_config).as_deref(), Some("1"));
+    for (list, want) in [("0", "0"), ("0-1", "0-1")] {
+        let process = env.dir.path().join("process.json");
+        std::fs::write(
+            &process,
+            json!({"terminal": false, "cwd": "/", "args": ["cat", "/proc/self/status"],
+                   "execCPUAffinity": {"initial": "1", "final": list}})
+            .to_string(),
+        )
+        .unwrap();
+        let out = env.rt_ok(&["exec", "--process", process.to_str().unwrap(), &id]);
+        assert_eq!(allowed(out).as_deref(), Some(want), "final {list}");
+    }
+    let process = env.dir.path().join("bad.json");
+    std::fs::write(
+        &process,
+        json!({"terminal": false, "cwd": "/", "args": ["true"],
+               "execCPUAffinity": {"initial": "3-1"}})
+        .to_string(),
+    )
+    .unwrap();
+    let bad = env.rt(&["exec", "--process", process.to_str().unwrap(), &id]);
+    assert!(!bad.status.success(), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("execCPUAffinity"),
+        "{bad:?}"
+    );
+    env.rt_ok(&["delete", "--force", &id]);
+    env.finish();
+}
+
 #[test]
 fn time_namespace_with_offsets() {
     if !require_root() {
