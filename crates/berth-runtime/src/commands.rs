@@ -574,7 +574,14 @@ fn update(rt: &Runtime, args: &UpdateArgs) -> Result<i32> {
         set("cpu", "mems", json!(v));
     }
     if let Some(v) = &args.memory {
-        set("memory", "limit", json!(parse_bytes("--memory", v)?));
+        let limit = parse_bytes("--memory", v)?;
+        set("memory", "limit", json!(limit));
+        // Unlimited memory without --memory-swap lifts memory+swap too (as
+        // runc): the stored swap limit would stay below it, which the
+        // kernel refuses.
+        if limit == -1 && args.memory_swap.is_none() {
+            set("memory", "swap", json!(-1));
+        }
     }
     if let Some(v) = &args.memory_reservation {
         set(

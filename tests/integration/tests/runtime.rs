@@ -607,6 +607,18 @@ fn update_and_stats_reach_the_cgroup() {
     );
     assert_eq!(stats["data"]["pids"]["limit"], json!(20), "{stats}");
     assert!(stats["data"]["pids"]["current"].as_u64().unwrap() >= 1);
+    // With a memory+swap limit set, --memory -1 alone lifts both.
+    if std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
+        env.rt_ok(&["update", "--memory-swap", "96m", &id]);
+        env.rt_ok(&["update", "--memory", "-1", &id]);
+        let stats: serde_json::Value =
+            serde_json::from_str(&env.rt_ok(&["events", "--stats", &id])).unwrap();
+        let raw = &stats["data"]["memory"]["raw"];
+        for key in ["hierarchical_memory_limit", "hierarchical_memsw_limit"] {
+            let limit = raw[key].as_u64().unwrap();
+            assert!(limit > 1 << 40, "{key} still {limit}: {stats}");
+        }
+    }
     env.rt_ok(&["delete", "--force", &id]);
     env.finish();
 }
