@@ -1,6 +1,8 @@
 //! The device cgroup rules a container gets on top of its spec's: the
-//! devices every container needs (as runc and docker allow them), and the
-//! devices the spec creates.
+//! devices every container needs (as runc and docker allow them). The
+//! devices `linux.devices` creates are not allowed by that alone: as in
+//! runc, the spec's `resources.devices` must allow them (docker's and
+//! berthd's `--device` adds both).
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
 
@@ -30,8 +32,8 @@ fn rule(typ: LinuxDeviceType, major: i64, minor: i64, access: &str) -> LinuxDevi
     r
 }
 
-/// The spec's resources with the always-allowed and spec-created devices
-/// appended after its own rules (later rules win, as in the kernel's list).
+/// The spec's resources with the always-allowed devices appended after its
+/// own rules (later rules win, as in the kernel's list).
 pub fn effective_resources(spec: &Spec) -> Option<LinuxResources> {
     let linux = spec.linux().as_ref()?;
     let mut res = linux.resources().clone()?;
@@ -42,9 +44,6 @@ pub fn effective_resources(spec: &Spec) -> Option<LinuxResources> {
     }
     for (t, major, minor, access) in ALWAYS_ALLOWED {
         rules.push(rule(*t, *major, *minor, access));
-    }
-    for d in linux.devices().iter().flatten() {
-        rules.push(rule(d.typ(), d.major(), d.minor(), "rwm"));
     }
     res.set_devices(Some(rules));
     Some(res)

@@ -795,6 +795,53 @@ fn exec_cpu_affinity_pins_the_process() {
     env.finish();
 }
 
+/// A device the spec creates is usable only if the device rules allow it
+/// (runc's rule): under deny-all, /dev/kmsg exists but cannot be read;
+/// allowed, it can.
+#[test]
+fn spec_devices_obey_the_device_rules() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("devdeny");
+    for (extra_rule, want_ok) in [
+        (None, false),
+        (
+            Some(json!({"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rwm"})),
+            true,
+        ),
+    ] {
+        let mut b = env.bundle(&[
+            "sh",
+            "-c",
+            "test -c /dev/kmsg && head -c 1 /dev/kmsg >/dev/null",
+        ]);
+        b.edit(|c| {
+            let mut rules = vec![json!({"allow": false, "access": "rwm"})];
+            rules.extend(extra_rule.clone());
+            c["linux"]["resources"]["devices"] = json!(rules);
+            c["linux"]["devices"] =
+                json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}]);
+            for set in ["bounding", "effective", "permitted"] {
+                c["process"]["capabilities"][set]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!("CAP_SYSLOG"));
+            }
+        });
+        let (code, _, err) = env.run(&b);
+        assert_eq!(
+            code == 0,
+            want_ok,
+            "rule {extra_rule:?}: exit {code}, {err}"
+        );
+        if !want_ok {
+            assert!(err.contains("Operation not permitted"), "{err}");
+        }
+    }
+    env.finish();
+}
+
 #[test]
 fn time_namespace_with_offsets() {
     if !require_root() {
