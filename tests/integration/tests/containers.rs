@@ -33,6 +33,12 @@ fn run_attached_and_removed() {
     // stdin reaches the container with -i.
     let out = d.sh_ok("echo piped | docker run --rm -i bb:1 cat");
     assert_eq!(out, "piped\n");
+    // --device: the node and its cgroup permission (write to the kernel
+    // log, which needs no capability); without it, there is no node.
+    let out = d.sh_ok("docker run --rm --device /dev/kmsg:/dev/berth-kmsg bb:1 sh -c 'echo berth-device-test > /dev/berth-kmsg && echo wrote'");
+    assert_eq!(out, "wrote\n");
+    let out = d.docker(&["run", "--rm", "bb:1", "test", "-e", "/dev/berth-kmsg"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     // --rm removed them all.
     assert_eq!(d.docker_ok(&["ps", "-aq"]).trim(), "");
     // A missing command is docker's 127, an unexecutable one 126.
