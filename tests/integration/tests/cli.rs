@@ -831,6 +831,15 @@ fn tty_session_in_tmux() {
         "detaching must leave the container running"
     );
 
+    // The live stats table redraws in place: after several refreshes the
+    // screen still holds one header and one row (the next session ends it).
+    session("stats tty1");
+    tmux.expect("tty1");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let screen = tmux.screen();
+    assert_eq!(screen.matches("CONTAINER ID").count(), 1, "{screen}");
+    assert_eq!(screen.matches(" tty1 ").count(), 1, "{screen}");
+
     session("attach --detach-keys ctrl-x,x tty1");
     std::thread::sleep(std::time::Duration::from_millis(500));
     tmux.cmd(&["send-keys", "-t", "t", "echo keys-$((3+3))", "Enter"]);
