@@ -122,6 +122,32 @@ impl CapPlan {
     }
 }
 
+impl CapPlan {
+    /// Ambient capabilities the kernel will not raise, because they are not
+    /// both permitted and inheritable: skipped at start, as runc skips them,
+    /// and reported here (one warning each) so the skip is not silent.
+    pub fn unraisable_ambient(&self) -> Vec<String> {
+        let raisable = self.permitted & self.inheritable;
+        (0..=self.last_cap)
+            .filter(|cap| self.ambient & !raisable & (1 << cap) != 0)
+            .map(|cap| {
+                let name = NAMES.get(cap as usize).copied().unwrap_or("(unnamed)");
+                let missing = match (
+                    self.permitted & (1 << cap) != 0,
+                    self.inheritable & (1 << cap) != 0,
+                ) {
+                    (false, false) => "permitted and inheritable sets",
+                    (false, true) => "permitted set",
+                    _ => "inheritable set",
+                };
+                format!(
+                    "can't raise ambient capability {name}: it is not in the process's {missing}"
+                )
+            })
+            .collect()
+    }
+}
+
 /// This process's permitted set (CapPrm in /proc/self/status).
 pub fn own_permitted() -> std::io::Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
@@ -212,6 +238,21 @@ mod tests {
             ..plan
         };
         assert!(check_held(Some(&held_plan), false).is_ok());
+    }
+
+    #[test]
+    fn ambient_caps_outside_inheritable_are_named() {
+        let plan = CapPlan {
+            permitted: 0b10_0001,
+            inheritable: 0b10_0000,
+            ambient: 0b10_0001,
+            last_cap: 40,
+            ..CapPlan::default()
+        };
+        assert_eq!(
+            plan.unraisable_ambient(),
+            ["can't raise ambient capability CAP_CHOWN: it is not in the process's inheritable set"]
+        );
     }
 
     #[test]

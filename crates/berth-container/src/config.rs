@@ -66,6 +66,13 @@ impl Bundle {
             });
         }
         let mut warnings = container_mount_destinations(&mut spec, &rootfs);
+        if let Some(caps) = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.capabilities().as_ref())
+        {
+            warnings.extend(crate::caps::CapPlan::new(caps).unraisable_ambient());
+        }
         let unknown = unknown_capabilities(&bytes);
         if !unknown.is_empty() {
             warnings.push(format!(

@@ -842,6 +842,34 @@ fn spec_devices_obey_the_device_rules() {
     env.finish();
 }
 
+/// An ambient capability outside the inheritable set cannot be raised:
+/// the others are, and the skipped one is named in a warning.
+#[test]
+fn unraisable_ambient_caps_are_skipped_with_a_warning() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("ambient");
+    let mut b = env.bundle(&["grep", "CapAmb", "/proc/self/status"]);
+    b.edit(|c| {
+        c["process"]["capabilities"]["inheritable"] = json!(["CAP_KILL"]);
+        c["process"]["capabilities"]["ambient"] = json!(["CAP_KILL", "CAP_CHOWN"]);
+    });
+    let (code, out, err) = env.run(&b);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "CapAmb:\t0000000000000020\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "can't raise ambient capability CAP_CHOWN: it is not in the process's permitted and inheritable sets"
+        ),
+        "{err}"
+    );
+    env.finish();
+}
+
 #[test]
 fn time_namespace_with_offsets() {
     if !require_root() {
