@@ -401,7 +401,8 @@ fn exec_process(container: &Container, args: &ExecArgs) -> Result<Process> {
         if berth_container::caps::number(&name).is_none() {
             bail!("--cap {cap:?}: unknown capability");
         }
-        for set in ["bounding", "effective", "permitted", "ambient"] {
+        // Ambient needs inheritable too, or the kernel will not raise it.
+        for set in ["bounding", "effective", "permitted", "inheritable", "ambient"] {
             let list = &mut value["capabilities"][set];
             if !list.is_array() {
                 *list = json!([]);

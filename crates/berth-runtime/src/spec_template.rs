@@ -19,8 +19,7 @@ pub fn default_spec(rootless: bool) -> Value {
             "capabilities": {
                 "bounding": caps,
                 "effective": caps,
-                "permitted": caps,
-                "ambient": caps
+                "permitted": caps
             },
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "noNewPrivileges": true
