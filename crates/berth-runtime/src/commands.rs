@@ -402,7 +402,13 @@ fn exec_process(container: &Container, args: &ExecArgs) -> Result<Process> {
             bail!("--cap {cap:?}: unknown capability");
         }
         // Ambient needs inheritable too, or the kernel will not raise it.
-        for set in ["bounding", "effective", "permitted", "inheritable", "ambient"] {
+        for set in [
+            "bounding",
+            "effective",
+            "permitted",
+            "inheritable",
+            "ambient",
+        ] {
             let list = &mut value["capabilities"][set];
             if !list.is_array() {
                 *list = json!([]);
