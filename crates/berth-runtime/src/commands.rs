@@ -401,15 +401,17 @@ fn exec_process(container: &Container, args: &ExecArgs) -> Result<Process> {
         if berth_container::caps::number(&name).is_none() {
             bail!("--cap {cap:?}: unknown capability");
         }
-        // Ambient needs inheritable too, or the kernel will not raise it.
-        for set in [
-            "bounding",
-            "effective",
-            "permitted",
-            "inheritable",
-            "ambient",
-        ] {
-            let list = &mut value["capabilities"][set];
+        // As runc: the cap goes to bounding, effective and permitted, and
+        // to ambient only when the process has an inheritable set (without
+        // one the kernel cannot raise it; --cap does not add inheritable).
+        let has_inheritable = value["capabilities"]["inheritable"].is_array();
+        let sets: &[&str] = if has_inheritable {
+            &["bounding", "effective", "permitted", "ambient"]
+        } else {
+            &["bounding", "effective", "permitted"]
+        };
+        for set in sets {
+            let list = &mut value["capabilities"][*set];
             if !list.is_array() {
                 *list = json!([]);
             }

@@ -870,6 +870,57 @@ fn unraisable_ambient_caps_are_skipped_with_a_warning() {
     env.finish();
 }
 
+/// `exec --cap` adds to bounding, effective and permitted, and to ambient
+/// only when the process has an inheritable set to raise it from (runc).
+#[test]
+fn exec_cap_adds_ambient_only_with_an_inheritable_set() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("execcap");
+    let status_line = |out: &str, key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    for (inheritable, want_amb) in [
+        (None, "0000000000000000"),
+        (Some(json!(["CAP_SYSLOG"])), "0000000400000000"),
+    ] {
+        let mut b = env.bundle(&["sleep", "1000"]);
+        b.edit(|c| {
+            if let Some(set) = &inheritable {
+                // (inheritable may not reach beyond the bounding set)
+                c["process"]["capabilities"]["inheritable"] = set.clone();
+                c["process"]["capabilities"]["bounding"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!("CAP_SYSLOG"));
+            }
+        });
+        let id = env.id();
+        env.rt_ok(&["run", "--detach", "--bundle", b.path(), &id]);
+        let out = env.rt_ok(&[
+            "exec",
+            "--cap",
+            "CAP_SYSLOG",
+            &id,
+            "cat",
+            "/proc/self/status",
+        ]);
+        let prm = u64::from_str_radix(&status_line(&out, "CapPrm:"), 16).unwrap();
+        assert_ne!(prm & (1 << 34), 0, "{out}");
+        assert_eq!(
+            status_line(&out, "CapAmb:"),
+            want_amb,
+            "{inheritable:?}: {out}"
+        );
+        env.rt_ok(&["delete", "--force", &id]);
+    }
+    env.finish();
+}
+
 #[test]
 fn time_namespace_with_offsets() {
     if !require_root() {
