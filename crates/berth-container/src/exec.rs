@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
+use crate::affinity::ExecAffinity;
 use crate::container::Container;
 use crate::error::{Error, IoContext, Result};
 use crate::init::{self, InitContext};
@@ -77,7 +78,7 @@ impl Container {
             .as_deref()
             .map(crate::container::connect_unix)
             .transpose()?;
-        let affinity = crate::affinity::ExecAffinity::of(&opts.process)?;
+        let affinity = ExecAffinity::of(&opts.process)?;
         let cgroup = self.cgroup_manager()?;
         let (parent_end, child_end) = sync::channel()?;
         let state = self.record.oci_state(Status::Running);
@@ -122,7 +123,6 @@ impl Container {
             e
         };
         // The child waits for Go: pin it before and after it changes cgroup.
-        use crate::affinity::ExecAffinity;
         if let Err(e) = ExecAffinity::apply(affinity.initial.as_ref(), child, "initial") {
             return Err(fail(e, &[child]));
         }

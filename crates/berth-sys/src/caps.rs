@@ -3,11 +3,17 @@
 use crate::{check, process::prctl, Result};
 
 /// The highest capability number this kernel knows.
+/// The kernel's highest capability number, read once per process (it
+/// cannot change while the kernel runs; create and exec ask for it more
+/// than once).
 pub fn last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
+    static LAST_CAP: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *LAST_CAP.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40)
+    })
 }
 
 pub fn drop_bounding(cap: u32) -> Result<()> {

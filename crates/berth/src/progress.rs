@@ -42,7 +42,6 @@ fn render(
 ) -> anyhow::Result<Vec<Value>> {
     let tty = terminal.is_some();
     let width = terminal.unwrap_or(200);
-    let now = crate::units::now();
     let mut ids: HashMap<String, usize> = HashMap::new();
     let mut aux = Vec::new();
     let mut failure: Option<String> = None;
@@ -69,7 +68,7 @@ fn render(
         let progress = m
             .get("progressDetail")
             .filter(|p| p.is_object())
-            .map(|p| Progress::from_json(p, now));
+            .map(|p| Progress::from_json(p, crate::units::now()));
         let mut diff = 0;
         if !id.is_empty() && (progress.is_some() || !progress_message.is_empty()) {
             let n = ids.len();

@@ -175,6 +175,13 @@ impl TestEnv {
     }
 
     /// The status field of `state ID`.
+    /// The host pid of container `id`'s init, from `state`.
+    pub fn init_pid(&self, id: &str) -> i32 {
+        let v: Value =
+            serde_json::from_str(&self.rt_ok(&["state", id])).expect("state prints JSON");
+        v["pid"].as_i64().expect("state has a pid") as i32
+    }
+
     pub fn status(&self, id: &str) -> String {
         let out = self.rt_ok(&["state", id]);
         let v: Value = serde_json::from_str(&out).expect("state prints JSON");

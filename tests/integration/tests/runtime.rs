@@ -290,8 +290,7 @@ fn user_namespace_maps_root_to_an_unprivileged_host_id() {
     });
     let id = env.id();
     env.rt_ok(&["run", "--detach", "--bundle", b.path(), &id]);
-    let state: serde_json::Value = serde_json::from_str(&env.rt_ok(&["state", &id])).unwrap();
-    let pid = state["pid"].as_i64().unwrap();
+    let pid = env.init_pid(&id);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(
@@ -440,8 +439,7 @@ fn namespaces_are_joined_by_path() {
     first.edit(|c| c["hostname"] = json!("shared-uts"));
     let id = env.id();
     env.rt_ok(&["run", "--detach", "--bundle", first.path(), &id]);
-    let state: serde_json::Value = serde_json::from_str(&env.rt_ok(&["state", &id])).unwrap();
-    let pid = state["pid"].as_i64().unwrap();
+    let pid = env.init_pid(&id);
     let mut second = env.bundle(&[
         "sh",
         "-c",
@@ -678,10 +676,7 @@ fn kill_reaches_the_processes_an_init_in_the_host_pidns_left() {
     });
     let id = env.id();
     env.rt_ok(&["run", "--detach", "--bundle", b.path(), &id]);
-    let init: i32 = serde_json::from_str::<serde_json::Value>(&env.rt_ok(&["state", &id])).unwrap()
-        ["pid"]
-        .as_i64()
-        .unwrap() as i32;
+    let init = env.init_pid(&id);
     let left = exec_detached_sleep(&env, &id);
     // Dead means gone or a zombie (this machine's pid 1 may not reap).
     let dead = |pid: i32| {
@@ -1052,7 +1047,7 @@ fn idmap_maps_an_rbinds_submounts_only_with_ridmap() {
     });
     let owner_id = env.id();
     env.rt_ok(&["run", "--detach", "--bundle", owner.path(), &owner_id]);
-    let state: serde_json::Value = serde_json::from_str(&env.rt_ok(&["state", &owner_id])).unwrap();
+    let owner_pid = env.init_pid(&owner_id);
     let mut b = env.bundle(&[
         "stat",
         "-c",
@@ -1064,7 +1059,7 @@ fn idmap_maps_an_rbinds_submounts_only_with_ridmap() {
         c["linux"]["namespaces"]
             .as_array_mut()
             .unwrap()
-            .push(json!({"type": "user", "path": format!("/proc/{}/ns/user", state["pid"])}));
+            .push(json!({"type": "user", "path": format!("/proc/{owner_pid}/ns/user")}));
         c["mounts"].as_array_mut().unwrap().push(json!({
             "source": source, "destination": "/tmp/m", "options": ["rbind", "idmap"]
         }))
