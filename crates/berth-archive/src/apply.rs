@@ -76,7 +76,9 @@ pub struct ApplyOptions {
     /// Which opaque xattr to write.
     pub opaque_xattr: OpaqueXattr,
     /// `syncfs` the destination before returning, so a rename that commits
-    /// the layer cannot survive a crash that loses its contents.
+    /// the layer cannot survive a crash that loses its contents. Large
+    /// files are then queued for writeback as soon as they are written, so
+    /// the disk works while the rest of the layer is unpacked.
     pub sync: bool,
     /// Every entry (and every directory created implicitly) owned by these
     /// ids instead of the archive's: what is created is never chowned to

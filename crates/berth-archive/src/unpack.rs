@@ -39,6 +39,11 @@ use crate::root::{LayerRoot, S_ISGID};
 /// old docker layers contain and which are skipped.
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 
+/// Files at least this large are queued for writeback once written (when
+/// the layer is to be synced): the final syncfs then waits for little more
+/// than the small files and the metadata.
+const EARLY_WRITEBACK_SIZE: u64 = 128 << 10;
+
 /// What the parsing thread sends.
 pub(crate) enum Msg {
     /// An entry, with the first chunk of its data (regular files) and
@@ -370,6 +375,10 @@ impl Unpacker {
                 source,
             })
         })?;
+        if self.sync && entry.size >= EARLY_WRITEBACK_SIZE {
+            // A hint: if the kernel refuses it, the final syncfs still does the work.
+            let _ = berth_sys::writeback::start(file.as_fd(), 0, 0);
+        }
         if owner != creator || parent_setgid {
             ctx(
                 entry,

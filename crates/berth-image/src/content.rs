@@ -17,6 +17,7 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -312,6 +313,7 @@ impl ContentStore {
             digester,
             offset,
             limit: None,
+            written_back: offset,
         })
     }
 
@@ -511,7 +513,14 @@ pub struct Writer {
     digester: Digester,
     offset: u64,
     limit: Option<u64>,
+    /// Where the last early writeback ended (see [`WRITEBACK_STEP`]).
+    written_back: u64,
 }
+
+/// Every this many bytes, a writer queues what it wrote for writeback
+/// (berth_sys::writeback), so that the fsync of `commit` waits for the
+/// last step only, not for a whole layer written at the end.
+const WRITEBACK_STEP: u64 = 8 << 20;
 
 impl Writer {
     pub fn reference(&self) -> &str {
@@ -543,6 +552,7 @@ impl Writer {
             .map_err(io_err("seek", &data))?;
         self.digester = Digester::new(Algorithm::Sha256);
         self.offset = 0;
+        self.written_back = 0;
         Ok(())
     }
 
@@ -645,6 +655,15 @@ impl Write for Writer {
         let n = self.file.write(buf)?;
         self.digester.update(&buf[..n]);
         self.offset += n as u64;
+        if self.offset - self.written_back >= WRITEBACK_STEP {
+            // A hint: if the kernel refuses it, the fsync still does the work.
+            let _ = berth_sys::writeback::start(
+                self.file.as_fd(),
+                self.written_back,
+                self.offset - self.written_back,
+            );
+            self.written_back = self.offset;
+        }
         Ok(n)
     }
 

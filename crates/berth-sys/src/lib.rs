@@ -8,10 +8,12 @@ pub mod activation;
 pub mod bpf;
 pub mod caps;
 pub mod ids;
+pub mod malloc;
 pub mod mount;
 pub mod process;
 pub mod seccomp;
 pub mod signalfd;
+pub mod writeback;
 
 pub use std::io::Result;
 
