@@ -17,6 +17,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tracing_subscriber::{reload, EnvFilter};
 
+mod idle;
+
 #[derive(Debug, Parser, Clone)]
 #[command(
     name = "berthd",
@@ -315,6 +317,10 @@ fn activated_listeners(
 
 fn main() -> std::process::ExitCode {
     let flags = Flags::parse();
+    // Before any thread exists: two arenas serve two workers and the
+    // blocking pool with little contention, and cap what freed memory
+    // the arenas can hold between bursts (see `idle`).
+    berth_sys::malloc::limit_arenas(2);
     // Before any thread exists: claiming the descriptors edits the
     // environment.
     let activated = match berth_sys::activation::take_listen_fds() {
@@ -403,7 +409,8 @@ async fn serve(
             return Err(e);
         }
     };
-    let app = berth_daemon::http::router(engine.clone());
+    let app = idle::noting_requests(berth_daemon::http::router(engine.clone()));
+    idle::schedule_trim();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = Vec::new();
     for listener in listeners {
