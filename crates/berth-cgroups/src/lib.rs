@@ -31,7 +31,7 @@ pub mod stats;
 mod v1;
 mod v2;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxResources;
 
@@ -75,11 +75,24 @@ pub trait CgroupManager: Send + Sync {
     fn kill_all(&self) -> Result<(), Error>;
     /// How many times the kernel's OOM killer killed a process in here.
     fn oom_kill_count(&self) -> Result<u64, Error>;
+    /// The file [`read_oom_kill_count`] reads for this cgroup, for a
+    /// supervisor that asks once per exit and should not build a manager
+    /// for it; `None` without a memory controller.
+    fn oom_kill_file(&self) -> Option<PathBuf>;
     /// The cgroup2 directory to clone into (CLONE_INTO_CGROUP), only on a
     /// pure v2 host where that single directory is the whole cgroup.
     fn v2_dir(&self) -> Option<PathBuf>;
     /// Every directory this cgroup occupies (for diagnostics and leak checks).
     fn paths(&self) -> Vec<PathBuf>;
+}
+
+/// The OOM-kill count in `file` (a cgroup's memory.oom_control on v1,
+/// memory.events on v2: see [`CgroupManager::oom_kill_file`]).
+pub fn read_oom_kill_count(file: &Path) -> Result<u64, Error> {
+    Ok(fsutil::read_flat_keyed(file)?
+        .get("oom_kill")
+        .copied()
+        .unwrap_or(0))
 }
 
 /// The manager for a container's cgroup. `cgroups_path` is the spec's

@@ -781,6 +781,12 @@ impl Container {
             .map_err(|e| Error::Cgroup(e.to_string()))
     }
 
+    /// The file that holds the OOM-kill count (berth_cgroups::read_oom_kill_count
+    /// reads it), for a supervisor that asks without loading the container.
+    pub fn oom_kill_file(&self) -> Result<Option<std::path::PathBuf>> {
+        Ok(self.cgroup()?.oom_kill_file())
+    }
+
     /// Applies new resource limits and records them.
     pub fn update(&mut self, resources: &LinuxResources) -> Result<()> {
         if self.status() == Status::Stopped {

@@ -22,6 +22,9 @@ pub enum Backend {
     Embedded {
         runtime: Runtime,
         id: String,
+        /// Where the cgroup's OOM-kill count is read at each exit, without
+        /// a helper (None: ask a helper).
+        oom_file: Option<PathBuf>,
     },
     External {
         runtime: PathBuf,
@@ -89,12 +92,14 @@ impl Backend {
                         .create_bundle(&bundle, &opts)
                         .map_err(container_err(&cfg.id))
                         .map_err(|e| e.start_failure(&program))?;
-                    Ok((c.record.pid, c.oom_kill_count().unwrap_or(0)))
+                    let oom_file = c.oom_kill_file().ok().flatten();
+                    Ok((c.record.pid, c.oom_kill_count().unwrap_or(0), oom_file))
                 });
-                let (pid, oom_base) = created?;
+                let (pid, oom_base, oom_file) = created?;
                 let b = Backend::Embedded {
                     runtime,
                     id: cfg.id.clone(),
+                    oom_file,
                 };
                 Ok((b, Created { pid, oom_base }))
             }
@@ -137,7 +142,7 @@ impl Backend {
     where
         T: serde::Serialize + serde::de::DeserializeOwned,
     {
-        let Backend::Embedded { runtime, id } = self else {
+        let Backend::Embedded { runtime, id, .. } = self else {
             unreachable!("only for the embedded runtime")
         };
         helper::run(|| {
@@ -296,6 +301,11 @@ impl Backend {
     /// The cgroup's OOM-kill count (0 when the backend cannot tell).
     pub fn oom_kill_count(&self) -> u64 {
         match self {
+            // One small file read: no helper after every exit.
+            Backend::Embedded {
+                oom_file: Some(file),
+                ..
+            } => berth_cgroups::read_oom_kill_count(file).unwrap_or(0),
             Backend::Embedded { .. } => self.embedded(|c| c.oom_kill_count()).unwrap_or(0),
             Backend::External { .. } => 0,
         }

@@ -319,6 +319,46 @@ fn a_signal_exit_is_128_plus_the_signal() {
     t.finish();
 }
 
+#[test]
+fn an_oom_kill_is_recorded_and_a_plain_sigkill_is_not() {
+    if !require_root() {
+        return;
+    }
+    let mut t = ShimTest::new("shim-oom");
+    // `tail /dev/zero` buffers an endless line: it allocates until killed.
+    let mut bundle = t.bundle(&["tail", "/dev/zero"]);
+    bundle.edit(|c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
+    });
+    let shim = t.spawn(&bundle, &ShimOpts::default());
+    let mut c = shim.client();
+    c.start().unwrap();
+    let exit = c.wait().unwrap();
+    assert_eq!(
+        (exit.code, exit.signal, exit.oom_killed),
+        (137, Some(9), true)
+    );
+    assert_eq!(read_exit_record(&shim.socket).unwrap(), Some(exit.clone()));
+    assert_eq!(c.delete(false).unwrap(), Some(exit));
+
+    // The same limit, killed by hand: SIGKILL, but no OOM kill.
+    let mut quiet = t.bundle(&["sleep", "1000"]);
+    quiet.edit(|c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
+    });
+    let shim = t.spawn(&quiet, &ShimOpts::default());
+    let mut c = shim.client();
+    c.start().unwrap();
+    c.kill(9, false).unwrap();
+    let exit = c.wait().unwrap();
+    assert_eq!(
+        (exit.code, exit.signal, exit.oom_killed),
+        (137, Some(9), false)
+    );
+    c.delete(false).unwrap();
+    t.finish();
+}
+
 // 3. Output: attach and the json-file log.
 
 #[test]

@@ -308,8 +308,11 @@ impl CgroupManager for V1Manager {
                 path: dir.to_path_buf(),
             });
         }
-        let st = fsutil::read_flat_keyed(&dir.join("memory.oom_control"))?;
-        Ok(st.get("oom_kill").copied().unwrap_or(0))
+        crate::read_oom_kill_count(&dir.join("memory.oom_control"))
+    }
+
+    fn oom_kill_file(&self) -> Option<PathBuf> {
+        self.dir("memory").map(|d| d.join("memory.oom_control"))
     }
 
     fn v2_dir(&self) -> Option<PathBuf> {

@@ -249,4 +249,8 @@ impl CgroupManager for V2Manager {
     fn paths(&self) -> Vec<PathBuf> {
         vec![self.cg.dir.clone()]
     }
+
+    fn oom_kill_file(&self) -> Option<PathBuf> {
+        Some(self.cg.dir.join("memory.events"))
+    }
 }
