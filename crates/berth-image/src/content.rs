@@ -754,6 +754,29 @@ mod tests {
     }
 
     #[test]
+    fn a_blob_written_in_writeback_steps_and_resumed_reads_back_whole() {
+        // Five writeback steps and a tail, and a writer reopened half-way
+        // (a resumed download), whose steps go on from its offset.
+        let (_t, s) = store();
+        let step = WRITEBACK_STEP as usize;
+        let data: Vec<u8> = (0..5 * step + 12345).map(|i| (i * 7 % 251) as u8).collect();
+        let mut w = s.writer("pull-big").unwrap();
+        for chunk in data[..2 * step + 99].chunks(1 << 20) {
+            w.write_all(chunk).unwrap();
+        }
+        drop(w);
+        let mut w = s.writer("pull-big").unwrap();
+        assert_eq!(w.offset(), 2 * step as u64 + 99);
+        for chunk in data[2 * step + 99..].chunks(1 << 20) {
+            w.write_all(chunk).unwrap();
+        }
+        let digest = Digest::sha256_of(&data);
+        let c = w.commit(Some(data.len() as u64), Some(&digest)).unwrap();
+        assert_eq!(c.digest, digest);
+        assert_eq!(std::fs::read(s.blob_path(&digest)).unwrap(), data);
+    }
+
+    #[test]
     fn a_digest_mismatch_stores_nothing_and_names_both_digests() {
         let (_t, s) = store();
         let wrong = Digest::sha256_of(b"other");
