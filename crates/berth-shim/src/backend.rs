@@ -23,7 +23,7 @@ pub enum Backend {
         runtime: Runtime,
         id: String,
         /// Where the cgroup's OOM-kill count is read at each exit, without
-        /// a helper (None: ask a helper).
+        /// a helper (None: no memory controller, so no count).
         oom_file: Option<PathBuf>,
     },
     External {
@@ -93,7 +93,8 @@ impl Backend {
                         .map_err(container_err(&cfg.id))
                         .map_err(|e| e.start_failure(&program))?;
                     let oom_file = c.oom_kill_file().ok().flatten();
-                    Ok((c.record.pid, c.oom_kill_count().unwrap_or(0), oom_file))
+                    let oom_base = oom_count(oom_file.as_deref());
+                    Ok((c.record.pid, oom_base, oom_file))
                 });
                 let (pid, oom_base, oom_file) = created?;
                 let b = Backend::Embedded {
@@ -302,11 +303,7 @@ impl Backend {
     pub fn oom_kill_count(&self) -> u64 {
         match self {
             // One small file read: no helper after every exit.
-            Backend::Embedded {
-                oom_file: Some(file),
-                ..
-            } => berth_cgroups::read_oom_kill_count(file).unwrap_or(0),
-            Backend::Embedded { .. } => self.embedded(|c| c.oom_kill_count()).unwrap_or(0),
+            Backend::Embedded { oom_file, .. } => oom_count(oom_file.as_deref()),
             Backend::External { .. } => 0,
         }
     }
@@ -409,6 +406,13 @@ impl Backend {
         let _ = std::fs::remove_dir_all(root.join(".seccomp-cache"));
         let _ = std::fs::remove_dir(root);
     }
+}
+
+/// The OOM-kill count in `file` (0 without a memory controller or once
+/// the cgroup is gone).
+fn oom_count(file: Option<&Path>) -> u64 {
+    file.and_then(|f| berth_cgroups::read_oom_kill_count(f).ok())
+        .unwrap_or(0)
 }
 
 /// The cgroup of `pid` as /proc/PID/cgroup names it (the pids or memory

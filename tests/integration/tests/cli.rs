@@ -468,24 +468,18 @@ fn run_and_exec(c: &mut Clients) {
     // docker's own update first, to other values: the daemon's warnings,
     // which depend on the host (as "IPv4 forwarding is disabled"), follow
     // the name in both outputs; berth's values are the ones that stay.
-    let update = [
-        "update",
-        "--memory",
-        "32m",
-        "--memory-swap",
-        "64m",
-        "g-detached",
-    ];
-    let d = c.docker(&update);
-    let update = [
-        "update",
-        "--memory",
-        "64m",
-        "--memory-swap",
-        "128m",
-        "g-detached",
-    ];
-    let b = c.berth(&update);
+    let update = |memory, swap| {
+        [
+            "update",
+            "--memory",
+            memory,
+            "--memory-swap",
+            swap,
+            "g-detached",
+        ]
+    };
+    let d = c.docker(&update("32m", "64m"));
+    let b = c.berth(&update("64m", "128m"));
     let seen = c.docker(&["inspect", "-f", "{{.HostConfig.Memory}}", "g-detached"]);
     if b.code != 0
         || !b.stdout.starts_with("g-detached\n")

@@ -326,10 +326,14 @@ fn an_oom_kill_is_recorded_and_a_plain_sigkill_is_not() {
     }
     let mut t = ShimTest::new("shim-oom");
     // `tail /dev/zero` buffers an endless line: it allocates until killed.
-    let mut bundle = t.bundle(&["tail", "/dev/zero"]);
-    bundle.edit(|c| {
-        c["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
-    });
+    let limited = |t: &ShimTest, args: &[&str]| {
+        let mut bundle = t.bundle(args);
+        bundle.edit(|c| {
+            c["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
+        });
+        bundle
+    };
+    let bundle = limited(&t, &["tail", "/dev/zero"]);
     let shim = t.spawn(&bundle, &ShimOpts::default());
     let mut c = shim.client();
     c.start().unwrap();
@@ -342,10 +346,7 @@ fn an_oom_kill_is_recorded_and_a_plain_sigkill_is_not() {
     assert_eq!(c.delete(false).unwrap(), Some(exit));
 
     // The same limit, killed by hand: SIGKILL, but no OOM kill.
-    let mut quiet = t.bundle(&["sleep", "1000"]);
-    quiet.edit(|c| {
-        c["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
-    });
+    let quiet = limited(&t, &["sleep", "1000"]);
     let shim = t.spawn(&quiet, &ShimOpts::default());
     let mut c = shim.client();
     c.start().unwrap();
