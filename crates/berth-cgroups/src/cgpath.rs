@@ -98,7 +98,7 @@ pub(crate) fn parse(cgroups_path: Option<&str>, container_id: &str) -> Result<Cg
 
 /// `own` (a path in the hierarchy) as a directory under `mount_point`, given
 /// that the hierarchy directory `mount_root` is what is mounted there.
-fn own_dir(mount_point: &Path, mount_root: &Path, own: &Path) -> Result<PathBuf, Error> {
+pub(crate) fn own_dir(mount_point: &Path, mount_root: &Path, own: &Path) -> Result<PathBuf, Error> {
     let inner = own
         .strip_prefix(mount_root)
         .map_err(|_| Error::InvalidPath {

@@ -26,6 +26,7 @@ mod hugetlb;
 mod kill;
 mod layout;
 mod plan;
+mod prime;
 mod procfs;
 pub mod stats;
 mod v1;
@@ -38,6 +39,7 @@ use oci_spec::runtime::LinuxResources;
 pub use cgpath::DEFAULT_PARENT;
 pub use error::Error;
 pub use layout::{detect, Layout, UnifiedHierarchy, V1Hierarchy};
+pub use prime::MigrationPrimer;
 pub use stats::Stats;
 
 /// What the freezer reports for a cgroup.

@@ -1144,3 +1144,33 @@ fn a_limit_below_usage_is_refused_with_the_reason() {
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     }
 }
+
+#[test]
+fn the_migration_primer_moves_nothing() {
+    for b in backends() {
+        let primer = berth_cgroups::MigrationPrimer::new(&b.layout);
+        if b.layout.v1_hierarchies().is_empty() {
+            assert!(
+                primer.is_none(),
+                "[{}] a pure v2 layout needs no primer",
+                b.name
+            );
+            continue;
+        }
+        let primer = primer.unwrap_or_else(|| panic!("[{}] no primer as root", b.name));
+        let before = read(Path::new("/proc/self/cgroup"));
+        let started = Instant::now();
+        primer
+            .prime()
+            .unwrap_or_else(|e| panic!("[{}] priming: {e}", b.name));
+        let cold = started.elapsed();
+        assert_eq!(
+            read(Path::new("/proc/self/cgroup")),
+            before,
+            "[{}] priming moved this process",
+            b.name
+        );
+        // Not asserted (timing): how long the kernel's lock took to warm.
+        eprintln!("[{}] primed in {cold:?}", b.name);
+    }
+}

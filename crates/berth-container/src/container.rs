@@ -98,6 +98,12 @@ impl Runtime {
             .map(|p| p.to_string_lossy().into_owned());
         let cgroup = berth_cgroups::manager(&layout, cgroups_path.as_deref(), &opts.id)
             .map_err(|e| Error::Cgroup(e.to_string()))?;
+        // Until the init's migration into the cgroup, which then finds the
+        // kernel's migration lock warm: reaped when create returns.
+        let _warmup = match cgroup.v2_dir() {
+            None => CgroupWarmup::start(&layout),
+            Some(_) => None, // cloned straight into the cgroup: no migration
+        };
         // Validate everything we can before anything exists on disk.
         let plan = Plan::new(self, bundle, opts)?;
         // A duplicate id is the clearer error; create_dir below still
@@ -152,6 +158,40 @@ impl Runtime {
             record,
             root: self.root.clone(),
         })
+    }
+}
+
+/// A child forked to warm the kernel's cgroup migration lock (see
+/// [`berth_cgroups::MigrationPrimer`]): its grace-period wait overlaps the
+/// config checks and cgroup creation that precede the init's migration.
+/// A process, not a thread, because the runtime forks its init with clone3
+/// and must stay single-threaded.
+struct CgroupWarmup {
+    child: rustix::process::Pid,
+}
+
+impl CgroupWarmup {
+    fn start(layout: &berth_cgroups::Layout) -> Option<CgroupWarmup> {
+        let primer = berth_cgroups::MigrationPrimer::new(layout)?;
+        match berth_sys::process::clone3(berth_sys::process::CloneArgs::default()) {
+            Ok(berth_sys::process::Forked::Child) => {
+                let code = if primer.prime().is_ok() { 0 } else { 1 };
+                berth_sys::process::exit_now(code)
+            }
+            Ok(berth_sys::process::Forked::Parent { child }) => {
+                rustix::process::Pid::from_raw(child).map(|child| CgroupWarmup { child })
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "forking the cgroup warm-up");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for CgroupWarmup {
+    fn drop(&mut self) {
+        let _ = rustix::process::waitpid(Some(self.child), rustix::process::WaitOptions::empty());
     }
 }
 

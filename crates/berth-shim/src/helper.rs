@@ -59,7 +59,15 @@ pub fn run<T: Serialize + DeserializeOwned>(f: impl FnOnce() -> Result<T>) -> Re
             drop(w);
             let pid = rustix::process::Pid::from_raw(child).expect("a child's pid is positive");
             let msg = read_reply(&r, pid);
-            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+            // Once it has answered, the helper's exit (unmapping the
+            // runtime's heap, most of a millisecond) need not hold the
+            // supervisor: the SIGCHLD sweep reaps it, as an unknown child.
+            // One that failed to answer is gone or going: wait for it.
+            let wait = match msg {
+                Ok(_) => rustix::process::WaitOptions::NOHANG,
+                Err(_) => rustix::process::WaitOptions::empty(),
+            };
+            let _ = rustix::process::waitpid(Some(pid), wait);
             let msg = msg?;
             match serde_json::from_slice::<Reply<T>>(&msg) {
                 Ok(Reply::Ok(v)) => Ok(v),
