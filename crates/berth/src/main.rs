@@ -97,7 +97,8 @@ fn is_true(v: &str) -> bool {
 fn pflag_bools(cmd: clap::Command, args: Vec<OsString>) -> Result<Vec<OsString>, String> {
     // Not `cmd.build()` (it costs start-up time on every call): the derive
     // sets switches' actions itself, and the globals are looked up at the
-    // root.
+    // root. Subcommands' flags are deferred (cli.rs): each one the words
+    // enter is built on its own.
     let globals: Vec<&clap::Arg> = cmd.get_arguments().filter(|a| a.is_global_set()).collect();
     let switch = |a: &clap::Arg| matches!(a.get_action(), clap::ArgAction::SetTrue);
     let needs_value = |a: &clap::Arg| {
@@ -107,12 +108,13 @@ fn pflag_bools(cmd: clap::Command, args: Vec<OsString>) -> Result<Vec<OsString>,
     let trailing = |c: &clap::Command| {
         c.is_trailing_var_arg_set() || c.get_arguments().any(|a| a.is_trailing_var_arg_set())
     };
-    let mut cur = &cmd;
+    let mut entered: Option<clap::Command> = None;
     let mut out = Vec::with_capacity(args.len());
     let mut it = args.into_iter();
     out.extend(it.next());
     let mut verbatim = false;
     while let Some(tok) = it.next() {
+        let cur = entered.as_ref().unwrap_or(&cmd);
         let Some(t) = tok.to_str().filter(|_| !verbatim).map(str::to_string) else {
             out.push(tok);
             continue;
@@ -230,7 +232,9 @@ fn pflag_bools(cmd: clap::Command, args: Vec<OsString>) -> Result<Vec<OsString>,
             None => {
                 out.push(tok);
                 if let Some(sub) = cur.find_subcommand(&t) {
-                    cur = sub;
+                    let mut sub = sub.clone();
+                    sub.build();
+                    entered = Some(sub);
                 } else if trailing(cur) {
                     // `run IMAGE CMD...`: the rest is the container's.
                     verbatim = true;

@@ -15,6 +15,7 @@ use crate::system::filters_json;
 use crate::Ctx;
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum NetworkCmd {
     /// Create a network
     Create(CreateArgs),

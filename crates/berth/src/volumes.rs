@@ -15,6 +15,7 @@ use crate::units::human_size;
 use crate::Ctx;
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum VolumeCmd {
     /// Create a volume
     Create(CreateArgs),
