@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -94,9 +94,11 @@ impl<'a> Target<'a> {
 
 struct Shared {
     config: RegistryConfig,
-    http: reqwest::Client,
+    /// Built on first use: each client loads and parses the system's CA
+    /// certificates, memory a daemon that never pulls should not hold.
+    http: OnceLock<reqwest::Client>,
     /// For insecure registries served over TLS with a certificate berth cannot verify.
-    http_skip_verify: reqwest::Client,
+    http_skip_verify: OnceLock<reqwest::Client>,
     endpoints: Mutex<HashMap<String, Endpoint>>,
     auth: AuthState,
     /// Credentials read from the config file (or its helpers), by host, with
@@ -125,25 +127,9 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     pub fn new(config: RegistryConfig) -> Result<Self, RegistryError> {
-        let agent = config
-            .user_agent
-            .clone()
-            .unwrap_or_else(|| format!("berth/{}", env!("CARGO_PKG_VERSION")));
-        let build = |skip_verify: bool| {
-            reqwest::Client::builder()
-                .user_agent(agent.clone())
-                .connect_timeout(CONNECT_TIMEOUT)
-                .read_timeout(READ_TIMEOUT)
-                .danger_accept_invalid_certs(skip_verify)
-                .build()
-                .map_err(|e| RegistryError::Unreachable {
-                    registry: String::from("(any)"),
-                    message: format!("cannot set up the HTTP client: {e}"),
-                })
-        };
         let shared = Shared {
-            http: build(false)?,
-            http_skip_verify: build(true)?,
+            http: OnceLock::new(),
+            http_skip_verify: OnceLock::new(),
             config,
             endpoints: Mutex::new(HashMap::new()),
             auth: AuthState::default(),
@@ -180,16 +166,37 @@ impl Client {
         self.shared.auth.mode(host).await
     }
 
-    pub(crate) fn http_for(&self, ep: &Endpoint) -> &reqwest::Client {
+    pub(crate) fn http_for(&self, ep: &Endpoint) -> Result<&reqwest::Client, RegistryError> {
         self.http(ep)
     }
 
-    fn http(&self, ep: &Endpoint) -> &reqwest::Client {
-        if ep.skip_verify {
+    fn http(&self, ep: &Endpoint) -> Result<&reqwest::Client, RegistryError> {
+        let cell = if ep.skip_verify {
             &self.shared.http_skip_verify
         } else {
             &self.shared.http
+        };
+        if let Some(c) = cell.get() {
+            return Ok(c);
         }
+        let agent = self
+            .shared
+            .config
+            .user_agent
+            .clone()
+            .unwrap_or_else(|| format!("berth/{}", env!("CARGO_PKG_VERSION")));
+        let built = reqwest::Client::builder()
+            .user_agent(agent)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .danger_accept_invalid_certs(ep.skip_verify)
+            .build()
+            .map_err(|e| RegistryError::Unreachable {
+                registry: ep.host.clone(),
+                message: format!("cannot set up the HTTP client: {e}"),
+            })?;
+        // Two first uses at once build two; one is kept.
+        Ok(cell.get_or_init(|| built))
     }
 
     /// Credentials for `host` (an endpoint's host), or `None` for anonymous access.
@@ -374,7 +381,7 @@ impl Client {
         let mut attempt = 0;
         let resp = loop {
             attempt += 1;
-            match self.http(ep).get(url.clone()).send().await {
+            match self.http(ep)?.get(url.clone()).send().await {
                 Ok(r) if is_retryable(r.status()) && attempt < attempts => {
                     tokio::time::sleep(self.retry_policy().delay(attempt)).await
                 }
@@ -494,7 +501,7 @@ impl Client {
                     let body = url::form_urlencoded::Serializer::new(String::new())
                         .extend_pairs(form)
                         .finish();
-                    self.http(ep)
+                    self.http(ep)?
                         .post(url.clone())
                         .header("Content-Type", "application/x-www-form-urlencoded")
                         .body(body)
@@ -520,7 +527,7 @@ impl Client {
                     if url.query() == Some("") {
                         url.set_query(None);
                     }
-                    let mut r = self.http(ep).get(url.clone());
+                    let mut r = self.http(ep)?.get(url.clone());
                     if let Some(c) =
                         creds.filter(|c| !c.username.is_empty() || !c.password.is_empty())
                     {
@@ -585,7 +592,7 @@ impl Client {
         let mut challenge_scope: Option<String> = None;
         loop {
             attempt += 1;
-            let mut req = build(self.http(ep));
+            let mut req = build(self.http(ep)?);
             if let Some(h) = self
                 .authorization(target, ep, challenge_scope.as_deref())
                 .await?

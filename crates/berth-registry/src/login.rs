@@ -29,7 +29,7 @@ impl Client {
             None => Ok(()),
             Some(AuthMode::Basic) => {
                 let resp = self
-                    .http_for(&ep)
+                    .http_for(&ep)?
                     .get(ep.url("v2/"))
                     .header(AUTHORIZATION, auth::basic_header(creds))
                     .send()
