@@ -87,7 +87,7 @@ impl Handle {
 pub struct Containers {
     handles: Mutex<HashMap<String, Arc<Handle>>>,
     execs: Mutex<HashMap<String, ExecRecord>>,
-    /// Started by every container start.
+    /// Set off by every container create and start.
     pub(crate) cgroup_warmup: warmup::CgroupWarmup,
 }
 
