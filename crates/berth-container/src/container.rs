@@ -101,7 +101,7 @@ impl Runtime {
         // Until the init's migration into the cgroup, which then finds the
         // kernel's migration lock warm: reaped when create returns.
         let _warmup = match cgroup.v2_dir() {
-            None => CgroupWarmup::start(&layout),
+            None => WarmupChild::start(&layout),
             Some(_) => None, // cloned straight into the cgroup: no migration
         };
         // Validate everything we can before anything exists on disk.
@@ -166,12 +166,12 @@ impl Runtime {
 /// config checks and cgroup creation that precede the init's migration.
 /// A process, not a thread, because the runtime forks its init with clone3
 /// and must stay single-threaded.
-struct CgroupWarmup {
+struct WarmupChild {
     child: rustix::process::Pid,
 }
 
-impl CgroupWarmup {
-    fn start(layout: &berth_cgroups::Layout) -> Option<CgroupWarmup> {
+impl WarmupChild {
+    fn start(layout: &berth_cgroups::Layout) -> Option<WarmupChild> {
         let primer = berth_cgroups::MigrationPrimer::new(layout)?;
         match berth_sys::process::clone3(berth_sys::process::CloneArgs::default()) {
             Ok(berth_sys::process::Forked::Child) => {
@@ -179,7 +179,7 @@ impl CgroupWarmup {
                 berth_sys::process::exit_now(code)
             }
             Ok(berth_sys::process::Forked::Parent { child }) => {
-                rustix::process::Pid::from_raw(child).map(|child| CgroupWarmup { child })
+                rustix::process::Pid::from_raw(child).map(|child| WarmupChild { child })
             }
             Err(e) => {
                 tracing::debug!(error = %e, "forking the cgroup warm-up");
@@ -189,7 +189,7 @@ impl CgroupWarmup {
     }
 }
 
-impl Drop for CgroupWarmup {
+impl Drop for WarmupChild {
     fn drop(&mut self) {
         let _ = rustix::process::waitpid(Some(self.child), rustix::process::WaitOptions::empty());
     }
