@@ -113,6 +113,19 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Runs `handler` when the process exits normally (returns from main or
+/// calls `exit`), as C's `atexit`: for state held in statics, which Rust
+/// never drops. Fails only when the C library's handler table is full.
+pub fn at_exit(handler: extern "C" fn()) -> Result<()> {
+    // SAFETY: registers a function pointer; the handler takes no arguments.
+    let ret = unsafe { libc::atexit(handler) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("atexit: the handler table is full"))
+    }
+}
+
 /// Joins the namespace behind `fd` (`nstype` is a `CLONE_NEW*` flag or 0).
 pub fn setns(fd: BorrowedFd<'_>, nstype: libc::c_int) -> Result<()> {
     // SAFETY: plain syscall on a valid fd.

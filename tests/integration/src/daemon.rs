@@ -442,9 +442,20 @@ fn cgroup_leaks(parent: &str) -> Vec<String> {
                 leaks.push(format!("cgroup {} remains", c.path().display()));
             }
         }
-        let _ = std::fs::remove_dir(&dir);
     }
+    remove_cgroup_parent(parent);
     leaks
+}
+
+/// Removes a test daemon's cgroup parent from every hierarchy where it is
+/// empty (rmdir fails on one that still holds containers).
+fn remove_cgroup_parent(parent: &str) {
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for h in hierarchies.flatten() {
+        let _ = std::fs::remove_dir(h.path().join(parent.trim_start_matches('/')));
+    }
 }
 
 impl Drop for Berthd {
@@ -455,6 +466,7 @@ impl Drop for Berthd {
             // A test that failed: take down what would outlive it.
             kill_dns_server(&self.exec_root);
             self.net.remove();
+            remove_cgroup_parent(&cgroup_parent_of(self.dir.path()));
         }
     }
 }

@@ -7,17 +7,29 @@ use std::sync::OnceLock;
 /// Where Debian's busybox-static puts its binary.
 pub const BUSYBOX: &str = "/bin/busybox";
 
-/// A shared, read-only busybox rootfs, built once per test process.
-/// Containers use it with `root.readonly: true`; tests that need to
-/// change the rootfs take a private copy with [`private_busybox_rootfs`].
+static SHARED_ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+
+/// A shared, read-only busybox rootfs, built once per test process and
+/// removed when the process exits. Containers use it with
+/// `root.readonly: true`; tests that need to change the rootfs take a
+/// private copy with [`private_busybox_rootfs`].
 pub fn busybox_rootfs() -> &'static Path {
-    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
-    ROOTFS.get_or_init(|| {
+    SHARED_ROOTFS.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("berth-it-rootfs-{}", std::process::id()));
         build_busybox_rootfs(&dir)
             .expect("building the busybox rootfs (is busybox-static installed?)");
+        // A static is never dropped, so the test process removes the
+        // rootfs on its way out: libtest's exit runs atexit handlers.
+        berth_sys::process::at_exit(remove_shared_rootfs)
+            .expect("registering the shared rootfs's removal");
         dir
     })
+}
+
+extern "C" fn remove_shared_rootfs() {
+    if let Some(dir) = SHARED_ROOTFS.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// A writable copy of the busybox rootfs inside `parent`.
