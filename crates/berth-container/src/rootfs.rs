@@ -58,7 +58,15 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Res {
         ));
     set_propagation(Path::new("/"), prop)
         .map_err(errno_ctx("making / private to the container"))?;
-    make_parent_mount_private(plan.rootfs)?;
+    // After a recursive slave, private or unbindable (the default is
+    // rslave) no mount is shared any more: only a shared or non-recursive
+    // rootfsPropagation needs the mount table, which the kernel formats in
+    // full, every mount copied from the host, for each read.
+    let rec = prop.contains(MountFlags::from_bits_retain(libc::MS_REC as _));
+    let shared = prop.contains(MountFlags::from_bits_retain(libc::MS_SHARED as _));
+    if shared || !rec {
+        make_parent_mount_private(plan.rootfs)?;
+    }
     rustix::mount::mount_bind_recursive(plan.rootfs, plan.rootfs).map_err(errno_ctx(format!(
         "bind-mounting the rootfs {:?}",
         plan.rootfs

@@ -73,6 +73,10 @@ impl Backend {
         match &cfg.runtime {
             None => {
                 let runtime = Runtime::new(&root);
+                // Here, not in the helper: the cgroup mounts it reads are
+                // then known to every later helper (start, delete) too. A
+                // failure shows again, in create's own error.
+                let _ = berth_cgroups::detect();
                 let created = helper::run(|| {
                     let bundle = berth_container::config::Bundle::load(&cfg.bundle)
                         .map_err(container_err(&cfg.id))?;

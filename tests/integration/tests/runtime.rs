@@ -1522,3 +1522,53 @@ fn time_offsets_apply_in_a_user_namespace() {
     );
     env.finish();
 }
+
+#[test]
+fn rootfs_propagation_applies_under_a_shared_parent_mount() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("propagation");
+    // pivot_root refuses a new root whose parent mount is shared: the
+    // runtime must cut the rootfs off a shared parent, whether by the
+    // default recursive slave or, for a shared or non-recursive
+    // rootfsPropagation, by making that parent private in its namespace.
+    let parent = env.dir.path().join("shared");
+    std::fs::create_dir(&parent).unwrap();
+    rustix::mount::mount_bind(&parent, &parent).unwrap();
+    rustix::mount::mount_change(&parent, rustix::mount::MountPropagationFlags::SHARED).unwrap();
+    env.watch_path(&parent);
+    let rootfs = berth_integration::fixtures::private_busybox_rootfs(&parent);
+    for (propagation, root_shared) in [
+        (None, false),
+        (Some("rshared"), true),
+        (Some("shared"), true),
+        (Some("private"), false),
+        (Some("rprivate"), false),
+        (Some("rslave"), false),
+    ] {
+        // The root mount's optional fields: "shared:N" when it is shared, "-" when none.
+        let mut b = env.bundle(&["awk", "$5 == \"/\" { print $7 }", "/proc/self/mountinfo"]);
+        b.edit(|c| {
+            c["root"]["path"] = json!(rootfs);
+            match propagation {
+                Some(p) => c["linux"]["rootfsPropagation"] = json!(p),
+                None => {
+                    c["linux"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("rootfsPropagation");
+                }
+            }
+        });
+        let (code, out, err) = env.run(&b);
+        assert_eq!(code, 0, "rootfsPropagation {propagation:?}: {err}");
+        assert_eq!(
+            out.trim().starts_with("shared:"),
+            root_shared,
+            "rootfsPropagation {propagation:?}: the root's optional fields are {out:?}"
+        );
+    }
+    rustix::mount::unmount(&parent, rustix::mount::UnmountFlags::DETACH).unwrap();
+    env.finish();
+}
