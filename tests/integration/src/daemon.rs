@@ -40,6 +40,8 @@ pub struct Berthd {
     /// Passes `--bip` (the default); without it the daemon picks the
     /// bridge's address itself.
     pass_bip: bool,
+    /// Where berthd (and the shim beside it) is run from; None: the build's.
+    bin_dir: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -119,7 +121,19 @@ impl Berthd {
     /// A daemon started with `extra` flags and the busybox image imported
     /// as `bb:1` (CMD sh).
     pub fn with_busybox(extra: &[&str]) -> Berthd {
-        let d = Berthd::start(extra);
+        Berthd::import_busybox(Berthd::start(extra))
+    }
+
+    /// As [`Berthd::with_busybox`], with berthd run from `bin_dir` (a copy
+    /// of the build's binaries that a test may see attacked).
+    pub fn with_busybox_from(bin_dir: &Path) -> Berthd {
+        let mut d = Berthd::unspawned(TestNet::new(), &[], false, true);
+        d.bin_dir = Some(bin_dir.to_path_buf());
+        d.spawn();
+        Berthd::import_busybox(d)
+    }
+
+    fn import_busybox(d: Berthd) -> Berthd {
         let tar = crate::peers::busybox_tar(d.dir.path());
         d.docker_ok(&[
             "import",
@@ -164,6 +178,12 @@ impl Berthd {
     }
 
     fn start_on(net: TestNet, extra: &[&str], activated: bool, pass_bip: bool) -> Berthd {
+        let mut d = Berthd::unspawned(net, extra, activated, pass_bip);
+        d.spawn();
+        d
+    }
+
+    fn unspawned(net: TestNet, extra: &[&str], activated: bool, pass_bip: bool) -> Berthd {
         let dir = tempfile::Builder::new()
             .prefix("berthd-test-")
             .tempdir()
@@ -171,7 +191,7 @@ impl Berthd {
         let socket = dir.path().join("berth.sock");
         let data_root = dir.path().join("data");
         let exec_root = dir.path().join("exec");
-        let mut d = Berthd {
+        Berthd {
             dir,
             socket,
             data_root,
@@ -180,10 +200,9 @@ impl Berthd {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             activated,
             pass_bip,
+            bin_dir: None,
             child: None,
-        };
-        d.spawn();
-        d
+        }
     }
 
     fn spawn(&mut self) {
@@ -193,12 +212,16 @@ impl Berthd {
             .append(true)
             .open(self.dir.path().join("berthd.log"))
             .expect("log file");
+        let berthd = match &self.bin_dir {
+            Some(dir) => dir.join("berthd"),
+            None => berth_binary("berthd"),
+        };
         let (mut cmd, host) = if self.activated {
             let mut c = Command::new(SOCKET_ACTIVATE);
-            c.arg("-l").arg(&self.socket).arg(berth_binary("berthd"));
+            c.arg("-l").arg(&self.socket).arg(&berthd);
             (c, "fd://".to_string())
         } else {
-            let c = Command::new(berth_binary("berthd"));
+            let c = Command::new(&berthd);
             (c, format!("unix://{}", self.socket.display()))
         };
         let child = cmd

@@ -1,7 +1,9 @@
-//! The known container escapes, each tried for real against berth-runtime.
+//! The known container escapes, each tried for real against berth-runtime
+//! (and, where berthd's embedded path differs, against berthd).
 
 use std::io::Read;
 
+use berth_integration::daemon::Berthd;
 use berth_integration::require_root;
 use berth_integration::runtime::TestEnv;
 use serde_json::json;
@@ -159,4 +161,88 @@ fn proc_on_a_symlink_is_refused() {
     assert_eq!(code, 1);
     assert!(err.contains("/proc is a symlink"), "{err}");
     env.finish();
+}
+
+/// CVE-2019-5736 through berthd: the shim embeds the runtime, so a
+/// container's init and an exec'd process run the shim's binary until
+/// their execve. A program whose interpreter is /proc/self/exe would have
+/// the kernel run that binary inside the container, where another process
+/// of the container could hold its /proc/PID/exe and write to it once it
+/// exits. Tried for an entrypoint and an exec, with a watcher in the
+/// container holding any process that is not busybox; the shim (a copy, so
+/// a failure cannot break the build) must be unchanged.
+#[test]
+fn the_shim_binary_cannot_be_overwritten_from_a_container() {
+    if !require_root() {
+        return;
+    }
+    let bins = tempfile::tempdir().unwrap();
+    for name in ["berthd", "berth-shim", "berth-init", "berth-dns"] {
+        let from = berth_integration::runtime::berth_binary(name);
+        std::fs::copy(&from, bins.path().join(name)).unwrap();
+    }
+    let shim = bins.path().join("berth-shim");
+    let before = sha256_file(&shim);
+    let files = tempfile::tempdir().unwrap();
+    let watch = files.path().join("watch.sh");
+    std::fs::write(
+        &watch,
+        r#"while true; do
+  for p in /proc/[0-9]*; do
+    e=$(readlink $p/exe 2>/dev/null) || continue
+    case "$e" in *busybox*|"") continue;; esac
+    exec 3<$p/exe || continue
+    echo "held $e" >> /tmp/log
+    while [ -d $p ]; do :; done
+    sleep 0.2
+    echo pwned > /proc/self/fd/3 && echo wrote >> /tmp/log
+  done
+done
+"#,
+    )
+    .unwrap();
+    let evil = files.path().join("evil");
+    std::fs::write(&evil, "#!/proc/self/exe\n").unwrap();
+    std::fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let evil_mount = format!("{}:/evil:ro", evil.display());
+
+    let d = Berthd::with_busybox_from(bins.path());
+    let watcher = d.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "-v",
+        &format!("{}:/watch.sh:ro", watch.display()),
+        "-v",
+        &evil_mount,
+        "bb:1",
+        "sh",
+        "/watch.sh",
+    ]);
+    let watcher = watcher.trim();
+    // An exec'd program, and an entrypoint, whose interpreter is /proc/self/exe.
+    let exec = d.docker(&["exec", watcher, "/evil"]);
+    assert!(!exec.status.success(), "the exec of /evil succeeded");
+    let run = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &evil_mount,
+        "bb:1",
+        "/evil",
+    ]);
+    assert!(!run.status.success(), "the run of /evil succeeded");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let log = d.docker(&["exec", watcher, "cat", "/tmp/log"]);
+    assert_eq!(
+        sha256_file(&shim),
+        before,
+        "the shim binary was overwritten from inside the container (watcher: {})",
+        String::from_utf8_lossy(&log.stdout)
+    );
+    d.docker_ok(&["rm", "-f", watcher]);
+    d.stop();
 }
