@@ -170,7 +170,9 @@ fn proc_on_a_symlink_is_refused() {
 /// of the container could hold its /proc/PID/exe and write to it once it
 /// exits. Tried for an entrypoint and an exec, with a watcher in the
 /// container holding any process that is not busybox; the shim (a copy, so
-/// a failure cannot break the build) must be unchanged.
+/// a failure cannot break the build) must be unchanged. berthd runs shims
+/// from a read-only copy of their binary, so even a kernel that let the
+/// interpreter through would leave nothing to write.
 #[test]
 fn the_shim_binary_cannot_be_overwritten_from_a_container() {
     if !require_root() {
@@ -221,6 +223,27 @@ done
         "/watch.sh",
     ]);
     let watcher = watcher.trim();
+    // Shims run from a read-only copy, so no link to their file can write it.
+    let exec_root = d.exec_root.as_os_str().as_encoded_bytes().to_vec();
+    let shims: Vec<i32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|p| p.file_name().to_str()?.parse().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            cmdline.starts_with(shim.as_os_str().as_encoded_bytes())
+                && cmdline.windows(exec_root.len()).any(|w| w == exec_root)
+        })
+        .collect();
+    assert!(!shims.is_empty(), "no shim of the watcher found");
+    for pid in shims {
+        let exe = std::path::PathBuf::from(format!("/proc/{pid}/exe"));
+        assert!(
+            berth_sys::exe_copy::on_read_only_mount(&exe),
+            "shim {pid} runs from a writable file: {:?}",
+            std::fs::read_link(&exe)
+        );
+    }
     // An exec'd program, and an entrypoint, whose interpreter is /proc/self/exe.
     let exec = d.docker(&["exec", watcher, "/evil"]);
     assert!(!exec.status.success(), "the exec of /evil succeeded");
@@ -245,4 +268,5 @@ done
     );
     d.docker_ok(&["rm", "-f", watcher]);
     d.stop();
+    berth_sys::exe_copy::remove_copy(&shim);
 }

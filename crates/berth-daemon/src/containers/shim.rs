@@ -9,6 +9,7 @@
 //!   socket address holds; create refuses an id whose prefix is taken.
 
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -109,6 +110,24 @@ pub fn shim_binary() -> Result<PathBuf, ShimError> {
     })
 }
 
+/// The file a shim runs from: a read-only copy of `bin`. The shim embeds
+/// the runtime, so a container's init and exec'd processes run as this
+/// binary until their execve; a container process must not be able to
+/// write to it through /proc/PID/exe (CVE-2019-5736). `bin` itself when
+/// it is on a read-only mount, or when no copy can be made (a warning).
+fn run_from(bin: &Path) -> PathBuf {
+    if berth_sys::exe_copy::on_read_only_mount(bin) {
+        return bin.to_path_buf();
+    }
+    match berth_sys::exe_copy::read_only_copy(bin) {
+        Ok(copy) => copy,
+        Err(e) => {
+            tracing::warn!(binary = %bin.display(), error = %e, "making a read-only copy of the shim; running it from its writable file");
+            bin.to_path_buf()
+        }
+    }
+}
+
 /// What a shim is started with.
 pub struct Launch<'a> {
     pub id: &'a str,
@@ -133,7 +152,9 @@ pub fn launch(l: &Launch) -> Result<ShimClient, ShimError> {
             tracing::warn!(container = l.id, error = %e, "sharing the seccomp cache");
         }
     }
-    let mut cmd = Command::new(bin);
+    let mut cmd = Command::new(run_from(&bin));
+    // Found by its name (`shim_processes`), whichever file it runs from.
+    cmd.arg0(&bin);
     cmd.arg("--id")
         .arg(l.id)
         .arg("--bundle")
