@@ -268,7 +268,10 @@ def main():
     )
     w(
         "- %d containers: `docker run -d --network none busybox sleep 1000000` (berth's CLI "
-        "and podman: the same with their flags) %d times in a row, timed as a whole; 2 s later the driver "
+        "and podman: the same with their flags) %d times in a row, timed as a whole, each engine's "
+        "run after a `sync` and 61 s without removals (this machine's ext4 has no journal, so its "
+        "inode allocator skips the inodes deleted in the last 60 s: starts right after another "
+        "engine's removals paid for them); 2 s later the driver "
         "reads every shim's and container process's PSS (/proc/PID/smaps_rollup), the "
         "daemons' PSS and RSS, and /proc/meminfo, then removes them all (`rm -f`, 10 ids per "
         "call, timed; one call with 50 wedged dockerd for good). Shims are found by command line (berth-shim and conmon naming the "

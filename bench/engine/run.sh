@@ -15,7 +15,8 @@
 # Environment:
 #   ITERATIONS     measured `run --rm` iterations per entry (default 50)
 #   WARMUP         warm-up iterations, run but not recorded (default 3)
-#   ROUNDS         rounds of the 100-container phase (default 3)
+#   ROUNDS         rounds of the 100-container phase (default 3; each engine
+#                  waits 61 s before its run, see driver.py settle_deletions)
 #   COUNT          containers per round (default 100)
 #   SKIP_BUILD=1   use the existing target/release binaries
 #                  (under $CARGO_TARGET_DIR when that is set)
