@@ -51,6 +51,22 @@ pub fn remove_copy(source: &Path) {
     remove_slot(&slot_of(source));
 }
 
+/// Every copy there is: (slot, the path it copies).
+pub fn copies() -> Vec<(PathBuf, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(CACHE_DIR) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let side = entry.path();
+            let slot = PathBuf::from(side.to_str()?.strip_suffix(".src")?);
+            let source = std::fs::read_to_string(&side).ok()?.lines().nth(1)?.into();
+            Some((slot, source))
+        })
+        .collect()
+}
+
 /// The slot of the executable at `source`.
 fn slot_of(source: &Path) -> PathBuf {
     let name = source
@@ -106,7 +122,7 @@ fn refresh_slot(slot: &Path, source: &Path, version: &str) -> std::io::Result<()
     if slot_is_current(slot, version) {
         return Ok(());
     }
-    sweep_stale_slots(dir, slot);
+    sweep_stale_slots(slot);
     while on_read_only_mount(slot) {
         rustix::mount::unmount(slot, rustix::mount::UnmountFlags::DETACH)?;
     }
@@ -133,30 +149,11 @@ fn refresh_slot(slot: &Path, source: &Path, version: &str) -> std::io::Result<()
 /// Removes the slots (mount, copy, sidecar, lock) whose source path no
 /// longer exists: a removed build or install. Best effort; the caller
 /// holds its own slot's lock, so `keep` is skipped.
-fn sweep_stale_slots(dir: &Path, keep: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let side = entry.path();
-        let Some(slot) = side
-            .to_str()
-            .and_then(|s| s.strip_suffix(".src"))
-            .map(PathBuf::from)
-        else {
-            continue;
-        };
-        if slot == keep {
-            continue;
+fn sweep_stale_slots(keep: &Path) {
+    for (slot, source) in copies() {
+        if slot != keep && !source.exists() {
+            remove_slot(&slot);
         }
-        let source_gone = std::fs::read_to_string(&side)
-            .ok()
-            .and_then(|s| s.lines().nth(1).map(PathBuf::from))
-            .is_some_and(|src| !src.exists());
-        if !source_gone {
-            continue;
-        }
-        remove_slot(&slot);
     }
 }
 

@@ -108,40 +108,22 @@ fn comm(pid: i32) -> String {
         .to_string()
 }
 
-/// Where berth-runtime keeps its per-boot read-only copies
-/// (crates/berth-runtime/src/exe_guard.rs, CACHE_DIR).
-const RUNTIME_COPIES: &str = "/run/berth-runtime-exe";
-
-/// Read-only runtime copies made from a binary that lies under `paths`
-/// (a test that runs a copy of berth-runtime gets one of these).
+/// Read-only copies of berth's executables (berth_sys::exe_copy) made from
+/// a binary that lies under `paths` (a test that runs a copy of
+/// berth-runtime or berth-shim gets one of these).
 pub fn runtime_copies_from(paths: &[PathBuf]) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(RUNTIME_COPIES) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "src"))
-        .filter(|src| {
-            let text = std::fs::read_to_string(src).unwrap_or_default();
-            text.lines()
-                .nth(1)
-                .is_some_and(|bin| paths.iter().any(|p| Path::new(bin).starts_with(p)))
-        })
-        .map(|src| src.with_extension(""))
+    berth_sys::exe_copy::copies()
+        .into_iter()
+        .filter(|(_, source)| paths.iter().any(|p| source.starts_with(p)))
+        .map(|(slot, _)| slot)
         .collect()
 }
 
 /// Removes those copies: unmounts each slot and deletes its files.
 pub fn remove_runtime_copies_from(paths: &[PathBuf]) {
-    for slot in runtime_copies_from(paths) {
-        while rustix::mount::unmount(&slot, rustix::mount::UnmountFlags::DETACH).is_ok() {}
-        for ext in ["", "src", "lock"] {
-            let _ = std::fs::remove_file(if ext.is_empty() {
-                slot.clone()
-            } else {
-                slot.with_extension(ext)
-            });
+    for (_, source) in berth_sys::exe_copy::copies() {
+        if paths.iter().any(|p| source.starts_with(p)) {
+            berth_sys::exe_copy::remove_copy(&source);
         }
     }
 }

@@ -17,12 +17,39 @@ pub fn berth_binary(name: &str) -> PathBuf {
         .and_then(|d| d.parent())
         .expect("target/<profile>/deps/<test>");
     let bin = profile_dir.join(name);
+    remove_at_exit_what_runs_leave(profile_dir);
     assert!(
         bin.exists(),
         "{} is not built; run `cargo build -p {name}` (with the same profile) first",
         bin.display()
     );
     bin
+}
+
+static PROFILE_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// What the build's binaries keep between runs by design, removed when
+/// the test process exits (after its last test): the read-only copies of
+/// berth-runtime and berth-shim (berth_sys::exe_copy) made from this
+/// build's directory, and the runtime's default cgroup parent `/berth`
+/// where it is empty. scripts/test fails when anything is left after the
+/// suite.
+fn remove_at_exit_what_runs_leave(profile_dir: &Path) {
+    if PROFILE_DIR.set(profile_dir.to_path_buf()).is_ok() {
+        berth_sys::process::at_exit(remove_what_runs_left)
+            .expect("registering the removal of the build's leftovers");
+    }
+}
+
+extern "C" fn remove_what_runs_left() {
+    if let Some(dir) = PROFILE_DIR.get() {
+        crate::leaks::remove_runtime_copies_from(std::slice::from_ref(dir));
+    }
+    if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
+        for h in hierarchies.flatten() {
+            let _ = std::fs::remove_dir(h.path().join("berth"));
+        }
+    }
 }
 
 /// One test's world: a state root, bundles, and the ids it used. Call
