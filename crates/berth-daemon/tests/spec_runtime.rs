@@ -294,4 +294,17 @@ fn generated_specs_run_under_berth_runtime_and_runc() {
         // The working directory was made inside the rootfs.
         assert!(rootfs.join("work/dir").is_dir());
     }
+    // What the runs keep by design: berth-runtime's read-only copy of
+    // itself and the default cgroup parent (empty now), neither ours to keep.
+    berth_sys::exe_copy::remove_copy(&binary_beside_tests("berth-runtime"));
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(
+            h.path()
+                .join(spec::DEFAULT_CGROUP_PARENT.trim_start_matches('/')),
+        );
+    }
 }

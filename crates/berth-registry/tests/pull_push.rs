@@ -336,11 +336,14 @@ fn run_container(rootfs: &Path, work: &Path, args: &[&str]) -> (i32, String, Str
     cfg["root"]["readonly"] = serde_json::json!(false);
     cfg["process"]["terminal"] = serde_json::json!(false);
     cfg["process"]["args"] = serde_json::json!(args);
+    // A cgroup of its own, not under the runtime's shared default parent,
+    // so nothing of it stays.
+    let id = format!("berth-registry-test-{}", std::process::id());
+    cfg["linux"]["cgroupsPath"] = serde_json::json!(format!("/{id}"));
     fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
     // Output through files: a container's init inherits stdio.
     let stdout = tempfile::NamedTempFile::new().unwrap();
     let stderr = tempfile::NamedTempFile::new().unwrap();
-    let id = format!("berth-registry-test-{}", std::process::id());
     let st = Command::new(&rt)
         .arg("--root")
         .arg(&state)
@@ -360,6 +363,8 @@ fn run_container(rootfs: &Path, work: &Path, args: &[&str]) -> (i32, String, Str
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+    // The runtime's read-only copy of itself (the only test here that runs it).
+    berth_sys::exe_copy::remove_copy(&rt);
     (
         st.code().unwrap_or(-1),
         fs::read_to_string(stdout.path()).unwrap(),
