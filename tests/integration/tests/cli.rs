@@ -929,7 +929,10 @@ fn completion_offers_the_daemons_names() {
             eprintln!("{shell}: {typed:?} and Tab should give {completed:?}");
             tmux.cmd(&["send-keys", "-t", "t", typed, "Tab"]);
             tmux.expect(completed);
-            tmux.cmd(&["send-keys", "-t", "t", "C-c"]);
+            // Clear the line with C-u, an editing key read in order: C-c
+            // is a signal, and the next keys could reach the old line
+            // before the shell handled it (zsh once showed "... compl-target b").
+            tmux.cmd(&["send-keys", "-t", "t", "C-u"]);
         }
     }
     drop(tmux);
