@@ -17,12 +17,12 @@
  * command, so both sides pay the same process start-up.
  *
  * With -g (a second, separately reported floor) it also pays what placing a
- * container in cgroups costs the kernel: it creates each CGROUP_DIR before
- * the clone, writes the child's pid into its cgroup.procs while the child
- * waits on a pipe (as a runtime does when clone3's CLONE_INTO_CGROUP is not
- * available, e.g. on cgroup v1), and removes the directories after the
- * child is reaped. The first migration after a quiet spell is where the
- * kernel waits for an RCU grace period (cgroup_threadgroup_rwsem).
+ * container in cgroups costs the kernel: it creates each CGROUP_DIR and
+ * opens its v1 `tasks` file before the clone, the child writes "0" to each
+ * (moving itself, the cheapest way into a v1 cgroup: the kernel takes no
+ * threadgroup lock for a thread that moves itself, so no RCU grace period
+ * is waited for), and the directories are removed after the child is
+ * reaped.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,10 +38,11 @@
 #include <unistd.h>
 
 static const char *rootfs;
-static int go_pipe[2] = { -1, -1 };
 
 #define MAX_CGROUPS 32
 static const char *cgroups[MAX_CGROUPS];
+/* The child's way into each cgroup, opened before the clone. */
+static int tasks_fds[MAX_CGROUPS];
 static int ncgroups;
 static int unshare_cgroupns;
 
@@ -73,17 +74,12 @@ static void must(int rc, const char *what)
 static int child(void *arg)
 {
 	(void)arg;
-	if (ncgroups) {
-		/* Wait until the parent has put us in every cgroup. */
-		char c;
-		close(go_pipe[1]);
-		if (read(go_pipe[0], &c, 1) != 1)
-			_exit(127);
-		/* As runtimes do: the cgroup namespace is made after the move, so
-		 * its root is the container's own cgroup. */
-		if (unshare_cgroupns)
-			must(unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");
-	}
+	for (int c = 0; c < ncgroups; c++)
+		must(write(tasks_fds[c], "0", 1) == 1 ? 0 : -1, "joining a cgroup through its tasks file");
+	/* As runtimes do: the cgroup namespace is made after the move, so its
+	 * root is the container's own cgroup. */
+	if (unshare_cgroupns)
+		must(unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");
 	/* Without this a shared / would propagate our pivot back to the host. */
 	must(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "make / private");
 	/* pivot_root needs the new root to be a mount point. */
@@ -179,10 +175,15 @@ int main(int argc, char **argv)
 		}
 		inherit_cpuset(cgroups[c]);
 	}
-	if (ncgroups && pipe2(go_pipe, O_CLOEXEC) < 0) {
-		perror("floor: pipe2");
-		remove_cgroups();
-		return 127;
+	for (int c = 0; c < ncgroups; c++) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/tasks", cgroups[c]);
+		tasks_fds[c] = open(path, O_WRONLY | O_CLOEXEC);
+		if (tasks_fds[c] < 0) {
+			fprintf(stderr, "floor: %s: %s\n", path, strerror(errno));
+			remove_cgroups();
+			return 127;
+		}
 	}
 
 	static char stack[64 * 1024] __attribute__((aligned(16)));
@@ -192,28 +193,11 @@ int main(int argc, char **argv)
 		remove_cgroups();
 		return 127;
 	}
-	int rc = 0;
-	if (ncgroups) {
-		char spid[32];
-		snprintf(spid, sizeof spid, "%d", pid);
-		for (int c = 0; c < ncgroups && rc == 0; c++)
-			if (write_file(cgroups[c], "cgroup.procs", spid) < 0) {
-				fprintf(stderr, "floor: %s/cgroup.procs: %s\n", cgroups[c], strerror(errno));
-				rc = 127;
-			}
-		close(go_pipe[0]);
-		/* On failure, closing without a byte makes the child give up. */
-		if (rc == 0 && write(go_pipe[1], "g", 1) != 1)
-			rc = 127;
-		close(go_pipe[1]);
-	}
 	int status;
 	if (waitpid(pid, &status, 0) < 0) {
 		perror("floor: waitpid");
 		return 127;
 	}
 	remove_cgroups();
-	if (rc)
-		return rc;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

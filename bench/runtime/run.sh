@@ -271,8 +271,8 @@ lifecycle ran (runtime commands, their helpers, the container). The
 machine is shared with other builds (see the load average below), which
 stretches wall-clock times; the p10 and CPU ratios show the comparison with
 the least interference. Time a runtime spends waiting on the kernel (as
-for the RCU grace period of a cgroup v1 migration) shows in wall-clock
-time only.
+for the RCU grace period of a cgroup v1 migration by pid) shows in
+wall-clock time only.
 
 $ratios
 
@@ -340,10 +340,11 @@ $versions
 - floor+cgroups: the same, plus what cgroup placement costs the kernel:
   before the clone it creates one cgroup in each of ${#hierarchies[@]} hierarchies
   (${hierarchies[*]}), copying cpuset.cpus/mems where needed;
-  after the clone it writes the child's pid into each cgroup.procs while
-  the child waits on a pipe (v1 has no CLONE_INTO_CGROUP), the child then
-  unshares its cgroup namespace; the cgroups are removed after the child is
-  reaped. This is the floor that any runtime placing containers in cgroups
+  and opens each one's \`tasks\` file; after the clone the child writes \"0\"
+  to each (a thread moving itself: the cheapest way into a v1 cgroup, as
+  the kernel then takes no threadgroup lock and waits for no RCU grace
+  period; v1 has no CLONE_INTO_CGROUP), then unshares its cgroup namespace;
+  the cgroups are removed after the child is reaped. This is the floor that any runtime placing containers in cgroups
   on this machine can approach; the issue's goal is against the bare one.
 - Everything runs inside one \`unshare -m --propagation private\` mount
   namespace in which an empty file is bind-mounted over

@@ -20,13 +20,13 @@
 mod cgpath;
 pub mod convert;
 mod devices;
+mod entry;
 mod error;
 mod fsutil;
 mod hugetlb;
 mod kill;
 mod layout;
 mod plan;
-mod prime;
 mod procfs;
 pub mod stats;
 mod v1;
@@ -37,9 +37,9 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::LinuxResources;
 
 pub use cgpath::DEFAULT_PARENT;
+pub use entry::{Entry, JoinError};
 pub use error::Error;
 pub use layout::{detect, Layout, UnifiedHierarchy, V1Hierarchy};
-pub use prime::MigrationPrimer;
 pub use stats::Stats;
 
 /// What the freezer reports for a cgroup.
@@ -81,9 +81,10 @@ pub trait CgroupManager: Send + Sync {
     /// supervisor that asks once per exit and should not build a manager
     /// for it; `None` without a memory controller.
     fn oom_kill_file(&self) -> Option<PathBuf>;
-    /// The cgroup2 directory to clone into (CLONE_INTO_CGROUP), only on a
-    /// pure v2 host where that single directory is the whole cgroup.
-    fn v2_dir(&self) -> Option<PathBuf>;
+    /// The created cgroup, opened for a process the caller is about to
+    /// fork to enter by itself, without the kernel's global migration lock
+    /// (see [`Entry`]).
+    fn entry(&self) -> Result<Entry, Error>;
     /// Every directory this cgroup occupies (for diagnostics and leak checks).
     fn paths(&self) -> Vec<PathBuf>;
 }
@@ -201,9 +202,10 @@ mod tests {
         assert!(manager(&layout, Some("/a/../../b"), "x").is_err());
         let m = manager(&layout, None, "x").unwrap();
         assert_eq!(
-            m.v2_dir(),
-            Some(PathBuf::from("/nonexistent/cgroup/berth/x"))
+            m.paths(),
+            vec![PathBuf::from("/nonexistent/cgroup/berth/x")]
         );
+        assert!(matches!(m.entry(), Err(Error::NotCreated { .. })));
         assert!(matches!(m.add_process(0), Err(Error::InvalidPid { .. })));
     }
 }

@@ -205,6 +205,22 @@ impl Drop for Case {
     }
 }
 
+/// `pid` is in the cgroup `leaf` in every hierarchy the backend uses.
+fn assert_in_every_hierarchy(b: &Backend, pid: i32, leaf: &str) {
+    let proc_cgroup = read(Path::new(&format!("/proc/{pid}/cgroup")));
+    for line in proc_cgroup.lines() {
+        let ctrls = line.split(':').nth(1).unwrap();
+        let in_use = if ctrls.is_empty() {
+            b.layout.unified().is_some()
+        } else {
+            ctrls.split(',').any(|c| b.layout.v1_hierarchy(c).is_some())
+        };
+        if in_use {
+            assert!(line.ends_with(leaf), "[{}] {line} is not in {leaf}", b.name);
+        }
+    }
+}
+
 /// utime+stime of a process, in clock ticks.
 fn cpu_ticks(pid: i32) -> u64 {
     let stat = read(Path::new(&format!("/proc/{pid}/stat")));
@@ -232,32 +248,8 @@ fn lifecycle_create_join_list_destroy() {
         let mut want = vec![case.pid(a), case.pid(bpid)];
         want.sort();
         assert_eq!(case.cg.pids().unwrap(), want, "[{}]", b.name);
-        // the process really is in each hierarchy
-        let proc_cgroup = read(Path::new(&format!("/proc/{}/cgroup", case.pid(a))));
-        let leaf = case.path.clone();
-        for line in proc_cgroup.lines() {
-            let ctrls = line.split(':').nth(1).unwrap();
-            let in_use = if ctrls.is_empty() {
-                b.layout.unified().is_some()
-            } else {
-                ctrls.split(',').any(|c| b.layout.v1_hierarchy(c).is_some())
-            };
-            if in_use {
-                assert!(
-                    line.ends_with(&leaf),
-                    "[{}] {line} is not in {leaf}",
-                    b.name
-                );
-            }
-        }
+        assert_in_every_hierarchy(&b, case.pid(a), &case.path);
         assert_eq!(case.cg.freezer_state().unwrap(), FreezerState::Thawed);
-        match &b.layout {
-            Layout::V2 { .. } => assert_eq!(
-                case.cg.v2_dir().as_deref(),
-                case.cg.paths().first().map(|p| p.as_path())
-            ),
-            _ => assert_eq!(case.cg.v2_dir(), None),
-        }
         // destroy with processes inside is refused, and says why
         let err = case.cg.destroy().unwrap_err();
         assert!(matches!(err, Error::Busy { .. }), "[{}] {err}", b.name);
@@ -1146,31 +1138,55 @@ fn a_limit_below_usage_is_refused_with_the_reason() {
 }
 
 #[test]
-fn the_migration_primer_moves_nothing() {
+fn a_forked_child_enters_by_itself() {
+    use berth_sys::process::{clone3, exit_now, CloneArgs, Forked};
     for b in backends() {
-        let primer = berth_cgroups::MigrationPrimer::new(&b.layout);
-        if b.layout.v1_hierarchies().is_empty() {
-            assert!(
-                primer.is_none(),
-                "[{}] a pure v2 layout needs no primer",
-                b.name
-            );
-            continue;
+        let case = Case::new(&b, "entry");
+        let entry = case
+            .cg
+            .entry()
+            .unwrap_or_else(|e| panic!("[{}] entry: {e}", b.name));
+        let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let (joined_r, joined_w) = pipe();
+        let (hold_r, hold_w) = pipe();
+        // This test process has threads: the child makes raw system calls only.
+        let forked = clone3(CloneArgs {
+            flags: 0,
+            into_cgroup: entry.clone_into(),
+        })
+        .unwrap_or_else(|e| panic!("[{}] clone3 into the cgroup: {e}", b.name));
+        let child = match forked {
+            Forked::Child => {
+                drop(hold_w); // so that the parent's close ends the read below
+                let status = [u8::from(entry.join_v1().is_err())];
+                let _ = rustix::io::write(&joined_w, &status);
+                let _ = rustix::io::read(&hold_r, &mut [0u8; 1]);
+                exit_now(0)
+            }
+            Forked::Parent { child } => child,
+        };
+        drop(joined_w);
+        drop(hold_r);
+        let mut status = [9u8; 1];
+        let n = rustix::io::read(&joined_r, &mut status).unwrap();
+        let pid = rustix::process::Pid::from_raw(child).unwrap();
+        if n == 1 && status[0] == 0 {
+            assert_in_every_hierarchy(&b, child, &case.path);
+            assert_eq!(case.cg.pids().unwrap(), vec![child], "[{}]", b.name);
         }
-        let primer = primer.unwrap_or_else(|| panic!("[{}] no primer as root", b.name));
-        let before = read(Path::new("/proc/self/cgroup"));
-        let started = Instant::now();
-        primer
-            .prime()
-            .unwrap_or_else(|e| panic!("[{}] priming: {e}", b.name));
-        let cold = started.elapsed();
+        drop(hold_w);
+        rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()).unwrap();
         assert_eq!(
-            read(Path::new("/proc/self/cgroup")),
-            before,
-            "[{}] priming moved this process",
+            (n, status[0]),
+            (1, 0),
+            "[{}] the child could not join",
             b.name
         );
-        // Not asserted (timing): how long the kernel's lock took to warm.
-        eprintln!("[{}] primed in {cold:?}", b.name);
+        case.cg.destroy().expect("destroy");
+        assert!(
+            matches!(case.cg.entry(), Err(Error::NotCreated { .. })),
+            "[{}] an entry to a removed cgroup",
+            b.name
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! update, stats, processes.
 
 use std::fs;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -98,12 +98,6 @@ impl Runtime {
             .map(|p| p.to_string_lossy().into_owned());
         let cgroup = berth_cgroups::manager(&layout, cgroups_path.as_deref(), &opts.id)
             .map_err(|e| Error::Cgroup(e.to_string()))?;
-        // Until the init's migration into the cgroup, which then finds the
-        // kernel's migration lock warm: reaped when create returns.
-        let _warmup = match cgroup.v2_dir() {
-            None => WarmupChild::start(&layout),
-            Some(_) => None, // cloned straight into the cgroup: no migration
-        };
         // Validate everything we can before anything exists on disk.
         let plan = Plan::new(self, bundle, opts)?;
         // A duplicate id is the clearer error; create_dir below still
@@ -158,40 +152,6 @@ impl Runtime {
             record,
             root: self.root.clone(),
         })
-    }
-}
-
-/// A child forked to warm the kernel's cgroup migration lock (see
-/// [`berth_cgroups::MigrationPrimer`]): its grace-period wait overlaps the
-/// config checks and cgroup creation that precede the init's migration.
-/// A process, not a thread, because the runtime forks its init with clone3
-/// and must stay single-threaded.
-struct WarmupChild {
-    child: rustix::process::Pid,
-}
-
-impl WarmupChild {
-    fn start(layout: &berth_cgroups::Layout) -> Option<WarmupChild> {
-        let primer = berth_cgroups::MigrationPrimer::new(layout)?;
-        match berth_sys::process::clone3(berth_sys::process::CloneArgs::default()) {
-            Ok(berth_sys::process::Forked::Child) => {
-                let code = if primer.prime().is_ok() { 0 } else { 1 };
-                berth_sys::process::exit_now(code)
-            }
-            Ok(berth_sys::process::Forked::Parent { child }) => {
-                rustix::process::Pid::from_raw(child).map(|child| WarmupChild { child })
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "forking the cgroup warm-up");
-                None
-            }
-        }
-    }
-}
-
-impl Drop for WarmupChild {
-    fn drop(&mut self) {
-        let _ = rustix::process::waitpid(Some(self.child), rustix::process::WaitOptions::empty());
     }
 }
 
@@ -331,17 +291,12 @@ fn spawn_init(
     let cgroup_mounts = container_cgroup_mounts(layout, cgroup.as_ref());
     let bind_sources = crate::idmap::prepare_sources(bundle)?;
     let seccomp_agent = open_seccomp_agent(spec)?;
-    let v2_dir = cgroup.v2_dir().and_then(|d| {
-        rustix::fs::open(
-            &d,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()
-    });
+    // The init enters its cgroup by itself, without the kernel's global
+    // migration lock (see berth_cgroups::Entry).
+    let cgroup_entry = cgroup.entry().map_err(|e| Error::Cgroup(e.to_string()))?;
     let forked = berth_sys::process::clone3(berth_sys::process::CloneArgs {
         flags: plan.ns.clone_flags,
-        into_cgroup: v2_dir.as_ref().map(|d| d.as_fd()),
+        into_cgroup: cgroup_entry.clone_into(),
     })
     .ctx(|| "creating the container process")?;
     let child = match forked {
@@ -357,6 +312,7 @@ fn spawn_init(
                 console_socket: console.as_ref(),
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
+                cgroup_entry: Some(&cgroup_entry),
                 cgroup_mounts,
                 bind_sources: &bind_sources,
                 seccomp_agent: seccomp_agent.as_ref(),
@@ -381,11 +337,6 @@ fn spawn_init(
         .unwrap_or_default();
     if plan.ns.userns_in_clone() {
         write_id_maps(child, &uid_maps, &gid_maps)?;
-    }
-    if v2_dir.is_none() {
-        cgroup
-            .add_process(child)
-            .map_err(|e| Error::Cgroup(e.to_string()))?;
     }
     parent_end.send(&Msg::Go)?;
     let mut init_pid = child;

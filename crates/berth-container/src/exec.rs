@@ -82,8 +82,20 @@ impl Container {
         let cgroup = self.cgroup_manager()?;
         let (parent_end, child_end) = sync::channel()?;
         let state = self.record.oci_state(Status::Running);
-        let forked = berth_sys::process::clone3(berth_sys::process::CloneArgs::default())
-            .ctx(|| "creating the exec process")?;
+        // The process enters the cgroup by itself, without the kernel's
+        // global migration lock (see berth_cgroups::Entry), unless it has a
+        // sub-cgroup or a final CPU affinity to take after the move: the
+        // parent moves it then.
+        let self_entry = if opts.sub_cgroups.is_empty() && affinity.last.is_none() {
+            Some(cgroup.entry().map_err(|e| Error::Cgroup(e.to_string()))?)
+        } else {
+            None
+        };
+        let forked = berth_sys::process::clone3(berth_sys::process::CloneArgs {
+            flags: 0,
+            into_cgroup: self_entry.as_ref().and_then(|e| e.clone_into()),
+        })
+        .ctx(|| "creating the exec process")?;
         let child = match forked {
             berth_sys::process::Forked::Child => {
                 drop(parent_end);
@@ -97,6 +109,7 @@ impl Container {
                     console_socket: console.as_ref(),
                     no_pivot: false,
                     no_new_keyring: true,
+                    cgroup_entry: self_entry.as_ref(),
                     cgroup_mounts: Vec::new(),
                     bind_sources: &[],
                     seccomp_agent: seccomp_agent.as_ref(),
@@ -126,14 +139,16 @@ impl Container {
         if let Err(e) = ExecAffinity::apply(affinity.initial.as_ref(), child, "initial") {
             return Err(fail(e, &[child]));
         }
-        if let Err(e) = cgroup.add_process(child) {
-            return Err(fail(Error::Cgroup(e.to_string()), &[child]));
-        }
-        if let Err(e) = join_sub_cgroups(&cgroup.paths(), &opts.sub_cgroups, child) {
-            return Err(fail(e, &[child]));
-        }
-        if let Err(e) = ExecAffinity::apply(affinity.last.as_ref(), child, "final") {
-            return Err(fail(e, &[child]));
+        if self_entry.is_none() {
+            if let Err(e) = cgroup.add_process(child) {
+                return Err(fail(Error::Cgroup(e.to_string()), &[child]));
+            }
+            if let Err(e) = join_sub_cgroups(&cgroup.paths(), &opts.sub_cgroups, child) {
+                return Err(fail(e, &[child]));
+            }
+            if let Err(e) = ExecAffinity::apply(affinity.last.as_ref(), child, "final") {
+                return Err(fail(e, &[child]));
+            }
         }
         if let Err(e) = parent_end.send(&Msg::Go) {
             return Err(fail(e, &[child]));

@@ -27,6 +27,9 @@ pub struct InitContext<'a> {
     pub console_socket: Option<&'a OwnedFd>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// The cgroup this process enters by itself once told to go; None to
+    /// stay where the parent put it.
+    pub cgroup_entry: Option<&'a berth_cgroups::Entry>,
     pub cgroup_mounts: Vec<CgroupMount>,
     /// Per mount: its bind source, opened by the parent (see `idmap`).
     pub bind_sources: &'a [Option<crate::idmap::BindSource>],
@@ -83,6 +86,10 @@ fn setup(ctx: &InitContext<'_>) -> Res<Stage> {
             .map_err(|e| format!("PR_SET_DUMPABLE: {e}"))?;
     }
     ctx.sync.expect(&Msg::Go).map_err(|e| e.to_string())?;
+    // Before the cgroup namespace, whose root is the cgroup at its creation.
+    if let Some(entry) = ctx.cgroup_entry {
+        entry.join_v1().map_err(|e| e.to_string())?;
+    }
     enter_namespaces(ctx)?;
     if ctx.ns.needs_fork {
         match berth_sys::process::clone3(berth_sys::process::CloneArgs {

@@ -122,7 +122,7 @@ impl Engine {
             config: RwLock::new(config),
             id,
             events: crate::events::EventBus::default(),
-            containers: crate::containers::Containers::new(),
+            containers: crate::containers::Containers::default(),
             networks: crate::networks::Networks::default(),
             volumes: crate::volumes::Active::default(),
             runtime: tokio::runtime::Handle::try_current().ok(),

@@ -315,10 +315,10 @@ impl CgroupManager for V1Manager {
         self.dir("memory").map(|d| d.join("memory.oom_control"))
     }
 
-    fn v2_dir(&self) -> Option<PathBuf> {
-        // CLONE_INTO_CGROUP would place the child in the cgroup2 part only;
-        // the v1 hierarchies still need add_process, so offer nothing.
-        None
+    fn entry(&self) -> Result<crate::Entry, Error> {
+        let v1_dirs: Vec<&Path> = self.dirs.iter().map(|(_, d)| d.as_path()).collect();
+        let v2_dir = self.unified.as_ref().map(|(cg, _)| cg.dir.as_path());
+        crate::Entry::open(&v1_dirs, v2_dir)
     }
 
     fn paths(&self) -> Vec<PathBuf> {

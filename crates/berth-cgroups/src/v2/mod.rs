@@ -243,8 +243,8 @@ impl CgroupManager for V2Manager {
     fn oom_kill_count(&self) -> Result<u64, Error> {
         self.cg.oom_kill_count()
     }
-    fn v2_dir(&self) -> Option<PathBuf> {
-        Some(self.cg.dir.clone())
+    fn entry(&self) -> Result<crate::Entry, Error> {
+        crate::Entry::open(&[], Some(&self.cg.dir))
     }
     fn paths(&self) -> Vec<PathBuf> {
         vec![self.cg.dir.clone()]

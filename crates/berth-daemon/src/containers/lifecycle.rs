@@ -156,9 +156,6 @@ impl Engine {
             .transpose()
             .map_err(ApiError::bad_request)?;
         let (mount_points, volumes) = self.plan_mount_points(&body, &image_config)?;
-        // `docker run` starts right after the create: warming from here
-        // lets the grace period overlap the database commit too.
-        self.containers.cgroup_warmup.start();
         let id = self.unused_id()?;
         let config = ContainerConfig {
             hostname: crate::spec::hostname(&body, &id),
@@ -349,7 +346,6 @@ impl Engine {
         handle: &Handle,
         paths: &Paths,
     ) -> Result<(u32, u32, u64), ApiError> {
-        self.containers.cgroup_warmup.start();
         let init = crate::init::for_container(&c.config.create, &self.config())?;
         let image = self.store.image(&c.image_id)?;
         let image_config = crate::images::parse_image_config(&image)?;

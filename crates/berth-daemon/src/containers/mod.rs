@@ -28,7 +28,6 @@ pub(crate) mod rootfs;
 pub(crate) mod shim;
 pub mod stats;
 mod update;
-mod warmup;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -87,19 +86,9 @@ impl Handle {
 pub struct Containers {
     handles: Mutex<HashMap<String, Arc<Handle>>>,
     execs: Mutex<HashMap<String, ExecRecord>>,
-    /// Set off by every container create and start.
-    pub(crate) cgroup_warmup: warmup::CgroupWarmup,
 }
 
 impl Containers {
-    /// For this host (the warm-up needs its cgroup layout).
-    pub(crate) fn new() -> Containers {
-        Containers {
-            cgroup_warmup: warmup::CgroupWarmup::detect(),
-            ..Containers::default()
-        }
-    }
-
     fn handles(&self) -> MutexGuard<'_, HashMap<String, Arc<Handle>>> {
         self.handles.lock().unwrap_or_else(|p| p.into_inner())
     }
