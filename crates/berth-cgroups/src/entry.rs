@@ -35,8 +35,8 @@ use crate::error::Error;
 pub struct Entry {
     /// Each v1 cgroup's `tasks` file, open for writing.
     v1_tasks: Vec<(PathBuf, File)>,
-    /// The cgroup2 directory, opened O_PATH, for CLONE_INTO_CGROUP.
-    v2_dir: Option<OwnedFd>,
+    /// The cgroup2 directory, and it opened O_PATH for CLONE_INTO_CGROUP.
+    v2_dir: Option<(PathBuf, OwnedFd)>,
 }
 
 /// A v1 cgroup the child could not enter.
@@ -87,6 +87,7 @@ impl Entry {
                         | rustix::fs::OFlags::CLOEXEC,
                     rustix::fs::Mode::empty(),
                 )
+                .map(|fd| (dir.to_path_buf(), fd))
                 .map_err(|e| not_created(dir, e.into(), "opening"))
             })
             .transpose()?;
@@ -96,7 +97,19 @@ impl Entry {
     /// The cgroup2 directory to pass to clone3 as CLONE_INTO_CGROUP's
     /// target, if this cgroup has a cgroup2 part.
     pub fn clone_into(&self) -> Option<BorrowedFd<'_>> {
-        self.v2_dir.as_ref().map(|d| d.as_fd())
+        self.v2_dir.as_ref().map(|(_, fd)| fd.as_fd())
+    }
+
+    /// Moves `pid` into the cgroup2 part by pid, the slow way: for a child
+    /// cloned without CLONE_INTO_CGROUP because the kernel lacks it (before
+    /// Linux 5.7). Does nothing without a cgroup2 part.
+    pub fn join_v2_by_pid(&self, pid: i32) -> Result<(), Error> {
+        let Some((dir, _)) = &self.v2_dir else {
+            return Ok(());
+        };
+        let procs = dir.join("cgroup.procs");
+        crate::fsutil::write(&procs, &pid.to_string())
+            .map_err(|e| Error::io("adding a process to", procs, e))
     }
 
     /// Moves the calling thread into every v1 cgroup. Call it in the forked

@@ -155,6 +155,47 @@ impl Runtime {
     }
 }
 
+/// clone3 with `flags`, straight into `entry`'s cgroup2 part. On a kernel
+/// without CLONE_INTO_CGROUP (before 5.7: clone3 missing, or refusing the
+/// flag) it clones without it and the parent moves the child by pid before
+/// returning; the child must not leave its cgroup before its parent says go.
+pub(crate) fn clone_into_cgroup(
+    flags: u64,
+    entry: Option<&berth_cgroups::Entry>,
+) -> std::io::Result<berth_sys::process::Forked> {
+    use berth_sys::process::{clone3, CloneArgs, Forked};
+    let into_cgroup = entry.and_then(|e| e.clone_into());
+    let forked = clone3(CloneArgs { flags, into_cgroup });
+    let old_kernel = |e: &std::io::Error| {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSYS | libc::EINVAL | libc::E2BIG)
+        )
+    };
+    match (forked, entry) {
+        (Err(e), Some(entry)) if into_cgroup.is_some() && old_kernel(&e) => {
+            let forked = clone3(CloneArgs {
+                flags,
+                into_cgroup: None,
+            })?;
+            if let Forked::Parent { child } = forked {
+                if let Err(e) = entry.join_v2_by_pid(child) {
+                    if let Some(pid) = rustix::process::Pid::from_raw(child) {
+                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                        let _ = rustix::process::waitpid(
+                            Some(pid),
+                            rustix::process::WaitOptions::empty(),
+                        );
+                    }
+                    return Err(std::io::Error::other(e.to_string()));
+                }
+            }
+            Ok(forked)
+        }
+        (forked, _) => forked,
+    }
+}
+
 /// Everything computed from the config before forking.
 struct Plan {
     ns: NsPlan,
@@ -294,11 +335,8 @@ fn spawn_init(
     // The init enters its cgroup by itself, without the kernel's global
     // migration lock (see berth_cgroups::Entry).
     let cgroup_entry = cgroup.entry().map_err(|e| Error::Cgroup(e.to_string()))?;
-    let forked = berth_sys::process::clone3(berth_sys::process::CloneArgs {
-        flags: plan.ns.clone_flags,
-        into_cgroup: cgroup_entry.clone_into(),
-    })
-    .ctx(|| "creating the container process")?;
+    let forked = clone_into_cgroup(plan.ns.clone_flags, Some(&cgroup_entry))
+        .ctx(|| "creating the container process")?;
     let child = match forked {
         berth_sys::process::Forked::Child => {
             drop(parent_end);

@@ -91,11 +91,8 @@ impl Container {
         } else {
             None
         };
-        let forked = berth_sys::process::clone3(berth_sys::process::CloneArgs {
-            flags: 0,
-            into_cgroup: self_entry.as_ref().and_then(|e| e.clone_into()),
-        })
-        .ctx(|| "creating the exec process")?;
+        let forked = crate::container::clone_into_cgroup(0, self_entry.as_ref())
+            .ctx(|| "creating the exec process")?;
         let child = match forked {
             berth_sys::process::Forked::Child => {
                 drop(parent_end);

@@ -146,10 +146,15 @@ impl TestEnv {
     /// through files, not pipes: a created container's init inherits the
     /// runtime's stdio and would hold a pipe open for as long as it lives.
     pub fn rt(&self, args: &[&str]) -> Output {
+        self.output_of(&mut self.rt_cmd(args))
+    }
+
+    /// Runs `cmd` (from `rt_cmd`, adjusted) to its exit, with its output
+    /// through files as `rt` does.
+    pub fn output_of(&self, cmd: &mut Command) -> Output {
         let out = tempfile::tempfile().expect("temp file");
         let err = tempfile::tempfile().expect("temp file");
-        let status = self
-            .rt_cmd(args)
+        let status = cmd
             .stdout(out.try_clone().unwrap())
             .stderr(err.try_clone().unwrap())
             .status()

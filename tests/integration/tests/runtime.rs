@@ -1572,3 +1572,119 @@ fn rootfs_propagation_applies_under_a_shared_parent_mount() {
     rustix::mount::unmount(&parent, rustix::mount::UnmountFlags::DETACH).unwrap();
     env.finish();
 }
+
+/// `cmd` will run with clone3 failing as ENOSYS, as on kernels before 5.3
+/// and under seccomp profiles that hide it (docker's default profile does).
+fn without_clone3(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // if (nr == clone3) return ERRNO(ENOSYS); return ALLOW;
+    static FILTER: [libc::sock_filter; 4] = [
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0, // offsetof(struct seccomp_data, nr)
+        },
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_clone3 as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ];
+    // SAFETY: between fork and exec the hook makes two system calls on a
+    // static program, allocating nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            let prog = libc::sock_fprog {
+                len: FILTER.len() as u16,
+                filter: FILTER.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The cgroup of `pid` in every hierarchy, as /proc/PID/cgroup lists them.
+fn cgroups_of(pid: i32) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+#[test]
+fn without_clone3_the_container_still_enters_every_cgroup() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("no_clone3");
+    let b = env.bundle(&["sleep", "1000"]);
+    let id = env.id();
+    let run = env.output_of(without_clone3(&mut env.rt_cmd(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b.path(),
+        &id,
+    ])));
+    assert!(
+        run.status.success(),
+        "run without clone3: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let leaf = format!("/berth/{id}");
+    let init = env.init_pid(&id);
+    let pid_file = env.dir.path().join("exec.pid");
+    let exec = env.output_of(without_clone3(&mut env.rt_cmd(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+        "sleep",
+        "1000",
+    ])));
+    assert!(
+        exec.status.success(),
+        "exec without clone3: {}",
+        String::from_utf8_lossy(&exec.stderr)
+    );
+    let exec_pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    for pid in [init, exec_pid] {
+        let cgroups = cgroups_of(pid);
+        // Every hierarchy: the v1 ones and the cgroup2 one ("0::").
+        assert!(
+            cgroups.iter().all(|l| l.ends_with(&leaf)),
+            "{pid} is not in {leaf} everywhere: {cgroups:#?}"
+        );
+    }
+    env.rt_ok(&["delete", "--force", &id]);
+    env.finish();
+}
