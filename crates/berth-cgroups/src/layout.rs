@@ -237,24 +237,85 @@ impl fmt::Display for Layout {
 /// an engine runs. Where this process sits in them (/proc/self/cgroup) and
 /// the cgroup2 controllers are read on every call: both change.
 pub fn detect() -> Result<Layout, Error> {
-    static MOUNTS: std::sync::OnceLock<Vec<CgroupMount>> = std::sync::OnceLock::new();
-    let mounts = match MOUNTS.get() {
-        Some(m) => m,
-        None => {
-            let mountinfo = fsutil::read_string(Path::new("/proc/self/mountinfo"))?;
-            let parsed = procfs::parse_mountinfo(&mountinfo)?;
-            MOUNTS.get_or_init(|| parsed)
-        }
-    };
+    let (_, mounts) = cgroup_mounts()?;
     let proc_cgroup = fsutil::read_string(Path::new("/proc/self/cgroup"))?;
     Layout::from_mounts(mounts, &proc_cgroup, |mp| {
         fsutil::read_string(&mp.join("cgroup.controllers"))
     })
 }
 
+/// The environment variable through which a process hands the cgroup
+/// mounts it found to a process it starts in the same mount namespace
+/// (berthd to each shim), so that the child reads no mountinfo of its own:
+/// one read per container start less, and the dearest, as every running
+/// container adds mounts to the table.
+pub const MOUNTS_ENV: &str = "BERTH_CGROUP_MOUNTS";
+
+/// The value for [`MOUNTS_ENV`] in a child: the cgroup lines of this
+/// process's mountinfo, as read once per process.
+pub fn mounts_env() -> Result<String, Error> {
+    Ok(cgroup_mounts()?.0.clone())
+}
+
+/// This process's cgroup mounts: their mountinfo lines and what they say.
+/// From [`MOUNTS_ENV`] when the parent set it, else from mountinfo.
+fn cgroup_mounts() -> Result<&'static (String, Vec<CgroupMount>), Error> {
+    static MOUNTS: std::sync::OnceLock<(String, Vec<CgroupMount>)> = std::sync::OnceLock::new();
+    if let Some(m) = MOUNTS.get() {
+        return Ok(m);
+    }
+    let found = find_cgroup_mounts(std::env::var(MOUNTS_ENV).ok(), || {
+        fsutil::read_string(Path::new("/proc/self/mountinfo"))
+    })?;
+    Ok(MOUNTS.get_or_init(|| found))
+}
+
+/// The cgroup mounts in `inherited` (lines a parent found), or else in
+/// the mountinfo `read_mountinfo` returns, with their lines.
+fn find_cgroup_mounts(
+    inherited: Option<String>,
+    read_mountinfo: impl FnOnce() -> Result<String, Error>,
+) -> Result<(String, Vec<CgroupMount>), Error> {
+    let inherited = inherited
+        .and_then(|lines| Some((procfs::parse_mountinfo(&lines).ok()?, lines)))
+        .filter(|(mounts, _)| !mounts.is_empty());
+    if let Some((mounts, lines)) = inherited {
+        return Ok((lines, mounts));
+    }
+    let mountinfo = read_mountinfo()?;
+    let mounts = procfs::parse_mountinfo(&mountinfo)?;
+    let lines = mountinfo
+        .lines()
+        .filter(|l| procfs::parse_mountinfo(l).is_ok_and(|m| !m.is_empty()))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    Ok((lines, mounts))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inherited_cgroup_mounts_spare_the_mountinfo_read() {
+        let other = "20 1 8:1 / / rw - ext4 /dev/vda rw\n";
+        let (lines, mounts) =
+            find_cgroup_mounts(None, || Ok(format!("{other}{HYBRID_MOUNTINFO}"))).unwrap();
+        assert_eq!(mounts.len(), 5, "{mounts:?}");
+        assert!(
+            !lines.contains("ext4") && !lines.contains("tmpfs"),
+            "{lines}"
+        );
+        // A child given those lines finds the same mounts without a read.
+        let (_, again) = find_cgroup_mounts(Some(lines), || panic!("read mountinfo")).unwrap();
+        assert_eq!(again, mounts);
+        // Lines that say nothing usable are ignored.
+        for bad in ["", "garbage", other] {
+            let (_, m) =
+                find_cgroup_mounts(Some(bad.into()), || Ok(HYBRID_MOUNTINFO.into())).unwrap();
+            assert_eq!(m, mounts, "{bad:?}");
+        }
+    }
 
     const V1_MOUNTINFO: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755

@@ -39,7 +39,7 @@ use oci_spec::runtime::LinuxResources;
 pub use cgpath::DEFAULT_PARENT;
 pub use entry::{Entry, JoinError};
 pub use error::Error;
-pub use layout::{detect, Layout, UnifiedHierarchy, V1Hierarchy};
+pub use layout::{detect, mounts_env, Layout, UnifiedHierarchy, V1Hierarchy, MOUNTS_ENV};
 pub use stats::Stats;
 
 /// What the freezer reports for a cgroup.

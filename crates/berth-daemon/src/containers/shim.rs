@@ -155,6 +155,14 @@ pub fn launch(l: &Launch) -> Result<ShimClient, ShimError> {
     let mut cmd = Command::new(run_from(&bin));
     // Found by its name (`shim_processes`), whichever file it runs from.
     cmd.arg0(&bin);
+    // Spares the shim a read of the mount table, which grows with every
+    // running container.
+    match berth_cgroups::mounts_env() {
+        Ok(mounts) => {
+            cmd.env(berth_cgroups::MOUNTS_ENV, mounts);
+        }
+        Err(e) => tracing::debug!(error = %e, "finding the cgroup mounts for the shim"),
+    }
     cmd.arg("--id")
         .arg(l.id)
         .arg("--bundle")
