@@ -84,13 +84,15 @@ impl Container {
         let state = self.record.oci_state(Status::Running);
         // The process enters the cgroup by itself, without the kernel's
         // global migration lock (see berth_cgroups::Entry), unless it has a
-        // sub-cgroup or a final CPU affinity to take after the move: the
-        // parent moves it then.
-        let self_entry = if opts.sub_cgroups.is_empty() && affinity.last.is_none() {
-            Some(cgroup.entry().map_err(|e| Error::Cgroup(e.to_string()))?)
-        } else {
-            None
-        };
+        // sub-cgroup to enter or CPU affinities to take before and after
+        // the move: the parent moves it then.
+        let self_entry =
+            if opts.sub_cgroups.is_empty() && affinity.initial.is_none() && affinity.last.is_none()
+            {
+                Some(cgroup.entry().map_err(|e| Error::Cgroup(e.to_string()))?)
+            } else {
+                None
+            };
         let forked = crate::container::clone_into_cgroup(0, self_entry.as_ref())
             .ctx(|| "creating the exec process")?;
         let child = match forked {
