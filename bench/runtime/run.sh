@@ -299,6 +299,8 @@ $linger_procs
 $failures
 \`\`\`
 }
+$(cat "$here/ANALYSIS.md")
+
 ### Machine and versions
 
 $machine
