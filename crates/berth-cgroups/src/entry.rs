@@ -29,14 +29,16 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::v2::V2Cgroup;
 
 /// A container's cgroup, opened for a child to enter (see the module docs).
 #[derive(Debug)]
 pub struct Entry {
     /// Each v1 cgroup's `tasks` file, open for writing.
     v1_tasks: Vec<(PathBuf, File)>,
-    /// The cgroup2 directory, and it opened O_PATH for CLONE_INTO_CGROUP.
-    v2_dir: Option<(PathBuf, OwnedFd)>,
+    /// The cgroup2 part, and its directory opened O_PATH for
+    /// CLONE_INTO_CGROUP.
+    v2: Option<(V2Cgroup, OwnedFd)>,
 }
 
 /// A v1 cgroup the child could not enter.
@@ -58,9 +60,9 @@ impl std::fmt::Display for JoinError<'_> {
 }
 
 impl Entry {
-    /// Opens the entry to created cgroup directories: `v1_dirs` (one per
-    /// mounted v1 hierarchy) and `v2_dir` (the cgroup2 directory, if any).
-    pub(crate) fn open(v1_dirs: &[&Path], v2_dir: Option<&Path>) -> Result<Entry, Error> {
+    /// Opens the entry to created cgroups: `v1_dirs` (one directory per
+    /// mounted v1 hierarchy) and `v2` (the cgroup2 part, if any).
+    pub(crate) fn open(v1_dirs: &[&Path], v2: Option<&V2Cgroup>) -> Result<Entry, Error> {
         let not_created = |dir: &Path, e: io::Error, op| match e.kind() {
             io::ErrorKind::NotFound => Error::NotCreated {
                 path: dir.to_path_buf(),
@@ -78,38 +80,36 @@ impl Entry {
                     .map_err(|e| not_created(dir, e, "opening the tasks file of"))
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        let v2_dir = v2_dir
-            .map(|dir| {
+        let v2 = v2
+            .map(|cg| {
                 rustix::fs::open(
-                    dir,
+                    &cg.dir,
                     rustix::fs::OFlags::PATH
                         | rustix::fs::OFlags::DIRECTORY
                         | rustix::fs::OFlags::CLOEXEC,
                     rustix::fs::Mode::empty(),
                 )
-                .map(|fd| (dir.to_path_buf(), fd))
-                .map_err(|e| not_created(dir, e.into(), "opening"))
+                .map(|fd| (cg.clone(), fd))
+                .map_err(|e| not_created(&cg.dir, e.into(), "opening"))
             })
             .transpose()?;
-        Ok(Entry { v1_tasks, v2_dir })
+        Ok(Entry { v1_tasks, v2 })
     }
 
     /// The cgroup2 directory to pass to clone3 as CLONE_INTO_CGROUP's
     /// target, if this cgroup has a cgroup2 part.
     pub fn clone_into(&self) -> Option<BorrowedFd<'_>> {
-        self.v2_dir.as_ref().map(|(_, fd)| fd.as_fd())
+        self.v2.as_ref().map(|(_, fd)| fd.as_fd())
     }
 
     /// Moves `pid` into the cgroup2 part by pid, the slow way: for a child
     /// cloned without CLONE_INTO_CGROUP because the kernel lacks it (before
     /// Linux 5.7). Does nothing without a cgroup2 part.
     pub fn join_v2_by_pid(&self, pid: i32) -> Result<(), Error> {
-        let Some((dir, _)) = &self.v2_dir else {
-            return Ok(());
-        };
-        let procs = dir.join("cgroup.procs");
-        crate::fsutil::write(&procs, &pid.to_string())
-            .map_err(|e| Error::io("adding a process to", procs, e))
+        match &self.v2 {
+            Some((cg, _)) => cg.add_process(pid),
+            None => Ok(()),
+        }
     }
 
     /// Moves the calling thread into every v1 cgroup. Call it in the forked

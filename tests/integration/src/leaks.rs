@@ -112,18 +112,19 @@ fn comm(pid: i32) -> String {
 /// a binary that lies under `paths` (a test that runs a copy of
 /// berth-runtime or berth-shim gets one of these).
 pub fn runtime_copies_from(paths: &[PathBuf]) -> Vec<PathBuf> {
-    berth_sys::exe_copy::copies()
-        .into_iter()
-        .filter(|(_, source)| paths.iter().any(|p| source.starts_with(p)))
-        .map(|(slot, _)| slot)
-        .collect()
+    copies_made_from(paths).map(|(slot, _)| slot).collect()
 }
 
 /// Removes those copies: unmounts each slot and deletes its files.
 pub fn remove_runtime_copies_from(paths: &[PathBuf]) {
-    for (_, source) in berth_sys::exe_copy::copies() {
-        if paths.iter().any(|p| source.starts_with(p)) {
-            berth_sys::exe_copy::remove_copy(&source);
-        }
+    for (_, source) in copies_made_from(paths) {
+        berth_sys::exe_copy::remove_copy(&source);
     }
+}
+
+/// (slot, source) of each copy whose source lies under `paths`.
+fn copies_made_from(paths: &[PathBuf]) -> impl Iterator<Item = (PathBuf, PathBuf)> + '_ {
+    berth_sys::exe_copy::copies()
+        .into_iter()
+        .filter(|(_, source)| paths.iter().any(|p| source.starts_with(p)))
 }

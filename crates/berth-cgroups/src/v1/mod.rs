@@ -317,8 +317,7 @@ impl CgroupManager for V1Manager {
 
     fn entry(&self) -> Result<crate::Entry, Error> {
         let v1_dirs: Vec<&Path> = self.dirs.iter().map(|(_, d)| d.as_path()).collect();
-        let v2_dir = self.unified.as_ref().map(|(cg, _)| cg.dir.as_path());
-        crate::Entry::open(&v1_dirs, v2_dir)
+        crate::Entry::open(&v1_dirs, self.unified.as_ref().map(|(cg, _)| cg))
     }
 
     fn paths(&self) -> Vec<PathBuf> {

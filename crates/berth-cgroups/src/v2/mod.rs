@@ -244,7 +244,7 @@ impl CgroupManager for V2Manager {
         self.cg.oom_kill_count()
     }
     fn entry(&self) -> Result<crate::Entry, Error> {
-        crate::Entry::open(&[], Some(&self.cg.dir))
+        crate::Entry::open(&[], Some(&self.cg))
     }
     fn paths(&self) -> Vec<PathBuf> {
         vec![self.cg.dir.clone()]
