@@ -283,12 +283,17 @@ fn find_cgroup_mounts(
         return Ok((lines, mounts));
     }
     let mountinfo = read_mountinfo()?;
-    let mounts = procfs::parse_mountinfo(&mountinfo)?;
-    let lines = mountinfo
-        .lines()
-        .filter(|l| procfs::parse_mountinfo(l).is_ok_and(|m| !m.is_empty()))
-        .flat_map(|l| [l, "\n"])
-        .collect();
+    // Line by line, each parsed once: the cgroup ones are kept, with
+    // what they say.
+    let mut lines = String::new();
+    let mut mounts = Vec::new();
+    for (n, line) in mountinfo.lines().enumerate() {
+        if let Some(mount) = procfs::parse_mountinfo_line(line, n + 1)? {
+            lines.push_str(line);
+            lines.push('\n');
+            mounts.push(mount);
+        }
+    }
     Ok((lines, mounts))
 }
 

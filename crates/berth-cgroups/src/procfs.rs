@@ -50,43 +50,52 @@ fn unescape(field: &str) -> String {
 pub(crate) fn parse_mountinfo(content: &str) -> Result<Vec<CgroupMount>, Error> {
     let mut out = Vec::new();
     for (n, line) in content.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |reason: &str| Error::Parse {
-            file: "/proc/self/mountinfo",
-            line: n + 1,
-            reason: reason.to_string(),
-        };
-        let (pre, post) = line
-            .split_once(" - ")
-            .ok_or_else(|| bad("no \" - \" separator before the filesystem type"))?;
-        let pre: Vec<&str> = pre.split(' ').collect();
-        if pre.len() < 6 {
-            return Err(bad("fewer than six fields before the separator"));
-        }
-        let mut post = post.split(' ');
-        let fstype = post.next().ok_or_else(|| bad("no filesystem type"))?;
-        let unified = match fstype {
-            "cgroup2" => true,
-            "cgroup" => false,
-            _ => continue,
-        };
-        let _source = post.next().ok_or_else(|| bad("no mount source"))?;
-        let super_options = post
-            .next()
-            .ok_or_else(|| bad("no super options"))?
-            .split(',')
-            .map(str::to_string)
-            .collect();
-        out.push(CgroupMount {
-            root: PathBuf::from(unescape(pre[3])),
-            mount_point: PathBuf::from(unescape(pre[4])),
-            unified,
-            super_options,
-        });
+        out.extend(parse_mountinfo_line(line, n + 1)?);
     }
     Ok(out)
+}
+
+/// The cgroup or cgroup2 mount that mountinfo line number `number`
+/// describes, if it is one.
+pub(crate) fn parse_mountinfo_line(
+    line: &str,
+    number: usize,
+) -> Result<Option<CgroupMount>, Error> {
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let bad = |reason: &str| Error::Parse {
+        file: "/proc/self/mountinfo",
+        line: number,
+        reason: reason.to_string(),
+    };
+    let (pre, post) = line
+        .split_once(" - ")
+        .ok_or_else(|| bad("no \" - \" separator before the filesystem type"))?;
+    let pre: Vec<&str> = pre.split(' ').collect();
+    if pre.len() < 6 {
+        return Err(bad("fewer than six fields before the separator"));
+    }
+    let mut post = post.split(' ');
+    let fstype = post.next().ok_or_else(|| bad("no filesystem type"))?;
+    let unified = match fstype {
+        "cgroup2" => true,
+        "cgroup" => false,
+        _ => return Ok(None),
+    };
+    let _source = post.next().ok_or_else(|| bad("no mount source"))?;
+    let super_options = post
+        .next()
+        .ok_or_else(|| bad("no super options"))?
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    Ok(Some(CgroupMount {
+        root: PathBuf::from(unescape(pre[3])),
+        mount_point: PathBuf::from(unescape(pre[4])),
+        unified,
+        super_options,
+    }))
 }
 
 /// One line of /proc/self/cgroup: `id:controllers:path`.
