@@ -106,6 +106,28 @@ impl Filters {
         self.map.contains_key(name)
     }
 
+    /// Whether every `key` filter (`label`, `label!`...: `k` or `k=v`)
+    /// matches `labels`: docker ANDs label filters (a container listed by
+    /// `label=a --filter label=b` carries both), unlike the other keys,
+    /// whose values are alternatives. True when there is none.
+    pub fn labels_match<'a, I>(&self, key: &str, labels: impl Fn() -> I) -> bool
+    where
+        I: Iterator<Item = (&'a str, &'a str)>,
+    {
+        self.get(key).all(|f| label_matches(f, labels()))
+    }
+
+    /// The label test of docker's prunes: every `label` filter holds, and
+    /// unless every `label!` filter holds too (a `label!` list names the
+    /// labels that together keep something).
+    pub fn prune_labels_match<'a, I>(&self, labels: impl Fn() -> I) -> bool
+    where
+        I: Iterator<Item = (&'a str, &'a str)>,
+    {
+        self.labels_match("label", &labels)
+            && !(self.contains("label!") && self.labels_match("label!", &labels))
+    }
+
     /// Refuses filter names outside `allowed`, as docker does.
     pub fn validate(&self, allowed: &[&str]) -> Result<(), FilterError> {
         match self.map.keys().find(|k| !allowed.contains(&k.as_str())) {
@@ -153,10 +175,7 @@ impl Filters {
 }
 
 /// Whether a `label` filter (`key` or `key=value`) matches a label map.
-pub fn label_matches<'a>(
-    filter: &str,
-    mut labels: impl Iterator<Item = (&'a str, &'a str)>,
-) -> bool {
+fn label_matches<'a>(filter: &str, mut labels: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
     match filter.split_once('=') {
         Some((key, value)) => labels.any(|(k, v)| k == key && v == value),
         None => labels.any(|(k, _)| k == filter),
@@ -166,6 +185,28 @@ pub fn label_matches<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_filters_must_all_hold() {
+        let labels = [("app", "web"), ("tier", "front")];
+        let f = Filters::parse(r#"{"label":["app=web","tier"]}"#).unwrap();
+        assert!(f.labels_match("label", || labels.iter().copied()));
+        let f = Filters::parse(r#"{"label":{"app=web":true,"tier=back":true}}"#).unwrap();
+        assert!(!f.labels_match("label", || labels.iter().copied()));
+        assert!(Filters::new().labels_match("label", || labels.iter().copied()));
+    }
+
+    #[test]
+    fn prunes_keep_what_carries_every_negated_label() {
+        let labels = [("app", "web"), ("tier", "front")];
+        let pairs = || labels.iter().copied();
+        let f = |json: &str| Filters::parse(json).unwrap();
+        assert!(f("{}").prune_labels_match(pairs));
+        assert!(!f(r#"{"label!":["app"]}"#).prune_labels_match(pairs));
+        assert!(!f(r#"{"label!":["app","tier=front"]}"#).prune_labels_match(pairs));
+        assert!(f(r#"{"label!":["app","keep"]}"#).prune_labels_match(pairs));
+        assert!(!f(r#"{"label":["keep"]}"#).prune_labels_match(pairs));
+    }
 
     #[test]
     fn parses_both_shapes() {

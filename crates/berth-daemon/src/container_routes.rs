@@ -160,11 +160,11 @@ async fn prune(engine: Arc<Engine>, q: &str) -> Result<Response, ApiError> {
             .filter(|c| c["State"] == "exited" || c["State"] == "created" || c["State"] == "dead")
             .filter(|c| {
                 let labels = c["Labels"].as_object().cloned().unwrap_or_default();
-                let has = |l: &str| match l.split_once('=') {
-                    Some((k, v)) => labels.get(k).and_then(|x| x.as_str()) == Some(v),
-                    None => labels.contains_key(l),
-                };
-                filters.get("label").all(has) && !filters.get("label!").any(has)
+                filters.prune_labels_match(|| {
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
+                })
             })
             .filter(|c| {
                 filters.get("until").all(|u| {

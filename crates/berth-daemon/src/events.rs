@@ -65,9 +65,10 @@ impl Event {
                 self.kind == "container"
                     && (self.actor_id.starts_with(c) || self.attribute("name") == Some(c))
             })
-            && any("label", &|l| match l.split_once('=') {
-                Some((k, v)) => self.attribute(k) == Some(v),
-                None => self.attribute(l).is_some(),
+            && filters.labels_match("label", || {
+                self.attributes
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
             })
             && any("image", &|i| {
                 self.actor_id == i

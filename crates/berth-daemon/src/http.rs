@@ -185,7 +185,7 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
         "/images/json" if m == Method::GET => {
             let q: query::ImageListQuery = parse_query(&q)?;
             let filters = parse_filters(q.filters.as_deref())?;
-            let list = blocking(move || Ok(engine.list_images(&filters)?)).await?;
+            let list = blocking(move || Ok(engine.list_images(&filters, q.all)?)).await?;
             return Ok(json(StatusCode::OK, &list));
         }
         "/images/create" if m == Method::POST => {

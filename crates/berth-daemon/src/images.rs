@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
 
-use berth_api::filters::{label_matches, FilterError};
+use berth_api::filters::FilterError;
 use berth_api::models::{ImageDeleteResponseItem, ImagePruneResponse, ImageSummary};
 use berth_api::Filters;
 use berth_errdefs::{ErrorKind, HasKind};
@@ -17,6 +17,7 @@ use berth_store::{GcError, GcOptions, ImageRecord, RefKind, StoreError};
 use serde_json::{json, Value};
 
 use crate::engine::Engine;
+use crate::image_lineage::Lineage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -95,12 +96,14 @@ impl Engine {
         Ok(out)
     }
 
-    /// `GET /images/json`.
-    pub fn list_images(&self, filters: &Filters) -> Result<Vec<ImageSummary>> {
+    /// `GET /images/json`. Without `all`, an untagged image that has
+    /// children (a classic build's step) is left out, as docker does.
+    pub fn list_images(&self, filters: &Filters, all: bool) -> Result<Vec<ImageSummary>> {
         filters.validate(&["dangling", "label", "before", "since", "reference"])?;
         let dangling = filters.bool("dangling")?;
         let mut names = self.names_by_image()?;
         let images = self.store.images()?;
+        let lineage = Lineage::of(&images);
         let added_of = |name: &str| -> Result<i64> {
             let r = self.store.resolve_image(name)?;
             Ok(created_unix(&r))
@@ -113,6 +116,10 @@ impl Engine {
                 tags: Vec::new(),
                 digests: Vec::new(),
             });
+            if !all && n.tags.is_empty() && n.digests.is_empty() && lineage.has_children(&image.id)
+            {
+                continue;
+            }
             if let Some(d) = dangling {
                 if d != n.tags.is_empty() {
                     continue;
@@ -123,10 +130,9 @@ impl Engine {
                 continue;
             }
             let labels = image_labels(&image);
-            if !filters
-                .get("label")
-                .all(|f| label_matches(f, labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
-            {
+            if !filters.labels_match("label", || {
+                labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+            }) {
                 continue;
             }
             let mut tags = n.tags;
@@ -138,7 +144,10 @@ impl Engine {
             }
             out.push(ImageSummary {
                 id: image.id.to_string(),
-                parent_id: String::new(),
+                parent_id: lineage
+                    .parent(&image.id)
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
                 repo_tags: tags,
                 repo_digests: n.digests,
                 created,
@@ -190,7 +199,11 @@ impl Engine {
             "Comment": config.comment.clone().unwrap_or_default(),
             "Created": config.created.clone().unwrap_or_default(),
             "Container": config.container.clone().unwrap_or_default(),
-            "ContainerConfig": raw.get("container_config").cloned().unwrap_or(Value::Null),
+            "ContainerConfig": raw
+                .get("container_config")
+                .filter(|c| c.is_object())
+                .cloned()
+                .unwrap_or_else(zero_container_config),
             "DockerVersion": config.docker_version.clone().unwrap_or_default(),
             "Author": config.author.clone().unwrap_or_default(),
             "Config": raw.get("config").cloned().unwrap_or(Value::Null),
@@ -360,14 +373,39 @@ impl Engine {
             }
             return Ok(out);
         }
+        let mut lineage = Lineage::of(&self.store.images()?);
         for r in self.store.delete_image(&image.id)? {
             out.push(self.untagged_event(&image.id, &r));
         }
         out.push(self.deleted_event(&image.id));
         if prune {
+            self.delete_unneeded_ancestors(&mut lineage, &image.id, &mut out)?;
             self.collect_garbage()?;
         }
         Ok(out)
+    }
+
+    /// After `deleted`, its ancestors that are untagged, have no other
+    /// child and no container (docker's prune of parents on `rmi`).
+    fn delete_unneeded_ancestors(
+        &self,
+        lineage: &mut Lineage,
+        deleted: &Digest,
+        out: &mut Vec<ImageDeleteResponseItem>,
+    ) -> Result<()> {
+        let mut child = deleted.clone();
+        while let Some(parent) = lineage.remove(&child) {
+            if lineage.has_children(&parent)
+                || !self.store.references(&parent)?.is_empty()
+                || !self.store.containers_using(&parent)?.is_empty()
+            {
+                break;
+            }
+            self.store.delete_image(&parent)?;
+            out.push(self.deleted_event(&parent));
+            child = parent;
+        }
+        Ok(())
     }
 
     fn untagged_event(&self, id: &Digest, r: &Reference) -> ImageDeleteResponseItem {
@@ -527,9 +565,18 @@ impl Engine {
             })
             .transpose()?;
         let dangling: BTreeSet<Digest> = self.store.dangling_images()?.into_iter().collect();
+        let images = self.store.images()?;
+        let mut lineage = Lineage::of(&images);
         let mut deleted = Vec::new();
-        for image in self.store.images()? {
-            if !all && !dangling.contains(&image.id) {
+        for image in images {
+            // A build step's image goes with the last of its children.
+            let step = dangling.contains(&image.id) && lineage.has_children(&image.id);
+            if step || (!all && !dangling.contains(&image.id)) {
+                continue;
+            }
+            if deleted.iter().any(|d: &ImageDeleteResponseItem| {
+                d.deleted.as_deref() == Some(&image.id.to_string())
+            }) {
                 continue;
             }
             if until.is_some_and(|u| image.added_at >= u) {
@@ -541,15 +588,14 @@ impl Engine {
             }
             let labels = image_labels(&image);
             let pairs = || labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-            if !filters.get("label").all(|f| label_matches(f, pairs()))
-                || filters.get("label!").any(|f| label_matches(f, pairs()))
-            {
+            if !filters.prune_labels_match(pairs) {
                 continue;
             }
             for r in self.store.delete_image(&image.id)? {
                 deleted.push(self.untagged_event(&image.id, &r));
             }
             deleted.push(self.deleted_event(&image.id));
+            self.delete_unneeded_ancestors(&mut lineage, &image.id, &mut deleted)?;
         }
         let freed = self.collect_garbage()?;
         Ok(ImagePruneResponse {
@@ -561,7 +607,7 @@ impl Engine {
     /// `GET /system/df`: images with their sizes; containers, volumes and
     /// build cache are empty until those exist.
     pub fn disk_usage(&self) -> Result<Value> {
-        let images = self.list_images(&Filters::new())?;
+        let images = self.list_images(&Filters::new(), true)?;
         let mut chains = BTreeSet::new();
         for image in self.store.images()? {
             chains.extend(image.chain());
@@ -579,6 +625,20 @@ impl Engine {
             "BuildCache": [],
         }))
     }
+}
+
+/// Image inspect's ContainerConfig for an image no container made (an
+/// import, a pull of a BuildKit image): docker's zero-valued Config, not
+/// null, as clients read fields of it (docker-compose 1.x reads
+/// `ContainerConfig.Volumes` when it recreates a container).
+fn zero_container_config() -> Value {
+    json!({
+        "Hostname": "", "Domainname": "", "User": "",
+        "AttachStdin": false, "AttachStdout": false, "AttachStderr": false,
+        "Tty": false, "OpenStdin": false, "StdinOnce": false,
+        "Env": null, "Cmd": null, "Image": "", "Volumes": null,
+        "WorkingDir": "", "Entrypoint": null, "OnBuild": null, "Labels": null,
+    })
 }
 
 fn untagged(r: &Reference) -> ImageDeleteResponseItem {

@@ -19,6 +19,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod http;
+mod image_lineage;
 pub mod images;
 mod inflight;
 pub mod init;

@@ -41,7 +41,7 @@ fn rootfs_tar(dir: &Path, content: &str) -> Vec<u8> {
 
 fn tags(e: &Engine) -> Vec<String> {
     let mut t: Vec<String> = e
-        .list_images(&Filters::new())
+        .list_images(&Filters::new(), false)
         .unwrap()
         .into_iter()
         .flat_map(|i| i.repo_tags)
@@ -105,18 +105,18 @@ fn list_filters_and_prune() {
         .unwrap();
     let f = Filters::parse(r#"{"dangling":["true"]}"#).unwrap();
     let d: Vec<String> = e
-        .list_images(&f)
+        .list_images(&f, false)
         .unwrap()
         .into_iter()
         .map(|i| i.id)
         .collect();
     assert_eq!(d, [dangling.to_string()]);
     let f = Filters::parse(r#"{"label":["tier=gold"]}"#).unwrap();
-    assert_eq!(e.list_images(&f).unwrap().len(), 1);
+    assert_eq!(e.list_images(&f, false).unwrap().len(), 1);
     let f = Filters::parse(r#"{"label":["tier=silver"]}"#).unwrap();
-    assert!(e.list_images(&f).unwrap().is_empty());
+    assert!(e.list_images(&f, false).unwrap().is_empty());
     assert!(e
-        .list_images(&Filters::parse(r#"{"colour":["x"]}"#).unwrap())
+        .list_images(&Filters::parse(r#"{"colour":["x"]}"#).unwrap(), false)
         .is_err());
 
     let pruned = e.prune_images(&Filters::new()).unwrap();

@@ -330,9 +330,8 @@ impl Engine {
             && any("exited", &|v| {
                 c.state.status == Status::Exited && v.parse() == Ok(c.state.exit_code)
             })
-            && any("label", &|v| match v.split_once('=') {
-                Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
-                None => labels.contains_key(v),
+            && f.labels_match("label", || {
+                labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))
             })
             && any("ancestor", &|v| {
                 c.config.image_name == v

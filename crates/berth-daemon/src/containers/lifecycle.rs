@@ -724,6 +724,18 @@ impl Engine {
             let mut rx = handle.subscribe();
             let _ = rx.wait_for(|s| !s.status.is_live()).await;
         }
+        // The exit is published before its clean-up (so that `run`'s
+        // waiters do not wait for the unmount); the exit handler holds the
+        // container's lock until its ports, networks and mounts are
+        // released. A stop returns after that, as docker's does: clients
+        // stop a container to start another on its ports (docker-compose's
+        // recreate).
+        let h = handle.clone();
+        let _ = crate::http::blocking(move || {
+            drop(h.lock());
+            Ok(())
+        })
+        .await;
         self.container_event(&c, "stop", &[]);
         Ok(true)
     }

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-use berth_api::filters::label_matches;
 use berth_api::Filters;
 use berth_store::EndpointRow;
 use serde_json::{json, Value};
@@ -90,16 +89,12 @@ pub(super) fn endpoint_resource(name: &str, n: &Network, e: &EndpointRow) -> Val
     })
 }
 
-fn labels_match(n: &Network, filters: &Filters, key: &str) -> bool {
-    filters.get(key).all(|f| {
-        label_matches(
-            f,
-            n.config
-                .labels
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        )
-    })
+/// The network's labels, as the filters take them.
+fn label_pairs(n: &Network) -> impl Iterator<Item = (&str, &str)> {
+    n.config
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
 }
 
 /// docker's network list filters. `used`: some running container is on it.
@@ -118,7 +113,7 @@ pub(super) fn matches(n: &Network, used: bool, filters: &Filters) -> Result<bool
             "builtin" => !custom,
             _ => false,
         })
-        && labels_match(n, filters, "label");
+        && filters.labels_match("label", || label_pairs(n));
     if let Some(dangling) = filters.bool("dangling")? {
         return Ok(ok && custom && (dangling != used));
     }
@@ -127,15 +122,6 @@ pub(super) fn matches(n: &Network, used: bool, filters: &Filters) -> Result<bool
 
 /// docker's prune filters: `label`, `label!`, `until`.
 pub(super) fn prune_matches(n: &Network, filters: &Filters) -> Result<bool, ApiError> {
-    let negated = filters.get("label!").any(|f| {
-        label_matches(
-            f,
-            n.config
-                .labels
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        )
-    });
     let mut until_ok = true;
     for u in filters.get("until") {
         let Some(limit) = crate::events::parse_time(u) else {
@@ -145,5 +131,5 @@ pub(super) fn prune_matches(n: &Network, filters: &Filters) -> Result<bool, ApiE
         };
         until_ok &= (n.row.created_at as i128) < limit;
     }
-    Ok(labels_match(n, filters, "label") && !negated && until_ok)
+    Ok(filters.prune_labels_match(|| label_pairs(n)) && until_ok)
 }

@@ -231,11 +231,8 @@ impl Engine {
                 dangling.is_none_or(|d| d != users.contains_key(&v.name))
                     && any("name", &|n| v.name.contains(n))
                     && any("driver", &|d| v.driver == d)
-                    && filters.get("label").all(|l| {
-                        berth_api::filters::label_matches(
-                            l,
-                            v.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                        )
+                    && filters.labels_match("label", || {
+                        v.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))
                     })
             })
             .map(|v| self.volume_json(&v, None))
@@ -286,12 +283,7 @@ impl Engine {
             let labels = || v.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
             let wanted = (all || v.anonymous)
                 && !users.contains_key(&v.name)
-                && filters
-                    .get("label")
-                    .all(|l| berth_api::filters::label_matches(l, labels()))
-                && !filters
-                    .get("label!")
-                    .any(|l| berth_api::filters::label_matches(l, labels()));
+                && filters.prune_labels_match(labels);
             if !wanted {
                 continue;
             }
