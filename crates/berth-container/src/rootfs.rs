@@ -191,6 +191,14 @@ fn mount_one(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, index: usize, m: &Moun
             m.destination().display()
         ));
     }
+    // A tmpfs without mode= keeps the mode of the directory it covers, if
+    // the image has one (runc); on a mount point made for it, the kernel's
+    // default, 1777 (docker's `--tmpfs /new/dir` is world-writable).
+    let covered_mode = (typ == "tmpfs" && !opts.data.split(',').any(|o| o.starts_with("mode=")))
+        .then(|| paths::open_in_root(root, m.destination(), OFlags::PATH).ok())
+        .flatten()
+        .and_then(|fd| rustix::fs::fstat(&fd).ok())
+        .map(|st| st.st_mode & 0o7777);
     let target = paths::mkdir_all_in_root(root, m.destination(), Leaf::Dir)
         .map_err(errno_ctx("creating the mount point"))?;
     let source = m
@@ -199,16 +207,13 @@ fn mount_one(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, index: usize, m: &Moun
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| typ.to_string());
     let target_path = paths::proc_fd_path(target.as_fd());
-    // A tmpfs without mode= keeps the mode of the directory it covers (runc).
-    if typ == "tmpfs" && !opts.data.split(',').any(|o| o.starts_with("mode=")) {
-        if let Ok(st) = rustix::fs::fstat(&target) {
-            let mode = format!("mode={:o}", st.st_mode & 0o7777);
-            opts.data = if opts.data.is_empty() {
-                mode
-            } else {
-                format!("{},{mode}", opts.data)
-            };
-        }
+    if let Some(mode) = covered_mode {
+        let mode = format!("mode={mode:o}");
+        opts.data = if opts.data.is_empty() {
+            mode
+        } else {
+            format!("{},{mode}", opts.data)
+        };
     }
     if opts.tmpcopyup && typ == "tmpfs" {
         return mount_tmpfs_copyup(&source, &target, &opts).map(|()| read_only_later);

@@ -86,6 +86,7 @@ grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status | tr -s '\t ' ' '
 echo "nofile=$(ulimit -n) hard=$(ulimit -Hn)"
 cat /data/hello
 touch /scratch/x && echo scratch=rw
+touch /fresh/x && echo fresh=rw
 echo "net=$(ls /sys/class/net | tr '\n' ' ')"
 [ -s /proc/kcore ] && echo kcore=visible || echo kcore=masked
 exit 3
@@ -112,7 +113,15 @@ exit 0
                 host_config: Some(HostConfig {
                     network_mode: Some("none".into()),
                     binds: Some(vec![format!("{}:/data:ro", data.display())]),
-                    tmpfs: Some([("/scratch".to_string(), "size=1m,mode=1777".to_string())].into()),
+                    // /fresh is not in the image: its mount point is made
+                    // for it, and a tmpfs without mode= is then world-writable.
+                    tmpfs: Some(
+                        [
+                            ("/scratch".to_string(), "size=1m,mode=1777".to_string()),
+                            ("/fresh".to_string(), "size=1m".to_string()),
+                        ]
+                        .into(),
+                    ),
                     memory: Some(64 << 20),
                     pids_limit: Some(32),
                     ulimits: Some(vec![ResourcesUlimits {
@@ -137,6 +146,7 @@ exit 0
                 "nofile=100 hard=200",
                 "hello from the host",
                 "scratch=rw",
+                "fresh=rw",
                 "net=lo ",
                 "kcore=masked",
             ]),
