@@ -357,8 +357,10 @@ fn export_and_diff() {
     }
     let d = Berthd::with_busybox(&[]);
     d.docker_ok(&["run", "-d", "--name", "changed", "bb:1", "sleep", "1000"]);
-    // Nothing changed yet: the runtime's mount points do not count.
+    // Nothing changed yet: the runtime's mount points and docker's
+    // /.dockerenv marker (an empty 0755 file) do not count.
     assert_eq!(d.docker_ok(&["diff", "changed"]), "");
+    assert_eq!(exec(&d, "changed", "stat -c '%a %s' /.dockerenv"), "755 0\n");
     exec(
         &d,
         "changed",

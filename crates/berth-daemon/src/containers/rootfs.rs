@@ -50,12 +50,36 @@ pub fn mount(layers: &LayerStore, chain: &[ChainId], dir: &Path) -> Result<PathB
     for d in [&upper, &work, &rootfs] {
         std::fs::create_dir_all(d).map_err(io("creating", d))?;
     }
+    mark_as_container(&upper)?;
     if is_mounted(&rootfs) {
         return Ok(rootfs);
     }
     let m = layers.container_mounts(chain, &upper, &work)?;
     perform(&m, &rootfs).map_err(io("mounting the overlay on", &rootfs))?;
     Ok(rootfs)
+}
+
+/// docker's marker, an empty `/.dockerenv` (mode 0755): programs look for
+/// it to know they run in a container. Like docker's init layer, it is no
+/// change of the container's own (diff and commit leave it out:
+/// `archive::INIT_PATHS`).
+fn mark_as_container(upper: &Path) -> Result<(), RootfsError> {
+    let path = upper.join(".dockerenv");
+    match rustix::fs::open(
+        &path,
+        rustix::fs::OFlags::WRONLY
+            | rustix::fs::OFlags::CREATE
+            | rustix::fs::OFlags::EXCL
+            | rustix::fs::OFlags::NOFOLLOW
+            | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o755),
+    ) {
+        // Whatever berthd's umask.
+        Ok(fd) => rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o755))
+            .map_err(|e| io("setting the mode of", &path)(e.into())),
+        Err(rustix::io::Errno::EXIST) => Ok(()),
+        Err(e) => Err(io("creating", &path)(e.into())),
+    }
 }
 
 /// Unmounts the rootfs under `dir` if it is mounted. A busy mount (a
