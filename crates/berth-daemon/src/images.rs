@@ -199,14 +199,10 @@ impl Engine {
             "Comment": config.comment.clone().unwrap_or_default(),
             "Created": config.created.clone().unwrap_or_default(),
             "Container": config.container.clone().unwrap_or_default(),
-            "ContainerConfig": raw
-                .get("container_config")
-                .filter(|c| c.is_object())
-                .cloned()
-                .unwrap_or_else(zero_container_config),
+            "ContainerConfig": with_zero_fields(raw.get("container_config")),
             "DockerVersion": config.docker_version.clone().unwrap_or_default(),
             "Author": config.author.clone().unwrap_or_default(),
-            "Config": raw.get("config").cloned().unwrap_or(Value::Null),
+            "Config": with_zero_fields(raw.get("config")),
             "Architecture": config.architecture,
             "Variant": config.variant,
             "Os": config.os,
@@ -627,10 +623,22 @@ impl Engine {
     }
 }
 
-/// Image inspect's ContainerConfig for an image no container made (an
-/// import, a pull of a BuildKit image): docker's zero-valued Config, not
-/// null, as clients read fields of it (docker-compose 1.x reads
-/// `ContainerConfig.Volumes` when it recreates a container).
+/// An image config's `config` or `container_config` as image inspect
+/// shows it: docker's whole Config, its unset fields zero-valued, never
+/// null (an import or a BuildKit image has no container_config at all),
+/// as clients read fields of it: docker-compose 1.x reads
+/// `ContainerConfig.Volumes` when it recreates a container.
+fn with_zero_fields(stored: Option<&Value>) -> Value {
+    let mut out = zero_container_config();
+    if let (Value::Object(out), Some(Value::Object(set))) = (&mut out, stored) {
+        for (k, v) in set {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+/// docker's container Config with every field unset.
 fn zero_container_config() -> Value {
     json!({
         "Hostname": "", "Domainname": "", "User": "",

@@ -495,3 +495,83 @@ fn an_exec_stream_is_framed_as_its_start_asks() {
     d.docker_ok(&["rm", "-f", "box"]);
     d.stop();
 }
+
+/// Inspect says what the container runs with, in docker's shape: the
+/// defaults docker's create fills in (ShmSize, MemorySwap as twice Memory,
+/// IpcMode, CgroupnsMode, the masked and read-only paths) rather than the
+/// zeros the client sent, and docker's null for what is unset. The masked
+/// paths listed are the ones the container finds masked.
+#[test]
+fn inspect_reports_the_applied_defaults() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    d.docker_ok(&[
+        "run", "-d", "--name", "dflts", "--memory", "64m", "bb:1", "sleep", "100",
+    ]);
+    let c = d.inspect("dflts");
+    let hc = &c["HostConfig"];
+    assert_eq!(hc["ShmSize"], 64 << 20, "{hc}");
+    assert_eq!(hc["MemorySwap"], 128 << 20, "{hc}");
+    assert_eq!(hc["IpcMode"], "private", "{hc}");
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    assert_eq!(
+        hc["CgroupnsMode"],
+        if v2 { "private" } else { "host" },
+        "{hc}"
+    );
+    for unset in [
+        "PidsLimit",
+        "MemorySwappiness",
+        "SecurityOpt",
+        "ExtraHosts",
+        "GroupAdd",
+    ] {
+        assert!(hc[unset].is_null(), "{unset}: {hc}");
+    }
+    assert!(
+        hc.get("Init").is_none(),
+        "Init is left out when unset: {hc}"
+    );
+    assert!(c["Config"]["Volumes"].is_null(), "{}", c["Config"]);
+    let masked: Vec<String> = hc["MaskedPaths"]
+        .as_array()
+        .expect("MaskedPaths is a list")
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    assert!(masked.iter().any(|p| p == "/proc/keys"), "{masked:?}");
+    let readonly = hc["ReadonlyPaths"]
+        .as_array()
+        .expect("ReadonlyPaths is a list");
+    assert!(readonly.iter().any(|p| p == "/proc/sys"), "{readonly:?}");
+    // (The host's /proc/keys is never empty: it lists the keyrings.)
+    let keys = d.docker_ok(&["exec", "dflts", "sh", "-c", "wc -c < /proc/keys"]);
+    assert_eq!(
+        keys.trim(),
+        "0",
+        "/proc/keys is listed as masked and reads empty"
+    );
+    // A privileged container has none, as docker reports it.
+    d.docker_ok(&["create", "--name", "priv", "--privileged", "bb:1", "true"]);
+    let hc = &d.inspect("priv")["HostConfig"];
+    assert!(
+        hc["MaskedPaths"].is_null() && hc["ReadonlyPaths"].is_null(),
+        "{hc}"
+    );
+    // An imported image's Config is docker's whole Config, zero-valued
+    // where unset, and so is its ContainerConfig.
+    let (_, body) = d.api("GET", "/images/bb:1/json", None);
+    let image = json(&body);
+    for section in ["Config", "ContainerConfig"] {
+        let cfg = &image[section];
+        for key in ["Env", "Entrypoint", "Volumes", "Labels", "OnBuild"] {
+            assert!(cfg.get(key).is_some(), "{section}.{key}: {cfg}");
+        }
+        assert_eq!(cfg["User"], "", "{section}: {cfg}");
+    }
+    assert_eq!(image["Config"]["Cmd"], serde_json::json!(["sh"]));
+    d.docker_ok(&["rm", "-f", "dflts", "priv"]);
+    d.stop();
+}

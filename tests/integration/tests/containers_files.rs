@@ -360,7 +360,10 @@ fn export_and_diff() {
     // Nothing changed yet: the runtime's mount points and docker's
     // /.dockerenv marker (an empty 0755 file) do not count.
     assert_eq!(d.docker_ok(&["diff", "changed"]), "");
-    assert_eq!(exec(&d, "changed", "stat -c '%a %s' /.dockerenv"), "755 0\n");
+    assert_eq!(
+        exec(&d, "changed", "stat -c '%a %s' /.dockerenv"),
+        "755 0\n"
+    );
     exec(
         &d,
         "changed",

@@ -72,9 +72,10 @@ pub(super) fn merged_config(c: &Loaded, image: &berth_image::ImageConfig) -> Val
         "Volumes": create
             .volumes
             .as_ref()
+            .filter(|v| !v.is_empty())
             .map(|v| v.iter().map(|p| (p.clone(), json!({}))).collect::<Map<_, _>>())
             .map(Value::Object)
-            .or(run.volumes.as_ref().map(|v| json!(v))),
+            .or(run.volumes.as_ref().filter(|v| !v.is_empty()).map(|v| json!(v))),
         "WorkingDir": working_dir,
         "Entrypoint": entrypoint,
         "OnBuild": run.on_build,
@@ -99,8 +100,10 @@ pub(super) fn merged_config(c: &Loaded, image: &berth_image::ImageConfig) -> Val
 }
 
 /// HostConfig as docker reports it: what the client sent, with docker's
-/// defaults for the fields every client reads.
-fn host_config(c: &Loaded) -> Value {
+/// defaults for the fields every client reads and the values berth applies
+/// where docker's create normalises them (ShmSize, MemorySwap, the masked
+/// paths...), so that `inspect` says what the container runs with.
+fn host_config(c: &Loaded, applied: Option<&crate::spec::AppliedDefaults>) -> Value {
     let mut v = c
         .config
         .create
@@ -108,6 +111,10 @@ fn host_config(c: &Loaded) -> Value {
         .as_ref()
         .map(|h| serde_json::to_value(h).unwrap_or_default())
         .unwrap_or_else(|| json!({}));
+    let paths = |p: Option<&Vec<String>>| match p {
+        Some(list) if !list.is_empty() => json!(list),
+        _ => Value::Null,
+    };
     let defaults = [
         ("NetworkMode", json!("default")),
         (
@@ -121,19 +128,37 @@ fn host_config(c: &Loaded) -> Value {
         ("Runtime", json!(c.config.runtime)),
         ("Binds", Value::Null),
         ("PortBindings", json!({})),
-        ("ShmSize", json!(64 * 1024 * 1024)),
+        ("ShmSize", json!(DEFAULT_SHM_SIZE)),
         ("Memory", json!(0)),
         ("NanoCpus", json!(0)),
         ("CpuShares", json!(0)),
         ("PidsLimit", Value::Null),
         ("CapAdd", Value::Null),
         ("CapDrop", Value::Null),
-        ("Init", Value::Null),
+        ("KernelMemory", json!(0)),
+        ("KernelMemoryTCP", json!(0)),
+        ("DeviceCgroupRules", Value::Null),
+        ("DeviceRequests", Value::Null),
+        ("ExtraHosts", Value::Null),
+        ("GroupAdd", Value::Null),
+        ("SecurityOpt", Value::Null),
+        ("VolumesFrom", Value::Null),
+        ("IpcMode", json!("private")),
+        (
+            "CgroupnsMode",
+            json!(if applied.is_some_and(|a| a.cgroupns_private) {
+                "private"
+            } else {
+                "host"
+            }),
+        ),
+        ("MaskedPaths", paths(applied.map(|a| &a.masked_paths))),
+        ("ReadonlyPaths", paths(applied.map(|a| &a.readonly_paths))),
     ];
     if let Value::Object(m) = &mut v {
         for (k, d) in defaults {
             let missing = match m.get(k) {
-                None => true,
+                None | Some(Value::Null) => true,
                 Some(Value::String(s)) => s.is_empty(),
                 Some(Value::Object(o)) => o.is_empty() && k != "PortBindings",
                 Some(_) => false,
@@ -148,9 +173,31 @@ fn host_config(c: &Loaded) -> Value {
         {
             m["RestartPolicy"]["Name"] = json!("no");
         }
+        // docker's create normalises these; "not set" reads as null.
+        let int = |m: &serde_json::Map<String, Value>, k: &str| m.get(k).and_then(Value::as_i64);
+        if int(m, "ShmSize").is_some_and(|s| s <= 0) {
+            m.insert("ShmSize".into(), json!(DEFAULT_SHM_SIZE));
+        }
+        if int(m, "PidsLimit").is_some_and(|p| p <= 0) {
+            m.insert("PidsLimit".into(), Value::Null);
+        }
+        if int(m, "MemorySwappiness") == Some(-1) {
+            m.insert("MemorySwappiness".into(), Value::Null);
+        }
+        let memory = int(m, "Memory").unwrap_or(0);
+        if memory > 0 && int(m, "MemorySwap").unwrap_or(0) == 0 {
+            m.insert("MemorySwap".into(), json!(memory * 2));
+        }
+        // A pointer docker leaves out when unset.
+        if m.get("Init").is_some_and(Value::is_null) {
+            m.remove("Init");
+        }
     }
     v
 }
+
+/// /dev/shm's size when HostConfig.ShmSize is not set (docker's).
+const DEFAULT_SHM_SIZE: i64 = 64 * 1024 * 1024;
 
 impl Engine {
     /// `GET /containers/{id}/json`.
@@ -210,7 +257,10 @@ impl Engine {
             "ProcessLabel": "",
             "AppArmorProfile": "",
             "ExecIDs": if exec_ids.is_empty() { Value::Null } else { json!(exec_ids) },
-            "HostConfig": host_config(&c),
+            "HostConfig": host_config(
+                &c,
+                crate::spec::applied_defaults(&c.config.create, &image_config).as_ref(),
+            ),
             "GraphDriver": {
                 "Data": {
                     "LowerDir": lower.join(":"),

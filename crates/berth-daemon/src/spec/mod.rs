@@ -155,6 +155,31 @@ pub fn validate(body: &ContainerCreateBody, image: &ImageConfig) -> Result<Vec<S
     Ok(Plan::new(body, image, &Host::detect())?.warnings)
 }
 
+/// Defaults berth applies to a container that docker's inspect reports in
+/// its HostConfig: the masked and read-only paths (none when privileged)
+/// and whether it gets a cgroup namespace of its own.
+pub struct AppliedDefaults {
+    pub masked_paths: Vec<String>,
+    pub readonly_paths: Vec<String>,
+    pub cgroupns_private: bool,
+}
+
+/// The [`AppliedDefaults`] of a created container (None if its request no
+/// longer plans, which create would have refused).
+pub fn applied_defaults(
+    body: &ContainerCreateBody,
+    image: &ImageConfig,
+) -> Option<AppliedDefaults> {
+    let host = Host::detect();
+    let plan = Plan::new(body, image, &host).ok()?;
+    let (masked_paths, readonly_paths) = plan.system_paths(&host);
+    Some(AppliedDefaults {
+        masked_paths,
+        readonly_paths,
+        cgroupns_private: plan.cgroupns_private,
+    })
+}
+
 /// Docker's Path and Args: the image's Entrypoint and Cmd under the
 /// request's (a request Entrypoint also drops the image's Cmd; `[""]`
 /// resets the Entrypoint), or "No command specified".
