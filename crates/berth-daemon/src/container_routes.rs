@@ -152,6 +152,10 @@ async fn prune(engine: Arc<Engine>, q: &str) -> Result<Response, ApiError> {
     let q: query::PruneQuery = parse_query(q)?;
     let filters = parse_filters(q.filters.as_deref())?;
     filters.validate(&["label", "label!", "until"])?;
+    let untils = filters
+        .get("until")
+        .map(crate::events::until_limit)
+        .collect::<Result<Vec<i128>, ApiError>>()?;
     let e = engine.clone();
     let candidates = blocking(move || {
         let all = e.list_containers(true, None, false, &berth_api::Filters::default())?;
@@ -167,11 +171,8 @@ async fn prune(engine: Arc<Engine>, q: &str) -> Result<Response, ApiError> {
                 })
             })
             .filter(|c| {
-                filters.get("until").all(|u| {
-                    crate::events::parse_time(u).is_some_and(|t| {
-                        i128::from(c["Created"].as_i64().unwrap_or(0)) * 1_000_000_000 < t
-                    })
-                })
+                let created = i128::from(c["Created"].as_i64().unwrap_or(0)) * 1_000_000_000;
+                untils.iter().all(|t| created < *t)
             })
             .filter_map(|c| c["Id"].as_str().map(str::to_owned))
             .collect::<Vec<String>>())
@@ -251,7 +252,14 @@ async fn container_action(
                     .filter(|s| !s.is_empty())
                     .unwrap_or("KILL"),
             )?;
-            engine.kill_container(&name, signal).await?;
+            // docker names the operation: "Cannot kill container: NAME: ...".
+            engine
+                .kill_container(&name, signal)
+                .await
+                .map_err(|e| ApiError {
+                    message: format!("Cannot kill container: {name}: {}", e.message),
+                    ..e
+                })?;
             Ok(no_content())
         }
         (Method::POST, "wait") => {

@@ -57,7 +57,10 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(status = self.status, message = %self.message, "request refused");
         }
-        let mut resp = (status, ErrorBody::new(self.message).to_json()).into_response();
+        // OS errors as Go writes them: docker's clients read the text
+        // (the CLI's `run` exits 127 on "no such file or directory").
+        let message = berth_errdefs::go_os_errors(&self.message);
+        let mut resp = (status, ErrorBody::new(message).to_json()).into_response();
         resp.headers_mut().insert(
             axum::http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

@@ -68,6 +68,39 @@ pub trait HasKind {
     fn kind(&self) -> ErrorKind;
 }
 
+/// `message` with each OS error Rust formats (`No such file or directory
+/// (os error 2)`) written as Go writes it (`no such file or directory`).
+/// Docker's clients read its error texts: the docker CLI picks `run`'s exit
+/// code 127 for "no such file or directory" and 126 for "permission
+/// denied", case and all.
+pub fn go_os_errors(message: &str) -> String {
+    const MARK: &str = " (os error ";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(MARK) {
+        let Some(close) = rest[at + MARK.len()..].find(')') else {
+            break;
+        };
+        let digits = &rest[at + MARK.len()..at + MARK.len() + close];
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&rest[..at + MARK.len()]);
+            rest = &rest[at + MARK.len()..];
+            continue;
+        }
+        // The error's text starts after the last ": " before it.
+        let text_start = rest[..at].rfind(": ").map_or(0, |i| i + 2);
+        out.push_str(&rest[..text_start]);
+        let mut text = rest[text_start..at].chars();
+        if let Some(first) = text.next() {
+            out.extend(first.to_lowercase());
+            out.push_str(text.as_str());
+        }
+        rest = &rest[at + MARK.len() + close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +112,22 @@ mod tests {
         assert_eq!(ErrorKind::Conflict.http_status(), 409);
         assert_eq!(ErrorKind::NotImplemented.http_status(), 501);
         assert_eq!(ErrorKind::Internal.http_status(), 500);
+    }
+
+    #[test]
+    fn os_errors_read_as_go_writes_them() {
+        assert_eq!(
+            go_os_errors("device \"/dev/x\": No such file or directory (os error 2)"),
+            "device \"/dev/x\": no such file or directory"
+        );
+        assert_eq!(
+            go_os_errors("Permission denied (os error 13); and: Is a directory (os error 21)"),
+            "permission denied; and: is a directory"
+        );
+        assert_eq!(go_os_errors("nothing to change"), "nothing to change");
+        assert_eq!(
+            go_os_errors("odd (os error x) stays"),
+            "odd (os error x) stays"
+        );
     }
 }

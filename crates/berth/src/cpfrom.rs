@@ -48,16 +48,7 @@ fn fail(msg: impl Into<String>) -> anyhow::Error {
 
 /// An OS error as Go prints it: `no such file or directory`.
 fn go_errno(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    let s = match s.find(" (os error") {
-        Some(i) => &s[..i],
-        None => &s,
-    };
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().chain(c).collect(),
-        None => String::new(),
-    }
+    berth_errdefs::go_os_errors(&e.to_string())
 }
 
 /// Go's `path.Clean`.

@@ -575,3 +575,80 @@ fn inspect_reports_the_applied_defaults() {
     d.docker_ok(&["rm", "-f", "dflts", "priv"]);
     d.stop();
 }
+
+/// Prunes read `until` as docker's daemon does: a time, or a Go duration
+/// back from now (`until=24h`); anything else is a 400 naming the value.
+#[test]
+fn prune_until_takes_durations_and_refuses_garbage() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    d.docker_ok(&["create", "--name", "old", "bb:1", "true"]);
+    d.docker_ok(&["container", "prune", "-f", "--filter", "until=24h"]);
+    assert!(
+        d.docker(&["inspect", "old"]).status.success(),
+        "made less than 24h ago: kept"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    d.docker_ok(&["container", "prune", "-f", "--filter", "until=1s"]);
+    assert!(
+        !d.docker(&["inspect", "old"]).status.success(),
+        "made over 1s ago: pruned"
+    );
+    for args in [
+        &["container", "prune", "-f", "--filter", "until=bad"][..],
+        &["network", "prune", "-f", "--filter", "until=bad"],
+    ] {
+        let out = d.docker(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            err.contains("failed to parse value as time or duration: \"bad\""),
+            "{args:?}: {err}"
+        );
+    }
+    d.stop();
+}
+
+/// A start that fails answers as dockerd's does, so that the docker CLI
+/// exits as it does with dockerd: 127 for what is missing (the CLI matches
+/// Go's lower-case "no such file or directory", so OS errors are written as
+/// Go writes them), and no "Error waiting for container" on top (a wait
+/// ended by a failed start or by the removal carries no error).
+#[test]
+fn failed_starts_exit_as_the_docker_cli_expects() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    for args in [
+        &["run", "--rm", "bb:1", "/nonexistent"][..],
+        &["run", "--name", "kept", "bb:1", "/nonexistent"],
+        &[
+            "run",
+            "--rm",
+            "--device",
+            "/dev/berth-no-such-device",
+            "bb:1",
+            "true",
+        ],
+    ] {
+        let out = d.docker(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(127), "{args:?}: {err}");
+        assert!(!err.contains("Error waiting"), "{args:?}: {err}");
+        assert!(!err.contains("(os error"), "{args:?}: {err}");
+    }
+    let state = &d.inspect("kept")["State"];
+    assert_eq!(state["ExitCode"], 127, "{state}");
+    assert!(
+        state["Error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no such file or directory"),
+        "{state}"
+    );
+    d.docker_ok(&["rm", "kept"]);
+    d.stop();
+}

@@ -318,6 +318,11 @@ impl Engine {
             }
             Err(e) => {
                 self.cleanup_after_shim(c, &paths, false);
+                // Recorded as the API answers it (inspect's State.Error).
+                let e = ApiError {
+                    message: berth_errdefs::go_os_errors(&e.message),
+                    ..e
+                };
                 let (code, status) = start_failure(&e.message);
                 state.status = if c.state.started_at == 0 && state.restart_count == 0 {
                     Status::Created
@@ -965,12 +970,19 @@ impl Engine {
                     .await
                     .map(|s| s.clone())
                     .unwrap_or(initial);
-                Ok(result(&s))
+                // A start that failed ends the wait too (docker's would
+                // go on), without an error: the start's own answer
+                // reported it, and the docker CLI logs a wait's error as
+                // "Error waiting for container" on top.
+                let (code, error) = result(&s);
+                Ok((code, error.filter(|_| s.status != Status::Created)))
             }
+            // docker clears the error when it removes a container: the
+            // removal's waiters get the exit code alone.
             WaitCondition::Removed => {
                 let _ = removed.wait_for(|r| *r).await;
                 let s = rx.borrow().clone();
-                Ok(result(&s))
+                Ok((i64::from(s.exit_code), None))
             }
         }
     }

@@ -372,6 +372,10 @@ impl Engine {
     /// "network ... not found", as with docker and `network rm`).
     pub fn prune_networks(&self, filters: &Filters) -> Result<Vec<String>, ApiError> {
         filters.validate(&["label", "label!", "until"])?;
+        // Refused even when there is nothing to prune, as docker does.
+        for u in filters.get("until") {
+            crate::events::until_limit(u)?;
+        }
         let used: std::collections::HashSet<String> = self
             .store
             .endpoints()?

@@ -124,12 +124,7 @@ pub(super) fn matches(n: &Network, used: bool, filters: &Filters) -> Result<bool
 pub(super) fn prune_matches(n: &Network, filters: &Filters) -> Result<bool, ApiError> {
     let mut until_ok = true;
     for u in filters.get("until") {
-        let Some(limit) = crate::events::parse_time(u) else {
-            return Err(ApiError::bad_request(format!(
-                "invalid until {u:?}: expected unix seconds or RFC 3339"
-            )));
-        };
-        until_ok &= (n.row.created_at as i128) < limit;
+        until_ok &= (n.row.created_at as i128) < crate::events::until_limit(u)?;
     }
     Ok(filters.prune_labels_match(|| label_pairs(n)) && until_ok)
 }

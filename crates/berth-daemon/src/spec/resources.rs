@@ -151,7 +151,7 @@ pub(crate) fn check(
     let ncpu = host.ncpu as i64;
     if nano != 0 && (nano < 0 || nano > ncpu * 1_000_000_000) {
         return bad(format!(
-            "range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+            "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
         ));
     }
     if period != 0 && !(1000..=1_000_000).contains(&period) {
@@ -561,7 +561,7 @@ mod tests {
                 nano_cpus: Some(5_000_000_000),
                 ..Default::default()
             }),
-            "range of CPUs is from 0.01 to 4.00, as there are only 4 CPUs available"
+            "Range of CPUs is from 0.01 to 4.00, as there are only 4 CPUs available"
         );
         assert_eq!(
             err(HostConfig {
