@@ -652,3 +652,63 @@ fn failed_starts_exit_as_the_docker_cli_expects() {
     d.docker_ok(&["rm", "kept"]);
     d.stop();
 }
+
+/// `docker start -a` attaches, then starts: on a container that has run
+/// before too, each run's output and exit code reach the client. An
+/// attachment that waits for a start ends when the container is removed.
+#[test]
+fn start_attach_again_gets_every_runs_output() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "again",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo run; exit 4",
+    ]);
+    for _ in 0..3 {
+        let out = d.docker(&["start", "-a", "again"]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "run\n");
+        assert_eq!(out.status.code(), Some(4));
+    }
+    // A stream attachment to the exited container waits for its start;
+    // removing the container ends it.
+    let mut waiting = std::process::Command::new("curl")
+        .args(["-s", "--no-buffer", "--max-time", "20"])
+        .args([
+            "-H",
+            "Upgrade: tcp",
+            "-H",
+            "Connection: Upgrade",
+            "--unix-socket",
+        ])
+        .arg(&d.socket)
+        .args([
+            "-X",
+            "POST",
+            "http://berth/containers/again/attach?stream=1&stdout=1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("curl");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "the attachment waits"
+    );
+    d.docker_ok(&["rm", "again"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while waiting.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the attachment outlived the removal"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    d.stop();
+}

@@ -36,8 +36,11 @@ impl std::fmt::Debug for AttachRequest {
 }
 
 impl Engine {
-    /// Attaches `req` now if the container runs, or at its start if it is
-    /// only created. For a stopped container the connection just ends.
+    /// Attaches `req` now if the container runs, or at its next start if
+    /// it is created or has exited (docker's `start -a` attaches first,
+    /// then starts: again and again for the same container). For one being
+    /// removed the connection just ends, as it does for a waiting one when
+    /// its container is removed (the request is dropped with its handle).
     pub fn attach_container(
         self: &Arc<Self>,
         name: &str,
@@ -52,12 +55,12 @@ impl Engine {
                 let paths = self.container_paths(&c.id);
                 self.connect_attach(&c.id, &paths, req);
             }
-            Status::Created | Status::Restarting => handle
+            Status::Created | Status::Restarting | Status::Exited => handle
                 .pending_attach
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(req),
-            Status::Exited | Status::Dead | Status::Removing => {
+            Status::Dead | Status::Removing => {
                 if let Some(rt) = self.runtime_handle() {
                     rt.spawn(async move {
                         if let Ok(mut io) = req.io.await {
