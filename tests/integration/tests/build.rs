@@ -47,7 +47,7 @@ fn dockerfile_builds_run_cache_and_fail_cleanly() {
         p.join("Dockerfile"),
         "FROM bb:1 AS base\n\
          ARG GREETING=hi\n\
-         ENV APP=/app \\\n    MODE=test\n\
+         ENV APP=/app \\\n    MODE=test TOOLS=/tools:$PATH\n\
          WORKDIR $APP\n\
          COPY sub/ ./data/\n\
          COPY . /ctx/\n\
@@ -90,6 +90,15 @@ fn dockerfile_builds_run_cache_and_fail_cleanly() {
         "built:1",
     ]);
     assert_eq!(label.trim(), "berth");
+    // bb:1 sets no PATH: the stage got docker's default one, which the
+    // ENV saw and the image keeps.
+    let env = d.docker_ok(&["inspect", "-f", "{{json .Config.Env}}", "built:1"]);
+    let default = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    assert!(env.contains(&format!("\"PATH={default}\"")), "{env}");
+    assert!(
+        env.contains(&format!("\"TOOLS=/tools:{default}\"")),
+        "{env}"
+    );
 
     // The same build again: every step from the cache.
     let again = build(&d, p, "-t built:2 --target base --build-arg GREETING=hey");

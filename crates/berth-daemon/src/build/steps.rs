@@ -196,13 +196,24 @@ impl<'a> Build<'a> {
                 )))
             }
         };
-        let stage = |parent: Parent, config: RunConfig| Stage {
-            name: name.clone(),
-            parent,
-            config,
-            args: BTreeMap::new(),
-            cmd_set: false,
-            author: None,
+        let stage = |parent: Parent, mut config: RunConfig| {
+            // docker's builder gives a stage whose base sets no PATH the
+            // default one (its `setDefaultPath`): `ENV PATH=/x:$PATH` and
+            // the built image's Env see it.
+            if env_value(&config, "PATH").is_none() {
+                config
+                    .env
+                    .get_or_insert_with(Vec::new)
+                    .push(format!("PATH={}", crate::spec::env::DEFAULT_PATH));
+            }
+            Stage {
+                name: name.clone(),
+                parent,
+                config,
+                args: BTreeMap::new(),
+                cmd_set: false,
+                author: None,
+            }
         };
         if image == "scratch" {
             let config = ImageConfig {
