@@ -44,6 +44,9 @@ impl Event {
             v["status"] = json!(self.action);
             v["id"] = json!(self.actor_id);
         }
+        if let Some(image) = self.attribute("image").filter(|_| self.kind == "container") {
+            v["from"] = json!(image);
+        }
         v
     }
 

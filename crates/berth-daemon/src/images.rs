@@ -404,14 +404,17 @@ impl Engine {
         Ok(())
     }
 
+    /// docker names the image by its id in untag and delete events (the
+    /// name removed is in the response, not the event).
     fn untagged_event(&self, id: &Digest, r: &Reference) -> ImageDeleteResponseItem {
-        self.events
-            .emit("image", "untag", &id.to_string(), Some(&r.familiar()));
+        let id = id.to_string();
+        self.events.emit("image", "untag", &id, Some(&id));
         untagged(r)
     }
 
     fn deleted_event(&self, id: &Digest) -> ImageDeleteResponseItem {
-        self.events.emit("image", "delete", &id.to_string(), None);
+        self.events
+            .emit("image", "delete", &id.to_string(), Some(&id.to_string()));
         ImageDeleteResponseItem {
             deleted: Some(id.to_string()),
             ..Default::default()

@@ -712,3 +712,74 @@ fn start_attach_again_gets_every_runs_output() {
     }
     d.stop();
 }
+
+/// The events of `docker run` and of removing a tag, as dockerd sends
+/// them: attach, the network's connect and disconnect around start and
+/// die, the legacy `from` field, and untag naming the image by its id.
+#[test]
+fn events_are_the_ones_dockerd_sends() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    d.docker_ok(&["run", "--name", "ev", "--network", "none", "bb:1", "true"]);
+    d.docker_ok(&["rm", "ev"]);
+    d.docker_ok(&["tag", "bb:1", "evtag:1"]);
+    d.docker_ok(&["rmi", "evtag:1"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let t1 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let events = d.docker_ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &t1,
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    // (bb:1's import may fall in the same second.)
+    let lines: Vec<&str> = events
+        .lines()
+        .filter(|l| !l.starts_with("image import"))
+        .collect();
+    let image_id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "bb:1"]);
+    let untag = format!("image untag {}", image_id.trim());
+    assert_eq!(
+        lines,
+        [
+            "container create ev",
+            "container attach ev",
+            "network connect none",
+            "container start ev",
+            "container die ev",
+            "network disconnect none",
+            "container destroy ev",
+            "image tag evtag:1",
+            untag.as_str(),
+        ],
+        "{events}"
+    );
+    let json = d.docker_ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &t1,
+        "--filter",
+        "event=create",
+        "--format",
+        "{{json .}}",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("one event");
+    assert_eq!(v["from"], "bb:1", "{v}");
+    d.stop();
+}

@@ -237,15 +237,24 @@ fn docker_cli_images_round_trip() {
         "{{.Type}} {{.Action}} {{index .Actor.Attributes \"name\"}}",
     ]);
     let events: Vec<&str> = events.lines().collect();
+    // Untag and delete name the image by its id, as dockerd's do (the
+    // names removed are in rmi's answer).
+    let untag = format!("image untag {id}");
+    let delete = format!("image delete {id}");
     for want in [
         "image import bb:1",
         "image tag example.com/team/bb:2",
-        "image untag example.com/team/bb:2",
-        "image untag bb:1",
+        untag.as_str(),
+        delete.as_str(),
         "image load bb:1",
     ] {
         assert!(events.contains(&want), "{want:?} not in {events:?}");
     }
+    assert_eq!(
+        events.iter().filter(|e| **e == untag).count(),
+        2,
+        "{events:?}"
+    );
     let filtered = d.docker_ok(&[
         "events",
         "--since",

@@ -49,6 +49,7 @@ impl Engine {
         let c = self.load_container(name)?;
         let handle = self.container_handle(&c);
         let _op = handle.lock();
+        self.container_event(&c, "attach", &[]);
         let state = handle.state();
         match state.status {
             Status::Running | Status::Paused => {

@@ -312,6 +312,7 @@ impl Engine {
                 state.oom_killed = false;
                 self.health_on_start(c, &mut state);
                 self.save_state(&c.id, handle, state)?;
+                self.container_network_events(c, "connect");
                 self.container_event(c, "start", &[]);
                 self.monitor(&c.id);
                 Ok(())
@@ -555,6 +556,7 @@ impl Engine {
             self.container_event(&c, "oom", &[]);
         }
         self.container_event(&c, "die", &[("exitCode", state.exit_code.to_string())]);
+        self.container_network_events(&c, "disconnect");
         if removing {
             // docker removes an AutoRemove container's anonymous volumes.
             if let Err(e) = self.remove_locked(&c, &paths, false, true) {

@@ -398,6 +398,17 @@ impl Engine {
         Ok(deleted)
     }
 
+    /// docker's network `connect`/`disconnect` events for every network a
+    /// container joins at its start and leaves at its exit (`none` and
+    /// `host` too; a `container:` mode joins none of its own).
+    pub(crate) fn container_network_events(&self, c: &crate::containers::Loaded, action: &str) {
+        for name in attach::configured_networks(&c.config) {
+            if let Ok(n) = self.network(&name) {
+                self.network_event(action, &n, &[("container", c.id.clone())]);
+            }
+        }
+    }
+
     pub(crate) fn network_event(&self, action: &str, n: &Network, extra: &[(&str, String)]) {
         let mut attributes = vec![
             ("name".to_string(), n.row.name.clone()),
