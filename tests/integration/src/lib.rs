@@ -25,6 +25,14 @@ pub fn require_root() -> bool {
     }
 }
 
+/// Seconds since the epoch, as `docker events --since/--until` take them.
+pub fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+}
+
 /// Command output as text, for assertions and messages.
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

@@ -298,12 +298,7 @@ fn golden_against_dockerd() {
     let since = c
         .docker(&["inspect", "-f", "{{.Created}}", "g-exit"])
         .stdout;
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
+    let until = (berth_integration::unix_secs() + 1).to_string();
     c.same(
         &[
             "events",

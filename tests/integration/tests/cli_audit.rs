@@ -133,12 +133,7 @@ fn audit_against_dockerd() {
         .trim()
         .to_string();
     // A future --until would stream until then: one second from now.
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
+    let until = (berth_integration::unix_secs() + 1).to_string();
     for (filters, format) in [
         (
             ["type=container", "event=create"],

@@ -141,11 +141,7 @@ fn commit_of_a_running_container_and_of_no_changes() {
     // Paused during the commit (the default), running again after.
     d.docker_ok(&["commit", "runner", "img:run"]);
     assert_eq!(d.inspect("runner")["State"]["Status"], "running");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1;
+    let now = berth_integration::unix_secs() + 1;
     let events = d.docker_ok(&[
         "events",
         "--since",

@@ -722,21 +722,13 @@ fn events_are_the_ones_dockerd_sends() {
         return;
     }
     let d = Berthd::with_busybox(&[]);
-    let t0 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string();
+    let t0 = berth_integration::unix_secs().to_string();
     d.docker_ok(&["run", "--name", "ev", "--network", "none", "bb:1", "true"]);
     d.docker_ok(&["rm", "ev"]);
     d.docker_ok(&["tag", "bb:1", "evtag:1"]);
     d.docker_ok(&["rmi", "evtag:1"]);
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let t1 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string();
+    let t1 = berth_integration::unix_secs().to_string();
     let events = d.docker_ok(&[
         "events",
         "--since",

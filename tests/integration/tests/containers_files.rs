@@ -573,10 +573,7 @@ fn healthchecks() {
         return;
     }
     let d = Berthd::with_busybox(&[]);
-    let t0 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let t0 = berth_integration::unix_secs();
     d.docker_ok(&[
         "run",
         "-d",
@@ -704,14 +701,7 @@ fn healthchecks() {
         "--since",
         &t0.to_string(),
         "--until",
-        &t1.min(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs()
-                + 1,
-        )
-        .to_string(),
+        &t1.min(berth_integration::unix_secs() + 1).to_string(),
         "--format",
         "{{.Actor.Attributes.name}} {{.Action}}",
     ]);

@@ -222,11 +222,7 @@ fn docker_cli_images_round_trip() {
     );
 
     // Everything above is in the event log, in order.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1;
+    let now = berth_integration::unix_secs() + 1;
     let events = d.docker_ok(&[
         "events",
         "--since",
