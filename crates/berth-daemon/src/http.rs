@@ -155,6 +155,8 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
         "/system/df" if m == Method::GET => {
             let df = blocking(move || {
                 let mut df = engine.disk_usage()?;
+                df["Containers"] =
+                    serde_json::Value::from(engine.list_containers(true, None, true, &Filters::new())?);
                 df["Volumes"] = engine.volumes_disk_usage()?;
                 Ok(df)
             })

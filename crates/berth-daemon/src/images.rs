@@ -603,25 +603,43 @@ impl Engine {
         })
     }
 
-    /// `GET /system/df`: images with their sizes; containers, volumes and
-    /// build cache are empty until those exist.
+    /// `GET /system/df`'s image half: every image with the number of
+    /// containers using it and the size of its layers that other images
+    /// share, and the layers' total. Containers and volumes are added by
+    /// the route; berthd keeps no build cache apart from images.
     pub fn disk_usage(&self) -> Result<Value> {
-        let images = self.list_images(&Filters::new(), true)?;
-        let mut chains = BTreeSet::new();
-        for image in self.store.images()? {
-            chains.extend(image.chain());
+        let records = self.store.images()?;
+        let mut users_of_chain: HashMap<Digest, usize> = HashMap::new();
+        for image in &records {
+            for chain in image.chain() {
+                *users_of_chain.entry(chain).or_default() += 1;
+            }
         }
-        let layers_size: u64 = chains
-            .iter()
-            .filter_map(|c| self.layers.meta(c).ok())
-            .map(|m| m.size)
-            .sum();
+        let layer_size = |c: &Digest| self.layers.meta(c).map(|m| m.size).unwrap_or(0);
+        let layers_size: u64 = users_of_chain.keys().map(layer_size).sum();
+        let mut images = Vec::new();
+        for summary in self.list_images(&Filters::new(), true)? {
+            let mut v = serde_json::to_value(&summary).unwrap_or_default();
+            if let Some(record) = records.iter().find(|r| r.id.to_string() == summary.id) {
+                let shared: u64 = record
+                    .chain()
+                    .iter()
+                    .filter(|c| users_of_chain.get(*c).is_some_and(|n| *n > 1))
+                    .map(layer_size)
+                    .sum();
+                v["SharedSize"] = json!(shared);
+                v["Containers"] = json!(self.store.containers_using(&record.id)?.len());
+            }
+            v["VirtualSize"] = v["Size"].clone();
+            images.push(v);
+        }
         Ok(json!({
             "LayersSize": layers_size,
             "Images": images,
             "Containers": [],
             "Volumes": [],
             "BuildCache": [],
+            "BuilderSize": 0,
         }))
     }
 }

@@ -156,6 +156,7 @@ impl Engine {
             "MemoryLimit": true,
             "SwapLimit": true,
             "KernelMemory": false,
+            "KernelMemoryTCP": false,
             "CpuCfsPeriod": true,
             "CpuCfsQuota": true,
             "CPUShares": true,

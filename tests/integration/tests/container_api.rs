@@ -560,6 +560,15 @@ fn inspect_reports_the_applied_defaults() {
         hc["MaskedPaths"].is_null() && hc["ReadonlyPaths"].is_null(),
         "{hc}"
     );
+    // system df counts both containers (one running) and the image's users.
+    let df = d.docker_ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]);
+    assert!(df.contains("Containers 2 1"), "{df}");
+    assert!(df.contains("Images 1 1"), "{df}");
     // An imported image's Config is docker's whole Config, zero-valued
     // where unset, and so is its ContainerConfig.
     let (_, body) = d.api("GET", "/images/bb:1/json", None);
