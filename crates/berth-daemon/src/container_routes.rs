@@ -617,7 +617,22 @@ async fn stats(engine: Arc<Engine>, name: String, q: &str) -> Result<Response, A
     let n = name.clone();
     let (id, cname, first) = blocking(move || e.container_stats(&n)).await?;
     if !stream {
-        let v = crate::containers::stats::docker_stats(&id, &cname, &first, &Value::Null);
+        if q.one_shot {
+            let v = crate::containers::stats::docker_stats(&id, &cname, &first, &Value::Null);
+            return Ok(json_response(StatusCode::OK, &v));
+        }
+        // `stream=false` alone: docker answers with the second of two
+        // samples an interval apart, the first as precpu_stats, so that
+        // clients (`docker stats --no-stream`) compute CPU use over it.
+        let pre = crate::containers::stats::docker_stats(&id, &cname, &first, &Value::Null);
+        tokio::time::sleep(crate::containers::stats::STATS_INTERVAL).await;
+        let e = engine.clone();
+        let second = match blocking(move || e.container_stats(&name)).await {
+            Ok((_, _, s)) => s,
+            // Gone meanwhile: the one sample there is.
+            Err(_) => return Ok(json_response(StatusCode::OK, &pre)),
+        };
+        let v = crate::containers::stats::docker_stats(&id, &cname, &second, &pre["cpu_stats"]);
         return Ok(json_response(StatusCode::OK, &v));
     }
     let (tx, body) = line_channel();

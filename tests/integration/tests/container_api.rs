@@ -345,6 +345,12 @@ fn stats_count_the_container_interfaces() {
     }
     assert!(eth0["tx_packets"].as_u64().unwrap() >= 2, "{eth0}");
     assert!(v["networks"].get("lo").is_none(), "{}", v["networks"]);
+    // stream=false without one-shot: the second of two samples, the first
+    // as precpu_stats, so that a client can compute CPU use between them.
+    let (pre, now) = (&v["precpu_stats"], &v["cpu_stats"]);
+    let system = |s: &serde_json::Value| s["system_cpu_usage"].as_u64().unwrap_or(0);
+    assert!(system(pre) > 0 && system(pre) < system(now), "{pre} {now}");
+    assert_eq!(pre["online_cpus"], now["online_cpus"], "{pre}");
     // No interface of its own but the loopback: docker leaves it out.
     let v = json(&d.api("GET", "/containers/nonet/stats?stream=false", None).1);
     assert!(v.get("networks").is_none(), "{v}");
