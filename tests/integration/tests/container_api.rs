@@ -665,6 +665,14 @@ fn failed_starts_exit_as_the_docker_cli_expects() {
         "{state}"
     );
     d.docker_ok(&["rm", "kept"]);
+    // An exec that cannot be set up (no such user) says why on its stream
+    // and exits 126, as docker's; it printed nothing and exited 0.
+    d.docker_ok(&["run", "-d", "--name", "up", "bb:1", "sleep", "100"]);
+    let out = d.docker(&["exec", "-u", "nosuchuser", "up", "id"]);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(126), "{said}");
+    assert!(said.contains("unable to find user nosuchuser"), "{said}");
+    d.docker_ok(&["rm", "-f", "up"]);
     d.stop();
 }
 

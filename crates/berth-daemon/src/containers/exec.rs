@@ -32,11 +32,9 @@ impl Engine {
             super::Status::Paused => {
                 return Err(ApiError::new(
                     ErrorKind::Conflict,
-                    format!(
-                        "Container {} is paused, unpause the container before exec",
-                        c.id
-                    ),
-                ))
+                    // As docker words it: the name the client gave.
+                    format!("Container {name} is paused, unpause the container before exec"),
+                ));
             }
             _ => return Err(super::lifecycle::not_running(&c.id)),
         }
@@ -80,7 +78,10 @@ impl Engine {
             .ok_or_else(|| no_such_exec(id))
     }
 
-    /// `POST /exec/{id}/start`.
+    /// `POST /exec/{id}/start`. A failure after the client's connection
+    /// was taken over is told on it and recorded as the exec's exit code
+    /// (126 when the process could not be set up, as docker's), so that
+    /// the client does not read an empty stream and no exit code.
     pub fn start_exec(
         self: &Arc<Self>,
         exec_id: &str,
@@ -94,73 +95,47 @@ impl Engine {
                 format!("Error: Exec command {exec_id} has already run"),
             ));
         }
-        let c = self.load_container(&rec.container_id)?;
-        let paths = self.container_paths(&c.id);
-        let spec: oci_spec::runtime::Spec = {
-            let bytes = std::fs::read(paths.dir.join("config.json")).map_err(|e| {
-                ApiError::new(
-                    ErrorKind::Conflict,
-                    format!("Container {} is not running: {e}", c.id),
-                )
-            })?;
-            serde_json::from_slice(&bytes).map_err(|e| {
-                ApiError::new(
-                    ErrorKind::Internal,
-                    format!("reading the container's config.json: {e}"),
-                )
-            })?
-        };
-        let base = spec.process().clone().unwrap_or_default();
-        let process = crate::spec::exec_process(&rec.config, &base, &paths.rootfs())?;
         // docker gives the process a terminal as its config says; the
         // start's Tty only says whether the stream is raw or framed.
         let process_tty = rec.config.tty.unwrap_or(false);
         let stream_tty = tty.unwrap_or(process_tty);
         let tty = process_tty;
+        let (c, process, client) = match self.prepare_exec(&rec) {
+            Ok(prepared) => prepared,
+            Err(e) => return Err(self.exec_failed(exec_id, how, stream_tty, e, 126)),
+        };
         let stdin = rec.config.attach_stdin.unwrap_or(false);
-        let client = shim::connect(&paths, &c.id)?;
         let (recorded_tx, recorded_rx) = tokio::sync::oneshot::channel();
         let failed = |e: berth_shim_proto::Error| {
             let message = format!("OCI runtime exec failed: {e}");
             let (code, status) = super::lifecycle::start_failure(&message);
-            if let Some(rec) = self.containers.execs().get_mut(exec_id) {
-                rec.exit_code = Some(code);
-            }
-            ApiError { status, message }
+            (ApiError { status, message }, code)
         };
         let pid = match how {
             ExecStart::Detached => {
                 let mut client = client;
-                client.exec(exec_id, process.clone(), tty).map_err(failed)?
+                match client.exec(exec_id, process.clone(), tty) {
+                    Ok(pid) => pid,
+                    Err(e) => {
+                        let (err, code) = failed(e);
+                        return Err(self.exec_failed(
+                            exec_id,
+                            ExecStart::Detached,
+                            false,
+                            err,
+                            code,
+                        ));
+                    }
+                }
             }
-            ExecStart::Attached(mut io) => {
+            ExecStart::Attached(io) => {
                 let (pid, stream) = match client.exec_attached(exec_id, process.clone(), tty, stdin)
                 {
                     Ok(started) => started,
                     Err(e) => {
-                        let err = failed(e);
-                        // The client reads the reason on its stream, then
-                        // the exit code from the exec's inspect.
-                        // docker writes it to stdout, framed unless a tty.
-                        let text = format!("{}\r\n", err.message);
-                        let mut line = Vec::new();
-                        if stream_tty {
-                            line.extend_from_slice(text.as_bytes());
-                        } else {
-                            berth_api::stream::encode_frames(
-                                berth_api::StreamKind::Stdout,
-                                text.as_bytes(),
-                                &mut line,
-                            );
-                        }
-                        if let Some(rt) = self.runtime_handle() {
-                            rt.spawn(async move {
-                                use tokio::io::AsyncWriteExt;
-                                let _ = io.write_all(&line).await;
-                                let _ = io.shutdown().await;
-                            });
-                        }
-                        return Err(err);
+                        let (err, code) = failed(e);
+                        let how = ExecStart::Attached(io);
+                        return Err(self.exec_failed(exec_id, how, stream_tty, err, code));
                     }
                 };
                 stream
@@ -204,6 +179,80 @@ impl Engine {
         );
         self.watch_exec(&c, exec_id, recorded_tx);
         Ok(())
+    }
+
+    /// What starting `rec` needs: its container (running), the process
+    /// (user, cwd and env resolved in the container's rootfs) and a
+    /// connection to the container's shim.
+    fn prepare_exec(
+        &self,
+        rec: &ExecRecord,
+    ) -> Result<
+        (
+            super::Loaded,
+            oci_spec::runtime::Process,
+            berth_shim_proto::ShimClient,
+        ),
+        ApiError,
+    > {
+        let c = self.load_container(&rec.container_id)?;
+        let paths = self.container_paths(&c.id);
+        let spec: oci_spec::runtime::Spec = {
+            let bytes = std::fs::read(paths.dir.join("config.json")).map_err(|e| {
+                ApiError::new(
+                    ErrorKind::Conflict,
+                    format!("Container {} is not running: {e}", c.id),
+                )
+            })?;
+            serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::new(
+                    ErrorKind::Internal,
+                    format!("reading the container's config.json: {e}"),
+                )
+            })?
+        };
+        let base = spec.process().clone().unwrap_or_default();
+        let process = crate::spec::exec_process(&rec.config, &base, &paths.rootfs())?;
+        let client = shim::connect(&paths, &c.id)?;
+        Ok((c, process, client))
+    }
+
+    /// Records `code` as the exec's exit code and, on an attached start,
+    /// tells the client why on its stream (docker writes it to stdout,
+    /// framed unless the stream is a tty's), then ends the stream. The
+    /// client reads the exit code from the exec's inspect.
+    fn exec_failed(
+        &self,
+        exec_id: &str,
+        how: ExecStart,
+        stream_tty: bool,
+        err: ApiError,
+        code: i32,
+    ) -> ApiError {
+        if let Some(rec) = self.containers.execs().get_mut(exec_id) {
+            rec.exit_code = Some(code);
+        }
+        if let ExecStart::Attached(mut io) = how {
+            let text = format!("{}\r\n", berth_errdefs::go_os_errors(&err.message));
+            let mut line = Vec::new();
+            if stream_tty {
+                line.extend_from_slice(text.as_bytes());
+            } else {
+                berth_api::stream::encode_frames(
+                    berth_api::StreamKind::Stdout,
+                    text.as_bytes(),
+                    &mut line,
+                );
+            }
+            if let Some(rt) = self.runtime_handle() {
+                rt.spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let _ = io.write_all(&line).await;
+                    let _ = io.shutdown().await;
+                });
+            }
+        }
+        err
     }
 
     /// A thread that records the exec's exit code, then says so.
