@@ -271,6 +271,31 @@ fn host_none_and_container_network_modes() {
     d.docker_ok(&["rm", "-f", "onhost", "na", "nb", "idle"]);
     d.docker_ok(&["network", "rm", "modes"]);
     assert!(netns_files(&d).is_empty(), "{:?}", netns_files(&d));
+
+    // A missing network fails the start, not the create (whose 404 makes
+    // the docker CLI try to pull the image), with docker's words.
+    let out = d.docker(&["run", "--rm", "--network", "nosuchnet", "bb:1", "true"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("network nosuchnet not found"), "{err}");
+    assert!(!err.contains("Unable to find image"), "{err}");
+    // none (or host) with another network is refused, not half-honoured.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--network",
+        "host",
+        "bb:1",
+        "true",
+    ]);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Container cannot be connected to network endpoints: host, none"),
+        "{err}"
+    );
+    assert_eq!(d.docker_ok(&["ps", "-aq"]).trim(), "");
     d.stop();
 }
 

@@ -944,13 +944,14 @@ impl Engine {
             Mode::Container(_) => {}
             Mode::Networks(list) => {
                 for (name, _) in &list {
-                    let n = self.network(name).map_err(|e| {
-                        if e.status == 404 {
-                            ApiError::not_found(format!("network {name} not found"))
-                        } else {
-                            e
-                        }
-                    })?;
+                    // A missing network too is found missing at start, as
+                    // docker's create ignores it (its 404 here made the
+                    // docker CLI try to pull the image).
+                    let n = match self.network(name) {
+                        Ok(n) => n,
+                        Err(e) if e.status == 404 => continue,
+                        Err(e) => return Err(e),
+                    };
                     if n.row.bridge.is_none() && list.len() > 1 {
                         return Err(ApiError::bad_request(format!(
                             "container cannot be connected to network {} together with others",
@@ -960,6 +961,31 @@ impl Engine {
                 }
             }
             Mode::Host | Mode::None => {}
+        }
+        // host, none and container:<id> take no other network: docker's
+        // create refuses endpoints beside them (`--network none --network
+        // host` ran with none alone).
+        if !matches!(mode(body), Mode::Networks(_)) {
+            let own = body
+                .host_config
+                .as_ref()
+                .and_then(|h| h.network_mode.as_deref())
+                .map(canonical)
+                .unwrap_or_default();
+            let mut names: Vec<String> = body
+                .networking_config
+                .as_ref()
+                .and_then(|n| n.endpoints_config.as_ref())
+                .map(|e| e.keys().map(|k| canonical(k).to_string()).collect())
+                .unwrap_or_default();
+            if names.iter().any(|n| *n != own) {
+                names.sort();
+                names.dedup();
+                return Err(ApiError::bad_request(format!(
+                    "Container cannot be connected to network endpoints: {}",
+                    names.join(", ")
+                )));
+            }
         }
         self.check_legacy_links(body)?;
         for key in body
