@@ -125,6 +125,25 @@ fn dockerfile_builds_run_cache_and_fail_cleanly() {
         "cat /got/second /tree/deep/f; test -x /bb-copy && echo exe",
     ]);
     assert_eq!(got, "second\ndeep\nexe\n");
+    // Again: the COPY --from steps hit the cache too (their key named the
+    // builder's staging directory, new every build), and the history names
+    // the stage's path, not a path on the host.
+    let again = build(&d, p, "-t multi:2");
+    let log = text(&again.stdout);
+    assert!(again.status.success(), "{log}");
+    assert_eq!(id("multi:1"), id("multi:2"), "{log}");
+    let history = d.docker_ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "multi:1",
+    ]);
+    assert!(history.contains("COPY second:/second:"), "{history}");
+    assert!(
+        !history.contains(&d.data_root.display().to_string()),
+        "{history}"
+    );
 
     // berth's own client: the same build, `-q` prints the id only.
     let out = std::process::Command::new(berth_integration::runtime::berth_binary("berth"))

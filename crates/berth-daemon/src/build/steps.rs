@@ -769,11 +769,20 @@ impl<'a> Build<'a> {
                 } else {
                     copy_tree(&path, &target, owner)?;
                 }
-                key.push(format!(
-                    "{}:{}",
-                    path.strip_prefix(&self.ctx.dir).unwrap_or(&path).display(),
-                    file_digest(&path)
-                ));
+                // The step's history and cache key name the source as the
+                // Dockerfile does (a context path, or the path in the stage
+                // copied from), never where the builder staged it: that
+                // directory is new for every build, so a COPY --from never
+                // hit the cache, and it put a host path in the history.
+                let shown = match &from {
+                    Some(stage) => format!("{stage}:{}", join_path("/", src)),
+                    None => path
+                        .strip_prefix(&self.ctx.dir)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string(),
+                };
+                key.push(format!("{shown}:{}", file_digest(&path)));
             }
         }
         let created_by = format!(
