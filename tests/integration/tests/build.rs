@@ -64,9 +64,19 @@ fn dockerfile_builds_run_cache_and_fail_cleanly() {
     )
     .unwrap();
 
-    let out = build(&d, p, "-t built:1 --target base --build-arg GREETING=hey");
+    let out = build(
+        &d,
+        p,
+        "-t built:1 --target base --build-arg GREETING=hey --build-arg NOTUSED=1 --build-arg HTTP_PROXY=none",
+    );
     let log = text(&out.stdout);
     assert!(out.status.success(), "{log}\n{}", d.log());
+    // A build-arg no ARG takes is reported, as docker does (the proxy ones
+    // every build takes are not).
+    assert!(
+        log.contains("[Warning] One or more build-args [NOTUSED] were not consumed"),
+        "{log}"
+    );
     assert!(log.contains("Successfully tagged built:1"), "{log}");
     assert!(log.contains("\u{1b}[91mto-stderr"), "stderr in red: {log}");
     assert!(!log.contains("second"), "the target stops the build: {log}");

@@ -26,6 +26,21 @@ struct Stage {
     author: Option<String>,
 }
 
+/// The build-args every build takes without an ARG (docker's proxy
+/// variables), never reported as unused.
+const PREDEFINED_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
 pub(crate) struct Build<'a> {
     engine: &'a Arc<Engine>,
     rt: &'a tokio::runtime::Handle,
@@ -35,6 +50,9 @@ pub(crate) struct Build<'a> {
     out: &'a mut Output,
     /// ARGs declared before the first FROM (usable in FROM lines).
     global_args: BTreeMap<String, Option<String>>,
+    /// Every ARG name the build declared: a build-arg none of them takes
+    /// gets docker's "not consumed" warning.
+    declared_args: BTreeSet<String>,
     /// Finished stages' images, by name and by index.
     stages: Vec<(Option<String>, Digest)>,
     /// Images the cache may use (with `cachefrom`), else any.
@@ -68,6 +86,7 @@ impl<'a> Build<'a> {
             escape: df.escape,
             out,
             global_args: BTreeMap::new(),
+            declared_args: BTreeSet::new(),
             stages: Vec::new(),
             cache_allowed,
             staging_seq: 0,
@@ -114,6 +133,7 @@ impl<'a> Build<'a> {
                     let vars = |k: &str| globals.get(k).cloned().flatten();
                     for (k, v) in self.arg_pairs(ins, &vars)? {
                         let v = self.opts.build_args.get(&k).cloned().flatten().or(v);
+                        self.declared_args.insert(k.clone());
                         self.global_args.insert(k, v);
                     }
                 }
@@ -159,6 +179,19 @@ impl<'a> Build<'a> {
                 parent,
             };
             id = self.commit_config(&s, "LABEL")?;
+        }
+        let unused: Vec<&str> = self
+            .opts
+            .build_args
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !self.declared_args.contains(*k) && !PREDEFINED_ARGS.contains(k))
+            .collect();
+        if !unused.is_empty() {
+            self.out.stream(&format!(
+                "[Warning] One or more build-args [{}] were not consumed\n",
+                unused.join(" ")
+            ));
         }
         let short = short_id(&id);
         self.out.aux_id(&id.to_string());
@@ -381,6 +414,7 @@ impl<'a> Build<'a> {
             "ARG" => {
                 let pairs = self.arg_pairs(ins, &Self::vars(s))?;
                 for (k, v) in pairs {
+                    self.declared_args.insert(k.clone());
                     let v = self
                         .opts
                         .build_args
