@@ -155,6 +155,32 @@ fn dockerfile_builds_run_cache_and_fail_cleanly() {
         "{history}"
     );
 
+    // The proxy build-args reach RUN without an ARG, and neither the
+    // history nor the image keeps them.
+    let proxy_ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        proxy_ctx.path().join("Dockerfile"),
+        "FROM bb:1\nRUN echo \"proxy=$HTTP_PROXY\" > /proxy\n",
+    )
+    .unwrap();
+    let out = build(
+        &d,
+        proxy_ctx.path(),
+        "-t proxied:1 --build-arg HTTP_PROXY=http://proxy.example:3128",
+    );
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "proxied:1", "cat", "/proxy"]),
+        "proxy=http://proxy.example:3128\n"
+    );
+    let history = d.docker_ok(&["history", "--no-trunc", "proxied:1"]);
+    let env = d.docker_ok(&["inspect", "-f", "{{json .Config.Env}}", "proxied:1"]);
+    assert!(
+        !history.contains("proxy.example") && !env.contains("proxy.example"),
+        "{history}{env}"
+    );
+    d.docker_ok(&["rmi", "proxied:1"]);
+
     // berth's own client: the same build, `-q` prints the id only.
     let out = std::process::Command::new(berth_integration::runtime::berth_binary("berth"))
         .args(["-H", &format!("unix://{}", d.socket.display())])

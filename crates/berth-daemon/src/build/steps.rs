@@ -27,7 +27,8 @@ struct Stage {
 }
 
 /// The build-args every build takes without an ARG (docker's proxy
-/// variables), never reported as unused.
+/// variables): RUN sees them, the history does not, and they are never
+/// reported as unused.
 const PREDEFINED_ARGS: &[&str] = &[
     "HTTP_PROXY",
     "http_proxy",
@@ -630,6 +631,17 @@ impl<'a> Build<'a> {
         let parent_id = self.stage_image(s)?;
         let mut env = s.config.env.clone().unwrap_or_default();
         env.extend(arg_env);
+        // The proxy variables docker predefines reach RUN from a build-arg
+        // without an ARG, and stay out of the history and the cache key
+        // (a proxy is the builder's business, not the image's).
+        env.extend(
+            self.opts
+                .build_args
+                .iter()
+                .filter(|(k, _)| PREDEFINED_ARGS.contains(&k.as_str()) && !s.args.contains_key(*k))
+                .filter(|(k, _)| env_value(&s.config, k).is_none())
+                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}"))),
+        );
         let mut host = serde_json::json!({
             "NetworkMode": self.opts.network_mode.clone().unwrap_or_else(|| "default".into()),
             "ExtraHosts": self.opts.extra_hosts,
