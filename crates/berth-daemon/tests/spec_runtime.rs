@@ -219,6 +219,7 @@ fn run_case(runtime: &Path, name: &str, work: &Path, rootfs: &Path, case: &Case,
         etc: &etc,
         cgroups_path: &cgroups_path,
         network_namespace: None,
+        joined: &spec::Joined::default(),
         init: None,
     })
     .unwrap();

@@ -263,3 +263,69 @@ fn restart_policy_and_live_restore() {
     d.docker_ok(&["rm", "-f", "flaky", "ticker", "brief"]);
     d.stop();
 }
+
+/// `--pid container:<name>`: the joiner sees the other container's
+/// processes in the other's PID namespace (debugging a running container
+/// from a toolbox one); the other must exist at create and run at start.
+/// `--ipc container:<name>` is refused, naming what berthd lacks.
+#[test]
+fn pid_namespace_of_another_container() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    d.docker_ok(&["run", "-d", "--name", "app", "bb:1", "sleep", "600"]);
+    let seen = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--pid",
+        "container:app",
+        "bb:1",
+        "sh",
+        "-c",
+        "ps -o comm | grep -c '^sleep'; cat /proc/1/cmdline | tr '\\0' ' '",
+    ]);
+    assert_eq!(seen, "1\nsleep 600 ", "app's sleep is pid 1 here");
+    let ns = |c: &str, kind: &str| {
+        d.docker_ok(&["exec", c, "readlink", &format!("/proc/self/ns/{kind}")])
+    };
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "joiner",
+        "--pid",
+        "container:app",
+        "bb:1",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(ns("app", "pid"), ns("joiner", "pid"));
+    assert_ne!(ns("app", "mnt"), ns("joiner", "mnt"));
+    assert_ne!(ns("app", "ipc"), ns("joiner", "ipc"));
+    // A missing container fails the create (without a pull attempt); a
+    // stopped one the start.
+    let out = d.docker(&["run", "--rm", "--pid", "container:nosuch", "bb:1", "true"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("No such container: nosuch") && !err.contains("Unable to find image"),
+        "{err}"
+    );
+    d.docker_ok(&["rm", "-f", "joiner"]);
+    d.docker_ok(&["stop", "-t", "1", "app"]);
+    let out = d.docker(&["run", "--rm", "--pid", "container:app", "bb:1", "true"]);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot join PID of a non running container"),
+        "{err}"
+    );
+    let out = d.docker(&["run", "--rm", "--ipc", "container:app", "bb:1", "true"]);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("joining another container's IPC namespace is not implemented"),
+        "{err}"
+    );
+    d.docker_ok(&["rm", "app"]);
+    d.stop();
+}

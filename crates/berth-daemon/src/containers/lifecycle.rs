@@ -146,6 +146,15 @@ impl Engine {
         let image_config = crate::images::parse_image_config(&image)?;
         let mut warnings = crate::spec::validate(&body, &image_config)?;
         self.check_container_networks(&body)?;
+        // A container whose PID namespace it would join must exist (running
+        // is checked at start). Not a 404: the docker CLI would take that
+        // for a missing image and try to pull it.
+        if let Some(name) = crate::spec::joined_pid_container(&body) {
+            self.load_container(&name).map_err(|e| match e.status {
+                404 => ApiError::bad_request(e.message),
+                _ => e,
+            })?;
+        }
         let (path, args) = crate::spec::command(&body, &image_config)?;
         let host = body.host_config.clone().unwrap_or_default();
         let runtime = self.runtime_name(host.runtime.as_deref())?;
@@ -353,6 +362,7 @@ impl Engine {
         paths: &Paths,
     ) -> Result<(u32, u32, u64), ApiError> {
         let init = crate::init::for_container(&c.config.create, &self.config())?;
+        let joined = self.joined_namespaces(c)?;
         let image = self.store.image(&c.image_id)?;
         let image_config = crate::images::parse_image_config(&image)?;
         // Before anything is made: a bad log option fails the start.
@@ -372,6 +382,7 @@ impl Engine {
                 etc: &etc,
                 cgroups_path: &self.container_cgroups_path(c),
                 network_namespace: net.netns.as_deref(),
+                joined: &joined,
                 init: init.as_deref(),
             },
             &volumes,
@@ -401,6 +412,31 @@ impl Engine {
         client.start().map_err(ApiError::from)?;
         let status = client.state().map_err(ApiError::from)?;
         Ok((status.pid, status.shim_pid, status.started_at.max(1)))
+    }
+
+    /// What `c` joins of other containers (`--pid container:<name>`, as
+    /// docker): that one's PID namespace, through its init's /proc entry.
+    /// It must run.
+    fn joined_namespaces(&self, c: &Loaded) -> Result<crate::spec::Joined, ApiError> {
+        let mut joined = crate::spec::Joined::default();
+        let Some(name) = crate::spec::joined_pid_container(&c.config.create) else {
+            return Ok(joined);
+        };
+        let other = self.load_container(&name)?;
+        if other.id == c.id {
+            return Err(ApiError::bad_request(
+                "cannot join own PID namespace: a container cannot use container:<itself>",
+            ));
+        }
+        let state = self.container_handle(&other).state();
+        if !matches!(state.status, Status::Running | Status::Paused) || state.pid == 0 {
+            return Err(conflict(format!(
+                "cannot join PID of a non running container: {}",
+                other.id
+            )));
+        }
+        joined.pid = Some(format!("/proc/{}/ns/pid", state.pid).into());
+        Ok(joined)
     }
 
     /// The external runtime's binary; `None` for the embedded one.

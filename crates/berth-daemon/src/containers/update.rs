@@ -175,6 +175,7 @@ impl Engine {
             etc: &etc,
             cgroups_path: "/",
             network_namespace: None,
+            joined: &crate::spec::Joined::default(),
             init: None,
         })?;
         let mut resources = spec

@@ -77,10 +77,29 @@ pub struct SpecInput<'a> {
     /// The network namespace file the container joins (bridge networks,
     /// `container:<id>`); `None`: a new one, or the host's.
     pub network_namespace: Option<&'a Path>,
+    /// What the container joins of another one (`--pid
+    /// container:<name>`), resolved at its start.
+    pub joined: &'a Joined,
     /// The init binary on the host (berth-init), when the container runs
     /// one ([`uses_init`]): it is bind-mounted read-only at
     /// [`CONTAINER_INIT_PATH`] and runs the command as its child.
     pub init: Option<&'a Path>,
+}
+
+/// Namespaces a container joins from another, running container: that
+/// one's `/proc/<pid>/ns` files (`--pid container:<name>`).
+#[derive(Debug, Default, Clone)]
+pub struct Joined {
+    pub pid: Option<PathBuf>,
+}
+
+/// The container a HostConfig's PidMode joins (`container:<name>`).
+pub fn joined_pid_container(body: &ContainerCreateBody) -> Option<String> {
+    let mode = body
+        .host_config
+        .as_ref()
+        .and_then(|h| h.pid_mode.as_deref());
+    plan::joined_container(mode).map(str::to_string)
 }
 
 /// Where the init binary appears inside a container (docker's path, which
@@ -298,11 +317,13 @@ fn generate_on(
     linux.set_uid_mappings(None);
     linux.set_gid_mappings(None);
     let mut namespaces = namespaces(&plan);
-    if let Some(path) = input.network_namespace {
-        for ns in namespaces.iter_mut() {
-            if ns.typ() == LinuxNamespaceType::Network {
-                ns.set_path(Some(path.to_path_buf()));
-            }
+    let joined = [
+        (LinuxNamespaceType::Network, input.network_namespace),
+        (LinuxNamespaceType::Pid, input.joined.pid.as_deref()),
+    ];
+    for ns in namespaces.iter_mut() {
+        if let Some((_, Some(path))) = joined.iter().find(|(t, _)| *t == ns.typ()) {
+            ns.set_path(Some(path.to_path_buf()));
         }
     }
     linux.set_namespaces(Some(namespaces));

@@ -187,8 +187,9 @@ fn check_restart(hc: &HostConfig) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// A namespace mode: "" (private), "host", "container:<id>" (not yet), or
+/// A namespace mode: "" (private), "host", "container:<name>" for PID, or
 /// something docker refuses.
+/// Ok(true): a namespace of the container's own (or one it joins).
 fn namespace_mode(
     value: Option<&str>,
     field: &str,
@@ -199,11 +200,22 @@ fn namespace_mode(
         "" => Ok(true),
         "host" => Ok(false),
         v if extra.contains(&v) => Ok(true),
-        v if v.starts_with("container:") && v.len() > "container:".len() => Err(
-            SpecError::not_implemented(field, "sharing another container's namespaces is"),
+        // A PID namespace of another container is joined at start; IPC's
+        // would need that one's /dev/shm on the host (docker's
+        // `shareable`), which berthd does not keep yet.
+        v if joined_container(Some(v)).is_some() && what == "PID" => Ok(true),
+        v if v.starts_with("container:") && v.len() > "container:".len() && what == "IPC" => Err(
+            SpecError::not_implemented(field, "joining another container's IPC namespace is"),
         ),
         v => Err(SpecError::invalid(format!("invalid {what} mode: {v}"))),
     }
+}
+
+/// The container a `container:<name>` mode names.
+pub(crate) fn joined_container(mode: Option<&str>) -> Option<&str> {
+    mode?
+        .strip_prefix("container:")
+        .filter(|name| !name.is_empty())
 }
 
 impl Plan {

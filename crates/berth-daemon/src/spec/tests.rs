@@ -73,6 +73,7 @@ impl Fixture {
                 etc: &self.etc,
                 cgroups_path: &path,
                 network_namespace: None,
+                joined: &Joined::default(),
                 init,
             },
             &Host::fixed(),
@@ -394,14 +395,6 @@ fn not_implemented_names_the_field() {
     let cases: Vec<(HostConfig, Option<NetworkingConfig>, &str)> = vec![
         (
             HostConfig {
-                pid_mode: Some("container:abc".into()),
-                ..Default::default()
-            },
-            None,
-            "HostConfig.PidMode: ",
-        ),
-        (
-            HostConfig {
                 ipc_mode: Some("container:abc".into()),
                 ..Default::default()
             },
@@ -435,6 +428,13 @@ fn not_implemented_names_the_field() {
         assert_eq!(e.kind(), ErrorKind::NotImplemented, "{e}");
         assert_eq!(crate::ApiError::from(e).status, 501);
     }
+    // Another container's PID namespace is joined (the daemon resolves it
+    // at start).
+    let b = body(HostConfig {
+        pid_mode: Some("container:abc".into()),
+        ..Default::default()
+    });
+    assert!(Plan::new(&b, &image(), &Host::fixed()).unwrap().pid_private);
     // Config.Volumes (`docker run -v /data`) and volumes are the
     // daemon's: the plan accepts them.
     let b = ContainerCreateBody {
