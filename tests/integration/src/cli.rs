@@ -162,10 +162,14 @@ impl<'a> Clients<'a> {
     pub fn same(&mut self, args: &[&str], stderr: bool) {
         self.compared += 1;
         let mut last = None;
+        // docker's image table walks a Go map of each image's repositories,
+        // so an image tagged in two repositories lists them in either
+        // order, run to run: its rows are compared as a set.
+        let rows_unordered = matches!(args, ["images", ..] | ["image", "ls", ..]);
         for _ in 0..3 {
             let d = self.docker(args);
             let b = self.berth(args);
-            if agree(&d, &b, stderr) {
+            if agree(&d, &b, stderr) || (rows_unordered && agree_unordered(&d, &b)) {
                 return;
             }
             last = Some((d, b));
@@ -211,6 +215,16 @@ fn agree(d: &Run, b: &Run, stderr: bool) -> bool {
     d.stdout == b.stdout
         && d.code == b.code
         && (!stderr || message(&d.stderr) == message(&b.stderr))
+}
+
+/// The same exit code and the same stdout lines, in any order.
+fn agree_unordered(d: &Run, b: &Run) -> bool {
+    fn sorted(s: &str) -> Vec<&str> {
+        let mut lines: Vec<&str> = s.lines().collect();
+        lines.sort_unstable();
+        lines
+    }
+    d.code == b.code && sorted(&d.stdout) == sorted(&b.stdout)
 }
 
 /// An error line without the client's own prefix: docker writes `Error: `
