@@ -158,7 +158,7 @@ impl EventBus {
 /// a Go duration (`24h`, `1h30m`) back from now, as docker's
 /// `GetTimestamp` reads them (`container prune --filter until=24h`).
 pub fn parse_time(s: &str) -> Option<i128> {
-    if let Some(ago) = go_duration_nanos(s).filter(|_| s != "0") {
+    if let Some(ago) = crate::go_duration::parse_nanos(s).filter(|_| s != "0") {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i128);
@@ -180,46 +180,6 @@ pub fn parse_time(s: &str) -> Option<i128> {
         return Some(secs * 1_000_000_000);
     }
     crate::images::parse_rfc3339(s).map(|s| s as i128 * 1_000_000_000)
-}
-
-/// Go's `time.ParseDuration`: decimal numbers, each with a unit (ns, us,
-/// µs, ms, s, m, h), an optional sign; nanoseconds.
-fn go_duration_nanos(s: &str) -> Option<i128> {
-    let (negative, mut rest) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let nanos_per = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += number * nanos_per;
-    }
-    let nanos = total as i128;
-    Some(if negative { -nanos } else { nanos })
 }
 
 /// `until`'s limit for a prune, or docker's error for a value that is
@@ -251,15 +211,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn go_durations() {
-        assert_eq!(go_duration_nanos("24h"), Some(24 * 3600 * 1_000_000_000));
-        assert_eq!(go_duration_nanos("1h30m"), Some(5400 * 1_000_000_000));
-        assert_eq!(go_duration_nanos("1.5s"), Some(1_500_000_000));
-        assert_eq!(go_duration_nanos("-2m"), Some(-120 * 1_000_000_000));
-        assert_eq!(go_duration_nanos("300ms"), Some(300_000_000));
-        for bad in ["", "10", "h", "1x", "bad", "2024-01-01T00:00:00Z"] {
-            assert_eq!(go_duration_nanos(bad), None, "{bad}");
-        }
+    fn durations_back_from_now() {
         // "0" is unix time 0, not "now" (docker's GetTimestamp).
         assert_eq!(parse_time("0"), Some(0));
         let now = SystemTime::now()

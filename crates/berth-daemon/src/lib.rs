@@ -18,6 +18,7 @@ mod distribution;
 pub mod engine;
 pub mod error;
 pub mod events;
+mod go_duration;
 pub mod http;
 mod image_lineage;
 pub mod images;

@@ -1329,37 +1329,15 @@ fn healthcheck(ins: &Instruction) -> Result<serde_json::Value, BuildError> {
             "start-period" => "StartPeriod",
             _ => "StartInterval",
         };
-        let ns = parse_duration(&value)
-            .ok_or_else(|| line_error(ins, format!("--{flag}={value} is not a duration")))?;
-        hc[field] = ns.into();
+        // Empty is docker's "not set" (0); a negative one is no duration.
+        let ns = match value.as_str() {
+            "" => Some(0),
+            v => crate::go_duration::parse_nanos(v).filter(|ns| *ns >= 0),
+        }
+        .ok_or_else(|| line_error(ins, format!("--{flag}={value} is not a duration")))?;
+        hc[field] = (ns as i64).into();
     }
     Ok(hc)
-}
-
-/// Go-style durations (`30s`, `1m30s`, `500ms`) in nanoseconds.
-fn parse_duration(s: &str) -> Option<i64> {
-    let mut total: f64 = 0.0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += n * unit;
-        rest = &rest[unit_len..];
-    }
-    Some(total as i64)
 }
 
 #[cfg(test)]
@@ -1371,9 +1349,12 @@ mod tests {
         assert_eq!(join_path("/app", "sub/../x"), "/app/x");
         assert_eq!(join_path("/app", "/abs"), "/abs");
         assert_eq!(join_path("/", "."), "/");
-        assert_eq!(parse_duration("1m30s"), Some(90_000_000_000));
-        assert_eq!(parse_duration("500ms"), Some(500_000_000));
-        assert_eq!(parse_duration("5 parsecs"), None);
+        assert_eq!(
+            crate::go_duration::parse_nanos("1m30s"),
+            Some(90_000_000_000)
+        );
+        assert_eq!(crate::go_duration::parse_nanos("500ms"), Some(500_000_000));
+        assert_eq!(crate::go_duration::parse_nanos("5 parsecs"), None);
         assert_eq!(unix_mode((1 << 31) | (1 << 20) | 0o777), 0o1777);
     }
 }
