@@ -21,6 +21,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::mpsc::{Receiver, Sender};
 
+use berth_sys::direct_io::DirectAppender;
 use rustix::fs::{
     chmodat, chownat, fchmod, fchown, fsetxattr, futimens, linkat, makedev, mkdirat, mknodat,
     openat, symlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, Uid, XattrFlags,
@@ -43,6 +44,13 @@ const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 /// the layer is to be synced): the final syncfs then waits for little more
 /// than the small files and the metadata.
 const EARLY_WRITEBACK_SIZE: u64 = 128 << 10;
+
+/// Files at least this large are written with direct I/O when the layer
+/// is to be synced: the bytes go to the disk now either way, and skipping
+/// the page cache spares a copy into freshly allocated pages, a pull's
+/// largest cost on a VM (see berth_sys::direct_io). Smaller files stay
+/// buffered: a direct write waits for the disk, once per file.
+const DIRECT_IO_SIZE: u64 = 256 << 10;
 
 /// What the parsing thread sends.
 pub(crate) enum Msg {
@@ -367,14 +375,19 @@ impl Unpacker {
                 Mode::from_raw_mode(perm),
             )
         })?;
+        let write_err = |source| Error::Apply {
+            entry: entry.name(),
+            op: "writing file data",
+            source,
+        };
         let mut file = File::from(fd);
-        data.each(|chunk| {
-            file.write_all(chunk).map_err(|source| Error::Apply {
-                entry: entry.name(),
-                op: "writing file data",
-                source,
-            })
-        })?;
+        if self.sync && entry.size >= DIRECT_IO_SIZE {
+            let mut out = DirectAppender::new(file, 0).map_err(write_err)?;
+            data.each(|chunk| out.write_all(chunk).map_err(write_err))?;
+            file = out.into_file().map_err(write_err)?;
+        } else {
+            data.each(|chunk| file.write_all(chunk).map_err(write_err))?;
+        }
         if self.sync && entry.size >= EARLY_WRITEBACK_SIZE {
             // A hint: if the kernel refuses it, the final syncfs still does the work.
             let _ = berth_sys::writeback::start(file.as_fd(), 0, 0);

@@ -16,13 +16,14 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use berth_errdefs::{ErrorKind, HasKind};
+use berth_sys::direct_io::DirectAppender;
 use rustix::fs::{flock, renameat_with, FlockOperation, RenameFlags, CWD};
 
 use crate::digest::{Algorithm, Digest, Digester};
@@ -303,13 +304,12 @@ impl ContentStore {
             digester.update(&buf[..n]);
             offset += n as u64;
         }
-        file.seek(SeekFrom::Start(offset))
-            .map_err(io_err("seek", &data))?;
+        let out = DirectAppender::new(file, offset).map_err(io_err("read", &data))?;
         Ok(Writer {
             store: self.clone(),
             reference: reference.to_owned(),
             dir,
-            file,
+            out,
             digester,
             offset,
             limit: None,
@@ -509,7 +509,10 @@ pub struct Writer {
     store: ContentStore,
     reference: String,
     dir: PathBuf,
-    file: File,
+    /// The data file, written with direct I/O where the file system allows:
+    /// a blob is written once and rarely read, and copying it through the
+    /// page cache was a pull's largest cost (see berth_sys::direct_io).
+    out: DirectAppender,
     digester: Digester,
     offset: u64,
     limit: Option<u64>,
@@ -517,9 +520,10 @@ pub struct Writer {
     written_back: u64,
 }
 
-/// Every this many bytes, a writer queues what it wrote for writeback
-/// (berth_sys::writeback), so that the fsync of `commit` waits for the
-/// last step only, not for a whole layer written at the end.
+/// Every this many bytes, a writer without direct I/O queues what it
+/// wrote for writeback (berth_sys::writeback), so that the fsync of
+/// `commit` waits for the last step only, not for a whole layer written
+/// at the end.
 const WRITEBACK_STEP: u64 = 8 << 20;
 
 impl Writer {
@@ -546,10 +550,7 @@ impl Writer {
     /// Discards the partial data and starts over from offset 0.
     pub fn truncate(&mut self) -> Result<(), ContentError> {
         let data = self.dir.join("data");
-        self.file.set_len(0).map_err(io_err("truncate", &data))?;
-        self.file
-            .seek(SeekFrom::Start(0))
-            .map_err(io_err("seek", &data))?;
+        self.out.truncate().map_err(io_err("truncate", &data))?;
         self.digester = Digester::new(Algorithm::Sha256);
         self.offset = 0;
         self.written_back = 0;
@@ -563,11 +564,14 @@ impl Writer {
     /// removed: nothing is stored. With less data than expected, the ingest
     /// is kept so the write can be resumed.
     pub fn commit(
-        self,
+        mut self,
         size: Option<u64>,
         expected: Option<&Digest>,
     ) -> Result<Committed, ContentError> {
         let data = self.dir.join("data");
+        // Everything staged reaches the file first: a short ingest is kept
+        // for resumption, and a complete one is synced below.
+        self.out.finish().map_err(io_err("write", &data))?;
         let actual = self.digester.clone().finish();
         let digest = expected.cloned().unwrap_or_else(|| actual.clone());
         if let Some(size) = size {
@@ -600,7 +604,7 @@ impl Writer {
                 });
             }
         }
-        self.file.sync_all().map_err(io_err("fsync", &data))?;
+        self.out.file().sync_all().map_err(io_err("fsync", &data))?;
         let target = self.store.blob_path(&digest);
         let target_dir = target.parent().map(Path::to_owned).unwrap_or_default();
         fs::create_dir_all(&target_dir).map_err(io_err("create", &target_dir))?;
@@ -616,7 +620,7 @@ impl Writer {
         let size = self.offset;
         // The data file is gone (or redundant); the lock dies with our fd.
         let dir = self.dir.clone();
-        drop(self.file);
+        drop(self.out);
         fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
         Ok(Committed {
             digest,
@@ -652,13 +656,14 @@ impl Write for Writer {
                 ));
             }
         }
-        let n = self.file.write(buf)?;
-        self.digester.update(&buf[..n]);
+        self.out.write_all(buf)?;
+        let n = buf.len();
+        self.digester.update(buf);
         self.offset += n as u64;
-        if self.offset - self.written_back >= WRITEBACK_STEP {
+        if !self.out.is_direct() && self.offset - self.written_back >= WRITEBACK_STEP {
             // A hint: if the kernel refuses it, the fsync still does the work.
             let _ = berth_sys::writeback::start(
-                self.file.as_fd(),
+                self.out.file().as_fd(),
                 self.written_back,
                 self.offset - self.written_back,
             );
@@ -668,7 +673,7 @@ impl Write for Writer {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        self.out.finish()
     }
 }
 
