@@ -9,13 +9,14 @@ use axum::body::Body;
 use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use berth_api::models::{ContainerCreateBody, ContainerUpdateBody, ExecConfig};
-use berth_api::query;
+use berth_api::{query, ApiVersion};
 use berth_errdefs::ErrorKind;
 use berth_shim_proto::AttachOptions;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::containers::archive::{ExtractOptions, PathStat};
+use crate::containers::attach::Framing;
 use crate::containers::lifecycle::WaitCondition;
 use crate::containers::{AttachRequest, ExecStart, LogOptions};
 use crate::engine::Engine;
@@ -89,6 +90,7 @@ pub async fn route(
     engine: Arc<Engine>,
     path: &str,
     q: &str,
+    version: ApiVersion,
     parts: &mut Parts,
     body: Body,
 ) -> Option<Result<Response, ApiError>> {
@@ -113,7 +115,7 @@ pub async fn route(
             Ok(n) => n,
             Err(e) => return Some(Err(e)),
         };
-        container_action(engine, &m, &name, action, q, parts, body).await
+        container_action(engine, &m, &name, action, q, version, parts, body).await
     } else {
         return None;
     };
@@ -194,12 +196,14 @@ async fn prune(engine: Arc<Engine>, q: &str) -> Result<Response, ApiError> {
     ))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn container_action(
     engine: Arc<Engine>,
     m: &Method,
     name: &str,
     action: &str,
     q: &str,
+    version: ApiVersion,
     parts: &mut Parts,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -319,6 +323,7 @@ async fn container_action(
         (Method::GET, "logs") => logs(engine, name, q).await,
         (Method::GET, "stats") => stats(engine, name, q).await,
         (Method::POST, "attach") => attach(engine, name, q, parts).await,
+        (Method::GET, "attach/ws") => attach_ws(engine, name, q, version, parts).await,
         (Method::POST, "exec") => {
             let bytes = read_limited(body, MAX_CREATE_BODY).await?;
             let mut config: Value = parse_json(&bytes, "invalid exec config")?;
@@ -398,9 +403,6 @@ async fn container_action(
             let changes = blocking(move || engine.container_changes(&name)).await?;
             Ok(json_response(StatusCode::OK, &changes))
         }
-        (Method::GET, "attach/ws") => Err(ApiError::not_implemented(
-            "the websocket attach (GET /containers/{id}/attach/ws)",
-        )),
         _ => Err(ApiError::not_found("page not found")),
     }
 }
@@ -466,64 +468,132 @@ where
         .into_response())
 }
 
+/// `POST /containers/{id}/attach`: the hijacked connection carries the
+/// stream (docker's frames without a tty).
 async fn attach(
     engine: Arc<Engine>,
     name: String,
     q: &str,
     parts: &mut Parts,
 ) -> Result<Response, ApiError> {
-    let q: query::ContainerAttachQuery = parse_query(q)?;
-    let e = engine.clone();
-    let n = name.clone();
-    let c = blocking(move || e.load_container(&n)).await?;
-    let tty = c.config.create.tty.unwrap_or(false);
-    let detach_keys = crate::containers::attach::parse_detach_keys(q.detach_keys.as_deref())
-        .ok_or_else(|| {
+    let session = AttachSession::prepare(&engine, name, q, false).await?;
+    hijack(parts, "application/vnd.docker.raw-stream", move |io| {
+        session.serve(engine, io)
+    })
+}
+
+/// `GET /containers/{id}/attach/ws`: the same stream over a WebSocket (what
+/// browser consoles use), raw as docker sends it there: no frames, stdout
+/// and stderr interleaved; binary messages, or text ones for API versions
+/// before 1.28 (docker's change in 1.28).
+async fn attach_ws(
+    engine: Arc<Engine>,
+    name: String,
+    q: &str,
+    version: ApiVersion,
+    parts: &mut Parts,
+) -> Result<Response, ApiError> {
+    use axum::extract::FromRequestParts;
+    let upgrade = axum::extract::ws::WebSocketUpgrade::from_request_parts(parts, &())
+        .await
+        .map_err(|r| {
             ApiError::bad_request(format!(
-                "Invalid detach keys ({}) provided",
-                q.detach_keys.as_deref().unwrap_or("")
+                "this endpoint speaks WebSocket: send a WebSocket upgrade request ({})",
+                r.body_text()
             ))
         })?;
-    let options = AttachOptions {
-        stdin: q.stdin,
-        stdout: q.stdout,
-        stderr: q.stderr,
-        // docker closes a container's stdin when its StdinOnce client's
-        // input ends, but never a tty's: a client that detaches from
-        // `run -it` leaves it open for the next attach.
-        close_stdin: c.config.create.stdin_once.unwrap_or(false) && !tty,
-    };
-    let replay_logs = q.logs;
-    let stream = q.stream;
-    let id = c.id.clone();
-    // Registered before the 101: docker's client starts the container as
-    // soon as it has the answer, and the first output must find us.
-    let (io_tx, io_rx) = tokio::sync::oneshot::channel();
-    if stream {
+    let session = AttachSession::prepare(&engine, name, q, true).await?;
+    let text = version < ApiVersion::new(1, 28);
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        let io = crate::websocket::bytestream(socket, text);
+        session.serve(engine, Box::new(io));
+    }))
+}
+
+/// An attach request, checked and registered before the client hears
+/// 101: docker's client starts the container as soon as it has the
+/// answer, and the first output must find us.
+struct AttachSession {
+    c: crate::containers::Loaded,
+    options: AttachOptions,
+    tty: bool,
+    replay_logs: bool,
+    /// Raw output (no frames) even without a tty: the WebSocket variant.
+    raw: bool,
+    /// Where the connection goes once upgraded, if `stream` was asked.
+    io_tx: Option<tokio::sync::oneshot::Sender<Box<dyn crate::containers::attach::Hijacked>>>,
+}
+
+impl AttachSession {
+    async fn prepare(
+        engine: &Arc<Engine>,
+        name: String,
+        q: &str,
+        raw: bool,
+    ) -> Result<AttachSession, ApiError> {
+        let q: query::ContainerAttachQuery = parse_query(q)?;
         let e = engine.clone();
-        let id = id.clone();
-        let req = AttachRequest {
-            options: options.clone(),
-            // docker watches for the detach keys on a tty's input only.
-            detach_keys: tty.then_some(detach_keys),
-            io: io_rx,
+        let c = blocking(move || e.load_container(&name)).await?;
+        let tty = c.config.create.tty.unwrap_or(false);
+        let detach_keys = crate::containers::attach::parse_detach_keys(q.detach_keys.as_deref())
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Invalid detach keys ({}) provided",
+                    q.detach_keys.as_deref().unwrap_or("")
+                ))
+            })?;
+        let options = AttachOptions {
+            stdin: q.stdin,
+            stdout: q.stdout,
+            stderr: q.stderr,
+            // docker closes a container's stdin when its StdinOnce client's
+            // input ends, but never a tty's: a client that detaches from
+            // `run -it` leaves it open for the next attach.
+            close_stdin: c.config.create.stdin_once.unwrap_or(false) && !tty,
         };
-        blocking(move || e.attach_container(&id, req)).await?;
+        let mut io_tx = None;
+        if q.stream {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            io_tx = Some(tx);
+            let e = engine.clone();
+            let id = c.id.clone();
+            let req = AttachRequest {
+                options: options.clone(),
+                // docker watches for the detach keys on a tty's input only.
+                detach_keys: tty.then_some(detach_keys),
+                framing: Framing::between(tty, tty || raw),
+                io: rx,
+            };
+            blocking(move || e.attach_container(&id, req)).await?;
+        }
+        Ok(AttachSession {
+            c,
+            options,
+            tty,
+            replay_logs: q.logs,
+            raw,
+            io_tx,
+        })
     }
-    hijack(parts, "application/vnd.docker.raw-stream", move |io| {
+
+    /// Replays the log if asked, then hands the connection to the
+    /// registered attachment (or ends it, without `stream`).
+    fn serve(self, engine: Arc<Engine>, io: Box<dyn crate::containers::attach::Hijacked>) {
         let rt = tokio::runtime::Handle::current();
         rt.spawn_blocking(move || {
             let mut io = io;
             let rt = tokio::runtime::Handle::current();
-            if replay_logs {
+            let s = self;
+            if s.replay_logs {
                 let opts = LogOptions {
-                    stdout: options.stdout,
-                    stderr: options.stderr,
+                    stdout: s.options.stdout,
+                    stderr: s.options.stderr,
                     ..LogOptions::default()
                 };
                 let mut buf = Vec::new();
-                let replayed = match crate::containers::log_driver::readable(&c.config.create) {
-                    Ok(()) => engine.write_logs(&id, tty, &opts, &mut buf),
+                let raw = s.tty || s.raw;
+                let replayed = match crate::containers::log_driver::readable(&s.c.config.create) {
+                    Ok(()) => engine.write_logs(&s.c.id, raw, &opts, &mut buf),
                     // docker says so on the stream, raw, after the 101.
                     Err(e) => {
                         buf = format!("Error attaching: {}\n", e.message).into_bytes();
@@ -547,16 +617,19 @@ async fn attach(
                     }
                 }
             }
-            if stream {
-                let _ = io_tx.send(io);
-            } else {
-                rt.spawn(async move {
-                    use tokio::io::AsyncWriteExt;
-                    let _ = io.shutdown().await;
-                });
+            match s.io_tx {
+                Some(tx) => {
+                    let _ = tx.send(io);
+                }
+                None => {
+                    rt.spawn(async move {
+                        use tokio::io::AsyncWriteExt;
+                        let _ = io.shutdown().await;
+                    });
+                }
             }
         });
-    })
+    }
 }
 
 async fn logs(engine: Arc<Engine>, name: String, q: &str) -> Result<Response, ApiError> {

@@ -224,7 +224,9 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
         return image_by_name(engine, m, rest, &q, &parts.headers).await;
     }
     if path.starts_with("/containers/") || path.starts_with("/exec/") {
-        if let Some(r) = crate::container_routes::route(engine, &path, &q, &mut parts, body).await {
+        if let Some(r) =
+            crate::container_routes::route(engine, &path, &q, version, &mut parts, body).await
+        {
             return r;
         }
         return Err(ApiError::not_found("page not found"));

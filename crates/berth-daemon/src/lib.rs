@@ -32,6 +32,7 @@ mod streams;
 mod system;
 mod volume_routes;
 pub mod volumes;
+mod websocket;
 
 pub use config::{DaemonConfig, Host};
 pub use engine::Engine;

@@ -24,6 +24,9 @@ pub struct AttachRequest {
     pub options: AttachOptions,
     /// The key sequence that detaches the client (a tty's input only).
     pub detach_keys: Option<Vec<u8>>,
+    /// How the shim's stream reaches the client: as is, or unframed for
+    /// the WebSocket variant.
+    pub framing: Framing,
     pub io: tokio::sync::oneshot::Receiver<Box<dyn Hijacked>>,
 }
 
@@ -105,7 +108,7 @@ impl Engine {
                 }
             };
             let input = Input::new(req.options.stdin, req.detach_keys);
-            if bridge(client, shim, input, Framing::AsIs, None).await == Ended::Detached {
+            if bridge(client, shim, input, req.framing, None).await == Ended::Detached {
                 if let Ok(c) = engine.load_container(&id) {
                     engine.container_event(&c, "detach", &[]);
                 }
@@ -157,7 +160,7 @@ impl Input {
 
 /// How the process's output goes on the client's stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Framing {
+pub enum Framing {
     /// As the shim sends it: docker's frames without a tty, raw with one.
     AsIs,
     /// A terminal's bytes in stdout frames: an exec with a tty whose start
