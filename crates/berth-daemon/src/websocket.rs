@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -60,7 +60,11 @@ async fn pump(socket: WebSocket, stream: DuplexStream, text: bool) {
     drop(output);
     if output_ended {
         // The closing handshake: the client answers with its own close.
-        if tx.send(Message::Close(None)).await.is_ok() {
+        let normal = CloseFrame {
+            code: close_code::NORMAL,
+            reason: "".into(),
+        };
+        if tx.send(Message::Close(Some(normal))).await.is_ok() {
             let _ = tokio::time::timeout(CLOSE_GRACE, &mut inbound).await;
         }
     } else {

@@ -96,14 +96,18 @@ fn attach_over_a_websocket_carries_raw_output_and_stdin() {
     let (out, text_only) = read_until(&mut ws, "bye\n", false);
     assert_eq!(out, "bye\n");
     assert!(text_only, "API 1.27 gets text messages");
-    let end = loop {
+    // A normal closure (1000), as dockerd's.
+    let close = loop {
         match ws.read() {
-            Ok(Message::Close(_)) | Err(_) => break true,
+            Ok(Message::Close(frame)) => break frame,
             Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-            Ok(other) => panic!("after the output's end: {other:?}"),
+            other => panic!("after the output's end: {other:?}"),
         }
     };
-    assert!(end);
+    assert_eq!(
+        close.map(|f| f.code),
+        Some(tungstenite::protocol::frame::coding::CloseCode::Normal)
+    );
 
     // A plain GET is not an upgrade.
     let (status, body) = d.api("GET", "/containers/brief/attach/ws?stream=1", None);
