@@ -498,8 +498,12 @@ async fn create_image(
     let q: ImageCreateQuery = parse_query(q)?;
     match (q.from_image.as_deref(), q.from_src.as_deref()) {
         (Some(image), None) if !image.is_empty() => pull(engine, headers, image, &q).await,
-        (None, Some("-")) => {
-            let mut reader = body_reader(body);
+        (None, Some(src)) if !src.is_empty() => {
+            let mut reader = if src == "-" {
+                Box::new(body_reader(body)) as Box<dyn std::io::Read + Send>
+            } else {
+                Box::new(crate::url_import::download(src).await?)
+            };
             let id = blocking(move || {
                 let imported = engine.import_image(
                     &mut reader,
@@ -516,9 +520,6 @@ async fn create_image(
             let line = JsonMessage::status(id.to_string(), None).to_line();
             Ok(json_lines(StatusCode::OK, Body::from(line)))
         }
-        (None, Some(src)) if !src.is_empty() => Err(ApiError::not_implemented(&format!(
-            "import from a URL (fromSrc={src}); send the tarball in the body with fromSrc=-"
-        ))),
         _ => Err(ApiError::bad_request(
             "POST /images/create needs exactly one of fromImage (pull) or fromSrc (import)",
         )),

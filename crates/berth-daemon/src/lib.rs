@@ -30,6 +30,7 @@ mod progress;
 pub mod spec;
 mod streams;
 mod system;
+mod url_import;
 mod volume_routes;
 pub mod volumes;
 mod websocket;

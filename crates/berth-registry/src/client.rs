@@ -760,7 +760,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// A reqwest error with its causes, which hold the useful part ("connection refused").
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

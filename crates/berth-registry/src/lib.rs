@@ -33,7 +33,7 @@ mod tags;
 
 pub use berth_credentials as credentials;
 pub use blobs::{PushedBlob, Resume};
-pub use client::Client;
+pub use client::{error_chain, Client};
 pub use config::{RegistryConfig, RetryPolicy, UploadConfig};
 pub use credentials::Credentials;
 pub use error::RegistryError;

@@ -278,6 +278,90 @@ fn docker_cli_images_round_trip() {
     d.stop();
 }
 
+/// Serves `file` as `/<its name>` on a loopback port (404 for any other
+/// path) until the test ends; returns the port.
+fn serve_file(file: &std::path::Path) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let name = format!("/{}", file.file_name().unwrap().to_str().unwrap());
+    let data = std::fs::read(file).unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut request_line = String::new();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let _ = reader.read_line(&mut request_line);
+            // The headers, up to the blank line.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let path = request_line.split_whitespace().nth(1).unwrap_or("");
+            let (status, body) = if path == name {
+                ("200 OK", data.as_slice())
+            } else {
+                ("404 Not Found", b"not here".as_slice())
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(body);
+        }
+    });
+    port
+}
+
+#[test]
+fn images_are_imported_from_a_url() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::start(&[]);
+    let tar = busybox_tar(d.dir.path());
+    let gz = d.dir.path().join("busybox.tar.gz");
+    let ok = std::process::Command::new("gzip")
+        .arg("-k")
+        .arg(&tar)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let port = serve_file(&gz);
+
+    // The docker CLI passes a URL through as fromSrc; the daemon fetches it.
+    let url = format!("http://127.0.0.1:{port}/busybox.tar.gz");
+    let id = d.docker_ok(&["import", "-c", "CMD [\"sh\"]", &url, "fromurl:1"]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    let out = d.docker_ok(&["run", "--rm", "fromurl:1", "sh", "-c", "echo imported"]);
+    assert_eq!(out.trim(), "imported");
+
+    // Without a scheme, http:// (docker's reading; only the API sends it).
+    let path = format!("/images/create?fromSrc=127.0.0.1:{port}/busybox.tar.gz&repo=fromurl&tag=2");
+    let (status, body) = d.api("POST", &path, None);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let images = d.docker_ok(&["images", "-q", "fromurl"]);
+    assert_eq!(images.lines().count(), 2, "{images}");
+
+    // A missing file and a scheme that is not http(s): clear errors.
+    let missing = d.docker(&["import", &format!("http://127.0.0.1:{port}/missing.tar")]);
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success());
+    assert!(err.contains("404") && err.contains("missing.tar"), "{err}");
+    let path = format!("/images/create?fromSrc=http://127.0.0.1:{port}/missing.tar");
+    assert_eq!(d.api("POST", &path, None).0, 404, "as dockerd");
+    let (status, body) = d.api("POST", "/images/create?fromSrc=file:///etc/passwd", None);
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        String::from_utf8_lossy(&body).contains("is not http or https"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    d.docker_ok(&["rmi", "fromurl:1", "fromurl:2"]);
+    d.stop();
+}
+
 #[test]
 fn docker_cli_push_and_pull_through_a_loopback_registry() {
     if !require_root() || !has_docker() {
