@@ -512,7 +512,14 @@ async fn pull_image(ctx: &Ctx, job: Job<'_>) -> Result<PulledImage, PullError> {
             }
         })
         .await?;
+    // An image whose config and layers are all here already gets no layer
+    // lines, as docker's pull prints none for an image it has (only
+    // "Image is up to date"); a new image's shared layers say so.
+    let image_here = have_config && present.iter().all(|here| *here);
     for (l, here) in manifest.layers.iter().zip(&present) {
+        if image_here {
+            break;
+        }
         let status = if *here {
             LayerStatus::AlreadyExists
         } else {
