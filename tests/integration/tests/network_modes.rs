@@ -143,6 +143,24 @@ fn host_none_and_container_network_modes() {
     assert_eq!(c["HostConfig"]["NetworkMode"], "host");
     assert!(c["NetworkSettings"]["Networks"]["host"].is_object(), "{c}");
     assert_eq!(c["NetworkSettings"]["Networks"]["host"]["IPAddress"], "");
+    // The host's own /etc/hosts, as docker's; with --add-host, the
+    // container's own file with that line.
+    let hosts = d.docker_ok(&["exec", "onhost", "cat", "/etc/hosts"]);
+    assert_eq!(hosts, std::fs::read_to_string("/etc/hosts").unwrap());
+    let hosts = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--add-host",
+        "db:10.1.2.3",
+        "bb:1",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(hosts.contains("10.1.2.3\tdb\n"), "{hosts}");
+    // Without an address of its own the hostname gets no line (docker's).
+    assert!(!hosts.contains("127.0.1.1"), "{hosts}");
 
     // none: loopback only, and up (docker's none has 127.0.0.1 and ::1).
     let out = d.docker_ok(&[

@@ -17,7 +17,8 @@ const FALLBACK_NAMESERVERS: &[&str] = &["8.8.8.8", "8.8.4.4"];
 pub struct EtcInput {
     pub hostname: String,
     /// The container's own addresses (each gets a hosts line with its
-    /// hostname); none: `127.0.1.1`.
+    /// hostname). Without any (`none`, `host`) the hostname gets no line,
+    /// as with docker.
     pub addresses: Vec<std::net::IpAddr>,
     /// `--add-host` entries as (name, address).
     pub extra_hosts: Vec<(String, String)>,
@@ -29,6 +30,9 @@ pub struct EtcInput {
     pub dns_options: Vec<String>,
     /// `container:<id>` networking: that container's files, shared.
     pub share_from: Option<std::path::PathBuf>,
+    /// Host networking without `--add-host`: a copy of the host's
+    /// `/etc/hosts` (docker's), not berth's default file.
+    pub host_hosts: bool,
 }
 
 /// Writes the three files (each atomically) and returns their paths.
@@ -48,7 +52,11 @@ pub fn write(dir: &Path, input: &EtcInput) -> Result<EtcFiles, ApiError> {
         return Ok(files);
     }
     write_atomically(&files.hostname, format!("{}\n", input.hostname).as_bytes())?;
-    write_atomically(&files.hosts, hosts(input).as_bytes())?;
+    let hosts = match input.host_hosts {
+        true => std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| hosts(input)),
+        false => hosts(input),
+    };
+    write_atomically(&files.hosts, hosts.as_bytes())?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     write_atomically(
         &files.resolv_conf,
@@ -65,9 +73,6 @@ fn hosts(input: &EtcInput) -> String {
     );
     for (name, addr) in &input.extra_hosts {
         out.push_str(&format!("{addr}\t{name}\n"));
-    }
-    if input.addresses.is_empty() {
-        out.push_str(&format!("127.0.1.1\t{}\n", input.hostname));
     }
     for a in &input.addresses {
         out.push_str(&format!("{a}\t{}\n", input.hostname));
@@ -157,7 +162,7 @@ mod tests {
         );
         let r = resolv_conf("nameserver 10.0.0.2\n", &plain);
         assert_eq!(r, "nameserver 10.0.0.2\n");
-        assert!(hosts(&plain).ends_with("127.0.1.1\tabc\n"));
+        assert!(!hosts(&plain).contains("abc"), "no address, no line");
     }
 
     #[test]

@@ -916,7 +916,11 @@ impl Engine {
         // Links' lines follow --add-host's, as docker's sandbox options.
         let mut extra = extra_hosts(&hc.extra_hosts.unwrap_or_default(), gateway)?;
         extra.extend(net.links.hosts.iter().cloned());
+        // docker gives a host-network container the host's own hosts file,
+        // unless --add-host asks for lines of its own.
+        let host_hosts = matches!(mode(&c.config.create), Mode::Host) && extra.is_empty();
         Ok(crate::containers::etc::EtcInput {
+            host_hosts,
             hostname: c.config.hostname.clone(),
             // Each address gets a hosts line, IPv6 ones too (docker's
             // getEtcHostsAddrs).
