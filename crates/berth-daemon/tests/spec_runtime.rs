@@ -220,6 +220,7 @@ fn run_case(runtime: &Path, name: &str, work: &Path, rootfs: &Path, case: &Case,
         cgroups_path: &cgroups_path,
         network_namespace: None,
         joined: &spec::Joined::default(),
+        shm: None,
         init: None,
     })
     .unwrap();

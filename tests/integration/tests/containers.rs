@@ -267,7 +267,6 @@ fn restart_policy_and_live_restore() {
 /// `--pid container:<name>`: the joiner sees the other container's
 /// processes in the other's PID namespace (debugging a running container
 /// from a toolbox one); the other must exist at create and run at start.
-/// `--ipc container:<name>` is refused, naming what berthd lacks.
 #[test]
 fn pid_namespace_of_another_container() {
     if !require_root() || !has_docker() {
@@ -320,12 +319,82 @@ fn pid_namespace_of_another_container() {
         err.contains("cannot join PID of a non running container"),
         "{err}"
     );
-    let out = d.docker(&["run", "--rm", "--ipc", "container:app", "bb:1", "true"]);
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("joining another container's IPC namespace is not implemented"),
-        "{err}"
-    );
     d.docker_ok(&["rm", "app"]);
+    d.stop();
+}
+
+/// `--ipc shareable` and `--ipc container:<name>` (docker's, e.g. a
+/// sidecar reading an app's shared memory): the joiner shares the donor's
+/// IPC namespace and its /dev/shm, which berthd mounts on the host for the
+/// donor's run; a donor that is not shareable is refused, as a missing
+/// one; the mount goes when the donor's run ends.
+#[test]
+fn ipc_namespace_and_shm_of_a_shareable_container() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    let id = d
+        .docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "donor",
+            "--ipc",
+            "shareable",
+            "--shm-size",
+            "8m",
+            "bb:1",
+            "sh",
+            "-c",
+            "echo from-donor > /dev/shm/note; sleep 600",
+        ])
+        .trim()
+        .to_string();
+    let shm = d.dir.path().join("data/containers").join(&id).join("shm");
+    eventually(10, "the donor's note", || shm.join("note").exists());
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "container:donor",
+        "bb:1",
+        "sh",
+        "-c",
+        "cat /dev/shm/note; echo from-joiner > /dev/shm/reply; df -k /dev/shm | tail -1 | awk '{print $2}'",
+    ]);
+    assert_eq!(out, "from-donor\n8192\n");
+    let reply = d.docker_ok(&["exec", "donor", "cat", "/dev/shm/reply"]);
+    assert_eq!(reply, "from-joiner\n");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "joiner",
+        "--ipc",
+        "container:donor",
+        "bb:1",
+        "sleep",
+        "600",
+    ]);
+    let ns = |c: &str| d.docker_ok(&["exec", c, "readlink", "/proc/self/ns/ipc"]);
+    assert_eq!(ns("donor"), ns("joiner"));
+    let inspect = d.inspect("joiner");
+    assert_eq!(inspect["HostConfig"]["IpcMode"], "container:donor");
+
+    // A donor that is not shareable, and one that is missing.
+    d.docker_ok(&["run", "-d", "--name", "private", "bb:1", "sleep", "600"]);
+    let out = d.docker(&["run", "--rm", "--ipc", "container:private", "bb:1", "true"]);
+    let err = text(&out.stderr);
+    assert!(err.contains("non-shareable IPC"), "{err}");
+    let out = d.docker(&["run", "--rm", "--ipc", "container:nosuch", "bb:1", "true"]);
+    let err = text(&out.stderr);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+
+    // The donor's run ends: its /dev/shm is unmounted on the host.
+    d.docker_ok(&["rm", "-f", "joiner", "private"]);
+    d.docker_ok(&["stop", "-t", "1", "donor"]);
+    assert!(!shm.join("note").exists(), "the shm tmpfs is still mounted");
+    d.docker_ok(&["rm", "donor"]);
     d.stop();
 }

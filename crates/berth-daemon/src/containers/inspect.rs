@@ -128,7 +128,7 @@ fn host_config(c: &Loaded, applied: Option<&crate::spec::AppliedDefaults>) -> Va
         ("Runtime", json!(c.config.runtime)),
         ("Binds", Value::Null),
         ("PortBindings", json!({})),
-        ("ShmSize", json!(DEFAULT_SHM_SIZE)),
+        ("ShmSize", json!(crate::spec::DEFAULT_SHM_SIZE)),
         ("Memory", json!(0)),
         ("NanoCpus", json!(0)),
         ("CpuShares", json!(0)),
@@ -176,7 +176,7 @@ fn host_config(c: &Loaded, applied: Option<&crate::spec::AppliedDefaults>) -> Va
         // docker's create normalises these; "not set" reads as null.
         let int = |m: &serde_json::Map<String, Value>, k: &str| m.get(k).and_then(Value::as_i64);
         if int(m, "ShmSize").is_some_and(|s| s <= 0) {
-            m.insert("ShmSize".into(), json!(DEFAULT_SHM_SIZE));
+            m.insert("ShmSize".into(), json!(crate::spec::DEFAULT_SHM_SIZE));
         }
         if int(m, "PidsLimit").is_some_and(|p| p <= 0) {
             m.insert("PidsLimit".into(), Value::Null);
@@ -195,9 +195,6 @@ fn host_config(c: &Loaded, applied: Option<&crate::spec::AppliedDefaults>) -> Va
     }
     v
 }
-
-/// /dev/shm's size when HostConfig.ShmSize is not set (docker's).
-const DEFAULT_SHM_SIZE: i64 = 64 * 1024 * 1024;
 
 impl Engine {
     /// `GET /containers/{id}/json`.

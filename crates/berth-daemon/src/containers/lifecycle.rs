@@ -146,10 +146,14 @@ impl Engine {
         let image_config = crate::images::parse_image_config(&image)?;
         let mut warnings = crate::spec::validate(&body, &image_config)?;
         self.check_container_networks(&body)?;
-        // A container whose PID namespace it would join must exist (running
-        // is checked at start). Not a 404: the docker CLI would take that
-        // for a missing image and try to pull it.
-        if let Some(name) = crate::spec::joined_pid_container(&body) {
+        // A container whose PID or IPC namespace it would join must exist
+        // (running is checked at start). Not a 404: the docker CLI would
+        // take that for a missing image and try to pull it.
+        let joins = [
+            crate::spec::joined_pid_container(&body),
+            crate::spec::joined_ipc_container(&body),
+        ];
+        for name in joins.into_iter().flatten() {
             self.load_container(&name).map_err(|e| match e.status {
                 404 => ApiError::bad_request(e.message),
                 _ => e,
@@ -362,7 +366,7 @@ impl Engine {
         paths: &Paths,
     ) -> Result<(u32, u32, u64), ApiError> {
         let init = crate::init::for_container(&c.config.create, &self.config())?;
-        let joined = self.joined_namespaces(c)?;
+        let (joined, donor_shm) = self.joined_namespaces(c)?;
         let image = self.store.image(&c.image_id)?;
         let image_config = crate::images::parse_image_config(&image)?;
         // Before anything is made: a bad log option fails the start.
@@ -372,6 +376,13 @@ impl Engine {
         let net = self.connect_container_networks(c)?;
         let etc = super::etc::write(&paths.dir, &self.etc_input(c, &net)?)?;
         let volumes = self.mount_volumes(c)?;
+        let shm = match donor_shm {
+            Some(donor) => Some(donor),
+            None if crate::spec::shareable_ipc(&c.config.create) => {
+                Some(super::shm::mount(&paths.dir, shm_size(c))?)
+            }
+            None => None,
+        };
         let body = net.spec_body(&c.config.create);
         let spec = crate::spec::generate_with(
             &crate::spec::SpecInput {
@@ -383,6 +394,7 @@ impl Engine {
                 cgroups_path: &self.container_cgroups_path(c),
                 network_namespace: net.netns.as_deref(),
                 joined: &joined,
+                shm: shm.as_deref(),
                 init: init.as_deref(),
             },
             &volumes,
@@ -414,29 +426,51 @@ impl Engine {
         Ok((status.pid, status.shim_pid, status.started_at.max(1)))
     }
 
-    /// What `c` joins of other containers (`--pid container:<name>`, as
-    /// docker): that one's PID namespace, through its init's /proc entry.
-    /// It must run.
-    fn joined_namespaces(&self, c: &Loaded) -> Result<crate::spec::Joined, ApiError> {
+    /// What `c` joins of other containers (`--pid` and `--ipc
+    /// container:<name>`, as docker): their namespaces, through their
+    /// init's /proc entry, and for IPC the donor's shareable /dev/shm
+    /// (returned beside). Each must run; an IPC donor must be shareable.
+    fn joined_namespaces(
+        &self,
+        c: &Loaded,
+    ) -> Result<(crate::spec::Joined, Option<std::path::PathBuf>), ApiError> {
         let mut joined = crate::spec::Joined::default();
-        let Some(name) = crate::spec::joined_pid_container(&c.config.create) else {
-            return Ok(joined);
-        };
-        let other = self.load_container(&name)?;
+        let mut donor_shm = None;
+        if let Some(name) = crate::spec::joined_pid_container(&c.config.create) {
+            let (_, pid) = self.running_donor(c, &name, "PID")?;
+            joined.pid = Some(format!("/proc/{pid}/ns/pid").into());
+        }
+        if let Some(name) = crate::spec::joined_ipc_container(&c.config.create) {
+            let (donor, pid) = self.running_donor(c, &name, "IPC")?;
+            if !crate::spec::shareable_ipc(&donor.config.create) {
+                return Err(conflict(format!(
+                    "can't join IPC of container {}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)",
+                    donor.id
+                )));
+            }
+            joined.ipc = Some(format!("/proc/{pid}/ns/ipc").into());
+            donor_shm = Some(super::shm::dir(&self.container_paths(&donor.id).dir));
+        }
+        Ok((joined, donor_shm))
+    }
+
+    /// The container `name` whose `what` namespace `c` joins, with its
+    /// init's pid: it must be another one, and running.
+    fn running_donor(&self, c: &Loaded, name: &str, what: &str) -> Result<(Loaded, u32), ApiError> {
+        let other = self.load_container(name)?;
         if other.id == c.id {
-            return Err(ApiError::bad_request(
-                "cannot join own PID namespace: a container cannot use container:<itself>",
-            ));
+            return Err(ApiError::bad_request(format!(
+                "cannot join own {what} namespace: a container cannot use container:<itself>"
+            )));
         }
         let state = self.container_handle(&other).state();
         if !matches!(state.status, Status::Running | Status::Paused) || state.pid == 0 {
             return Err(conflict(format!(
-                "cannot join PID of a non running container: {}",
+                "cannot join {what} of a non running container: {}",
                 other.id
             )));
         }
-        joined.pid = Some(format!("/proc/{}/ns/pid", state.pid).into());
-        Ok(joined)
+        Ok((other, state.pid))
     }
 
     /// The external runtime's binary; `None` for the embedded one.
@@ -1107,6 +1141,7 @@ impl Engine {
                 tracing::warn!(dir = %e.path().display(), error = %err, "unmounting an orphaned rootfs");
                 continue;
             }
+            super::shm::unmount(&e.path());
             let _ = std::fs::remove_dir_all(e.path());
         }
         for e in std::fs::read_dir(cfg.exec_root.join("c"))
@@ -1164,10 +1199,19 @@ async fn wait_exited(
 }
 
 /// Unmounts a container's rootfs if it is mounted (a warning if not).
+/// Unmounts what a run mounts on the host: the rootfs, and a shareable
+/// /dev/shm.
 fn unmount_rootfs(id: &str, paths: &Paths) {
     if let Err(e) = rootfs::unmount(&paths.dir) {
         tracing::warn!(container = id, error = %e, "unmounting the rootfs");
     }
+    super::shm::unmount(&paths.dir);
+}
+
+/// The container's /dev/shm size (HostConfig.ShmSize or docker's default).
+fn shm_size(c: &Loaded) -> i64 {
+    let hc = c.config.create.host_config.clone().unwrap_or_default();
+    crate::spec::shm_size(&hc)
 }
 
 fn auto_remove(c: &Loaded) -> bool {

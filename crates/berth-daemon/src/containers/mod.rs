@@ -26,6 +26,7 @@ pub(crate) mod names;
 mod record;
 pub(crate) mod rootfs;
 pub(crate) mod shim;
+pub(crate) mod shm;
 pub mod stats;
 mod update;
 

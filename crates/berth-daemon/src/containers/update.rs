@@ -176,6 +176,7 @@ impl Engine {
             cgroups_path: "/",
             network_namespace: None,
             joined: &crate::spec::Joined::default(),
+            shm: None,
             init: None,
         })?;
         let mut resources = spec

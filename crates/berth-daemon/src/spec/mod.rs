@@ -44,6 +44,7 @@ use oci_spec::runtime::{Linux, LinuxNamespace, LinuxNamespaceType, Process, Root
 
 use host::Host;
 pub use mounts::{requests as mount_requests, BindPoint, Requests, ResolvedMount, VolumeRequest};
+pub(crate) use plan::{shm_size, DEFAULT_SHM_SIZE};
 use plan::{IpcMode, Plan};
 use root::RootDir;
 
@@ -77,9 +78,12 @@ pub struct SpecInput<'a> {
     /// The network namespace file the container joins (bridge networks,
     /// `container:<id>`); `None`: a new one, or the host's.
     pub network_namespace: Option<&'a Path>,
-    /// What the container joins of another one (`--pid
+    /// What the container joins of another one (`--pid` and `--ipc
     /// container:<name>`), resolved at its start.
     pub joined: &'a Joined,
+    /// The host directory bound at /dev/shm: the container's own for
+    /// `--ipc shareable`, the donor's for `--ipc container:<name>`.
+    pub shm: Option<&'a Path>,
     /// The init binary on the host (berth-init), when the container runs
     /// one ([`uses_init`]): it is bind-mounted read-only at
     /// [`CONTAINER_INIT_PATH`] and runs the command as its child.
@@ -87,10 +91,11 @@ pub struct SpecInput<'a> {
 }
 
 /// Namespaces a container joins from another, running container: that
-/// one's `/proc/<pid>/ns` files (`--pid container:<name>`).
+/// one's `/proc/<pid>/ns` files (`--pid`, `--ipc container:<name>`).
 #[derive(Debug, Default, Clone)]
 pub struct Joined {
     pub pid: Option<PathBuf>,
+    pub ipc: Option<PathBuf>,
 }
 
 /// The container a HostConfig's PidMode joins (`container:<name>`).
@@ -100,6 +105,24 @@ pub fn joined_pid_container(body: &ContainerCreateBody) -> Option<String> {
         .as_ref()
         .and_then(|h| h.pid_mode.as_deref());
     plan::joined_container(mode).map(str::to_string)
+}
+
+/// The container a HostConfig's IpcMode joins (`container:<name>`).
+pub fn joined_ipc_container(body: &ContainerCreateBody) -> Option<String> {
+    let mode = body
+        .host_config
+        .as_ref()
+        .and_then(|h| h.ipc_mode.as_deref());
+    plan::joined_container(mode).map(str::to_string)
+}
+
+/// Whether a HostConfig's IpcMode is `shareable` (its /dev/shm is mounted
+/// on the host, see containers::shm).
+pub fn shareable_ipc(body: &ContainerCreateBody) -> bool {
+    body.host_config
+        .as_ref()
+        .and_then(|h| h.ipc_mode.as_deref())
+        == Some("shareable")
 }
 
 /// Where the init binary appears inside a container (docker's path, which
@@ -320,6 +343,7 @@ fn generate_on(
     let joined = [
         (LinuxNamespaceType::Network, input.network_namespace),
         (LinuxNamespaceType::Pid, input.joined.pid.as_deref()),
+        (LinuxNamespaceType::Ipc, input.joined.ipc.as_deref()),
     ];
     for ns in namespaces.iter_mut() {
         if let Some((_, Some(path))) = joined.iter().find(|(t, _)| *t == ns.typ()) {
@@ -347,7 +371,7 @@ fn generate_on(
     spec.set_root(Some(root_cfg));
     spec.set_hostname(plan.uts_private.then_some(hostname));
     spec.set_domainname(plan.domainname.clone());
-    let mut all_mounts = mounts::build(&plan, input.etc, volumes);
+    let mut all_mounts = mounts::build(&plan, input.etc, volumes, input.shm);
     if let Some(init) = input.init {
         all_mounts.push(mounts::init_mount(init));
     }

@@ -647,7 +647,12 @@ pub(crate) fn prepare(plan: &Plan) -> Result<(), SpecError> {
 /// request mount replaces), then the request's mounts (its volumes as the
 /// daemon resolved them, in `resolved`) and the /etc files sorted parents
 /// first.
-pub(crate) fn build(plan: &Plan, etc: &EtcFiles, resolved: &[ResolvedMount]) -> Vec<Mount> {
+pub(crate) fn build(
+    plan: &Plan,
+    etc: &EtcFiles,
+    resolved: &[ResolvedMount],
+    shm: Option<&Path>,
+) -> Vec<Mount> {
     let ro_etc = if plan.readonly_rootfs {
         ReadOnly::Yes
     } else {
@@ -675,10 +680,17 @@ pub(crate) fn build(plan: &Plan, etc: &EtcFiles, resolved: &[ResolvedMount]) -> 
             ));
         }
     }
-    if plan.ipc == IpcMode::Host && !requested.contains("/dev/shm") {
+    // A /dev/shm from the host: the host's own, or a shareable one (the
+    // container's or the one it joins, see containers::shm).
+    let shm_source = match plan.ipc {
+        IpcMode::Host => Some(Path::new("/dev/shm")),
+        IpcMode::Shareable | IpcMode::Joined => shm,
+        IpcMode::Private | IpcMode::None => None,
+    };
+    if let Some(source) = shm_source.filter(|_| !requested.contains("/dev/shm")) {
         user.push(bind(
             "/dev/shm",
-            "/dev/shm",
+            &source.to_string_lossy(),
             true,
             ReadOnly::No,
             DEFAULT_PROPAGATION,

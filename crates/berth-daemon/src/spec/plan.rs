@@ -27,8 +27,14 @@ pub(crate) const DEFAULT_SHM_SIZE: i64 = 64 << 20;
 /// The IPC namespace and /dev/shm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IpcMode {
-    /// A new namespace and a private /dev/shm ("", "private", "shareable").
+    /// A new namespace and a private /dev/shm ("", "private").
     Private,
+    /// A new namespace and a /dev/shm that berthd mounts on the host, so
+    /// that other containers can join both ("shareable").
+    Shareable,
+    /// Another running, shareable container's namespace and /dev/shm
+    /// ("container:<name>"), resolved at start.
+    Joined,
     /// A new namespace and no /dev/shm.
     None,
     /// The host's namespace and /dev/shm.
@@ -187,27 +193,25 @@ fn check_restart(hc: &HostConfig) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// A namespace mode: "" (private), "host", "container:<name>" for PID, or
-/// something docker refuses.
+/// A namespace mode: "" (private), "host", "container:<name>" for PID and
+/// IPC, or something docker refuses.
 /// Ok(true): a namespace of the container's own (or one it joins).
-fn namespace_mode(
-    value: Option<&str>,
-    field: &str,
-    what: &str,
-    extra: &[&str],
-) -> Result<bool, SpecError> {
+fn namespace_mode(value: Option<&str>, what: &str, extra: &[&str]) -> Result<bool, SpecError> {
     match value.unwrap_or("") {
         "" => Ok(true),
         "host" => Ok(false),
         v if extra.contains(&v) => Ok(true),
-        // A PID namespace of another container is joined at start; IPC's
-        // would need that one's /dev/shm on the host (docker's
-        // `shareable`), which berthd does not keep yet.
-        v if joined_container(Some(v)).is_some() && what == "PID" => Ok(true),
-        v if v.starts_with("container:") && v.len() > "container:".len() && what == "IPC" => Err(
-            SpecError::not_implemented(field, "joining another container's IPC namespace is"),
-        ),
+        // Another container's namespace, joined at start.
+        v if joined_container(Some(v)).is_some() && (what == "PID" || what == "IPC") => Ok(true),
         v => Err(SpecError::invalid(format!("invalid {what} mode: {v}"))),
+    }
+}
+
+/// /dev/shm's size: HostConfig.ShmSize, docker's default when unset (0).
+pub(crate) fn shm_size(hc: &HostConfig) -> i64 {
+    match hc.shm_size.unwrap_or(0) {
+        0 => DEFAULT_SHM_SIZE,
+        n => n,
     }
 }
 
@@ -332,7 +336,7 @@ impl Plan {
         }
 
         // Namespaces.
-        let uts_private = namespace_mode(hc.uts_mode.as_deref(), "HostConfig.UTSMode", "UTS", &[])?;
+        let uts_private = namespace_mode(hc.uts_mode.as_deref(), "UTS", &[])?;
         if !uts_private && !hostname.is_empty() {
             return Err(SpecError::invalid(
                 "conflicting options: hostname and the UTS mode",
@@ -344,16 +348,13 @@ impl Plan {
                 "conflicting options: domainname and the UTS mode",
             ));
         }
-        let pid_private = namespace_mode(hc.pid_mode.as_deref(), "HostConfig.PidMode", "PID", &[])?;
+        let pid_private = namespace_mode(hc.pid_mode.as_deref(), "PID", &[])?;
         let ipc = match hc.ipc_mode.as_deref().unwrap_or("") {
             "none" => IpcMode::None,
+            "shareable" => IpcMode::Shareable,
+            v if joined_container(Some(v)).is_some() => IpcMode::Joined,
             other => {
-                if namespace_mode(
-                    Some(other),
-                    "HostConfig.IpcMode",
-                    "IPC",
-                    &["private", "shareable"],
-                )? {
+                if namespace_mode(Some(other), "IPC", &["private"])? {
                     IpcMode::Private
                 } else {
                     IpcMode::Host
@@ -395,10 +396,7 @@ impl Plan {
         if hc.shm_size.unwrap_or(0) < 0 {
             return Err(SpecError::invalid("SHM size can not be less than 0"));
         }
-        let shm_size = match hc.shm_size.unwrap_or(0) {
-            0 => DEFAULT_SHM_SIZE,
-            n => n,
-        };
+        let shm_size = shm_size(hc);
         let oom_score_adj = hc.oom_score_adj.unwrap_or(0);
         if !(-1000..=1000).contains(&oom_score_adj) {
             return Err(SpecError::invalid(format!(

@@ -74,6 +74,7 @@ impl Fixture {
                 cgroups_path: &path,
                 network_namespace: None,
                 joined: &Joined::default(),
+                shm: None,
                 init,
             },
             &Host::fixed(),
@@ -395,14 +396,6 @@ fn not_implemented_names_the_field() {
     let cases: Vec<(HostConfig, Option<NetworkingConfig>, &str)> = vec![
         (
             HostConfig {
-                ipc_mode: Some("container:abc".into()),
-                ..Default::default()
-            },
-            None,
-            "HostConfig.IpcMode: ",
-        ),
-        (
-            HostConfig {
                 userns_mode: Some("private".into()),
                 ..Default::default()
             },
@@ -435,6 +428,25 @@ fn not_implemented_names_the_field() {
         ..Default::default()
     });
     assert!(Plan::new(&b, &image(), &Host::fixed()).unwrap().pid_private);
+    // So is another's IPC namespace; `shareable` is a mode of its own.
+    for (mode, want) in [
+        ("container:abc", IpcMode::Joined),
+        ("shareable", IpcMode::Shareable),
+        ("private", IpcMode::Private),
+        ("", IpcMode::Private),
+    ] {
+        let b = body(HostConfig {
+            ipc_mode: Some(mode.into()),
+            ..Default::default()
+        });
+        assert_eq!(Plan::new(&b, &image(), &Host::fixed()).unwrap().ipc, want);
+    }
+    let b = body(HostConfig {
+        ipc_mode: Some("container:".into()),
+        ..Default::default()
+    });
+    let e = Plan::new(&b, &image(), &Host::fixed()).unwrap_err();
+    assert!(e.to_string().contains("invalid IPC mode"), "{e}");
     // Config.Volumes (`docker run -v /data`) and volumes are the
     // daemon's: the plan accepts them.
     let b = ContainerCreateBody {
