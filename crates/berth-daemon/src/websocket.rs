@@ -36,6 +36,7 @@ async fn pump(socket: WebSocket, stream: DuplexStream, text: bool) {
     // Input and output run side by side: a container that does not read
     // its stdin must not hold up its output.
     let inbound = async {
+        let mut stdin_open = true;
         while let Some(Ok(msg)) = rx.next().await {
             let data = match msg {
                 Message::Binary(b) => b,
@@ -44,9 +45,11 @@ async fn pump(socket: WebSocket, stream: DuplexStream, text: bool) {
                 Message::Ping(_) | Message::Pong(_) => continue,
                 Message::Close(_) => break,
             };
-            // Without stdin attached the attachment reads and drops it.
-            if input.write_all(&data).await.is_err() {
-                break;
+            // Without stdin attached the attachment reads and drops it; once
+            // the container's stdin is closed, input is dropped here, and
+            // the session goes on until the client closes or output ends.
+            if stdin_open && input.write_all(&data).await.is_err() {
+                stdin_open = false;
             }
         }
         // stdin's EOF for the container (a StdinOnce container then ends).
