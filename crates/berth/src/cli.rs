@@ -93,6 +93,8 @@ pub enum Command {
     Build(crate::build::BuildArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(images::ImportArgs),
+    /// Create a new image from a container's changes
+    Commit(containers::CommitArgs),
     /// Show the history of an image
     History(images::HistoryArgs),
     /// List containers
@@ -239,6 +241,7 @@ pub enum ContainerCmd {
     Unpause(containers::NamesArgs),
     Wait(containers::NamesArgs),
     Rename(containers::RenameArgs),
+    Commit(containers::CommitArgs),
     Top(containers::TopArgs),
     Port(containers::PortArgs),
     Logs(containers::LogsArgs),
@@ -264,7 +267,6 @@ fn not_yet(what: &[String]) -> anyhow::Result<()> {
         "builder",
         "buildx",
         "compose",
-        "commit",
         "search",
         "swarm",
         "service",
@@ -333,6 +335,9 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
             containers::simple_post(ctx, a, "unpause")
         }
         Command::Wait(a) | Command::Container(ContainerCmd::Wait(a)) => containers::wait(ctx, a),
+        Command::Commit(a) | Command::Container(ContainerCmd::Commit(a)) => {
+            containers::commit(ctx, a)
+        }
         Command::Rename(a) | Command::Container(ContainerCmd::Rename(a)) => {
             containers::rename(ctx, a)
         }

@@ -112,6 +112,25 @@ pub struct NameArg {
 }
 
 #[derive(Args, Debug)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short, long, default_value = "")]
+    pub author: String,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short, long, action = crate::cli::many())]
+    pub change: Vec<String>,
+    /// Commit message
+    #[arg(short, long, default_value = "")]
+    pub message: String,
+    /// Pause container during commit
+    #[arg(short, long, default_value_t = true, default_missing_value = "true", num_args = 0..=1, require_equals = true, action = clap::ArgAction::Set)]
+    pub pause: bool,
+    pub container: String,
+    /// REPOSITORY[:TAG] of the new image
+    pub repository: Option<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct RenameArgs {
     pub container: String,
     pub new_name: String,
@@ -556,6 +575,28 @@ pub fn wait(ctx: &Ctx, a: NamesArgs) -> anyhow::Result<()> {
     }
     drop(out);
     fail_all(failed)
+}
+
+/// `docker commit`: a new image from a container's changes; prints its id.
+pub fn commit(ctx: &Ctx, a: CommitArgs) -> anyhow::Result<()> {
+    let mut q = Query::new().push("container", a.container.as_str());
+    if let Some(r) = &a.repository {
+        let (repo, tag) = crate::images::split_tag(r);
+        q = q.push("repo", repo).opt("tag", tag);
+    }
+    q = q.opt("comment", &a.message).opt("author", &a.author);
+    for c in &a.change {
+        q = q.push("changes", c.as_str());
+    }
+    // docker's client sends pause only to turn it off.
+    if !a.pause {
+        q = q.push("pause", "0");
+    }
+    let r = ctx
+        .client
+        .post_json(&format!("/commit{}", q.encode()), None)?;
+    writeln!(ctx.out(), "{}", r["Id"].as_str().unwrap_or_default())?;
+    Ok(())
 }
 
 pub fn rename(ctx: &Ctx, a: RenameArgs) -> anyhow::Result<()> {

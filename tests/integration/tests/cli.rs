@@ -715,7 +715,39 @@ fn images_roundtrip(c: &mut Clients) {
     if d.stdout != "imported\n" {
         c.mismatch(format!("docker run of berth's import: {d:?}"));
     }
-    for args in [&["rm", "g-export"][..], &["rmi", "g-imported:1"]] {
+    // commit: the author, message and changes reach docker's image.
+    let b = c.berth(&[
+        "commit",
+        "-a",
+        "someone <s@example.com>",
+        "-m",
+        "a message",
+        "-c",
+        "ENV COMMITTED=1",
+        "--pause=false",
+        "g-export",
+        "g-committed:1",
+    ]);
+    if b.code != 0 || !b.stdout.starts_with("sha256:") {
+        c.mismatch(format!("berth commit: {b:?}"));
+    }
+    let d = c.docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Author}}|{{.Comment}}|{{.Config.Env}}",
+        "g-committed:1",
+    ]);
+    if !(d.stdout.starts_with("someone <s@example.com>|a message|")
+        && d.stdout.contains("COMMITTED=1"))
+    {
+        c.mismatch(format!("docker's view of berth's commit: {d:?}"));
+    }
+    for args in [
+        &["rm", "g-export"][..],
+        &["rmi", "g-imported:1"],
+        &["rmi", "g-committed:1"],
+    ] {
         let r = c.docker(args);
         assert_eq!(r.code, 0, "cleanup {args:?}: {}", r.stderr);
     }
