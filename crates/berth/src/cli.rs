@@ -194,6 +194,8 @@ pub enum ImageCmd {
     Load(images::LoadArgs),
     Import(images::ImportArgs),
     History(images::HistoryArgs),
+    /// Build an image from a Dockerfile
+    Build(crate::build::BuildArgs),
     /// Remove unused images
     Prune(manage::PruneArgs),
     #[command(external_subcommand)]
@@ -306,7 +308,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Rmi(a) | Command::Image(ImageCmd::Rm(a)) => images::rmi(ctx, a),
         Command::Save(a) | Command::Image(ImageCmd::Save(a)) => images::save(ctx, a),
         Command::Load(a) | Command::Image(ImageCmd::Load(a)) => images::load(ctx, a),
-        Command::Build(a) => crate::build::build(ctx, a),
+        Command::Build(a) | Command::Image(ImageCmd::Build(a)) => crate::build::build(ctx, a),
         Command::Import(a) | Command::Image(ImageCmd::Import(a)) => images::import(ctx, a),
         Command::History(a) | Command::Image(ImageCmd::History(a)) => images::history(ctx, a),
         Command::Image(ImageCmd::Other(v)) => not_yet(&v),

@@ -184,7 +184,16 @@ fn dockerfile_builds_run_cache_and_fail_cleanly() {
     // berth's own client: the same build, `-q` prints the id only.
     let out = std::process::Command::new(berth_integration::runtime::berth_binary("berth"))
         .args(["-H", &format!("unix://{}", d.socket.display())])
-        .args(["build", "-q", "-t", "viaberth:1", "--target", "base"])
+        // `image build` is docker's other name for it.
+        .args([
+            "image",
+            "build",
+            "-q",
+            "-t",
+            "viaberth:1",
+            "--target",
+            "base",
+        ])
         .args(["--build-arg", "GREETING=cli", "--label", "via=berth"])
         .arg(p)
         .output()
