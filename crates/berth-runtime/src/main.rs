@@ -271,6 +271,18 @@ pub struct UpdateArgs {
 }
 
 fn main() {
+    // Commands that enter a container re-exec from a read-only copy: done
+    // first, before the arguments are parsed, so that the process that is
+    // replaced does as little as it can. A word that merely looks like one
+    // of them (a container named "run") costs a needless re-exec, never a
+    // missed one: clap takes subcommands only as whole arguments. A failure
+    // is left to the check below, which reports it through the log.
+    if std::env::args_os()
+        .skip(1)
+        .any(|a| a == "create" || a == "run" || a == "exec")
+    {
+        let _ = exe_guard::ensure_unwritable_exe();
+    }
     let cli = Cli::parse();
     let log = logging::Log {
         file: cli.log.clone(),
