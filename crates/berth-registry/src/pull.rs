@@ -516,16 +516,15 @@ async fn pull_image(ctx: &Ctx, job: Job<'_>) -> Result<PulledImage, PullError> {
     // lines, as docker's pull prints none for an image it has (only
     // "Image is up to date"); a new image's shared layers say so.
     let image_here = have_config && present.iter().all(|here| *here);
-    for (l, here) in manifest.layers.iter().zip(&present) {
-        if image_here {
-            break;
+    if !image_here {
+        for (l, here) in manifest.layers.iter().zip(&present) {
+            let status = if *here {
+                LayerStatus::AlreadyExists
+            } else {
+                LayerStatus::Waiting
+            };
+            ctx.progress.layer(&l.digest, status);
         }
-        let status = if *here {
-            LayerStatus::AlreadyExists
-        } else {
-            LayerStatus::Waiting
-        };
-        ctx.progress.layer(&l.digest, status);
     }
 
     // 3. The missing layers, a bounded number at a time.

@@ -276,13 +276,11 @@ fn main() {
     // replaced does as little as it can. A word that merely looks like one
     // of them (a container named "run") costs a needless re-exec, never a
     // missed one: clap takes subcommands only as whole arguments. A failure
-    // is left to the check below, which reports it through the log.
-    if std::env::args_os()
+    // is reported below, once the log is known.
+    let guarded = std::env::args_os()
         .skip(1)
         .any(|a| a == "create" || a == "run" || a == "exec")
-    {
-        let _ = exe_guard::ensure_unwritable_exe();
-    }
+        .then(exe_guard::ensure_unwritable_exe);
     let cli = Cli::parse();
     let log = logging::Log {
         file: cli.log.clone(),
@@ -294,7 +292,9 @@ fn main() {
         Command::Create(_) | Command::Run { .. } | Command::Exec(_)
     );
     if enters_container {
-        if let Err(e) = exe_guard::ensure_unwritable_exe() {
+        // Guarded above (the scan cannot miss these commands); the check
+        // is not repeated.
+        if let Some(Err(e)) = guarded.or_else(|| Some(exe_guard::ensure_unwritable_exe())) {
             log.error(&format!("{e:#}"));
             std::process::exit(1);
         }

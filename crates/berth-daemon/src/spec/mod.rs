@@ -100,29 +100,26 @@ pub struct Joined {
 
 /// The container a HostConfig's PidMode joins (`container:<name>`).
 pub fn joined_pid_container(body: &ContainerCreateBody) -> Option<String> {
-    let mode = body
-        .host_config
-        .as_ref()
-        .and_then(|h| h.pid_mode.as_deref());
-    plan::joined_container(mode).map(str::to_string)
+    plan::joined_container(host_mode(body, |h| &h.pid_mode)).map(str::to_string)
 }
 
 /// The container a HostConfig's IpcMode joins (`container:<name>`).
 pub fn joined_ipc_container(body: &ContainerCreateBody) -> Option<String> {
-    let mode = body
-        .host_config
-        .as_ref()
-        .and_then(|h| h.ipc_mode.as_deref());
-    plan::joined_container(mode).map(str::to_string)
+    plan::joined_container(host_mode(body, |h| &h.ipc_mode)).map(str::to_string)
 }
 
 /// Whether a HostConfig's IpcMode is `shareable` (its /dev/shm is mounted
 /// on the host, see containers::shm).
 pub fn shareable_ipc(body: &ContainerCreateBody) -> bool {
-    body.host_config
-        .as_ref()
-        .and_then(|h| h.ipc_mode.as_deref())
-        == Some("shareable")
+    host_mode(body, |h| &h.ipc_mode) == Some("shareable")
+}
+
+/// One of HostConfig's mode strings, if set.
+fn host_mode<'a>(
+    body: &'a ContainerCreateBody,
+    field: impl FnOnce(&'a berth_api::models::HostConfig) -> &'a Option<String>,
+) -> Option<&'a str> {
+    body.host_config.as_ref().and_then(|h| field(h).as_deref())
 }
 
 /// Where the init binary appears inside a container (docker's path, which
