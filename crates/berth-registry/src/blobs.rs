@@ -32,9 +32,44 @@ pub enum PushedBlob {
     Uploaded,
 }
 
+/// Who checks a download's digest.
+// Passed once per download, by value: boxing the resume state would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Verify {
+    /// The client hashes the stream and checks it before `fetch_blob`
+    /// returns `Ok`; a download that resumes brings the hash state of the
+    /// bytes it has.
+    Here(Option<Resume>),
+    /// The sink hashes what it receives and checks the digest itself, as
+    /// the content store's ingest does on commit: the client does not hash
+    /// the stream a second time. The download resumes at `offset`. The
+    /// client still checks the size.
+    BySink { offset: u64 },
+}
+
+/// The digest mismatch error unless `digester` (fed with a blob of
+/// `repo`) arrives at `expected`.
+pub(crate) fn check_digest(
+    repo: &Reference,
+    expected: &Digest,
+    digester: &Digester,
+) -> Result<(), RegistryError> {
+    let actual = digester.clone().finish();
+    if &actual == expected {
+        return Ok(());
+    }
+    Err(RegistryError::DigestMismatch {
+        registry: repo.domain().into(),
+        repository: repo.repository().into(),
+        expected: expected.clone(),
+        actual,
+    })
+}
+
 /// Progress of one download, kept across retries and mirrors.
 struct Download {
-    digester: Digester,
+    /// `None` when the sink verifies ([`Verify::BySink`]).
+    digester: Option<Digester>,
     written: u64,
 }
 
@@ -96,10 +131,11 @@ impl Client {
         }
     }
 
-    /// Streams a blob into `sink`, hashing as it goes. A connection that
-    /// breaks mid-blob is resumed with a Range request (up to the retry
-    /// policy's attempts); mirrors are tried before Docker Hub. Returns the
-    /// blob's size once its digest and size are verified.
+    /// Streams a blob into `sink`, hashing as it goes unless the sink
+    /// verifies ([`Verify`]). A connection that breaks mid-blob is resumed
+    /// with a Range request (up to the retry policy's attempts); mirrors are
+    /// tried before Docker Hub. Returns the blob's size once its size (and
+    /// with [`Verify::Here`] its digest) is verified.
     ///
     /// `sink` receives bytes before the blob is verified: on `Err` the caller
     /// must discard what it wrote (the content store's ingest file does).
@@ -108,7 +144,7 @@ impl Client {
         repo: &Reference,
         digest: &Digest,
         expected_size: Option<u64>,
-        resume: Option<Resume>,
+        verify: Verify,
         sink: &mut W,
     ) -> Result<u64, RegistryError>
     where
@@ -116,14 +152,18 @@ impl Client {
     {
         let registry = repo.domain();
         let target = Target::pull(registry, repo.repository());
-        let mut state = match resume {
-            Some(r) => Download {
-                digester: r.digester,
+        let mut state = match verify {
+            Verify::Here(Some(r)) => Download {
+                digester: Some(r.digester),
                 written: r.offset,
             },
-            None => Download {
-                digester: Digester::new(digest.algorithm()),
+            Verify::Here(None) => Download {
+                digester: Some(Digester::new(digest.algorithm())),
                 written: 0,
+            },
+            Verify::BySink { offset } => Download {
+                digester: None,
+                written: offset,
             },
         };
         let size_error = |actual: u64| RegistryError::SizeMismatch {
@@ -155,14 +195,8 @@ impl Client {
                             return Err(size_error(state.written));
                         }
                     }
-                    let actual = state.digester.clone().finish();
-                    if &actual != digest {
-                        return Err(RegistryError::DigestMismatch {
-                            registry: registry.into(),
-                            repository: repo.repository().into(),
-                            expected: digest.clone(),
-                            actual,
-                        });
+                    if let Some(digester) = &state.digester {
+                        check_digest(repo, digest, digester)?;
                     }
                     sink.flush().await.map_err(|source| RegistryError::Sink {
                         registry: registry.into(),
@@ -284,7 +318,9 @@ impl Client {
                         digest: digest.to_string(),
                         source,
                     })?;
-                state.digester.update(data);
+                if let Some(digester) = &mut state.digester {
+                    digester.update(data);
+                }
                 state.written = new_total;
             };
             match broke {
@@ -320,7 +356,10 @@ impl Client {
             data: Vec::new(),
             limit: max_size,
         };
-        match self.fetch_blob(repo, digest, None, None, &mut buf).await {
+        match self
+            .fetch_blob(repo, digest, None, Verify::Here(None), &mut buf)
+            .await
+        {
             Ok(_) => Ok(Bytes::from(buf.data)),
             Err(RegistryError::Sink { .. }) => Err(RegistryError::TooLarge {
                 registry: repo.domain().into(),
@@ -429,15 +468,7 @@ impl Client {
                     actual: sent + extra as u64,
                 });
             }
-            let actual = digester.clone().finish();
-            if &actual != digest {
-                return Err(RegistryError::DigestMismatch {
-                    registry: registry.into(),
-                    repository: repo.repository().into(),
-                    expected: digest.clone(),
-                    actual,
-                });
-            }
+            check_digest(repo, digest, &digester)?;
             let mut put = location.clone();
             put.query_pairs_mut()
                 .append_pair("digest", &digest.to_string());

@@ -32,7 +32,7 @@ pub mod push;
 mod tags;
 
 pub use berth_credentials as credentials;
-pub use blobs::{PushedBlob, Resume};
+pub use blobs::{PushedBlob, Resume, Verify};
 pub use client::{error_chain, Client};
 pub use config::{RegistryConfig, RetryPolicy, UploadConfig};
 pub use credentials::Credentials;

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use berth_errdefs::{ErrorKind, HasKind};
 use berth_image::config::MAX_CONFIG_SIZE;
+use berth_image::digest::Algorithm;
 use berth_image::layers::{Unpacked, MAX_LAYERS};
 use berth_image::manifest::{self, Document};
 use berth_image::{
@@ -864,16 +865,24 @@ impl<R: Read> Read for ExtractProgress<R> {
 async fn fetch_layer(
     ctx: &Ctx,
     job: &LayerJob,
-    writer: Writer,
+    mut writer: Writer,
     unpack: bool,
 ) -> Result<(Writer, Option<Unpacked>), PullError> {
     let d = job.desc.digest.clone();
     let total = job.desc.size;
-    let resume = (writer.offset() > 0).then(|| crate::Resume {
-        offset: writer.offset(),
-        digester: writer.digester(),
-    });
+    // The ingest hashes (sha256) everything it writes, and its commit checks
+    // the digest: the download is not hashed a second time. A blob of
+    // another algorithm is hashed by the client, from its first byte.
+    let by_ingest = d.algorithm() == Algorithm::Sha256;
+    if !by_ingest && writer.offset() > 0 {
+        writer.truncate().map_err(ctx.content_err(&d))?;
+    }
     let offset = writer.offset();
+    let verify = if by_ingest {
+        crate::Verify::BySink { offset }
+    } else {
+        crate::Verify::Here(None)
+    };
     // Bounded: a slow disk slows the download instead of filling memory.
     let (tx, rx) = mpsc::channel::<Bytes>(8);
     let downloaded = Arc::new(AtomicBool::new(false));
@@ -909,7 +918,7 @@ async fn fetch_layer(
     };
     let fetched = ctx
         .client
-        .fetch_blob(&ctx.repo, &d, Some(total), resume, &mut sink)
+        .fetch_blob(&ctx.repo, &d, Some(total), verify, &mut sink)
         .await;
     let fetched = match fetched {
         Ok(_) => tokio::io::AsyncWriteExt::shutdown(&mut sink)
@@ -953,6 +962,10 @@ async fn fetch_layer(
         ctx.content_err(&d)(e)
     } else if let Err(e) = fetched {
         e
+    } else if let Some(Err(e)) =
+        by_ingest.then(|| crate::blobs::check_digest(&ctx.repo, &d, &writer.digester()))
+    {
+        PullError::Registry(e)
     } else {
         match unpacked {
             None => return Ok((writer, None)),

@@ -12,7 +12,7 @@ use berth_image::reference::Reference;
 use berth_registry::credentials::DockerConfig;
 use berth_registry::{
     Client, Credentials, PushedBlob, RegistryConfig, RegistryError, Resume, RetryPolicy,
-    UploadConfig, MEDIA_TYPE_OCI_MANIFEST,
+    UploadConfig, Verify, MEDIA_TYPE_OCI_MANIFEST,
 };
 use bytes::Bytes;
 use common::{blob, Action, Auth, FaultProxy, Registry, TokenServer};
@@ -103,10 +103,12 @@ async fn fetch(
     size: Option<u64>,
 ) -> Result<Vec<u8>, RegistryError> {
     let mut out = Vec::new();
-    c.fetch_blob(repo, d, size, None, &mut out).await.map(|n| {
-        assert_eq!(n as usize, out.len());
-        out
-    })
+    c.fetch_blob(repo, d, size, Verify::Here(None), &mut out)
+        .await
+        .map(|n| {
+            assert_eq!(n as usize, out.len());
+            out
+        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,10 +349,10 @@ async fn broken_downloads_resume_with_range() {
             &repo,
             &ld,
             Some(layer.len() as u64),
-            Some(Resume {
+            Verify::Here(Some(Resume {
                 offset: offset as u64,
                 digester,
-            }),
+            })),
             &mut rest,
         )
         .await
@@ -365,15 +367,31 @@ async fn broken_downloads_resume_with_range() {
             &repo,
             &ld,
             Some(layer.len() as u64),
-            Some(Resume {
+            Verify::Here(Some(Resume {
                 offset: offset as u64,
                 digester,
-            }),
+            })),
             &mut Vec::new(),
         )
         .await
         .unwrap_err();
     assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
+    // With the sink verifying, the client resumes at the offset and leaves
+    // the digest to the sink (which has the prefix), but still checks sizes.
+    let (client, blob_repo, digest) = (&c, &repo, &ld);
+    let by_sink = |size: usize| async move {
+        let mut rest = Vec::new();
+        let verify = Verify::BySink {
+            offset: offset as u64,
+        };
+        let n = client.fetch_blob(blob_repo, digest, Some(size as u64), verify, &mut rest);
+        n.await.map(|n| (n, rest))
+    };
+    let (n, rest) = by_sink(layer.len()).await.unwrap();
+    assert_eq!(n as usize, layer.len());
+    assert!(rest == layer[offset..]);
+    let err = by_sink(layer.len() + 1).await.unwrap_err();
+    assert!(matches!(err, RegistryError::SizeMismatch { .. }), "{err}");
 
     // More breaks than the retry policy allows is an error that says so.
     for _ in 0..4 {
