@@ -5,7 +5,18 @@
 //! where that adds up (measured: 466 -> 195 KiB private per idle shim).
 //! The price is a fixed load address for the shim's own image (its heap,
 //! stack and libraries are still randomised); containerd's Go shim is
-//! non-PIE too. Delete this file to go back to PIE.
+//! non-PIE too.
+//!
+//! It is also linked with gcc's unwinder as a static archive instead of
+//! libgcc_s.so (build-support/static_archives.rs), as berth-runtime is:
+//! one library less to load and relocate at every shim's start.
+
+#[path = "../../build-support/static_archives.rs"]
+mod static_archives;
+
 fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=../../build-support/static_archives.rs");
     println!("cargo:rustc-link-arg-bins=-no-pie");
+    static_archives::link_bins_with(static_archives::STATIC_UNWINDER, "berth-shim");
 }

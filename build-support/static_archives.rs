@@ -1,0 +1,59 @@
+//! Linking with static archives of the C toolchain, shared by the build
+//! scripts of berth's binaries (each includes this file with `#[path]`).
+//!
+//! rustc names the C libraries of std and libc (`-lgcc_s -lc -lm ...`)
+//! after `-Bdynamic`, and on stable Rust one package cannot switch them to
+//! static ones (`+crt-static` applies to every crate of the target, proc
+//! macros included). What works per binary is a directory, passed with
+//! `-L`, in which each such name is a symlink to the static archive that
+//! stands for it: the linker takes a `.a` found in an earlier directory
+//! over a `.so` in a later one, and a `-L` applies to every `-l` wherever
+//! it stands. Only the package's binaries get the directory
+//! (`rustc-link-arg-bins`); its tests link as usual.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// gcc's unwinder as a static archive, for `-lgcc_s`: std needs only the
+/// `_Unwind_*` functions of libgcc_s.so, and loading that library costs
+/// every exec a mapping, its relocations and its constructor, which probes
+/// the CPU with `cpuid` (each one traps to the hypervisor in a VM).
+#[allow(dead_code)] // not every build script that includes this file uses it
+pub const STATIC_UNWINDER: &[(&str, &str)] = &[("gcc_s", "gcc_eh")];
+
+/// Makes `OUT_DIR/static-libs` with `lib<name>.a` -> the archive
+/// `lib<archive>.a` for each pair, and hands it to the package's binaries.
+/// `who` names the binary in the error that a missing archive gives.
+pub fn link_bins_with(archives: &[(&str, &str)], who: &str) {
+    println!("cargo:rerun-if-env-changed=CC");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let dir = out.join("static-libs");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    for (name, archive) in archives {
+        let real = find_archive(&cc, archive, who);
+        let link = dir.join(format!("lib{name}.a"));
+        std::os::unix::fs::symlink(&real, &link)
+            .unwrap_or_else(|e| panic!("linking {} to {}: {e}", link.display(), real.display()));
+    }
+    println!("cargo:rustc-link-arg-bins=-L{}", dir.display());
+}
+
+/// The path of `lib<name>.a` as the C compiler (the linker driver) finds it.
+fn find_archive(cc: &str, name: &str, who: &str) -> PathBuf {
+    let file = format!("lib{name}.a");
+    let out = Command::new(cc)
+        .arg(format!("-print-file-name={file}"))
+        .output()
+        .unwrap_or_else(|e| panic!("running {cc} to find {file}: {e}"));
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    // Not found, the compiler echoes the bare name back.
+    if !path.is_absolute() || !Path::new(&path).exists() {
+        panic!(
+            "{who} is linked with {file}, which {cc} does not find; \
+             install glibc's and gcc's static libraries (Debian: apt-get install libc6-dev gcc)"
+        );
+    }
+    path
+}

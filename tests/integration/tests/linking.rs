@@ -1,0 +1,81 @@
+//! How the binaries that start most often are linked (their build.rs and
+//! build-support/static_archives.rs): gcc's unwinder is in them, so no
+//! start of theirs loads libgcc_s.so; glibc stays a shared library.
+
+use berth_integration::runtime::berth_binary;
+
+/// The DT_NEEDED entries of a 64-bit little-endian ELF file.
+fn needed_libraries(elf: &[u8]) -> Vec<String> {
+    assert_eq!(&elf[..4], b"\x7fELF");
+    assert_eq!(elf[4], 2, "64-bit ELF expected");
+    let u16_at = |o: usize| u16::from_le_bytes(elf[o..o + 2].try_into().unwrap()) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap());
+    let phoff = u64_at(0x20) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    const PT_LOAD: u32 = 1;
+    const PT_DYNAMIC: u32 = 2;
+    // (p_type, p_offset, p_vaddr, p_filesz)
+    let headers: Vec<(u32, u64, u64, u64)> = (0..phnum)
+        .map(|i| phoff + i * phentsize)
+        .map(|h| (u32_at(h), u64_at(h + 8), u64_at(h + 16), u64_at(h + 32)))
+        .collect();
+    let file_offset = |vaddr: u64| {
+        headers
+            .iter()
+            .find(|(t, _, va, size)| *t == PT_LOAD && (*va..va + size).contains(&vaddr))
+            .map(|(_, off, va, _)| (vaddr - va + off) as usize)
+            .expect("the string table lies in a loaded segment")
+    };
+    let Some(&(_, dyn_off, _, dyn_size)) = headers.iter().find(|h| h.0 == PT_DYNAMIC) else {
+        return Vec::new(); // a static executable needs nothing
+    };
+    const DT_NEEDED: u64 = 1;
+    const DT_STRTAB: u64 = 5;
+    let entries: Vec<(u64, u64)> = (dyn_off..dyn_off + dyn_size)
+        .step_by(16)
+        .map(|e| (u64_at(e as usize), u64_at(e as usize + 8)))
+        .take_while(|(tag, _)| *tag != 0)
+        .collect();
+    let strtab = entries
+        .iter()
+        .find(|(tag, _)| *tag == DT_STRTAB)
+        .map(|(_, addr)| file_offset(*addr))
+        .expect("a dynamic section has a string table");
+    entries
+        .iter()
+        .filter(|(tag, _)| *tag == DT_NEEDED)
+        .map(|(_, name)| {
+            let start = strtab + *name as usize;
+            let end = start + elf[start..].iter().position(|b| *b == 0).unwrap();
+            String::from_utf8_lossy(&elf[start..end]).into_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn frequently_started_binaries_do_not_load_libgcc_s() {
+    for name in ["berth-runtime", "berth-shim", "berth"] {
+        let elf = std::fs::read(berth_binary(name)).unwrap();
+        let needed = needed_libraries(&elf);
+        assert!(
+            needed.iter().any(|l| l.starts_with("libc.so")),
+            "{name}: the check reads DT_NEEDED wrong, glibc is missing from {needed:?}"
+        );
+        assert!(
+            !needed.iter().any(|l| l.starts_with("libgcc_s")),
+            "{name} needs {needed:?}; its build.rs should link gcc's unwinder statically"
+        );
+    }
+}
+
+/// A control for the parser: a binary linked the usual way needs libgcc_s.
+#[test]
+fn the_check_sees_libgcc_s_where_it_is_needed() {
+    let elf = std::fs::read(berth_binary("berthd")).unwrap();
+    let needed = needed_libraries(&elf);
+    assert!(
+        needed.iter().any(|l| l.starts_with("libgcc_s")),
+        "berthd (linked as rustc links by default) should need libgcc_s: {needed:?}"
+    );
+}
