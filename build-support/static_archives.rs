@@ -19,7 +19,13 @@ use std::process::Command;
 /// every exec a mapping, its relocations and its constructor, which probes
 /// the CPU with `cpuid` (each one traps to the hypervisor in a VM).
 #[allow(dead_code)] // not every build script that includes this file uses it
-pub const STATIC_UNWINDER: &[(&str, &str)] = &[("gcc_s", "gcc_eh")];
+pub const UNWINDER: (&str, &str) = ("gcc_s", "gcc_eh");
+
+/// libseccomp's static archive (libseccomp-dev ships it), for the
+/// `-lseccomp` of the libseccomp crate: one shared library less to load
+/// and relocate at every start of a binary that embeds the runtime.
+#[allow(dead_code)]
+pub const SECCOMP: (&str, &str) = ("seccomp", "seccomp");
 
 /// Makes `OUT_DIR/static-libs` with `lib<name>.a` -> the archive
 /// `lib<archive>.a` for each pair, and hands it to the package's binaries.

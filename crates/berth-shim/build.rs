@@ -7,9 +7,10 @@
 //! stack and libraries are still randomised); containerd's Go shim is
 //! non-PIE too.
 //!
-//! It is also linked with gcc's unwinder as a static archive instead of
-//! libgcc_s.so (build-support/static_archives.rs), as berth-runtime is:
-//! one library less to load and relocate at every shim's start.
+//! It is also linked with gcc's unwinder and libseccomp as static archives
+//! instead of libgcc_s.so and libseccomp.so
+//! (build-support/static_archives.rs), as berth-runtime is: two libraries
+//! less to load and relocate at every shim's start.
 
 #[path = "../../build-support/static_archives.rs"]
 mod static_archives;
@@ -18,5 +19,8 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=../../build-support/static_archives.rs");
     println!("cargo:rustc-link-arg-bins=-no-pie");
-    static_archives::link_bins_with(static_archives::STATIC_UNWINDER, "berth-shim");
+    static_archives::link_bins_with(
+        &[static_archives::UNWINDER, static_archives::SECCOMP],
+        "berth-shim",
+    );
 }

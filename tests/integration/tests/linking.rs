@@ -1,6 +1,7 @@
 //! How the binaries that start most often are linked (their build.rs and
-//! build-support/static_archives.rs): gcc's unwinder is in them, so no
-//! start of theirs loads libgcc_s.so; glibc stays a shared library.
+//! build-support/static_archives.rs): gcc's unwinder (and in those that
+//! embed the runtime, libseccomp) is in them, so no start of theirs loads
+//! libgcc_s.so or libseccomp.so; glibc stays a shared library.
 
 use berth_integration::runtime::berth_binary;
 
@@ -54,7 +55,7 @@ fn needed_libraries(elf: &[u8]) -> Vec<String> {
 }
 
 #[test]
-fn frequently_started_binaries_do_not_load_libgcc_s() {
+fn frequently_started_binaries_do_not_load_libgcc_s_or_libseccomp() {
     for name in ["berth-runtime", "berth-shim", "berth"] {
         let elf = std::fs::read(berth_binary(name)).unwrap();
         let needed = needed_libraries(&elf);
@@ -62,10 +63,12 @@ fn frequently_started_binaries_do_not_load_libgcc_s() {
             needed.iter().any(|l| l.starts_with("libc.so")),
             "{name}: the check reads DT_NEEDED wrong, glibc is missing from {needed:?}"
         );
-        assert!(
-            !needed.iter().any(|l| l.starts_with("libgcc_s")),
-            "{name} needs {needed:?}; its build.rs should link gcc's unwinder statically"
-        );
+        for shared in ["libgcc_s", "libseccomp"] {
+            assert!(
+                !needed.iter().any(|l| l.starts_with(shared)),
+                "{name} needs {needed:?}; its build.rs should link {shared} statically"
+            );
+        }
     }
 }
 
