@@ -20,9 +20,13 @@ pub fn cpu_shares_to_weight(shares: u64) -> u64 {
     if shares >= 262_144 {
         return 10_000;
     }
-    let l = (shares as f64).log2();
+    // libm's log2 and pow, not std's: std's call glibc's libm.so, which
+    // would be the only reason the runtime loads that library at every
+    // start. Both are the same correctly rounded routines (checked against
+    // std's for every input in the tests).
+    let l = libm::log2(shares as f64);
     let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
-    10f64.powf(exponent).ceil() as u64
+    libm::ceil(libm::pow(10.0, exponent)) as u64
 }
 
 /// blkio.weight (10..=1000) to io.weight (1..=10000), linearly.
@@ -127,6 +131,14 @@ mod tests {
         assert_eq!(cpu_shares_to_weight(2), 1);
         assert_eq!(cpu_shares_to_weight(1024), 100);
         assert_eq!(cpu_shares_to_weight(262_144), 10_000);
+        // The same weight as glibc's log2 and pow (what crun computes with)
+        // for every share value in range.
+        for shares in 3..262_144u64 {
+            let l = (shares as f64).log2();
+            let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+            let with_glibc = 10f64.powf(exponent).ceil() as u64;
+            assert_eq!(cpu_shares_to_weight(shares), with_glibc, "{shares} shares");
+        }
         assert_eq!(cpu_shares_to_weight(1_000_000), 10_000);
         // monotonic in between, and half the default is below the default
         let w512 = cpu_shares_to_weight(512);

@@ -40,7 +40,9 @@ fn g_prec(v: f64, prec: i32) -> String {
     if v == 0.0 {
         return "0".into();
     }
-    let exp = v.abs().log10().floor() as i32;
+    // libm's log10, not std's (glibc's libm.so, which the CLI would then
+    // load at every start for this one function).
+    let exp = libm::log10(v.abs()).floor() as i32;
     let decimals = (prec - 1 - exp).max(0) as usize;
     let s = format!("{v:.decimals$}");
     // Rounding may carry into a new digit (999.5 -> "1000"): Go then
@@ -50,7 +52,7 @@ fn g_prec(v: f64, prec: i32) -> String {
     } else {
         s
     };
-    if s.len() as i32 > prec && !s.contains('.') && (s.len() as i32) > prec {
+    if s.len() as i32 > prec && !s.contains('.') {
         let m = v / 10f64.powi(exp + 1);
         return format!("{}e+{:02}", g_prec(m * 10.0, prec), exp + 1);
     }
