@@ -154,6 +154,9 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCmd),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(BuilderCmd),
     /// Generate the shell completion script (bash, zsh, fish, elvish, powershell)
     Completion { shell: clap_complete::Shell },
     /// Write the man page (roff) to stdout
@@ -177,6 +180,15 @@ pub enum SystemCmd {
     Prune(manage::PruneArgs),
     #[command(external_subcommand)]
     Other(Vec<String>),
+}
+
+#[derive(Subcommand, Debug)]
+#[command(defer = true)]
+pub enum BuilderCmd {
+    /// Build an image from a Dockerfile
+    Build(crate::build::BuildArgs),
+    /// Remove build cache
+    Prune(manage::BuilderPruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -266,7 +278,6 @@ pub fn many() -> ArgAction {
 fn not_yet(what: &[String]) -> anyhow::Result<()> {
     let name = what.first().map(String::as_str).unwrap_or("");
     let known = [
-        "builder",
         "buildx",
         "compose",
         "search",
@@ -308,7 +319,10 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Rmi(a) | Command::Image(ImageCmd::Rm(a)) => images::rmi(ctx, a),
         Command::Save(a) | Command::Image(ImageCmd::Save(a)) => images::save(ctx, a),
         Command::Load(a) | Command::Image(ImageCmd::Load(a)) => images::load(ctx, a),
-        Command::Build(a) | Command::Image(ImageCmd::Build(a)) => crate::build::build(ctx, a),
+        Command::Build(a)
+        | Command::Image(ImageCmd::Build(a))
+        | Command::Builder(BuilderCmd::Build(a)) => crate::build::build(ctx, a),
+        Command::Builder(BuilderCmd::Prune(a)) => manage::builder_prune(ctx, a),
         Command::Import(a) | Command::Image(ImageCmd::Import(a)) => images::import(ctx, a),
         Command::History(a) | Command::Image(ImageCmd::History(a)) => images::history(ctx, a),
         Command::Image(ImageCmd::Other(v)) => not_yet(&v),

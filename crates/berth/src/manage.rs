@@ -219,8 +219,13 @@ pub fn update(ctx: &Ctx, a: UpdateArgs) -> anyhow::Result<()> {
 
 /// docker's prompt; anything but y/Y is no.
 pub(crate) fn confirm(warning: &str) -> anyhow::Result<bool> {
+    ask(&format!("{warning}\nAre you sure you want to continue?"))
+}
+
+/// `question [y/N] ` on stderr; true for y or Y.
+fn ask(question: &str) -> anyhow::Result<bool> {
     let mut err = std::io::stderr();
-    write!(err, "{warning}\nAre you sure you want to continue? [y/N] ")?;
+    write!(err, "{question} [y/N] ")?;
     err.flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
@@ -234,48 +239,63 @@ pub enum Prune {
     System,
 }
 
-fn prune_one(ctx: &Ctx, what: &str, filters: &str, out: &mut dyn Write) -> anyhow::Result<u64> {
-    let q = if filters.is_empty() {
+/// `filters` (`key=value` flags) as a prune's query; none when empty.
+pub(crate) fn filters_query(filters: &[String]) -> anyhow::Result<Query> {
+    Ok(if filters.is_empty() {
         Query::new()
     } else {
-        Query::new().push("filters", filters)
-    };
+        Query::new().push("filters", filters_json(filters)?)
+    })
+}
+
+/// `POST /<what>/prune`: prints docker's section for the answer's `key`
+/// list ("<title>:", one entry a line, a blank line; nothing when the list
+/// is empty) and returns the space reclaimed.
+pub(crate) fn post_prune(
+    ctx: &Ctx,
+    what: &str,
+    q: Query,
+    (key, title): (&str, &str),
+    out: &mut dyn Write,
+) -> anyhow::Result<u64> {
     let r = ctx
         .client
         .post_json(&format!("/{what}/prune{}", q.encode()), None)?;
-    let list = |k: &str| -> Vec<String> {
-        r[k].as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect()
-    };
-    match what {
-        "containers" => {
-            let ids = list("ContainersDeleted");
-            if !ids.is_empty() {
-                writeln!(out, "Deleted Containers:")?;
-                for i in ids {
-                    writeln!(out, "{i}")?;
-                }
-                writeln!(out)?;
+    let deleted: Vec<&str> = r[key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !deleted.is_empty() {
+        writeln!(out, "{title}:")?;
+        for d in deleted {
+            writeln!(out, "{d}")?;
+        }
+        writeln!(out)?;
+    }
+    Ok(r["SpaceReclaimed"].as_u64().unwrap_or(0))
+}
+
+/// `POST /images/prune` and docker's "Deleted Images:" section (untagged
+/// and deleted lines).
+fn prune_images(ctx: &Ctx, filters: &[String], out: &mut dyn Write) -> anyhow::Result<u64> {
+    let q = filters_query(filters)?;
+    let r = ctx
+        .client
+        .post_json(&format!("/images/prune{}", q.encode()), None)?;
+    let items = r["ImagesDeleted"].as_array().cloned().unwrap_or_default();
+    if !items.is_empty() {
+        writeln!(out, "Deleted Images:")?;
+        for it in items {
+            if let Some(u) = it["Untagged"].as_str() {
+                writeln!(out, "untagged: {u}")?;
+            }
+            if let Some(d) = it["Deleted"].as_str() {
+                writeln!(out, "deleted: {d}")?;
             }
         }
-        _ => {
-            let items = r["ImagesDeleted"].as_array().cloned().unwrap_or_default();
-            if !items.is_empty() {
-                writeln!(out, "Deleted Images:")?;
-                for it in items {
-                    if let Some(u) = it["Untagged"].as_str() {
-                        writeln!(out, "untagged: {u}")?;
-                    }
-                    if let Some(d) = it["Deleted"].as_str() {
-                        writeln!(out, "deleted: {d}")?;
-                    }
-                }
-                writeln!(out)?;
-            }
-        }
+        writeln!(out)?;
     }
     Ok(r["SpaceReclaimed"].as_u64().unwrap_or(0))
 }
@@ -285,44 +305,98 @@ pub fn prune(ctx: &Ctx, kind: Prune, a: PruneArgs) -> anyhow::Result<()> {
         Prune::Containers => "WARNING! This will remove all stopped containers.".to_string(),
         Prune::Images if a.all => "WARNING! This will remove all images without at least one container associated to them.".into(),
         Prune::Images => "WARNING! This will remove all dangling images.".into(),
-        Prune::System => format!(
-            "WARNING! This will remove:\n  - all stopped containers\n{}  - all {}images\n",
-            if a.volumes { "  - all volumes not used by at least one container\n" } else { "" },
-            if a.all { "" } else { "dangling " }
-        ),
+        // docker's list and order (what it prunes, in that order).
+        Prune::System => {
+            let volumes = if a.volumes {
+                "  - all volumes not used by at least one container\n"
+            } else {
+                ""
+            };
+            let images = if a.all {
+                "  - all images without at least one container associated to them\n  - all build cache\n"
+            } else {
+                "  - all dangling images\n  - all dangling build cache\n"
+            };
+            format!("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n{volumes}{images}")
+        }
     };
     if !a.force && !confirm(&warning)? {
         return Ok(());
     }
-    let mut filters = a.filter.clone();
     let mut out = ctx.out();
     let mut total = 0;
-    let containers_filters = filters_json(&filters)?;
     if matches!(kind, Prune::Containers | Prune::System) {
-        total += prune_one(
-            ctx,
-            "containers",
-            if a.filter.is_empty() {
-                ""
-            } else {
-                &containers_filters
-            },
-            &mut out,
-        )?;
+        let q = filters_query(&a.filter)?;
+        let section = ("ContainersDeleted", "Deleted Containers");
+        total += post_prune(ctx, "containers", q, section, &mut out)?;
+    }
+    if matches!(kind, Prune::System) {
+        crate::network::prune_networks(ctx, &a.filter, &mut out)?;
+        if a.volumes {
+            total += crate::volumes::prune_volumes(ctx, &a.filter, &mut out)?;
+        }
     }
     if matches!(kind, Prune::Images | Prune::System) {
-        if !a.all {
-            filters.push("dangling=true".into());
-        } else {
-            filters.push("dangling=false".into());
-        }
-        total += prune_one(ctx, "images", &filters_json(&filters)?, &mut out)?;
+        let mut filters = a.filter.clone();
+        filters.push(format!("dangling={}", !a.all));
+        total += prune_images(ctx, &filters, &mut out)?;
     }
-    if matches!(kind, Prune::System) && a.volumes {
-        total += crate::volumes::prune_volumes(ctx, &a.filter, &mut out)?;
+    if matches!(kind, Prune::System) {
+        total += prune_build_cache(ctx, a.all, &a.filter, None, &mut out)?;
     }
     writeln!(out, "Total reclaimed space: {}", human_size(total as f64))?;
     Ok(())
+}
+
+/// `builder prune`'s flags.
+#[derive(Args, Debug)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (e.g. 'until=24h')
+    #[arg(long, action = crate::cli::many())]
+    pub filter: Vec<String>,
+    /// Amount of disk space to keep for cache
+    #[arg(long)]
+    pub keep_storage: Option<String>,
+}
+
+/// `builder prune`: docker's prompt (on one line) and report.
+pub fn builder_prune(ctx: &Ctx, a: BuilderPruneArgs) -> anyhow::Result<()> {
+    let what = if a.all { "all" } else { "all dangling" };
+    let question =
+        format!("WARNING! This will remove {what} build cache. Are you sure you want to continue?");
+    if !a.force && !ask(&question)? {
+        return Ok(());
+    }
+    let keep = a.keep_storage.as_deref().map(ram_in_bytes).transpose()?;
+    let mut out = ctx.out();
+    let total = prune_build_cache(ctx, a.all, &a.filter, keep, &mut out)?;
+    writeln!(out, "Total reclaimed space: {}", human_size(total as f64))?;
+    Ok(())
+}
+
+/// `POST /build/prune` and docker's "Deleted build cache objects:" section.
+fn prune_build_cache(
+    ctx: &Ctx,
+    all: bool,
+    filters: &[String],
+    keep_storage: Option<i64>,
+    out: &mut dyn Write,
+) -> anyhow::Result<u64> {
+    let mut q = filters_query(filters)?;
+    if all {
+        q = q.push("all", "1");
+    }
+    if let Some(bytes) = keep_storage {
+        q = q.push("keep-storage", bytes.to_string());
+    }
+    let section = ("CachesDeleted", "Deleted build cache objects");
+    post_prune(ctx, "build", q, section, out)
 }
 
 #[cfg(test)]

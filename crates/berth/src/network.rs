@@ -286,28 +286,15 @@ fn prune(ctx: &Ctx, a: PruneArgs) -> anyhow::Result<()> {
     if !a.force && !crate::manage::confirm(warning)? {
         return Ok(());
     }
-    let mut q = Query::new();
-    if !a.filter.is_empty() {
-        q = q.push("filters", filters_json(&a.filter)?);
-    }
-    let r = ctx
-        .client
-        .post_json(&format!("/networks/prune{}", q.encode()), None)?;
-    let deleted: Vec<&str> = r["NetworksDeleted"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    if !deleted.is_empty() {
-        let mut out = ctx.out();
-        writeln!(out, "Deleted Networks:")?;
-        for n in deleted {
-            writeln!(out, "{n}")?;
-        }
-        writeln!(out)?;
-    }
-    Ok(())
+    prune_networks(ctx, &a.filter, &mut ctx.out())
+}
+
+/// `POST /networks/prune` and docker's "Deleted Networks:" section (also
+/// part of `system prune`).
+pub fn prune_networks(ctx: &Ctx, filters: &[String], out: &mut dyn Write) -> anyhow::Result<()> {
+    let q = crate::manage::filters_query(filters)?;
+    let section = ("NetworksDeleted", "Deleted Networks");
+    crate::manage::post_prune(ctx, "networks", q, section, out).map(|_| ())
 }
 
 /// The `POST /networks/{id}/connect` body: the endpoint's settings.

@@ -315,27 +315,9 @@ fn rm(ctx: &Ctx, a: RmArgs) -> anyhow::Result<()> {
 /// `POST /volumes/prune` with `filters`; prints docker's "Deleted
 /// Volumes:" list and returns the space reclaimed.
 pub fn prune_volumes(ctx: &Ctx, filters: &[String], out: &mut dyn Write) -> anyhow::Result<u64> {
-    let mut q = Query::new();
-    if !filters.is_empty() {
-        q = q.push("filters", filters_json(filters)?);
-    }
-    let r = ctx
-        .client
-        .post_json(&format!("/volumes/prune{}", q.encode()), None)?;
-    let names: Vec<&str> = r["VolumesDeleted"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    if !names.is_empty() {
-        writeln!(out, "Deleted Volumes:")?;
-        for n in names {
-            writeln!(out, "{n}")?;
-        }
-        writeln!(out)?;
-    }
-    Ok(r["SpaceReclaimed"].as_u64().unwrap_or(0))
+    let q = crate::manage::filters_query(filters)?;
+    let section = ("VolumesDeleted", "Deleted Volumes");
+    crate::manage::post_prune(ctx, "volumes", q, section, out)
 }
 
 /// Whether the daemon prunes only anonymous volumes unless told `all`

@@ -352,7 +352,8 @@ fn run_flags_as_docker(c: &mut Clients) {
     }
 }
 
-/// `container prune`, `image prune`, `system prune -a -f --volumes`: the
+/// `container prune`, `image prune`, `volume prune`, `network prune`,
+/// `builder prune`, `system prune` (with and without `-a --volumes`): the
 /// same state made twice, pruned once by each client; the same output up
 /// to ids.
 fn prunes_as_docker(c: &mut Clients) {
@@ -370,6 +371,7 @@ fn prunes_as_docker(c: &mut Clients) {
             &["create", "--name", "p-c2", "busybox", "true"],
             &["tag", "busybox", "p-img:1"],
             &["volume", "create", "p-vol"],
+            &["network", "create", "p-net"],
         ] {
             c.docker_exits(0, args);
         }
@@ -379,6 +381,10 @@ fn prunes_as_docker(c: &mut Clients) {
         &["container", "prune", "-f"],
         &["image", "prune", "-f"],
         &["volume", "prune", "-f"],
+        &["network", "prune", "-f"],
+        &["builder", "prune", "-f"],
+        &["builder", "prune", "-a", "-f", "--keep-storage", "1GB"],
+        &["system", "prune", "-f"],
         &["system", "prune", "-a", "-f", "--volumes"],
     ] {
         let mut outs = Vec::new();
@@ -396,6 +402,7 @@ fn prunes_as_docker(c: &mut Clients) {
             c.docker_exits(0, &["tag", &busybox, "busybox:latest"]);
             let _ = c.docker(&["rmi", "p-img:1"]);
             let _ = c.docker(&["volume", "rm", "p-vol"]);
+            let _ = c.docker(&["network", "rm", "p-net"]);
         }
         c.compared += 1;
         if outs[0] != outs[1] {
