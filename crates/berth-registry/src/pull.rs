@@ -6,10 +6,11 @@
 //! blocking thread that writes them to the content store's ingest *and*
 //! unpacks them into the layer store at the same time, so a layer is
 //! unpacked when its last byte arrives. Chain dirs are independent, so no
-//! layer waits for its parent. The blob digest is checked as it streams
-//! (by the client) and again on commit (by the content store); the
-//! uncompressed stream is checked against the config's diff id (by the
-//! layer store).
+//! layer waits for its parent. The blob is hashed once, by the content
+//! store's ingest as it writes, and its digest is checked when the download
+//! ends (so a wrong blob is named before the unpack's verdict) and again on
+//! commit; the uncompressed stream is checked against the config's diff id
+//! (by the layer store).
 //!
 //! Garbage collection: every blob, layer and ingest is added to a lease
 //! before it is written (or found present), under one process-wide lock
