@@ -356,13 +356,28 @@ impl Berthd {
         let out = self.docker(args);
         assert!(
             out.status.success(),
-            "docker {args:?} failed with {}:\nstdout: {}\nstderr: {}\nberthd log:\n{}",
+            "docker {args:?} failed with {}:\nstdout: {}\nstderr: {}\n{}berthd log:\n{}",
             out.status,
             text(&out.stdout),
             text(&out.stderr),
+            self.named_container_log(args),
             self.log()
         );
         text(&out.stdout)
+    }
+
+    /// The log of the container that `args` (a run or create) names with
+    /// `--name`: where a container's init writes why it could not start.
+    fn named_container_log(&self, args: &[&str]) -> String {
+        let Some(name) = args.windows(2).find(|w| w[0] == "--name").map(|w| w[1]) else {
+            return String::new();
+        };
+        let logs = self.docker(&["logs", name]);
+        format!(
+            "container {name}'s log:\n{}{}\n",
+            text(&logs.stdout),
+            text(&logs.stderr)
+        )
     }
 
     /// `sh -c script` with DOCKER_HOST set (for pipes between commands).
