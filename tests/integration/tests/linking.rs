@@ -75,6 +75,23 @@ fn frequently_started_binaries_load_only_libc() {
     }
 }
 
+/// berth-runtime and berth-shim start most often and are linked at a fixed
+/// address (their build.rs: no relocation at each start); the CLI, linked
+/// the usual way, is the control.
+#[test]
+fn runtime_and_shim_are_not_position_independent() {
+    const ET_EXEC: u16 = 2;
+    const ET_DYN: u16 = 3;
+    let elf_type = |name: &str| {
+        let elf = std::fs::read(berth_binary(name)).unwrap();
+        u16::from_le_bytes([elf[0x10], elf[0x11]])
+    };
+    for name in ["berth-runtime", "berth-shim"] {
+        assert_eq!(elf_type(name), ET_EXEC, "{name} should be linked -no-pie");
+    }
+    assert_eq!(elf_type("berth"), ET_DYN, "the CLI is a PIE (the control)");
+}
+
 /// A control for the parser: a binary linked the usual way needs libgcc_s.
 #[test]
 fn the_check_sees_libgcc_s_where_it_is_needed() {
