@@ -56,9 +56,13 @@ fn find_archive(cc: &str, name: &str, who: &str) -> PathBuf {
     let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     // Not found, the compiler echoes the bare name back.
     if !path.is_absolute() || !Path::new(&path).exists() {
+        let packages = match name {
+            "seccomp" => "libseccomp-dev",
+            _ => "libc6-dev gcc",
+        };
         panic!(
             "{who} is linked with {file}, which {cc} does not find; \
-             install glibc's and gcc's static libraries (Debian: apt-get install libc6-dev gcc)"
+             install the static library (Debian: apt-get install {packages})"
         );
     }
     path
