@@ -31,6 +31,9 @@ pub const SECCOMP: (&str, &str) = ("seccomp", "seccomp");
 /// `lib<archive>.a` for each pair, and hands it to the package's binaries.
 /// `who` names the binary in the error that a missing archive gives.
 pub fn link_bins_with(archives: &[(&str, &str)], who: &str) {
+    // Every includer lives in crates/<name>/.
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=../../build-support/static_archives.rs");
     println!("cargo:rerun-if-env-changed=CC");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let dir = out.join("static-libs");
@@ -44,6 +47,16 @@ pub fn link_bins_with(archives: &[(&str, &str)], who: &str) {
             .unwrap_or_else(|e| panic!("linking {} to {}: {e}", link.display(), real.display()));
     }
     println!("cargo:rustc-link-arg-bins=-L{}", dir.display());
+}
+
+/// How the binaries that embed the runtime and start per container
+/// (berth-runtime, berth-shim) are linked: at a fixed address (`-no-pie`:
+/// no relocation of their pointers at each start; the reasons are in
+/// their build.rs), with the unwinder and libseccomp static.
+#[allow(dead_code)]
+pub fn link_runtime_bins(who: &str) {
+    println!("cargo:rustc-link-arg-bins=-no-pie");
+    link_bins_with(&[UNWINDER, SECCOMP], who);
 }
 
 /// The path of `lib<name>.a` as the C compiler (the linker driver) finds it.

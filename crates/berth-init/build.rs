@@ -27,8 +27,6 @@ const ARCHIVES: &[(&str, &str)] = &[
 ];
 
 fn main() {
-    println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-changed=../../build-support/static_archives.rs");
     static_archives::link_bins_with(ARCHIVES, "berth-init");
     println!("cargo:rustc-link-arg-bins=-static");
     println!("cargo:rustc-link-arg-bins=-no-pie");

@@ -24,11 +24,5 @@
 mod static_archives;
 
 fn main() {
-    println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-changed=../../build-support/static_archives.rs");
-    println!("cargo:rustc-link-arg-bins=-no-pie");
-    static_archives::link_bins_with(
-        &[static_archives::UNWINDER, static_archives::SECCOMP],
-        "berth-runtime",
-    );
+    static_archives::link_runtime_bins("berth-runtime");
 }

@@ -7,7 +7,5 @@
 mod static_archives;
 
 fn main() {
-    println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-changed=../../build-support/static_archives.rs");
     static_archives::link_bins_with(&[static_archives::UNWINDER], "berth");
 }
