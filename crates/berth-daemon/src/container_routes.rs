@@ -13,6 +13,7 @@ use berth_api::{query, ApiVersion};
 use berth_errdefs::ErrorKind;
 use berth_shim_proto::AttachOptions;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use crate::containers::archive::{ExtractOptions, PathStat};
@@ -436,7 +437,13 @@ fn resize_dims(q: &str) -> Result<(u16, u16), ApiError> {
     Ok((dim(q.h, "height")?, dim(q.w, "width")?))
 }
 
-/// Responds 101 and hands the upgraded connection to `then`.
+/// Hands the connection's stream to `then`. A client that asks for an
+/// upgrade (`Connection: Upgrade`, `Upgrade: tcp`; docker's CLI, docker-py)
+/// hears 101 and gets the raw connection both ways. One that does not
+/// (dockerode's `exec.start()` and `attach()` unless told to hijack) gets
+/// what dockerd gives it: 200 and the stream as the response body until it
+/// ends, its input held open (and empty) meanwhile, as dockerd's is until
+/// the client hangs up.
 fn hijack<F>(parts: &mut Parts, content_type: &'static str, then: F) -> Result<Response, ApiError>
 where
     F: FnOnce(Box<dyn crate::containers::attach::Hijacked>) + Send + 'static,
@@ -445,10 +452,22 @@ where
         .headers
         .get(header::UPGRADE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
-    let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
-    let (true, Some(on_upgrade)) = (wants_upgrade, on_upgrade) else {
+    let content_type = (header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if !wants_upgrade {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move { then(Box::new(theirs)) });
+        let (output, input) = tokio::io::split(ours);
+        // The stream owns the input's writing end: the session's stdin
+        // ends when the body does (or the client goes away).
+        let body = tokio_util::io::ReaderStream::new(output).map(move |chunk| {
+            let _open_input = &input;
+            chunk
+        });
+        return Ok((StatusCode::OK, [content_type], Body::from_stream(body)).into_response());
+    }
+    let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
         return Err(ApiError::bad_request(
-            "this endpoint hijacks the connection: send `Connection: Upgrade` and `Upgrade: tcp`",
+            "this connection cannot be upgraded (HTTP/2?): hijacking endpoints need HTTP/1.1",
         ));
     };
     tokio::spawn(async move {
@@ -460,7 +479,7 @@ where
     Ok((
         StatusCode::SWITCHING_PROTOCOLS,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            content_type,
             (header::CONNECTION, HeaderValue::from_static("Upgrade")),
             (header::UPGRADE, HeaderValue::from_static("tcp")),
         ],
@@ -647,11 +666,18 @@ async fn logs(engine: Arc<Engine>, name: String, q: &str) -> Result<Response, Ap
                 .ok_or_else(|| ApiError::bad_request(format!("invalid time {s:?}"))),
         }
     };
+    // A negative count means all, as in dockerd (testcontainers asks for
+    // tail=-1); text other than "all" is refused rather than read as all.
     let tail = match q.tail.as_deref() {
         None | Some("") | Some("all") => None,
-        Some(t) => Some(t.parse::<usize>().map_err(|_| {
-            ApiError::bad_request(format!("invalid tail {t:?}: a number of lines or all"))
-        })?),
+        Some(t) => match t.parse::<i64>() {
+            Ok(n) => usize::try_from(n).ok(),
+            Err(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid tail {t:?}: a number of lines or all"
+                )))
+            }
+        },
     };
     let opts = LogOptions {
         stdout: q.stdout,

@@ -16,6 +16,15 @@ pub fn last_cap() -> u32 {
     })
 }
 
+/// The calling thread's bounding set as a bit mask (bit N: capability N),
+/// up to the kernel's last capability. Nothing this process starts can
+/// hold a capability outside it.
+pub fn bounding_set() -> u64 {
+    (0..=last_cap().min(63))
+        .filter(|&cap| matches!(prctl(libc::PR_CAPBSET_READ, cap as _, 0), Ok(1)))
+        .fold(0, |set, cap| set | 1 << cap)
+}
+
 pub fn drop_bounding(cap: u32) -> Result<()> {
     prctl(libc::PR_CAPBSET_DROP, cap as _, 0).map(drop)
 }
@@ -70,4 +79,18 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<()> {
     ];
     // SAFETY: header and data are the v3 layout the kernel expects and live for the call.
     check(unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) }).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bounding_set_is_what_proc_reports() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let hex = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .expect("CapBnd in /proc/self/status")
+            .trim();
+        assert_eq!(super::bounding_set(), u64::from_str_radix(hex, 16).unwrap());
+    }
 }

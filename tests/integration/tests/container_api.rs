@@ -5,7 +5,10 @@
 //! driver, `wait` on a container that restarts, the runtime's name,
 //! per-interface network stats, detaching from a hijacked attach or exec
 //! stream with the detach keys, attach replaying the log without a
-//! stream, and a bad image archive reported in the load's stream.
+//! stream, attach and exec streams for clients that do not upgrade the
+//! connection (dockerode), privileged containers where berthd holds fewer
+//! capabilities than the kernel knows, and a bad image archive reported in
+//! the load's stream.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -68,6 +71,25 @@ fn type_keys(s: &mut UnixStream, keys: &[u8]) {
     for k in keys {
         std::thread::sleep(Duration::from_millis(300));
         s.write_all(&[*k]).unwrap();
+    }
+}
+
+/// An HTTP/1.1 chunked body, decoded (up to its last chunk).
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = body
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .unwrap_or_else(|| panic!("no chunk size line in {:?}", text(body)));
+        let size = usize::from_str_radix(&text(&body[..line_end]), 16)
+            .unwrap_or_else(|e| panic!("chunk size {:?}: {e}", text(&body[..line_end])));
+        if size == 0 {
+            return out;
+        }
+        let data = &body[line_end + 2..];
+        out.extend_from_slice(&data[..size]);
+        body = &data[size + 2..];
     }
 }
 
@@ -138,6 +160,18 @@ fn log_options_and_the_none_driver() {
         "{log}"
     );
     assert_eq!(d.docker_ok(&["logs", "mf"]), "kept\n");
+    // A negative tail is all of it, as dockerd reads it (testcontainers
+    // asks for tail=-1); text is refused, naming it.
+    let (status, body) = d.api("GET", "/containers/mf/logs?stdout=1&tail=-1", None);
+    assert_eq!(status, 200, "{}", text(&body));
+    assert!(body.ends_with(b"kept\n"), "{:?}", text(&body));
+    d.api_error(
+        "GET",
+        "/containers/mf/logs?stdout=1&tail=some",
+        None,
+        400,
+        "invalid tail \"some\"",
+    );
     // Option names are checked at create, values at start (docker's
     // "failed to initialize logging driver").
     let err = d.docker(&["create", "--log-opt", "bogus=1", "bb:1", "true"]);
@@ -437,6 +471,140 @@ fn attach_without_a_stream_replays_the_log() {
     want.extend_from_slice(b"oops\n");
     assert_eq!(out, want, "{:?}", text(&out));
     d.docker_ok(&["rm", "said"]);
+    d.stop();
+}
+
+/// A client that does not ask to upgrade the connection (dockerode's
+/// `exec.start()` and `attach()`, which testcontainers uses) gets the
+/// stream as a 200's body, as dockerd gives it, instead of an error.
+#[test]
+fn hijacking_endpoints_answer_a_plain_request_with_the_stream() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    d.docker_ok(&["run", "-d", "--name", "box", "bb:1", "sleep", "600"]);
+    let (status, body) = d.api(
+        "POST",
+        "/containers/box/exec",
+        Some(br#"{"Cmd":["sh","-c","echo out; echo err >&2; exit 3"],"AttachStdout":true,"AttachStderr":true}"#),
+    );
+    assert_eq!(status, 201, "{}", text(&body));
+    let id = json(&body)["Id"].as_str().unwrap().to_string();
+    let (status, out) = d.api(
+        "POST",
+        &format!("/exec/{id}/start"),
+        Some(br#"{"Detach":false,"Tty":false}"#),
+    );
+    assert_eq!(status, 200, "{}", text(&out));
+    let mut want = vec![1, 0, 0, 0, 0, 0, 0, 4];
+    want.extend_from_slice(b"out\n");
+    want.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 4]);
+    want.extend_from_slice(b"err\n");
+    assert_eq!(out, want, "{:?}", text(&out));
+    let (_, body) = d.api("GET", &format!("/exec/{id}/json"), None);
+    assert_eq!(json(&body)["ExitCode"], 3, "{}", text(&body));
+    // attach: the 200 comes once the attach is registered, and the body
+    // runs until the container exits.
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "talker",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo hello",
+    ]);
+    let mut s = UnixStream::connect(&d.socket).expect("connecting to berthd");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(
+        b"POST /containers/talker/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n\
+          Host: berth\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "headers: {}", text(&head));
+        head.push(byte[0]);
+    }
+    let head = text(&head);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("application/vnd.docker.raw-stream"), "{head}");
+    d.docker_ok(&["start", "talker"]);
+    let body = read_to_end(&mut s, Vec::new()).expect("the attach did not end");
+    let mut want = vec![1, 0, 0, 0, 0, 0, 0, 6];
+    want.extend_from_slice(b"hello\n");
+    let body = if head.contains("transfer-encoding: chunked") {
+        dechunk(&body)
+    } else {
+        body
+    };
+    assert_eq!(body, want, "{:?}", text(&body));
+    d.docker_ok(&["rm", "-f", "box", "talker"]);
+    d.stop();
+}
+
+/// `--privileged` (and `--cap-add ALL`) give every capability berthd
+/// holds, so they run where the engine has fewer than the kernel knows
+/// (this VM withholds CAP_SYS_RESOURCE); one that cannot be given is
+/// refused at create, by name.
+#[test]
+fn privileged_containers_get_every_capability_berthd_holds() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    // berthd is this test's child: its bounding set is ours.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let caps = |args: &[&str]| {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[
+            "bb:1",
+            "sh",
+            "-c",
+            "grep -E 'Cap(Eff|Prm|Bnd)' /proc/self/status",
+        ]);
+        d.docker_ok(&all)
+    };
+    for args in [&["--privileged"][..], &["--cap-add", "ALL"]] {
+        let out = caps(args);
+        for set in ["CapEff", "CapPrm", "CapBnd"] {
+            assert!(
+                out.contains(&format!("{set}:\t{bounding}")),
+                "{args:?}: {out}"
+            );
+        }
+    }
+    d.docker_ok(&["run", "-d", "--name", "box", "bb:1", "sleep", "600"]);
+    let out = d.docker_ok(&[
+        "exec",
+        "--privileged",
+        "box",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    assert!(out.contains(&bounding), "exec --privileged: {out}");
+    d.docker_ok(&["rm", "-f", "box"]);
+    let held = u64::from_str_radix(&bounding, 16).unwrap();
+    if held & (1 << 24) == 0 {
+        let out = d.docker(&["run", "--rm", "--cap-add", "SYS_RESOURCE", "bb:1", "true"]);
+        assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr)
+                .contains("not available in the current environment: \"CAP_SYS_RESOURCE\""),
+            "{}",
+            text(&out.stderr)
+        );
+    }
     d.stop();
 }
 

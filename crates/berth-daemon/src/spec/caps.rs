@@ -1,5 +1,13 @@
 //! Capabilities: docker's default set, CapAdd/CapDrop ("ALL", with or
-//! without "CAP_", any case), everything the kernel knows when privileged.
+//! without "CAP_", any case), everything available when privileged.
+//!
+//! "Available" is a bit mask (bit N: capability N) of what the kernel knows
+//! and berthd's bounding set holds: docker offers every capability the
+//! kernel knows and its runtime then fails to apply those it cannot grant
+//! ("unable to apply caps"), so `--privileged` fails wherever the engine
+//! itself runs with fewer; berth, as podman, gives privileged containers
+//! (and `--cap-add ALL`) all it has, and names a capability it cannot give
+//! when one is asked for.
 
 use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities};
 
@@ -70,18 +78,23 @@ pub(crate) const DEFAULT: &[&str] = &[
 
 const ALL: &str = "ALL";
 
-/// Every capability the kernel has (numbers up to cap_last_cap).
-pub(crate) fn all(cap_last_cap: u32) -> Vec<String> {
+fn is_available(available: u64, number: usize) -> bool {
+    number < 64 && available & (1 << number) != 0
+}
+
+/// Every available capability.
+pub(crate) fn all(available: u64) -> Vec<String> {
     KNOWN
         .iter()
-        .take(cap_last_cap as usize + 1)
-        .map(|(n, _)| n.to_string())
+        .enumerate()
+        .filter(|(i, _)| is_available(available, *i))
+        .map(|(_, (n, _))| n.to_string())
         .collect()
 }
 
 /// docker's NormalizeLegacyCapabilities: upper-cased, "CAP_" added, known
-/// to berth and to the kernel; "ALL" kept as is.
-fn normalize(list: &[String], cap_last_cap: u32) -> Result<Vec<String>, String> {
+/// to berth and available; "ALL" kept as is.
+fn normalize(list: &[String], available: u64) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for c in list {
         let mut c = c.to_ascii_uppercase();
@@ -94,7 +107,7 @@ fn normalize(list: &[String], cap_last_cap: u32) -> Result<Vec<String>, String> 
         }
         match KNOWN.iter().position(|(n, _)| *n == c) {
             None => return Err(format!("unknown capability: {c:?}")),
-            Some(i) if i as u32 > cap_last_cap => {
+            Some(i) if !is_available(available, i) => {
                 return Err(format!(
                     "capability not supported by your kernel or not available in the current environment: {c:?}"
                 ))
@@ -110,17 +123,17 @@ pub(crate) fn effective(
     add: &[String],
     drop: &[String],
     privileged: bool,
-    cap_last_cap: u32,
+    available: u64,
 ) -> Result<Vec<String>, SpecError> {
-    let drop = normalize(drop, cap_last_cap)
+    let drop = normalize(drop, available)
         .map_err(|e| SpecError::invalid(format!("invalid CapDrop: {e}")))?;
-    let add = normalize(add, cap_last_cap)
+    let add = normalize(add, available)
         .map_err(|e| SpecError::invalid(format!("invalid CapAdd: {e}")))?;
     if privileged {
-        return Ok(all(cap_last_cap));
+        return Ok(all(available));
     }
     let mut caps: Vec<String> = if add.iter().any(|c| c == ALL) {
-        all(cap_last_cap)
+        all(available)
             .into_iter()
             .filter(|c| !drop.contains(c))
             .collect()
@@ -161,6 +174,12 @@ pub(crate) fn oci(names: &[String]) -> LinuxCapabilities {
 mod tests {
     use super::*;
 
+    /// What a kernel whose last capability is `last` offers a process that
+    /// holds every one.
+    fn upto(last: u32) -> u64 {
+        (1 << (last + 1)) - 1
+    }
+
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
     }
@@ -177,12 +196,12 @@ mod tests {
 
     #[test]
     fn defaults_add_and_drop() {
-        assert_eq!(effective(&[], &[], false, 40).unwrap(), s(DEFAULT));
+        assert_eq!(effective(&[], &[], false, upto(40)).unwrap(), s(DEFAULT));
         let caps = effective(
             &s(&["sys_admin", "CAP_NET_ADMIN"]),
             &s(&["chown", "Cap_Kill"]),
             false,
-            40,
+            upto(40),
         )
         .unwrap();
         assert!(caps.contains(&"CAP_SYS_ADMIN".to_string()));
@@ -192,39 +211,58 @@ mod tests {
         assert_eq!(caps.len(), DEFAULT.len());
         // Adding a default one does not repeat it.
         assert_eq!(
-            effective(&s(&["chown"]), &[], false, 40).unwrap(),
+            effective(&s(&["chown"]), &[], false, upto(40)).unwrap(),
             s(DEFAULT)
         );
         assert_eq!(
-            effective(&s(&["chown"]), &s(&["all"]), false, 40).unwrap(),
+            effective(&s(&["chown"]), &s(&["all"]), false, upto(40)).unwrap(),
             s(&["CAP_CHOWN"])
         );
-        let all_but = effective(&s(&["ALL"]), &s(&["SYS_ADMIN"]), false, 40).unwrap();
+        let all_but = effective(&s(&["ALL"]), &s(&["SYS_ADMIN"]), false, upto(40)).unwrap();
         assert_eq!(all_but.len(), 40);
         assert!(!all_but.contains(&"CAP_SYS_ADMIN".to_string()));
-        assert_eq!(effective(&[], &[], true, 40).unwrap().len(), 41);
-        assert_eq!(effective(&[], &[], true, 37).unwrap().len(), 38);
+        assert_eq!(effective(&[], &[], true, upto(40)).unwrap().len(), 41);
+        assert_eq!(effective(&[], &[], true, upto(37)).unwrap().len(), 38);
     }
 
     #[test]
     fn unknown_capabilities_are_refused_in_dockers_words() {
-        let err = effective(&s(&["CAP_FOO"]), &[], false, 40).unwrap_err();
+        let err = effective(&s(&["CAP_FOO"]), &[], false, upto(40)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid CapAdd: unknown capability: \"CAP_FOO\""
         );
-        let err = effective(&[], &s(&["foo"]), false, 40).unwrap_err();
+        let err = effective(&[], &s(&["foo"]), false, upto(40)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid CapDrop: unknown capability: \"CAP_FOO\""
         );
-        let err = effective(&s(&["checkpoint_restore"]), &[], false, 39).unwrap_err();
+        let err = effective(&s(&["checkpoint_restore"]), &[], false, upto(39)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid CapAdd: capability not supported by your kernel or not available in the current environment: \"CAP_CHECKPOINT_RESTORE\""
         );
+        // A capability outside berthd's bounding set: as one the kernel
+        // lacks, since no container can have it.
+        let err = effective(&s(&["sys_resource"]), &[], false, upto(40) & !(1 << 24)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid CapAdd: capability not supported by your kernel or not available in the current environment: \"CAP_SYS_RESOURCE\""
+        );
         // Even privileged containers get their lists checked, as docker does.
-        assert!(effective(&s(&["nope"]), &[], true, 40).is_err());
+        assert!(effective(&s(&["nope"]), &[], true, upto(40)).is_err());
+    }
+
+    #[test]
+    fn privileged_and_all_get_what_berthd_has() {
+        let without_sys_resource = upto(40) & !(1 << 24);
+        let privileged = effective(&[], &[], true, without_sys_resource).unwrap();
+        assert_eq!(privileged.len(), 40);
+        assert!(!privileged.contains(&"CAP_SYS_RESOURCE".to_string()));
+        assert!(privileged.contains(&"CAP_SYS_ADMIN".to_string()));
+        let all_but = effective(&s(&["ALL"]), &s(&["kill"]), false, without_sys_resource).unwrap();
+        assert_eq!(all_but.len(), 39);
+        assert!(!all_but.contains(&"CAP_SYS_RESOURCE".to_string()));
     }
 
     #[test]

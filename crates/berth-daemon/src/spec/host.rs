@@ -11,8 +11,11 @@ pub(crate) struct Host {
     pub arch: &'static str,
     /// Kernel version (major, minor), for seccomp `minKernel`.
     pub kernel: (u32, u32),
-    /// The highest capability number the kernel knows.
-    pub cap_last_cap: u32,
+    /// The capabilities a container can have (bit N: capability N): those
+    /// the kernel knows that are in berthd's own bounding set, since a
+    /// runtime berthd starts can grant no others (a VM or a container that
+    /// withholds some, such as CAP_SYS_RESOURCE here).
+    pub capabilities: u64,
     /// Pure cgroup v2 (a container gets a cgroup namespace by default).
     pub cgroup_v2: bool,
     /// The memory cgroup can limit swap (v2, or v1 with memsw accounting).
@@ -34,10 +37,7 @@ impl Host {
     pub fn detect() -> Host {
         let kernel = rustix::system::uname();
         let kernel = parse_kernel(&kernel.release().to_string_lossy()).unwrap_or((0, 0));
-        let cap_last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(40);
+        let capabilities = berth_sys::caps::bounding_set();
         let cgroup_v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
         let swap_limit =
             cgroup_v2 || Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists();
@@ -78,7 +78,7 @@ impl Host {
         Host {
             arch: native_arch(std::env::consts::ARCH),
             kernel,
-            cap_last_cap,
+            capabilities,
             cgroup_v2,
             swap_limit,
             ncpu,
@@ -97,7 +97,7 @@ impl Host {
         Host {
             arch: "amd64",
             kernel: (6, 1),
-            cap_last_cap: 40,
+            capabilities: (1 << 41) - 1,
             cgroup_v2: true,
             swap_limit: true,
             ncpu: 4,
@@ -200,7 +200,7 @@ mod tests {
     fn detect_finds_this_machine() {
         let h = Host::detect();
         assert!(h.ncpu >= 1);
-        assert!(h.cap_last_cap >= 30);
+        assert_ne!(h.capabilities & 1, 0, "CAP_CHOWN is available");
         assert_ne!(h.arch, "unknown");
     }
 }

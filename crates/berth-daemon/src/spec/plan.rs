@@ -265,7 +265,7 @@ impl Plan {
             hc.cap_add.as_deref().unwrap_or_default(),
             hc.cap_drop.as_deref().unwrap_or_default(),
             privileged,
-            host.cap_last_cap,
+            host.capabilities,
         )?;
         match hc.isolation {
             None
