@@ -1,9 +1,11 @@
 //! API versions: parsing `1.NN`, the `/v1.NN` path prefix, negotiation.
 //!
 //! Docker clients either pin a version in the path (`/v1.41/images/json`) or
-//! send none and get the server's newest. A version older than
-//! [`ApiVersion::MIN`] or newer than [`ApiVersion::MAX`] is refused with
-//! docker's own wording, so clients that parse it (docker-py does) behave.
+//! send none and get the server's newest. A version older than the
+//! daemon's minimum ([`ApiVersion::MIN`] unless `DOCKER_MIN_API_VERSION`
+//! lowers it, as dockerd's) or newer than [`ApiVersion::MAX`] is refused
+//! with docker's own wording, so clients that parse it (docker-py does)
+//! behave.
 
 use std::fmt;
 use std::str::FromStr;
@@ -40,8 +42,12 @@ impl HasKind for VersionError {
 }
 
 impl ApiVersion {
-    /// The oldest version berth accepts (docker's own minimum).
+    /// The oldest version berth accepts by default (docker's own minimum).
     pub const MIN: ApiVersion = ApiVersion::new(1, 24);
+    /// The oldest a daemon may be told to accept (dockerd's floor for
+    /// `DOCKER_MIN_API_VERSION`): clients that pin an old version, such as
+    /// skopeo before 1.14 (1.22), work once it is lowered.
+    pub const OLDEST: ApiVersion = ApiVersion::new(1, 12);
     /// The newest version berth implements; also the default when a request
     /// names none.
     pub const MAX: ApiVersion = ApiVersion::new(1, 41);
@@ -51,20 +57,39 @@ impl ApiVersion {
     }
 
     /// The version a request is served at: the one it asked for, or
-    /// [`ApiVersion::MAX`], refused outside `MIN..=MAX`.
-    pub fn negotiate(requested: Option<ApiVersion>) -> Result<ApiVersion, VersionError> {
+    /// [`ApiVersion::MAX`], refused outside `min..=MAX`.
+    pub fn negotiate(
+        requested: Option<ApiVersion>,
+        min: ApiVersion,
+    ) -> Result<ApiVersion, VersionError> {
         match requested {
             None => Ok(Self::MAX),
-            Some(v) if v < Self::MIN => Err(VersionError::TooOld {
-                requested: v,
-                min: Self::MIN,
-            }),
+            Some(v) if v < min => Err(VersionError::TooOld { requested: v, min }),
             Some(v) if v > Self::MAX => Err(VersionError::TooNew {
                 requested: v,
                 max: Self::MAX,
             }),
             Some(v) => Ok(v),
         }
+    }
+
+    /// A daemon's minimum version as dockerd reads `DOCKER_MIN_API_VERSION`:
+    /// from [`ApiVersion::OLDEST`] to [`ApiVersion::MAX`].
+    pub fn parse_minimum(s: &str) -> Result<ApiVersion, String> {
+        let v: ApiVersion = s.trim().parse().map_err(|e: VersionError| e.to_string())?;
+        if v < Self::OLDEST {
+            return Err(format!(
+                "minimum supported API version is {}: {v}",
+                Self::OLDEST
+            ));
+        }
+        if v > Self::MAX {
+            return Err(format!(
+                "maximum supported API version is {}: {v}",
+                Self::MAX
+            ));
+        }
+        Ok(v)
     }
 
     /// Splits an optional `/v1.NN` prefix off a request path.
@@ -170,17 +195,45 @@ mod tests {
 
     #[test]
     fn negotiates_within_bounds() {
-        assert_eq!(ApiVersion::negotiate(None).unwrap(), ApiVersion::MAX);
+        let min = ApiVersion::MIN;
+        assert_eq!(ApiVersion::negotiate(None, min).unwrap(), ApiVersion::MAX);
         assert_eq!(
-            ApiVersion::negotiate(Some(ApiVersion::new(1, 24))).unwrap(),
+            ApiVersion::negotiate(Some(ApiVersion::new(1, 24)), min).unwrap(),
             ApiVersion::new(1, 24)
         );
-        let old = ApiVersion::negotiate(Some(ApiVersion::new(1, 12))).unwrap_err();
-        assert!(old.to_string().contains("too old"), "{old}");
-        assert!(old.to_string().contains("1.24"), "{old}");
-        let new = ApiVersion::negotiate(Some(ApiVersion::new(1, 99))).unwrap_err();
+        let old = ApiVersion::negotiate(Some(ApiVersion::new(1, 22)), min).unwrap_err();
+        assert_eq!(
+            old.to_string(),
+            "client version 1.22 is too old. Minimum supported API version is 1.24, please upgrade your client to a newer version"
+        );
+        let new = ApiVersion::negotiate(Some(ApiVersion::new(1, 99)), min).unwrap_err();
         assert!(new.to_string().contains("too new"), "{new}");
         assert_eq!(new.kind().http_status(), 400);
+        // A lowered minimum (DOCKER_MIN_API_VERSION=1.22) lets it in.
+        assert_eq!(
+            ApiVersion::negotiate(Some(ApiVersion::new(1, 22)), ApiVersion::new(1, 22)).unwrap(),
+            ApiVersion::new(1, 22)
+        );
+    }
+
+    #[test]
+    fn minimums_as_dockerd_takes_them() {
+        assert_eq!(
+            ApiVersion::parse_minimum("1.22"),
+            Ok(ApiVersion::new(1, 22))
+        );
+        assert_eq!(ApiVersion::parse_minimum("1.41"), Ok(ApiVersion::MAX));
+        assert_eq!(
+            ApiVersion::parse_minimum("1.11"),
+            Err("minimum supported API version is 1.12: 1.11".to_string())
+        );
+        assert_eq!(
+            ApiVersion::parse_minimum("1.50"),
+            Err("maximum supported API version is 1.41: 1.50".to_string())
+        );
+        assert!(ApiVersion::parse_minimum("one")
+            .unwrap_err()
+            .contains("MAJOR.MINOR"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use berth_api::ApiVersion;
 use berth_errdefs::{ErrorKind, HasKind};
 use serde::{Deserialize, Serialize};
 
@@ -109,6 +110,10 @@ pub struct DaemonConfig {
     /// The init binary (dockerd's `init-path`); empty: `berth-init` beside
     /// berthd, else in PATH.
     pub init_path: PathBuf,
+    /// The oldest API version served: not a daemon.json key, dockerd's
+    /// `DOCKER_MIN_API_VERSION` environment variable sets it.
+    #[serde(skip, default = "default_min_api_version")]
+    pub min_api_version: ApiVersion,
 }
 
 /// The built-in runtime's name as docker's clients know the default
@@ -117,6 +122,10 @@ pub struct DaemonConfig {
 pub const STOCK_RUNTIME: &str = "runc";
 /// The built-in runtime's own name, accepted too.
 pub const BUILTIN_RUNTIME: &str = "berth-runtime";
+
+fn default_min_api_version() -> ApiVersion {
+    ApiVersion::MIN
+}
 
 /// Whether `name` is the built-in (embedded) runtime.
 pub fn is_builtin_runtime(name: &str) -> bool {
@@ -144,6 +153,7 @@ impl Default for DaemonConfig {
             firewall_table: "berth".to_string(),
             init: false,
             init_path: PathBuf::new(),
+            min_api_version: ApiVersion::MIN,
         }
     }
 }

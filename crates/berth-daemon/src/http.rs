@@ -139,14 +139,19 @@ pub(crate) fn decode(segment: &str) -> Result<String, ApiError> {
 async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> {
     let (mut parts, body) = req.into_parts();
     let (requested, path) = ApiVersion::split_path(parts.uri.path())?;
-    let version = ApiVersion::negotiate(requested)?;
+    let version = ApiVersion::negotiate(requested, engine.min_api_version)?;
     let path = path.to_string();
     let q = parts.uri.query().unwrap_or("").to_string();
     let method = parts.method.clone();
     let m = &method;
     match path.as_str() {
         "/_ping" if m == Method::GET || m == Method::HEAD => return Ok(ping(m)),
-        "/version" if m == Method::GET => return Ok(json(StatusCode::OK, &system::version())),
+        "/version" if m == Method::GET => {
+            return Ok(json(
+                StatusCode::OK,
+                &system::version(engine.min_api_version),
+            ))
+        }
         "/info" if m == Method::GET => {
             let e = engine.clone();
             let info = blocking(move || e.info()).await?;

@@ -72,13 +72,14 @@ fn cgroup_version() -> &'static str {
     }
 }
 
-pub fn version() -> SystemVersion {
+/// `/version`, with the oldest API version this daemon serves.
+pub fn version(min_api_version: ApiVersion) -> SystemVersion {
     let component = json!({
         "Name": "Engine",
         "Version": ENGINE_VERSION,
         "Details": {
             "ApiVersion": ApiVersion::MAX.to_string(),
-            "MinAPIVersion": ApiVersion::MIN.to_string(),
+            "MinAPIVersion": min_api_version.to_string(),
             "Os": "linux",
             "Arch": go_arch(),
             "KernelVersion": kernel_version(),
@@ -91,7 +92,7 @@ pub fn version() -> SystemVersion {
         components: serde_json::from_value(json!([component])).ok(),
         version: Some(ENGINE_VERSION.to_string()),
         api_version: Some(ApiVersion::MAX.to_string()),
-        min_api_version: Some(ApiVersion::MIN.to_string()),
+        min_api_version: Some(min_api_version.to_string()),
         git_commit: Some(String::new()),
         go_version: Some(String::from("n/a (rust)")),
         os: Some("linux".to_string()),
@@ -268,7 +269,7 @@ mod tests {
 
     #[test]
     fn version_has_negotiation_bounds() {
-        let v = serde_json::to_value(version()).unwrap();
+        let v = serde_json::to_value(version(ApiVersion::MIN)).unwrap();
         assert_eq!(v["ApiVersion"], ApiVersion::MAX.to_string());
         assert_eq!(v["MinAPIVersion"], "1.24");
         assert_eq!(v["Os"], "linux");

@@ -98,6 +98,8 @@ enum DaemonError {
         value: String,
         expected: &'static str,
     },
+    #[error("invalid DOCKER_MIN_API_VERSION: {reason}")]
+    MinApiVersion { reason: String },
     #[error("another daemon is already serving {path}; stop it first (or use another -H)")]
     InUse { path: PathBuf },
     #[error("cannot serve {what}: {source}")]
@@ -113,7 +115,9 @@ impl berth_errdefs::HasKind for DaemonError {
         match self {
             DaemonError::Config(e) => e.kind(),
             DaemonError::Engine(e) => e.kind(),
-            DaemonError::Flag { .. } => ErrorKind::InvalidArgument,
+            DaemonError::Flag { .. } | DaemonError::MinApiVersion { .. } => {
+                ErrorKind::InvalidArgument
+            }
             DaemonError::InUse { .. } => ErrorKind::Conflict,
             DaemonError::Listen { .. } => ErrorKind::Internal,
         }
@@ -123,6 +127,13 @@ impl berth_errdefs::HasKind for DaemonError {
 /// The config file with the flags applied on top.
 fn effective_config(flags: &Flags) -> Result<DaemonConfig, DaemonError> {
     let mut c = DaemonConfig::load(&flags.config_file)?;
+    // dockerd's knob for clients that pin an old version (skopeo < 1.14
+    // sends 1.22): an environment variable, not a flag or a config key.
+    if let Some(v) = std::env::var_os("DOCKER_MIN_API_VERSION") {
+        let v = v.to_string_lossy();
+        c.min_api_version = berth_api::ApiVersion::parse_minimum(&v)
+            .map_err(|reason| DaemonError::MinApiVersion { reason })?;
+    }
     if let Some(d) = &flags.data_root {
         c.data_root = d.clone();
     }

@@ -42,6 +42,8 @@ pub struct Berthd {
     pass_bip: bool,
     /// Where berthd (and the shim beside it) is run from; None: the build's.
     bin_dir: Option<PathBuf>,
+    /// Environment variables berthd is started with, beside the test's.
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -133,6 +135,17 @@ impl Berthd {
         Berthd::import_busybox(d)
     }
 
+    /// As [`Berthd::with_busybox`], with berthd started with `env` set.
+    pub fn with_busybox_env(extra: &[&str], env: &[(&str, &str)]) -> Berthd {
+        let mut d = Berthd::unspawned(TestNet::new(), extra, false, true);
+        d.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        d.spawn();
+        Berthd::import_busybox(d)
+    }
+
     fn import_busybox(d: Berthd) -> Berthd {
         let tar = crate::peers::busybox_tar(d.dir.path());
         d.docker_ok(&[
@@ -201,6 +214,7 @@ impl Berthd {
             activated,
             pass_bip,
             bin_dir: None,
+            env: Vec::new(),
             child: None,
         }
     }
@@ -245,6 +259,7 @@ impl Berthd {
             )
             .args(["--firewall-table", &self.net.table])
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)

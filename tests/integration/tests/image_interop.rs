@@ -3,13 +3,14 @@
 //! layer deletes) goes through `docker save` into berthd's `load` and runs
 //! there; an image berthd holds goes through berthd's `save` into dockerd's
 //! `load` and runs there. Both keep their image id (the config's digest),
-//! as a faithful archive must.
+//! as a faithful archive must. skopeo's `docker-daemon:` transport copies
+//! out of berthd and back in.
 
 use std::path::Path;
 
 use berth_integration::daemon::{has_docker, Berthd};
-use berth_integration::peers::Dockerd;
-use berth_integration::require_root;
+use berth_integration::peers::{ensure_installed, Dockerd};
+use berth_integration::{require_root, text};
 
 /// The full image id of `image` as a daemon reports it.
 fn image_id(out: String) -> String {
@@ -121,4 +122,71 @@ fn archives_cross_between_berthd_and_dockerd() {
 
     berth.stop();
     docker.finish();
+}
+
+/// skopeo's `docker-daemon:` transport (Debian's skopeo 1.9 pins API
+/// version 1.22) reads an image out of berthd (`GET /images/{name}/get`)
+/// and writes one in (`POST /images/load`) once berthd is started with
+/// dockerd's `DOCKER_MIN_API_VERSION=1.22`; without it, berthd refuses the
+/// version in dockerd's words.
+#[test]
+fn skopeo_copies_through_the_docker_daemon_transport() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    if let Err(reason) = ensure_installed("/usr/bin/skopeo", "skopeo") {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let host = |d: &Berthd| format!("unix://{}", d.socket.display());
+    let skopeo = |args: &[&str]| {
+        std::process::Command::new("skopeo")
+            .args(["--insecure-policy"])
+            .args(args)
+            .output()
+            .expect("running skopeo")
+    };
+    let d = Berthd::with_busybox(&[]);
+    let out = skopeo(&["inspect", "--daemon-host", &host(&d), "docker-daemon:bb:1"]);
+    assert!(
+        text(&out.stderr)
+            .contains("client version 1.22 is too old. Minimum supported API version is 1.24"),
+        "{}",
+        text(&out.stderr)
+    );
+    d.stop();
+
+    let d = Berthd::with_busybox_env(&[], &[("DOCKER_MIN_API_VERSION", "1.22")]);
+    let min = d.docker_ok(&["version", "--format", "{{.Server.MinAPIVersion}}"]);
+    assert_eq!(min.trim(), "1.22");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let copy = dir.path().join("copy");
+    let copy_ref = format!("dir:{}", copy.display());
+    let out = skopeo(&[
+        "copy",
+        "--src-daemon-host",
+        &host(&d),
+        "docker-daemon:bb:1",
+        &copy_ref,
+    ]);
+    assert!(out.status.success(), "copy out: {}", text(&out.stderr));
+    let out = skopeo(&[
+        "copy",
+        "--dest-daemon-host",
+        &host(&d),
+        &copy_ref,
+        "docker-daemon:copied:2",
+    ]);
+    assert!(out.status.success(), "copy in: {}", text(&out.stderr));
+    let id = |name: &str| d.docker_ok(&["image", "inspect", "--format", "{{.Id}}", name]);
+    assert_eq!(
+        id("copied:2"),
+        id("bb:1"),
+        "the round trip keeps the image id"
+    );
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "copied:2", "echo", "ran"]),
+        "ran\n"
+    );
+    d.stop();
 }
