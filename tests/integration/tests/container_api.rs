@@ -476,7 +476,8 @@ fn attach_without_a_stream_replays_the_log() {
 
 /// A client that does not ask to upgrade the connection (dockerode's
 /// `exec.start()` and `attach()`, which testcontainers uses) gets the
-/// stream as a 200's body, as dockerd gives it, instead of an error.
+/// stream as a 200's body, as dockerd gives it, instead of an error; and
+/// resizing a process without a terminal is the no-op it is in dockerd.
 #[test]
 fn hijacking_endpoints_answer_a_plain_request_with_the_stream() {
     if !require_root() || !has_docker() {
@@ -504,6 +505,16 @@ fn hijacking_endpoints_answer_a_plain_request_with_the_stream() {
     assert_eq!(out, want, "{:?}", text(&out));
     let (_, body) = d.api("GET", &format!("/exec/{id}/json"), None);
     assert_eq!(json(&body)["ExitCode"], 3, "{}", text(&body));
+    // Resizing what has no terminal is a no-op, as in dockerd (dockerode
+    // resizes what it attaches to); a container that is not running is a
+    // conflict.
+    for path in [
+        "/containers/box/resize?h=40&w=100".to_string(),
+        format!("/exec/{id}/resize?h=40&w=100"),
+    ] {
+        let (status, body) = d.api("POST", &path, Some(b""));
+        assert_eq!(status, 200, "{path}: {}", text(&body));
+    }
     // attach: the 200 comes once the attach is registered, and the body
     // runs until the container exits.
     d.docker_ok(&[
@@ -541,6 +552,13 @@ fn hijacking_endpoints_answer_a_plain_request_with_the_stream() {
         body
     };
     assert_eq!(body, want, "{:?}", text(&body));
+    d.api_error(
+        "POST",
+        "/containers/talker/resize?h=4&w=4",
+        Some(b""),
+        409,
+        "is not running",
+    );
     d.docker_ok(&["rm", "-f", "box", "talker"]);
     d.stop();
 }

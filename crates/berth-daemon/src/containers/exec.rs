@@ -290,20 +290,33 @@ impl Engine {
         }
     }
 
-    /// `POST /exec/{id}/resize`.
+    /// `POST /exec/{id}/resize`. A started process without a terminal
+    /// has nothing to resize: a no-op, as dockerd's (clients such as
+    /// dockerode resize whatever they attach to).
     pub fn resize_exec(&self, exec_id: &str, width: u16, height: u16) -> Result<(), ApiError> {
         let rec = self.exec_record(exec_id)?;
+        if rec
+            .process
+            .as_ref()
+            .is_some_and(|p| !p.terminal().unwrap_or(false))
+        {
+            return Ok(());
+        }
         let paths = self.container_paths(&rec.container_id);
         let mut client = shim::connect(&paths, &rec.container_id)?;
         client.resize(Some(exec_id), width, height)?;
         Ok(())
     }
 
-    /// `POST /containers/{id}/resize`.
+    /// `POST /containers/{id}/resize`: a no-op without a tty, as
+    /// dockerd's.
     pub fn resize_container(&self, name: &str, width: u16, height: u16) -> Result<(), ApiError> {
         let c = self.load_container(name)?;
         if !c.state.status.is_live() {
             return Err(super::lifecycle::not_running(&c.id));
+        }
+        if !c.config.create.tty.unwrap_or(false) {
+            return Ok(());
         }
         let paths = self.container_paths(&c.id);
         let mut client = shim::connect(&paths, &c.id)?;
