@@ -6,6 +6,7 @@ import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
+import Docker from "dockerode";
 import { GenericContainer, Network, Wait, getContainerRuntimeClient } from "testcontainers";
 
 const IMAGE = process.env.IMAGE;
@@ -184,6 +185,34 @@ await step("commit, reuse", async () => {
   const second = await new GenericContainer(IMAGE).withCommand(["sleep", "301"]).withReuse().start();
   check(first.getId() === second.getId(), "withReuse() found the running container");
   await first.stop();
+});
+
+await step("dockerode itself: hijacked attach and exec with stdin, resize without a tty", async () => {
+  const docker = new Docker(); // DOCKER_HOST
+  const c = await docker.createContainer({ Image: IMAGE, Cmd: ["sh", "-c", "read line; echo got-$line; sleep 300"], OpenStdin: true });
+  const attached = await c.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
+  await c.start();
+  attached.write("first\n");
+  const seen = await new Promise((resolve) => {
+    let got = Buffer.alloc(0);
+    attached.on("data", (d) => {
+      got = Buffer.concat([got, d]);
+      if (got.includes("got-first")) resolve(got);
+    });
+    setTimeout(() => resolve(got), 5000);
+  });
+  attached.destroy();
+  check(seen.includes("got-first\n"), `attach: ${JSON.stringify(seen.toString("latin1"))}`);
+  await c.resize({ h: 40, w: 100 });
+  const exec = await c.exec({ Cmd: ["cat"], AttachStdin: true, AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({ hijack: true, stdin: true });
+  stream.end("piped\n");
+  const chunks = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  const out = Buffer.concat(chunks);
+  check(out.includes("piped\n"), `exec: ${JSON.stringify(out.toString("latin1"))}`);
+  check((await exec.inspect()).ExitCode === 0, "cat ended with 0");
+  await c.remove({ force: true });
 });
 
 await step("nothing left", async () => {

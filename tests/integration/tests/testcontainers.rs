@@ -2,7 +2,8 @@
 //! and the docker CLI) driving berthd unchanged: published ports and the
 //! wait strategies (port, log, healthcheck, HTTP), exec, files copied both
 //! ways, restart, user networks with aliases, host networking, a Dockerfile
-//! build, create options, privileged mode, commit and reuse. The scenario
+//! build, create options, privileged mode, commit and reuse; and dockerode
+//! itself: hijacked attach and exec with stdin, resize. The scenario
 //! is `clients/testcontainers-node.mjs`; this test installs the client
 //! (pinned, from npm, cached) and runs it against a berthd of its own.
 //! Ryuk, testcontainers' reaper, is turned off: its image comes from
@@ -22,7 +23,7 @@ const SCENARIO: &str = include_str!("../clients/testcontainers-node.mjs");
 
 /// The steps the scenario reports, in order: a run that stops early (node
 /// exits 0 when only unreferenced sockets are left) fails on the count.
-const STEPS: usize = 10;
+const STEPS: usize = 11;
 
 /// `PACKAGE` installed under /var/cache (once; npm's registry is reachable
 /// here), or why not.
