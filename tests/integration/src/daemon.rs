@@ -496,31 +496,28 @@ fn cgroup_leaks(parent: &str) -> Vec<String> {
             }
         }
     }
-    remove_cgroup_parent(parent);
+    crate::peers::remove_cgroup_parent(parent);
     leaks
 }
 
-/// Removes a test daemon's cgroup parent from every hierarchy where it is
-/// empty (rmdir fails on one that still holds containers).
-fn remove_cgroup_parent(parent: &str) {
-    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return;
-    };
-    for h in hierarchies.flatten() {
-        let _ = std::fs::remove_dir(h.path().join(parent.trim_start_matches('/')));
-    }
-}
-
 impl Drop for Berthd {
+    /// After a test that failed (or found leaks), takes down what would
+    /// outlive it: the daemon, its shims and DNS server, the containers'
+    /// processes, mounts under its directory, its networking and cgroups.
+    /// After a clean `stop` there is nothing left to find.
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
-            // A test that failed: take down what would outlive it.
-            kill_dns_server(&self.exec_root);
-            self.net.remove();
-            remove_cgroup_parent(&cgroup_parent_of(self.dir.path()));
         }
+        use crate::peers::{kill_cgroup_members, kill_processes_naming, unmount_all_under};
+        let parent = cgroup_parent_of(self.dir.path());
+        kill_dns_server(&self.exec_root);
+        kill_processes_naming(self.dir.path());
+        kill_cgroup_members(&parent);
+        self.net.remove();
+        unmount_all_under(self.dir.path());
+        crate::peers::remove_cgroup_parent(&parent);
     }
 }
 

@@ -228,7 +228,7 @@ fn unescape_mountinfo(field: &str) -> PathBuf {
     PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
-fn unmount_all_under(dir: &Path) {
+pub(crate) fn unmount_all_under(dir: &Path) {
     for mp in mounts_under(dir) {
         let _ = rustix::mount::unmount(&mp, rustix::mount::UnmountFlags::DETACH);
     }
@@ -261,7 +261,7 @@ fn cgroup_parent_dirs(parent: &str) -> Vec<PathBuf> {
 /// Removes `parent` and the cgroups below it, waiting a little for
 /// processes killed a moment ago to leave them. Returns what it could not
 /// remove, for the leak check.
-fn remove_cgroup_parent(parent: &str) -> Vec<String> {
+pub(crate) fn remove_cgroup_parent(parent: &str) -> Vec<String> {
     wait_for(Duration::from_secs(5), || {
         for dir in cgroup_parent_dirs(parent) {
             if !on_cgroupfs(&dir) {
@@ -296,10 +296,23 @@ fn on_cgroupfs(dir: &Path) -> bool {
 
 /// Kills the processes that still name `dir` (after a failed stop), so a
 /// failing test does not leave daemons behind.
-fn kill_processes_naming(dir: &Path) {
+pub(crate) fn kill_processes_naming(dir: &Path) {
     for pid in processes_naming(dir) {
         if let Some(pid) = rustix::process::Pid::from_raw(pid) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+/// Kills the processes in the cgroups below `parent` (a failed test's
+/// containers, which outlive their daemon and shim by design).
+pub(crate) fn kill_cgroup_members(parent: &str) {
+    for cgroup in cgroups_under(parent) {
+        let procs = std::fs::read_to_string(cgroup.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|l| l.trim().parse().ok()) {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
         }
     }
 }
