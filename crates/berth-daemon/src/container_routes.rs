@@ -125,19 +125,26 @@ pub async fn route(
 
 async fn create(engine: Arc<Engine>, q: &str, body: Body) -> Result<Response, ApiError> {
     let q: query::ContainerCreateQuery = parse_query(q)?;
-    if let Some(p) = q.platform.as_deref().filter(|p| !p.is_empty()) {
-        if !p.starts_with("linux") {
-            return Err(ApiError::bad_request(format!(
-                "unsupported platform {p:?}: berthd runs linux containers"
-            )));
+    let platform = match q.platform.as_deref().filter(|p| !p.is_empty()) {
+        None => None,
+        Some(p) => {
+            let platform = berth_image::Platform::parse(p)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            if platform.os != "linux" {
+                return Err(ApiError::bad_request(format!(
+                    "unsupported platform {p:?}: berthd runs linux containers"
+                )));
+            }
+            Some(platform)
         }
-    }
+    };
     let bytes = read_limited(body, MAX_CREATE_BODY).await?;
     let mut create: ContainerCreateBody = parse_json(&bytes, "invalid container config")?;
     let raw: serde_json::Value = parse_json(&bytes, "invalid container config")?;
     crate::networks::attach::apply_container_mac(&mut create, &raw)?;
     let (id, warnings) =
-        blocking(move || engine.create_container(q.name.as_deref(), create)).await?;
+        blocking(move || engine.create_container(q.name.as_deref(), create, platform.as_ref()))
+            .await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({"Id": id, "Warnings": warnings}),

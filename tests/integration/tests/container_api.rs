@@ -563,6 +563,56 @@ fn hijacking_endpoints_answer_a_plain_request_with_the_stream() {
     d.stop();
 }
 
+/// Create with a platform: an image for another one is a 404 in dockerd's
+/// words (docker's CLI then pulls the platform's image and tries again);
+/// one the host runs (the same, or an older variant) is created.
+#[test]
+fn create_checks_the_image_is_for_the_platform_asked() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    let (native, other) = match std::env::consts::ARCH {
+        "x86_64" => ("amd64", "arm64"),
+        _ => ("arm64", "amd64"),
+    };
+    let create = |platform: &str| {
+        d.api(
+            "POST",
+            &format!("/containers/create?platform={platform}"),
+            Some(br#"{"Image":"bb:1","Cmd":["true"]}"#),
+        )
+    };
+    for ok in [format!("linux/{native}"), native.to_string()] {
+        let (status, body) = create(&ok);
+        assert_eq!(status, 201, "{ok}: {}", text(&body));
+    }
+    let (status, body) = create(&format!("linux/{other}"));
+    assert_eq!(status, 404, "{}", text(&body));
+    assert_eq!(
+        json(&body)["message"],
+        format!(
+            "image with reference bb:1 was found but does not match the specified platform: wanted linux/{other}, actual: linux/{native}"
+        )
+    );
+    d.api_error(
+        "POST",
+        "/containers/create?platform=windows/amd64",
+        Some(br#"{"Image":"bb:1"}"#),
+        400,
+        "berthd runs linux containers",
+    );
+    d.api_error(
+        "POST",
+        "/containers/create?platform=linux//x",
+        Some(br#"{"Image":"bb:1"}"#),
+        400,
+        "linux//x",
+    );
+    d.docker_ok(&["container", "prune", "-f"]);
+    d.stop();
+}
+
 /// `--privileged` (and `--cap-add ALL`) give every capability berthd
 /// holds, so they run where the engine has fewer than the kernel knows
 /// (this VM withholds CAP_SYS_RESOURCE); one that cannot be given is

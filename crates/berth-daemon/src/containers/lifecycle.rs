@@ -130,10 +130,14 @@ impl Engine {
 
     /// `POST /containers/create`: records the container; nothing runs yet.
     /// Returns its id and docker's warnings.
+    /// `POST /containers/create`. With a `platform`, the image must be
+    /// for it (or one it runs): otherwise 404, as dockerd answers, so that
+    /// docker's CLI pulls the platform's image and tries again.
     pub fn create_container(
         &self,
         name: Option<&str>,
         mut body: ContainerCreateBody,
+        platform: Option<&berth_image::Platform>,
     ) -> Result<(String, Vec<String>), ApiError> {
         let image_name = body
             .image
@@ -144,6 +148,14 @@ impl Engine {
             })?;
         let image = self.store.resolve_image(&image_name)?;
         let image_config = crate::images::parse_image_config(&image)?;
+        if let Some(wanted) = platform {
+            let actual = image_config.platform();
+            if !wanted.compatible().iter().any(|p| p.same_as(&actual)) {
+                return Err(ApiError::not_found(format!(
+                    "image with reference {image_name} was found but does not match the specified platform: wanted {wanted}, actual: {actual}"
+                )));
+            }
+        }
         let mut warnings = crate::spec::validate(&body, &image_config)?;
         self.check_container_networks(&body)?;
         // A container whose PID or IPC namespace it would join must exist
