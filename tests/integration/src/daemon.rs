@@ -506,9 +506,18 @@ impl Drop for Berthd {
     /// processes, mounts under its directory, its networking and cgroups.
     /// After a clean `stop` there is nothing left to find.
     fn drop(&mut self) {
+        // Its user networks' bridges, asked of it while it runs (the
+        // default bridge is the test's own, removed with `net`).
+        let mut bridges = Vec::new();
         if let Some(mut c) = self.child.take() {
+            if matches!(c.try_wait(), Ok(None)) {
+                bridges = self.user_bridges();
+            }
             let _ = c.kill();
             let _ = c.wait();
+        }
+        for bridge in bridges {
+            let _ = Command::new("ip").args(["link", "del", &bridge]).output();
         }
         use crate::peers::{kill_cgroup_members, kill_processes_naming, unmount_all_under};
         let parent = cgroup_parent_of(self.dir.path());
@@ -518,6 +527,26 @@ impl Drop for Berthd {
         self.net.remove();
         unmount_all_under(self.dir.path());
         crate::peers::remove_cgroup_parent(&parent);
+    }
+}
+
+impl Berthd {
+    /// The Linux bridges of the daemon's user-defined bridge networks.
+    fn user_bridges(&self) -> Vec<String> {
+        let (status, body) = self.api("GET", "/networks", None);
+        let networks: Vec<serde_json::Value> = match status {
+            200 => serde_json::from_slice(&body).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        networks
+            .iter()
+            .filter(|n| n["Driver"] == "bridge" && n["Name"] != "bridge")
+            .filter_map(|n| {
+                let named = n["Options"]["com.docker.network.bridge.name"].as_str();
+                let id = n["Id"].as_str()?;
+                Some(named.map_or_else(|| format!("br-{}", &id[..12.min(id.len())]), String::from))
+            })
+            .collect()
     }
 }
 
