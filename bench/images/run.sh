@@ -2,7 +2,8 @@
 # Image benchmark: a cold pull of a realistic multi-layer image from a
 # loopback registry (download + verify + unpack) by berth, skopeo (to dir:,
 # no unpack) and docker, in one run, alternating every iteration. Also
-# measures the disk's write throughput (dd, conv=fsync) for reference.
+# measures berth's unpack alone (the pull again with every blob present)
+# and the disk's write throughput (dd, conv=fsync) for reference.
 #
 # The image: Debian bookworm minbase made by mmdebstrap, plus layers of
 # mixed file sizes (many small text files, medium files, a few large ones;
@@ -157,6 +158,27 @@ pull_berth() {
 	awk -v i="$1" '{print i "," $1 + $2}' "$work/cpu-$1" >>"$work/berth-cpu.csv"
 	echo "$t1 - $t0" | bc -l
 }
+# The unpack alone: a data root holding only the blobs of berth's pull $1
+# (hard links, made outside the timing) pulls the image again; every blob
+# is present, so it fetches the manifest and config and unpacks the layers
+# from the content store, as a pull resumed after its downloads would.
+unpack_berth() {
+	local root=$work/unpack-$1
+	mkdir -p "$root"
+	cp -al "$work/berth-$1/content" "$root/content"
+	sync
+	local t0 t1
+	t0=$(now)
+	BERTH_BENCH_OP=pull BERTH_BENCH_ROOT=$root BERTH_BENCH_REF=$ref \
+		"$tool" --ignored --exact bench_tool --nocapture --test-threads 1 -q >"$work/unpack-$1.log"
+	t1=$(now)
+	if ! grep -q '^pulled 0 layers' "$work/unpack-$1.log"; then
+		echo "run.sh: the unpack-only pull downloaded layers:" >&2
+		cat "$work/unpack-$1.log" >&2
+		exit 1
+	fi
+	echo "$t1 - $t0" | bc -l
+}
 pull_skopeo() {
 	sync
 	local t0 t1
@@ -191,6 +213,11 @@ for i in $(seq 1 "$ITERATIONS"); do
 		s=$("pull_$p" "$i")
 		echo "$i,$p,$s" >>"$csv"
 		printf 'run.sh: iteration %d %-6s %.3f s\n' "$i" "$p" "$s" >&2
+		if [[ $p == berth ]]; then
+			s=$(unpack_berth "$i")
+			echo "$i,berth-unpack,$s" >>"$csv"
+			printf 'run.sh: iteration %d %-6s %.3f s\n' "$i" "unpack" "$s" >&2
+		fi
 	done
 done
 cp "$csv" "$here/last-run.csv"
@@ -221,6 +248,7 @@ for r in rows:
 med = {p: statistics.median(v) for p, v in by.items()}
 unpacked, compressed, layers = int("$unpacked"), int("$compressed"), int("$layers")
 names = {"berth": "berth pull (download + verify + unpack, syncfs per layer)",
+         "berth-unpack": "berth, the unpack alone (blobs present; verify + unpack, syncfs per layer)",
          "skopeo": "skopeo copy to dir: (download + verify, no unpack)",
          "docker": "docker pull (${storage_driver:-n/a}, dockerd 20.10)"}
 lines = []
@@ -238,7 +266,7 @@ lines.append("nothing is deleted before the run ends (see run.sh). Raw samples: 
 lines.append("")
 lines.append("| puller | n | min s | median s | max s | MB/s unpacked |")
 lines.append("|---|---:|---:|---:|---:|---:|")
-for p in ["berth", "skopeo", "docker"]:
+for p in ["berth", "berth-unpack", "skopeo", "docker"]:
     if p not in by:
         continue
     v = by[p]
@@ -256,7 +284,9 @@ lines.append(f"berth's pull used {statistics.median(cpu):.2f} s of CPU (user + s
 lines.append("2-CPU machine shared with other builds, its wall-clock time follows the CPU it gets.")
 lines.append("")
 lines.append(f"Disk: \`dd if=/dev/zero bs=1M count=1024 conv=fsync\` wrote at $dd_mbs $dd_unit (median of 3)")
-lines.append(f"(berth's pull wrote {unpacked / 1e6:.0f} MB of files in {med['berth']:.2f} s, {unpacked / 1e6 / med['berth']:.0f} MB/s).")
+lines.append(f"(berth's pull wrote {unpacked / 1e6:.0f} MB of files in {med['berth']:.2f} s, {unpacked / 1e6 / med['berth']:.0f} MB/s;")
+rate = unpacked / 1e6 / med['berth-unpack']
+lines.append(f"its unpack alone, from blobs on disk, in {med['berth-unpack']:.2f} s: {rate:.0f} MB/s, {rate / $dd_mbs:.2f} of dd's).")
 text = "\n".join(lines) + "\n"
 print(text)
 if sys.argv[3] == "1":
