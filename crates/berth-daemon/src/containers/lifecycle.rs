@@ -129,10 +129,9 @@ impl Engine {
     }
 
     /// `POST /containers/create`: records the container; nothing runs yet.
-    /// Returns its id and docker's warnings.
-    /// `POST /containers/create`. With a `platform`, the image must be
-    /// for it (or one it runs): otherwise 404, as dockerd answers, so that
-    /// docker's CLI pulls the platform's image and tries again.
+    /// Returns its id and docker's warnings. With a `platform`, the image
+    /// must be for it (or one it runs): otherwise 404, as dockerd answers,
+    /// so that docker's CLI pulls the platform's image and tries again.
     pub fn create_container(
         &self,
         name: Option<&str>,

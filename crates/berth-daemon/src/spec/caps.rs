@@ -1,13 +1,13 @@
 //! Capabilities: docker's default set, CapAdd/CapDrop ("ALL", with or
 //! without "CAP_", any case), everything available when privileged.
 //!
-//! "Available" is a bit mask (bit N: capability N) of what the kernel knows
-//! and berthd's bounding set holds: docker offers every capability the
-//! kernel knows and its runtime then fails to apply those it cannot grant
-//! ("unable to apply caps"), so `--privileged` fails wherever the engine
-//! itself runs with fewer; berth, as podman, gives privileged containers
-//! (and `--cap-add ALL`) all it has, and names a capability it cannot give
-//! when one is asked for.
+//! [`Available`] says what the kernel knows and what berthd's bounding set
+//! holds: docker offers every capability the kernel knows and its runtime
+//! then fails to apply those it cannot grant ("unable to apply caps"), so
+//! `--privileged` fails wherever the engine itself runs with fewer; berth,
+//! as podman, gives privileged containers (and `--cap-add ALL`) all it
+//! holds, and names a capability it cannot give when one is asked for.
+//! Dropping one it does not hold is fine, as long as the kernel knows it.
 
 use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities};
 
@@ -78,23 +78,32 @@ pub(crate) const DEFAULT: &[&str] = &[
 
 const ALL: &str = "ALL";
 
-fn is_available(available: u64, number: usize) -> bool {
-    number < 64 && available & (1 << number) != 0
+/// Capability sets as bit masks (bit N: capability N).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Available {
+    /// Those the kernel knows (up to its cap_last_cap).
+    pub known: u64,
+    /// Those a container can have: known and in berthd's bounding set.
+    pub held: u64,
 }
 
-/// Every available capability.
-pub(crate) fn all(available: u64) -> Vec<String> {
+fn has(mask: u64, number: usize) -> bool {
+    number < 64 && mask & (1 << number) != 0
+}
+
+/// Every capability in `mask`.
+pub(crate) fn all(mask: u64) -> Vec<String> {
     KNOWN
         .iter()
         .enumerate()
-        .filter(|(i, _)| is_available(available, *i))
+        .filter(|(i, _)| has(mask, *i))
         .map(|(_, (n, _))| n.to_string())
         .collect()
 }
 
 /// docker's NormalizeLegacyCapabilities: upper-cased, "CAP_" added, known
-/// to berth and available; "ALL" kept as is.
-fn normalize(list: &[String], available: u64) -> Result<Vec<String>, String> {
+/// to berth and in `mask`; "ALL" kept as is.
+fn normalize(list: &[String], mask: u64) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for c in list {
         let mut c = c.to_ascii_uppercase();
@@ -107,7 +116,7 @@ fn normalize(list: &[String], available: u64) -> Result<Vec<String>, String> {
         }
         match KNOWN.iter().position(|(n, _)| *n == c) {
             None => return Err(format!("unknown capability: {c:?}")),
-            Some(i) if !is_available(available, i) => {
+            Some(i) if !has(mask, i) => {
                 return Err(format!(
                     "capability not supported by your kernel or not available in the current environment: {c:?}"
                 ))
@@ -123,17 +132,17 @@ pub(crate) fn effective(
     add: &[String],
     drop: &[String],
     privileged: bool,
-    available: u64,
+    available: Available,
 ) -> Result<Vec<String>, SpecError> {
-    let drop = normalize(drop, available)
+    let drop = normalize(drop, available.known)
         .map_err(|e| SpecError::invalid(format!("invalid CapDrop: {e}")))?;
-    let add = normalize(add, available)
+    let add = normalize(add, available.held)
         .map_err(|e| SpecError::invalid(format!("invalid CapAdd: {e}")))?;
     if privileged {
-        return Ok(all(available));
+        return Ok(all(available.held));
     }
     let mut caps: Vec<String> = if add.iter().any(|c| c == ALL) {
-        all(available)
+        all(available.held)
             .into_iter()
             .filter(|c| !drop.contains(c))
             .collect()
@@ -176,8 +185,17 @@ mod tests {
 
     /// What a kernel whose last capability is `last` offers a process that
     /// holds every one.
-    fn upto(last: u32) -> u64 {
-        (1 << (last + 1)) - 1
+    fn upto(last: u32) -> Available {
+        let known = (1 << (last + 1)) - 1;
+        Available { known, held: known }
+    }
+
+    /// As `upto(40)`, but berthd's bounding set lacks CAP_SYS_RESOURCE.
+    fn without_sys_resource() -> Available {
+        Available {
+            known: upto(40).known,
+            held: upto(40).held & !(1 << 24),
+        }
     }
 
     fn s(v: &[&str]) -> Vec<String> {
@@ -244,23 +262,26 @@ mod tests {
         );
         // A capability outside berthd's bounding set: as one the kernel
         // lacks, since no container can have it.
-        let err = effective(&s(&["sys_resource"]), &[], false, upto(40) & !(1 << 24)).unwrap_err();
+        let err = effective(&s(&["sys_resource"]), &[], false, without_sys_resource()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid CapAdd: capability not supported by your kernel or not available in the current environment: \"CAP_SYS_RESOURCE\""
         );
+        // Dropping it is fine: the kernel knows it.
+        let caps = effective(&[], &s(&["sys_resource"]), false, without_sys_resource()).unwrap();
+        assert_eq!(caps, s(DEFAULT));
         // Even privileged containers get their lists checked, as docker does.
         assert!(effective(&s(&["nope"]), &[], true, upto(40)).is_err());
     }
 
     #[test]
     fn privileged_and_all_get_what_berthd_has() {
-        let without_sys_resource = upto(40) & !(1 << 24);
-        let privileged = effective(&[], &[], true, without_sys_resource).unwrap();
+        let privileged = effective(&[], &[], true, without_sys_resource()).unwrap();
         assert_eq!(privileged.len(), 40);
         assert!(!privileged.contains(&"CAP_SYS_RESOURCE".to_string()));
         assert!(privileged.contains(&"CAP_SYS_ADMIN".to_string()));
-        let all_but = effective(&s(&["ALL"]), &s(&["kill"]), false, without_sys_resource).unwrap();
+        let all_but =
+            effective(&s(&["ALL"]), &s(&["kill"]), false, without_sys_resource()).unwrap();
         assert_eq!(all_but.len(), 39);
         assert!(!all_but.contains(&"CAP_SYS_RESOURCE".to_string()));
     }

@@ -11,11 +11,11 @@ pub(crate) struct Host {
     pub arch: &'static str,
     /// Kernel version (major, minor), for seccomp `minKernel`.
     pub kernel: (u32, u32),
-    /// The capabilities a container can have (bit N: capability N): those
-    /// the kernel knows that are in berthd's own bounding set, since a
-    /// runtime berthd starts can grant no others (a VM or a container that
-    /// withholds some, such as CAP_SYS_RESOURCE here).
-    pub capabilities: u64,
+    /// The capabilities the kernel knows, and those a container can have:
+    /// the ones in berthd's own bounding set, since a runtime berthd starts
+    /// can grant no others (a VM or a container may withhold some, as this
+    /// one withholds CAP_SYS_RESOURCE).
+    pub capabilities: super::caps::Available,
     /// Pure cgroup v2 (a container gets a cgroup namespace by default).
     pub cgroup_v2: bool,
     /// The memory cgroup can limit swap (v2, or v1 with memsw accounting).
@@ -37,7 +37,11 @@ impl Host {
     pub fn detect() -> Host {
         let kernel = rustix::system::uname();
         let kernel = parse_kernel(&kernel.release().to_string_lossy()).unwrap_or((0, 0));
-        let capabilities = berth_sys::caps::bounding_set();
+        let known = (0..=berth_sys::caps::last_cap().min(63)).fold(0u64, |m, c| m | 1 << c);
+        let capabilities = super::caps::Available {
+            known,
+            held: known & berth_sys::caps::bounding_set(),
+        };
         let cgroup_v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
         let swap_limit =
             cgroup_v2 || Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists();
@@ -97,7 +101,10 @@ impl Host {
         Host {
             arch: "amd64",
             kernel: (6, 1),
-            capabilities: (1 << 41) - 1,
+            capabilities: super::caps::Available {
+                known: (1 << 41) - 1,
+                held: (1 << 41) - 1,
+            },
             cgroup_v2: true,
             swap_limit: true,
             ncpu: 4,
@@ -200,7 +207,8 @@ mod tests {
     fn detect_finds_this_machine() {
         let h = Host::detect();
         assert!(h.ncpu >= 1);
-        assert_ne!(h.capabilities & 1, 0, "CAP_CHOWN is available");
+        assert_ne!(h.capabilities.held & 1, 0, "CAP_CHOWN is held");
+        assert_eq!(h.capabilities.held & !h.capabilities.known, 0);
         assert_ne!(h.arch, "unknown");
     }
 }

@@ -480,7 +480,7 @@ pub fn exec_process_with_groups(
         p.set_user(user::resolve(&root, spec, group_add)?.to_oci());
     }
     if exec.privileged.unwrap_or(false) {
-        let all = caps::all(Host::detect().capabilities);
+        let all = caps::all(Host::detect().capabilities.held);
         p.set_capabilities(Some(caps::oci(&all)));
     }
     Ok(p)
