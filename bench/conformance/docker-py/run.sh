@@ -38,6 +38,15 @@
 #   DOCKERD            dockerd binary (default /usr/sbin/dockerd, Debian's
 #                      docker.io, installed when missing).
 #   TEST_TIMEOUT       per-test timeout in seconds (default 180).
+#   DOCKERD_NETWORK    "none" (default): dockerd without its bridge and
+#                      firewall, in the host's network namespace; "netns":
+#                      dockerd with its default bridge, iptables and
+#                      userland proxy, as installed, in a network namespace
+#                      of its own (dpy-<pid>, entered with nsenter: `ip netns
+#                      exec` would remount /sys without its cgroups) where
+#                      pytest runs too, so its
+#                      published ports are reachable and the host's network
+#                      and firewall are still left alone.
 #   PYTEST_ARGS        extra pytest arguments, with shell quoting
 #                      (e.g. "-k 'KillTest or test_stats'").
 #
@@ -84,6 +93,9 @@ DOCKER_PY_VERSION=${DOCKER_PY_VERSION:-7.2.0}
 BERTH_BIN=${BERTH_BIN:-$REPO/target/release}
 DOCKERD=${DOCKERD:-/usr/sbin/dockerd}
 TEST_TIMEOUT=${TEST_TIMEOUT:-180}
+DOCKERD_NETWORK=${DOCKERD_NETWORK:-none}
+case "$DOCKERD_NETWORK" in none | netns) ;; *) die "DOCKERD_NETWORK=$DOCKERD_NETWORK: expected none or netns" ;; esac
+NETNS=  # the network namespace dockerd and its pytest run in (netns mode)
 PYTEST_ARGS=${PYTEST_ARGS:-}
 # Split as the shell would, so a quoted -k expression stays one argument.
 eval "PYTEST_EXTRA=($PYTEST_ARGS)"
@@ -338,6 +350,10 @@ EOF
 		ip link del "$BERTH_BRIDGE" 2>/dev/null || true
 		nft delete table inet "$BERTH_TABLE" 2>/dev/null || true
 	fi
+	if [ -n "$NETNS" ]; then
+		ip netns del "$NETNS" 2>/dev/null || log "could not remove network namespace $NETNS"
+		NETNS=
+	fi
 	cp "$dir/daemon.log" "$WORK/results/$DNAME.daemon.log" 2>/dev/null || true
 	rm -rf "$dir" 2>/dev/null || log "could not remove $dir"
 }
@@ -388,11 +404,20 @@ start_dockerd() {
 	SOCK=$DDIR/docker.sock
 	local ns
 	ns=dpy-$$
-	"$DOCKERD" --config-file "$DDIR/daemon.json" \
+	local network=(--bridge=none --iptables=false --ip6tables=false --ip-forward=false
+		--ip-masq=false --userland-proxy=false)
+	local in_ns=()
+	if [ "$DOCKERD_NETWORK" = netns ]; then
+		NETNS=dpy-$$
+		ip netns add "$NETNS"
+		ip netns exec "$NETNS" ip link set lo up
+		network=()
+		in_ns=(nsenter --net="/run/netns/$NETNS" --)
+	fi
+	"${in_ns[@]}" "$DOCKERD" --config-file "$DDIR/daemon.json" \
 		--data-root "$DDIR/data" --exec-root "$DDIR/exec" \
 		--pidfile "$DDIR/docker.pid" -H "unix://$SOCK" \
-		--bridge=none --iptables=false --ip6tables=false --ip-forward=false \
-		--ip-masq=false --userland-proxy=false \
+		"${network[@]}" \
 		--exec-opt native.cgroupdriver=cgroupfs \
 		--cgroup-parent "/$(basename "$DDIR")" \
 		--containerd-namespace "$ns" --containerd-plugins-namespace "$ns-plugins" \
@@ -400,6 +425,9 @@ start_dockerd() {
 	DPID=$!
 	wait_ready dockerd
 	DAEMON_VERSION="dockerd $("$DOCKERD" --version | sed 's/^Docker version //')"
+	if [ -n "$NETNS" ]; then
+		DAEMON_VERSION="$DAEMON_VERSION, with its default bridge, in a network namespace of its own"
+	fi
 }
 
 import_images() {
@@ -453,13 +481,15 @@ for daemon in $DAEMONS; do
 	rm -rf "$WORK/home" "$WORK/src/contexts"
 	mkdir -p "$WORK/home/.docker"
 	echo '{}' >"$WORK/home/.docker/config.json"
+	in_ns=()
+	[ -n "$NETNS" ] && in_ns=(nsenter --net="/run/netns/$NETNS" --)
 	set +e
 	(
 		cd "$WORK/src" &&
 			HOME="$WORK/home" DOCKER_CONFIG="$WORK/home/.docker" \
 				DOCKER_HOST="unix://$SOCK" DOCKER_TEST_API_VERSION=1.41 \
 				PYTHONPATH="$HERE" BERTH_OUTCOMES="$WORK/results/$daemon.json" \
-				timeout --kill-after=60 14400 \
+				"${in_ns[@]}" timeout --kill-after=60 14400 \
 				"$PY" -m pytest -p no:cacheprovider -p berth_outcomes \
 				tests/integration "${IGNORE[@]}" \
 				--timeout="$TEST_TIMEOUT" -rfEs \
