@@ -149,7 +149,7 @@ impl Engine {
         let image_config = crate::images::parse_image_config(&image)?;
         if let Some(wanted) = platform {
             let actual = image_config.platform();
-            if !wanted.compatible().iter().any(|p| p.same_as(&actual)) {
+            if !runs_as(wanted, &actual) {
                 return Err(ApiError::not_found(format!(
                     "image with reference {image_name} was found but does not match the specified platform: wanted {wanted}, actual: {actual}"
                 )));
@@ -1343,9 +1343,32 @@ pub(crate) fn write_atomically(path: &std::path::Path, data: &[u8]) -> Result<()
     r.map_err(|e| internal(format!("writing {}: {e}", path.display())))
 }
 
+/// Whether an image whose config says `actual` serves a request for
+/// `wanted`: the same platform or one it runs (containerd's
+/// compatibility: amd64/v2 runs amd64). A config that names no
+/// architecture (some old or hand-made images) is not held against it.
+fn runs_as(wanted: &berth_image::Platform, actual: &berth_image::Platform) -> bool {
+    actual.architecture.is_empty() || wanted.compatible().iter().any(|p| p.same_as(actual))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platforms_an_image_serves() {
+        use berth_image::Platform;
+        let p = |s: &str| Platform::parse(s).unwrap();
+        assert!(runs_as(&p("linux/amd64"), &p("linux/amd64")));
+        assert!(runs_as(&p("linux/amd64/v2"), &p("linux/amd64")));
+        assert!(!runs_as(&p("linux/amd64"), &p("linux/amd64/v3")));
+        assert!(!runs_as(&p("linux/arm64"), &p("linux/amd64")));
+        assert!(runs_as(&p("linux/arm/v7"), &p("linux/arm/v6")));
+        assert!(runs_as(
+            &p("linux/arm64"),
+            &Platform::new("linux", "", None)
+        ));
+    }
 
     #[test]
     fn signals_by_name_and_number() {
