@@ -2,7 +2,7 @@
 //! subscribers and a bounded backlog for `since`.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_api::Filters;
@@ -11,8 +11,11 @@ use crate::error::ApiError;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
-/// Events kept for `since` queries (docker keeps 256; a few more are cheap).
-const BACKLOG: usize = 1024;
+/// Events kept for `since` queries: docker's 256 (its `eventsLimit`). A
+/// container's run makes about eight events with its labels and names,
+/// so 1024 of them held about 1.5 MiB more of berthd's memory once a busy
+/// daemon had filled them, for no client that asks docker for less.
+const BACKLOG: usize = 256;
 
 /// One event, in docker's wire shape (with the legacy `status`/`id`/`from`
 /// fields API 1.41 clients still read).
@@ -94,9 +97,11 @@ pub fn now_nanos() -> i128 {
 }
 
 #[derive(Debug)]
+/// Events are shared (`Arc`) between the backlog and the broadcast's ring,
+/// which also keeps the last ones it sent.
 pub struct EventBus {
-    tx: broadcast::Sender<Event>,
-    backlog: Mutex<VecDeque<Event>>,
+    tx: broadcast::Sender<Arc<Event>>,
+    backlog: Mutex<VecDeque<Arc<Event>>>,
 }
 
 impl Default for EventBus {
@@ -125,13 +130,13 @@ impl EventBus {
         actor_id: &str,
         attributes: Vec<(String, String)>,
     ) {
-        let event = Event {
+        let event = Arc::new(Event {
             kind,
             action: action.to_string(),
             actor_id: actor_id.to_string(),
             attributes,
             time_nano: now_nanos(),
-        };
+        });
         let mut log = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
         if log.len() == BACKLOG {
             log.pop_front();
@@ -143,7 +148,10 @@ impl EventBus {
     }
 
     /// The backlog since `since_nano` and a receiver for what follows.
-    pub fn subscribe(&self, since_nano: Option<i128>) -> (Vec<Event>, broadcast::Receiver<Event>) {
+    pub fn subscribe(
+        &self,
+        since_nano: Option<i128>,
+    ) -> (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>) {
         let log = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
         let rx = self.tx.subscribe();
         let past = match since_nano {
@@ -250,6 +258,18 @@ mod tests {
         assert!(rx.try_recv().is_err());
         let (none, _) = bus.subscribe(None);
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn the_backlog_keeps_dockers_last_256() {
+        let bus = EventBus::default();
+        for i in 0..300 {
+            bus.emit("container", "start", &format!("{i}"), None);
+        }
+        let (past, _) = bus.subscribe(Some(0));
+        assert_eq!(past.len(), 256);
+        assert_eq!(past[0].actor_id, "44");
+        assert_eq!(past[255].actor_id, "299");
     }
 
     #[test]
