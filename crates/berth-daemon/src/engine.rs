@@ -71,9 +71,6 @@ pub struct Engine {
     stopping: tokio::sync::watch::Sender<bool>,
     /// Exit and removal tails still running on monitor threads.
     pub(crate) inflight: crate::inflight::Inflight,
-    /// The oldest API version served (read at start, as dockerd reads
-    /// DOCKER_MIN_API_VERSION).
-    pub(crate) min_api_version: berth_api::ApiVersion,
 }
 
 impl std::fmt::Debug for Engine {
@@ -117,7 +114,6 @@ impl Engine {
         tracing::debug!(?report, "start-up garbage collection");
         let id = engine_id(&config.data_root)?;
         let registry = registry_client(&config)?;
-        let min_api_version = config.min_api_version;
         let engine = Arc::new(Engine {
             store,
             content,
@@ -132,7 +128,6 @@ impl Engine {
             runtime: tokio::runtime::Handle::try_current().ok(),
             stopping: tokio::sync::watch::channel(false).0,
             inflight: Default::default(),
-            min_api_version,
         });
         engine
             .ensure_networks()
@@ -173,6 +168,14 @@ impl Engine {
         *config = new;
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) = client;
         Ok(())
+    }
+
+    /// The oldest API version served (dockerd's DOCKER_MIN_API_VERSION).
+    pub(crate) fn min_api_version(&self) -> berth_api::ApiVersion {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .min_api_version
     }
 
     pub fn config(&self) -> DaemonConfig {

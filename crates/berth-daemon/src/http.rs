@@ -139,7 +139,7 @@ pub(crate) fn decode(segment: &str) -> Result<String, ApiError> {
 async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> {
     let (mut parts, body) = req.into_parts();
     let (requested, path) = ApiVersion::split_path(parts.uri.path())?;
-    let version = ApiVersion::negotiate(requested, engine.min_api_version)?;
+    let version = ApiVersion::negotiate(requested, engine.min_api_version())?;
     let path = path.to_string();
     let q = parts.uri.query().unwrap_or("").to_string();
     let method = parts.method.clone();
@@ -149,7 +149,7 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
         "/version" if m == Method::GET => {
             return Ok(json(
                 StatusCode::OK,
-                &system::version(engine.min_api_version),
+                &system::version(engine.min_api_version()),
             ))
         }
         "/info" if m == Method::GET => {
