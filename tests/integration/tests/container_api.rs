@@ -552,6 +552,8 @@ fn hijacking_endpoints_answer_a_plain_request_with_the_stream() {
         body
     };
     assert_eq!(body, want, "{:?}", text(&body));
+    // The stream ends with the output; the exit is recorded a moment later.
+    d.docker_ok(&["wait", "talker"]);
     d.api_error(
         "POST",
         "/containers/talker/resize?h=4&w=4",
