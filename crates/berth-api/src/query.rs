@@ -229,6 +229,13 @@ query_struct!(
 );
 
 query_struct!(
+    /// `POST /plugins/create`
+    PluginCreateQuery {
+        name: String,
+    }
+);
+
+query_struct!(
     /// `GET /images/search`
     ImageSearchQuery {
         term: String,
@@ -365,7 +372,7 @@ query_struct!(
 );
 
 query_struct!(
-    /// `DELETE /volumes/{name}`
+    /// `DELETE /volumes/{name}` and `DELETE /plugins/{name}`
     VolumeDeleteQuery {
         #[serde(deserialize_with = "de_bool", skip_serializing_if = "is_false")]
         force: bool,

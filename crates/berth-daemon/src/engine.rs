@@ -133,6 +133,7 @@ impl Engine {
             .ensure_networks()
             .map_err(|e| EngineError::Network(e.message))?;
         engine.restore_with_volumes();
+        engine.remove_orphan_plugin_dirs();
         engine.restore_networking();
         Ok(engine)
     }

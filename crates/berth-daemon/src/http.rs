@@ -209,14 +209,6 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
             let r = blocking(move || Ok(engine.prune_images(&filters)?)).await?;
             return Ok(json(StatusCode::OK, &r));
         }
-        // berthd has no managed plugins (its drivers are built in): the
-        // list is truthfully empty; installing one is refused below (501).
-        "/plugins" if m == Method::GET => {
-            // (a filters-only query, as the prunes')
-            let q: query::PruneQuery = parse_query(&q)?;
-            parse_filters(q.filters.as_deref())?;
-            return Ok(json(StatusCode::OK, &serde_json::json!([])));
-        }
         "/images/search" if m == Method::GET => {
             return Err(ApiError::new(
                 berth_errdefs::ErrorKind::NotImplemented,
@@ -247,15 +239,9 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
     {
         return crate::distribution::inspect(engine, &parts.headers, &decode(name)?).await;
     }
-    if let Some(name) = path
-        .strip_prefix("/plugins/")
-        .and_then(|rest| rest.strip_suffix("/json"))
-        .filter(|_| m == Method::GET)
-    {
-        return Err(ApiError::not_found(format!(
-            "plugin {:?} not found: berthd has no managed plugins (its volume, network and log drivers are built in)",
-            decode(name)?
-        )));
+    if path == "/plugins" || path.starts_with("/plugins/") {
+        let r = crate::plugins::routes::route(engine, &parts.method, &path, &q, body).await;
+        return r.unwrap_or_else(|| Err(ApiError::not_implemented(&format!("{method} {path}"))));
     }
     if path == "/networks" || path.starts_with("/networks/") {
         if let Some(r) = crate::network_routes::route(engine, &parts.method, &path, &q, body).await
@@ -269,7 +255,6 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
     for prefix in [
         "/events",
         "/build",
-        "/plugins",
         "/distribution",
         "/session",
         "/system/events",

@@ -26,6 +26,7 @@ mod inflight;
 pub mod init;
 mod network_routes;
 pub mod networks;
+mod plugins;
 mod progress;
 pub mod spec;
 mod streams;

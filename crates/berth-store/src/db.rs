@@ -80,6 +80,12 @@ pub enum StoreError {
     LeaseNotFound { id: String },
     #[error("lease {id} already exists")]
     LeaseExists { id: String },
+    #[error("plugin {name:?} not found")]
+    PluginNotFound { name: String },
+    #[error("plugin {name:?} already exists")]
+    PluginExists { name: String },
+    #[error("plugin id prefix {prefix:?} is ambiguous: it matches several plugins; give more digits or the name")]
+    AmbiguousPlugin { prefix: String },
     #[error("get {name}: no such volume")]
     VolumeNotFound { name: String },
     #[error("remove {name}: volume is in use - [{}]", containers.join(", "))]
@@ -104,10 +110,12 @@ impl HasKind for StoreError {
             | StoreError::LeaseNotFound { .. }
             | StoreError::ContainerNotFound { .. }
             | StoreError::NetworkNotFound { .. }
-            | StoreError::VolumeNotFound { .. } => ErrorKind::NotFound,
+            | StoreError::VolumeNotFound { .. }
+            | StoreError::PluginNotFound { .. } => ErrorKind::NotFound,
             StoreError::AmbiguousId { .. }
             | StoreError::AmbiguousContainer { .. }
-            | StoreError::AmbiguousNetwork { .. } => ErrorKind::InvalidArgument,
+            | StoreError::AmbiguousNetwork { .. }
+            | StoreError::AmbiguousPlugin { .. } => ErrorKind::InvalidArgument,
             StoreError::LeaseExists { .. }
             | StoreError::NameInUse { .. }
             | StoreError::NetworkNameInUse { .. }
@@ -115,7 +123,8 @@ impl HasKind for StoreError {
             | StoreError::NetworkInUse { .. }
             | StoreError::AddressInUse { .. }
             | StoreError::PortAllocated { .. }
-            | StoreError::VolumeInUse { .. } => ErrorKind::Conflict,
+            | StoreError::VolumeInUse { .. }
+            | StoreError::PluginExists { .. } => ErrorKind::Conflict,
         }
     }
 }

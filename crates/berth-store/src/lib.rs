@@ -3,7 +3,7 @@
 //!
 //! The schema is written in code as numbered migrations ([`schema`]); every
 //! change happens in a transaction. Images, references, layers, leases,
-//! containers, networks and volumes live here; blobs and layer files live in berth-image's content and
+//! containers, networks, volumes and managed plugins live here; blobs and layer files live in berth-image's content and
 //! layer stores, and [`Store::gc`] removes the ones nothing reaches.
 
 mod containers;
@@ -13,6 +13,7 @@ mod images;
 mod layers;
 mod leases;
 mod networks;
+mod plugins;
 pub mod schema;
 mod volumes;
 
@@ -23,4 +24,5 @@ pub use images::{ImageLayer, ImageRecord, LayerBlob, RefKind};
 pub use layers::LayerRecord;
 pub use leases::{Lease, LeaseResource};
 pub use networks::{EndpointRow, NetworkRow, PortBindingRow};
+pub use plugins::PluginRow;
 pub use volumes::VolumeRow;

@@ -46,6 +46,12 @@
 //! the host ports a running container holds (docker allocates them at start
 //! and releases them at stop); the primary key refuses a second holder of
 //! one protocol, host address and port.
+//!
+//! Version 5 adds `plugins`: docker's managed plugins, one row per plugin.
+//! `name` is the familiar reference with its tag (`vieux/sshfs:latest`),
+//! unique; `config` is the plugin's configuration and `settings` what
+//! `plugin set` changed of it (docker's `Config` and `Settings` JSON). The
+//! plugin's files live in `<data-root>/plugins/<id>/rootfs`.
 
 /// `PRAGMA application_id` of berth databases ("brth").
 pub const APPLICATION_ID: i32 = 0x6272_7468;
@@ -170,6 +176,16 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (protocol, host_ip, host_port)
     ) STRICT;
     CREATE INDEX port_bindings_by_container ON port_bindings(container_id);
+    "#,
+    // 5: managed plugins.
+    r#"
+    CREATE TABLE plugins (
+        id         TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 64),
+        name       TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        config     BLOB NOT NULL,
+        settings   BLOB NOT NULL
+    ) STRICT;
     "#,
 ];
 
