@@ -4,6 +4,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use berth_archive::Compression;
 use berth_client::Query;
 use clap::Args;
 
@@ -123,7 +124,7 @@ pub fn build(ctx: &Ctx, a: BuildArgs) -> anyhow::Result<()> {
             "dockerfile",
             dockerfile_in_context(&dir, a.file.as_deref())?,
         );
-        Box::new(context_tar(dir)?)
+        Box::new(context_tar(dir, Compression::None, "build context")?)
     };
     crate::images::post_tar(ctx, &format!("/build{}", q.encode()), &mut input)
 }
@@ -148,12 +149,24 @@ fn dockerfile_in_context(dir: &Path, file: Option<&str>) -> anyhow::Result<Strin
         })
 }
 
-/// The context directory as a tar, written by a thread into a pipe.
-fn context_tar(dir: PathBuf) -> anyhow::Result<impl Read + Send> {
+/// A context directory (`what`: "build context", "plugin context") as a
+/// tar, compressed as asked, written by a thread into a pipe.
+pub(crate) fn context_tar(
+    dir: PathBuf,
+    compression: Compression,
+    what: &'static str,
+) -> anyhow::Result<impl Read + Send> {
     let (r, w) = std::io::pipe()?;
     std::thread::spawn(move || {
-        if let Err(e) = berth_archive::write_tree(&dir, w) {
-            eprintln!("berth: reading the build context {}: {e}", dir.display());
+        let written = berth_archive::compressor(w, compression)
+            .map_err(anyhow::Error::from)
+            .and_then(|mut c| {
+                berth_archive::write_tree(&dir, &mut c)?;
+                c.finish()?;
+                Ok(())
+            });
+        if let Err(e) = written {
+            eprintln!("berth: reading the {what} {}: {e}", dir.display());
         }
     });
     Ok(r)

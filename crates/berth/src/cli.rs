@@ -3,7 +3,9 @@
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::manage::Prune;
-use crate::{containers, images, login, manage, network, run, stats, system, volumes, Ctx};
+use crate::{
+    containers, images, login, manage, network, plugins, run, stats, system, volumes, Ctx,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -154,6 +156,9 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCmd),
+    /// Manage plugins
+    #[command(subcommand)]
+    Plugin(plugins::PluginCmd),
     /// Manage builds
     #[command(subcommand)]
     Builder(BuilderCmd),
@@ -287,7 +292,6 @@ fn not_yet(what: &[String]) -> anyhow::Result<()> {
         "secret",
         "config",
         "node",
-        "plugin",
         "trust",
         "manifest",
         "context",
@@ -373,6 +377,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::System(SystemCmd::Prune(a)) => manage::prune(ctx, Prune::System, a),
         Command::Container(ContainerCmd::Other(v)) => not_yet(&v),
         Command::Network(c) => network::dispatch(ctx, c),
+        Command::Plugin(c) => plugins::dispatch(ctx, c),
         Command::Completion { shell } => {
             let script = crate::completion::script(shell);
             std::io::Write::write_all(&mut ctx.out(), &script)?;

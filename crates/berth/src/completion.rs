@@ -1,7 +1,8 @@
 //! `berth completion SHELL`: clap's scripts from the command definitions,
 //! plus what clap cannot know: the daemon's names. Where an argument takes
-//! containers, images, networks or volumes, the script asks the daemon
-//! (`berth ps`, `images`, `network ls`, `volume ls`) while completing.
+//! containers, images, networks, volumes or plugins, the script asks the
+//! daemon (`berth ps`, `images`, `network ls`, `volume ls`, `plugin ls`)
+//! while completing.
 
 use clap::CommandFactory;
 use clap_complete::Shell;
@@ -34,6 +35,7 @@ fn names_kind(arg_id: &str) -> Option<&'static str> {
         "image" | "images" | "image_and_cmd" => "images",
         "network" | "networks" => "networks",
         "volume" | "volumes" => "volumes",
+        "plugin" | "plugins" => "plugins",
         "names" => "all",
         _ => return None,
     })
@@ -47,6 +49,7 @@ _berth_names() {
     berth images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null | grep -v '<none>'
     berth network ls --format '{{.Name}}' 2>/dev/null
     berth volume ls --format '{{.Name}}' 2>/dev/null
+    berth plugin ls --format '{{.Name}}' 2>/dev/null
 }
 _berth_dynamic() {
     _berth "$@"
@@ -62,7 +65,8 @@ complete -F _berth_dynamic -o bashdefault -o default berth
 "#;
 
 const ZSH_NAMES: &str = r#"
-# The daemon's names of one kind (containers, images, networks, volumes, all).
+# The daemon's names of one kind (containers, images, networks, volumes,
+# plugins, all).
 _berth_daemon_names() {
     local -a names
     case $1 in
@@ -70,6 +74,7 @@ _berth_daemon_names() {
         images) names=(${(f)"$(berth images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null | grep -v '<none>')"}) ;;
         networks) names=(${(f)"$(berth network ls --format '{{.Name}}' 2>/dev/null)"}) ;;
         volumes) names=(${(f)"$(berth volume ls --format '{{.Name}}' 2>/dev/null)"}) ;;
+        plugins) names=(${(f)"$(berth plugin ls --format '{{.Name}}' 2>/dev/null)"}) ;;
         *) local kind
            for kind in containers images networks volumes; do _berth_daemon_names $kind; done
            return ;;
@@ -117,7 +122,8 @@ fn zsh_positional_id(line: &str) -> Option<&str> {
 }
 
 const FISH_NAMES: &str = r#"
-# The daemon's names of one kind (containers, images, networks, volumes, all).
+# The daemon's names of one kind (containers, images, networks, volumes,
+# plugins, all).
 function __berth_daemon_names
     switch $argv[1]
         case containers
@@ -128,6 +134,8 @@ function __berth_daemon_names
             berth network ls --format '{{.Name}}' 2>/dev/null
         case volumes
             berth volume ls --format '{{.Name}}' 2>/dev/null
+        case plugins
+            berth plugin ls --format '{{.Name}}' 2>/dev/null
         case '*'
             for kind in containers images networks volumes
                 __berth_daemon_names $kind
@@ -179,7 +187,14 @@ mod tests {
     fn zsh_asks_the_daemon_for_positional_names() {
         let zsh = text(Shell::Zsh);
         assert!(zsh.starts_with("#compdef berth\n\n# The daemon's names"));
-        for kind in ["containers", "images", "networks", "volumes", "all"] {
+        for kind in [
+            "containers",
+            "images",
+            "networks",
+            "volumes",
+            "plugins",
+            "all",
+        ] {
             assert!(
                 zsh.contains(&format!(":{{_berth_daemon_names {kind}}}'")),
                 "no {kind}"
@@ -209,6 +224,7 @@ mod tests {
             "-n \"__fish_berth_using_subcommand container; and __fish_seen_subcommand_from rm\" -f -a \"(__berth_daemon_names containers)\"",
             "-n \"__fish_berth_using_subcommand network; and __fish_seen_subcommand_from rm\" -f -a \"(__berth_daemon_names networks)\"",
             "-n \"__fish_berth_using_subcommand inspect\" -f -a \"(__berth_daemon_names all)\"",
+            "-n \"__fish_berth_using_subcommand plugin; and __fish_seen_subcommand_from rm\" -f -a \"(__berth_daemon_names plugins)\"",
         ] {
             assert!(fish.contains(rule), "no rule {rule}");
         }

@@ -47,12 +47,12 @@ fn fail(msg: impl Into<String>) -> anyhow::Error {
 }
 
 /// An OS error as Go prints it: `no such file or directory`.
-fn go_errno(e: &std::io::Error) -> String {
+pub(crate) fn go_errno(e: &std::io::Error) -> String {
     berth_errdefs::go_os_errors(&e.to_string())
 }
 
 /// Go's `path.Clean`.
-fn clean(p: &str) -> String {
+pub(crate) fn clean(p: &str) -> String {
     let rooted = p.starts_with('/');
     let mut parts: Vec<&str> = Vec::new();
     for c in p.split('/') {
@@ -142,13 +142,16 @@ fn rebase_name(path: &str, resolved: &str) -> (String, Option<String>) {
 
 /// `filepath.Abs`, keeping a trailing `/` or `/.`.
 fn resolve_local_path(p: &str) -> anyhow::Result<String> {
-    let abs = if p.starts_with('/') {
-        clean(p)
-    } else {
-        let cwd = std::env::current_dir()?;
-        clean(&format!("{}/{p}", cwd.to_string_lossy()))
-    };
-    Ok(preserve_trailing(abs, p))
+    Ok(preserve_trailing(abs_path(p)?, p))
+}
+
+/// Go's `filepath.Abs`: cleaned, from the current directory.
+pub(crate) fn abs_path(p: &str) -> anyhow::Result<String> {
+    if p.starts_with('/') {
+        return Ok(clean(p));
+    }
+    let cwd = std::env::current_dir()?;
+    Ok(clean(&format!("{}/{p}", cwd.to_string_lossy())))
 }
 
 /// docker's `ValidateOutputPath`.

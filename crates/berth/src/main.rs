@@ -23,6 +23,7 @@ mod netflags;
 mod network;
 mod network_create;
 mod output;
+mod plugins;
 mod ports;
 mod progress;
 mod run;

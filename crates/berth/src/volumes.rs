@@ -182,6 +182,24 @@ fn natural_less(a: &str, b: &str) -> bool {
     a.len() - i < b.len() - j
 }
 
+/// Objects in the natural order of their `Name`, as docker lists volumes
+/// and plugins.
+pub(crate) fn sort_by_name(list: &mut [Value]) {
+    list.sort_by(|x, y| {
+        let (x, y) = (
+            x["Name"].as_str().unwrap_or(""),
+            y["Name"].as_str().unwrap_or(""),
+        );
+        if natural_less(x, y) {
+            std::cmp::Ordering::Less
+        } else if natural_less(y, x) {
+            std::cmp::Ordering::Greater
+        } else {
+            std::cmp::Ordering::Equal
+        }
+    });
+}
+
 /// A volume as `volume ls --format` sees it (docker's volume context).
 fn row(v: &Value) -> Value {
     let labels = v["Labels"]
@@ -221,19 +239,7 @@ fn ls(ctx: &Ctx, a: LsArgs) -> anyhow::Result<()> {
     }
     let r = ctx.client.get_json(&format!("/volumes{}", q.encode()))?;
     let mut list: Vec<Value> = r["Volumes"].as_array().cloned().unwrap_or_default();
-    list.sort_by(|x, y| {
-        let (x, y) = (
-            x["Name"].as_str().unwrap_or(""),
-            y["Name"].as_str().unwrap_or(""),
-        );
-        if natural_less(x, y) {
-            std::cmp::Ordering::Less
-        } else if natural_less(y, x) {
-            std::cmp::Ordering::Greater
-        } else {
-            std::cmp::Ordering::Equal
-        }
-    });
+    sort_by_name(&mut list);
     let rows: Vec<Value> = list.iter().map(row).collect();
     let (spec, default) = if a.quiet {
         ("", "{{.Name}}")
@@ -256,17 +262,31 @@ fn ls(ctx: &Ctx, a: LsArgs) -> anyhow::Result<()> {
 }
 
 fn inspect(ctx: &Ctx, a: InspectArgs) -> anyhow::Result<()> {
-    let tmpl = if a.format.is_empty() {
+    inspect_each(ctx, &a.format, &a.volumes, |n| {
+        format!("/volumes/{}", escape_path(n))
+    })
+}
+
+/// docker's inspect of one kind of object (`volume inspect`, `plugin
+/// inspect`): the JSON at `path(name)` for each name, as an indented array
+/// or through the template; the daemon's errors after what was found.
+pub(crate) fn inspect_each(
+    ctx: &Ctx,
+    format: &str,
+    names: &[String],
+    path: impl Fn(&str) -> String,
+) -> anyhow::Result<()> {
+    let tmpl = if format.is_empty() {
         None
     } else {
         Some(Template::parse(
-            &a.format.replace("\\n", "\n").replace("\\t", "\t"),
+            &format.replace("\\n", "\n").replace("\\t", "\t"),
         )?)
     };
     let mut found: Vec<Vec<u8>> = Vec::new();
     let mut failed = Vec::new();
-    for name in &a.volumes {
-        let path = format!("/volumes/{}", escape_path(name));
+    for name in names {
+        let path = path(name);
         let raw = ctx
             .client
             .request("GET", &path, &[], berth_client::Body::Empty)
@@ -281,6 +301,8 @@ fn inspect(ctx: &Ctx, a: InspectArgs) -> anyhow::Result<()> {
     }
     let mut out = ctx.out();
     match &tmpl {
+        // docker prints the (empty) result of no objects as a line.
+        Some(_) if found.is_empty() => writeln!(out)?,
         Some(t) => {
             for raw in &found {
                 let v: Value = serde_json::from_slice(raw)?;
@@ -298,12 +320,23 @@ fn inspect(ctx: &Ctx, a: InspectArgs) -> anyhow::Result<()> {
 }
 
 fn rm(ctx: &Ctx, a: RmArgs) -> anyhow::Result<()> {
-    let q = Query::new().flag("force", a.force);
+    let q = Query::new().flag("force", a.force).encode();
+    remove_each(ctx, &a.volumes, |n| {
+        format!("/volumes/{}{q}", escape_path(n))
+    })
+}
+
+/// DELETE `path(name)` for each name, printing the names removed and then
+/// the daemon's errors, as docker's `volume rm` and `plugin rm`.
+pub(crate) fn remove_each(
+    ctx: &Ctx,
+    names: &[String],
+    path: impl Fn(&str) -> String,
+) -> anyhow::Result<()> {
     let mut failed = Vec::new();
     let mut out = ctx.out();
-    for name in &a.volumes {
-        let path = format!("/volumes/{}{}", escape_path(name), q.encode());
-        match ctx.client.delete(&path) {
+    for name in names {
+        match ctx.client.delete(&path(name)) {
             Ok(_) => writeln!(out, "{name}")?,
             Err(e) => failed.push(e.to_string()),
         }

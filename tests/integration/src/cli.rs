@@ -1,11 +1,14 @@
 //! Golden tests of the `berth` CLI: the same command through berth and
-//! through Debian's docker client, against one private dockerd, compared
-//! on stdout, stderr (where asked) and exit code.
+//! through docker's client, against one private daemon (Debian's dockerd
+//! with Debian's client, or a berthd with the newer client in PATH, as the
+//! daemon tests drive it), compared on stdout, stderr (where asked) and
+//! exit code.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+use crate::daemon::Berthd;
 use crate::peers::{Dockerd, DOCKER};
 use crate::runtime::berth_binary;
 
@@ -30,21 +33,44 @@ impl From<Output> for Run {
     }
 }
 
-/// Both clients, pointed at one dockerd.
-pub struct Clients<'a> {
-    pub daemon: &'a Dockerd,
+/// Both clients, pointed at one daemon.
+pub struct Clients {
+    /// docker's client program.
+    docker: &'static str,
+    /// Its config directory (berth's reads none here).
+    docker_config: PathBuf,
     pub berth: PathBuf,
     pub host: String,
     mismatches: Vec<String>,
     pub compared: usize,
 }
 
-impl<'a> Clients<'a> {
-    pub fn new(daemon: &'a Dockerd) -> Clients<'a> {
+impl Clients {
+    /// Debian's client and berth against a private dockerd.
+    pub fn new(daemon: &Dockerd) -> Clients {
+        Clients::at(
+            DOCKER,
+            daemon.dir.path().join("client"),
+            daemon.dir.path().join("docker.sock"),
+        )
+    }
+
+    /// docker's client in PATH (the one [`Berthd::docker`] runs) and berth
+    /// against a test berthd.
+    pub fn for_berthd(daemon: &Berthd) -> Clients {
+        Clients::at(
+            "docker",
+            daemon.dir.path().join("docker-config"),
+            daemon.socket.clone(),
+        )
+    }
+
+    fn at(docker: &'static str, docker_config: PathBuf, socket: PathBuf) -> Clients {
         Clients {
-            daemon,
+            docker,
+            docker_config,
             berth: berth_binary("berth"),
-            host: format!("unix://{}", daemon.dir.path().join("docker.sock").display()),
+            host: format!("unix://{}", socket.display()),
             mismatches: Vec::new(),
             compared: 0,
         }
@@ -99,11 +125,11 @@ impl<'a> Clients<'a> {
     pub fn docker_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
         let pre = vec![
             "--config".to_string(),
-            self.daemon.dir.path().join("client").display().to_string(),
+            self.docker_config.display().to_string(),
             "-H".to_string(),
             self.host.clone(),
         ];
-        self.run(DOCKER, &pre, args, stdin)
+        self.run(self.docker, &pre, args, stdin)
     }
 
     pub fn berth(&self, args: &[&str]) -> Run {
@@ -121,9 +147,8 @@ impl<'a> Clients<'a> {
         let mut cmd = if berth {
             Command::new(&self.berth)
         } else {
-            let mut cmd = Command::new(DOCKER);
-            cmd.arg("--config")
-                .arg(self.daemon.dir.path().join("client"));
+            let mut cmd = Command::new(self.docker);
+            cmd.arg("--config").arg(&self.docker_config);
             cmd
         };
         cmd.args(["-H", &self.host])
@@ -137,11 +162,15 @@ impl<'a> Clients<'a> {
     /// in tmux: the final screen, ending in `EXITED-<code>`, blank lines
     /// dropped.
     pub fn terminal_screen(&self, tmux: &Tmux, berth: bool, args: &[&str]) -> String {
-        let config = self.daemon.dir.path().join("client");
         let mut line = if berth {
             format!("{} -H {}", self.berth.display(), self.host)
         } else {
-            format!("{DOCKER} --config {} -H {}", config.display(), self.host)
+            format!(
+                "{} --config {} -H {}",
+                self.docker,
+                self.docker_config.display(),
+                self.host
+            )
         };
         for a in args {
             line.push_str(&format!(" '{}'", a.replace('\'', r"'\''")));
