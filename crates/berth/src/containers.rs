@@ -382,6 +382,7 @@ fn inspect_raw(ctx: &Ctx, kind: &str, name: &str, size: bool) -> Result<Vec<u8>,
             Query::new().flag("verbose", size).encode()
         ),
         "volume" => format!("/volumes/{}", escape_path(name)),
+        "plugin" => format!("/plugins/{}/json", escape_path(name)),
         _ => format!("/images/{}/json", escape_path(name)),
     };
     let resp = ctx.client.request("GET", &path, &[], Body::Empty)?;
@@ -391,8 +392,8 @@ fn inspect_raw(ctx: &Ctx, kind: &str, name: &str, size: bool) -> Result<Vec<u8>,
 
 pub fn inspect(ctx: &Ctx, a: InspectArgs) -> anyhow::Result<()> {
     match a.kind.as_deref() {
-        None | Some("container") | Some("image") | Some("network") | Some("volume") => {}
-        Some(k @ ("node" | "service" | "task" | "plugin" | "secret" | "config")) => {
+        None | Some("container" | "image" | "network" | "volume" | "plugin") => {}
+        Some(k @ ("node" | "service" | "task" | "secret" | "config")) => {
             anyhow::bail!("inspect --type {k} is not available yet in this version of berth")
         }
         Some(k) => anyhow::bail!("{k:?} is not a valid value for --type"),
@@ -427,15 +428,18 @@ pub fn inspect_typed_sized(
     let mut failed = Vec::new();
     for name in names {
         let res = match kind {
+            // (docker passes the daemon's message on for plugins)
             Some(k) => inspect_raw(ctx, k, name, size).map_err(|e| match e.status() {
-                Some(404) => format!("No such {k}: {name}"),
+                Some(404) if k != "plugin" => format!("No such {k}: {name}"),
                 _ => e.to_string(),
             }),
-            // Containers, images, networks, then volumes, as docker looks;
-            // a daemon without some endpoints (501) still has the others.
+            // Containers, images, networks, volumes, then plugins, as
+            // docker looks (berth has no swarm objects to look at between
+            // them); a daemon without some endpoints (501) still has the
+            // others.
             None => {
                 let mut res = Err(format!("No such object: {name}"));
-                for (i, k) in ["container", "image", "network", "volume"]
+                for (i, k) in ["container", "image", "network", "volume", "plugin"]
                     .iter()
                     .enumerate()
                 {

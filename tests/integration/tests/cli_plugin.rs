@@ -112,6 +112,16 @@ fn plugin_commands_against_berthd() {
             "example/by-docker",
             "example/gz:1.0",
         ],
+        // The generic inspect finds plugins too, typed or not.
+        &[
+            "inspect",
+            "--type",
+            "plugin",
+            "-f",
+            "{{.Name}}",
+            "example/by-docker",
+        ],
+        &["inspect", "-f", "{{.Name}} {{.Enabled}}", "example/gz:1.0"],
     ] {
         c.same(args, false);
     }
@@ -133,6 +143,7 @@ fn plugin_commands_against_berthd() {
         &["plugin", "disable", "example/by-docker"],
         &["plugin", "disable", "-f", "example/by-docker"],
         &["plugin", "rm", "nosuch"],
+        &["inspect", "--type", "plugin", "nosuch"],
     ] {
         c.same(args, true);
     }
