@@ -196,7 +196,15 @@ pub fn apply_layer(r: impl Read, dest: &Path, opts: &ApplyOptions) -> Result<App
         }
         (Ok(()), Ok(())) => {}
     }
-    let (diff_id, tar_bytes) = tar.into_inner().into_inner().finish();
+    let (diff_id, tar_bytes) =
+        tar.into_inner()
+            .into_inner()
+            .finish()
+            .map_err(|source| Error::Apply {
+                entry: String::new(),
+                op: "hashing the layer",
+                source,
+            })?;
     Ok(ApplyStats {
         entries: counts.entries,
         bytes: counts.bytes,
