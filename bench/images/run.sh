@@ -26,6 +26,12 @@
 # namespace, --insecure-registry for the loopback registry) in a temp dir,
 # and rewrites the text between <!-- images:begin --> and
 # <!-- images:end --> in bench/RESULTS.md.
+#
+# Start it on a quiet machine, and not within five minutes of a large
+# deletion (its own end included: it removes its data roots): ext4's inode
+# allocator skips recently deleted inodes, which makes creating the
+# image's 14,000 files several times slower for berth and docker alike
+# (see "Where a pull's time goes" in bench/RESULTS.md).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
