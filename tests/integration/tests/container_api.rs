@@ -8,7 +8,7 @@
 //! stream, attach and exec streams for clients that do not upgrade the
 //! connection (dockerode), privileged containers where berthd holds fewer
 //! capabilities than the kernel knows, and a bad image archive reported in
-//! the load's stream.
+//! the load's stream, and a stop that races the container's own exit.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -1036,5 +1036,34 @@ fn events_are_the_ones_dockerd_sends() {
     ]);
     let v: serde_json::Value = serde_json::from_str(json.trim()).expect("one event");
     assert_eq!(v["from"], "bb:1", "{v}");
+    d.stop();
+}
+
+#[test]
+fn stopping_a_container_as_it_exits_is_a_stop_not_a_conflict() {
+    if !require_root() {
+        return;
+    }
+    let d = Berthd::with_busybox(&[]);
+    // Each container prints a line and exits; the stop goes out right as
+    // it does, as testcontainers stops one once its log line was seen.
+    // Whether the exit is recorded before the stop looks or between its
+    // look and its signal, the answer is 204 or 304, never 409.
+    let create = br#"{"Image":"bb:1","Cmd":["echo","done"]}"#;
+    for round in 0..40 {
+        let (status, body) = d.api("POST", "/containers/create", Some(create));
+        assert_eq!(status, 201, "{}", text(&body));
+        let id = json(&body)["Id"].as_str().unwrap().to_owned();
+        let (status, body) = d.api("POST", &format!("/containers/{id}/start"), None);
+        assert_eq!(status, 204, "{}", text(&body));
+        let (status, body) = d.api("POST", &format!("/containers/{id}/stop?t=1"), None);
+        assert!(
+            status == 204 || status == 304,
+            "round {round}: stop answered {status}: {}",
+            text(&body)
+        );
+        let (status, body) = d.api("DELETE", &format!("/containers/{id}"), None);
+        assert_eq!(status, 204, "round {round}: {}", text(&body));
+    }
     d.stop();
 }

@@ -794,7 +794,17 @@ impl Engine {
             .unwrap_or(DEFAULT_STOP_TIMEOUT);
         let handle = self.container_handle(&c);
         let mut rx = handle.subscribe();
-        self.kill_container(name, signal).await?;
+        // A container that exits after the check above makes the signal
+        // fail: its shim answers that it is not running (409) or has
+        // closed its socket on its way out (503). Its exit is being
+        // recorded, which the waits below see: that is a stop too (a
+        // client stopping a container that has just printed its last
+        // line, as testcontainers does, must not get an error).
+        let signal_failed = match self.kill_container(name, signal).await {
+            Ok(()) => None,
+            Err(e) if e.status == 409 || e.status == 503 => Some(e),
+            Err(e) => return Err(e),
+        };
         let stopped = async {
             let _ = rx.wait_for(|s| !s.status.is_live()).await;
         };
@@ -810,7 +820,20 @@ impl Engine {
             // It may have exited just now: not running is fine here.
             let _ = self.kill_container(name, SIGKILL).await;
             let mut rx = handle.subscribe();
-            let _ = rx.wait_for(|s| !s.status.is_live()).await;
+            let exited = rx.wait_for(|s| !s.status.is_live());
+            match signal_failed {
+                None => drop(exited.await),
+                // Neither signal reached it and it did not exit: the
+                // signal's failure was not a race with its exit after all.
+                Some(e) => {
+                    if tokio::time::timeout(Duration::from_secs(10), exited)
+                        .await
+                        .is_err()
+                    {
+                        return Err(e);
+                    }
+                }
+            }
         }
         // The exit is published before its clean-up (so that `run`'s
         // waiters do not wait for the unmount); the exit handler holds the
