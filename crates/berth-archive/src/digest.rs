@@ -25,13 +25,13 @@ pub(crate) struct HashingReader<R> {
     inner: R,
     count: u64,
     state: HashState,
+    /// Starting the helper thread failed once; do not try again.
+    no_helper: bool,
 }
 
 enum HashState {
     Inline(Sha256),
     Offloaded(Offload),
-    /// Only while switching over, and after a helper thread was lost.
-    Gone,
 }
 
 struct Offload {
@@ -94,6 +94,7 @@ impl<R: Read> HashingReader<R> {
             inner,
             count: 0,
             state: HashState::Inline(Sha256::new()),
+            no_helper: false,
         }
     }
 
@@ -102,7 +103,6 @@ impl<R: Read> HashingReader<R> {
         let hasher = match self.state {
             HashState::Inline(h) => h,
             HashState::Offloaded(o) => o.finish()?,
-            HashState::Gone => return Err(io::Error::other("the hashing thread was lost")),
         };
         Ok((
             format!("sha256:{}", hex::encode(hasher.finalize())),
@@ -112,25 +112,29 @@ impl<R: Read> HashingReader<R> {
 
     fn hash(&mut self, bytes: &[u8]) -> io::Result<()> {
         if let HashState::Inline(h) = &mut self.state {
-            if self.count <= OFFLOAD_AFTER {
+            if self.count <= OFFLOAD_AFTER || self.no_helper {
                 h.update(bytes);
                 return Ok(());
             }
-            let HashState::Inline(h) = std::mem::replace(&mut self.state, HashState::Gone) else {
-                unreachable!("matched above")
-            };
-            self.state = HashState::Offloaded(Offload::start(h)?);
-        }
-        match &mut self.state {
-            HashState::Offloaded(o) => {
-                o.pending.extend_from_slice(bytes);
-                if o.pending.len() >= SEND_AT {
-                    o.send_pending()?;
+            // A host that cannot start a thread just now still unpacks:
+            // the hash stays inline.
+            match Offload::start(h.clone()) {
+                Ok(o) => self.state = HashState::Offloaded(o),
+                Err(e) => {
+                    tracing::debug!(error = %e, "hashing inline: no helper thread");
+                    self.no_helper = true;
+                    h.update(bytes);
+                    return Ok(());
                 }
-                Ok(())
             }
-            _ => Err(io::Error::other("the hashing thread was lost")),
         }
+        if let HashState::Offloaded(o) = &mut self.state {
+            o.pending.extend_from_slice(bytes);
+            if o.pending.len() >= SEND_AT {
+                o.send_pending()?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -132,10 +132,12 @@ impl Engine {
     /// `POST /plugins/create`: a plugin from a tar of its `config.json` and
     /// `rootfs` directory (plain or compressed), disabled, as docker
     /// makes it.
+    ///
     /// A refusal reads the rest of the context first, so that the client
     /// gets the answer rather than a broken pipe.
     pub fn create_plugin(&self, name: &str, mut context: impl Read) -> Result<(), ApiError> {
         let familiar = plugin_reference(name).map(|r| r.familiar());
+        // (a failing lookup is not a refusal: the insert below meets it)
         let familiar = match familiar {
             Ok(f) if self.store.resolve_plugin(Some(&f), "", name).is_err() => f,
             refused => {
@@ -154,6 +156,8 @@ impl Engine {
         let made = self.stage_plugin(&staging, &dir.join(&id), &mut context);
         if made.is_err() {
             crate::streams::drain_rest(&mut context);
+            // (absent unless the move of the root file system failed)
+            let _ = std::fs::remove_dir_all(dir.join(&id));
         }
         if let Err(e) = std::fs::remove_dir_all(&staging) {
             tracing::warn!(dir = %staging.display(), error = %e, "removing a plugin's staging directory");
