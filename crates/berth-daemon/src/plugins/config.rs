@@ -288,6 +288,19 @@ fn settable(s: &Setting<'_>, allowed: &str, settable: &[String]) -> Result<(), S
     }
 }
 
+/// The settings' entry `is` picks, or a copy of the configuration's
+/// (`configured`) added if the settings lack it.
+fn entry<'a, T: Clone>(list: &'a mut Vec<T>, configured: &T, is: impl Fn(&T) -> bool) -> &'a mut T {
+    let at = match list.iter().position(is) {
+        Some(at) => at,
+        None => {
+            list.push(configured.clone());
+            list.len() - 1
+        }
+    };
+    &mut list[at]
+}
+
 impl Settings {
     /// Reads settings as [`Settings`] writes them.
     pub fn parse(bytes: &[u8]) -> Result<Settings, String> {
@@ -313,23 +326,13 @@ impl Settings {
                 }
             } else if let Some(i) = config.mounts.iter().position(|m| m.name == s.name) {
                 settable(&s, "source", &config.mounts[i].settable)?;
-                let m = match next.mounts.iter().position(|m| m.name == s.name) {
-                    Some(at) => &mut next.mounts[at],
-                    None => {
-                        next.mounts.push(config.mounts[i].clone());
-                        next.mounts.last_mut().expect("just pushed")
-                    }
-                };
+                let m = entry(&mut next.mounts, &config.mounts[i], |m| m.name == s.name);
                 m.source = Some(s.value.to_owned());
             } else if let Some(i) = config.linux.devices.iter().position(|d| d.name == s.name) {
                 settable(&s, "path", &config.linux.devices[i].settable)?;
-                let d = match next.devices.iter().position(|d| d.name == s.name) {
-                    Some(at) => &mut next.devices[at],
-                    None => {
-                        next.devices.push(config.linux.devices[i].clone());
-                        next.devices.last_mut().expect("just pushed")
-                    }
-                };
+                let d = entry(&mut next.devices, &config.linux.devices[i], |d| {
+                    d.name == s.name
+                });
                 d.path = Some(s.value.to_owned());
             } else if !config.args.name.is_empty() && config.args.name == s.name {
                 settable(&s, "value", &config.args.settable)?;
