@@ -252,8 +252,10 @@ fn start_and_wait_report_the_exit_and_write_exit_json() {
     let exit = waiter.join().unwrap();
     assert_eq!((exit.code, exit.signal, exit.oom_killed), (3, None, false));
     assert_eq!(exit.started_at, st.started_at);
+    // The shim records started_at once the start has released the
+    // process, which may already be sleeping by then: allow it a little.
     assert!(
-        exit.finished_at >= exit.started_at + 300_000_000 && exit.finished_at <= now_ns(),
+        exit.finished_at >= exit.started_at + 250_000_000 && exit.finished_at <= now_ns(),
         "{exit:?}"
     );
     assert_eq!(poller.join().unwrap(), exit);
