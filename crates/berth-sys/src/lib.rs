@@ -11,6 +11,7 @@ pub mod direct_io;
 pub mod exe_copy;
 pub mod ids;
 pub mod malloc;
+pub mod math;
 pub mod mount;
 pub mod process;
 pub mod seccomp;

@@ -19,6 +19,13 @@ use tracing_subscriber::{reload, EnvFilter};
 
 mod idle;
 
+/// Binds the C `pow` of this executable to berth-sys's (see
+/// `berth_sys::math`): a reference from berthd's own object makes the
+/// linker take the definition from berth-sys before it reaches libm.so,
+/// whatever the order of the libraries on its command line.
+#[used]
+static POW: extern "C" fn(f64, f64) -> f64 = berth_sys::math::pow;
+
 #[derive(Debug, Parser, Clone)]
 #[command(
     name = "berthd",
