@@ -89,12 +89,10 @@ impl Dir {
     /// return while that process is still on its way out, so a second
     /// process gets a moment to go (one that stays is a second server).
     fn server(&self) -> i32 {
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        let mut pids = dns::servers_of(self.path());
-        while pids.len() > 1 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-            pids = dns::servers_of(self.path());
-        }
+        let pids = eventually("a losing server to leave", || {
+            let pids = dns::servers_of(self.path());
+            (pids.len() <= 1).then_some(pids)
+        });
         assert_eq!(pids.len(), 1, "one server, not {pids:?}");
         let file = std::fs::read_to_string(self.path().join(berth_dns::PID_FILE)).unwrap();
         assert_eq!(
