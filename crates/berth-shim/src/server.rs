@@ -44,6 +44,9 @@ const LOW_WATER: usize = 256 << 10;
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most read from an output fd at once.
 const READ_CHUNK: usize = 32 << 10;
+/// How long the loop waits with nothing to do before it lets go of its
+/// code's pages and malloc's free memory (see [`Shim::rest`]).
+const REST_AFTER: Duration = Duration::from_secs(1);
 
 /// Which process an fd, a waiter or an attachment belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +200,8 @@ pub struct Shim {
     oom_base: u64,
     quit: bool,
     scratch: Vec<u8>,
+    /// When the loop last had work, if it has not rested since.
+    worked_at: Option<Instant>,
 }
 
 impl Shim {
@@ -270,6 +275,7 @@ impl Shim {
             oom_base: created.oom_base,
             quit: false,
             scratch: Vec::new(),
+            worked_at: Some(Instant::now()),
         };
         let setup = (|| {
             shim.watch(shim.listener.as_raw_fd(), Source::Listener, EventFlags::IN)?;
@@ -414,7 +420,6 @@ impl Shim {
     pub fn run(&mut self) -> Result<()> {
         // Children that exited before the signalfd existed.
         self.reap();
-        self.scratch = vec![0u8; READ_CHUNK];
         let mut events = Vec::with_capacity(16);
         while !self.quit {
             events.clear();
@@ -427,6 +432,11 @@ impl Shim {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(Error::sys("waiting for events")(e.into())),
+            }
+            if events.is_empty() {
+                self.rest_if_idle();
+            } else {
+                self.worked_at = Some(Instant::now());
             }
             for ev in events.iter() {
                 let fd = ev.data.u64() as RawFd;
@@ -441,14 +451,44 @@ impl Shim {
         Ok(())
     }
 
-    /// Until the first stalled client's time is up, if any is stalled.
+    /// Until the first stalled client's time is up or the loop is due to
+    /// rest, whichever comes first; `None` (no timeout) when neither.
     fn next_timeout(&self) -> Option<rustix::event::Timespec> {
-        let first = self.conns.values().filter_map(|c| c.stalled_since).min()?;
-        let left = (first + SEND_TIMEOUT).saturating_duration_since(Instant::now());
+        let stalled = self.conns.values().filter_map(|c| c.stalled_since).min();
+        let deadline = [
+            stalled.map(|t| t + SEND_TIMEOUT),
+            self.worked_at.map(|t| t + REST_AFTER),
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
+        let left = deadline.saturating_duration_since(Instant::now());
         Some(rustix::event::Timespec {
             tv_sec: left.as_secs() as i64,
             tv_nsec: i64::from(left.subsec_nanos()) + 1_000_000,
         })
+    }
+
+    /// Once the loop has had nothing to do for [`REST_AFTER`]: unmaps the
+    /// shim's code (the start-up's and the last request's; the pages stay
+    /// in the page cache, see `berth_sys::code_pages`) and gives its read
+    /// buffer and malloc's free memory back. A shim spends its life waiting, and what it ran
+    /// to start the container is most of what it has mapped; the next
+    /// event maps what it needs again with minor faults.
+    fn rest_if_idle(&mut self) {
+        let Some(worked_at) = self.worked_at else {
+            return;
+        };
+        if worked_at.elapsed() < REST_AFTER {
+            return;
+        }
+        self.worked_at = None;
+        // The read buffer comes back with the next output.
+        self.scratch = Vec::new();
+        berth_sys::malloc::trim();
+        if let Err(e) = berth_sys::code_pages::release() {
+            eprintln!("berth-shim: unmapping idle code pages: {e}");
+        }
     }
 
     fn drop_stalled(&mut self) {

@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod bpf;
 pub mod caps;
+pub mod code_pages;
 pub mod direct_io;
 pub mod exe_copy;
 pub mod ids;

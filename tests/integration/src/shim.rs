@@ -560,3 +560,26 @@ pub fn pss_kib(pid: i32) -> Option<u64> {
         .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         .reduce(|a, b| a + b)
 }
+
+/// The process's own executable code: (KiB mapped, KiB in all), the Rss
+/// and Size of its executable mappings of the file /proc/PID/exe names.
+pub fn code_kib(pid: i32) -> Option<(u64, u64)> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let exe = exe.to_str()?;
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    let mut in_code = false;
+    let (mut mapped, mut size) = (0, 0);
+    for line in smaps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let kib = || fields.get(1)?.parse::<u64>().ok();
+        if line.starts_with(|c: char| c.is_ascii_hexdigit()) && fields.len() >= 5 {
+            // A mapping's header: range, perms, offset, device, inode, path.
+            in_code = fields[1].contains('x') && fields.get(5) == Some(&exe);
+        } else if in_code && fields.first() == Some(&"Rss:") {
+            mapped += kib()?;
+        } else if in_code && fields.first() == Some(&"Size:") {
+            size += kib()?;
+        }
+    }
+    Some((mapped, size))
+}
