@@ -462,10 +462,13 @@ impl Shim {
         .into_iter()
         .flatten()
         .min()?;
-        let left = deadline.saturating_duration_since(Instant::now());
+        // A millisecond over, so that the wait does not end just before
+        // the deadline (epoll_pwait counts whole milliseconds); nanoseconds
+        // stay under a second, as epoll_pwait2 requires.
+        let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(1);
         Some(rustix::event::Timespec {
             tv_sec: left.as_secs() as i64,
-            tv_nsec: i64::from(left.subsec_nanos()) + 1_000_000,
+            tv_nsec: i64::from(left.subsec_nanos()),
         })
     }
 
