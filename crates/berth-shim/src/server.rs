@@ -45,7 +45,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most read from an output fd at once.
 const READ_CHUNK: usize = 32 << 10;
 /// How long the loop waits with nothing to do before it lets go of its
-/// code's pages and malloc's free memory (see [`Shim::rest`]).
+/// code's pages and malloc's free memory (see [`Shim::rest_if_idle`]).
 const REST_AFTER: Duration = Duration::from_secs(1);
 
 /// Which process an fd, a waiter or an attachment belongs to.
@@ -475,9 +475,10 @@ impl Shim {
     /// Once the loop has had nothing to do for [`REST_AFTER`]: unmaps the
     /// shim's code (the start-up's and the last request's; the pages stay
     /// in the page cache, see `berth_sys::code_pages`) and gives its read
-    /// buffer and malloc's free memory back. A shim spends its life waiting, and what it ran
-    /// to start the container is most of what it has mapped; the next
-    /// event maps what it needs again with minor faults.
+    /// buffer and malloc's free memory back. A shim spends its life
+    /// waiting, and what it ran to start the container is most of what it
+    /// has mapped; the next event maps what it needs again with minor
+    /// faults.
     fn rest_if_idle(&mut self) {
         let Some(worked_at) = self.worked_at else {
             return;

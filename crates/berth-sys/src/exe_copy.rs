@@ -128,7 +128,7 @@ fn refresh_slot(slot: &Path, source: &Path, version: &str) -> std::io::Result<()
     }
     let tmp: PathBuf = dir.join(format!(".tmp-{}", std::process::id()));
     std::fs::copy(source, &tmp)?;
-    drop_written_pages(&tmp)?;
+    drop_written_pages(&tmp);
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555))?;
     std::fs::rename(&tmp, slot)?;
     std::fs::write(sidecar(slot), format!("{version}\n{}\n", source.display()))?;
@@ -152,12 +152,15 @@ fn refresh_slot(slot: &Path, source: &Path, version: &str) -> std::io::Result<()
 /// large folios, and a process maps a large folio whole when it faults on
 /// any page of it: an idle shim would keep hundreds of KiB of code mapped
 /// that it never runs. Read back by the processes' own faults, the file is
-/// cached in pages and mapped 64 KiB around each fault.
-fn drop_written_pages(path: &Path) -> std::io::Result<()> {
-    let f = std::fs::File::open(path)?;
-    f.sync_data()?;
-    rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed)?;
-    Ok(())
+/// cached in pages and mapped 64 KiB around each fault. Best effort: the
+/// copy is whole either way.
+fn drop_written_pages(path: &Path) {
+    let Ok(f) = std::fs::File::open(path) else {
+        return;
+    };
+    if f.sync_data().is_ok() {
+        let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
+    }
 }
 
 /// Removes the slots (mount, copy, sidecar, lock) whose source path no
