@@ -108,24 +108,38 @@ bench_busybox_rootfs() { # dir: Debian's static busybox and its applet links
 	done
 }
 
+bench_spawn_berthd() { # dir socket [berthd flags]: a berthd on DIR's own roots; sets spawned_pid
+	local dir=$1 sock=$2
+	shift 2
+	mkdir -p "$dir"
+	echo '{}' >"$dir/daemon.json"
+	"$bin/berthd" --config-file "$dir/daemon.json" --data-root "$dir/data" \
+		--exec-root "$dir/exec" -H "unix://$sock" --cgroup-parent "$berth_cg" "$@" \
+		</dev/null >"$dir/berthd.log" 2>&1 &
+	spawned_pid=$!
+}
+
+bench_spawn_dockerd() { # dir socket containerd-namespace [dockerd flags]: sets spawned_pid
+	local dir=$1 sock=$2 ns=$3
+	shift 3
+	mkdir -p "$dir"
+	echo '{}' >"$dir/daemon.json"
+	dockerd --config-file "$dir/daemon.json" --data-root "$dir/data" --exec-root "$dir/exec" \
+		--pidfile "$dir/docker.pid" -H "unix://$sock" "$@" \
+		--exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "$docker_cg" \
+		--containerd-namespace "$ns" --containerd-plugins-namespace "$ns-plugins" \
+		</dev/null >"$dir/dockerd.log" 2>&1 &
+	spawned_pid=$!
+}
+
 bench_start_berthd() { # extra berthd flags
-	mkdir -p "$work/b"
-	echo '{}' >"$work/b/daemon.json"
-	"$bin/berthd" --config-file "$work/b/daemon.json" --data-root "$work/b/data" \
-		--exec-root "$work/b/exec" -H "unix://$berth_sock" --cgroup-parent "$berth_cg" "$@" \
-		</dev/null >"$work/b/berthd.log" 2>&1 &
-	berthd_pid=$!
+	bench_spawn_berthd "$work/b" "$berth_sock" "$@"
+	berthd_pid=$spawned_pid
 }
 
 bench_start_dockerd() { # extra dockerd flags (networking)
-	mkdir -p "$work/d"
-	echo '{}' >"$work/d/daemon.json"
-	dockerd --config-file "$work/d/daemon.json" --data-root "$work/d/data" --exec-root "$work/d/exec" \
-		--pidfile "$work/d/docker.pid" -H "unix://$docker_sock" "$@" \
-		--exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "$docker_cg" \
-		--containerd-namespace "$tag" --containerd-plugins-namespace "$tag-plugins" \
-		</dev/null >"$work/d/dockerd.log" 2>&1 &
-	dockerd_pid=$!
+	bench_spawn_dockerd "$work/d" "$docker_sock" "$tag" "$@"
+	dockerd_pid=$spawned_pid
 }
 
 wait_socket() { # name socket

@@ -102,23 +102,15 @@ timed() { # engine operation iteration command...
 # stays until the run ends.
 load_daemon_start() { # engine iteration: sets load_pid and load_sock
 	local d=$work/load-$1-$2
-	mkdir -p "$d"
-	echo '{}' >"$d/daemon.json"
 	load_sock=$d/engine.sock
 	if [[ $1 == berth ]]; then
 		load_tables+=("${tag//-/_}_l$2")
-		"$bin/berthd" --config-file "$d/daemon.json" --data-root "$d/data" --exec-root "$d/exec" \
-			-H "unix://$load_sock" --cgroup-parent "$berth_cg" --bridge none \
-			--firewall-table "${tag//-/_}_l$2" </dev/null >"$d/daemon.log" 2>&1 &
+		bench_spawn_berthd "$d" "$load_sock" --bridge none --firewall-table "${tag//-/_}_l$2"
 	else
-		dockerd --config-file "$d/daemon.json" --data-root "$d/data" --exec-root "$d/exec" \
-			--pidfile "$d/docker.pid" -H "unix://$load_sock" \
-			--bridge=none --iptables=false --ip6tables=false --ip-masq=false --userland-proxy=false \
-			--exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "$docker_cg" \
-			--containerd-namespace "$tag-l$2" --containerd-plugins-namespace "$tag-l$2-plugins" \
-			</dev/null >"$d/daemon.log" 2>&1 &
+		bench_spawn_dockerd "$d" "$load_sock" "$tag-l$2" \
+			--bridge=none --iptables=false --ip6tables=false --ip-masq=false --userland-proxy=false
 	fi
-	load_pid=$!
+	load_pid=$spawned_pid
 	wait_socket "$1 for load $2" "$load_sock"
 }
 load_daemon_stop() {

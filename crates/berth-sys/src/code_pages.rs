@@ -29,16 +29,16 @@ fn page_size() -> usize {
 
 /// An address range `[start, end)` of this process's own executable image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Range {
-    pub start: usize,
-    pub end: usize,
+struct Range {
+    start: usize,
+    end: usize,
 }
 
 /// The executable's parts that are never written once it runs: its loaded
 /// segments without write permission and its RELRO, each narrowed to the
 /// whole pages inside it. Empty when the program headers cannot be found
 /// (no `AT_PHDR`, no `PT_PHDR`, an unexpected entry size).
-pub fn read_only_segments() -> Vec<Range> {
+fn read_only_segments() -> Vec<Range> {
     // SAFETY: getauxval reads the auxiliary vector the kernel put on the
     // stack at exec; it has no preconditions.
     let (phdr, phnum, phent) = unsafe {
