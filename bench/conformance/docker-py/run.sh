@@ -22,12 +22,14 @@
 #   DAEMONS            daemons to run, in order (default "berthd dockerd").
 #   DOCKER_PY_VERSION  docker-py release: the PyPI package installed in the
 #                      venv and the git tag the tests come from (default 7.2.0).
-#   BERTH_BIN          dir with berthd and berth-shim (default: this
+#   BERTH_BIN          dir with berthd and the binaries it runs beside
+#                      itself: berth-shim, berth-runtime, berth-dns (user
+#                      networks' DNS), berth-init (--init) (default: this
 #                      repository's target/release, built with
-#                      `cargo build --release -p berthd -p berth-shim
-#                      -p berth-runtime` unless SKIP_BUILD=1). They are
-#                      copied into the daemon's temp dir, so a rebuild
-#                      meanwhile does not change the run.
+#                      `cargo build --release -p ...` for those five unless
+#                      SKIP_BUILD=1). They are copied into the daemon's
+#                      temp dir, so a rebuild meanwhile does not change the
+#                      run.
 #   BERTH_COMMIT       what the berthd binaries were built from, for the
 #                      summary (default: this repository's HEAD, noting
 #                      uncommitted changes under crates/, when BERTH_BIN is
@@ -91,6 +93,8 @@ WORK=$(readlink -m "${WORK:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/docker-py}")
 DAEMONS=${DAEMONS:-"berthd dockerd"}
 DOCKER_PY_VERSION=${DOCKER_PY_VERSION:-7.2.0}
 BERTH_BIN=${BERTH_BIN:-$REPO/target/release}
+# berthd runs the others from beside its own executable.
+BERTH_BINARIES="berthd berth-shim berth-runtime berth-dns berth-init"
 DOCKERD=${DOCKERD:-/usr/sbin/dockerd}
 TEST_TIMEOUT=${TEST_TIMEOUT:-180}
 DOCKERD_NETWORK=${DOCKERD_NETWORK:-none}
@@ -376,14 +380,15 @@ wait_ready() { # what
 }
 
 start_berthd() {
-	[ -x "$BERTH_BIN/berthd" ] && [ -x "$BERTH_BIN/berth-shim" ] || die "no berthd/berth-shim in $BERTH_BIN"
+	local bin
+	for bin in $BERTH_BINARIES; do
+		# A missing one would fail only the tests that need it (a missing
+		# berth-dns: every name lookup on a user network), far from here.
+		[ -x "$BERTH_BIN/$bin" ] || die "no $bin in $BERTH_BIN (BERTH_BIN needs: $BERTH_BINARIES)"
+	done
 	DDIR=$(mktemp -d /tmp/dpy-berthd-XXXXXX)
 	mkdir -p "$DDIR/bin"
-	cp "$BERTH_BIN/berthd" "$BERTH_BIN/berth-shim" "$DDIR/bin/"
-	local extra
-	for extra in berth-runtime berth-dns; do
-		[ -x "$BERTH_BIN/$extra" ] && cp "$BERTH_BIN/$extra" "$DDIR/bin/"
-	done
+	for bin in $BERTH_BINARIES; do cp "$BERTH_BIN/$bin" "$DDIR/bin/"; done
 	echo '{}' >"$DDIR/daemon.json"
 	SOCK=$DDIR/berth.sock
 	"$DDIR/bin/berthd" --config-file "$DDIR/daemon.json" \
@@ -464,8 +469,9 @@ for daemon in $DAEMONS; do
 	case "$daemon" in
 	berthd)
 		if [ "${SKIP_BUILD:-0}" != 1 ] && [ "$BERTH_BIN" = "$REPO/target/release" ]; then
-			log "building berthd, berth-shim, berth-runtime (release)"
-			(cd "$REPO" && cargo build -q --release -p berthd -p berth-shim -p berth-runtime)
+			log "building $BERTH_BINARIES (release)"
+			# shellcheck disable=SC2046 # one -p per binary
+			(cd "$REPO" && cargo build -q --release $(printf -- '-p %s ' $BERTH_BINARIES))
 		fi
 		start_berthd
 		;;
