@@ -17,6 +17,7 @@ pub mod mount;
 pub mod process;
 pub mod seccomp;
 pub mod signalfd;
+pub mod sysctl;
 pub mod writeback;
 
 pub use std::io::Result;

@@ -40,6 +40,12 @@ pub fn set_idmap(mount: BorrowedFd<'_>, userns: BorrowedFd<'_>, recursive: bool)
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,
     };
+    mount_setattr(mount, &attr, recursive)
+}
+
+/// mount_setattr(2) on the mount behind `mount` (and every mount below it
+/// with `recursive`).
+fn mount_setattr(mount: BorrowedFd<'_>, attr: &MountAttr, recursive: bool) -> Result<()> {
     let flags = libc::AT_EMPTY_PATH as u32 | if recursive { AT_RECURSIVE } else { 0 };
     // SAFETY: attr lives for the call and has the size we pass.
     check(unsafe {
@@ -48,7 +54,7 @@ pub fn set_idmap(mount: BorrowedFd<'_>, userns: BorrowedFd<'_>, recursive: bool)
             mount.as_raw_fd(),
             c"".as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     })
@@ -98,17 +104,5 @@ pub fn set_attributes(mount: BorrowedFd<'_>, set: u64, clear: u64, recursive: bo
         propagation: 0,
         userns_fd: 0,
     };
-    let flags = libc::AT_EMPTY_PATH as u32 | if recursive { AT_RECURSIVE } else { 0 };
-    // SAFETY: attr lives for the call and has the size we pass.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            mount.as_raw_fd(),
-            c"".as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    })
-    .map(drop)
+    mount_setattr(mount, &attr, recursive)
 }

@@ -724,32 +724,33 @@ fn extract_error(e: berth_archive::Error) -> ApiError {
 
 impl Engine {
     /// Runs `job` on a thread of its own with the container's root
-    /// filesystem mounted (see the module docs). `job` gets the view (or
-    /// why there is none) and the answer channel; its result is the answer
-    /// unless it answered early.
-    pub(crate) fn in_rootfs<T, F>(
+    /// filesystem mounted (see the module docs) and returns its answer.
+    /// `job` gets the view (or why there is none) and the answer channel;
+    /// its result is the answer unless it answered early (and went on, as
+    /// an archive's stream does).
+    pub(crate) async fn in_rootfs<T, F>(
         self: &Arc<Self>,
         name: String,
         job: F,
-    ) -> tokio::sync::oneshot::Receiver<Result<T, ApiError>>
+    ) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(Result<&View<'_>, ApiError>, &mut Answer<T>) -> Result<T, ApiError>
             + Send
             + 'static,
     {
-        self.in_rootfs_as(name, true, job)
+        self.in_rootfs_as(name, true, job).await
     }
 
     /// [`Self::in_rootfs`]; `with_mounts`: the container's volumes and
     /// binds are mounted in the view (`cp`), or not (`export`, as docker's
     /// leaves them out).
-    pub(crate) fn in_rootfs_as<T, F>(
+    pub(crate) async fn in_rootfs_as<T, F>(
         self: &Arc<Self>,
         name: String,
         with_mounts: bool,
         job: F,
-    ) -> tokio::sync::oneshot::Receiver<Result<T, ApiError>>
+    ) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(Result<&View<'_>, ApiError>, &mut Answer<T>) -> Result<T, ApiError>
@@ -776,9 +777,15 @@ impl Engine {
                 }
             });
         if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start a container file thread");
+            return Err(internal(format!(
+                "cannot start a thread for the container's files: {e}"
+            )));
         }
-        rx
+        rx.await.unwrap_or_else(|_| {
+            Err(internal(
+                "the container file thread ended without an answer",
+            ))
+        })
     }
 
     fn run_in_rootfs<T>(
@@ -905,16 +912,12 @@ impl Engine {
     ) -> Result<PathStat, ApiError> {
         let target = parse_target(&path)?;
         let n = name.clone();
-        let rx = self.in_rootfs(name, move |view, _| {
+        self.in_rootfs(name, move |view, _| {
             let v = view?;
             let (fd, st) = v.lookup(&target, &path, &n)?;
             Ok(v.path_stat(&target, fd.as_fd(), &st))
-        });
-        rx.await.unwrap_or_else(|_| {
-            Err(internal(
-                "the container file thread ended without an answer",
-            ))
         })
+        .await
     }
 
     /// `GET /containers/{id}/archive`: answers with the stat once the path
@@ -928,7 +931,7 @@ impl Engine {
         let target = parse_target(&path)?;
         let engine = self.clone();
         let n = name.clone();
-        let rx = self.in_rootfs(name, move |view, answer| {
+        self.in_rootfs(name, move |view, answer| {
             let v = view?;
             let (fd, st) = v.lookup(&target, &path, &n)?;
             let stat = v.path_stat(&target, fd.as_fd(), &st);
@@ -949,12 +952,8 @@ impl Engine {
                 return Err(e);
             }
             Ok(stat)
-        });
-        rx.await.unwrap_or_else(|_| {
-            Err(internal(
-                "the container file thread ended without an answer",
-            ))
         })
+        .await
     }
 
     /// `path` of container `name` as docker cp's tar (the path's last
@@ -968,16 +967,12 @@ impl Engine {
     ) -> Result<(), ApiError> {
         let target = parse_target(&path)?;
         let n = name.clone();
-        let rx = self.in_rootfs(name, move |view, _| {
+        self.in_rootfs(name, move |view, _| {
             let v = view?;
             let (fd, st) = v.lookup(&target, &path, &n)?;
             v.write_entry(&target, fd, &st, &mut out)
-        });
-        rx.await.unwrap_or_else(|_| {
-            Err(internal(
-                "the container file thread ended without an answer",
-            ))
         })
+        .await
     }
 
     /// `GET /containers/{id}/export`: the whole root filesystem as a tar,
@@ -988,7 +983,7 @@ impl Engine {
         out: ChannelWriter,
     ) -> Result<(), ApiError> {
         let engine = self.clone();
-        let rx = self.in_rootfs_as(name, false, move |view, answer| {
+        self.in_rootfs_as(name, false, move |view, answer| {
             let v = view?;
             if let Some(tx) = answer.take() {
                 if tx.send(Ok(())).is_err() {
@@ -1009,12 +1004,8 @@ impl Engine {
                 return Err(e);
             }
             Ok(())
-        });
-        rx.await.unwrap_or_else(|_| {
-            Err(internal(
-                "the container file thread ended without an answer",
-            ))
         })
+        .await
     }
 
     /// `PUT /containers/{id}/archive`: extracts the tar read from `input`
@@ -1030,7 +1021,7 @@ impl Engine {
     ) -> Result<(), ApiError> {
         let engine = self.clone();
         let n = name.clone();
-        let rx = self.in_rootfs(name, move |view, _| {
+        self.in_rootfs(name, move |view, _| {
             let mut input = Limited {
                 inner: input,
                 left: MAX_PUT_BODY,
@@ -1039,12 +1030,8 @@ impl Engine {
             let r = view.and_then(|v| engine.extract(v, &path, &n, opts, &mut input));
             drain_rest(&mut input);
             r
-        });
-        rx.await.unwrap_or_else(|_| {
-            Err(internal(
-                "the container file thread ended without an answer",
-            ))
         })
+        .await
     }
 
     fn extract(

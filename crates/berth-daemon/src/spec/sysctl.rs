@@ -10,50 +10,31 @@
 use std::collections::BTreeMap;
 
 use berth_api::models::HostConfig;
+use berth_sys::sysctl::{self, Scope};
 
 use super::host::Host;
 use super::plan::IpcMode;
 use super::SpecError;
 
-const IPC: &[&str] = &[
-    "kernel.msgmax",
-    "kernel.msgmnb",
-    "kernel.msgmni",
-    "kernel.sem",
-    "kernel.shmall",
-    "kernel.shmmax",
-    "kernel.shmmni",
-    "kernel.shm_rmid_forced",
-];
-
 fn check(key: &str, net_private: bool, ipc: IpcMode) -> Result<(), SpecError> {
-    if key.is_empty() || key.contains('/') || key.split('.').any(|c| c.is_empty() || c == "..") {
+    if !sysctl::is_valid_name(key) {
         return Err(SpecError::invalid(format!("invalid sysctl name '{key}'")));
     }
-    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
-        if ipc == IpcMode::Host {
-            return Err(SpecError::invalid(format!(
-                "sysctl '{key}' is not allowed in the host's IPC namespace"
-            )));
-        }
-        return Ok(());
-    }
-    if key.starts_with("net.") {
-        if !net_private {
-            return Err(SpecError::invalid(format!(
-                "sysctl '{key}' is not allowed in the host's network namespace"
-            )));
-        }
-        return Ok(());
-    }
-    if key == "kernel.hostname" || key == "kernel.domainname" {
-        return Err(SpecError::invalid(format!(
+    match sysctl::scope(key) {
+        Scope::Ipc if ipc == IpcMode::Host => Err(SpecError::invalid(format!(
+            "sysctl '{key}' is not allowed in the host's IPC namespace"
+        ))),
+        Scope::Network if !net_private => Err(SpecError::invalid(format!(
+            "sysctl '{key}' is not allowed in the host's network namespace"
+        ))),
+        Scope::Ipc | Scope::Network => Ok(()),
+        Scope::Uts => Err(SpecError::invalid(format!(
             "sysctl '{key}' is not allowed: use Hostname or Domainname"
-        )));
+        ))),
+        Scope::Host => Err(SpecError::invalid(format!(
+            "sysctl '{key}' is not allowed: it is not namespaced and would change the host"
+        ))),
     }
-    Err(SpecError::invalid(format!(
-        "sysctl '{key}' is not allowed: it is not namespaced and would change the host"
-    )))
 }
 
 /// The container's sysctls: docker's defaults for a new network namespace
