@@ -2,7 +2,7 @@
 //! `inspect`, `stop`, `kill`, `rm`, `pause`, `wait`, `rename`, `top`,
 //! `port`, `logs`, `diff`, `export`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use berth_client::query::escape_path;
 use berth_client::{Body, Error as ClientError, Query};
@@ -720,24 +720,12 @@ pub fn diff(ctx: &Ctx, a: NameArg) -> anyhow::Result<()> {
 
 pub fn export(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<()> {
     let path = format!("{}/export", cpath(&a.container));
-    match &a.output {
-        Some(f) => {
-            let resp = ctx.client.request("GET", &path, &[], Body::Empty)?;
-            let mut file =
-                std::fs::File::create(f).map_err(|e| anyhow::anyhow!("creating {f}: {e}"))?;
-            ctx.client.copy_body(&path, resp, &mut file)?;
-        }
-        None => {
-            if std::io::stdout().is_terminal() {
-                anyhow::bail!(
-                    "cowardly refusing to save to a terminal. Use the -o flag or redirect"
-                );
-            }
-            let resp = ctx.client.request("GET", &path, &[], Body::Empty)?;
-            ctx.client.copy_body(&path, resp, &mut ctx.out())?;
-        }
-    }
-    Ok(())
+    crate::download::body_to_file_or_stdout(
+        ctx,
+        &path,
+        a.output.as_deref(),
+        "failed to export container",
+    )
 }
 
 #[cfg(test)]

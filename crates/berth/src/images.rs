@@ -456,29 +456,7 @@ pub fn save(ctx: &Ctx, a: SaveArgs) -> anyhow::Result<()> {
         q = q.push("names", i.as_str());
     }
     let path = format!("/images/get{}", q.encode());
-    match &a.output {
-        Some(file) => {
-            let resp = ctx.client.request("GET", &path, &[], Body::Empty)?;
-            let tmp = format!("{file}.berth-tmp");
-            let mut f = std::fs::File::create(&tmp)
-                .map_err(|e| anyhow::anyhow!("failed to save image: creating {tmp}: {e}"))?;
-            ctx.client.copy_body(&path, resp, &mut f)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, file).map_err(|e| {
-                anyhow::anyhow!("failed to save image: renaming {tmp} to {file}: {e}")
-            })?;
-        }
-        None => {
-            if std::io::stdout().is_terminal() {
-                anyhow::bail!(
-                    "cowardly refusing to save to a terminal. Use the -o flag or redirect"
-                );
-            }
-            let resp = ctx.client.request("GET", &path, &[], Body::Empty)?;
-            ctx.client.copy_body(&path, resp, &mut ctx.out())?;
-        }
-    }
-    Ok(())
+    crate::download::body_to_file_or_stdout(ctx, &path, a.output.as_deref(), "failed to save image")
 }
 
 pub fn load(ctx: &Ctx, a: LoadArgs) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@ mod cli;
 mod completion;
 mod containers;
 mod cpfrom;
+mod download;
 mod hostflags;
 mod images;
 mod login;

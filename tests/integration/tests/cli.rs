@@ -701,6 +701,20 @@ fn images_roundtrip(c: &mut Clients) {
     if b.code != 0 || std::fs::metadata(&rootfs).map(|m| m.len()).unwrap_or(0) < 1024 {
         c.mismatch(format!("berth export: {b:?}"));
     }
+    // A save that fails leaves nothing: no -o file, no temporary beside it.
+    let failed = dir.path().join("failed.tar");
+    let b = c.berth(&["save", "-o", failed.to_str().unwrap(), "no-such-image:1"]);
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read the temp dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with("failed.tar"))
+        .collect();
+    if b.code == 0 || !left.is_empty() {
+        c.mismatch(format!(
+            "berth save of a missing image: {b:?}, left {left:?}"
+        ));
+    }
     let b = c.berth(&[
         "import",
         "-c",
