@@ -22,7 +22,7 @@ use crate::containers::lifecycle::WaitCondition;
 use crate::containers::{AttachRequest, ExecStart, LogOptions};
 use crate::engine::Engine;
 use crate::error::ApiError;
-use crate::http::{blocking, json as json_response, parse_filters, parse_query};
+use crate::http::{blocking, json as json_response, parse_filters, parse_query, tar_stream};
 use crate::streams::{body_reader, line_channel, read_limited, ChannelWriter};
 
 /// How long attach's log replay waits after the 101 (see `attach`).
@@ -363,21 +363,12 @@ async fn container_action(
             let q: ArchiveQuery = parse_query(q)?;
             let (writer, body) = ChannelWriter::new();
             let stat = engine.container_archive(name, q.path, writer).await?;
-            Ok((
-                StatusCode::OK,
-                [
-                    (
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/x-tar"),
-                    ),
-                    (
-                        header::HeaderName::from_static(PATH_STAT_HEADER),
-                        path_stat_value(&stat)?,
-                    ),
-                ],
-                body,
-            )
-                .into_response())
+            let mut resp = tar_stream(body);
+            resp.headers_mut().insert(
+                header::HeaderName::from_static(PATH_STAT_HEADER),
+                path_stat_value(&stat)?,
+            );
+            Ok(resp)
         }
         (Method::PUT, "archive") => {
             let q: ArchiveQuery = parse_query(q)?;
@@ -397,15 +388,7 @@ async fn container_action(
         (Method::GET, "export") => {
             let (writer, body) = ChannelWriter::new();
             engine.export_container(name, writer).await?;
-            Ok((
-                StatusCode::OK,
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/x-tar"),
-                )],
-                body,
-            )
-                .into_response())
+            Ok(tar_stream(body))
         }
         (Method::GET, "changes") => {
             let changes = blocking(move || engine.container_changes(&name)).await?;

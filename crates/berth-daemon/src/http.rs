@@ -92,6 +92,19 @@ pub(crate) fn json_lines(status: StatusCode, body: Body) -> Response {
         .into_response()
 }
 
+/// A streamed tar (`application/x-tar`): `save`, `export`, `archive`.
+pub(crate) fn tar_stream(body: Body) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-tar"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// Runs a synchronous service on a blocking thread.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -558,15 +571,7 @@ async fn save(engine: Arc<Engine>, names: Vec<String>) -> Result<Response, ApiEr
             failer.fail(e.to_string());
         }
     });
-    Ok((
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-tar"),
-        )],
-        body,
-    )
-        .into_response())
+    Ok(tar_stream(body))
 }
 
 /// The pull target from `fromImage` and `tag` (a tag or a digest).
