@@ -2,9 +2,11 @@
 //! extra exec) or an external OCI runtime binary driven with runc's
 //! command line (`--runtime PATH`).
 //!
-//! Every operation of the embedded runtime runs in a forked helper
-//! (`helper`), which loads the container's record from its state root
-//! itself: the supervisor never parses a spec, so it stays small.
+//! Every operation of the embedded runtime but delete runs in a forked
+//! helper (`helper`), which loads the container's record from its state
+//! root itself: the supervisor never parses a spec while it serves, so it
+//! stays small. The delete, after which the shim quits, runs in the
+//! supervisor.
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -386,9 +388,19 @@ impl Backend {
     }
 
     /// Deletes the container (killing it first with `force`).
+    ///
+    /// The embedded runtime deletes in the supervisor itself, not in a
+    /// helper: the shim quits right after a delete, so what the runtime
+    /// maps and allocates need not be kept off the supervisor, and every
+    /// container's removal (which waits for this) saves a fork. Poststop
+    /// hooks run from here as well: std's Command gives them an empty
+    /// signal mask, not the supervisor's blocked SIGCHLD.
     pub fn delete(&self, force: bool) -> Result<()> {
         match self {
-            Backend::Embedded { .. } => self.embedded(|c| c.delete(force)),
+            Backend::Embedded { runtime, id, .. } => runtime
+                .load(id)
+                .and_then(|c| c.delete(force))
+                .map_err(container_err(id)),
             Backend::External { .. } => {
                 if force {
                     self.ext("delete", &["--force"]).map(drop)

@@ -286,6 +286,38 @@ fn start_and_wait_report_the_exit_and_write_exit_json() {
 }
 
 #[test]
+fn delete_runs_the_poststop_hooks() {
+    if !require_root() {
+        return;
+    }
+    let mut t = ShimTest::new("shim-poststop");
+    let out = tempfile::tempdir().expect("temp dir");
+    let marker = out.path().join("poststop");
+    let mut bundle = t.bundle(&["true"]);
+    // The hook runs on the host, with the container's state on stdin, and
+    // waits for a child of its own (SIGCHLD must reach it).
+    let script = format!(
+        "cat > {m}.state; sleep 0.1 & wait; echo ran > {m}",
+        m = marker.display()
+    );
+    bundle.edit(|c| {
+        c["hooks"] = json!({"poststop": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]})
+    });
+    let shim = t.spawn(&bundle, &ShimOpts::default());
+    let mut c = shim.client();
+    c.start().unwrap();
+    let exit = c.wait().unwrap();
+    assert_eq!(exit.code, 0);
+    assert!(!marker.exists(), "the hook ran before the delete");
+    assert_eq!(c.delete(false).unwrap(), Some(exit));
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+    let state = std::fs::read_to_string(marker.with_extension("state")).unwrap();
+    assert!(state.contains("\"status\":\"stopped\""), "{state}");
+    assert!(wait_gone(shim.pid, Duration::from_secs(10)));
+    t.finish();
+}
+
+#[test]
 fn a_signal_exit_is_128_plus_the_signal() {
     if !require_root() {
         return;
