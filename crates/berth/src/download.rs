@@ -8,10 +8,10 @@ use berth_client::Body;
 use crate::Ctx;
 
 /// Writes the body of `GET path` to `output`, or to standard output when
-/// there is none (refused on a terminal, as docker refuses). The file
-/// appears whole or not at all: the body goes to a temporary file beside
-/// it, which is synced and renamed over `output`, and removed if anything
-/// fails. `what` starts every error ("failed to save image").
+/// there is none (refused on a terminal, as docker refuses). A regular
+/// file appears whole or not at all: the body goes to a temporary file
+/// beside it, which is synced and renamed over `output`, and removed if
+/// anything fails. `what` starts every error ("failed to save image").
 pub fn body_to_file_or_stdout(
     ctx: &Ctx,
     path: &str,
@@ -27,6 +27,16 @@ pub fn body_to_file_or_stdout(
         return Ok(());
     };
     let resp = ctx.client.request("GET", path, &[], Body::Empty)?;
+    // A device or a pipe (`-o /dev/stdout`, `-o >(gzip > x.gz)`) is written
+    // as it is: a rename would replace it.
+    if std::fs::metadata(file).is_ok_and(|m| !m.is_file()) {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(file)
+            .map_err(|e| anyhow::anyhow!("{what}: opening {file}: {e}"))?;
+        ctx.client.copy_body(path, resp, &mut f)?;
+        return Ok(());
+    }
     let tmp = format!("{file}.berth-tmp");
     let written = (|| -> anyhow::Result<()> {
         let mut f = std::fs::File::create(&tmp)

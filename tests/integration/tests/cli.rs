@@ -715,6 +715,16 @@ fn images_roundtrip(c: &mut Clients) {
             "berth save of a missing image: {b:?}, left {left:?}"
         ));
     }
+    // -o naming a pipe writes into it (a rename would replace it).
+    let b = c.berth(&["save", "-o", "/dev/stdout", "busybox"]);
+    if b.code != 0 || !b.stdout.contains("manifest.json") {
+        c.mismatch(format!(
+            "berth save -o /dev/stdout: code {}, {} bytes, stderr {}",
+            b.code,
+            b.stdout.len(),
+            b.stderr
+        ));
+    }
     let b = c.berth(&[
         "import",
         "-c",
