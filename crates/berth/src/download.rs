@@ -18,15 +18,14 @@ pub fn body_to_file_or_stdout(
     output: Option<&str>,
     what: &str,
 ) -> anyhow::Result<()> {
+    if output.is_none() && std::io::stdout().is_terminal() {
+        anyhow::bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+    }
+    let resp = ctx.client.request("GET", path, &[], Body::Empty)?;
     let Some(file) = output else {
-        if std::io::stdout().is_terminal() {
-            anyhow::bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
-        }
-        let resp = ctx.client.request("GET", path, &[], Body::Empty)?;
         ctx.client.copy_body(path, resp, &mut ctx.out())?;
         return Ok(());
     };
-    let resp = ctx.client.request("GET", path, &[], Body::Empty)?;
     // A device or a pipe (`-o /dev/stdout`, `-o >(gzip > x.gz)`) is written
     // as it is: a rename would replace it.
     if std::fs::metadata(file).is_ok_and(|m| !m.is_file()) {
