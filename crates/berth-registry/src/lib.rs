@@ -20,7 +20,7 @@
 
 mod auth;
 mod blobs;
-mod challenge;
+pub mod challenge;
 mod client;
 pub mod config;
 mod error;
