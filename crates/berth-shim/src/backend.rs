@@ -6,7 +6,8 @@
 //! helper (`helper`), which loads the container's record from its state
 //! root itself: the supervisor never parses a spec while it serves, so it
 //! stays small. The delete, after which the shim quits, runs in the
-//! supervisor.
+//! supervisor, and so does a signal to a live init that the runtime would
+//! send with a plain kill(2) (see `signal_init`).
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -241,9 +242,20 @@ impl Backend {
         }
     }
 
-    pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
+    /// Sends `signal` to the container's init, or with `all` to all of its
+    /// processes. `live_init` is the init's pid while the shim has not
+    /// reaped it: the pid cannot name another process until then.
+    pub fn kill(&self, signal: i32, all: bool, live_init: Option<i32>) -> Result<()> {
         match self {
-            Backend::Embedded { .. } => self.embedded(|c| c.kill(signal, all)),
+            Backend::Embedded { .. } => {
+                // What the embedded runtime's kill would come to, without
+                // a helper's fork and a read of the container's record:
+                // stop, kill and `rm -f` wait for it.
+                if let Some(done) = live_init.and_then(|pid| signal_init(pid, signal, all)) {
+                    return done;
+                }
+                self.embedded(|c| c.kill(signal, all))
+            }
             Backend::External { id, .. } => {
                 // runc takes the signal after the id.
                 let mut v: Vec<std::ffi::OsString> = vec!["kill".into()];
@@ -489,4 +501,54 @@ fn read_pid(path: &Path) -> Result<i32> {
     s.trim()
         .parse()
         .map_err(|_| Error::State(format!("pid file {path:?} holds {s:?}, not a pid")))
+}
+
+/// Signals a live init directly where the embedded runtime's `kill`
+/// would end in the same kill(2). None where only the runtime can: a
+/// signal for every process of the container, which it finds in the
+/// cgroup. Except a SIGKILL to an init that is its pid namespace's init:
+/// its death takes every process of the namespace with it, and nothing
+/// forks past the kernel's kill (`docker rm -f`). A SIGKILL to any other
+/// init means all processes too (runc 1.2): for the runtime.
+fn signal_init(pid: i32, signal: i32, all: bool) -> Option<Result<()>> {
+    let direct = if signal == libc::SIGKILL {
+        is_pid_namespace_init(pid)
+    } else {
+        !all
+    };
+    if !direct {
+        return None;
+    }
+    if signal == 0 {
+        return Some(Ok(()));
+    }
+    Some(signal_process(
+        pid,
+        signal,
+        "signalling the container's init",
+    ))
+}
+
+/// kill(2) of a process this shim has not reaped yet (its pid is still
+/// its own), with the signal number a client sent.
+pub fn signal_process(pid: i32, signal: i32, op: &'static str) -> Result<()> {
+    let sig = rustix::process::Signal::from_named_raw(signal)
+        .ok_or_else(|| Error::Usage(format!("invalid signal {signal}")))?;
+    let pid = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| Error::State(format!("no process to signal (pid {pid})")))?;
+    rustix::process::kill_process(pid, sig).map_err(|e| Error::sys(op)(e.into()))
+}
+
+/// Whether `pid` is pid 1 of a pid namespace below ours (`NSpid` in its
+/// status lists its pid in each namespace, ours first). Unknown counts as
+/// no: the runtime decides.
+fn is_pid_namespace_init(pid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|ids| ids.split_whitespace().collect::<Vec<_>>())
+        .is_some_and(|ids| ids.len() > 1 && ids.last() == Some(&"1"))
 }

@@ -30,7 +30,7 @@ use berth_sys::signalfd::SignalFd;
 use oci_spec::runtime::Process;
 use rustix::event::epoll::{self, EventFlags};
 
-use crate::backend::Backend;
+use crate::backend::{signal_process, Backend};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::logger::{now_ns, Logger};
@@ -861,7 +861,8 @@ impl Shim {
                 return Ok(self.wait(fd, Owner::Exec(exec_id)));
             }
             Request::Kill { signal, all } => {
-                self.backend.kill(signal, all)?;
+                let live_init = self.init.exit.is_none().then_some(self.init.pid);
+                self.backend.kill(signal, all, live_init)?;
                 Response::Ok
             }
             Request::ExecKill { exec_id, signal } => {
@@ -869,11 +870,7 @@ impl Shim {
                 if p.exit.is_some() {
                     return Err(Error::State("the exec'd process has exited".into()));
                 }
-                let pid = rustix::process::Pid::from_raw(p.pid).expect("exec pids are positive");
-                let sig = rustix::process::Signal::from_named_raw(signal)
-                    .ok_or_else(|| Error::Usage(format!("invalid signal {signal}")))?;
-                rustix::process::kill_process(pid, sig)
-                    .map_err(|e| Error::sys("signalling the exec'd process")(e.into()))?;
+                signal_process(p.pid, signal, "signalling the exec'd process")?;
                 Response::Ok
             }
             Request::Pause => {

@@ -824,6 +824,88 @@ fn exec_cases(shim: &Shim, c: &mut ShimClient) {
 
 // 7. kill, pause, stats, update, delete.
 
+/// The pids in the container's cgroup, once there are `n`.
+fn container_pids(shim: &Shim, init: u32, n: usize) -> Vec<i32> {
+    let procs = shim.cgroup_dir(init, "pids").join("cgroup.procs");
+    eventually("the container's processes", || {
+        let text = std::fs::read_to_string(&procs).unwrap();
+        let pids: Vec<i32> = text.lines().map(|l| l.parse().unwrap()).collect();
+        (pids.len() == n).then_some(pids)
+    })
+}
+
+#[test]
+fn kill_signals_the_init_and_a_host_pid_sigkill_reaches_every_process() {
+    if !require_root() {
+        return;
+    }
+    let mut t = ShimTest::new("shim-kill");
+    // Its own pid namespace: the shim signals the init itself.
+    let bundle = t.bundle(&["sh", "-c", "trap 'exit 7' TERM; sleep 1000 & wait"]);
+    let shim = t.spawn(&bundle, &ShimOpts::default());
+    let mut c = shim.client();
+    c.start().unwrap();
+    c.kill(0, false).unwrap();
+    let (code, message) = shim_error(c.kill(99, false));
+    assert_eq!(code, ErrorCode::InvalidArgument, "{message}");
+    assert!(message.contains("invalid signal 99"), "{message}");
+    c.kill(15, false).unwrap();
+    let exit = c.wait().unwrap();
+    assert_eq!((exit.code, exit.signal), (7, None));
+    assert!(
+        c.kill(15, false).is_err(),
+        "a stopped container took a signal"
+    );
+    c.delete(false).unwrap();
+    assert!(wait_gone(shim.pid, Duration::from_secs(10)));
+
+    // Its own pid namespace, SIGKILL to all (`docker rm -f`): the init's
+    // death takes the others.
+    let bundle = t.bundle(&["sh", "-c", "sleep 1000 & sleep 1000 & wait"]);
+    let shim = t.spawn(&bundle, &ShimOpts::default());
+    let mut c = shim.client();
+    c.start().unwrap();
+    let init = c.state().unwrap().pid;
+    let pids = container_pids(&shim, init, 3);
+    c.kill(9, true).unwrap();
+    let exit = c.wait().unwrap();
+    assert_eq!((exit.code, exit.signal), (137, Some(9)));
+    for pid in pids {
+        assert!(
+            wait_gone(pid, Duration::from_secs(10)),
+            "pid {pid} outlived the SIGKILL"
+        );
+    }
+    c.delete(false).unwrap();
+    assert!(wait_gone(shim.pid, Duration::from_secs(10)));
+
+    // The host's pid namespace: the init's death leaves its children
+    // running, so a SIGKILL means every process of the container (the
+    // runtime's part).
+    let mut bundle = t.bundle(&["sh", "-c", "sleep 1000 & sleep 1000 & wait"]);
+    bundle.edit(|cfg| {
+        let ns = cfg["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "pid");
+    });
+    let shim = t.spawn(&bundle, &ShimOpts::default());
+    let mut c = shim.client();
+    c.start().unwrap();
+    let init = c.state().unwrap().pid;
+    let pids = container_pids(&shim, init, 3);
+    c.kill(9, false).unwrap();
+    let exit = c.wait().unwrap();
+    assert_eq!((exit.code, exit.signal), (137, Some(9)));
+    for pid in pids {
+        assert!(
+            wait_gone(pid, Duration::from_secs(10)),
+            "pid {pid} outlived the SIGKILL"
+        );
+    }
+    c.delete(false).unwrap();
+    assert!(wait_gone(shim.pid, Duration::from_secs(10)));
+    t.finish();
+}
+
 #[test]
 fn kill_all_pause_resume_stats_update_and_forced_delete() {
     if !require_root() {
