@@ -834,6 +834,31 @@ fn container_pids(shim: &Shim, init: u32, n: usize) -> Vec<i32> {
     })
 }
 
+/// Runs `bundle` (an init with two children), SIGKILLs it (`all` or the
+/// init alone) and checks that none of the three outlives it.
+fn sigkill_ends_every_process(
+    t: &mut ShimTest,
+    bundle: &berth_integration::runtime::Bundle,
+    all: bool,
+) {
+    let shim = t.spawn(bundle, &ShimOpts::default());
+    let mut c = shim.client();
+    c.start().unwrap();
+    let init = c.state().unwrap().pid;
+    let pids = container_pids(&shim, init, 3);
+    c.kill(9, all).unwrap();
+    let exit = c.wait().unwrap();
+    assert_eq!((exit.code, exit.signal), (137, Some(9)));
+    for pid in pids {
+        assert!(
+            wait_gone(pid, Duration::from_secs(10)),
+            "pid {pid} outlived the SIGKILL"
+        );
+    }
+    c.delete(false).unwrap();
+    assert!(wait_gone(shim.pid, Duration::from_secs(10)));
+}
+
 #[test]
 fn kill_signals_the_init_and_a_host_pid_sigkill_reaches_every_process() {
     if !require_root() {
@@ -862,22 +887,7 @@ fn kill_signals_the_init_and_a_host_pid_sigkill_reaches_every_process() {
     // Its own pid namespace, SIGKILL to all (`docker rm -f`): the init's
     // death takes the others.
     let bundle = t.bundle(&["sh", "-c", "sleep 1000 & sleep 1000 & wait"]);
-    let shim = t.spawn(&bundle, &ShimOpts::default());
-    let mut c = shim.client();
-    c.start().unwrap();
-    let init = c.state().unwrap().pid;
-    let pids = container_pids(&shim, init, 3);
-    c.kill(9, true).unwrap();
-    let exit = c.wait().unwrap();
-    assert_eq!((exit.code, exit.signal), (137, Some(9)));
-    for pid in pids {
-        assert!(
-            wait_gone(pid, Duration::from_secs(10)),
-            "pid {pid} outlived the SIGKILL"
-        );
-    }
-    c.delete(false).unwrap();
-    assert!(wait_gone(shim.pid, Duration::from_secs(10)));
+    sigkill_ends_every_process(&mut t, &bundle, true);
 
     // The host's pid namespace: the init's death leaves its children
     // running, so a SIGKILL means every process of the container (the
@@ -887,22 +897,7 @@ fn kill_signals_the_init_and_a_host_pid_sigkill_reaches_every_process() {
         let ns = cfg["linux"]["namespaces"].as_array_mut().unwrap();
         ns.retain(|n| n["type"] != "pid");
     });
-    let shim = t.spawn(&bundle, &ShimOpts::default());
-    let mut c = shim.client();
-    c.start().unwrap();
-    let init = c.state().unwrap().pid;
-    let pids = container_pids(&shim, init, 3);
-    c.kill(9, false).unwrap();
-    let exit = c.wait().unwrap();
-    assert_eq!((exit.code, exit.signal), (137, Some(9)));
-    for pid in pids {
-        assert!(
-            wait_gone(pid, Duration::from_secs(10)),
-            "pid {pid} outlived the SIGKILL"
-        );
-    }
-    c.delete(false).unwrap();
-    assert!(wait_gone(shim.pid, Duration::from_secs(10)));
+    sigkill_ends_every_process(&mut t, &bundle, false);
     t.finish();
 }
 
