@@ -1,40 +1,62 @@
 //! Work the daemon finishes before it exits although no request waits for
 //! it: the tail of a container's exit or removal (unmounting its rootfs,
-//! deleting its veths and network namespace) runs after `docker run --rm`
-//! was told, on a monitor thread. A daemon stopped by SIGTERM right then
-//! would leave those mounts and namespaces behind until its next start;
-//! it waits for them instead ([`Inflight::wait_idle`]).
+//! deleting its veths and network namespace, deleting its files) runs
+//! after the client was told, on a monitor thread or one of its own. A
+//! daemon stopped by SIGTERM right then would leave those mounts,
+//! namespaces and files behind until its next start; it waits for them
+//! instead ([`Inflight::wait_idle`]).
 
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Counts the pieces of such work under way.
 #[derive(Debug, Default)]
-pub(crate) struct Inflight {
+pub(crate) struct Inflight(Arc<Counter>);
+
+#[derive(Debug, Default)]
+struct Counter {
     running: Mutex<usize>,
     idle: Condvar,
 }
 
-/// One piece of work under way; it ends when dropped.
-pub(crate) struct InflightGuard<'a>(&'a Inflight);
+/// One piece of work under way; it ends when dropped. It may move to
+/// another thread.
+pub(crate) struct InflightGuard(Arc<Counter>);
 
 impl Inflight {
-    pub(crate) fn enter(&self) -> InflightGuard<'_> {
-        *self.running.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        InflightGuard(self)
+    pub(crate) fn enter(&self) -> InflightGuard {
+        *self.0.running.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        InflightGuard(self.0.clone())
+    }
+
+    /// Runs `work` on a thread of its own, counted from now (not from
+    /// when the thread starts), so a daemon told to stop right after this
+    /// call still waits for it.
+    pub(crate) fn run_later(&self, name: &str, work: impl FnOnce() + Send + 'static) {
+        let guard = self.enter();
+        let spawned = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                work();
+                drop(guard);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(work = name, error = %e, "no thread for work after the reply");
+        }
     }
 
     /// Waits until no work is under way, at most `timeout`; false if some
     /// still was then.
     pub(crate) fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut running = self.0.running.lock().unwrap_or_else(|p| p.into_inner());
         while *running > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
             }
             running = self
+                .0
                 .idle
                 .wait_timeout(running, left)
                 .unwrap_or_else(|p| p.into_inner())
@@ -44,7 +66,7 @@ impl Inflight {
     }
 }
 
-impl Drop for InflightGuard<'_> {
+impl Drop for InflightGuard {
     fn drop(&mut self) {
         let mut running = self.0.running.lock().unwrap_or_else(|p| p.into_inner());
         *running -= 1;
@@ -77,5 +99,18 @@ mod tests {
         assert!(!inflight.wait_idle(Duration::from_millis(1)));
         assert!(inflight.wait_idle(Duration::from_secs(10)));
         worker.join().unwrap();
+    }
+
+    #[test]
+    fn work_run_later_is_waited_for() {
+        let inflight = Inflight::default();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        inflight.run_later("test-work", move || {
+            // Holds until the test lets it go.
+            let _ = rx.recv();
+        });
+        assert!(!inflight.wait_idle(Duration::from_millis(20)));
+        tx.send(()).unwrap();
+        assert!(inflight.wait_idle(Duration::from_secs(10)));
     }
 }

@@ -385,6 +385,33 @@ fn daemon_killed_during_create_start_and_rm() {
     d.stop();
 }
 
+#[test]
+fn removed_files_go_after_the_reply_or_at_the_next_start() {
+    if !require_root() || !has_docker() {
+        return;
+    }
+    let mut d = Berthd::with_busybox(&[]);
+    let containers = d.data_root.join("containers");
+    let id = d.docker_ok(&["run", "-d", "bb:1", "sleep", "1000"]);
+    let id = id.trim();
+    d.docker_ok(&["rm", "-f", id]);
+    // Deleted on a thread after the reply: the directory goes under
+    // another name at once, then entirely.
+    assert!(!containers.join(id).exists(), "the directory kept its name");
+    eventually(10, "the removed container's files deleted", || {
+        std::fs::read_dir(&containers).unwrap().next().is_none()
+    });
+
+    // Files a killed daemon had not deleted yet go at its next start.
+    let trash = containers.join(format!(".removing-{id}"));
+    std::fs::create_dir_all(trash.join("upper/etc")).unwrap();
+    std::fs::write(trash.join("upper/etc/hostname"), "x\n").unwrap();
+    d.crash();
+    d.restart();
+    assert!(!trash.exists(), "{}", d.log());
+    d.stop();
+}
+
 /// A rootfs tarball of busybox plus `mb` MiB of incompressible data, so
 /// pulling it takes long enough to be interrupted.
 fn big_tar(dir: &Path, mb: usize) -> PathBuf {
