@@ -6,8 +6,8 @@
 //! helper (`helper`), which loads the container's record from its state
 //! root itself: the supervisor never parses a spec while it serves, so it
 //! stays small. The delete, after which the shim quits, runs in the
-//! supervisor, and so does a signal to a live init that the runtime would
-//! send with a plain kill(2) (see `signal_init`).
+//! supervisor, and so does a kill that comes to one kill(2) of the live
+//! init (see `signal_init`).
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};

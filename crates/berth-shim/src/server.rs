@@ -861,7 +861,10 @@ impl Shim {
                 return Ok(self.wait(fd, Owner::Exec(exec_id)));
             }
             Request::Kill { signal, all } => {
-                let live_init = self.init.exit.is_none().then_some(self.init.pid);
+                // A paused container's kill-all is the runtime's, which
+                // thaws the cgroup after it: a frozen init cannot die.
+                let direct = self.init.exit.is_none() && !(all && self.paused);
+                let live_init = direct.then_some(self.init.pid);
                 self.backend.kill(signal, all, live_init)?;
                 Response::Ok
             }

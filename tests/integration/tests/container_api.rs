@@ -134,6 +134,15 @@ fn kill_waits_for_the_exit_of_sigkill() {
     d.docker_ok(&["kill", "frozen"]);
     assert!(!running(&d, "frozen"));
     d.docker_ok(&["rm", "usr1", "frozen"]);
+    // And removed by force.
+    d.docker_ok(&["run", "-d", "--name", "frozen", "bb:1", "sleep", "600"]);
+    d.docker_ok(&["pause", "frozen"]);
+    d.docker_ok(&["rm", "-f", "frozen"]);
+    assert_eq!(
+        d.docker_ok(&["ps", "-aq", "--filter", "name=frozen"])
+            .trim(),
+        ""
+    );
     let err = d.docker(&["kill", "nope"]);
     assert!(!err.status.success());
     d.stop();

@@ -910,11 +910,16 @@ impl Engine {
             } else {
                 let e = self.clone();
                 let id = c.id.clone();
+                let paused = c.state.status == Status::Paused;
                 let _ = crate::http::blocking(move || {
                     let paths = e.container_paths(&id);
                     let mut client = shim::connect(&paths, &id)?;
-                    // A paused process cannot die until thawed.
-                    let _ = client.resume();
+                    // A paused process cannot die until thawed. Only
+                    // then: the shim's answer to a resume of a running
+                    // container comes from a forked helper (1-3 ms).
+                    if paused {
+                        let _ = client.resume();
+                    }
                     client.kill(9, true)?;
                     Ok(())
                 })
