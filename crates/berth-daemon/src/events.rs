@@ -190,6 +190,11 @@ pub fn parse_time(s: &str) -> Option<i128> {
     crate::images::parse_rfc3339(s).map(|s| s as i128 * 1_000_000_000)
 }
 
+/// How long a stream with `until` (nanoseconds) has left at `now`.
+pub fn until_wait(until: i128, now: i128) -> std::time::Duration {
+    std::time::Duration::from_nanos((until - now).max(0) as u64)
+}
+
 /// `until`'s limit for a prune, or docker's error for a value that is
 /// neither a time nor a duration.
 pub(crate) fn until_limit(u: &str) -> Result<i128, ApiError> {

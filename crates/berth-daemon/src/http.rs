@@ -310,9 +310,17 @@ fn swarm_refusal(m: &Method, path: &str) -> Option<ApiError> {
     })
 }
 
-/// `GET /events`: the backlog since `since`, then live events until
-/// `until` (or until the client leaves).
-fn events(engine: Arc<Engine>, q: &str) -> Result<Response, ApiError> {
+/// What a `GET /events` query asks for: its filters, and `since` and
+/// `until` in nanoseconds since the epoch.
+#[derive(Debug)]
+pub struct EventsWindow {
+    pub filters: Filters,
+    pub since: Option<i128>,
+    pub until: Option<i128>,
+}
+
+/// `GET /events`'s query, checked.
+pub(crate) fn events_window(q: &str) -> Result<EventsWindow, ApiError> {
     let q: query::EventsQuery = parse_query(q)?;
     let filters = parse_filters(q.filters.as_deref())?;
     filters.validate(&["type", "event", "image", "container", "label", "scope"])?;
@@ -327,8 +335,21 @@ fn events(engine: Arc<Engine>, q: &str) -> Result<Response, ApiError> {
             })
             .transpose()
     };
-    let since = time("since", q.since.as_deref())?;
-    let until = time("until", q.until.as_deref())?;
+    Ok(EventsWindow {
+        filters,
+        since: time("since", q.since.as_deref())?,
+        until: time("until", q.until.as_deref())?,
+    })
+}
+
+/// `GET /events`: the backlog since `since`, then live events until
+/// `until` (or until the client leaves).
+fn events(engine: Arc<Engine>, q: &str) -> Result<Response, ApiError> {
+    let EventsWindow {
+        filters,
+        since,
+        until,
+    } = events_window(q)?;
     let (past, mut rx) = engine.events().subscribe(since);
     let (tx, body) = line_channel();
     let stopping = engine.stopping();
@@ -346,8 +367,7 @@ fn events(engine: Arc<Engine>, q: &str) -> Result<Response, ApiError> {
             }
         }
         let deadline = until.map(|u| {
-            let wait = (u - crate::events::now_nanos()).max(0) as u64;
-            tokio::time::Instant::now() + std::time::Duration::from_nanos(wait)
+            tokio::time::Instant::now() + crate::events::until_wait(u, crate::events::now_nanos())
         });
         loop {
             let next = async {
@@ -465,7 +485,17 @@ pub(crate) fn client_for(
     let Some(value) = headers.get("X-Registry-Auth") else {
         return Ok(client);
     };
-    let raw = value.as_bytes();
+    Ok(
+        match decode_registry_auth(value.as_bytes())?.credentials() {
+            Some(c) => client.with_credentials(registry, c),
+            None => client,
+        },
+    )
+}
+
+/// An `X-Registry-Auth` header's value: base64 (URL-safe or standard,
+/// padded or not) of docker's `AuthConfig` JSON. Blank is no credentials.
+pub(crate) fn decode_registry_auth(raw: &[u8]) -> Result<AuthBody, ApiError> {
     if raw.len() > MAX_AUTH_HEADER {
         return Err(ApiError::bad_request("X-Registry-Auth header is too large"));
     }
@@ -475,7 +505,7 @@ pub(crate) fn client_for(
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
     if trimmed.is_empty() {
-        return Ok(client);
+        return Ok(AuthBody::default());
     }
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let stripped: Vec<u8> = trimmed.iter().copied().filter(|b| *b != b'=').collect();
@@ -484,12 +514,8 @@ pub(crate) fn client_for(
         .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(&stripped))
         .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Auth header: {e}")))?;
     // docker sends `{}` (or e30=) when it has no credentials.
-    let auth: AuthBody = serde_json::from_slice(&decoded)
-        .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Auth header: {e}")))?;
-    Ok(match auth.credentials() {
-        Some(c) => client.with_credentials(registry, c),
-        None => client,
-    })
+    serde_json::from_slice(&decoded)
+        .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Auth header: {e}")))
 }
 
 async fn create_image(

@@ -704,7 +704,7 @@ fn created_unix(image: &ImageRecord) -> i64 {
 
 /// `reference` filter: docker matches the familiar name (with or without
 /// the tag) against a shell pattern.
-fn reference_matches(pattern: &str, tag: &str) -> bool {
+pub(crate) fn reference_matches(pattern: &str, tag: &str) -> bool {
     let name = tag.rsplit_once(':').map_or(tag, |(n, _)| n);
     glob(pattern.as_bytes(), tag.as_bytes()) || glob(pattern.as_bytes(), name.as_bytes())
 }

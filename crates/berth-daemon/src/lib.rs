@@ -18,6 +18,9 @@ mod distribution;
 pub mod engine;
 pub mod error;
 pub mod events;
+// For the fuzz targets in fuzz/ only: not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 mod go_duration;
 pub mod http;
 mod image_lineage;

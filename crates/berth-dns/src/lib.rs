@@ -52,7 +52,10 @@
 //! to one reply, no I/O), `forward` (asking the upstreams), `server` (the
 //! sockets and the event loop, used by the binary).
 
-mod answer;
+// Public for the fuzz targets in fuzz/ only (one query to one reply, no
+// I/O): not an API.
+#[doc(hidden)]
+pub mod answer;
 mod config;
 mod control;
 mod forward;

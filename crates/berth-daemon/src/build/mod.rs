@@ -128,7 +128,7 @@ pub(crate) struct Options {
     pub cache_from: Option<Vec<String>>,
 }
 
-fn options(q: &BuildQuery) -> Result<Options, ApiError> {
+pub(crate) fn options(q: &BuildQuery) -> Result<Options, ApiError> {
     let json_map = |raw: &Option<String>, what: &str| -> Result<serde_json::Value, ApiError> {
         match raw.as_deref().filter(|s| !s.is_empty()) {
             None => Ok(serde_json::Value::Null),

@@ -145,15 +145,15 @@ pub struct ExtractOptions {
 /// A requested container path, cleaned as docker does (`filepath.Join("/",
 /// p)` keeping a trailing `/` or `/.`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Target {
+pub(crate) struct Target {
     /// Absolute and lexically clean: `/`, `/etc`, `/etc/passwd`.
-    clean: String,
+    pub clean: String,
     /// Follow a symlink in the last element (the request ended in `/` or
     /// `/.`); else the last element itself is what is meant.
-    follow: bool,
+    pub follow: bool,
     /// docker's `filepath.Base` of the path: the stat's `name` and the
     /// name the archive's entries get.
-    name: String,
+    pub name: String,
 }
 
 /// Go's `filepath.Clean` of an absolute path.
@@ -171,7 +171,7 @@ pub(crate) fn clean_abs(path: &str) -> String {
     format!("/{}", out.join("/"))
 }
 
-fn parse_target(path: &str) -> Result<Target, ApiError> {
+pub(crate) fn parse_target(path: &str) -> Result<Target, ApiError> {
     if path.is_empty() {
         return Err(ApiError::bad_request(
             "bad parameter: 'path' cannot be empty",

@@ -95,8 +95,7 @@ impl Host {
         }
     }
 
-    /// A fixed x86_64 host for tests.
-    #[cfg(test)]
+    /// A fixed x86_64 host for tests and the fuzz targets.
     pub fn fixed() -> Host {
         Host {
             arch: "amd64",

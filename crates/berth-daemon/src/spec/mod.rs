@@ -194,6 +194,35 @@ pub fn validate(body: &ContainerCreateBody, image: &ImageConfig) -> Result<Vec<S
     Ok(Plan::new(body, image, &Host::detect())?.warnings)
 }
 
+/// For the fuzz targets ([`crate::fuzzing`]): what [`generate`] derives
+/// from the request alone, on a fixed host, without a rootfs or the host's
+/// devices (the plan, resources, seccomp profile, mounts, namespaces, masked
+/// paths). Returns the plan's warnings.
+pub(crate) fn check_offline(
+    body: &ContainerCreateBody,
+    image: &ImageConfig,
+) -> Result<Vec<String>, SpecError> {
+    let host = Host::fixed();
+    let plan = Plan::new(body, image, &host)?;
+    let mut rules = if plan.privileged {
+        Vec::new()
+    } else {
+        devices::default_rules()
+    };
+    rules.extend(plan.device_rules.iter().cloned());
+    resources::build(&plan, rules)?;
+    plan.seccomp_profile(&host)?;
+    let etc = EtcFiles {
+        hosts: "/etc-files/hosts".into(),
+        hostname: "/etc-files/hostname".into(),
+        resolv_conf: "/etc-files/resolv.conf".into(),
+    };
+    mounts::build(&plan, &etc, &[], None);
+    plan.system_paths(&host);
+    namespaces(&plan);
+    Ok(plan.warnings)
+}
+
 /// Defaults berth applies to a container that docker's inspect reports in
 /// its HostConfig: the masked and read-only paths (none when privileged)
 /// and whether it gets a cgroup namespace of its own.
