@@ -653,7 +653,7 @@ async fn logs(engine: Arc<Engine>, name: String, q: &str) -> Result<Response, Ap
             None => Ok(None),
             Some(s) => crate::events::parse_time(s)
                 .map(Some)
-                .ok_or_else(|| ApiError::bad_request(format!("invalid time {s:?}"))),
+                .map_err(|reason| ApiError::bad_request(format!("invalid time {s:?}: {reason}"))),
         }
     };
     // A negative count means all, as in dockerd (testcontainers asks for

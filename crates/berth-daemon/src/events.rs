@@ -2,12 +2,14 @@
 //! subscribers and a bounded backlog for `since`.
 
 use std::collections::VecDeque;
+use std::num::IntErrorKind;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_api::Filters;
 
 use crate::error::ApiError;
+use crate::go_duration::DurationError;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
@@ -164,42 +166,73 @@ impl EventBus {
 
 /// `since`/`until`: unix seconds with an optional fraction, RFC 3339, or
 /// a Go duration (`24h`, `1h30m`) back from now, as docker's
-/// `GetTimestamp` reads them (`container prune --filter until=24h`).
-pub fn parse_time(s: &str) -> Option<i128> {
-    if let Some(ago) = crate::go_duration::parse_nanos(s).filter(|_| s != "0") {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128);
-        return Some(now - ago);
+/// `GetTimestamp` reads them (`container prune --filter until=24h`);
+/// nanoseconds since the epoch. Like docker's, seconds must fit a Go int64
+/// and durations Go's `time.Duration`; the error says what is wrong.
+pub fn parse_time(s: &str) -> Result<i128, String> {
+    match crate::go_duration::parse_nanos(s) {
+        Ok(ago) if s != "0" => return Ok(now_nanos() - i128::from(ago)),
+        Err(e @ DurationError::OutOfRange) => return Err(e.to_string()),
+        _ => {}
     }
+    let invalid = || {
+        "expected unix seconds (with an optional fraction), RFC 3339 or a Go duration".to_string()
+    };
     if s.contains('T') {
-        return parse_rfc3339_nanos(s);
+        return parse_rfc3339_nanos(s).ok_or_else(invalid);
     }
     if let Some((secs, frac)) = s.split_once('.') {
-        let secs: i128 = secs.parse().ok()?;
+        let secs = unix_seconds(secs)?.ok_or_else(invalid)?;
         let digits: String = frac.chars().take(9).collect();
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+            return Err(invalid());
         }
-        let nanos: i128 = format!("{digits:0<9}").parse().ok()?;
-        return Some(secs * 1_000_000_000 + nanos);
+        let nanos: i128 = format!("{digits:0<9}").parse().map_err(|_| invalid())?;
+        return Ok(secs + nanos);
     }
-    if let Ok(secs) = s.parse::<i128>() {
-        return Some(secs * 1_000_000_000);
+    if let Some(t) = unix_seconds(s)? {
+        return Ok(t);
     }
-    crate::images::parse_rfc3339(s).map(|s| s as i128 * 1_000_000_000)
+    crate::images::parse_rfc3339(s)
+        .map(|secs| i128::from(secs) * 1_000_000_000)
+        .ok_or_else(invalid)
 }
 
-/// How long a stream with `until` (nanoseconds) has left at `now`.
+/// Whole unix seconds as nanoseconds, in docker's range (a Go int64);
+/// `None` when `text` is no integer.
+fn unix_seconds(text: &str) -> Result<Option<i128>, String> {
+    match text.parse::<i64>() {
+        Ok(secs) => Ok(Some(i128::from(secs) * 1_000_000_000)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                IntErrorKind::PosOverflow | IntErrorKind::NegOverflow
+            ) =>
+        {
+            Err(format!(
+                "out of range: unix seconds are at most {} either way",
+                i64::MAX
+            ))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+/// How long a stream with `until` (nanoseconds) has left at `now`: none
+/// once it is past, and at most `u64::MAX` nanoseconds (584 years) for a
+/// time further away.
 pub fn until_wait(until: i128, now: i128) -> std::time::Duration {
-    std::time::Duration::from_nanos((until - now).max(0) as u64)
+    let left = until.saturating_sub(now).max(0);
+    std::time::Duration::from_nanos(u64::try_from(left).unwrap_or(u64::MAX))
 }
 
 /// `until`'s limit for a prune, or docker's error for a value that is
 /// neither a time nor a duration.
 pub(crate) fn until_limit(u: &str) -> Result<i128, ApiError> {
-    parse_time(u).ok_or_else(|| {
-        ApiError::bad_request(format!("failed to parse value as time or duration: {u:?}"))
+    parse_time(u).map_err(|reason| {
+        ApiError::bad_request(format!(
+            "failed to parse value as time or duration: {u:?}: {reason}"
+        ))
     })
 }
 
@@ -226,7 +259,7 @@ mod tests {
     #[test]
     fn durations_back_from_now() {
         // "0" is unix time 0, not "now" (docker's GetTimestamp).
-        assert_eq!(parse_time("0"), Some(0));
+        assert_eq!(parse_time("0"), Ok(0));
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -237,18 +270,64 @@ mod tests {
 
     #[test]
     fn times_in_every_shape() {
-        assert_eq!(parse_time("12.5"), Some(12_500_000_000));
-        assert_eq!(parse_time("12"), Some(12_000_000_000));
-        assert_eq!(parse_time("1970-01-01T00:00:10Z"), Some(10_000_000_000));
+        assert_eq!(parse_time("12.5"), Ok(12_500_000_000));
+        assert_eq!(parse_time("12"), Ok(12_000_000_000));
+        assert_eq!(parse_time("1970-01-01T00:00:10Z"), Ok(10_000_000_000));
         assert_eq!(
             parse_time("1970-01-01T00:00:10.000000001Z"),
-            Some(10_000_000_001)
+            Ok(10_000_000_001)
         );
         assert_eq!(
             parse_time("1970-01-01T01:00:10.5+01:00"),
-            Some(10_500_000_000)
+            Ok(10_500_000_000)
         );
-        assert_eq!(parse_time("nope"), None);
+        assert_eq!(
+            parse_time("nope").unwrap_err(),
+            "expected unix seconds (with an optional fraction), RFC 3339 or a Go duration"
+        );
+    }
+
+    #[test]
+    fn times_beyond_dockers_range_are_refused() {
+        // Beside the events_query fuzz target's crash (far_untils_wait_long):
+        // 39-digit seconds overflowed the i128 multiplication, and
+        // durations far beyond Go's were subtracted from now unchecked.
+        for s in [
+            "170141183460469231731687303715884105727",
+            "-9223372036854775809",
+            "9223372036854775808.5",
+        ] {
+            let e = parse_time(s).unwrap_err();
+            assert!(e.starts_with("out of range: unix seconds"), "{s}: {e}");
+        }
+        let e = parse_time(&format!("-{}h", "9".repeat(40))).unwrap_err();
+        assert!(e.starts_with("out of range: a Go duration"), "{e}");
+        assert_eq!(
+            parse_time("9223372036854775807"),
+            Ok(i128::from(i64::MAX) * 1_000_000_000)
+        );
+        let e = until_limit("99999999999999999999").unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(e.message.contains("out of range"), "{}", e.message);
+    }
+
+    #[test]
+    fn far_untils_wait_long_not_wrapped() {
+        // events_query's crash: `until=70000000000` (year 4188) is more
+        // nanoseconds away than a u64 holds, and the wait wrapped to a
+        // shorter one.
+        let now = 1_795_544_389_266_641_684;
+        let until = parse_time("70000000000").unwrap();
+        assert_eq!(
+            until_wait(until, now),
+            std::time::Duration::from_nanos(u64::MAX)
+        );
+        assert_eq!(until_wait(now - 1, now), std::time::Duration::ZERO);
+        assert_eq!(until_wait(now + 5, now), std::time::Duration::from_nanos(5));
+        assert_eq!(
+            until_wait(i128::from(i64::MAX) * 1_000_000_000, i128::from(i64::MIN)),
+            std::time::Duration::from_nanos(u64::MAX)
+        );
     }
 
     #[test]
@@ -298,10 +377,10 @@ mod tests {
 
     #[test]
     fn times() {
-        assert_eq!(parse_time("1700000000"), Some(1_700_000_000_000_000_000));
-        assert_eq!(parse_time("1.5"), Some(1_500_000_000));
-        assert_eq!(parse_time("1970-01-01T00:00:10Z"), Some(10_000_000_000));
-        assert_eq!(parse_time("soon"), None);
-        assert_eq!(parse_time("1.x"), None);
+        assert_eq!(parse_time("1700000000"), Ok(1_700_000_000_000_000_000));
+        assert_eq!(parse_time("1.5"), Ok(1_500_000_000));
+        assert_eq!(parse_time("1970-01-01T00:00:10Z"), Ok(10_000_000_000));
+        assert!(parse_time("soon").is_err());
+        assert!(parse_time("1.x").is_err());
     }
 }

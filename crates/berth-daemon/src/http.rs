@@ -327,10 +327,8 @@ pub(crate) fn events_window(q: &str) -> Result<EventsWindow, ApiError> {
     let time = |what: &str, v: Option<&str>| -> Result<Option<i128>, ApiError> {
         v.filter(|s| !s.is_empty())
             .map(|s| {
-                crate::events::parse_time(s).ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "invalid {what} {s:?}: expected unix seconds (with an optional fraction) or RFC 3339"
-                    ))
+                crate::events::parse_time(s).map_err(|reason| {
+                    ApiError::bad_request(format!("invalid {what} {s:?}: {reason}"))
                 })
             })
             .transpose()

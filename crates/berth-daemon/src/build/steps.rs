@@ -1331,11 +1331,21 @@ fn healthcheck(ins: &Instruction) -> Result<serde_json::Value, BuildError> {
         };
         // Empty is docker's "not set" (0); a negative one is no duration.
         let ns = match value.as_str() {
-            "" => Some(0),
-            v => crate::go_duration::parse_nanos(v).filter(|ns| *ns >= 0),
-        }
-        .ok_or_else(|| line_error(ins, format!("--{flag}={value} is not a duration")))?;
-        hc[field] = (ns as i64).into();
+            "" => 0,
+            v => match crate::go_duration::parse_nanos(v) {
+                Ok(ns) if ns >= 0 => ns,
+                Err(e @ crate::go_duration::DurationError::OutOfRange) => {
+                    return Err(line_error(ins, format!("--{flag}={value} is {e}")))
+                }
+                _ => {
+                    return Err(line_error(
+                        ins,
+                        format!("--{flag}={value} is not a duration"),
+                    ))
+                }
+            },
+        };
+        hc[field] = ns.into();
     }
     Ok(hc)
 }
@@ -1349,12 +1359,35 @@ mod tests {
         assert_eq!(join_path("/app", "sub/../x"), "/app/x");
         assert_eq!(join_path("/app", "/abs"), "/abs");
         assert_eq!(join_path("/", "."), "/");
-        assert_eq!(
-            crate::go_duration::parse_nanos("1m30s"),
-            Some(90_000_000_000)
-        );
-        assert_eq!(crate::go_duration::parse_nanos("500ms"), Some(500_000_000));
-        assert_eq!(crate::go_duration::parse_nanos("5 parsecs"), None);
+        assert_eq!(crate::go_duration::parse_nanos("1m30s"), Ok(90_000_000_000));
+        assert_eq!(crate::go_duration::parse_nanos("500ms"), Ok(500_000_000));
+        assert!(crate::go_duration::parse_nanos("5 parsecs").is_err());
         assert_eq!(unix_mode((1 << 31) | (1 << 20) | 0o777), 0o1777);
+    }
+
+    #[test]
+    fn healthcheck_durations_beyond_go_are_refused() {
+        let check = |line: &str| {
+            let df = berth_build::parse(line).unwrap();
+            healthcheck(&df.instructions[0])
+        };
+        let hc = check("HEALTHCHECK --interval=1m30s --timeout=2562047h CMD true").unwrap();
+        assert_eq!(hc["Interval"], 90_000_000_000_i64);
+        assert_eq!(hc["Timeout"], 9_223_369_200_000_000_000_i64);
+        // Once truncated by `as i64` into some other interval.
+        let e = check("HEALTHCHECK --interval=99999999999h CMD true").unwrap_err();
+        assert!(
+            e.message.ends_with(
+                "--interval=99999999999h is out of range: a Go duration is at most 2562047h47m16.854775807s either way"
+            ),
+            "{}",
+            e.message
+        );
+        let e = check("HEALTHCHECK --timeout=-1s CMD true").unwrap_err();
+        assert!(
+            e.message.ends_with("--timeout=-1s is not a duration"),
+            "{}",
+            e.message
+        );
     }
 }
