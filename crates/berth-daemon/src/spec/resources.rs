@@ -136,7 +136,12 @@ pub(crate) fn check(
     }
     if memory > 0 && swap == 0 {
         // docker's default: as much swap as memory.
-        swap = memory * 2;
+        swap = memory.checked_mul(2).ok_or_else(|| {
+            SpecError::invalid(format!(
+                "invalid Memory {memory}: the default memory+swap limit (twice Memory) does not fit in 64 bits; give MemorySwap (-1 for unlimited swap) or at most {} bytes of Memory",
+                i64::MAX / 2
+            ))
+        })?;
     }
 
     let nano = nonzero(hc.nano_cpus);
@@ -427,6 +432,30 @@ mod tests {
             berth_errdefs::ErrorKind::InvalidArgument
         );
         e.to_string()
+    }
+
+    #[test]
+    fn memory_whose_default_swap_overflows() {
+        // The container_limits fuzz target's crash (tmin'd): Memory 2^62
+        // without MemorySwap, whose default (twice Memory) overflowed.
+        let e = err(HostConfig {
+            memory: Some(1 << 62),
+            ..Default::default()
+        });
+        assert!(e.starts_with("invalid Memory 4611686018427387904: the default memory+swap limit (twice Memory) does not fit in 64 bits"), "{e}");
+        let s = check_hc(HostConfig {
+            memory: Some(1 << 62),
+            memory_swap: Some(-1),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((s.memory, s.swap), (Some(1 << 62), None));
+        let s = check_hc(HostConfig {
+            memory: Some(i64::MAX / 2),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.swap, Some(i64::MAX - 1));
     }
 
     #[test]
