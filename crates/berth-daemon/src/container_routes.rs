@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use berth_api::models::{ContainerCreateBody, ContainerUpdateBody, ExecConfig};
+use berth_api::models::{ContainerUpdateBody, ExecConfig};
 use berth_api::{query, ApiVersion};
 use berth_errdefs::ErrorKind;
 use berth_shim_proto::AttachOptions;
@@ -139,9 +139,7 @@ async fn create(engine: Arc<Engine>, q: &str, body: Body) -> Result<Response, Ap
         }
     };
     let bytes = read_limited(body, MAX_CREATE_BODY).await?;
-    let mut create: ContainerCreateBody = parse_json(&bytes, "invalid container config")?;
-    let raw: serde_json::Value = parse_json(&bytes, "invalid container config")?;
-    crate::networks::attach::apply_container_mac(&mut create, &raw)?;
+    let create = crate::containers::create_request::parse(&bytes)?;
     let (id, warnings) =
         blocking(move || engine.create_container(q.name.as_deref(), create, platform.as_ref()))
             .await?;

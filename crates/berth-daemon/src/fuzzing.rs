@@ -4,7 +4,6 @@
 //! state or touches the host, through the crate-private functions the
 //! handler itself calls.
 
-use berth_api::models::ContainerCreateBody;
 use berth_api::query::BuildQuery;
 use berth_image::ImageConfig;
 
@@ -20,31 +19,30 @@ pub fn container_create(
     body: &[u8],
     image: &ImageConfig,
 ) -> Result<Vec<String>, ApiError> {
-    // container_routes::create
-    let mut create: ContainerCreateBody =
-        crate::container_routes::parse_json(body, "invalid container config")?;
-    let raw: serde_json::Value =
-        crate::container_routes::parse_json(body, "invalid container config")?;
-    crate::networks::attach::apply_container_mac(&mut create, &raw)?;
-    // Engine::create_container
-    let warnings = crate::spec::check_offline(&create, image)?;
+    // container_routes::create, then Engine::create_container's checks
+    // that need no daemon state.
+    let create = crate::containers::create_request::parse(body)?;
+    let checked = crate::containers::create_request::check(
+        create,
+        image,
+        &crate::spec::Host::fixed(),
+        Some(name),
+    )?;
+    let create = checked.body;
     let _ = crate::spec::joined_pid_container(&create);
     let _ = crate::spec::joined_ipc_container(&create);
-    crate::spec::command(&create, image)?;
-    crate::containers::log_driver::normalise(&mut create)?;
-    if !name.is_empty() {
-        crate::containers::names::validate(name).map_err(ApiError::bad_request)?;
-    }
     crate::spec::mount_requests(&create, image)?;
+    // Engine::start_container: the spec it would generate, short of the
+    // rootfs and the host's devices.
+    crate::spec::check_offline(&create, image)?;
     let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let _ = crate::spec::hostname(&create, id);
     let _ = crate::spec::cgroups_path(&create, id);
-    // Engine::start_container
     let _ = crate::spec::uses_init(&create, false);
     let _ = crate::spec::shareable_ipc(&create);
     crate::containers::log_driver::driver(&create)?;
     let _ = crate::containers::health::probe(&create, image);
-    Ok(warnings)
+    Ok(checked.warnings)
 }
 
 /// `GET /events`'s query: its filters, `since` and `until` (unix time,

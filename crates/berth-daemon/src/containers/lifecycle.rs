@@ -12,7 +12,7 @@ use berth_store::ContainerRow;
 
 use super::record::{ContainerConfig, RunState, Status};
 use super::shim::{self, Launch, Paths};
-use super::{encode, log_driver, names, rootfs, Handle, Loaded};
+use super::{create_request, encode, log_driver, names, rootfs, Handle, Loaded};
 use crate::engine::Engine;
 use crate::error::ApiError;
 
@@ -136,7 +136,7 @@ impl Engine {
     pub fn create_container(
         &self,
         name: Option<&str>,
-        mut body: ContainerCreateBody,
+        body: ContainerCreateBody,
         platform: Option<&berth_image::Platform>,
     ) -> Result<(String, Vec<String>), ApiError> {
         let image_name = body
@@ -156,7 +156,10 @@ impl Engine {
                 )));
             }
         }
-        let mut warnings = crate::spec::validate(&body, &image_config)?;
+        let checked =
+            create_request::check(body, &image_config, &crate::spec::Host::detect(), name)?;
+        let body = checked.body;
+        let mut warnings = checked.warnings;
         self.check_container_networks(&body)?;
         // A container whose PID or IPC namespace it would join must exist
         // (running is checked at start). Not a 404: the docker CLI would
@@ -171,23 +174,16 @@ impl Engine {
                 _ => e,
             })?;
         }
-        let (path, args) = crate::spec::command(&body, &image_config)?;
         let host = body.host_config.clone().unwrap_or_default();
         let runtime = self.runtime_name(host.runtime.as_deref())?;
-        log_driver::normalise(&mut body)?;
-        let requested = name
-            .filter(|n| !n.is_empty())
-            .map(names::validate)
-            .transpose()
-            .map_err(ApiError::bad_request)?;
         let (mount_points, volumes) = self.plan_mount_points(&body, &image_config)?;
         let id = self.unused_id()?;
         let config = ContainerConfig {
             hostname: crate::spec::hostname(&body, &id),
             create: body,
             image_name,
-            path,
-            args,
+            path: checked.path,
+            args: checked.args,
             runtime,
             mount_points,
             left_mode_network: false,
@@ -203,7 +199,7 @@ impl Engine {
             config: encode(&config),
             state: encode(&RunState::default()),
         };
-        let inserted = match requested {
+        let inserted = match checked.name {
             Some(n) => {
                 row.name = n;
                 self.store.insert_container(&row)

@@ -15,6 +15,7 @@
 pub mod archive;
 pub mod attach;
 mod commit;
+pub(crate) mod create_request;
 pub(crate) mod etc;
 mod exec;
 pub mod health;

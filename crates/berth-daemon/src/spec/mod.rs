@@ -42,7 +42,7 @@ use berth_errdefs::{ErrorKind, HasKind};
 use berth_image::ImageConfig;
 use oci_spec::runtime::{Linux, LinuxNamespace, LinuxNamespaceType, Process, Root, Spec, User};
 
-use host::Host;
+pub(crate) use host::Host;
 pub use mounts::{requests as mount_requests, BindPoint, Requests, ResolvedMount, VolumeRequest};
 pub(crate) use plan::{shm_size, DEFAULT_SHM_SIZE};
 use plan::{IpcMode, Plan};
@@ -191,7 +191,16 @@ impl HasKind for SpecError {
 /// At create time (no rootfs yet): everything checkable without the rootfs.
 /// Returns docker's warnings (for the create response's `Warnings`).
 pub fn validate(body: &ContainerCreateBody, image: &ImageConfig) -> Result<Vec<String>, SpecError> {
-    Ok(Plan::new(body, image, &Host::detect())?.warnings)
+    validate_on(body, image, &Host::detect())
+}
+
+/// [`validate`] on a given host.
+pub(crate) fn validate_on(
+    body: &ContainerCreateBody,
+    image: &ImageConfig,
+    host: &Host,
+) -> Result<Vec<String>, SpecError> {
+    Ok(Plan::new(body, image, host)?.warnings)
 }
 
 /// For the fuzz targets ([`crate::fuzzing`]): what [`generate`] derives
