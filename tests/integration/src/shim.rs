@@ -146,6 +146,16 @@ impl ShimTest {
         }
     }
 
+    /// Runs the shims from the read-only copy of the shim binary, as
+    /// berthd does. Where the code a shim maps matters: the build's own
+    /// file was written by the linker, which leaves it in the page cache in
+    /// large folios, mapped whole on any fault; berth_sys::exe_copy drops
+    /// its copy's written pages.
+    pub fn run_from_read_only_copy(&mut self) {
+        self.shim_binary = berth_sys::exe_copy::read_only_copy(&self.shim_binary)
+            .expect("a read-only copy of berth-shim");
+    }
+
     pub fn env(&self) -> &TestEnv {
         self.env.as_ref().expect("not finished")
     }

@@ -1201,6 +1201,7 @@ fn idle_shims_are_small() {
         return;
     }
     let mut t = ShimTest::new("shim-pss");
+    t.run_from_read_only_copy();
     let bundle = t.bundle(&["sleep", "1000"]);
     let mut shims = Vec::new();
     let mut alone = 0;
@@ -1253,6 +1254,7 @@ fn a_resting_shim_unmaps_its_code_and_still_serves() {
         return;
     }
     let mut t = ShimTest::new("shim-rest");
+    t.run_from_read_only_copy();
     let bundle = t.bundle(&["sleep", "1000"]);
     let shim = t.spawn(&bundle, &ShimOpts::default());
     let mut c = shim.client();
