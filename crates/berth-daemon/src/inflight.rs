@@ -32,16 +32,25 @@ impl Inflight {
     /// Runs `work` on a thread of its own, counted from now (not from
     /// when the thread starts), so a daemon told to stop right after this
     /// call still waits for it.
+    /// Without a thread (none can be made), the work runs here and now.
     pub(crate) fn run_later(&self, name: &str, work: impl FnOnce() + Send + 'static) {
         let guard = self.enter();
+        let slot = Arc::new(Mutex::new(Some(work)));
+        let theirs = slot.clone();
+        let take = |s: &Mutex<Option<_>>| s.lock().unwrap_or_else(|p| p.into_inner()).take();
         let spawned = std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
-                work();
+                if let Some(work) = take(&theirs) {
+                    work();
+                }
                 drop(guard);
             });
         if let Err(e) = spawned {
-            tracing::warn!(work = name, error = %e, "no thread for work after the reply");
+            tracing::warn!(work = name, error = %e, "no thread for work after the reply: doing it now");
+            if let Some(work) = take(&slot) {
+                work();
+            }
         }
     }
 

@@ -392,23 +392,52 @@ fn removed_files_go_after_the_reply_or_at_the_next_start() {
     }
     let mut d = Berthd::with_busybox(&[]);
     let containers = d.data_root.join("containers");
-    let id = d.docker_ok(&["run", "-d", "bb:1", "sleep", "1000"]);
-    let id = id.trim();
-    d.docker_ok(&["rm", "-f", id]);
-    // Deleted on a thread after the reply: the directory goes under
-    // another name at once, then entirely.
-    assert!(!containers.join(id).exists(), "the directory kept its name");
-    eventually(10, "the removed container's files deleted", || {
-        std::fs::read_dir(&containers).unwrap().next().is_none()
+    let mounts_under = |dir: &Path| {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        info.lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|mp| Path::new(mp).starts_with(dir))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    // Running (its exit leaves the rootfs to the removal), restarting
+    // (its exit unmounts, the restart mounts again) and `--rm`.
+    let running = d.docker_ok(&["run", "-d", "bb:1", "sleep", "1000"]);
+    let restarting = d.docker_ok(&["run", "-d", "--restart", "always", "bb:1", "sleep", "1000"]);
+    for id in [running.trim(), restarting.trim()] {
+        assert_eq!(mounts_under(&containers.join(id)).len(), 1, "{}", d.log());
+        d.docker_ok(&["rm", "-f", id]);
+        // Unmounted and deleted on a thread after the reply: the directory
+        // goes under another name at once, then entirely.
+        assert!(!containers.join(id).exists(), "the directory kept its name");
+    }
+    d.docker_ok(&["run", "--rm", "bb:1", "true"]);
+    eventually(10, "the removed containers' mounts and files gone", || {
+        mounts_under(&containers).is_empty()
+            && std::fs::read_dir(&containers).unwrap().next().is_none()
     });
 
-    // Files a killed daemon had not deleted yet go at its next start.
-    let trash = containers.join(format!(".removing-{id}"));
-    std::fs::create_dir_all(trash.join("upper/etc")).unwrap();
+    // A rootfs and files a killed daemon had not removed yet go at its
+    // next start.
+    let trash = containers.join(format!(".removing-{}", running.trim()));
+    for sub in ["upper/etc", "work", "rootfs", "lower"] {
+        std::fs::create_dir_all(trash.join(sub)).unwrap();
+    }
     std::fs::write(trash.join("upper/etc/hostname"), "x\n").unwrap();
+    let options = format!(
+        "lowerdir={0}/lower,upperdir={0}/upper,workdir={0}/work",
+        trash.display()
+    );
+    let mounted = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &options])
+        .arg(trash.join("rootfs"))
+        .output()
+        .unwrap();
+    assert!(mounted.status.success(), "{}", text(&mounted.stderr));
     d.crash();
     d.restart();
     assert!(!trash.exists(), "{}", d.log());
+    assert_eq!(mounts_under(&containers), Vec::<String>::new());
     d.stop();
 }
 

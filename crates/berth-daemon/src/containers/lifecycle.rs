@@ -496,7 +496,7 @@ impl Engine {
     /// and the rootfs mount.
     fn cleanup_after_shim(&self, c: &Loaded, paths: &Paths, shim_deleted: bool) {
         self.stop_shim(c, paths, shim_deleted);
-        unmount_rootfs(&c.id, paths);
+        unmount_rootfs(&c.id, &paths.dir);
         self.release_volumes(c);
         self.disconnect_container_networks(&c.id);
     }
@@ -644,8 +644,12 @@ impl Engine {
         }
         // After the exit is recorded, so waiters (`docker run`) do not wait
         // for it: an overlay's unmount syncs its upper file system (3-50 ms
-        // here, the whole disk's dirty data).
-        unmount_rootfs(id, &paths);
+        // here, the whole disk's dirty data). A forced removal waiting for
+        // this exit (`rm -f`) would wait for it: the removal unmounts after
+        // its reply instead. A restart mounts the rootfs again anyway.
+        if restart || !handle.removal_waits() {
+            unmount_rootfs(id, &paths.dir);
+        }
         self.disconnect_container_networks(id);
         self.release_volumes(&c);
         drop(guard);
@@ -898,6 +902,7 @@ impl Engine {
             }
             let handle = self.container_handle(&c);
             let mut rx = handle.subscribe();
+            let _waiting = handle.removal_waiting();
             if c.state.status == Status::Restarting {
                 let mut state = c.state.clone();
                 state.manually_stopped = true;
@@ -979,23 +984,27 @@ impl Engine {
         // Before the unmount: its addresses are kept from new starts
         // until it ends.
         drop(teardown);
-        unmount_rootfs(id, paths);
         self.remove_files(id, &paths.dir, force)
     }
 
-    /// Deletes a removed container's directory. It is renamed out of the
-    /// way at once and deleted on a thread of its own: deleting is one
-    /// unlink per file, and on a file system mounted with `discard` each
-    /// freed block waits for the disk (3-4 ms each here), which `docker
-    /// rm` need not wait for. A daemon stopped meanwhile finishes it first
+    /// Unmounts a removed container's rootfs and deletes its directory.
+    /// The directory is renamed out of the way at once (its mounts move
+    /// with it) and the rest is done on a thread of its own: the unmount
+    /// syncs the upper file system, and deleting is one unlink per file,
+    /// and on a file system mounted with `discard` each freed block waits
+    /// for the disk (3-4 ms each here), none of which `docker rm` need
+    /// wait for. A daemon stopped meanwhile finishes it first
     /// ([`crate::inflight`]); one killed leaves a directory no row owns,
-    /// which the next start removes.
+    /// which the next start unmounts and removes.
     fn remove_files(&self, id: &str, dir: &Path, force: bool) -> Result<(), ApiError> {
         let trash = dir.with_file_name(format!(".removing-{id}"));
         match std::fs::rename(dir, &trash) {
             Ok(()) => {
                 let id = id.to_owned();
                 self.inflight.run_later("remove-files", move || {
+                    if !unmount_rootfs(&id, &trash) {
+                        return;
+                    }
                     if let Err(e) = std::fs::remove_dir_all(&trash) {
                         tracing::warn!(container = %id, dir = %trash.display(), error = %e, "deleting a removed container's files");
                     }
@@ -1003,7 +1012,14 @@ impl Engine {
                 Ok(())
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            // Not renamable: deleted in place, now.
+            // Not renamable: unmounted and deleted in place, now.
+            Err(_) if !unmount_rootfs(id, dir) => match force {
+                true => Ok(()),
+                false => Err(internal(format!(
+                    "the container is removed, but its rootfs under {} stays mounted (berthd's log says why); berthd's next start removes it",
+                    dir.display()
+                ))),
+            },
             Err(_) => match std::fs::remove_dir_all(dir) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound && !force => {
                     Err(internal(format!(
@@ -1259,14 +1275,20 @@ async fn wait_exited(
     Ok(())
 }
 
-/// Unmounts a container's rootfs if it is mounted (a warning if not).
-/// Unmounts what a run mounts on the host: the rootfs, and a shareable
-/// /dev/shm.
-fn unmount_rootfs(id: &str, paths: &Paths) {
-    if let Err(e) = rootfs::unmount(&paths.dir) {
-        tracing::warn!(container = id, error = %e, "unmounting the rootfs");
-    }
-    super::shm::unmount(&paths.dir);
+/// Unmounts what a run mounts on the host under the container's
+/// directory `dir`: the rootfs, and a shareable /dev/shm. False (and a
+/// warning) if the rootfs stays mounted: its files must not be deleted
+/// through it.
+fn unmount_rootfs(id: &str, dir: &Path) -> bool {
+    let unmounted = match rootfs::unmount(dir) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(container = id, error = %e, "unmounting the rootfs");
+            false
+        }
+    };
+    super::shm::unmount(dir);
+    unmounted
 }
 
 /// The container's /dev/shm size (HostConfig.ShmSize or docker's default).

@@ -32,6 +32,7 @@ pub mod stats;
 mod update;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use attach::AttachRequest;
@@ -54,6 +55,9 @@ pub struct Handle {
     /// Attach requests made before start, connected to the shim between
     /// its create and the process's start so no output is missed.
     pending_attach: Mutex<Vec<AttachRequest>>,
+    /// A forced removal waits for the container's exit: the exit leaves
+    /// the rootfs mounted, for the removal to unmount after its reply.
+    removal_waits: AtomicBool,
 }
 
 impl Handle {
@@ -63,6 +67,7 @@ impl Handle {
             state: tokio::sync::watch::channel(state).0,
             removed: tokio::sync::watch::channel(false).0,
             pending_attach: Mutex::new(Vec::new()),
+            removal_waits: AtomicBool::new(false),
         })
     }
 
@@ -80,6 +85,26 @@ impl Handle {
 
     pub fn subscribe_removed(&self) -> tokio::sync::watch::Receiver<bool> {
         self.removed.subscribe()
+    }
+
+    /// Marks a forced removal as waiting for the exit, until the mark is
+    /// dropped (the removal done or failed).
+    fn removal_waiting(self: &Arc<Self>) -> RemovalWaiting {
+        self.removal_waits.store(true, Ordering::SeqCst);
+        RemovalWaiting(self.clone())
+    }
+
+    fn removal_waits(&self) -> bool {
+        self.removal_waits.load(Ordering::SeqCst)
+    }
+}
+
+/// See [`Handle::removal_waiting`].
+struct RemovalWaiting(Arc<Handle>);
+
+impl Drop for RemovalWaiting {
+    fn drop(&mut self) {
+        self.0.removal_waits.store(false, Ordering::SeqCst);
     }
 }
 
@@ -153,5 +178,22 @@ impl Loaded {
             image_id: row.image_id,
             created_at: row.created_at,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forced_removal_waits_for_the_exit_only_while_its_mark_lives() {
+        let handle = Handle::new(RunState::default());
+        assert!(!handle.removal_waits());
+        let mark = handle.removal_waiting();
+        assert!(handle.removal_waits());
+        // A removal that failed (its kill, its wait) drops the mark too: a
+        // later exit of the container unmounts its rootfs again.
+        drop(mark);
+        assert!(!handle.removal_waits());
     }
 }
