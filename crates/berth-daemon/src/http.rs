@@ -134,7 +134,7 @@ pub(crate) fn decode(segment: &str) -> Result<String, ApiError> {
         if b[i] == b'%' {
             let hex = segment
                 .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .and_then(crate::hex::byte)
                 .ok_or_else(|| {
                     ApiError::bad_request(format!("invalid escape in path {segment:?}"))
                 })?;
@@ -785,6 +785,10 @@ mod tests {
     fn decodes_paths() {
         assert_eq!(decode("a%2Fb:1").unwrap(), "a/b:1");
         assert!(decode("%zz").is_err());
+        // Two hex digits, no sign: u8::from_str_radix alone took "+1".
+        assert!(decode("a%+1").is_err());
+        assert!(decode("a%1").is_err());
+        assert_eq!(decode("%41%7a").unwrap(), "Az");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 mod go_duration;
+mod hex;
 pub mod http;
 mod image_lineage;
 pub mod images;

@@ -1192,6 +1192,13 @@ fn tar_number(field: &[u8]) -> std::io::Result<u64> {
     if text.is_empty() {
         return Ok(0);
     }
+    // Digits only: from_str_radix would also take a sign.
+    if !text.iter().all(|b| (b'0'..=b'7').contains(b)) {
+        return Err(std::io::Error::other(format!(
+            "a tar number is not octal: {:?}",
+            String::from_utf8_lossy(&text)
+        )));
+    }
     u64::from_str_radix(&String::from_utf8_lossy(&text), 8)
         .map_err(|e| std::io::Error::other(format!("a tar number is not octal: {e}")))
 }
@@ -1680,6 +1687,21 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tar_numbers_are_octal_digits_or_base_256() {
+        assert_eq!(tar_number(b"0000644\0").unwrap(), 0o644);
+        assert_eq!(tar_number(b"  17 \0").unwrap(), 0o17);
+        assert_eq!(tar_number(b"\0\0\0").unwrap(), 0);
+        assert_eq!(tar_number(&[0x80, 0, 1, 0]).unwrap(), 256);
+        for bad in [&b"+17\0"[..], b"-1\0", b"8\0", b"0x10"] {
+            assert!(
+                tar_number(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     #[test]
     fn targets_like_docker() {

@@ -311,12 +311,14 @@ fn format_mac(mac: [u8; 6]) -> String {
         .join(":")
 }
 
+/// A MAC address as docker takes it (Go's net.ParseMAC, 6 bytes): pairs
+/// of hex digits separated by `:` or `-`.
 fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let separator = if s.contains('-') { '-' } else { ':' };
     let parts: Vec<u8> = s
-        .split(':')
-        .map(|p| u8::from_str_radix(p, 16))
-        .collect::<Result<_, _>>()
-        .ok()?;
+        .split(separator)
+        .map(crate::hex::byte)
+        .collect::<Option<_>>()?;
     parts.try_into().ok()
 }
 
@@ -1002,5 +1004,30 @@ impl Engine {
             ports::parse_port_key(key)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{format_mac, parse_mac};
+
+    #[test]
+    fn mac_addresses_are_six_pairs_of_hex_digits() {
+        let mac = parse_mac("02:42:AC:11:00:0f").unwrap();
+        assert_eq!(format_mac(mac), "02:42:ac:11:00:0f");
+        assert_eq!(parse_mac("02-42-ac-11-00-0f"), Some(mac));
+        // As Go's net.ParseMAC, which docker uses: no single digits, signs
+        // or other lengths.
+        for bad in [
+            "2:42:ac:11:0:2",
+            "+2:42:ac:11:00:02",
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:02:03",
+            "02-42-ac-11-00-02x",
+            "02:42-ac:11:00:02",
+            "",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad:?}");
+        }
     }
 }
