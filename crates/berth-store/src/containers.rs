@@ -5,7 +5,7 @@
 use berth_image::Digest;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::db::{sql, Store, StoreError};
+use crate::db::{sql, Durability, Store, StoreError};
 
 /// A container as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,28 +66,33 @@ fn name_taken(conn: &Connection, name: &str) -> Result<Option<String>, StoreErro
 
 impl Store {
     /// Records a new container. A name in use is docker's conflict error.
-    pub fn insert_container(&self, row: &ContainerRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(sql("begin insert container"))?;
-        if let Some(holder) = name_taken(&tx, &row.name)? {
-            return Err(StoreError::NameInUse {
-                name: row.name.clone(),
-                holder,
-            });
-        }
-        tx.execute(
-            &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-            params![
-                row.id,
-                row.name,
-                row.image_id.to_string(),
-                row.created_at,
-                row.config,
-                row.state
-            ],
-        )
-        .map_err(sql("insert container"))?;
-        tx.commit().map_err(sql("commit insert container"))
+    pub fn insert_container(
+        &self,
+        row: &ContainerRow,
+        durability: Durability,
+    ) -> Result<(), StoreError> {
+        self.write(durability, |conn| {
+            let tx = conn.transaction().map_err(sql("begin insert container"))?;
+            if let Some(holder) = name_taken(&tx, &row.name)? {
+                return Err(StoreError::NameInUse {
+                    name: row.name.clone(),
+                    holder,
+                });
+            }
+            tx.execute(
+                &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                params![
+                    row.id,
+                    row.name,
+                    row.image_id.to_string(),
+                    row.created_at,
+                    row.config,
+                    row.state
+                ],
+            )
+            .map_err(sql("insert container"))?;
+            tx.commit().map_err(sql("commit insert container"))
+        })
     }
 
     /// One container by its full id.
@@ -172,24 +177,35 @@ impl Store {
     }
 
     /// Replaces a container's recorded state.
-    pub fn set_container_state(&self, id: &str, state: &[u8]) -> Result<(), StoreError> {
-        self.update_container(id, "state", state)
+    pub fn set_container_state(
+        &self,
+        id: &str,
+        state: &[u8],
+        durability: Durability,
+    ) -> Result<(), StoreError> {
+        self.update_container(id, "state", state, durability)
     }
 
     /// Replaces a container's config (`update`, `rename` of the config's
     /// own fields).
     pub fn set_container_config(&self, id: &str, config: &[u8]) -> Result<(), StoreError> {
-        self.update_container(id, "config", config)
+        self.update_container(id, "config", config, Durability::Synced)
     }
 
-    fn update_container(&self, id: &str, column: &str, value: &[u8]) -> Result<(), StoreError> {
-        let conn = self.conn();
-        let n = conn
-            .execute(
+    fn update_container(
+        &self,
+        id: &str,
+        column: &str,
+        value: &[u8],
+        durability: Durability,
+    ) -> Result<(), StoreError> {
+        let n = self.write(durability, |conn| {
+            conn.execute(
                 &format!("UPDATE containers SET {column} = ?1 WHERE id = ?2"),
                 params![value, id],
             )
-            .map_err(sql("update container"))?;
+            .map_err(sql("update container"))
+        })?;
         if n == 0 {
             return Err(StoreError::ContainerNotFound {
                 name: id.to_owned(),
@@ -223,11 +239,11 @@ impl Store {
     }
 
     /// Removes a container's row.
-    pub fn delete_container(&self, id: &str) -> Result<(), StoreError> {
-        let conn = self.conn();
-        let n = conn
-            .execute("DELETE FROM containers WHERE id = ?1", [id])
-            .map_err(sql("delete container"))?;
+    pub fn delete_container(&self, id: &str, durability: Durability) -> Result<(), StoreError> {
+        let n = self.write(durability, |conn| {
+            conn.execute("DELETE FROM containers WHERE id = ?1", [id])
+                .map_err(sql("delete container"))
+        })?;
         if n == 0 {
             return Err(StoreError::ContainerNotFound {
                 name: id.to_owned(),
@@ -278,16 +294,20 @@ mod tests {
     #[test]
     fn names_are_unique_and_resolve_like_docker() {
         let (_d, store, image) = store_with_image();
-        store.insert_container(&row('a', "web", &image)).unwrap();
+        store
+            .insert_container(&row('a', "web", &image), Durability::Synced)
+            .unwrap();
         let err = store
-            .insert_container(&row('b', "web", &image))
+            .insert_container(&row('b', "web", &image), Durability::Synced)
             .unwrap_err();
         assert!(
             err.to_string().contains("is already in use by container"),
             "{err}"
         );
         assert_eq!(err.kind(), berth_errdefs::ErrorKind::Conflict);
-        store.insert_container(&row('b', "db", &image)).unwrap();
+        store
+            .insert_container(&row('b', "db", &image), Durability::Synced)
+            .unwrap();
         assert_eq!(store.resolve_container("/web").unwrap().name, "web");
         assert_eq!(store.resolve_container("web").unwrap().name, "web");
         assert_eq!(store.resolve_container("bbb").unwrap().name, "db");
@@ -306,18 +326,33 @@ mod tests {
     fn state_rename_and_delete() {
         let (_d, store, image) = store_with_image();
         let id = "c".repeat(64);
-        store.insert_container(&row('c', "one", &image)).unwrap();
-        store.set_container_state(&id, b"{\"x\":2}").unwrap();
+        store
+            .insert_container(&row('c', "one", &image), Durability::Synced)
+            .unwrap();
+        store
+            .set_container_state(&id, b"{\"x\":2}", Durability::Synced)
+            .unwrap();
         assert_eq!(store.container(&id).unwrap().state, b"{\"x\":2}");
-        store.insert_container(&row('d', "two", &image)).unwrap();
+        // A write without an fsync reads back as any other, and leaves the
+        // connection syncing again.
+        store
+            .insert_container(&row('d', "two", &image), Durability::CrashSafe)
+            .unwrap();
+        let synchronous: i64 = store
+            .conn()
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(synchronous, 2, "FULL");
         assert!(store.rename_container(&id, "two").is_err());
         store.rename_container(&id, "three").unwrap();
         assert_eq!(store.resolve_container("three").unwrap().id, id);
         // The image cannot go while a container uses it.
         assert!(store.delete_image(&image).is_err());
-        store.delete_container(&id).unwrap();
-        store.delete_container(&"d".repeat(64)).unwrap();
-        assert!(store.delete_container(&id).is_err());
+        store.delete_container(&id, Durability::Synced).unwrap();
+        store
+            .delete_container(&"d".repeat(64), Durability::CrashSafe)
+            .unwrap();
+        assert!(store.delete_container(&id, Durability::Synced).is_err());
         store.delete_image(&image).unwrap();
     }
 }

@@ -133,6 +133,19 @@ pub(crate) fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreErro
     move |source| StoreError::Sql { op, source }
 }
 
+/// How a write reaches the disk before its call returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Synced (`synchronous=FULL`): it survives a power cut.
+    Synced,
+    /// Written to the WAL without an fsync ([`Store::without_sync`]): it
+    /// survives a crash of berthd, but a power cut may lose it (and the
+    /// other unsynced writes after the last synced one, never one without
+    /// those before it). For rows whose loss in a power cut changes nothing
+    /// the next start would not change anyway.
+    CrashSafe,
+}
+
 /// The metadata database `<data_root>/berth.db`.
 ///
 /// One connection behind a mutex: every method is short, and SQLite
@@ -253,6 +266,18 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(sql("set synchronous=FULL back"))?;
         result
+    }
+
+    /// Runs `f`'s writes with the durability asked for.
+    pub(crate) fn write<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match durability {
+            Durability::Synced => f(&mut self.conn()),
+            Durability::CrashSafe => self.without_sync(f),
+        }
     }
 
     fn migrate(&self) -> Result<(), StoreError> {

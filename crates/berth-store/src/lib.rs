@@ -18,7 +18,7 @@ pub mod schema;
 mod volumes;
 
 pub use containers::ContainerRow;
-pub use db::{Store, StoreError};
+pub use db::{Durability, Store, StoreError};
 pub use gc::{GcError, GcOptions, GcReport};
 pub use images::{ImageLayer, ImageRecord, LayerBlob, RefKind};
 pub use layers::LayerRecord;

@@ -265,14 +265,17 @@ mod tests {
     fn container(store: &Store, c: char, image: &berth_image::Digest) -> String {
         let id: String = std::iter::repeat_n(c, 64).collect();
         store
-            .insert_container(&crate::ContainerRow {
-                id: id.clone(),
-                name: format!("c{c}"),
-                image_id: image.clone(),
-                created_at: c as i64,
-                config: b"{}".to_vec(),
-                state: b"{}".to_vec(),
-            })
+            .insert_container(
+                &crate::ContainerRow {
+                    id: id.clone(),
+                    name: format!("c{c}"),
+                    image_id: image.clone(),
+                    created_at: c as i64,
+                    config: b"{}".to_vec(),
+                    state: b"{}".to_vec(),
+                },
+                crate::Durability::Synced,
+            )
             .unwrap();
         id
     }
@@ -324,10 +327,14 @@ mod tests {
             e.to_string(),
             format!("remove shared: volume is in use - [{a}, {b}]")
         );
-        store.delete_container(&a).unwrap();
+        store
+            .delete_container(&a, crate::Durability::Synced)
+            .unwrap();
         assert_eq!(store.volume_users("shared").unwrap(), vec![b.clone()]);
         store.delete_volume(&"f".repeat(64)).unwrap();
-        store.delete_container(&b).unwrap();
+        store
+            .delete_container(&b, crate::Durability::Synced)
+            .unwrap();
         assert!(store.all_volume_users().unwrap().is_empty());
         store.delete_volume("shared").unwrap();
         assert_eq!(

@@ -28,6 +28,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use berth_api::models::{ContainerCreateBody, ExecConfig, HealthConfig};
+use berth_store::Durability;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -364,9 +365,9 @@ impl Engine {
         h.status = HealthStatus::Starting;
         h.failing_streak = 0;
         state.health = Some(h);
-        if let Err(e) = self
-            .store
-            .set_container_state(&c.id, &super::encode(&state))
+        if let Err(e) =
+            self.store
+                .set_container_state(&c.id, &super::encode(&state), Durability::Synced)
         {
             tracing::warn!(container = %c.id, error = %e, "recording the health state");
             return;
@@ -492,7 +493,10 @@ impl Engine {
         let write = changed || h.failing_streak != streak || last_write.elapsed() >= PERSIST_EVERY;
         state.health = Some(h);
         if write {
-            if let Err(e) = self.store.set_container_state(id, &super::encode(&state)) {
+            if let Err(e) =
+                self.store
+                    .set_container_state(id, &super::encode(&state), Durability::Synced)
+            {
                 tracing::warn!(container = id, error = %e, "recording a health check");
             }
             *last_write = Instant::now();

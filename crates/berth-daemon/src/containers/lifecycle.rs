@@ -85,7 +85,23 @@ impl Engine {
     }
 
     pub(crate) fn container_handle(&self, c: &Loaded) -> Arc<Handle> {
-        self.containers.handle(&c.id, || c.state.clone())
+        let (handle, made) = self.containers.handle(c);
+        // Loaded before a removal that has since forgotten its handle: the
+        // one just made would never be told of the removal, and a `wait
+        // --condition removed` on it (docker's `run --rm` sends its wait
+        // without waiting for it, so it can come after a failed start's
+        // removal) would wait for ever. A removal deletes the row before
+        // it forgets the handle, so a handle made when the row is gone is
+        // marked removed here, and one made before that by the removal.
+        if made
+            && matches!(
+                self.store.container(&c.id),
+                Err(berth_store::StoreError::ContainerNotFound { .. })
+            )
+        {
+            self.containers.forget(&c.id);
+        }
+        handle
     }
 
     /// `HostConfig.CgroupParent/<id>` if given, else under the daemon's
@@ -107,7 +123,8 @@ impl Engine {
 
     /// Records `state` in the database, then tells waiters.
     fn save_state(&self, id: &str, handle: &Handle, state: RunState) -> Result<(), ApiError> {
-        self.store.set_container_state(id, &encode(&state))?;
+        self.store
+            .set_container_state(id, &encode(&state), handle.durability)?;
         handle.state.send_replace(state);
         Ok(())
     }
@@ -199,16 +216,17 @@ impl Engine {
             config: encode(&config),
             state: encode(&RunState::default()),
         };
+        let durability = super::row_durability(&config.create);
         let inserted = match checked.name {
             Some(n) => {
                 row.name = n;
-                self.store.insert_container(&row)
+                self.store.insert_container(&row, durability)
             }
             None => {
                 let mut result = Ok(());
                 for attempt in 0..10 {
                     row.name = names::generate(attempt);
-                    result = self.store.insert_container(&row);
+                    result = self.store.insert_container(&row, durability);
                     if !matches!(result, Err(berth_store::StoreError::NameInUse { .. })) {
                         break;
                     }
@@ -218,7 +236,7 @@ impl Engine {
         };
         let inserted = inserted.map_err(ApiError::from).and_then(|()| {
             self.use_volumes(&id, &volumes).inspect_err(|_| {
-                let _ = self.store.delete_container(&id);
+                let _ = self.store.delete_container(&id, durability);
             })
         });
         if let Err(e) = inserted {
@@ -228,7 +246,7 @@ impl Engine {
         // docker copies the image's content into new volumes at create.
         let chain: Vec<_> = image.layers.iter().map(|l| l.chain_id.clone()).collect();
         if let Err(e) = self.populate_volumes(&chain, &paths.dir, &config.mount_points) {
-            let _ = self.store.delete_container(&id);
+            let _ = self.store.delete_container(&id, durability);
             self.remove_anonymous_volumes(&config.mount_points);
             let _ = std::fs::remove_dir_all(&paths.dir);
             return Err(e);
@@ -973,7 +991,9 @@ impl Engine {
         // ones removed) before waiters are told, as docker's: `run --rm`
         // returns with them gone.
         let teardown = self.remove_container_networks(id, || {
-            self.store.delete_container(id).map_err(ApiError::from)
+            self.store
+                .delete_container(id, super::row_durability(&c.config.create))
+                .map_err(ApiError::from)
         })?;
         self.release_volumes(c);
         if volumes {
@@ -1181,7 +1201,11 @@ impl Engine {
                     // Restart it now.
                     let mut state = c.state.clone();
                     state.status = Status::Running;
-                    let _ = self.store.set_container_state(&c.id, &encode(&state));
+                    let _ = self.store.set_container_state(
+                        &c.id,
+                        &encode(&state),
+                        berth_store::Durability::Synced,
+                    );
                 }
                 self.handle_exit(&c.id, exit);
             } else if rootfs::is_mounted(&paths.rootfs()) || paths.shim_dir.exists() {
@@ -1450,6 +1474,50 @@ mod tests {
         assert_eq!(parse_signal("SIGRTMIN+3").unwrap(), 37);
         assert!(parse_signal("SIGNOPE").is_err());
         assert!(parse_signal("0").is_err());
+    }
+
+    /// A request that loaded a container just before its removal and
+    /// makes its handle just after (the removal forgot the old one) gets a
+    /// handle marked removed (`wait --condition removed` waits on it), and
+    /// the handle is not kept.
+    #[test]
+    fn a_handle_made_after_the_removal_is_marked_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(crate::DaemonConfig {
+            data_root: dir.path().join("data"),
+            exec_root: dir.path().join("exec"),
+            bridge: "none".into(),
+            iptables: false,
+            ip_forward: false,
+            ..crate::DaemonConfig::default()
+        })
+        .unwrap();
+        let root = dir.path().join("rootfs");
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::write(root.join("bin/true"), "").unwrap();
+        let tar = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .args(["--numeric-owner", "-cf", "-", "."])
+            .output()
+            .unwrap()
+            .stdout;
+        engine
+            .import_image(&tar[..], Some("x"), Some("1"), None, vec![], None)
+            .unwrap();
+        let body = serde_json::from_value(serde_json::json!({
+            "Image": "x:1", "Cmd": ["/bin/true"], "HostConfig": {"NetworkMode": "none"}
+        }))
+        .unwrap();
+        let (id, _) = engine.create_container(None, body, None).unwrap();
+
+        let loaded = engine.load_container(&id).unwrap();
+        engine.remove_stopped(&id, true, false).unwrap();
+        let handle = engine.container_handle(&loaded);
+        assert!(*handle.subscribe_removed().borrow());
+        assert!(!engine.containers.handles().contains_key(&id));
+
+        drop(engine);
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub use logs::LogOptions;
 pub use record::{ContainerConfig, ExecRecord, RunState, Status};
 pub use shim::Paths;
 
+use berth_store::Durability;
+
 use crate::error::ApiError;
 
 /// The in-memory side of one container.
@@ -58,16 +60,19 @@ pub struct Handle {
     /// A forced removal waits for the container's exit: the exit leaves
     /// the rootfs mounted, for the removal to unmount after its reply.
     removal_waits: AtomicBool,
+    /// How its row's writes reach the disk ([`row_durability`]).
+    durability: Durability,
 }
 
 impl Handle {
-    fn new(state: RunState) -> Arc<Handle> {
+    fn new(state: RunState, durability: Durability) -> Arc<Handle> {
         Arc::new(Handle {
             op: Mutex::new(()),
             state: tokio::sync::watch::channel(state).0,
             removed: tokio::sync::watch::channel(false).0,
             pending_attach: Mutex::new(Vec::new()),
             removal_waits: AtomicBool::new(false),
+            durability,
         })
     }
 
@@ -124,12 +129,18 @@ impl Containers {
         self.execs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The handle of `id`, made from `state` if it has none yet.
-    fn handle(&self, id: &str, state: impl FnOnce() -> RunState) -> Arc<Handle> {
-        self.handles()
-            .entry(id.to_string())
-            .or_insert_with(|| Handle::new(state()))
-            .clone()
+    /// The handle of container `c`, made if it has none yet; true if made.
+    fn handle(&self, c: &Loaded) -> (Arc<Handle>, bool) {
+        let mut made = false;
+        let handle = self
+            .handles()
+            .entry(c.id.clone())
+            .or_insert_with(|| {
+                made = true;
+                Handle::new(c.state.clone(), row_durability(&c.config.create))
+            })
+            .clone();
+        (handle, made)
     }
 
     fn forget(&self, id: &str) {
@@ -137,6 +148,26 @@ impl Containers {
             h.removed.send_replace(true);
         }
         self.execs().retain(|_, e| e.container_id != id);
+    }
+}
+
+/// How the writes of a container's row reach the disk. An AutoRemove
+/// container's are not synced ([`Durability::CrashSafe`]): after a power
+/// cut it runs no more, and berthd's next start removes an AutoRemove
+/// container that does not run, so a lost write (its create, its start,
+/// its removal) changes nothing the start would not. That takes an fsync
+/// each off `docker run --rm`'s create, start and removal. Any other
+/// container's are synced: a lost `running` would keep a restart policy
+/// from starting it again after the power cut.
+pub(crate) fn row_durability(create: &berth_api::models::ContainerCreateBody) -> Durability {
+    let auto_remove = create
+        .host_config
+        .as_ref()
+        .and_then(|h| h.auto_remove)
+        .unwrap_or(false);
+    match auto_remove {
+        true => Durability::CrashSafe,
+        false => Durability::Synced,
     }
 }
 
@@ -187,7 +218,7 @@ mod tests {
 
     #[test]
     fn a_forced_removal_waits_for_the_exit_only_while_its_mark_lives() {
-        let handle = Handle::new(RunState::default());
+        let handle = Handle::new(RunState::default(), Durability::Synced);
         assert!(!handle.removal_waits());
         let mark = handle.removal_waiting();
         assert!(handle.removal_waits());
@@ -195,5 +226,16 @@ mod tests {
         // later exit of the container unmounts its rootfs again.
         drop(mark);
         assert!(!handle.removal_waits());
+    }
+
+    #[test]
+    fn only_an_auto_remove_containers_row_is_written_without_an_fsync() {
+        let body = |auto_remove| {
+            serde_json::from_value(serde_json::json!({"HostConfig": {"AutoRemove": auto_remove}}))
+                .unwrap()
+        };
+        assert_eq!(row_durability(&body(true)), Durability::CrashSafe);
+        assert_eq!(row_durability(&body(false)), Durability::Synced);
+        assert_eq!(row_durability(&Default::default()), Durability::Synced);
     }
 }
