@@ -31,8 +31,8 @@ impl Inflight {
 
     /// Runs `work` on a thread of its own, counted from now (not from
     /// when the thread starts), so a daemon told to stop right after this
-    /// call still waits for it.
-    /// Without a thread (none can be made), the work runs here and now.
+    /// call still waits for it. Without a thread (none can be made), the
+    /// work runs here and now.
     pub(crate) fn run_later(&self, name: &str, work: impl FnOnce() + Send + 'static) {
         let guard = self.enter();
         let slot = Arc::new(Mutex::new(Some(work)));
@@ -48,6 +48,8 @@ impl Inflight {
             });
         if let Err(e) = spawned {
             tracing::warn!(work = name, error = %e, "no thread for work after the reply: doing it now");
+            // The failed spawn dropped the thread's guard with its closure.
+            let _guard = self.enter();
             if let Some(work) = take(&slot) {
                 work();
             }

@@ -138,11 +138,11 @@ pub(crate) fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreErro
 pub enum Durability {
     /// Synced (`synchronous=FULL`): it survives a power cut.
     Synced,
-    /// Written to the WAL without an fsync ([`Store::without_sync`]): it
-    /// survives a crash of berthd, but a power cut may lose it (and the
-    /// other unsynced writes after the last synced one, never one without
-    /// those before it). For rows whose loss in a power cut changes nothing
-    /// the next start would not change anyway.
+    /// Written to the WAL without an fsync (`synchronous=NORMAL` for the
+    /// write): it survives a crash of berthd, but a power cut may lose it
+    /// (and the other unsynced writes after the last synced one, never one
+    /// without those before it). For rows whose loss in a power cut
+    /// changes nothing the next start would not change anyway.
     CrashSafe,
 }
 
