@@ -96,7 +96,25 @@ bench_cleanup_engines() { # [keep-work]: every container, the daemons, mounts, c
 			fi
 		done
 	done
+	bench_remove_exe_copies "$bin"
 	[[ ${1:-} == keep-work ]] || rm -rf "$work"
+}
+
+bench_remove_exe_copies() { # dir: berth's read-only copies of the binaries in DIR
+	# berthd runs berth-shim (and the runtime re-execs itself) from a copy
+	# bind-mounted read-only onto itself under /run/berth-runtime-exe
+	# (berth_sys::exe_copy), kept between runs of an installed binary; a
+	# bench's binaries are its own, so their copies go with it. A sidecar
+	# `<slot>.src` names the copied path on its second line.
+	local side slot
+	for side in /run/berth-runtime-exe/*.src; do
+		[[ -f $side && $(sed -n 2p "$side") == "$1"/* ]] || continue
+		slot=${side%.src}
+		while awk -v s="$slot" '$5 == s { found = 1 } END { exit !found }' /proc/self/mountinfo; do
+			umount -l "$slot" || { echo "bench: LEAK: cannot unmount $slot" >&2; break; }
+		done
+		rm -f "$slot" "$slot.lock" "$side"
+	done
 }
 
 bench_busybox_rootfs() { # dir: Debian's static busybox and its applet links

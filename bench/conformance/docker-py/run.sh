@@ -89,6 +89,8 @@ log() { echo "docker-py-conformance: $*" >&2; }
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../../.." && pwd)
+# bench_remove_exe_copies (functions only).
+source "$REPO/bench/engine/common.sh"
 WORK=$(readlink -m "${WORK:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/docker-py}")
 DAEMONS=${DAEMONS:-"berthd dockerd"}
 DOCKER_PY_VERSION=${DOCKER_PY_VERSION:-7.2.0}
@@ -358,6 +360,7 @@ EOF
 		ip netns del "$NETNS" 2>/dev/null || log "could not remove network namespace $NETNS"
 		NETNS=
 	fi
+	bench_remove_exe_copies "$dir/bin"
 	cp "$dir/daemon.log" "$WORK/results/$DNAME.daemon.log" 2>/dev/null || true
 	rm -rf "$dir" 2>/dev/null || log "could not remove $dir"
 }
