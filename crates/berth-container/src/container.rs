@@ -529,10 +529,39 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     state::write_atomic(path, pid.to_string().as_bytes(), 0o644)
 }
 
+/// What `start` does to the init: writes the byte it waits for into the
+/// exec fifo, and removes the fifo (the container then counts as
+/// running). With `wait_for_exec` (poststart hooks, which the spec orders
+/// after the program started), returns only once the init has exec'd the
+/// container's program or died; otherwise at once, as runc's start does.
+///
+/// A shim calls this directly for a container without poststart hooks:
+/// nothing else of the container's record is needed to start it.
+pub fn release_init(id: &str, fifo_path: &Path, wait_for_exec: bool) -> Result<()> {
+    let fifo = rustix::fs::open(
+        fifo_path,
+        OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        rustix::io::Errno::NXIO => Error::WrongState {
+            id: id.to_string(),
+            status: Status::Stopped.to_string(),
+            message: "the container process is gone".to_string(),
+        },
+        e => Error::io(format!("opening {fifo_path:?}"), e.into()),
+    })?;
+    rustix::io::write(&fifo, &[0]).ctx(|| format!("writing {fifo_path:?}"))?;
+    if wait_for_exec {
+        wait_until_no_reader(&fifo);
+    }
+    drop(fifo);
+    fs::remove_file(fifo_path).ctx(|| format!("removing {fifo_path:?}"))
+}
+
 /// Returns once the init has closed its end of the exec fifo, which it
 /// does by exec'ing the container's program (the fd is close-on-exec) or by
-/// dying: a fifo writer sees POLLERR when no reader is left. So poststart
-/// hooks run after the program started, as the spec orders them.
+/// dying: a fifo writer sees POLLERR when no reader is left.
 fn wait_until_no_reader(fifo: &OwnedFd) {
     use rustix::event::{PollFd, PollFlags, Timespec};
     let timeout = Timespec {
@@ -585,6 +614,21 @@ impl Container {
         self.record.dir(&self.root).join(EXEC_FIFO)
     }
 
+    fn poststart_hooks(&self) -> Vec<oci_spec::runtime::Hook> {
+        self.record
+            .spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststart().clone())
+            .unwrap_or_default()
+    }
+
+    /// The exec fifo, when releasing it is all that starting this created
+    /// container takes (no poststart hooks): see [`release_init`].
+    pub fn bare_start_fifo(&self) -> Option<PathBuf> {
+        self.poststart_hooks().is_empty().then(|| self.fifo_path())
+    }
+
     /// The status, derived from the kernel (see the module docs of `state`).
     pub fn status(&self) -> Status {
         if !self.record.init_alive() {
@@ -625,29 +669,8 @@ impl Container {
             }
             s => return Err(self.wrong_state(s, "cannot start an already running container")),
         }
-        let fifo_path = self.fifo_path();
-        let fifo = rustix::fs::open(
-            &fifo_path,
-            OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| match e {
-            rustix::io::Errno::NXIO => {
-                self.wrong_state(Status::Stopped, "the container process is gone")
-            }
-            e => Error::io(format!("opening {fifo_path:?}"), e.into()),
-        })?;
-        rustix::io::write(&fifo, &[0]).ctx(|| format!("writing {fifo_path:?}"))?;
-        wait_until_no_reader(&fifo);
-        drop(fifo);
-        fs::remove_file(&fifo_path).ctx(|| format!("removing {fifo_path:?}"))?;
-        let hooks = self
-            .record
-            .spec
-            .hooks()
-            .as_ref()
-            .and_then(|h| h.poststart().clone())
-            .unwrap_or_default();
+        let hooks = self.poststart_hooks();
+        release_init(&self.record.id, &self.fifo_path(), !hooks.is_empty())?;
         if let Err(e) =
             crate::hooks::run_all("poststart", &hooks, &self.record.oci_state(Status::Running))
         {

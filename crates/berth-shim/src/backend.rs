@@ -6,8 +6,9 @@
 //! helper (`helper`), which loads the container's record from its state
 //! root itself: the supervisor never parses a spec while it serves, so it
 //! stays small. The delete, after which the shim quits, runs in the
-//! supervisor, and so does a kill that comes to one kill(2) of the live
-//! init (see `signal_init`).
+//! supervisor, and so do a kill that comes to one kill(2) of the live
+//! init (see `signal_init`) and a start that comes to the release of the
+//! exec fifo (no poststart hooks; the create's helper says which).
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,9 @@ pub enum Backend {
         /// Where the cgroup's OOM-kill count is read at each exit, without
         /// a helper (None: no memory controller, so no count).
         oom_file: Option<PathBuf>,
+        /// The exec fifo, when the start is its release alone (no
+        /// poststart hooks): the supervisor does it without a helper.
+        start_fifo: Option<PathBuf>,
     },
     External {
         runtime: PathBuf,
@@ -101,13 +105,14 @@ impl Backend {
                         .map_err(|e| e.start_failure(&program))?;
                     let oom_file = c.oom_kill_file().ok().flatten();
                     let oom_base = oom_count(oom_file.as_deref());
-                    Ok((c.record.pid, oom_base, oom_file))
+                    Ok((c.record.pid, oom_base, oom_file, c.bare_start_fifo()))
                 });
-                let (pid, oom_base, oom_file) = created?;
+                let (pid, oom_base, oom_file, start_fifo) = created?;
                 let b = Backend::Embedded {
                     runtime,
                     id: cfg.id.clone(),
                     oom_file,
+                    start_fifo,
                 };
                 Ok((b, Created { pid, oom_base }))
             }
@@ -235,8 +240,17 @@ impl Backend {
         self.run(command, &v, None)
     }
 
+    /// Lets the container's init exec its program. The caller knows the
+    /// container was created and not started, with its init alive.
     pub fn start(&self) -> Result<()> {
         match self {
+            Backend::Embedded {
+                start_fifo: Some(fifo),
+                id,
+                ..
+            } => {
+                berth_container::container::release_init(id, fifo, false).map_err(container_err(id))
+            }
             Backend::Embedded { .. } => self.embedded(|c| c.start()),
             Backend::External { .. } => self.ext("start", &[]).map(drop),
         }

@@ -866,7 +866,11 @@ fn kill_signals_the_init_and_a_host_pid_sigkill_reaches_every_process() {
     }
     let mut t = ShimTest::new("shim-kill");
     // Its own pid namespace: the shim signals the init itself.
-    let bundle = t.bundle(&["sh", "-c", "trap 'exit 7' TERM; sleep 1000 & wait"]);
+    let bundle = t.bundle(&[
+        "sh",
+        "-c",
+        "trap 'exit 7' TERM; echo trapped; sleep 1000 & wait",
+    ]);
     let shim = t.spawn(&bundle, &ShimOpts::default());
     let mut c = shim.client();
     c.start().unwrap();
@@ -874,6 +878,15 @@ fn kill_signals_the_init_and_a_host_pid_sigkill_reaches_every_process() {
     let (code, message) = shim_error(c.kill(99, false));
     assert_eq!(code, ErrorCode::InvalidArgument, "{message}");
     assert!(message.contains("invalid signal 99"), "{message}");
+    // Start returns once the init may exec (as runc's): the TERM must
+    // come after the shell has set its trap, or a pid namespace's init
+    // without a handler drops it.
+    eventually("the shell's trap", || {
+        log_entries(&shim.log)
+            .iter()
+            .any(|(_, line)| line == "trapped\n")
+            .then_some(())
+    });
     c.kill(15, false).unwrap();
     let exit = c.wait().unwrap();
     assert_eq!((exit.code, exit.signal), (7, None));
