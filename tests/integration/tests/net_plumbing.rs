@@ -380,6 +380,44 @@ fn netns_files_are_created_once_and_removed_idempotently() {
 }
 
 #[test]
+fn a_spare_namespace_is_handed_out_once_with_lo_up() {
+    let p = Plumbing::new();
+    let spare = std::sync::Arc::new(netns::Spare::default());
+    // The first start finds none ready, makes its own and starts the spare.
+    let first = p.netns_path("s1");
+    netns::create_from_spare(&first, &spare).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !spare.is_ready() {
+        assert!(Instant::now() < deadline, "no spare namespace was made");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = p.netns_path("s2");
+    netns::create_from_spare(&second, &spare).unwrap();
+    // Each file holds a namespace of its own (nsfs inodes name them),
+    // neither the host's, with only `lo`, up.
+    let ns_inode =
+        |path: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap());
+    let host = ns_inode(Path::new("/proc/self/ns/net"));
+    let inodes = [ns_inode(&first), ns_inode(&second)];
+    assert!(
+        inodes[0] != inodes[1] && !inodes.contains(&host),
+        "{inodes:?} host {host}"
+    );
+    for path in [&first, &second] {
+        let links = nsenter(path, &["ip", "-o", "link", "show"]).unwrap();
+        assert_eq!(links.lines().count(), 1, "{links}");
+        assert!(links.contains(": lo:") && links.contains(",UP"), "{links}");
+    }
+    // A spare is made again for the next start; it dies with its holder.
+    while !spare.is_ready() {
+        assert!(Instant::now() < deadline, "no second spare namespace");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(spare);
+    p.finish();
+}
+
+#[test]
 fn dual_stack_attach_routes_ipv6_too() {
     let p = Plumbing::new();
     let ula = ipam::ula_subnet();

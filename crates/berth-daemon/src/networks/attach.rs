@@ -369,7 +369,8 @@ impl Engine {
 
     fn loopback_only(&self, c: &Loaded) -> Result<NetSetup, ApiError> {
         let netns = self.netns_path(&c.id);
-        berth_net::netns::create(&netns).map_err(ApiError::from)?;
+        berth_net::netns::create_from_spare(&netns, &self.networks.spare_netns)
+            .map_err(ApiError::from)?;
         Ok(NetSetup {
             netns: Some(netns),
             ..NetSetup::default()
@@ -426,7 +427,8 @@ impl Engine {
         self.store.attach_container(&rows, &port_rows)?;
 
         let netns = self.netns_path(&c.id);
-        berth_net::netns::create(&netns).map_err(ApiError::from)?;
+        berth_net::netns::create_from_spare(&netns, &self.networks.spare_netns)
+            .map_err(ApiError::from)?;
         for p in &planned {
             self.attach_endpoint(p, &netns)?;
         }

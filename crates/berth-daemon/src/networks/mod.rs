@@ -25,7 +25,7 @@ mod wire;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use berth_api::models::NetworkCreateRequest;
@@ -53,6 +53,8 @@ pub struct Networks {
     /// no interface holds them.
     releasing: Mutex<Vec<EndpointRow>>,
     released: Condvar,
+    /// A network namespace made ahead for the next start.
+    pub(crate) spare_netns: Arc<berth_net::netns::Spare>,
 }
 
 /// How long a start that asks for an address being released waits for it.
