@@ -7,7 +7,7 @@
 //! follows to exactly that dentry: a symlink swapped in later cannot
 //! redirect the mount (CVE-2021-30465).
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -80,6 +80,20 @@ fn mkdir_all_depth(
     if let Ok(fd) = open_in_root(root, &rel, OFlags::PATH) {
         return Ok(fd);
     }
+    // Mostly only the leaf is missing (a mount point the image lacks):
+    // one lookup of its parent instead of one per component.
+    if let (Some(parent), Some(Component::Normal(name))) =
+        (rel.parent(), rel.components().next_back())
+    {
+        match open_in_root(root, parent, OFlags::RDONLY | OFlags::DIRECTORY) {
+            Ok(dir) => {
+                create_missing(root, &dir, parent, name, leaf, depth)?;
+                return open_in_root(root, &rel, OFlags::PATH);
+            }
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let comps: Vec<Component> = rel.components().collect();
     let mut parent_path = PathBuf::new();
     for (i, comp) in comps.iter().enumerate() {
@@ -98,41 +112,48 @@ fn mkdir_all_depth(
             parent_path = so_far;
             continue;
         };
-        let parent = open_in_root(root, &parent_path, OFlags::PATH | OFlags::DIRECTORY)?;
-        let dir = reopen_dir(parent.as_fd())?;
-        if let Ok(target) = rustix::fs::readlinkat(&dir, *name, Vec::new()) {
-            // A dangling symlink: create what it points at, inside the root.
-            let target = PathBuf::from(std::ffi::OsStr::from_bytes(target.as_bytes()));
-            let target = if target.is_absolute() {
-                target
-            } else {
-                parent_path.join(target)
-            };
-            mkdir_all_depth(
-                root,
-                &target,
-                if is_leaf { leaf } else { Leaf::Dir },
-                depth + 1,
-            )?;
-        } else if is_leaf && leaf == Leaf::File {
-            match rustix::fs::openat(
-                &dir,
-                *name,
-                OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-                Mode::from_raw_mode(0o644),
-            ) {
-                Ok(_) | Err(Errno::EXIST) => {}
-                Err(e) => return Err(e),
-            }
-        } else {
-            match rustix::fs::mkdirat(&dir, *name, Mode::from_raw_mode(0o755)) {
-                Ok(()) | Err(Errno::EXIST) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let dir = open_in_root(root, &parent_path, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        let what = if is_leaf { leaf } else { Leaf::Dir };
+        create_missing(root, &dir, &parent_path, name, what, depth)?;
         parent_path = so_far;
     }
     open_in_root(root, &rel, OFlags::PATH)
+}
+
+/// Creates `name`, missing from `dir` (which is `dir_path` inside `root`),
+/// as `what`; a dangling symlink there is followed by creating its target,
+/// also inside the root.
+fn create_missing(
+    root: BorrowedFd<'_>,
+    dir: &OwnedFd,
+    dir_path: &Path,
+    name: &std::ffi::OsStr,
+    what: Leaf,
+    depth: u32,
+) -> rustix::io::Result<()> {
+    if let Ok(target) = rustix::fs::readlinkat(dir, name, Vec::new()) {
+        let target = PathBuf::from(std::ffi::OsStr::from_bytes(target.as_bytes()));
+        let target = if target.is_absolute() {
+            target
+        } else {
+            dir_path.join(target)
+        };
+        return mkdir_all_depth(root, &target, what, depth + 1).map(drop);
+    }
+    let created = match what {
+        Leaf::File => rustix::fs::openat(
+            dir,
+            name,
+            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(0o644),
+        )
+        .map(drop),
+        Leaf::Dir => rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o755)),
+    };
+    match created {
+        Ok(()) | Err(Errno::EXIST) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Is the last component of `path` (inside `root`) a symlink?
@@ -166,6 +187,7 @@ pub fn proc_fd_path(fd: BorrowedFd<'_>) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
     use std::os::unix::fs::symlink;
 
     #[test]
@@ -193,6 +215,28 @@ mod tests {
         assert!(root_dir.join("etc/berth-escape-file").is_file());
         assert!(!Path::new("/tmp/berth-escape-test").exists());
         assert!(!Path::new("/etc/berth-escape-file").exists());
+    }
+
+    /// A missing leaf whose parent exists (the short path): a dangling
+    /// symlink there is followed inside the root, absolute or relative.
+    #[test]
+    fn dangling_leaf_symlinks_are_created_inside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root_dir = tmp.path().join("root");
+        std::fs::create_dir_all(root_dir.join("dev")).unwrap();
+        std::fs::create_dir_all(root_dir.join("a")).unwrap();
+        symlink("/run/berth-dangling-test", root_dir.join("dev/shm")).unwrap();
+        symlink("../../../../berth-dangling-file", root_dir.join("a/file")).unwrap();
+        let root =
+            rustix::fs::open(&root_dir, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        mkdir_all_in_root(root.as_fd(), Path::new("/dev/shm"), Leaf::Dir).unwrap();
+        mkdir_all_in_root(root.as_fd(), Path::new("/a/file"), Leaf::File).unwrap();
+        mkdir_all_in_root(root.as_fd(), Path::new("/a/new"), Leaf::Dir).unwrap();
+        assert!(root_dir.join("run/berth-dangling-test").is_dir());
+        assert!(root_dir.join("berth-dangling-file").is_file());
+        assert!(root_dir.join("a/new").is_dir());
+        assert!(!Path::new("/run/berth-dangling-test").exists());
+        assert!(!tmp.path().join("berth-dangling-file").exists());
     }
 
     #[test]

@@ -427,12 +427,16 @@ fn mount_cgroups(
     m: &Mount,
     opts: &MountOptions,
 ) -> Res {
+    use berth_sys::mount::attr;
     let ro = opts.flags.contains(MountFlags::RDONLY);
     let base_flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
     let dest = m.destination();
     let unified_only = plan.cgroup_mounts.len() == 1 && plan.cgroup_mounts[0].fstype == "cgroup2";
     if unified_only {
-        return mount_cgroup_hierarchy(plan, root, dest, &plan.cgroup_mounts[0], base_flags, ro);
+        if mount_cgroup_hierarchy(plan, root, dest, &plan.cgroup_mounts[0], base_flags, ro)? {
+            remount_cgroup_bind(root, dest, base_flags, ro)?;
+        }
+        return Ok(());
     }
     // v1 or hybrid: a tmpfs with one directory per hierarchy, as runc builds it.
     let target = paths::mkdir_all_in_root(root, dest, Leaf::Dir)
@@ -445,8 +449,12 @@ fn mount_cgroups(
         c"mode=755",
     )
     .map_err(errno_ctx("mounting tmpfs for cgroups"))?;
+    let mut bound = Vec::new();
     for cg in &plan.cgroup_mounts {
-        mount_cgroup_hierarchy(plan, root, &dest.join(&cg.name), cg, base_flags, ro)?;
+        let dir = dest.join(&cg.name);
+        if mount_cgroup_hierarchy(plan, root, &dir, cg, base_flags, ro)? {
+            bound.push(dir);
+        }
         // `cpu,cpuacct` is also reachable as `cpu` and `cpuacct`.
         if cg.name.contains(',') {
             let dir =
@@ -460,8 +468,22 @@ fn mount_cgroups(
             }
         }
     }
+    // The tmpfs and the binds on it take their flags in one call; a
+    // kernel without mount_setattr (before 5.12) gets a remount of each.
+    let t = paths::open_in_root(root, dest, OFlags::PATH).map_err(errno_ctx("reopening"))?;
+    let mut set = attr::NOSUID | attr::NODEV | attr::NOEXEC;
     if ro {
-        let t = paths::open_in_root(root, dest, OFlags::PATH).map_err(errno_ctx("reopening"))?;
+        set |= attr::RDONLY;
+    }
+    match berth_sys::mount::set_attributes(t.as_fd(), set, 0, true) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {}
+        Err(e) => return Err(format!("setting the flags of the cgroup mounts: {e}")),
+    }
+    for dir in &bound {
+        remount_cgroup_bind(root, dir, base_flags, ro)?;
+    }
+    if ro {
         remount(
             &paths::proc_fd_path(t.as_fd()),
             base_flags | MountFlags::RDONLY,
@@ -471,6 +493,10 @@ fn mount_cgroups(
     Ok(())
 }
 
+/// Mounts one hierarchy at `dest`: the cgroup file system itself in a
+/// cgroup namespace of the container's own, else a bind of the
+/// container's cgroup directory. True for a bind, which takes its flags
+/// only from a later remount (see [`remount_cgroup_bind`]).
 fn mount_cgroup_hierarchy(
     plan: &RootfsPlan<'_>,
     root: BorrowedFd<'_>,
@@ -478,7 +504,7 @@ fn mount_cgroup_hierarchy(
     cg: &CgroupMount,
     flags: MountFlags,
     ro: bool,
-) -> Res {
+) -> Res<bool> {
     let target = paths::mkdir_all_in_root(root, dest, Leaf::Dir)
         .map_err(errno_ctx("creating the mount point"))?;
     let target_path = paths::proc_fd_path(target.as_fd());
@@ -496,7 +522,7 @@ fn mount_cgroup_hierarchy(
             flags,
             data.as_c_str(),
         ) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(false),
             // v1 hierarchies cannot be mounted from a user namespace: bind instead.
             Err(Errno::PERM) if plan.in_userns => {}
             Err(e) => {
@@ -511,6 +537,16 @@ fn mount_cgroup_hierarchy(
     }
     rustix::mount::mount_bind_recursive(&cg.host_dir, &target_path)
         .map_err(errno_ctx(format!("binding {:?}", cg.host_dir)))?;
+    Ok(true)
+}
+
+/// Gives the bind of a hierarchy at `dest` the cgroup mount's flags.
+fn remount_cgroup_bind(root: BorrowedFd<'_>, dest: &Path, flags: MountFlags, ro: bool) -> Res {
+    let flags = if ro {
+        flags | MountFlags::RDONLY
+    } else {
+        flags
+    };
     let t = paths::open_in_root(root, dest, OFlags::PATH).map_err(errno_ctx("reopening"))?;
     remount(&paths::proc_fd_path(t.as_fd()), flags, true)
 }

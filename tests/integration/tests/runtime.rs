@@ -940,6 +940,52 @@ fn time_namespace_with_offsets() {
     env.finish();
 }
 
+/// The cgroup mount without a cgroup namespace (docker's on cgroup v1):
+/// the container's own cgroup directories, bound on a tmpfs, all of them
+/// read-only, nosuid, nodev and noexec as the spec says; without `ro`,
+/// writable, so the container can make a cgroup below its own.
+#[test]
+fn cgroup_binds_take_the_mounts_flags() {
+    if !require_root() {
+        return;
+    }
+    let mut env = TestEnv::new("cgmount");
+    let script = "awk '$5 ~ \"^/sys/fs/cgroup\" { print $5, $6 }' /proc/self/mountinfo; \
+                  d=$(ls -d /sys/fs/cgroup/pids /sys/fs/cgroup/unified 2>/dev/null | head -1); \
+                  mkdir $d/sub 2>/dev/null && rmdir $d/sub && echo made-sub; exit 0";
+    for ro in [true, false] {
+        let mut b = env.bundle(&["sh", "-c", script]);
+        b.edit(|c| {
+            let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.retain(|n| n["type"] != "cgroup");
+            for m in c["mounts"].as_array_mut().unwrap() {
+                if m["type"] == "cgroup" {
+                    let opts = m["options"].as_array_mut().unwrap();
+                    opts.retain(|o| o != "ro");
+                    if ro {
+                        opts.push(json!("ro"));
+                    }
+                }
+            }
+        });
+        let (code, out, err) = env.run(&b);
+        assert_eq!(code, 0, "{err}");
+        let mounts: Vec<&str> = out.lines().filter(|l| l.starts_with('/')).collect();
+        assert!(
+            mounts.len() >= 2,
+            "the tmpfs and a hierarchy at least:\n{out}"
+        );
+        for line in &mounts {
+            let opts: Vec<&str> = line.split(' ').nth(1).unwrap().split(',').collect();
+            for want in ["nosuid", "nodev", "noexec", if ro { "ro" } else { "rw" }] {
+                assert!(opts.contains(&want), "{want} missing: {line}\n{out}");
+            }
+        }
+        assert_eq!(out.lines().any(|l| l == "made-sub"), !ro, "ro {ro}:\n{out}");
+    }
+    env.finish();
+}
+
 #[test]
 fn a_read_only_dev_tmpfs_still_gets_its_devices_and_mounts() {
     if !require_root() {
