@@ -589,9 +589,11 @@ fn create_container(ctx: &Ctx, o: &ContainerOpts, attach_std: bool) -> anyhow::R
     let daemon = |e: anyhow::Error| -> anyhow::Error {
         match e.downcast::<StatusError>() {
             Ok(s) => s.into(),
+            // Our errors carry their cause in their own message (see
+            // main's `report`): the chain would repeat it.
             Err(e) => StatusError {
                 code: 125,
-                msg: format!("{e:#}"),
+                msg: e.to_string(),
             }
             .into(),
         }

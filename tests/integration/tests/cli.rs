@@ -814,6 +814,18 @@ fn no_daemon_message() {
         assert!(err.contains(&sock.display().to_string()), "{args:?}: {err}");
         assert!(err.contains("berthd"), "{args:?}: {err}");
     }
+    // `run` exits 125 when it cannot create, and names the cause once.
+    let out = std::process::Command::new(&berth)
+        .args(["-H", &format!("unix://{}", sock.display())])
+        .args(["run", "busybox", "true"])
+        .env_remove("DOCKER_HOST")
+        .env_remove("BERTH_HOST")
+        .output()
+        .expect("running berth");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("berthd"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
     // Later commands say so; unknown ones are usage errors.
     let out = std::process::Command::new(&berth)
         .args(["compose", "up"])
