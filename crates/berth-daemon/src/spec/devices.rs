@@ -257,6 +257,7 @@ pub(crate) fn devices(
     plan: &Plan,
 ) -> Result<(Vec<LinuxDevice>, Vec<LinuxDeviceCgroup>), SpecError> {
     let mut devs = Vec::new();
+    let mut granted = Vec::new();
     if plan.privileged {
         devs.extend(host_devices());
         for m in &plan.devices {
@@ -265,23 +266,34 @@ pub(crate) fn devices(
                 devs.extend(devices_from_path(m)?);
             }
         }
-        return Ok((devs, vec![rule(true, None, None, None, "rwm")]));
-    }
-    let mut rules = default_rules();
-    for m in &plan.devices {
-        for d in devices_from_path(m)? {
-            rules.push(rule(
-                true,
-                Some(d.typ()),
-                Some(d.major()),
-                Some(d.minor()),
-                &m.permissions,
-            ));
-            devs.push(d);
+    } else {
+        for m in &plan.devices {
+            for d in devices_from_path(m)? {
+                granted.push(rule(
+                    true,
+                    Some(d.typ()),
+                    Some(d.major()),
+                    Some(d.minor()),
+                    &m.permissions,
+                ));
+                devs.push(d);
+            }
         }
     }
+    Ok((devs, cgroup_rules(plan, granted)))
+}
+
+/// The device cgroup rules: every device for a privileged container; else
+/// docker's defaults, then `granted` (an allow per device node the request
+/// maps), then the request's DeviceCgroupRules.
+pub(crate) fn cgroup_rules(plan: &Plan, granted: Vec<LinuxDeviceCgroup>) -> Vec<LinuxDeviceCgroup> {
+    if plan.privileged {
+        return vec![rule(true, None, None, None, "rwm")];
+    }
+    let mut rules = default_rules();
+    rules.extend(granted);
     rules.extend(plan.device_rules.iter().cloned());
-    Ok((devs, rules))
+    rules
 }
 
 #[cfg(test)]

@@ -40,7 +40,10 @@ use std::path::{Path, PathBuf};
 use berth_api::models::{ContainerCreateBody, ExecConfig};
 use berth_errdefs::{ErrorKind, HasKind};
 use berth_image::ImageConfig;
-use oci_spec::runtime::{Linux, LinuxNamespace, LinuxNamespaceType, Process, Root, Spec, User};
+use oci_spec::runtime::{
+    Linux, LinuxDeviceCgroup, LinuxNamespace, LinuxNamespaceType, LinuxResources, LinuxSeccomp,
+    Process, Root, Spec, User,
+};
 
 pub(crate) use host::Host;
 pub use mounts::{requests as mount_requests, BindPoint, Requests, ResolvedMount, VolumeRequest};
@@ -205,31 +208,47 @@ pub(crate) fn validate_on(
 
 /// For the fuzz targets ([`crate::fuzzing`]): what [`generate`] derives
 /// from the request alone, on a fixed host, without a rootfs or the host's
-/// devices (the plan, resources, seccomp profile, mounts, namespaces, masked
-/// paths). Returns the plan's warnings.
+/// devices ([`planned_linux`] and the mounts). Returns the plan's warnings.
 pub(crate) fn check_offline(
     body: &ContainerCreateBody,
     image: &ImageConfig,
 ) -> Result<Vec<String>, SpecError> {
     let host = Host::fixed();
     let plan = Plan::new(body, image, &host)?;
-    let mut rules = if plan.privileged {
-        Vec::new()
-    } else {
-        devices::default_rules()
-    };
-    rules.extend(plan.device_rules.iter().cloned());
-    resources::build(&plan, rules)?;
-    plan.seccomp_profile(&host)?;
+    planned_linux(&plan, &host, devices::cgroup_rules(&plan, Vec::new()))?;
     let etc = EtcFiles {
         hosts: "/etc-files/hosts".into(),
         hostname: "/etc-files/hostname".into(),
         resolv_conf: "/etc-files/resolv.conf".into(),
     };
     mounts::build(&plan, &etc, &[], None);
-    plan.system_paths(&host);
-    namespaces(&plan);
     Ok(plan.warnings)
+}
+
+/// The parts of a spec's `linux` that come from the plan alone, on any
+/// host; [`generate_on`] adds the devices, the joined namespaces' paths
+/// and the cgroup path.
+struct PlannedLinux {
+    namespaces: Vec<LinuxNamespace>,
+    masked_paths: Vec<String>,
+    readonly_paths: Vec<String>,
+    resources: LinuxResources,
+    seccomp: Option<LinuxSeccomp>,
+}
+
+fn planned_linux(
+    plan: &Plan,
+    host: &Host,
+    device_rules: Vec<LinuxDeviceCgroup>,
+) -> Result<PlannedLinux, SpecError> {
+    let (masked_paths, readonly_paths) = plan.system_paths(host);
+    Ok(PlannedLinux {
+        namespaces: namespaces(plan),
+        masked_paths,
+        readonly_paths,
+        resources: resources::build(plan, device_rules)?,
+        seccomp: plan.seccomp_profile(host)?,
+    })
 }
 
 /// Defaults berth applies to a container that docker's inspect reports in
@@ -371,10 +390,12 @@ fn generate_on(
     root_cfg.set_path(input.rootfs.to_path_buf());
     root_cfg.set_readonly(Some(plan.readonly_rootfs));
 
+    let (devs, rules) = devices::devices(&plan)?;
+    let planned = planned_linux(&plan, host, rules)?;
     let mut linux = Linux::default();
     linux.set_uid_mappings(None);
     linux.set_gid_mappings(None);
-    let mut namespaces = namespaces(&plan);
+    let mut namespaces = planned.namespaces;
     let joined = [
         (LinuxNamespaceType::Network, input.network_namespace),
         (LinuxNamespaceType::Pid, input.joined.pid.as_deref()),
@@ -389,13 +410,11 @@ fn generate_on(
     linux.set_cgroups_path(Some(PathBuf::from(input.cgroups_path)));
     let sysctls = plan.sysctls.clone();
     linux.set_sysctl((!sysctls.is_empty()).then(|| sysctls.into_iter().collect()));
-    let (masked, readonly) = plan.system_paths(host);
-    linux.set_masked_paths(Some(masked));
-    linux.set_readonly_paths(Some(readonly));
-    let (devs, rules) = devices::devices(&plan)?;
+    linux.set_masked_paths(Some(planned.masked_paths));
+    linux.set_readonly_paths(Some(planned.readonly_paths));
     linux.set_devices((!devs.is_empty()).then_some(devs));
-    linux.set_resources(Some(resources::build(&plan, rules)?));
-    linux.set_seccomp(plan.seccomp_profile(host)?);
+    linux.set_resources(Some(planned.resources));
+    linux.set_seccomp(planned.seccomp);
     linux.set_rootfs_propagation(plan.rootfs_propagation.clone());
     linux.set_mount_label(None);
     linux.set_intel_rdt(None);
