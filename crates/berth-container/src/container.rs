@@ -530,14 +530,16 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 }
 
 /// What `start` does to the init: writes the byte it waits for into the
-/// exec fifo, and removes the fifo (the container then counts as
-/// running). With `wait_for_exec` (poststart hooks, which the spec orders
-/// after the program started), returns only once the init has exec'd the
-/// container's program or died; otherwise at once, as runc's start does.
+/// exec fifo, waits until the init has exec'd the container's program (or
+/// died), and removes the fifo (the container then counts as running).
+/// runc's start returns before the exec; waiting for it lets poststart
+/// hooks run after the program started, as the spec orders them, and
+/// gives a client's next request (its logs, a signal) a running program:
+/// docker-py's build test reads `ls`'s log right after the start.
 ///
 /// A shim calls this directly for a container without poststart hooks:
 /// nothing else of the container's record is needed to start it.
-pub fn release_init(id: &str, fifo_path: &Path, wait_for_exec: bool) -> Result<()> {
+pub fn release_init(id: &str, fifo_path: &Path) -> Result<()> {
     let fifo = rustix::fs::open(
         fifo_path,
         OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
@@ -552,9 +554,7 @@ pub fn release_init(id: &str, fifo_path: &Path, wait_for_exec: bool) -> Result<(
         e => Error::io(format!("opening {fifo_path:?}"), e.into()),
     })?;
     rustix::io::write(&fifo, &[0]).ctx(|| format!("writing {fifo_path:?}"))?;
-    if wait_for_exec {
-        wait_until_no_reader(&fifo);
-    }
+    wait_until_no_reader(&fifo);
     drop(fifo);
     fs::remove_file(fifo_path).ctx(|| format!("removing {fifo_path:?}"))
 }
@@ -670,7 +670,7 @@ impl Container {
             s => return Err(self.wrong_state(s, "cannot start an already running container")),
         }
         let hooks = self.poststart_hooks();
-        release_init(&self.record.id, &self.fifo_path(), !hooks.is_empty())?;
+        release_init(&self.record.id, &self.fifo_path())?;
         if let Err(e) =
             crate::hooks::run_all("poststart", &hooks, &self.record.oci_state(Status::Running))
         {

@@ -248,9 +248,7 @@ impl Backend {
                 start_fifo: Some(fifo),
                 id,
                 ..
-            } => {
-                berth_container::container::release_init(id, fifo, false).map_err(container_err(id))
-            }
+            } => berth_container::container::release_init(id, fifo).map_err(container_err(id)),
             Backend::Embedded { .. } => self.embedded(|c| c.start()),
             Backend::External { .. } => self.ext("start", &[]).map(drop),
         }
