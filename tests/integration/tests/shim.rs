@@ -878,9 +878,9 @@ fn kill_signals_the_init_and_a_host_pid_sigkill_reaches_every_process() {
     let (code, message) = shim_error(c.kill(99, false));
     assert_eq!(code, ErrorCode::InvalidArgument, "{message}");
     assert!(message.contains("invalid signal 99"), "{message}");
-    // Start returns once the init may exec (as runc's): the TERM must
-    // come after the shell has set its trap, or a pid namespace's init
-    // without a handler drops it.
+    // The TERM must come after the shell has set its trap, which it does
+    // after its exec: a pid namespace's init drops a signal it has no
+    // handler for.
     eventually("the shell's trap", || {
         log_entries(&shim.log)
             .iter()
