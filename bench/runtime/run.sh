@@ -57,6 +57,13 @@ runc=$(command -v runc)
 
 work=$(mktemp -d /tmp/berth-bench-runtime.XXXXXX)
 floor_cgroups=()
+# berth-runtime's default cgroup parent (the bundle has no cgroupsPath),
+# in each hierarchy where it does not exist yet: removed at the end, as
+# the runtime leaves parents in place (runc does the same).
+parent_cgroups=()
+for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
+	[[ -e $h/cgroup.procs && ! -d $h/berth ]] && parent_cgroups+=("${h%/}/berth")
+done
 cleanup() {
 	# A container left by an aborted run would pin its cgroup and rootfs.
 	# The state dirs are the driver's: $work/state-NAME for each entry.
@@ -69,6 +76,7 @@ cleanup() {
 		done
 	done
 	rmdir "${floor_cgroups[@]}" 2>/dev/null || true
+	rmdir "${parent_cgroups[@]}" 2>/dev/null || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
