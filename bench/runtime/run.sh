@@ -52,6 +52,10 @@ if [[ ${SKIP_BUILD:-0} != 1 ]]; then
 fi
 berth=${CARGO_TARGET_DIR:-$repo/target}/release/berth-runtime
 [[ -x $berth ]] || { echo "run.sh: $berth is missing; build it or unset SKIP_BUILD" >&2; exit 1; }
+# For bench_remove_exe_copies: the runtime re-execs itself from a
+# read-only copy it keeps under /run/berth-runtime-exe.
+# shellcheck source=../engine/common.sh
+source "$repo/bench/engine/common.sh"
 crun=$(command -v crun)
 runc=$(command -v runc)
 
@@ -77,6 +81,7 @@ cleanup() {
 	done
 	rmdir "${floor_cgroups[@]}" 2>/dev/null || true
 	rmdir "${parent_cgroups[@]}" 2>/dev/null || true
+	bench_remove_exe_copies "$(dirname "$berth")"
 	rm -rf "$work"
 }
 trap cleanup EXIT
