@@ -5,7 +5,7 @@
 use berth_image::Digest;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::db::{sql, Durability, Store, StoreError};
+use crate::db::{sql, CachedStatements, Durability, Store, StoreError};
 
 /// A container as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +57,7 @@ fn to_row(
 }
 
 fn name_taken(conn: &Connection, name: &str) -> Result<Option<String>, StoreError> {
-    conn.query_row("SELECT id FROM containers WHERE name = ?1", [name], |r| {
+    conn.query_row_cached("SELECT id FROM containers WHERE name = ?1", [name], |r| {
         r.get(0)
     })
     .optional()
@@ -79,7 +79,7 @@ impl Store {
                     holder,
                 });
             }
-            tx.execute(
+            tx.execute_cached(
                 &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
                 params![
                     row.id,
@@ -99,7 +99,7 @@ impl Store {
     pub fn container(&self, id: &str) -> Result<ContainerRow, StoreError> {
         let conn = self.conn();
         let row = conn
-            .query_row(
+            .query_row_cached(
                 &format!("SELECT {COLUMNS} FROM containers WHERE id = ?1"),
                 [id],
                 read_row,
@@ -127,7 +127,7 @@ impl Store {
         let bare = name.strip_prefix('/').unwrap_or(name);
         let conn = self.conn();
         let by_name = conn
-            .query_row(
+            .query_row_cached(
                 &format!("SELECT {COLUMNS} FROM containers WHERE id = ?1 OR name = ?2"),
                 params![name, bare],
                 read_row,
@@ -142,7 +142,7 @@ impl Store {
         }
         let prefix = name.to_ascii_lowercase();
         let mut stmt = conn
-            .prepare(&format!(
+            .prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM containers WHERE substr(id, 1, ?1) = ?2 LIMIT 2"
             ))
             .map_err(sql("prepare container prefix"))?;
@@ -164,7 +164,7 @@ impl Store {
     pub fn containers(&self) -> Result<Vec<ContainerRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare(&format!(
+            .prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM containers ORDER BY created_at, id"
             ))
             .map_err(sql("prepare list containers"))?;
@@ -200,7 +200,7 @@ impl Store {
         durability: Durability,
     ) -> Result<(), StoreError> {
         let n = self.write(durability, |conn| {
-            conn.execute(
+            conn.execute_cached(
                 &format!("UPDATE containers SET {column} = ?1 WHERE id = ?2"),
                 params![value, id],
             )
@@ -225,7 +225,7 @@ impl Store {
             });
         }
         let n = tx
-            .execute(
+            .execute_cached(
                 "UPDATE containers SET name = ?1 WHERE id = ?2",
                 params![new_name, id],
             )
@@ -241,7 +241,7 @@ impl Store {
     /// Removes a container's row.
     pub fn delete_container(&self, id: &str, durability: Durability) -> Result<(), StoreError> {
         let n = self.write(durability, |conn| {
-            conn.execute("DELETE FROM containers WHERE id = ?1", [id])
+            conn.execute_cached("DELETE FROM containers WHERE id = ?1", [id])
                 .map_err(sql("delete container"))
         })?;
         if n == 0 {
@@ -256,7 +256,7 @@ impl Store {
     pub fn containers_using(&self, image: &Digest) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare("SELECT id FROM containers WHERE image_id = ?1 ORDER BY created_at")
+            .prepare_cached("SELECT id FROM containers WHERE image_id = ?1 ORDER BY created_at")
             .map_err(sql("prepare containers using"))?;
         let ids = stmt
             .query_map([image.to_string()], |r| r.get(0))

@@ -124,7 +124,7 @@ impl Store {
         if !report.layers_removed.is_empty() {
             let conn = self.conn();
             let mut stmt = conn
-                .prepare("DELETE FROM layers WHERE chain_id = ?1")
+                .prepare_cached("DELETE FROM layers WHERE chain_id = ?1")
                 .map_err(sql("prepare forget layer"))?;
             for chain in &report.layers_removed {
                 stmt.execute([chain.to_string()])
@@ -155,7 +155,7 @@ impl Store {
         let mut m = Marked::default();
         {
             let mut stmt = tx
-                .prepare("SELECT id, manifest_digest, index_digest FROM images")
+                .prepare_cached("SELECT id, manifest_digest, index_digest FROM images")
                 .map_err(sql("prepare mark images"))?;
             let mut rows = stmt.query([]).map_err(sql("mark images"))?;
             while let Some(row) = rows.next().map_err(sql("mark images"))? {
@@ -169,7 +169,7 @@ impl Store {
                 }
             }
             let mut stmt = tx
-                .prepare("SELECT chain_id, blob_digest FROM image_layers")
+                .prepare_cached("SELECT chain_id, blob_digest FROM image_layers")
                 .map_err(sql("prepare mark layers"))?;
             let mut rows = stmt.query([]).map_err(sql("mark layers"))?;
             while let Some(row) = rows.next().map_err(sql("mark layers"))? {
@@ -183,7 +183,7 @@ impl Store {
                 }
             }
             let mut stmt = tx
-                .prepare(
+                .prepare_cached(
                     "SELECT r.kind, r.resource FROM lease_resources r JOIN leases l ON l.id = r.lease_id
                      WHERE l.expires_at IS NULL OR l.expires_at > ?1",
                 )

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use berth_image::{Digest, ImageParts, Reference};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::db::{now, sql, Store, StoreError};
+use crate::db::{now, sql, CachedStatements, Store, StoreError};
 
 /// A layer of an image, bottom first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +96,7 @@ impl Store {
     pub fn put_image(&self, image: &ImageRecord) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(sql("begin put image"))?;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO images (id, manifest_digest, manifest_media_type, index_digest, size, created, added_at, platform, config)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT(id) DO UPDATE SET
@@ -118,14 +118,14 @@ impl Store {
             ],
         )
         .map_err(sql("insert image"))?;
-        tx.execute(
+        tx.execute_cached(
             "DELETE FROM image_layers WHERE image_id = ?1",
             [image.id.to_string()],
         )
         .map_err(sql("replace image layers"))?;
         {
             let mut stmt = tx
-                .prepare(
+                .prepare_cached(
                     "INSERT INTO image_layers (image_id, position, diff_id, chain_id, blob_digest, blob_media_type, blob_size)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
@@ -188,7 +188,7 @@ impl Store {
         let ids: Vec<String> = {
             let conn = self.conn();
             let mut stmt = conn
-                .prepare("SELECT id FROM images WHERE substr(id, 8, ?1) = ?2 LIMIT 2")
+                .prepare_cached("SELECT id FROM images WHERE substr(id, 8, ?1) = ?2 LIMIT 2")
                 .map_err(sql("prepare id prefix"))?;
             let rows = stmt
                 .query_map(params![hex.len() as i64, hex], |r| r.get(0))
@@ -202,7 +202,7 @@ impl Store {
             _ => {
                 let conn = self.conn();
                 let count: i64 = conn
-                    .query_row(
+                    .query_row_cached(
                         "SELECT count(*) FROM images WHERE substr(id, 8, ?1) = ?2",
                         params![hex.len() as i64, hex],
                         |r| r.get(0),
@@ -225,7 +225,7 @@ impl Store {
         let tx = conn.transaction().map_err(sql("begin delete image"))?;
         let refs = references_of(&tx, id)?;
         let n = tx
-            .execute("DELETE FROM images WHERE id = ?1", [id.to_string()])
+            .execute_cached("DELETE FROM images WHERE id = ?1", [id.to_string()])
             .map_err(sql("delete image"))?;
         if n == 0 {
             return Err(StoreError::ImageNotFound {
@@ -249,7 +249,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(sql("begin tag"))?;
         let exists: Option<i64> = tx
-            .query_row(
+            .query_row_cached(
                 "SELECT 1 FROM images WHERE id = ?1",
                 [image.to_string()],
                 |r| r.get(0),
@@ -262,14 +262,14 @@ impl Store {
             });
         }
         let previous: Option<String> = tx
-            .query_row(
+            .query_row_cached(
                 "SELECT image_id FROM refs WHERE reference = ?1",
                 [&key],
                 |r| r.get(0),
             )
             .optional()
             .map_err(sql("find reference"))?;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO refs (reference, kind, image_id, created_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(reference) DO UPDATE SET image_id = excluded.image_id, created_at = excluded.created_at",
             params![key, kind_name(kind), image.to_string(), now()],
@@ -285,7 +285,7 @@ impl Store {
         let (key, _) = reference_key(reference);
         let conn = self.conn();
         let id: Option<String> = conn
-            .query_row(
+            .query_row_cached(
                 "DELETE FROM refs WHERE reference = ?1 RETURNING image_id",
                 [&key],
                 |r| r.get(0),
@@ -305,7 +305,7 @@ impl Store {
         let (key, _) = reference_key(reference);
         let conn = self.conn();
         let id: Option<String> = conn
-            .query_row(
+            .query_row_cached(
                 "SELECT image_id FROM refs WHERE reference = ?1",
                 [&key],
                 |r| r.get(0),
@@ -326,7 +326,7 @@ impl Store {
     pub fn dangling_images(&self) -> Result<Vec<Digest>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT id FROM images i WHERE NOT EXISTS
                    (SELECT 1 FROM refs r WHERE r.image_id = i.id AND r.kind = 'tag')
                  ORDER BY added_at DESC, id",
@@ -346,7 +346,7 @@ impl Store {
     pub fn all_references(&self) -> Result<Vec<(Reference, RefKind, Digest)>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare("SELECT reference, kind, image_id FROM refs ORDER BY reference")
+            .prepare_cached("SELECT reference, kind, image_id FROM refs ORDER BY reference")
             .map_err(sql("prepare refs"))?;
         let rows = stmt
             .query_map([], |r| {
@@ -403,7 +403,9 @@ fn kind_name(kind: RefKind) -> &'static str {
 
 fn references_of(conn: &Connection, image: &Digest) -> Result<Vec<Reference>, StoreError> {
     let mut stmt = conn
-        .prepare("SELECT reference FROM refs WHERE image_id = ?1 ORDER BY kind DESC, reference")
+        .prepare_cached(
+            "SELECT reference FROM refs WHERE image_id = ?1 ORDER BY kind DESC, reference",
+        )
         .map_err(sql("prepare references"))?;
     let rows = stmt
         .query_map([image.to_string()], |r| r.get::<_, String>(0))
@@ -420,7 +422,7 @@ fn load_images(conn: &Connection, only: Option<&Digest>) -> Result<Vec<ImageReco
     let mut layers: BTreeMap<String, Vec<ImageLayer>> = BTreeMap::new();
     {
         let mut stmt = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT image_id, diff_id, chain_id, blob_digest, blob_media_type, blob_size FROM image_layers
                  WHERE ?1 IS NULL OR image_id = ?1 ORDER BY image_id, position",
             )
@@ -433,7 +435,7 @@ fn load_images(conn: &Connection, only: Option<&Digest>) -> Result<Vec<ImageReco
         }
     }
     let mut stmt = conn
-        .prepare(
+        .prepare_cached(
             "SELECT id, manifest_digest, manifest_media_type, index_digest, size, created, added_at, platform, config
              FROM images WHERE ?1 IS NULL OR id = ?1 ORDER BY added_at DESC, id",
         )

@@ -4,7 +4,7 @@ use berth_image::layers::LayerMeta;
 use berth_image::Digest;
 use rusqlite::{params, OptionalExtension};
 
-use crate::db::{now, sql, Store, StoreError};
+use crate::db::{now, sql, CachedStatements, Store, StoreError};
 use crate::images::parse_digest;
 
 /// An unpacked layer as recorded.
@@ -21,7 +21,7 @@ impl Store {
     /// Records an unpacked layer (idempotent).
     pub fn record_layer(&self, meta: &LayerMeta) -> Result<(), StoreError> {
         let conn = self.conn();
-        conn.execute(
+        conn.execute_cached(
             "INSERT INTO layers (chain_id, diff_id, parent, tar_size, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(chain_id) DO NOTHING",
             params![
@@ -40,7 +40,7 @@ impl Store {
     pub fn layer(&self, chain_id: &Digest) -> Result<Option<LayerRecord>, StoreError> {
         let conn = self.conn();
         let row = conn
-            .query_row(
+            .query_row_cached(
                 "SELECT diff_id, parent, tar_size, created_at FROM layers WHERE chain_id = ?1",
                 [chain_id.to_string()],
                 |r| {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use berth_image::Digest;
 use rusqlite::{params, OptionalExtension};
 
-use crate::db::{now, sql, Store, StoreError};
+use crate::db::{now, sql, CachedStatements, Store, StoreError};
 use crate::images::parse_digest;
 
 /// Something a lease keeps alive.
@@ -68,7 +68,7 @@ impl Store {
         let created = now();
         let expires = ttl.map(|t| created.saturating_add(t.as_secs().min(i64::MAX as u64) as i64));
         let conn = self.conn();
-        let res = conn.execute(
+        let res = conn.execute_cached(
             "INSERT INTO leases (id, created_at, expires_at) VALUES (?1, ?2, ?3)",
             params![id, created, expires],
         );
@@ -88,7 +88,7 @@ impl Store {
         let (kind, value) = resource.parts();
         let conn = self.conn();
         let exists: Option<i64> = conn
-            .query_row("SELECT 1 FROM leases WHERE id = ?1", [lease], |r| r.get(0))
+            .query_row_cached("SELECT 1 FROM leases WHERE id = ?1", [lease], |r| r.get(0))
             .optional()
             .map_err(sql("find lease"))?;
         if exists.is_none() {
@@ -96,7 +96,7 @@ impl Store {
                 id: lease.to_owned(),
             });
         }
-        conn.execute(
+        conn.execute_cached(
             "INSERT OR IGNORE INTO lease_resources (lease_id, kind, resource) VALUES (?1, ?2, ?3)",
             params![lease, kind, value],
         )
@@ -108,7 +108,7 @@ impl Store {
     pub fn lease_remove(&self, lease: &str, resource: &LeaseResource) -> Result<(), StoreError> {
         let (kind, value) = resource.parts();
         let conn = self.conn();
-        conn.execute(
+        conn.execute_cached(
             "DELETE FROM lease_resources WHERE lease_id = ?1 AND kind = ?2 AND resource = ?3",
             params![lease, kind, value],
         )
@@ -120,7 +120,7 @@ impl Store {
     pub fn delete_lease(&self, lease: &str) -> Result<(), StoreError> {
         let conn = self.conn();
         let n = conn
-            .execute("DELETE FROM leases WHERE id = ?1", [lease])
+            .execute_cached("DELETE FROM leases WHERE id = ?1", [lease])
             .map_err(sql("delete lease"))?;
         if n == 0 {
             return Err(StoreError::LeaseNotFound {
@@ -134,7 +134,7 @@ impl Store {
     pub fn leases(&self) -> Result<Vec<Lease>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare("SELECT id, created_at, expires_at FROM leases ORDER BY id")
+            .prepare_cached("SELECT id, created_at, expires_at FROM leases ORDER BY id")
             .map_err(sql("prepare leases"))?;
         let rows = stmt
             .query_map([], |r| {
@@ -156,7 +156,7 @@ impl Store {
             });
         }
         let mut stmt = conn
-            .prepare("SELECT lease_id, kind, resource FROM lease_resources ORDER BY lease_id, kind, resource")
+            .prepare_cached("SELECT lease_id, kind, resource FROM lease_resources ORDER BY lease_id, kind, resource")
             .map_err(sql("prepare lease resources"))?;
         let rows = stmt
             .query_map([], |r| {
@@ -185,7 +185,7 @@ impl Store {
     pub fn expire_leases(&self) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare(
+            .prepare_cached(
                 "DELETE FROM leases WHERE expires_at IS NOT NULL AND expires_at <= ?1 RETURNING id",
             )
             .map_err(sql("prepare expire leases"))?;

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 
-use crate::db::{sql, Store, StoreError};
+use crate::db::{sql, CachedStatements, Store, StoreError};
 
 /// A network as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +113,7 @@ fn attach_rows(
 ) -> Result<(), StoreError> {
     let tx = conn.transaction().map_err(sql("begin attach"))?;
     for e in endpoints {
-        tx.execute(
+        tx.execute_cached(
             &format!("INSERT INTO endpoints ({ENDPOINT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
             params![
                 e.network_id,
@@ -140,7 +140,7 @@ fn attach_rows(
         })?;
     }
     for p in ports {
-        tx.execute(
+        tx.execute_cached(
             &format!("INSERT INTO port_bindings ({PORT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
             params![
                 p.container_id,
@@ -176,7 +176,7 @@ fn query_all<T>(
     read: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
     op: &'static str,
 ) -> Result<Vec<T>, StoreError> {
-    let mut stmt = conn.prepare(query).map_err(sql(op))?;
+    let mut stmt = conn.prepare_cached(query).map_err(sql(op))?;
     let rows = stmt
         .query_map(args, read)
         .map_err(sql(op))?
@@ -191,7 +191,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(sql("begin insert network"))?;
         let taken: Option<String> = tx
-            .query_row(
+            .query_row_cached(
                 "SELECT id FROM networks WHERE name = ?1",
                 [&row.name],
                 |r| r.get(0),
@@ -203,7 +203,7 @@ impl Store {
                 name: row.name.clone(),
             });
         }
-        tx.execute(
+        tx.execute_cached(
             &format!("INSERT INTO networks ({NETWORK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
             params![
                 row.id,
@@ -246,7 +246,7 @@ impl Store {
         }
         let conn = self.conn();
         let exact = conn
-            .query_row(
+            .query_row_cached(
                 &format!("SELECT {NETWORK_COLUMNS} FROM networks WHERE id = ?1 OR name = ?1"),
                 [name],
                 read_network,
@@ -290,7 +290,7 @@ impl Store {
         )?;
         if !holders.is_empty() {
             let name: String = tx
-                .query_row("SELECT name FROM networks WHERE id = ?1", [id], |r| {
+                .query_row_cached("SELECT name FROM networks WHERE id = ?1", [id], |r| {
                     r.get(0)
                 })
                 .map_err(sql("read network name"))?;
@@ -301,7 +301,7 @@ impl Store {
             });
         }
         let n = tx
-            .execute("DELETE FROM networks WHERE id = ?1", [id])
+            .execute_cached("DELETE FROM networks WHERE id = ?1", [id])
             .map_err(sql("delete network"))?;
         if n == 0 {
             return Err(StoreError::NetworkNotFound {
@@ -349,12 +349,12 @@ impl Store {
     pub fn detach_container(&self, container_id: &str) -> Result<(), StoreError> {
         self.without_sync(|conn| {
             let tx = conn.transaction().map_err(sql("begin detach"))?;
-            tx.execute(
+            tx.execute_cached(
                 "DELETE FROM endpoints WHERE container_id = ?1",
                 [container_id],
             )
             .map_err(sql("delete endpoints"))?;
-            tx.execute(
+            tx.execute_cached(
                 "DELETE FROM port_bindings WHERE container_id = ?1",
                 [container_id],
             )
@@ -366,7 +366,7 @@ impl Store {
     /// Forgets one endpoint (a running container left one network).
     pub fn delete_endpoint(&self, network_id: &str, container_id: &str) -> Result<(), StoreError> {
         let conn = self.conn();
-        conn.execute(
+        conn.execute_cached(
             "DELETE FROM endpoints WHERE network_id = ?1 AND container_id = ?2",
             [network_id, container_id],
         )

@@ -6,7 +6,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::db::{sql, Store, StoreError};
+use crate::db::{sql, CachedStatements, Store, StoreError};
 
 /// A plugin as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +36,7 @@ fn read_row(r: &Row<'_>) -> rusqlite::Result<PluginRow> {
 }
 
 fn by(conn: &Connection, column: &str, value: &str) -> Result<Option<PluginRow>, StoreError> {
-    conn.query_row(
+    conn.query_row_cached(
         &format!("SELECT {COLUMNS} FROM plugins WHERE {column} = ?1"),
         [value],
         read_row,
@@ -49,7 +49,7 @@ impl Store {
     /// Records a new plugin; a name already taken is `PluginExists`.
     pub fn insert_plugin(&self, row: &PluginRow) -> Result<(), StoreError> {
         let conn = self.conn();
-        let inserted = conn.execute(
+        let inserted = conn.execute_cached(
             &format!("INSERT INTO plugins ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
             params![row.id, row.name, row.created_at, row.config, row.settings],
         );
@@ -70,7 +70,7 @@ impl Store {
     pub fn plugins(&self) -> Result<Vec<PluginRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare(&format!(
+            .prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM plugins ORDER BY created_at, id"
             ))
             .map_err(sql("prepare list plugins"))?;
@@ -109,7 +109,7 @@ impl Store {
             return Err(not_found());
         }
         let mut stmt = conn
-            .prepare(&format!(
+            .prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM plugins WHERE substr(id, 1, ?2) = ?1 LIMIT 2"
             ))
             .map_err(sql("prepare find plugin"))?;
@@ -131,7 +131,7 @@ impl Store {
     pub fn set_plugin_settings(&self, id: &str, settings: &[u8]) -> Result<(), StoreError> {
         let changed = self
             .conn()
-            .execute(
+            .execute_cached(
                 "UPDATE plugins SET settings = ?2 WHERE id = ?1",
                 params![id, settings],
             )
@@ -148,7 +148,7 @@ impl Store {
     pub fn delete_plugin(&self, id: &str) -> Result<(), StoreError> {
         let changed = self
             .conn()
-            .execute("DELETE FROM plugins WHERE id = ?1", [id])
+            .execute_cached("DELETE FROM plugins WHERE id = ?1", [id])
             .map_err(sql("delete plugin"))?;
         if changed == 0 {
             return Err(StoreError::PluginNotFound {

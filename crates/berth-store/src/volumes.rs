@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
-use crate::db::{sql, Store, StoreError};
+use crate::db::{sql, CachedStatements, Store, StoreError};
 
 /// A volume as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ fn encode_map(m: &BTreeMap<String, String>) -> Vec<u8> {
 }
 
 fn get(conn: &Connection, name: &str) -> Result<Option<VolumeRow>, StoreError> {
-    conn.query_row(
+    conn.query_row_cached(
         &format!("SELECT {COLUMNS} FROM volumes WHERE name = ?1"),
         [name],
         read_row,
@@ -71,7 +71,7 @@ fn get_or_insert(tx: &Transaction<'_>, row: &VolumeRow) -> Result<(VolumeRow, bo
     if let Some(existing) = get(tx, &row.name)? {
         return Ok((existing, false));
     }
-    tx.execute(
+    tx.execute_cached(
         &format!("INSERT INTO volumes ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
         params![
             row.name,
@@ -88,7 +88,7 @@ fn get_or_insert(tx: &Transaction<'_>, row: &VolumeRow) -> Result<(VolumeRow, bo
 
 fn users(conn: &Connection, name: &str) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn
-        .prepare(
+        .prepare_cached(
             "SELECT u.container_id FROM volume_users u JOIN containers c ON c.id = u.container_id \
              WHERE u.volume = ?1 ORDER BY c.created_at, c.id",
         )
@@ -123,7 +123,7 @@ impl Store {
     pub fn volumes(&self) -> Result<Vec<VolumeRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare(&format!("SELECT {COLUMNS} FROM volumes ORDER BY name"))
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM volumes ORDER BY name"))
             .map_err(sql("prepare list volumes"))?;
         let rows = stmt
             .query_map([], read_row)
@@ -142,7 +142,7 @@ impl Store {
     pub fn all_volume_users(&self) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT u.volume, u.container_id FROM volume_users u \
                  JOIN containers c ON c.id = u.container_id ORDER BY c.created_at, c.id",
             )
@@ -163,7 +163,9 @@ impl Store {
     pub fn container_volumes(&self, id: &str) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare("SELECT volume FROM volume_users WHERE container_id = ?1 ORDER BY volume")
+            .prepare_cached(
+                "SELECT volume FROM volume_users WHERE container_id = ?1 ORDER BY volume",
+            )
             .map_err(sql("prepare container volumes"))?;
         let names = stmt
             .query_map([id], |r| r.get(0))
@@ -184,7 +186,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(sql("begin use volumes"))?;
         let known: Option<i64> = tx
-            .query_row("SELECT 1 FROM containers WHERE id = ?1", [id], |r| r.get(0))
+            .query_row_cached("SELECT 1 FROM containers WHERE id = ?1", [id], |r| r.get(0))
             .optional()
             .map_err(sql("find the container of volume users"))?;
         if known.is_none() {
@@ -195,7 +197,7 @@ impl Store {
         let mut out = Vec::with_capacity(volumes.len());
         for v in volumes {
             let stored = get_or_insert(&tx, v)?;
-            tx.execute(
+            tx.execute_cached(
                 "INSERT OR IGNORE INTO volume_users (volume, container_id) VALUES (?1, ?2)",
                 params![v.name, id],
             )
@@ -232,7 +234,7 @@ impl Store {
                 containers: holders,
             });
         }
-        match tx.execute("DELETE FROM volumes WHERE name = ?1", [name]) {
+        match tx.execute_cached("DELETE FROM volumes WHERE name = ?1", [name]) {
             Ok(_) => {}
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
