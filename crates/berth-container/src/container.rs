@@ -546,17 +546,23 @@ pub fn release_init(id: &str, fifo_path: &Path) -> Result<()> {
         Mode::empty(),
     )
     .map_err(|e| match e {
-        rustix::io::Errno::NXIO => Error::WrongState {
-            id: id.to_string(),
-            status: Status::Stopped.to_string(),
-            message: "the container process is gone".to_string(),
-        },
+        rustix::io::Errno::NXIO => {
+            wrong_state(id, Status::Stopped, "the container process is gone")
+        }
         e => Error::io(format!("opening {fifo_path:?}"), e.into()),
     })?;
     rustix::io::write(&fifo, &[0]).ctx(|| format!("writing {fifo_path:?}"))?;
     wait_until_no_reader(&fifo);
     drop(fifo);
     fs::remove_file(fifo_path).ctx(|| format!("removing {fifo_path:?}"))
+}
+
+fn wrong_state(id: &str, status: Status, message: &str) -> Error {
+    Error::WrongState {
+        id: id.to_string(),
+        status: status.to_string(),
+        message: message.to_string(),
+    }
 }
 
 /// Returns once the init has closed its end of the exec fifo, which it
@@ -651,11 +657,7 @@ impl Container {
     }
 
     fn wrong_state(&self, status: Status, message: &str) -> Error {
-        Error::WrongState {
-            id: self.record.id.clone(),
-            status: status.to_string(),
-            message: message.to_string(),
-        }
+        wrong_state(&self.record.id, status, message)
     }
 
     /// Lets the init exec the container's program.
