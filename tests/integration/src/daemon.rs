@@ -40,6 +40,8 @@ pub struct Berthd {
     /// Passes `--bip` (the default); without it the daemon picks the
     /// bridge's address itself.
     pass_bip: bool,
+    /// Started with `--bridge none`: no default network.
+    bridge_disabled: bool,
     /// Where berthd (and the shim beside it) is run from; None: the build's.
     bin_dir: Option<PathBuf>,
     /// Environment variables berthd is started with, beside the test's.
@@ -135,6 +137,15 @@ impl Berthd {
         Berthd::import_busybox(d)
     }
 
+    /// As [`Berthd::with_busybox`], with the default bridge disabled
+    /// (`--bridge none`, as dockerd's `--bridge=none`).
+    pub fn with_busybox_bridge_disabled() -> Berthd {
+        let mut d = Berthd::unspawned(TestNet::new(), &[], false, true);
+        d.bridge_disabled = true;
+        d.spawn();
+        Berthd::import_busybox(d)
+    }
+
     /// As [`Berthd::with_busybox`], with berthd started with `env` set.
     pub fn with_busybox_env(extra: &[&str], env: &[(&str, &str)]) -> Berthd {
         let mut d = Berthd::unspawned(TestNet::new(), extra, false, true);
@@ -213,6 +224,7 @@ impl Berthd {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             activated,
             pass_bip,
+            bridge_disabled: false,
             bin_dir: None,
             env: Vec::new(),
             child: None,
@@ -250,9 +262,16 @@ impl Berthd {
             .args(["--log-level", "debug"])
             .arg("--cgroup-parent")
             .arg(cgroup_parent_of(self.dir.path()))
-            .args(["--bridge", &self.net.bridge])
+            .args([
+                "--bridge",
+                if self.bridge_disabled {
+                    "none"
+                } else {
+                    &self.net.bridge
+                },
+            ])
             .args(
-                self.pass_bip
+                (self.pass_bip && !self.bridge_disabled)
                     .then_some(["--bip", &self.net.bip])
                     .into_iter()
                     .flatten(),

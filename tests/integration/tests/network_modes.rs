@@ -318,6 +318,58 @@ fn host_none_and_container_network_modes() {
 }
 
 #[test]
+fn a_disabled_default_bridge_starts_default_containers_without_network() {
+    if !(require_root() && has_docker()) {
+        return;
+    }
+    let d = Berthd::with_busybox_bridge_disabled();
+    // As dockerd's --bridge=none: no `bridge` network to list.
+    let names = d.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(
+        names.split_whitespace().collect::<Vec<_>>(),
+        ["host", "none"]
+    );
+    // A container on the default network (or naming `bridge`) starts with
+    // loopback only, as dockerd's does, instead of failing its start.
+    for network in [None, Some("bridge")] {
+        let mut args = vec!["run", "--rm"];
+        args.extend(network.iter().flat_map(|n| ["--network", *n]));
+        args.extend(["bb:1", "sh", "-c", "ip -o link; ip -o -4 addr"]);
+        let out = d.docker_ok(&args);
+        let links: Vec<&str> = out.lines().filter(|l| l.contains("link/")).collect();
+        assert_eq!(links.len(), 1, "{network:?}: {out}");
+        assert!(
+            links[0].contains(": lo:") && links[0].contains(",UP"),
+            "{out}"
+        );
+        assert!(out.contains("inet 127.0.0.1/8"), "{out}");
+    }
+    // A user network still joins beside it, the disabled bridge left out.
+    d.docker_ok(&["network", "create", "--subnet", "10.241.7.0/24", "own"]);
+    let out = d.docker_ok(&[
+        "create",
+        "--name",
+        "both",
+        "--network",
+        "bridge",
+        "bb:1",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+    ]);
+    assert!(!out.trim().is_empty());
+    d.docker_ok(&["network", "connect", "own", "both"]);
+    d.docker_ok(&["start", "both"]);
+    d.docker_ok(&["wait", "both"]);
+    let logs = d.docker_ok(&["logs", "both"]);
+    assert!(logs.contains("inet 10.241.7."), "{logs}");
+    d.docker_ok(&["rm", "both"]);
+    d.docker_ok(&["network", "rm", "own"]);
+    d.stop();
+}
+
+#[test]
 fn ipv6_networks_give_addresses_names_and_inspect() {
     let Some(d) = daemon() else { return };
     let (v4, v6) = (TestNet::subnet(), ula_subnet());

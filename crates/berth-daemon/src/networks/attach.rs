@@ -354,9 +354,12 @@ impl Engine {
             // runtime's anonymous one, so the loopback is up before the
             // process starts and a `container:<this>` joins the same file.
             Mode::None => self.loopback_only(c),
-            Mode::Networks(list) if list.is_empty() => self.loopback_only(c),
             Mode::Container(name) => self.shared_namespace(c, &name),
             Mode::Networks(list) => {
+                let list = self.without_disabled_bridge(list);
+                if list.is_empty() {
+                    return self.loopback_only(c);
+                }
                 let _guard = self.networks.lock();
                 let result = self.connect_locked(c, &list);
                 if result.is_err() {
@@ -365,6 +368,20 @@ impl Engine {
                 result
             }
         }
+    }
+
+    /// The networks a start joins of `list`: with the default bridge
+    /// disabled (`--bridge none`) a container on `bridge` (the default)
+    /// starts without it, as dockerd's does (its connectToNetwork sets
+    /// NetworkDisabled): loopback only when it has no other network.
+    fn without_disabled_bridge(
+        &self,
+        mut list: Vec<(String, EndpointSettings)>,
+    ) -> Vec<(String, EndpointSettings)> {
+        if self.config().bridge == NONE {
+            list.retain(|(name, _)| name != BRIDGE);
+        }
+        list
     }
 
     fn loopback_only(&self, c: &Loaded) -> Result<NetSetup, ApiError> {
