@@ -236,6 +236,13 @@ query_struct!(
 );
 
 query_struct!(
+    /// `GET /plugins/privileges`
+    PluginPrivilegesQuery {
+        remote: String,
+    }
+);
+
+query_struct!(
     /// `GET /images/search`
     ImageSearchQuery {
         term: String,

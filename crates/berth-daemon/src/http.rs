@@ -253,7 +253,9 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
         return crate::distribution::inspect(engine, &parts.headers, &decode(name)?).await;
     }
     if path == "/plugins" || path.starts_with("/plugins/") {
-        let r = crate::plugins::routes::route(engine, &parts.method, &path, &q, body).await;
+        let r =
+            crate::plugins::routes::route(engine, &parts.method, &parts.headers, &path, &q, body)
+                .await;
         return r.unwrap_or_else(|| Err(ApiError::not_implemented(&format!("{method} {path}"))));
     }
     if path == "/networks" || path.starts_with("/networks/") {

@@ -3,11 +3,13 @@
 //! `set` within what the config allows, `rm`; enabling one is refused by
 //! name (berthd keeps plugins but does not run them). Hostile and broken
 //! contexts are refused without leaving anything behind, and what a
-//! daemon killed mid-create leaves is swept at start-up.
+//! daemon killed mid-create leaves is swept at start-up. A plugin's
+//! privileges are read from its config in a (loopback) registry.
 
 use std::path::Path;
+use std::process::{Command, Stdio};
 
-use berth_integration::daemon::{has_docker, Berthd};
+use berth_integration::daemon::{has_docker, Berthd, LoopbackRegistry};
 use berth_integration::{require_root, tarball, text};
 use serde_json::Value;
 
@@ -303,5 +305,150 @@ fn bad_plugin_contexts_are_refused_and_leave_nothing() {
     let (status, _) = d.api("DELETE", &format!("/plugins/{}", &id[..8]), None);
     assert_eq!(status, 200);
     assert!(plugin_dirs(&d).is_empty());
+    d.stop();
+}
+
+/// Uploads `bytes` as a blob of `repo` on the loopback registry `reg`
+/// (the Distribution API's POST then PUT); returns its digest.
+fn push_blob(reg: &str, repo: &str, bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "-X", "POST"])
+        .arg(format!("http://{reg}/v2/{repo}/blobs/uploads/"))
+        .output()
+        .expect("curl");
+    let head = text(&out.stdout);
+    let location = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or(l.strip_prefix("location: "))
+        })
+        .unwrap_or_else(|| panic!("no upload location: {head}"))
+        .trim()
+        .to_string();
+    let location = if location.starts_with('/') {
+        format!("http://{reg}{location}")
+    } else {
+        location
+    };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    curl_put(
+        &format!("{location}{sep}digest={digest}"),
+        "application/octet-stream",
+        bytes,
+    );
+    digest
+}
+
+/// `PUT url` with `body`; panics unless the registry answers 201.
+fn curl_put(url: &str, content_type: &str, body: &[u8]) {
+    use std::io::Write;
+    let mut child = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .args(["-H", &format!("Content-Type: {content_type}")])
+        .args(["--data-binary", "@-", url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl");
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), "201", "PUT {url}");
+}
+
+/// Pushes a manifest of `repo:tag` with `config` (of `config_type`) and
+/// one small layer.
+fn push_artifact(reg: &str, repo: &str, tag: &str, config_type: &str, config: &[u8]) {
+    let config_digest = push_blob(reg, repo, config);
+    let layer = b"not read by anything here";
+    let layer_digest = push_blob(reg, repo, layer);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": config_type, "size": config.len(), "digest": config_digest},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "size": layer.len(), "digest": layer_digest}],
+    });
+    curl_put(
+        &format!("http://{reg}/v2/{repo}/manifests/{tag}"),
+        "application/vnd.docker.distribution.manifest.v2+json",
+        manifest.to_string().as_bytes(),
+    );
+}
+
+#[test]
+fn privileges_are_read_from_a_plugins_config_in_the_registry() {
+    if !require_root() {
+        return;
+    }
+    let Some(registry) = LoopbackRegistry::start() else {
+        return;
+    };
+    let reg = registry.addr.to_string();
+    // As `docker plugin push` stores it: Go's field names.
+    let config = br#"{"Description": "sshfs", "Entrypoint": ["/sshfs"],
+        "Interface": {"Types": ["docker.volumedriver/1.0"], "Socket": "sshfs.sock"},
+        "Network": {"Type": "host"}, "IpcHost": true,
+        "Mounts": [{"Name": "state", "Source": "/var/lib/sshfs", "Destination": "/state", "Type": "bind"},
+                   {"Destination": "/mnt", "Type": "tmpfs"}],
+        "Linux": {"Capabilities": ["CAP_SYS_ADMIN"], "AllowAllDevices": true,
+                  "Devices": [{"Path": "/dev/fuse"}]}}"#;
+    push_artifact(
+        &reg,
+        "test/sshfs",
+        "1",
+        "application/vnd.docker.plugin.v1+json",
+        config,
+    );
+    push_artifact(
+        &reg,
+        "test/image",
+        "1",
+        "application/vnd.docker.container.image.v1+json",
+        br#"{"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}"#,
+    );
+    let d = Berthd::start(&[]);
+    let ask = |remote: &str| {
+        let (status, body) = d.api("GET", &format!("/plugins/privileges?remote={remote}"), None);
+        (status, serde_json::from_slice::<Value>(&body).unwrap())
+    };
+    let (status, list) = ask(&format!("{reg}/test/sshfs:1"));
+    assert_eq!(status, 200, "{list}");
+    let pairs: Vec<(String, Value)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["Name"].as_str().unwrap().to_string(), p["Value"].clone()))
+        .collect();
+    let v = |s: &[&str]| serde_json::json!(s);
+    assert_eq!(
+        pairs,
+        [
+            ("network".to_string(), v(&["host"])),
+            ("host ipc namespace".to_string(), v(&["true"])),
+            ("mount".to_string(), v(&["/var/lib/sshfs"])),
+            ("device".to_string(), v(&["/dev/fuse"])),
+            ("allow-all-devices".to_string(), v(&["true"])),
+            ("capabilities".to_string(), v(&["CAP_SYS_ADMIN"])),
+        ]
+    );
+    assert_eq!(list[0]["Description"], "permissions to access a network");
+    // An image is not a plugin.
+    let (status, err) = ask(&format!("{reg}/test/image:1"));
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("not a plugin"),
+        "{err}"
+    );
+    // What cannot be fetched has none, as dockerd answers (moby's
+    // Privileges ignores its fetch's error): an unknown name, a registry
+    // that does not answer.
+    for remote in [format!("{reg}/test/nothing:1"), "127.0.0.1:1/x/y:1".into()] {
+        assert_eq!(ask(&remote), (200, serde_json::json!([])), "{remote}");
+    }
+    let (status, err) = ask("");
+    assert_eq!(status, 400, "{err}");
     d.stop();
 }

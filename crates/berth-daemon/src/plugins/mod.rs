@@ -4,7 +4,8 @@
 //! berthd keeps plugins (`docker plugin create`, `ls`, `inspect`, `set`,
 //! `rm`) but does not run them: its volume, network and log drivers are
 //! built in, so enabling one is refused by name, as are installing one
-//! from a registry and pushing one there.
+//! from a registry and pushing one there. What a plugin in a registry
+//! would be granted (`privileges`) is read from the registry.
 //!
 //! The row is the truth about which plugins exist. Create unpacks the
 //! context into a staging directory, moves the root file system to
@@ -13,6 +14,7 @@
 //! directory, a directory without a row) is removed at start-up.
 
 pub mod config;
+pub mod privileges;
 pub mod routes;
 
 use std::collections::HashSet;

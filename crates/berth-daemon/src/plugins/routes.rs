@@ -1,13 +1,12 @@
 //! The `/plugins` endpoints berthd serves. A plugin's name may hold
 //! slashes (`vieux/sshfs:latest`), so the action is the last segment.
-//! Installing, upgrading and pushing plugins and asking a registry for a
-//! plugin's privileges are not routed here: they answer 501 naming the
-//! endpoint.
+//! Installing, upgrading and pushing plugins are not routed here: they
+//! answer 501 naming the endpoint.
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use berth_api::query;
 
@@ -21,6 +20,7 @@ use crate::streams::{body_reader, read_limited};
 pub async fn route(
     engine: Arc<Engine>,
     method: &Method,
+    headers: &HeaderMap,
     path: &str,
     q: &str,
     body: Body,
@@ -28,6 +28,9 @@ pub async fn route(
     let rest = path.strip_prefix("/plugins")?;
     let call = match (method.clone(), rest) {
         (Method::GET, "") => Call::List,
+        (Method::GET, "/privileges") => {
+            return Some(privileges(&engine, headers, q).await);
+        }
         (Method::POST, "/create") => Call::Create,
         (Method::DELETE, r) if r.len() > 1 => Call::Remove(r[1..].to_owned()),
         (m, r) => {
@@ -43,6 +46,12 @@ pub async fn route(
         }
     };
     Some(dispatch(engine, call, q, body).await)
+}
+
+async fn privileges(engine: &Engine, headers: &HeaderMap, q: &str) -> Result<Response, ApiError> {
+    let q: query::PluginPrivilegesQuery = parse_query(q)?;
+    let list = super::privileges::privileges(engine, headers, &q.remote).await?;
+    Ok(json(StatusCode::OK, &list))
 }
 
 enum Call {
