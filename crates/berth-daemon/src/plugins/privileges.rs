@@ -32,6 +32,8 @@ pub struct Privilege {
     pub value: Vec<String>,
 }
 
+/// The privileges of the plugin `remote` names (a reference, `latest`
+/// when untagged), asked of its registry with the request's credentials.
 pub async fn privileges(
     engine: &Engine,
     headers: &HeaderMap,
