@@ -30,14 +30,11 @@ pub async fn inspect(
     let platforms = match index_platforms(&body) {
         Some(platforms) => platforms,
         None => {
-            let config = body["config"]["digest"]
-                .as_str()
-                .and_then(|d| berth_image::Digest::parse(d).ok())
-                .ok_or_else(|| {
-                    ApiError::internal(format!(
-                        "the registry's manifest for {name} names no config"
-                    ))
-                })?;
+            let config = config_digest(&body).ok_or_else(|| {
+                ApiError::internal(format!(
+                    "the registry's manifest for {name} names no config"
+                ))
+            })?;
             let bytes = client
                 .fetch_blob_bytes(&reference, &config, berth_image::config::MAX_CONFIG_SIZE)
                 .await?;
@@ -58,6 +55,13 @@ pub async fn inspect(
             "Platforms": platforms,
         }),
     ))
+}
+
+/// The digest of the config a manifest of one image (or plugin) names.
+pub(crate) fn config_digest(manifest: &Value) -> Option<berth_image::Digest> {
+    manifest["config"]["digest"]
+        .as_str()
+        .and_then(|d| berth_image::Digest::parse(d).ok())
 }
 
 /// An index's (or manifest list's) entries' platforms; `None` for a

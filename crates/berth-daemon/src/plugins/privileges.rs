@@ -8,7 +8,7 @@
 //! error; a manifest whose config is not a plugin's is an error.
 
 use axum::http::HeaderMap;
-use berth_image::{Digest, Reference};
+use berth_image::Reference;
 use berth_registry::ACCEPT_ALL;
 use serde::Serialize;
 use serde_json::Value;
@@ -73,13 +73,10 @@ async fn fetch_config(
         .map_err(|e| e.to_string())?;
     let body: Value = serde_json::from_slice(&manifest.bytes)
         .map_err(|e| format!("the manifest is not JSON: {e}"))?;
-    let config = &body["config"];
-    if config["mediaType"] != PLUGIN_CONFIG {
+    if body["config"]["mediaType"] != PLUGIN_CONFIG {
         return Ok(None);
     }
-    let digest = config["digest"]
-        .as_str()
-        .and_then(|d| Digest::parse(d).ok())
+    let digest = crate::distribution::config_digest(&body)
         .ok_or("the manifest's config has no valid digest")?;
     let bytes = client
         .fetch_blob_bytes(reference, &digest, MAX_CONFIG)
