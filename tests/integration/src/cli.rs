@@ -297,6 +297,11 @@ impl Tmux {
     /// (Re)starts window `t`, WIDTH columns by 30 lines, running `cmd`
     /// in a shell that then prints `EXITED-<code>` and stays a while.
     pub fn session(&self, width: u16, cmd: &str) {
+        // Killing the server's last session makes it exit, and a
+        // `new-session` that reaches it while it exits fails with "server
+        // exited unexpectedly". A session that idles for the server's life
+        // (it fails harmlessly once it exists) keeps the server up.
+        let _ = self.cmd(&["new-session", "-d", "-s", "idle", "sleep 86400"]);
         let _ = self.cmd(&["kill-session", "-t", "t"]);
         let out = self.cmd(&[
             "new-session",
