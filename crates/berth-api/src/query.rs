@@ -89,6 +89,15 @@ query_struct!(
 );
 
 query_struct!(
+    /// `GET /system/df`: `type` (API 1.42), repeated for several of
+    /// `container`, `image`, `volume`, `build-cache`.
+    DiskUsageQuery {
+        #[serde(rename = "type", skip_serializing_if = "Vec::is_empty")]
+        types: Vec<String>,
+    }
+);
+
+query_struct!(
     /// `POST /images/create`: pull (`fromImage`) or import (`fromSrc`).
     ImageCreateQuery {
         #[serde(rename = "fromImage", skip_serializing_if = "Option::is_none")]

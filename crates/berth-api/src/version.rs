@@ -50,7 +50,7 @@ impl ApiVersion {
     pub const OLDEST: ApiVersion = ApiVersion::new(1, 12);
     /// The newest version berth implements; also the default when a request
     /// names none.
-    pub const MAX: ApiVersion = ApiVersion::new(1, 41);
+    pub const MAX: ApiVersion = ApiVersion::new(1, 44);
 
     pub const fn new(major: u16, minor: u16) -> Self {
         ApiVersion { major, minor }
@@ -222,14 +222,14 @@ mod tests {
             ApiVersion::parse_minimum("1.22"),
             Ok(ApiVersion::new(1, 22))
         );
-        assert_eq!(ApiVersion::parse_minimum("1.41"), Ok(ApiVersion::MAX));
+        assert_eq!(ApiVersion::parse_minimum("1.44"), Ok(ApiVersion::MAX));
         assert_eq!(
             ApiVersion::parse_minimum("1.11"),
             Err("minimum supported API version is 1.12: 1.11".to_string())
         );
         assert_eq!(
             ApiVersion::parse_minimum("1.50"),
-            Err("maximum supported API version is 1.41: 1.50".to_string())
+            Err("maximum supported API version is 1.44: 1.50".to_string())
         );
         assert!(ApiVersion::parse_minimum("one")
             .unwrap_err()

@@ -11,7 +11,7 @@ use crate::http::{roundtrip, Body, Response};
 use crate::Error;
 
 /// The newest API version this client speaks; the daemon's, if older, wins.
-pub const MAX_API_VERSION: &str = "1.43";
+pub const MAX_API_VERSION: &str = "1.44";
 
 /// Most bytes of a JSON (or error) body we read into memory.
 const MAX_JSON: u64 = 256 * 1024 * 1024;

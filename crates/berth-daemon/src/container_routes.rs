@@ -40,6 +40,19 @@ fn not_modified() -> Response {
     StatusCode::NOT_MODIFIED.into_response()
 }
 
+const RAW_STREAM: &str = "application/vnd.docker.raw-stream";
+
+/// The media type of a container's output stream: from API 1.42, docker
+/// names the framed stdout/stderr stream (no tty) as such; before, and
+/// with a tty, it is the raw stream.
+fn stream_type(version: ApiVersion, tty: bool) -> &'static str {
+    if !tty && version >= ApiVersion::new(1, 42) {
+        "application/vnd.docker.multiplexed-stream"
+    } else {
+        RAW_STREAM
+    }
+}
+
 /// The fields of an exec's config (`POST /containers/{id}/exec`).
 const EXEC_CONFIG_FIELDS: &[&str] = &[
     "AttachStdin",
@@ -97,9 +110,9 @@ pub async fn route(
 ) -> Option<Result<Response, ApiError>> {
     let m = parts.method.clone();
     let r = if let Some(rest) = path.strip_prefix("/exec/") {
-        exec_route(engine, &m, rest, q, parts, body).await
+        exec_route(engine, &m, rest, q, version, parts, body).await
     } else if path == "/containers/create" && m == Method::POST {
-        create(engine, q, body).await
+        create(engine, q, version, body).await
     } else if path == "/containers/json" && m == Method::GET {
         list(engine, q).await
     } else if path == "/containers/prune" && m == Method::POST {
@@ -123,7 +136,12 @@ pub async fn route(
     Some(r)
 }
 
-async fn create(engine: Arc<Engine>, q: &str, body: Body) -> Result<Response, ApiError> {
+async fn create(
+    engine: Arc<Engine>,
+    q: &str,
+    version: ApiVersion,
+    body: Body,
+) -> Result<Response, ApiError> {
     let q: query::ContainerCreateQuery = parse_query(q)?;
     let platform = match q.platform.as_deref().filter(|p| !p.is_empty()) {
         None => None,
@@ -139,10 +157,12 @@ async fn create(engine: Arc<Engine>, q: &str, body: Body) -> Result<Response, Ap
         }
     };
     let bytes = read_limited(body, MAX_CREATE_BODY).await?;
-    let create = crate::containers::create_request::parse(&bytes)?;
-    let (id, warnings) =
-        blocking(move || engine.create_container(q.name.as_deref(), create, platform.as_ref()))
-            .await?;
+    let (create, mut warnings) = crate::containers::create_request::parse(&bytes, version)?;
+    let (id, more) = blocking(move || {
+        engine.create_container(q.name.as_deref(), create, platform.as_ref(), version)
+    })
+    .await?;
+    warnings.extend(more);
     Ok(json_response(
         StatusCode::CREATED,
         &json!({"Id": id, "Warnings": warnings}),
@@ -217,7 +237,7 @@ async fn container_action(
     match (m.clone(), action) {
         (Method::GET, "json") => {
             let q: query::ContainerInspectQuery = parse_query(q)?;
-            let v = blocking(move || engine.inspect_container(&name, q.size)).await?;
+            let v = blocking(move || engine.inspect_container(&name, q.size, version)).await?;
             Ok(json_response(StatusCode::OK, &v))
         }
         (Method::DELETE, "") => {
@@ -326,16 +346,20 @@ async fn container_action(
                     .await?;
             Ok(json_response(StatusCode::OK, &v))
         }
-        (Method::GET, "logs") => logs(engine, name, q).await,
+        (Method::GET, "logs") => logs(engine, name, q, version).await,
         (Method::GET, "stats") => stats(engine, name, q).await,
-        (Method::POST, "attach") => attach(engine, name, q, parts).await,
+        (Method::POST, "attach") => attach(engine, name, q, version, parts).await,
         (Method::GET, "attach/ws") => attach_ws(engine, name, q, version, parts).await,
         (Method::POST, "exec") => {
             let bytes = read_limited(body, MAX_CREATE_BODY).await?;
             let mut config: Value = parse_json(&bytes, "invalid exec config")?;
             go_field_names(&mut config, EXEC_CONFIG_FIELDS);
-            let config: ExecConfig = serde_json::from_value(config)
+            let mut config: ExecConfig = serde_json::from_value(config)
                 .map_err(|e| ApiError::bad_request(format!("invalid exec config: {e}")))?;
+            if version < ApiVersion::new(1, 42) {
+                // Added in 1.42; older clients' values were ignored.
+                config.console_size = None;
+            }
             let id = blocking(move || engine.create_exec(&name, config)).await?;
             Ok(json_response(StatusCode::CREATED, &json!({"Id": id})))
         }
@@ -431,8 +455,9 @@ fn resize_dims(q: &str) -> Result<(u16, u16), ApiError> {
 /// (dockerode's `exec.start()` and `attach()` unless told to hijack) gets
 /// what dockerd gives it: 200 and the stream as the response body until it
 /// ends, its input held open (and empty) meanwhile, as dockerd's is until
-/// the client hangs up.
-fn hijack<F>(parts: &mut Parts, content_type: &'static str, then: F) -> Result<Response, ApiError>
+/// the client hangs up. `upgraded_type` is the stream's media type after a
+/// 101; a plain 200 always names the raw stream, as dockerd's does.
+fn hijack<F>(parts: &mut Parts, upgraded_type: &'static str, then: F) -> Result<Response, ApiError>
 where
     F: FnOnce(Box<dyn crate::containers::attach::Hijacked>) + Send + 'static,
 {
@@ -440,8 +465,8 @@ where
         .headers
         .get(header::UPGRADE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
-    let content_type = (header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if !wants_upgrade {
+        let content_type = (header::CONTENT_TYPE, HeaderValue::from_static(RAW_STREAM));
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
         tokio::spawn(async move { then(Box::new(theirs)) });
         let (output, input) = tokio::io::split(ours);
@@ -467,7 +492,10 @@ where
     Ok((
         StatusCode::SWITCHING_PROTOCOLS,
         [
-            content_type,
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(upgraded_type),
+            ),
             (header::CONNECTION, HeaderValue::from_static("Upgrade")),
             (header::UPGRADE, HeaderValue::from_static("tcp")),
         ],
@@ -481,12 +509,12 @@ async fn attach(
     engine: Arc<Engine>,
     name: String,
     q: &str,
+    version: ApiVersion,
     parts: &mut Parts,
 ) -> Result<Response, ApiError> {
-    let session = AttachSession::prepare(&engine, name, q, false).await?;
-    hijack(parts, "application/vnd.docker.raw-stream", move |io| {
-        session.serve(engine, io)
-    })
+    let session = AttachSession::prepare(&engine, name, q, false, false).await?;
+    let media_type = stream_type(version, session.tty);
+    hijack(parts, media_type, move |io| session.serve(engine, io))
 }
 
 /// `GET /containers/{id}/attach/ws`: the same stream over a WebSocket (what
@@ -509,7 +537,10 @@ async fn attach_ws(
                 r.body_text()
             ))
         })?;
-    let session = AttachSession::prepare(&engine, name, q, true).await?;
+    // Before 1.42 dockerd ignored stdin, stdout and stderr here and
+    // attached all three.
+    let all_streams = version < ApiVersion::new(1, 42);
+    let session = AttachSession::prepare(&engine, name, q, true, all_streams).await?;
     let text = version < ApiVersion::new(1, 28);
     Ok(upgrade.on_upgrade(move |socket| async move {
         let io = crate::websocket::bytestream(socket, text);
@@ -537,6 +568,7 @@ impl AttachSession {
         name: String,
         q: &str,
         raw: bool,
+        all_streams: bool,
     ) -> Result<AttachSession, ApiError> {
         let q: query::ContainerAttachQuery = parse_query(q)?;
         let e = engine.clone();
@@ -550,9 +582,9 @@ impl AttachSession {
                 ))
             })?;
         let options = AttachOptions {
-            stdin: q.stdin,
-            stdout: q.stdout,
-            stderr: q.stderr,
+            stdin: q.stdin || all_streams,
+            stdout: q.stdout || all_streams,
+            stderr: q.stderr || all_streams,
             // docker closes a container's stdin when its StdinOnce client's
             // input ends, but never a tty's: a client that detaches from
             // `run -it` leaves it open for the next attach.
@@ -639,7 +671,12 @@ impl AttachSession {
     }
 }
 
-async fn logs(engine: Arc<Engine>, name: String, q: &str) -> Result<Response, ApiError> {
+async fn logs(
+    engine: Arc<Engine>,
+    name: String,
+    q: &str,
+    version: ApiVersion,
+) -> Result<Response, ApiError> {
     let q: query::ContainerLogsQuery = parse_query(q)?;
     if !q.stdout && !q.stderr {
         return Err(ApiError::bad_request(
@@ -690,7 +727,7 @@ async fn logs(engine: Arc<Engine>, name: String, q: &str) -> Result<Response, Ap
         StatusCode::OK,
         [(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/vnd.docker.raw-stream"),
+            HeaderValue::from_static(stream_type(version, tty)),
         )],
         body,
     )
@@ -756,6 +793,7 @@ async fn exec_route(
     m: &Method,
     rest: &str,
     q: &str,
+    version: ApiVersion,
     parts: &mut Parts,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -814,7 +852,8 @@ async fn exec_route(
                 blocking(move || engine.start_exec(&id, ExecStart::Detached, tty)).await?;
                 return Ok(StatusCode::OK.into_response());
             }
-            hijack(parts, "application/vnd.docker.raw-stream", move |io| {
+            let media_type = stream_type(version, tty.unwrap_or(rec.config.tty.unwrap_or(false)));
+            hijack(parts, media_type, move |io| {
                 let rt = tokio::runtime::Handle::current();
                 rt.spawn_blocking(move || {
                     if let Err(e) = engine.start_exec(&id, ExecStart::Attached(io), tty) {

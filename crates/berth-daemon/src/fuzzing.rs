@@ -21,7 +21,7 @@ pub fn container_create(
 ) -> Result<Vec<String>, ApiError> {
     // container_routes::create, then Engine::create_container's checks
     // that need no daemon state.
-    let create = crate::containers::create_request::parse(body)?;
+    let (create, _) = crate::containers::create_request::parse(body, berth_api::ApiVersion::MAX)?;
     let checked = crate::containers::create_request::check(
         create,
         image,

@@ -58,7 +58,7 @@ async fn dispatch(State(engine): State<Arc<Engine>>, req: Request) -> Response {
 
 fn api_version_header() -> &'static str {
     // ApiVersion::MAX as a static string; checked by a test.
-    "1.41"
+    "1.44"
 }
 
 pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
@@ -171,11 +171,27 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
             return Ok(json(StatusCode::OK, &info));
         }
         "/system/df" if m == Method::GET => {
+            let q: query::DiskUsageQuery = parse_query(&q)?;
+            let wanted = DiskUsageTypes::parse(&q.types, version)?;
             let df = blocking(move || {
-                let mut df = engine.disk_usage()?;
-                df["Containers"] =
-                    serde_json::Value::from(engine.list_containers(true, None, true, &Filters::new())?);
-                df["Volumes"] = engine.volumes_disk_usage()?;
+                let mut df = engine.disk_usage(version)?;
+                df["Containers"] = if wanted.containers {
+                    serde_json::Value::from(engine.list_containers(true, None, true, &Filters::new())?)
+                } else {
+                    serde_json::Value::Null
+                };
+                df["Volumes"] = if wanted.volumes {
+                    engine.volumes_disk_usage()?
+                } else {
+                    serde_json::Value::Null
+                };
+                if !wanted.images {
+                    df["Images"] = serde_json::Value::Null;
+                    df["LayersSize"] = serde_json::json!(0);
+                }
+                if !wanted.build_cache {
+                    df["BuildCache"] = serde_json::Value::Null;
+                }
                 Ok(df)
             })
             .await?;
@@ -205,7 +221,16 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
         "/images/json" if m == Method::GET => {
             let q: query::ImageListQuery = parse_query(&q)?;
             let filters = parse_filters(q.filters.as_deref())?;
-            let list = blocking(move || Ok(engine.list_images(&filters, q.all)?)).await?;
+            // `shared-size` arrived in 1.42; older clients' was ignored.
+            let shared_size = q.shared_size && version >= ApiVersion::new(1, 42);
+            let list = blocking(move || {
+                let mut list = engine.list_images(&filters, q.all)?;
+                if shared_size {
+                    engine.with_shared_sizes(&mut list)?;
+                }
+                Ok(crate::images::images_as_of(list, version))
+            })
+            .await?;
             return Ok(json(StatusCode::OK, &list));
         }
         "/images/create" if m == Method::POST => {
@@ -231,7 +256,7 @@ async fn route(engine: Arc<Engine>, req: Request) -> Result<Response, ApiError> 
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("/images/") {
-        return image_by_name(engine, m, rest, &q, &parts.headers).await;
+        return image_by_name(engine, m, rest, &q, version, &parts.headers).await;
     }
     if path.starts_with("/containers/") || path.starts_with("/exec/") {
         if let Some(r) =
@@ -397,6 +422,48 @@ fn events(engine: Arc<Engine>, q: &str) -> Result<Response, ApiError> {
     Ok(json_lines(StatusCode::OK, body))
 }
 
+/// Which parts `GET /system/df` computes: all of them, unless a client of
+/// API 1.42 or later names some with `type`.
+struct DiskUsageTypes {
+    containers: bool,
+    images: bool,
+    volumes: bool,
+    build_cache: bool,
+}
+
+impl DiskUsageTypes {
+    fn parse(types: &[String], version: ApiVersion) -> Result<DiskUsageTypes, ApiError> {
+        if types.is_empty() || version < ApiVersion::new(1, 42) {
+            return Ok(DiskUsageTypes {
+                containers: true,
+                images: true,
+                volumes: true,
+                build_cache: true,
+            });
+        }
+        let mut wanted = DiskUsageTypes {
+            containers: false,
+            images: false,
+            volumes: false,
+            build_cache: false,
+        };
+        for t in types {
+            match t.as_str() {
+                "container" => wanted.containers = true,
+                "image" => wanted.images = true,
+                "volume" => wanted.volumes = true,
+                "build-cache" => wanted.build_cache = true,
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown object type: {other}"
+                    )))
+                }
+            }
+        }
+        Ok(wanted)
+    }
+}
+
 fn ping(method: &Method) -> Response {
     let mut resp = if method == Method::HEAD {
         (StatusCode::OK, Body::empty()).into_response()
@@ -409,6 +476,11 @@ fn ping(method: &Method) -> Response {
         HeaderValue::from_static("no-cache, no-store, must-revalidate"),
     );
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    // dockerd's advice to clients (sent whatever the API version): which
+    // builder to use, and whether it is in a swarm. berthd builds with
+    // the classic builder (`POST /build`) and never joins a swarm.
+    h.insert("Builder-Version", HeaderValue::from_static("1"));
+    h.insert("Swarm", HeaderValue::from_static("inactive"));
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -422,6 +494,7 @@ async fn image_by_name(
     m: &Method,
     rest: &str,
     q: &str,
+    version: ApiVersion,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     if m == Method::DELETE {
@@ -436,7 +509,7 @@ async fn image_by_name(
     let name = decode(name)?;
     match (m.clone(), action) {
         (Method::GET, "json") => {
-            let v = blocking(move || Ok(engine.inspect_image(&name)?)).await?;
+            let v = blocking(move || Ok(engine.inspect_image_as_of(&name, version)?)).await?;
             Ok(json(StatusCode::OK, &v))
         }
         (Method::GET, "history") => {

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 
 use berth_api::filters::FilterError;
 use berth_api::models::{ImageDeleteResponseItem, ImagePruneResponse, ImageSummary};
-use berth_api::Filters;
+use berth_api::{ApiVersion, Filters};
 use berth_errdefs::{ErrorKind, HasKind};
 use berth_image::{
     ArchiveError, ContentError, Digest, ImageConfig, ImageParts, ImportError, ImportOptions,
@@ -99,7 +99,7 @@ impl Engine {
     /// `GET /images/json`. Without `all`, an untagged image that has
     /// children (a classic build's step) is left out, as docker does.
     pub fn list_images(&self, filters: &Filters, all: bool) -> Result<Vec<ImageSummary>> {
-        filters.validate(&["dangling", "label", "before", "since", "reference"])?;
+        filters.validate(&["dangling", "label", "before", "since", "until", "reference"])?;
         let dangling = filters.bool("dangling")?;
         let mut names = self.names_by_image()?;
         let images = self.store.images()?;
@@ -110,6 +110,7 @@ impl Engine {
         };
         let before: Option<i64> = filters.get("before").next().map(added_of).transpose()?;
         let since: Option<i64> = filters.get("since").next().map(added_of).transpose()?;
+        let until = until_nanos(filters)?;
         let mut out = Vec::new();
         for image in images {
             let n = names.remove(&image.id).unwrap_or(Names {
@@ -127,6 +128,9 @@ impl Engine {
             }
             let created = created_unix(&image);
             if before.is_some_and(|b| created >= b) || since.is_some_and(|s| created <= s) {
+                continue;
+            }
+            if until.is_some_and(|u| i128::from(created) * 1_000_000_000 >= u) {
                 continue;
             }
             let labels = image_labels(&image);
@@ -208,7 +212,6 @@ impl Engine {
             "Os": config.os,
             "OsVersion": config.os_version,
             "Size": image.size,
-            "VirtualSize": image.size,
             "GraphDriver": {"Name": "overlay2", "Data": graph},
             "RootFS": {
                 "Type": "layers",
@@ -219,6 +222,24 @@ impl Engine {
         // docker leaves these out when empty (omitempty).
         if let Some(obj) = v.as_object_mut() {
             obj.retain(|k, val| !(matches!(k.as_str(), "Variant" | "OsVersion") && val.is_null()));
+        }
+        Ok(v)
+    }
+
+    /// [`Engine::inspect_image`] as API `version` shows it: before 1.44
+    /// with `VirtualSize` (its `Size`) and Go's zero time for a `Created`
+    /// the config lacks; from 1.44 without either.
+    pub fn inspect_image_as_of(&self, name: &str, version: ApiVersion) -> Result<Value> {
+        let mut v = self.inspect_image(name)?;
+        if version < ApiVersion::new(1, 44) {
+            v["VirtualSize"] = v["Size"].clone();
+            if v["Created"] == "" {
+                v["Created"] = json!("0001-01-01T00:00:00Z");
+            }
+        } else if v["Created"] == "" {
+            if let Some(obj) = v.as_object_mut() {
+                obj.remove("Created");
+            }
         }
         Ok(v)
     }
@@ -552,17 +573,7 @@ impl Engine {
     pub fn prune_images(&self, filters: &Filters) -> Result<ImagePruneResponse> {
         filters.validate(&["dangling", "label", "label!", "until"])?;
         let all = filters.bool("dangling")? == Some(false);
-        let until: Option<i64> = filters
-            .get("until")
-            .next()
-            .map(|u| {
-                parse_until(u).ok_or_else(|| ImageError::InvalidArgument {
-                    message: format!(
-                        "invalid filter 'until={u}': expected a unix time or RFC 3339 timestamp"
-                    ),
-                })
-            })
-            .transpose()?;
+        let until = until_nanos(filters)?;
         let dangling: BTreeSet<Digest> = self.store.dangling_images()?.into_iter().collect();
         let images = self.store.images()?;
         let mut lineage = Lineage::of(&images);
@@ -578,7 +589,7 @@ impl Engine {
             }) {
                 continue;
             }
-            if until.is_some_and(|u| image.added_at >= u) {
+            if until.is_some_and(|u| i128::from(image.added_at) * 1_000_000_000 >= u) {
                 continue;
             }
             // An image a container uses is not unused.
@@ -607,7 +618,44 @@ impl Engine {
     /// containers using it and the size of its layers that other images
     /// share, and the layers' total. Containers and volumes are added by
     /// the route; berthd keeps no build cache apart from images.
-    pub fn disk_usage(&self) -> Result<Value> {
+    pub fn disk_usage(&self, version: ApiVersion) -> Result<Value> {
+        let layers = self.layer_sharing()?;
+        let mut images = self.list_images(&Filters::new(), true)?;
+        for summary in &mut images {
+            summary.shared_size = layers.shared_size(&summary.id);
+            summary.containers = layers
+                .records
+                .iter()
+                .find(|r| r.id.to_string() == summary.id)
+                .map(|r| self.store.containers_using(&r.id).map(|c| c.len() as i64))
+                .transpose()?
+                .unwrap_or(-1);
+        }
+        let mut df = json!({
+            "LayersSize": layers.total_size(),
+            "Images": images_as_of(images, version),
+            "Containers": [],
+            "Volumes": [],
+            "BuildCache": [],
+        });
+        if version < ApiVersion::new(1, 42) {
+            // An experimental builder's size, dropped in 1.42.
+            df["BuilderSize"] = json!(0);
+        }
+        Ok(df)
+    }
+
+    /// `GET /images/json?shared-size=1` (API 1.42): each image's size of
+    /// the layers other images share.
+    pub fn with_shared_sizes(&self, images: &mut [ImageSummary]) -> Result<()> {
+        let layers = self.layer_sharing()?;
+        for summary in images {
+            summary.shared_size = layers.shared_size(&summary.id);
+        }
+        Ok(())
+    }
+
+    fn layer_sharing(&self) -> Result<LayerSharing<'_>> {
         let records = self.store.images()?;
         let mut users_of_chain: HashMap<Digest, usize> = HashMap::new();
         for image in &records {
@@ -615,33 +663,66 @@ impl Engine {
                 *users_of_chain.entry(chain).or_default() += 1;
             }
         }
-        let layer_size = |c: &Digest| self.layers.meta(c).map(|m| m.size).unwrap_or(0);
-        let layers_size: u64 = users_of_chain.keys().map(layer_size).sum();
-        let mut images = Vec::new();
-        for summary in self.list_images(&Filters::new(), true)? {
-            let mut v = serde_json::to_value(&summary).unwrap_or_default();
-            if let Some(record) = records.iter().find(|r| r.id.to_string() == summary.id) {
-                let shared: u64 = record
-                    .chain()
-                    .iter()
-                    .filter(|c| users_of_chain.get(*c).is_some_and(|n| *n > 1))
-                    .map(layer_size)
-                    .sum();
-                v["SharedSize"] = json!(shared);
-                v["Containers"] = json!(self.store.containers_using(&record.id)?.len());
-            }
-            v["VirtualSize"] = v["Size"].clone();
-            images.push(v);
-        }
-        Ok(json!({
-            "LayersSize": layers_size,
-            "Images": images,
-            "Containers": [],
-            "Volumes": [],
-            "BuildCache": [],
-            "BuilderSize": 0,
-        }))
+        Ok(LayerSharing {
+            engine: self,
+            records,
+            users_of_chain,
+        })
     }
+}
+
+/// Which images use each layer (by chain id): for the sizes they share.
+struct LayerSharing<'a> {
+    engine: &'a Engine,
+    records: Vec<ImageRecord>,
+    users_of_chain: HashMap<Digest, usize>,
+}
+
+impl LayerSharing<'_> {
+    fn layer_size(&self, chain: &Digest) -> u64 {
+        self.engine.layers.meta(chain).map(|m| m.size).unwrap_or(0)
+    }
+
+    /// Every layer's size once.
+    fn total_size(&self) -> u64 {
+        self.users_of_chain.keys().map(|c| self.layer_size(c)).sum()
+    }
+
+    /// The size of image `id`'s layers that other images use too; -1 for
+    /// an image not in the store (removed meanwhile), as docker's unknown.
+    fn shared_size(&self, id: &str) -> i64 {
+        let Some(record) = self.records.iter().find(|r| r.id.to_string() == id) else {
+            return -1;
+        };
+        let shared: u64 = record
+            .chain()
+            .iter()
+            .filter(|c| self.users_of_chain.get(*c).is_some_and(|n| *n > 1))
+            .map(|c| self.layer_size(c))
+            .sum();
+        shared as i64
+    }
+}
+
+/// An image list as API `version` shows it: before 1.43 an image without
+/// names is `<none>:<none>` and `<none>@<none>`; before 1.44 each has a
+/// `VirtualSize`, the same as its `Size`.
+pub fn images_as_of(images: Vec<ImageSummary>, version: ApiVersion) -> Vec<Value> {
+    images
+        .into_iter()
+        .map(|mut summary| {
+            let unnamed = summary.repo_tags.is_empty() && summary.repo_digests.is_empty();
+            if unnamed && version < ApiVersion::new(1, 43) {
+                summary.repo_tags = vec!["<none>:<none>".into()];
+                summary.repo_digests = vec!["<none>@<none>".into()];
+            }
+            let mut v = serde_json::to_value(&summary).unwrap_or_default();
+            if version < ApiVersion::new(1, 44) {
+                v["VirtualSize"] = json!(summary.size);
+            }
+            v
+        })
+        .collect()
 }
 
 /// An image config's `config` or `container_config` as image inspect
@@ -724,8 +805,17 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
     )
 }
 
-fn parse_until(s: &str) -> Option<i64> {
-    s.parse::<i64>().ok().or_else(|| parse_rfc3339(s))
+/// The `until` filter's limit, in nanoseconds since the epoch: a unix
+/// time, an RFC 3339 time, or a Go duration before now (`24h`).
+fn until_nanos(filters: &Filters) -> Result<Option<i128>> {
+    let Some(u) = filters.get("until").next() else {
+        return Ok(None);
+    };
+    crate::events::parse_time(u)
+        .map(Some)
+        .map_err(|reason| ImageError::InvalidArgument {
+            message: format!("invalid filter 'until={u}': {reason}"),
+        })
 }
 
 /// Seconds since the epoch of an RFC 3339 timestamp
@@ -802,7 +892,6 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("2024-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
-        assert_eq!(parse_until("1700000000"), Some(1_700_000_000));
     }
 
     #[test]

@@ -208,6 +208,8 @@ impl Engine {
             "RuncCommit": {"ID": "", "Expected": ""},
             "InitCommit": {"ID": "", "Expected": ""},
             "SecurityOptions": ["name=seccomp,profile=builtin"],
+            // API 1.44: CDI device specs; berthd reads none.
+            "CDISpecDirs": [],
             "Warnings": [],
         }))
     }

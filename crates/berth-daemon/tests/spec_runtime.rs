@@ -222,6 +222,7 @@ fn run_case(runtime: &Path, name: &str, work: &Path, rootfs: &Path, case: &Case,
         joined: &spec::Joined::default(),
         shm: None,
         init: None,
+        recursive_read_only: false,
     })
     .unwrap();
     let bundle = work.join(format!("bundle-{name}-{}", case.name));

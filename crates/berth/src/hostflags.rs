@@ -154,7 +154,7 @@ pub struct HostOpts {
     /// Container isolation technology (only "default" on Linux)
     #[arg(long, default_value = "")]
     pub isolation: String,
-    /// Add an annotation to the container (not supported: needs API 1.43)
+    /// Add an annotation to the container (passed through to the OCI runtime)
     #[arg(long, action = crate::cli::many())]
     pub annotation: Vec<String>,
     /// GPU devices to add to the container (not supported)
@@ -163,7 +163,7 @@ pub struct HostOpts {
     /// Container IPv4/IPv6 link-local addresses (not supported)
     #[arg(long, action = crate::cli::many())]
     pub link_local_ip: Vec<String>,
-    /// Time between health checks during the start period (not supported: needs API 1.44)
+    /// Time between running the check during the start period (ms|s|m|h)
     #[arg(long, default_value = "")]
     pub health_start_interval: String,
     /// CPU count (Windows only)
@@ -322,6 +322,41 @@ pub fn apply(
         }
         host.insert("StorageOpt".into(), Value::Object(opts));
     }
+    if !o.annotation.is_empty() {
+        // docker's map flag: KEY=VALUE, or KEY for an empty value.
+        let annotations: Map<String, Value> = o
+            .annotation
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (k.to_string(), v.into())
+            })
+            .collect();
+        host.insert("Annotations".into(), Value::Object(annotations));
+    }
+    Ok(())
+}
+
+/// Flags the daemon's API version is too old for, refused as docker
+/// refuses them: "--annotation" needs 1.43, "--health-start-interval" 1.44.
+/// Asks the daemon its version only when one of them is set.
+pub fn check_api_version(ctx: &crate::Ctx, o: &HostOpts) -> anyhow::Result<()> {
+    let needs = [
+        ("annotation", !o.annotation.is_empty(), "1.43"),
+        (
+            "health-start-interval",
+            !o.health_start_interval.is_empty(),
+            "1.44",
+        ),
+    ];
+    for (flag, _, needed) in needs.into_iter().filter(|(_, set, _)| *set) {
+        let daemon = ctx.client.api_version()?;
+        if berth_client::client::version_lt(daemon, needed) {
+            return Err(usage(format!(
+                "\"--{flag}\" requires API version {needed}, but the Docker daemon API version is {daemon}"
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -330,10 +365,8 @@ pub fn apply(
 fn refuse_unsupported(o: &HostOpts) -> anyhow::Result<()> {
     let windows = "it is for Windows containers only";
     let refused = [
-        ("annotation", !o.annotation.is_empty(), "annotations need Engine API 1.43 and berthd serves 1.41"),
         ("gpus", !o.gpus.is_empty(), "berth has no GPU device support"),
         ("link-local-ip", !o.link_local_ip.is_empty(), "berth's networks assign no link-local addresses"),
-        ("health-start-interval", !o.health_start_interval.is_empty(), "it needs Engine API 1.44 and berthd serves 1.41"),
         ("cpu-count", o.cpu_count.is_some(), windows),
         ("cpu-percent", o.cpu_percent.is_some(), windows),
         ("io-maxbandwidth", o.io_maxbandwidth.is_some(), windows),

@@ -522,6 +522,7 @@ pub fn create_body(o: &ContainerOpts, attach_std: bool) -> anyhow::Result<Value>
         || !o.health_interval.is_empty()
         || !o.health_timeout.is_empty()
         || !o.health_start_period.is_empty()
+        || !o.host.health_start_interval.is_empty()
         || o.health_retries != 0
     {
         let mut h = Map::new();
@@ -532,6 +533,11 @@ pub fn create_body(o: &ContainerOpts, attach_std: bool) -> anyhow::Result<Value>
             ("Interval", "health-interval", &o.health_interval),
             ("Timeout", "health-timeout", &o.health_timeout),
             ("StartPeriod", "health-start-period", &o.health_start_period),
+            (
+                "StartInterval",
+                "health-start-interval",
+                &o.host.health_start_interval,
+            ),
         ] {
             if let Some(ns) = duration_ns(flag, v)? {
                 h.insert(k.into(), ns.into());
@@ -580,6 +586,7 @@ fn pull_for_run(ctx: &Ctx, image: &str, platform: &str, quiet: bool) -> anyhow::
 /// returns its id. Errors are exit 125, as docker's.
 fn create_container(ctx: &Ctx, o: &ContainerOpts, attach_std: bool) -> anyhow::Result<String> {
     let body = create_body(o, attach_std)?;
+    crate::hostflags::check_api_version(ctx, &o.host)?;
     crate::hostflags::check_cidfile(&o.host.cidfile)?;
     let image = o.image_and_cmd[0].clone();
     let q = Query::new()

@@ -21,11 +21,16 @@ fn ping_version_info_and_negotiation() {
     let (status, body) = d.api("GET", "/_ping", None);
     assert_eq!((status, body.as_slice()), (200, b"OK".as_slice()));
     assert_eq!(d.api("HEAD", "/_ping", None).0, 200);
-    for path in ["/version", "/v1.24/version", "/v1.41/version"] {
+    for path in [
+        "/version",
+        "/v1.24/version",
+        "/v1.41/version",
+        "/v1.44/version",
+    ] {
         let (status, body) = d.api("GET", path, None);
         assert_eq!(status, 200, "{path}");
         let v = json(&body);
-        assert_eq!(v["ApiVersion"], "1.41");
+        assert_eq!(v["ApiVersion"], "1.44");
         assert_eq!(v["MinAPIVersion"], "1.24");
     }
     d.api_error("GET", "/v1.12/version", None, 400, "too old");
@@ -103,7 +108,7 @@ fn socket_activation_serves_the_socket_systemd_passes() {
         return;
     };
     let out = d.docker_ok(&["version", "--format", "{{.Server.APIVersion}}"]);
-    assert_eq!(out.trim(), "1.41");
+    assert_eq!(out.trim(), "1.44");
     assert!(
         d.log().contains("serving the API on an activated socket"),
         "{}",
@@ -127,7 +132,7 @@ fn docker_cli_images_round_trip() {
     }
     let d = Berthd::start(&[]);
     let version = d.docker_ok(&["version", "--format", "{{.Server.APIVersion}}"]);
-    assert_eq!(version.trim(), "1.41");
+    assert_eq!(version.trim(), "1.44");
     let info = d.docker_ok(&["info", "--format", "{{.Images}} {{.Driver}}"]);
     assert_eq!(info.trim(), "0 overlay2");
 

@@ -683,7 +683,9 @@ impl<'a> Build<'a> {
     fn create(&self, body: serde_json::Value) -> Result<String, BuildError> {
         let body = serde_json::from_value(body)
             .map_err(|e| BuildError::new(format!("the build's container config: {e}")))?;
-        let (id, _) = self.engine.create_container(None, body, None)?;
+        let (id, _) = self
+            .engine
+            .create_container(None, body, None, berth_api::ApiVersion::MAX)?;
         Ok(id)
     }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-use berth_api::Filters;
+use berth_api::{ApiVersion, Filters};
 use serde_json::{json, Map, Value};
 
 use super::record::Status;
@@ -103,7 +103,14 @@ pub(super) fn merged_config(c: &Loaded, image: &berth_image::ImageConfig) -> Val
 /// defaults for the fields every client reads and the values berth applies
 /// where docker's create normalises them (ShmSize, MemorySwap, the masked
 /// paths...), so that `inspect` says what the container runs with.
-fn host_config(c: &Loaded, applied: Option<&crate::spec::AppliedDefaults>) -> Value {
+///
+/// Kernel memory limits went in API 1.42 (cgroup v2 has none): older
+/// versions show them as 0, newer ones leave them out.
+fn host_config(
+    c: &Loaded,
+    applied: Option<&crate::spec::AppliedDefaults>,
+    version: ApiVersion,
+) -> Value {
     let mut v = c
         .config
         .create
@@ -135,8 +142,6 @@ fn host_config(c: &Loaded, applied: Option<&crate::spec::AppliedDefaults>) -> Va
         ("PidsLimit", Value::Null),
         ("CapAdd", Value::Null),
         ("CapDrop", Value::Null),
-        ("KernelMemory", json!(0)),
-        ("KernelMemoryTCP", json!(0)),
         ("DeviceCgroupRules", Value::Null),
         ("DeviceRequests", Value::Null),
         ("ExtraHosts", Value::Null),
@@ -192,13 +197,25 @@ fn host_config(c: &Loaded, applied: Option<&crate::spec::AppliedDefaults>) -> Va
         if m.get("Init").is_some_and(Value::is_null) {
             m.remove("Init");
         }
+        for k in ["KernelMemory", "KernelMemoryTCP"] {
+            if version < ApiVersion::new(1, 42) {
+                m.entry(k).or_insert(json!(0));
+            } else {
+                m.remove(k);
+            }
+        }
     }
     v
 }
 
 impl Engine {
-    /// `GET /containers/{id}/json`.
-    pub fn inspect_container(&self, name: &str, size: bool) -> Result<Value, ApiError> {
+    /// `GET /containers/{id}/json` at API `version`.
+    pub fn inspect_container(
+        &self,
+        name: &str,
+        size: bool,
+        version: ApiVersion,
+    ) -> Result<Value, ApiError> {
         let c = self.load_container(name)?;
         let state = self
             .containers
@@ -257,6 +274,7 @@ impl Engine {
             "HostConfig": host_config(
                 &c,
                 crate::spec::applied_defaults(&c.config.create, &image_config).as_ref(),
+                version,
             ),
             "GraphDriver": {
                 "Data": {

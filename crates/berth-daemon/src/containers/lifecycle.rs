@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_api::models::ContainerCreateBody;
+use berth_api::ApiVersion;
 use berth_errdefs::ErrorKind;
 use berth_shim_proto::Exit;
 use berth_store::ContainerRow;
@@ -155,6 +156,7 @@ impl Engine {
         name: Option<&str>,
         body: ContainerCreateBody,
         platform: Option<&berth_image::Platform>,
+        version: ApiVersion,
     ) -> Result<(String, Vec<String>), ApiError> {
         let image_name = body
             .image
@@ -204,6 +206,7 @@ impl Engine {
             runtime,
             mount_points,
             left_mode_network: false,
+            recursive_read_only: version >= ApiVersion::new(1, 44),
         };
         let paths = self.container_paths(&id);
         std::fs::create_dir_all(&paths.dir)
@@ -422,6 +425,7 @@ impl Engine {
                 joined: &joined,
                 shm: shm.as_deref(),
                 init: init.as_deref(),
+                recursive_read_only: c.config.recursive_read_only,
             },
             &volumes,
         )?;
@@ -1509,7 +1513,9 @@ mod tests {
             "Image": "x:1", "Cmd": ["/bin/true"], "HostConfig": {"NetworkMode": "none"}
         }))
         .unwrap();
-        let (id, _) = engine.create_container(None, body, None).unwrap();
+        let (id, _) = engine
+            .create_container(None, body, None, ApiVersion::MAX)
+            .unwrap();
 
         let loaded = engine.load_container(&id).unwrap();
         engine.remove_stopped(&id, true, false).unwrap();

@@ -28,6 +28,11 @@ pub struct ContainerConfig {
     /// (docker keeps NetworkMode; the container joins the rest).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub left_mode_network: bool,
+    /// Created at API 1.44 or later: read-only binds whose request leaves
+    /// their depth open are read-only on every submount (dockerd's default
+    /// from 1.44), not on the top mount only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recursive_read_only: bool,
 }
 
 /// Docker's container states.

@@ -178,6 +178,7 @@ impl Engine {
             joined: &crate::spec::Joined::default(),
             shm: None,
             init: None,
+            recursive_read_only: false,
         })?;
         let mut resources = spec
             .linux()

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use berth_api::models::{ContainerCreateBody, EndpointSettings};
+use berth_api::ApiVersion;
 use berth_store::EndpointRow;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -118,28 +119,50 @@ pub(crate) fn container_mode(config: &ContainerConfig) -> Mode {
     }
 }
 
-/// Config.MacAddress (API before 1.44; the models no longer carry it):
-/// docker puts it on the network NetworkMode names (its
-/// buildCreateEndpointOptions), so it moves into that network's
-/// EndpointSettings unless those name a MAC of their own.
+/// Config.MacAddress, the container-wide MAC that API 1.44 deprecated for
+/// the endpoint's (the models no longer carry it), as dockerd's
+/// handleMACAddressBC takes it: docker puts it on the network NetworkMode
+/// names. Before 1.44 it replaces what the endpoint's settings say (a
+/// daemon of that version ignored those, and clears them when the
+/// container-wide one is unset); from 1.44 it must agree with them, and
+/// using it earns docker's deprecation warning, which is returned.
 pub(crate) fn apply_container_mac(
     body: &mut ContainerCreateBody,
     raw: &serde_json::Value,
-) -> Result<(), ApiError> {
-    let Some(m) = raw
+    version: ApiVersion,
+) -> Result<Option<String>, ApiError> {
+    let old_api = version < ApiVersion::new(1, 44);
+    let container_mac = raw
         .get("MacAddress")
         .and_then(|m| m.as_str())
-        .filter(|m| !m.is_empty())
-    else {
-        return Ok(());
+        .filter(|m| !m.is_empty());
+    let Some(m) = container_mac else {
+        if old_api {
+            let eps = body
+                .networking_config
+                .as_mut()
+                .and_then(|n| n.endpoints_config.as_mut());
+            for ep in eps.into_iter().flat_map(|eps| eps.values_mut()) {
+                ep.mac_address = None;
+            }
+        }
+        return Ok(None);
     };
-    if parse_mac(m).is_none() {
+    let Some(mac) = parse_mac(m) else {
         return Err(ApiError::bad_request(format!(
             "invalid MAC address {m:?}: give six hex bytes like 02:42:ac:11:00:02"
         )));
-    }
+    };
+    let deprecated = (!old_api).then(|| {
+        "The container-wide MacAddress field is now deprecated. It should be specified in EndpointsConfig instead.".to_string()
+    });
     let Mode::Networks(list) = mode(body) else {
-        return Ok(());
+        if old_api {
+            return Err(ApiError::bad_request(
+                "conflicting options: mac-address and the network mode",
+            ));
+        }
+        return Ok(deprecated);
     };
     let primary = list[0].0.clone();
     let eps = body
@@ -147,16 +170,25 @@ pub(crate) fn apply_container_mac(
         .get_or_insert_with(Default::default)
         .endpoints_config
         .get_or_insert_with(Default::default);
-    let key = eps
-        .keys()
-        .find(|k| canonical(k) == primary)
-        .cloned()
-        .unwrap_or(primary);
-    let ep = eps.entry(key).or_default();
-    if ep.mac_address.as_deref().unwrap_or_default().is_empty() {
-        ep.mac_address = Some(m.to_string());
+    let key = if old_api {
+        // At most one endpoint before 1.44, and that one is the container's.
+        eps.keys().next().cloned()
+    } else {
+        eps.keys().find(|k| canonical(k) == primary).cloned()
     }
-    Ok(())
+    .unwrap_or(primary);
+    let ep = eps.entry(key).or_default();
+    let own = ep.mac_address.as_deref().filter(|m| !m.is_empty());
+    match own {
+        Some(own) if !old_api && parse_mac(own) != Some(mac) => {
+            return Err(ApiError::bad_request(
+                "the container-wide MAC address must match the endpoint-specific MAC address for the main network, or be left empty",
+            ));
+        }
+        Some(_) if !old_api => {}
+        _ => ep.mac_address = Some(m.to_string()),
+    }
+    Ok(deprecated)
 }
 
 /// Whether `name` is the network a container's NetworkMode names.

@@ -21,6 +21,24 @@ fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("berth-dns"))
 }
 
+/// The names a container answers to on a user-defined network, in
+/// docker's order (its buildEndpointDNSNames; the first one names the
+/// address's PTR record): its name, its aliases there, its short id, its
+/// hostname. Inspect shows them as the endpoint's `DNSNames`.
+pub(crate) fn endpoint_names(c: &crate::containers::Loaded, aliases: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let all = [c.name.as_str()]
+        .into_iter()
+        .chain(aliases.iter().map(String::as_str))
+        .chain([&c.id[..12], c.config.hostname.as_str()]);
+    for name in all.filter(|n| !n.is_empty()) {
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    names
+}
+
 /// Rewrites the network's config from its endpoints and has the server
 /// reload (or start). Failures are logged: names stop resolving, but the
 /// containers run.
@@ -43,12 +61,11 @@ pub(super) fn refresh(engine: &Engine, n: &Network) {
     // ([`release_idle`]).
     let mut records = Vec::new();
     for e in &endpoints {
-        let Ok(c) = engine.store.container(&e.container_id) else {
+        let Ok(c) = engine.load_container(&e.container_id) else {
             continue;
         };
         let config = EndpointConfig::decode(&e.config);
-        let mut names = vec![c.name.clone(), c.id[..12].to_string()];
-        names.extend(config.aliases.iter().cloned());
+        let names = endpoint_names(&c, &config.aliases);
         let v4 = e.ipv4.iter().filter_map(|a| match a {
             std::net::IpAddr::V4(a) => Some(*a),
             _ => None,

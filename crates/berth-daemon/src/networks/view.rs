@@ -7,7 +7,7 @@ use berth_store::{EndpointRow, PortBindingRow};
 use serde_json::{json, Map, Value};
 
 use super::attach::{configured_networks, container_mode, EndpointConfig, Mode};
-use super::{Network, BRIDGE};
+use super::{Network, BRIDGE, HOST, NONE};
 use crate::containers::Loaded;
 use crate::engine::Engine;
 
@@ -18,7 +18,14 @@ struct Facts {
     ports: Vec<PortBindingRow>,
 }
 
-fn endpoint_json(n: Option<&Network>, e: Option<&EndpointRow>, settings: Option<&Value>) -> Value {
+/// A network's entry in `NetworkSettings.Networks`. `dns_names`: the
+/// endpoint's names on a user-defined network (API 1.44's `DNSNames`).
+fn endpoint_json(
+    n: Option<&Network>,
+    e: Option<&EndpointRow>,
+    settings: Option<&Value>,
+    dns_names: Option<Vec<String>>,
+) -> Value {
     let config = e
         .map(|e| EndpointConfig::decode(&e.config))
         .unwrap_or_default();
@@ -54,6 +61,7 @@ fn endpoint_json(n: Option<&Network>, e: Option<&EndpointRow>, settings: Option<
         "GlobalIPv6PrefixLen": v6.and_then(pool_of).map(|p| p.subnet.prefix_len()).unwrap_or(0),
         "MacAddress": mac,
         "DriverOpts": given("DriverOpts"),
+        "DNSNames": dns_names,
     })
 }
 
@@ -97,7 +105,13 @@ impl Engine {
             let s = settings
                 .get(&name)
                 .or_else(|| (name == BRIDGE).then(|| settings.get("default")).flatten());
-            out.insert(key, endpoint_json(n, e, s));
+            let dns_names = match (n, e) {
+                (Some(n), Some(e)) if ![BRIDGE, HOST, NONE].contains(&n.row.name.as_str()) => Some(
+                    super::dns::endpoint_names(c, &EndpointConfig::decode(&e.config).aliases),
+                ),
+                _ => None,
+            };
+            out.insert(key, endpoint_json(n, e, s, dns_names));
         }
         out
     }

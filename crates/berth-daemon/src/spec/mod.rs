@@ -91,6 +91,11 @@ pub struct SpecInput<'a> {
     /// one ([`uses_init`]): it is bind-mounted read-only at
     /// [`CONTAINER_INIT_PATH`] and runs the command as its child.
     pub init: Option<&'a Path>,
+    /// Read-only binds are recursively read-only where the kernel allows
+    /// ([`ContainerConfig::recursive_read_only`]).
+    ///
+    /// [`ContainerConfig::recursive_read_only`]: crate::containers::ContainerConfig::recursive_read_only
+    pub recursive_read_only: bool,
 }
 
 /// Namespaces a container joins from another, running container: that
@@ -349,7 +354,10 @@ fn generate_on(
             input.rootfs
         )));
     }
-    let plan = Plan::new(input.body, input.image, host)?;
+    let mut plan = Plan::new(input.body, input.image, host)?;
+    if input.recursive_read_only && host.kernel >= (5, 12) {
+        plan.read_only_recursively();
+    }
     let root = RootDir::open(input.rootfs)?;
     let resolved = user::resolve(&root, &plan.user, &plan.group_add)?;
     if let Some(dir) = &plan.working_dir {

@@ -20,8 +20,12 @@ use super::{EtcFiles, SpecError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadOnly {
     No,
-    /// `ro` (the top mount only, docker's API < 1.44 behaviour).
+    /// Read-only, how deep left to the daemon: `ro` (the top mount only)
+    /// until [`super::plan::Plan::read_only_recursively`] makes it `rro`.
     Yes,
+    /// `ro`, the top mount only, whatever the daemon's default
+    /// (ReadOnlyNonRecursive).
+    TopOnly,
     /// `rro` (every submount, ReadOnlyForceRecursive).
     Recursive,
 }
@@ -315,10 +319,11 @@ fn parse_api_mount(m: &ApiMount) -> Result<UserMount, SpecError> {
                 kind: Kind::Bind {
                     source: super::env::clean(source),
                     recursive: !opts.non_recursive.unwrap_or(false),
-                    readonly: match (readonly, force_rec) {
-                        (false, _) => ReadOnly::No,
-                        (true, true) => ReadOnly::Recursive,
-                        (true, false) => ReadOnly::Yes,
+                    readonly: match (readonly, force_rec, non_rec) {
+                        (false, _, _) => ReadOnly::No,
+                        (true, true, _) => ReadOnly::Recursive,
+                        (true, false, true) => ReadOnly::TopOnly,
+                        (true, false, false) => ReadOnly::Yes,
                     },
                     propagation,
                     create_source: create,
@@ -616,7 +621,7 @@ fn bind(dest: &str, source: &str, recursive: bool, readonly: ReadOnly, propagati
     let mut opts = vec![if recursive { "rbind" } else { "bind" }];
     match readonly {
         ReadOnly::No => {}
-        ReadOnly::Yes => opts.push("ro"),
+        ReadOnly::Yes | ReadOnly::TopOnly => opts.push("ro"),
         ReadOnly::Recursive => opts.push("rro"),
     }
     opts.push(propagation);

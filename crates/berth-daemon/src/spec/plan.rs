@@ -508,6 +508,21 @@ impl Plan {
         })
     }
 
+    /// Makes the read-only binds whose depth the request left open
+    /// recursively read-only (`rro`), as dockerd does for containers
+    /// created at API 1.44 and later on a kernel with mount_setattr (5.12).
+    /// Docker's older API made them read-only on the top mount only, and
+    /// containers created through it keep that.
+    pub fn read_only_recursively(&mut self) {
+        for m in &mut self.mounts {
+            if let super::mounts::Kind::Bind { readonly, .. } = &mut m.kind {
+                if *readonly == super::mounts::ReadOnly::Yes {
+                    *readonly = super::mounts::ReadOnly::Recursive;
+                }
+            }
+        }
+    }
+
     /// Masked and read-only paths: docker's defaults (none when
     /// privileged), or the request's.
     pub fn system_paths(&self, host: &Host) -> (Vec<String>, Vec<String>) {

@@ -62,6 +62,17 @@ impl Fixture {
         image: &ImageConfig,
         init: Option<&Path>,
     ) -> Result<Spec, SpecError> {
+        self.generate_as(body, image, init, false)
+    }
+
+    /// With `recursive_read_only`: a container created at API 1.44 or later.
+    fn generate_as(
+        &self,
+        body: &ContainerCreateBody,
+        image: &ImageConfig,
+        init: Option<&Path>,
+        recursive_read_only: bool,
+    ) -> Result<Spec, SpecError> {
         let rootfs = self.rootfs();
         let path = cgroups_path(body, ID);
         generate_on(
@@ -76,6 +87,7 @@ impl Fixture {
                 joined: &Joined::default(),
                 shm: None,
                 init,
+                recursive_read_only,
             },
             &Host::fixed(),
             &[],
@@ -376,6 +388,42 @@ fn what_the_docker_cli_sends_is_accepted() {
     // No limits (OomKillDisable=false is dropped on cgroup v2).
     assert!(res.memory().is_none() && res.pids().is_none() && res.cpu().is_none());
     assert_eq!(options(&spec, "/mnt"), s(&["rbind", "ro", "rprivate"]));
+}
+
+#[test]
+fn read_only_binds_are_recursive_for_containers_of_api_1_44() {
+    let body: ContainerCreateBody = serde_json::from_value(serde_json::json!({
+        "Cmd": ["true"],
+        "HostConfig": {
+            "Binds": ["/var/log:/logs:ro"],
+            "Mounts": [
+                {"Type": "bind", "Source": "/var", "Target": "/var-default", "ReadOnly": true},
+                {"Type": "bind", "Source": "/var", "Target": "/var-top", "ReadOnly": true,
+                 "BindOptions": {"ReadOnlyNonRecursive": true}},
+                {"Type": "bind", "Source": "/var", "Target": "/var-forced", "ReadOnly": true,
+                 "BindOptions": {"ReadOnlyForceRecursive": true}},
+                {"Type": "bind", "Source": "/var", "Target": "/var-rw"}
+            ]
+        }
+    }))
+    .unwrap();
+    let f = Fixture::new();
+    let read_only = |recursive| {
+        let spec = f
+            .generate_as(&body, &ImageConfig::default(), None, recursive)
+            .unwrap();
+        [
+            "/logs",
+            "/var-default",
+            "/var-top",
+            "/var-forced",
+            "/var-rw",
+        ]
+        .map(|d| options(&spec, d)[1].clone())
+    };
+    // Created before 1.44: the top mount only, unless forced.
+    assert_eq!(read_only(false), ["ro", "ro", "ro", "rro", "rprivate"]);
+    assert_eq!(read_only(true), ["rro", "rro", "ro", "rro", "rprivate"]);
 }
 
 fn refused(hc: HostConfig) -> SpecError {
