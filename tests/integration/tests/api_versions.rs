@@ -3,8 +3,8 @@
 //! 1.44 (berthd's newest, what a current docker CLI negotiates): the
 //! ping's headers, images without names, `VirtualSize`, the kernel
 //! memory fields, the stream media type, df's `type`, the fields create
-//! drops or refuses, the container-wide MAC address, and recursively
-//! read-only binds.
+//! drops or refuses, the container-wide MAC address, a user network's
+//! names, and recursively read-only binds.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -218,6 +218,34 @@ fn answers_follow_the_clients_api_version() {
         let ep = &d.inspect(name)["NetworkSettings"]["Networks"]["bridge"];
         assert_eq!(ep["MacAddress"], "02:42:ac:11:00:33", "{name}: {ep}");
     }
+
+    // On a user-defined network, a connected container's entry lists its
+    // names: the aliases with its short id and hostname, and DNSNames.
+    d.docker_ok(&["network", "create", "apiv"]);
+    let body = serde_json::json!({
+        "Image": "bb:1", "Cmd": ["sleep", "60"], "Hostname": "hh",
+        "HostConfig": {"NetworkMode": "apiv"},
+        "NetworkingConfig": {"EndpointsConfig": {"apiv": {"Aliases": ["web"]}}}
+    });
+    let id = created(&d, "1.44", "named", body)["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let entry = || d.inspect("named")["NetworkSettings"]["Networks"]["apiv"].clone();
+    assert_eq!(
+        entry()["Aliases"],
+        serde_json::json!(["web"]),
+        "before start"
+    );
+    d.docker_ok(&["start", "named"]);
+    let short = &id[..12];
+    assert_eq!(entry()["Aliases"], serde_json::json!(["web", short, "hh"]));
+    assert_eq!(
+        entry()["DNSNames"],
+        serde_json::json!(["named", "web", short, "hh"])
+    );
+    d.docker_ok(&["rm", "-f", "named"]);
+    d.docker_ok(&["network", "rm", "apiv"]);
 
     d.docker_ok(&["rm", "src", "a42", "a43", "mac41", "mac44"]);
     d.docker_ok(&["rmi", &unnamed]);

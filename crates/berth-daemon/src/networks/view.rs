@@ -18,13 +18,16 @@ struct Facts {
     ports: Vec<PortBindingRow>,
 }
 
-/// A network's entry in `NetworkSettings.Networks`. `dns_names`: the
-/// endpoint's names on a user-defined network (API 1.44's `DNSNames`).
+/// A network's entry in `NetworkSettings.Networks`. `on_user_network`:
+/// the container, when the network is a user-defined one. Connected to
+/// it, docker shows its short id and hostname among the aliases (in every
+/// API version berthd serves; dockerd leaves them out from 1.45) and the
+/// endpoint's `DNSNames` (1.44).
 fn endpoint_json(
     n: Option<&Network>,
     e: Option<&EndpointRow>,
     settings: Option<&Value>,
-    dns_names: Option<Vec<String>>,
+    on_user_network: Option<&Loaded>,
 ) -> Value {
     let config = e
         .map(|e| EndpointConfig::decode(&e.config))
@@ -47,10 +50,25 @@ fn endpoint_json(
         Some(_) => config.mac,
         None => given("MacAddress").as_str().unwrap_or_default().to_string(),
     };
+    let connected = on_user_network.filter(|_| e.is_some());
+    let aliases = match connected {
+        None => given("Aliases"),
+        Some(c) => {
+            let mut aliases: Vec<String> =
+                serde_json::from_value(given("Aliases")).unwrap_or_default();
+            for own in [&c.id[..12], c.config.hostname.as_str()] {
+                if !own.is_empty() && !aliases.iter().any(|a| a == own) {
+                    aliases.push(own.to_string());
+                }
+            }
+            json!(aliases)
+        }
+    };
+    let dns_names = connected.map(|c| super::dns::endpoint_names(c, &config.aliases));
     json!({
         "IPAMConfig": given("IPAMConfig"),
         "Links": given("Links"),
-        "Aliases": given("Aliases"),
+        "Aliases": aliases,
         "NetworkID": n.map(|n| n.row.id.clone()).unwrap_or_default(),
         "EndpointID": config.endpoint_id,
         "Gateway": v4.and_then(pool_of).map(|p| p.gateway.to_string()).unwrap_or_default(),
@@ -105,13 +123,9 @@ impl Engine {
             let s = settings
                 .get(&name)
                 .or_else(|| (name == BRIDGE).then(|| settings.get("default")).flatten());
-            let dns_names = match (n, e) {
-                (Some(n), Some(e)) if ![BRIDGE, HOST, NONE].contains(&n.row.name.as_str()) => Some(
-                    super::dns::endpoint_names(c, &EndpointConfig::decode(&e.config).aliases),
-                ),
-                _ => None,
-            };
-            out.insert(key, endpoint_json(n, e, s, dns_names));
+            let user_defined =
+                n.is_some_and(|n| ![BRIDGE, HOST, NONE].contains(&n.row.name.as_str()));
+            out.insert(key, endpoint_json(n, e, s, user_defined.then_some(c)));
         }
         out
     }
