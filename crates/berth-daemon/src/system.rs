@@ -72,17 +72,27 @@ fn cgroup_version() -> &'static str {
     }
 }
 
+/// berthd is no Go program; docker's clients print this where dockerd's
+/// Go version goes.
+const GO_VERSION: &str = "n/a (rust)";
+
 /// `/version`, with the oldest API version this daemon serves.
 pub fn version(min_api_version: ApiVersion) -> SystemVersion {
+    // docker's CLI prints the Engine component's details (`docker
+    // version`), each a string, as dockerd fills them.
     let component = json!({
         "Name": "Engine",
         "Version": ENGINE_VERSION,
         "Details": {
             "ApiVersion": ApiVersion::MAX.to_string(),
             "MinAPIVersion": min_api_version.to_string(),
+            "GitCommit": "",
+            "GoVersion": GO_VERSION,
             "Os": "linux",
             "Arch": go_arch(),
             "KernelVersion": kernel_version(),
+            "Experimental": "false",
+            "BuildTime": "",
         },
     });
     SystemVersion {
@@ -94,7 +104,7 @@ pub fn version(min_api_version: ApiVersion) -> SystemVersion {
         api_version: Some(ApiVersion::MAX.to_string()),
         min_api_version: Some(min_api_version.to_string()),
         git_commit: Some(String::new()),
-        go_version: Some(String::from("n/a (rust)")),
+        go_version: Some(GO_VERSION.to_string()),
         os: Some("linux".to_string()),
         arch: Some(go_arch().to_string()),
         kernel_version: Some(kernel_version()),

@@ -32,6 +32,19 @@ fn ping_version_info_and_negotiation() {
         let v = json(&body);
         assert_eq!(v["ApiVersion"], "1.44");
         assert_eq!(v["MinAPIVersion"], "1.24");
+        // What `docker version` prints of the engine: every detail
+        // dockerd gives, as strings.
+        let details = &v["Components"][0]["Details"];
+        for key in [
+            "ApiVersion",
+            "GitCommit",
+            "GoVersion",
+            "Experimental",
+            "BuildTime",
+        ] {
+            assert!(details[key].is_string(), "{key}: {details}");
+        }
+        assert_eq!(details["Experimental"], "false");
     }
     d.api_error("GET", "/v1.12/version", None, 400, "too old");
     d.api_error("GET", "/v1.99/version", None, 400, "too new");
