@@ -33,6 +33,7 @@ mod apply;
 mod compression;
 mod digest;
 mod error;
+mod flusher;
 mod fsops;
 mod idmap;
 mod path;

@@ -30,6 +30,7 @@ use rustix::io::Errno;
 
 use crate::apply::{ApplyOptions, OpaqueXattr, CHUNK, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::error::{show, Error};
+use crate::flusher::EarlyFlush;
 use crate::fsops::{current_umask, is_dir_at, lsetxattr_at, open_subdir, remove_any, timestamps};
 use crate::idmap::IdMap;
 use crate::path::{normalize, split};
@@ -41,8 +42,9 @@ use crate::root::{LayerRoot, S_ISGID};
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 
 /// Files at least this large are queued for writeback once written (when
-/// the layer is to be synced): the final syncfs then waits for little more
-/// than the small files and the metadata.
+/// the layer is to be synced); smaller ones are written back in batches
+/// ([`crate::flusher`]): the final syncfs then waits for little more than
+/// the last of them and the metadata.
 const EARLY_WRITEBACK_SIZE: u64 = 128 << 10;
 
 /// Files at least this large are written with direct I/O when the layer
@@ -161,6 +163,8 @@ pub(crate) struct Unpacker {
     umask: Option<u32>,
     /// Directory path -> mtime, applied at the end (last entry wins).
     dir_times: HashMap<Vec<u8>, Mtime>,
+    /// When synced: the small files' early writeback.
+    early_flush: EarlyFlush,
 }
 
 /// Converts a failed file system call into an error naming the entry.
@@ -194,6 +198,7 @@ impl Unpacker {
             creator: (rustix::process::geteuid(), rustix::process::getegid()),
             umask: None,
             dir_times: HashMap::new(),
+            early_flush: EarlyFlush::default(),
         }
     }
 
@@ -391,6 +396,8 @@ impl Unpacker {
         if self.sync && entry.size >= EARLY_WRITEBACK_SIZE {
             // A hint: if the kernel refuses it, the final syncfs still does the work.
             let _ = berth_sys::writeback::start(file.as_fd(), 0, 0);
+        } else if self.sync {
+            self.early_flush.wrote(self.root.fd(), entry.size);
         }
         if owner != creator || parent_setgid {
             ctx(
@@ -555,6 +562,7 @@ impl Unpacker {
 
     /// Sets the directory mtimes recorded during the walk, then syncs.
     fn finish(&mut self) -> Result<(), Error> {
+        self.early_flush.stop();
         for (path, mtime) in &self.dir_times {
             let fd = match self.root.reopen_dir(path) {
                 Ok(fd) => fd,
