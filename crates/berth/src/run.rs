@@ -1193,4 +1193,25 @@ mod tests {
         let bad = T::try_parse_from(["t", "--rm", "--restart", "always", "busybox"]).unwrap();
         assert!(create_body(&bad.o, true).is_err());
     }
+
+    #[test]
+    fn annotations_and_the_start_interval_need_api_1_43_and_1_44() {
+        let t = T::try_parse_from([
+            "t",
+            "--annotation",
+            "org.example/a=1",
+            "--annotation",
+            "flag",
+            "--health-start-interval",
+            "2s",
+            "busybox",
+        ])
+        .unwrap();
+        let b = create_body(&t.o, true).unwrap();
+        assert_eq!(
+            b["HostConfig"]["Annotations"],
+            json!({"org.example/a": "1", "flag": ""})
+        );
+        assert_eq!(b["Healthcheck"]["StartInterval"], 2_000_000_000i64);
+    }
 }

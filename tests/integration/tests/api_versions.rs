@@ -247,6 +247,39 @@ fn answers_follow_the_clients_api_version() {
     d.docker_ok(&["rm", "-f", "named"]);
     d.docker_ok(&["network", "rm", "apiv"]);
 
+    // berth's CLI sends annotations from 1.43 and refuses them, as
+    // docker's CLI does, to a daemon (here: a pinned version) before it.
+    let berth = |version: Option<&str>| {
+        let mut cmd = std::process::Command::new(berth_integration::runtime::berth_binary("berth"));
+        cmd.args(["-H", &format!("unix://{}", d.socket.display())])
+            .args([
+                "run",
+                "--rm",
+                "--annotation",
+                "org.example=y",
+                "bb:1",
+                "true",
+            ])
+            .env_remove("DOCKER_HOST")
+            .env_remove("BERTH_HOST")
+            .env_remove("DOCKER_API_VERSION");
+        if let Some(v) = version {
+            cmd.env("DOCKER_API_VERSION", v);
+        }
+        cmd.output().expect("running berth")
+    };
+    let out = berth(None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = berth(Some("1.42"));
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains(
+            "\"--annotation\" requires API version 1.43, but the Docker daemon API version is 1.42"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+
     d.docker_ok(&["rm", "src", "a42", "a43", "mac41", "mac44"]);
     d.docker_ok(&["rmi", &unnamed]);
     d.stop();
