@@ -776,7 +776,20 @@ impl Engine {
         let handle = self.container_handle(&c);
         let rx = handle.subscribe();
         if signal == SIGKILL || signal == 15 {
-            let mut state = c.state.clone();
+            // Under the container's lock, from its state as it is now: an
+            // exit recorded since the load above (handle_exit holds the
+            // lock while it records one) must not be overwritten with the
+            // running state loaded before it, which would leave the
+            // container running for ever in the daemon's eyes.
+            let _op = handle.lock();
+            let now = self.reload_container(&c.id)?;
+            if !now.state.status.is_live() {
+                return Err(conflict(format!(
+                    "Cannot kill container: {}: Container {} is not running",
+                    name, c.id
+                )));
+            }
+            let mut state = now.state;
             state.manually_stopped = true;
             self.save_state(&c.id, &handle, state)?;
         }
