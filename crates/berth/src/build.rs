@@ -79,14 +79,7 @@ pub fn build(ctx: &Ctx, a: BuildArgs) -> anyhow::Result<()> {
             serde_json::Value::Object(build_args).to_string(),
         );
     }
-    let labels: serde_json::Map<String, serde_json::Value> = a
-        .label
-        .iter()
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (k.to_string(), v.into())
-        })
-        .collect();
+    let labels = crate::network_create::kv_map(&a.label);
     if !labels.is_empty() {
         q = q.push("labels", serde_json::Value::Object(labels).to_string());
     }

@@ -323,15 +323,7 @@ pub fn apply(
         host.insert("StorageOpt".into(), Value::Object(opts));
     }
     if !o.annotation.is_empty() {
-        // docker's map flag: KEY=VALUE, or KEY for an empty value.
-        let annotations: Map<String, Value> = o
-            .annotation
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                (k.to_string(), v.into())
-            })
-            .collect();
+        let annotations = crate::network_create::kv_map(&o.annotation);
         host.insert("Annotations".into(), Value::Object(annotations));
     }
     Ok(())

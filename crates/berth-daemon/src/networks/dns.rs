@@ -26,17 +26,31 @@ fn binary() -> PathBuf {
 /// address's PTR record): its name, its aliases there, its short id, its
 /// hostname. Inspect shows them as the endpoint's `DNSNames`.
 pub(crate) fn endpoint_names(c: &crate::containers::Loaded, aliases: &[String]) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    let all = [c.name.as_str()]
-        .into_iter()
-        .chain(aliases.iter().map(String::as_str))
-        .chain([&c.id[..12], c.config.hostname.as_str()]);
-    for name in all.filter(|n| !n.is_empty()) {
-        if !names.iter().any(|n| n == name) {
-            names.push(name.to_string());
+    let name = [c.name.as_str()].into_iter();
+    distinct(name.chain(aliases_with_own(c, aliases)))
+}
+
+/// An endpoint's aliases, then the container's short id and hostname (how
+/// docker shows a connected endpoint's `Aliases` before API 1.45).
+pub(crate) fn aliases_with_own<'a>(
+    c: &'a crate::containers::Loaded,
+    aliases: &'a [String],
+) -> impl Iterator<Item = &'a str> {
+    aliases
+        .iter()
+        .map(String::as_str)
+        .chain([&c.id[..12], c.config.hostname.as_str()])
+}
+
+/// The non-empty names, each once, in their first order.
+pub(crate) fn distinct<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in names.filter(|n| !n.is_empty()) {
+        if !out.iter().any(|n| n == name) {
+            out.push(name.to_string());
         }
     }
-    names
+    out
 }
 
 /// Rewrites the network's config from its endpoints and has the server

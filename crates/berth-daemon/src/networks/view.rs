@@ -54,14 +54,10 @@ fn endpoint_json(
     let aliases = match connected {
         None => given("Aliases"),
         Some(c) => {
-            let mut aliases: Vec<String> =
-                serde_json::from_value(given("Aliases")).unwrap_or_default();
-            for own in [&c.id[..12], c.config.hostname.as_str()] {
-                if !own.is_empty() && !aliases.iter().any(|a| a == own) {
-                    aliases.push(own.to_string());
-                }
-            }
-            json!(aliases)
+            let aliases: Vec<String> = serde_json::from_value(given("Aliases")).unwrap_or_default();
+            json!(super::dns::distinct(super::dns::aliases_with_own(
+                c, &aliases
+            )))
         }
     };
     let dns_names = connected.map(|c| super::dns::endpoint_names(c, &config.aliases));
